@@ -1,0 +1,37 @@
+"""The Celery application and the task base class that re-enters an organisation's scope."""
+
+import os
+
+from celery import Celery, Task
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+
+app = Celery("rapport")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+class OrganizationTask(Task):
+    """Base for every task that acts for one organisation.
+
+    The task receives ``organization_id`` as a keyword argument (never a model instance) and its
+    body runs inside ``scope(organization=...)``, so tenant models are reachable and only the
+    organisation's own rows are. Tasks for an organisation that no longer exists do nothing.
+    """
+
+    abstract = True
+
+    def __call__(self, *args, **kwargs):
+        from django_scopes import scope, scopes_disabled
+
+        from crm.models import Organization
+
+        organization_id = kwargs.get("organization_id")
+        if organization_id is None:
+            raise TypeError(f"{self.name} must be called with organization_id=…")
+        with scopes_disabled():
+            organization = Organization.objects.filter(pk=organization_id).first()
+        if organization is None:
+            return None
+        with scope(organization=organization):
+            return super().__call__(*args, **kwargs)

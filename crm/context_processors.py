@@ -1,0 +1,11 @@
+from crm.selectors import memberships_for_user
+
+
+def organization(request):
+    """The current organisation, the membership, and the user's organisations (the switcher)."""
+    user = getattr(request, "user", None)
+    return {
+        "organization": getattr(request, "organization", None),
+        "membership": getattr(request, "membership", None),
+        "my_memberships": memberships_for_user(user=user) if user is not None else [],
+    }

@@ -1,0 +1,34 @@
+from django import forms
+from django.utils.text import slugify
+
+from crm.models import Invitation, Membership, Organization, Role
+
+
+class OrganizationForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = ["name", "slug", "time_zone", "postal_address", "sender_name", "sender_email"]
+        widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"].lower()
+        if slug in {"new", "admin", "api", "static", "media"}:
+            raise forms.ValidationError("This URL name is reserved; choose another.")
+        return slug
+
+    def suggested_slug(self) -> str:
+        return slugify(self.data.get("name", ""))[:50]
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ["email", "role"]
+
+
+class MembershipRoleForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    role = forms.ChoiceField(choices=Role.choices)

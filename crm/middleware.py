@@ -1,0 +1,45 @@
+"""Resolve the organisation from the URL, check membership, activate its scope."""
+
+from django.contrib.auth.views import redirect_to_login
+from django.urls import Resolver404, resolve
+from django_scopes import scope, scopes_disabled
+
+from crm.selectors import membership_for
+
+
+class OrganizationMiddleware:
+    """For every URL under ``/o/<org_slug>/``:
+
+    * anonymous visitors are sent to the login page;
+    * a logged-in user who is not a member gets the same 404 as for an organisation that does
+      not exist (no hint that it does);
+    * members get ``request.organization`` and ``request.membership``, and the rest of the
+      request runs inside ``scope(organization=...)`` so any unscoped query on tenant data raises.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.organization = None
+        request.membership = None
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)
+
+        slug = match.kwargs.get("org_slug")
+        if slug is None:
+            if match.app_name == "admin" and request.user.is_staff:
+                # Operators in Django's admin see every organisation, explicitly.
+                with scopes_disabled():
+                    return self.get_response(request)
+            return self.get_response(request)
+
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        membership = membership_for(user=request.user, slug=slug)  # raises Http404
+        request.membership = membership
+        request.organization = membership.organization
+        with scope(organization=membership.organization):
+            return self.get_response(request)

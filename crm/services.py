@@ -1,0 +1,147 @@
+"""Writes on tenancy: organisations, memberships, invitations."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from crm.emails import send_transactional_email
+from crm.models import Invitation, Membership, Organization, Role, User
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def organization_create(*, user: User, name: str, slug: str, **details) -> Organization:
+    """Create an organisation; its creator becomes its first admin."""
+    organization = Organization.objects.create(name=name, slug=slug, **details)
+    with scopes_disabled():
+        Membership.objects.create(organization=organization, user=user, role=Role.ADMIN)
+    organization_setup_defaults(organization=organization)
+    return organization
+
+
+def organization_setup_defaults(*, organization: Organization) -> None:
+    """Give a new organisation what every organisation starts with.
+
+    Apps that need per-organisation defaults (stages, topics…) extend this function.
+    """
+
+
+def _admin_count(organization: Organization) -> int:
+    with scopes_disabled():
+        return Membership.objects.filter(organization=organization, role=Role.ADMIN).count()
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str) -> Membership:
+    """Change a member's role. The organisation always keeps at least one admin."""
+    with scopes_disabled():
+        # Lock the organisation's admin rows so two concurrent demotions cannot both pass.
+        list(
+            Membership.objects.select_for_update()
+            .filter(organization_id=membership.organization_id, role=Role.ADMIN)
+            .values_list("pk", flat=True)
+        )
+    demoting = membership.role == Role.ADMIN and role != Role.ADMIN
+    if demoting and _admin_count(membership.organization) <= 1:
+        raise ValidationError("The last admin cannot be demoted; make someone else admin first.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    with scopes_disabled():
+        list(
+            Membership.objects.select_for_update()
+            .filter(organization_id=membership.organization_id, role=Role.ADMIN)
+            .values_list("pk", flat=True)
+        )
+    if membership.role == Role.ADMIN and _admin_count(membership.organization) <= 1:
+        raise ValidationError("The last admin cannot be removed; make someone else admin first.")
+    membership.delete()
+
+
+def invitation_create(
+    *, organization: Organization, email: str, role: str, invited_by: User
+) -> Invitation:
+    """Invite someone by email. The link in the email is single-use and expires."""
+    email = email.strip()
+    with scopes_disabled():
+        if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+            raise ValidationError(f"{email} is already a member of {organization.name}.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        Invitation.objects.filter(
+            organization=organization, email__iexact=email, accepted_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        invitation = Invitation.objects.create(
+            organization=organization,
+            email=email,
+            role=role,
+            token_hash=_hash_token(token),
+            invited_by=invited_by,
+            expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+        )
+        url = settings.SITE_URL + reverse("invitation_accept", kwargs={"token": token})
+        transaction.on_commit(
+            lambda: send_transactional_email(
+                template="crm/email/invitation",
+                to=[email],
+                context={
+                    "organization": organization.name,
+                    "inviter": invited_by.display_name,
+                    "role": Role(role).label,
+                    "url": url,
+                    "days": settings.INVITATION_TTL_DAYS,
+                },
+            )
+        )
+    return invitation
+
+
+def invitation_for_token(*, token: str) -> Invitation | None:
+    with scopes_disabled():
+        return (
+            Invitation.objects.select_related("organization", "invited_by")
+            .filter(token_hash=_hash_token(token))
+            .first()
+        )
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """Accept an invitation as `user`. Works once; afterwards the link is dead."""
+    with scopes_disabled():
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if not invitation.is_pending:
+            raise ValidationError(f"This invitation has {invitation.state}.")
+        if user.email.lower() != invitation.email.lower():
+            raise ValidationError(
+                f"This invitation was sent to {invitation.email}; log in with that address."
+            )
+        membership, _ = Membership.objects.get_or_create(
+            organization=invitation.organization,
+            user=user,
+            defaults={"role": invitation.role},
+        )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    if invitation.accepted_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])

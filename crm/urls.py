@@ -1,0 +1,51 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from crm import views
+
+organization_patterns = [
+    path("", views.dashboard, name="dashboard"),
+    path(
+        "candidates/",
+        views.section_placeholder,
+        {"section": "candidates"},
+        name="candidates_placeholder",
+    ),
+    path("pools/", views.section_placeholder, {"section": "pools"}, name="pools_placeholder"),
+    path(
+        "campaigns/",
+        views.section_placeholder,
+        {"section": "campaigns"},
+        name="campaigns_placeholder",
+    ),
+    path(
+        "analytics/",
+        views.section_placeholder,
+        {"section": "analytics"},
+        name="analytics_placeholder",
+    ),
+    path("settings/", views.organization_settings, name="organization_settings"),
+    path("settings/members/", views.members, name="members"),
+    path("settings/members/invite/", views.member_invite, name="member_invite"),
+    path(
+        "settings/members/<int:membership_id>/role/",
+        views.member_change_role,
+        name="member_change_role",
+    ),
+    path("settings/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "settings/invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("organizations/new/", views.organization_create, name="organization_create"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
+    path("o/<slug:org_slug>/", include(organization_patterns)),
+    path("admin/", admin.site.urls),
+]

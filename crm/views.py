@@ -1,0 +1,192 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from crm import services
+from crm.forms import InvitationForm, MembershipRoleForm, OrganizationForm
+from crm.models import Invitation, Membership, Role, WorkerHeartbeat
+from crm.permissions import admin_required
+from crm.selectors import memberships_for_user, organization_members
+
+
+def home(request):
+    """Anonymous visitors log in; members go to their organisation or choose one."""
+    if not request.user.is_authenticated:
+        return redirect("account_login")
+    memberships = memberships_for_user(user=request.user)
+    if not memberships:
+        return redirect("organization_create")
+    if len(memberships) == 1:
+        return redirect("dashboard", org_slug=memberships[0].organization.slug)
+    return render(request, "crm/choose_organization.html", {"memberships": memberships})
+
+
+@login_required
+def organization_create(request):
+    form = OrganizationForm(request.POST or None, initial={"sender_email": request.user.email})
+    if request.method == "POST" and form.is_valid():
+        organization = services.organization_create(
+            user=request.user,
+            **{field: form.cleaned_data[field] for field in form.Meta.fields},
+        )
+        messages.success(request, f"{organization.name} is ready. Welcome!")
+        return redirect("dashboard", org_slug=organization.slug)
+    return render(request, "crm/organization_form.html", {"form": form, "creating": True})
+
+
+def dashboard(request, org_slug):
+    return render(request, "crm/dashboard.html")
+
+
+def section_placeholder(request, org_slug, section):
+    """Sections that later releases fill in (talent pools, campaigns, analytics)."""
+    titles = {
+        "candidates": "Candidates",
+        "pools": "Talent pools",
+        "campaigns": "Campaigns",
+        "analytics": "Analytics",
+    }
+    return render(request, "crm/section_empty.html", {"section": section, "title": titles[section]})
+
+
+@admin_required
+def organization_settings(request, org_slug):
+    form = OrganizationForm(request.POST or None, instance=request.organization)
+    if request.method == "POST" and form.is_valid():
+        organization = form.save()
+        messages.success(request, "Settings saved.")
+        return redirect("organization_settings", org_slug=organization.slug)
+    return render(request, "crm/organization_form.html", {"form": form, "creating": False})
+
+
+def _members_page(request, form):
+    context = {
+        "form": form,
+        "members": organization_members(organization=request.organization),
+        "invitations": Invitation.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+        .select_related("invited_by")
+        .order_by("-created_at"),
+        "roles": Role.choices,
+    }
+    return render(request, "crm/members.html", context)
+
+
+def members(request, org_slug):
+    return _members_page(request, InvitationForm())
+
+
+@require_POST
+@admin_required
+def member_invite(request, org_slug):
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            services.invitation_create(
+                organization=request.organization, invited_by=request.user, **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_error("email", error)
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("members", org_slug=org_slug)
+    return _members_page(request, form)
+
+
+@require_POST
+@admin_required
+def member_change_role(request, org_slug, membership_id):
+    membership = get_object_or_404(Membership, pk=membership_id)
+    form = MembershipRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_change_role(membership=membership, role=form.cleaned_data["role"])
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+        else:
+            messages.success(request, f"{membership.user} is now {membership.get_role_display()}.")
+    else:
+        messages.error(request, "Choose a valid role.")
+    return redirect("members", org_slug=org_slug)
+
+
+@require_POST
+@admin_required
+def member_remove(request, org_slug, membership_id):
+    membership = get_object_or_404(Membership, pk=membership_id)
+    try:
+        services.membership_remove(membership=membership)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, f"{membership.user} was removed from {request.organization}.")
+    return redirect("members", org_slug=org_slug)
+
+
+@require_POST
+@admin_required
+def invitation_revoke(request, org_slug, invitation_id):
+    invitation = get_object_or_404(Invitation, pk=invitation_id)
+    services.invitation_revoke(invitation=invitation)
+    messages.success(request, f"The invitation for {invitation.email} was revoked.")
+    return redirect("members", org_slug=org_slug)
+
+
+@never_cache
+def invitation_accept(request, token):
+    """The link from an invitation email. GET shows it; POST (logged in) accepts it."""
+    invitation = services.invitation_for_token(token=token)
+    if invitation is None:
+        return render(request, "crm/invitation_invalid.html", status=404)
+    if not request.user.is_authenticated:
+        request.session["pending_invitation"] = token
+        return render(request, "crm/invitation_accept.html", {"invitation": invitation})
+    if request.method == "POST" and invitation.is_pending:
+        try:
+            membership = services.invitation_accept(invitation=invitation, user=request.user)
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+        else:
+            request.session.pop("pending_invitation", None)
+            messages.success(request, f"Welcome to {membership.organization.name}!")
+            return redirect("dashboard", org_slug=membership.organization.slug)
+    return render(request, "crm/invitation_accept.html", {"invitation": invitation})
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    """Liveness and readiness for load balancers and operators: database, Redis, a worker."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:
+        checks["database"] = f"error: {error.__class__.__name__}"
+    try:
+        cache.set("healthz", "ok", 10)
+        checks["redis"] = "ok" if cache.get("healthz") == "ok" else "error: read-back failed"
+    except Exception as error:
+        checks["redis"] = f"error: {error.__class__.__name__}"
+    try:
+        latest = WorkerHeartbeat.objects.order_by("-seen_at").first()
+        age = (timezone.now() - latest.seen_at).total_seconds() if latest else None
+        if age is not None and age <= settings.WORKER_HEARTBEAT_MAX_AGE:
+            checks["worker"] = "ok"
+        else:
+            checks["worker"] = "stale" if latest else "no heartbeat yet"
+        checks["worker_heartbeat_age_seconds"] = round(age, 1) if age is not None else None
+    except Exception as error:
+        checks["worker"] = f"error: {error.__class__.__name__}"
+    serving = checks["database"] == "ok" and checks["redis"] == "ok"
+    status = "ok" if serving and checks["worker"] == "ok" else ("degraded" if serving else "down")
+    # 503 only when this web process cannot serve; a stale worker is reported, not fatal.
+    return JsonResponse({"status": status, **checks}, status=200 if serving else 503)
