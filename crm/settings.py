@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "crm",
+    "candidates",
 ]
 
 MIDDLEWARE = [

@@ -5,12 +5,7 @@ from crm import views
 
 organization_patterns = [
     path("", views.dashboard, name="dashboard"),
-    path(
-        "candidates/",
-        views.section_placeholder,
-        {"section": "candidates"},
-        name="candidates_placeholder",
-    ),
+    path("candidates/", include("candidates.urls")),
     path("pools/", views.section_placeholder, {"section": "pools"}, name="pools_placeholder"),
     path(
         "campaigns/",

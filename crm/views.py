@@ -49,7 +49,6 @@ def dashboard(request, org_slug):
 def section_placeholder(request, org_slug, section):
     """Sections that later releases fill in (talent pools, campaigns, analytics)."""
     titles = {
-        "candidates": "Candidates",
         "pools": "Talent pools",
         "campaigns": "Campaigns",
         "analytics": "Analytics",

@@ -1,0 +1,91 @@
+"""Personas and helpers for every test (see STYLE.md rule 12).
+
+Each organisation comes with three logged-in-able people: an admin, a recruiter and a viewer.
+`other_org` is a second tenant whose members must never see `org`'s data.
+"""
+
+import pytest
+from django.test import Client
+from django_scopes import scope, scopes_disabled
+
+from crm.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(name="Acme Talent", slug="acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(name="Globex Hiring", slug="globex")
+
+
+def _member(organization, role, email):
+    user = UserFactory(email=email)
+    MembershipFactory(organization=organization, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def admin_user(org):
+    return _member(org, Role.ADMIN, "ada.admin@acme.example")
+
+
+@pytest.fixture
+def recruiter_user(org):
+    return _member(org, Role.RECRUITER, "rex.recruiter@acme.example")
+
+
+@pytest.fixture
+def viewer_user(org):
+    return _member(org, Role.VIEWER, "vera.viewer@acme.example")
+
+
+@pytest.fixture
+def outsider_user(other_org):
+    """An admin of another organisation: every URL of `org` must answer 404 to them."""
+    return _member(other_org, Role.ADMIN, "olga.outsider@globex.example")
+
+
+def _client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def recruiter_client(recruiter_user):
+    return _client_for(recruiter_user)
+
+
+@pytest.fixture
+def viewer_client(viewer_user):
+    return _client_for(viewer_user)
+
+
+@pytest.fixture
+def outsider_client(outsider_user):
+    return _client_for(outsider_user)
+
+
+@pytest.fixture
+def in_org(org):
+    """Run a block of test code inside the organisation's scope: `with in_org(): ...`."""
+    return lambda: scope(organization=org)
+
+
+@pytest.fixture
+def unscoped():
+    return scopes_disabled
