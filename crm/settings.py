@@ -47,7 +47,6 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django.contrib.postgres",
@@ -65,7 +64,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -77,6 +75,10 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "crm.middleware.OrganizationMiddleware",
 ]
+
+if not DEVELOPMENT:
+    # Production serves static files from the web process itself (compressed, cache-busted).
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
@@ -214,6 +216,25 @@ STORAGES = {
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- S3-compatible file storage (django-storages) -------------------------------------------
+# Used when FILE_STORAGE=storages.backends.s3.S3Storage. Credentials (AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY) are read from the environment by django-storages/boto3 themselves, or
+# come from an instance role. Files stay private: a private ACL on every object (an empty
+# AWS_DEFAULT_ACL sends none, for AWS buckets with ACLs disabled) and short-lived signed URLs.
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL") or None
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME") or None
+AWS_S3_ADDRESSING_STYLE = os.environ.get("AWS_S3_ADDRESSING_STYLE") or None
+AWS_LOCATION = os.environ.get("AWS_LOCATION", "")
+AWS_DEFAULT_ACL = os.environ.get("AWS_DEFAULT_ACL", "private") or None
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+AWS_QUERYSTRING_AUTH = True
+AWS_QUERYSTRING_EXPIRE = 300  # seconds a signed download URL stays valid
+AWS_S3_FILE_OVERWRITE = False  # two resumes named cv.pdf must not replace each other
+_s3_file_storage = STORAGES["default"]["BACKEND"].startswith("storages.backends.s3")
+if _s3_file_storage and not AWS_STORAGE_BUCKET_NAME:
+    raise ImproperlyConfigured("FILE_STORAGE is S3 storage but AWS_STORAGE_BUCKET_NAME is not set.")
 
 # --- security -------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,225 @@
+import re
+from datetime import timedelta
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from crm.models import Invitation, Membership, Role, User
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _run_on_commit(django_capture_on_commit_callbacks):
+    """Invitations are emailed on commit; run those callbacks inside each test transaction."""
+    global _capture
+    _capture = django_capture_on_commit_callbacks
+
+
+def _invite(client, org, email, role=Role.RECRUITER):
+    with _capture(execute=True):
+        response = client.post(
+            f"/o/{org.slug}/settings/members/invite/", {"email": email, "role": role}
+        )
+    assert response.status_code == 302, response.content
+    link = re.search(r"https?://\S+/invitations/(\S+)/", mail.outbox[-1].body)
+    return f"/invitations/{link.group(1)}/"
+
+
+def _membership(org, user):
+    with scopes_disabled():
+        return Membership.objects.filter(organization=org, user=user).first()
+
+
+def test_invitation_email_has_single_use_link_and_no_list_headers(admin_client, org):
+    _invite(admin_client, org, "new.person@example.com")
+
+    message = mail.outbox[-1]
+    assert message.to == ["new.person@example.com"]
+    assert "Acme Talent" in message.subject
+    assert "List-Unsubscribe" not in message.extra_headers
+    with scopes_disabled():
+        invitation = Invitation.objects.get()
+    # Only a hash of the token is stored.
+    assert invitation.token_hash not in message.body
+
+
+def test_invitation_existing_account_accepts_once(admin_client, org, client):
+    invitee = UserFactory(email="existing@example.com")
+    link = _invite(admin_client, org, "Existing@Example.com", Role.VIEWER)
+    client.force_login(invitee)
+
+    shown = client.get(link)
+    accepted = client.post(link)
+    again = client.post(link)
+
+    assert shown.status_code == 200 and b"Accept invitation" in shown.content
+    assert accepted["Location"] == f"/o/{org.slug}/"
+    assert _membership(org, invitee).role == Role.VIEWER
+    assert again.status_code == 200 and b"has accepted" in again.content
+    with scopes_disabled():
+        assert Membership.objects.filter(organization=org, user=invitee).count() == 1
+
+
+def test_invitation_new_account_signup_verify_then_accept(admin_client, org, client):
+    link = _invite(admin_client, org, "brand.new@example.com")
+
+    landing = client.get(link)
+    client.post(
+        reverse("account_signup"),
+        {
+            "email": "brand.new@example.com",
+            "password1": "a-long-passphrase-1",
+            "password2": "a-long-passphrase-1",
+        },
+    )
+    confirm = re.search(r"/accounts/confirm-email/[^/\s]+/", mail.outbox[-1].body).group(0)
+    after_confirm = client.post(confirm)
+    accept_page = client.get(after_confirm["Location"])
+    accepted = client.post(link)
+
+    user = User.objects.get(email="brand.new@example.com")
+    assert landing.status_code == 200
+    assert after_confirm["Location"] == link
+    assert accept_page.status_code == 200
+    assert accepted["Location"] == f"/o/{org.slug}/"
+    assert EmailAddress.objects.get(user=user).verified
+    assert _membership(org, user).role == Role.RECRUITER
+
+
+def test_invitation_expired_cannot_be_accepted(admin_client, org, client):
+    invitee = UserFactory(email="late@example.com")
+    link = _invite(admin_client, org, "late@example.com")
+    with scopes_disabled():
+        Invitation.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    client.force_login(invitee)
+
+    response = client.post(link)
+
+    assert b"has expired" in response.content
+    assert _membership(org, invitee) is None
+
+
+def test_invitation_for_another_address_is_refused(admin_client, org, client):
+    _invite(admin_client, org, "intended@example.com")
+    link = re.search(r"/invitations/\S+/", mail.outbox[-1].body).group(0)
+    someone_else = UserFactory(email="someone.else@example.com")
+    client.force_login(someone_else)
+
+    response = client.post(link, follow=True)
+
+    assert _membership(org, someone_else) is None
+    assert b"intended@example.com" in response.content
+
+
+def test_invitation_revoked_link_is_dead(admin_client, org, client):
+    invitee = UserFactory(email="revoked@example.com")
+    link = _invite(admin_client, org, "revoked@example.com")
+    with scopes_disabled():
+        invitation = Invitation.objects.get()
+    admin_client.post(f"/o/{org.slug}/settings/invitations/{invitation.pk}/revoke/")
+    client.force_login(invitee)
+
+    client.post(link)
+
+    assert _membership(org, invitee) is None
+
+
+def test_invitation_unknown_token_is_404(client):
+    assert client.get("/invitations/not-a-token/").status_code == 404
+
+
+def test_invite_invalid_email_rerenders_with_error(admin_client, org):
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/members/invite/", {"email": "not-an-email", "role": "admin"}
+    )
+    assert response.status_code == 200
+    assert "email" in response.context["form"].errors
+    assert mail.outbox == []
+
+
+def test_invite_existing_member_is_an_error(admin_client, org, recruiter_user):
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/members/invite/",
+        {"email": recruiter_user.email.upper(), "role": "viewer"},
+    )
+    assert "already a member" in str(response.context["form"].errors["email"])
+
+
+def test_member_role_change_by_admin(admin_client, org, recruiter_user):
+    membership = _membership(org, recruiter_user)
+    admin_client.post(f"/o/{org.slug}/settings/members/{membership.pk}/role/", {"role": Role.ADMIN})
+    assert _membership(org, recruiter_user).role == Role.ADMIN
+
+
+def test_member_last_admin_cannot_be_demoted_or_removed(admin_client, org, admin_user):
+    membership = _membership(org, admin_user)
+
+    demote = admin_client.post(
+        f"/o/{org.slug}/settings/members/{membership.pk}/role/", {"role": Role.VIEWER}, follow=True
+    )
+    remove = admin_client.post(
+        f"/o/{org.slug}/settings/members/{membership.pk}/remove/", follow=True
+    )
+
+    assert _membership(org, admin_user).role == Role.ADMIN
+    assert b"last admin cannot be demoted" in demote.content
+    assert b"last admin cannot be removed" in remove.content
+
+
+def test_member_admin_can_step_down_when_another_admin_exists(admin_client, org, admin_user):
+    MembershipFactory(organization=org, role=Role.ADMIN)
+    membership = _membership(org, admin_user)
+    admin_client.post(
+        f"/o/{org.slug}/settings/members/{membership.pk}/role/", {"role": Role.RECRUITER}
+    )
+    assert _membership(org, admin_user).role == Role.RECRUITER
+
+
+def test_member_remove(admin_client, org, viewer_user):
+    membership = _membership(org, viewer_user)
+    admin_client.post(f"/o/{org.slug}/settings/members/{membership.pk}/remove/")
+    assert _membership(org, viewer_user) is None
+    assert admin_client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("client_fixture", ["viewer_client", "recruiter_client"])
+def test_member_writes_need_admin(request, org, admin_user, client_fixture):
+    client = request.getfixturevalue(client_fixture)
+    membership = _membership(org, admin_user)
+    base = f"/o/{org.slug}/settings/"
+
+    responses = [
+        client.post(base + "members/invite/", {"email": "x@example.com", "role": "admin"}),
+        client.post(base + f"members/{membership.pk}/role/", {"role": "viewer"}),
+        client.post(base + f"members/{membership.pk}/remove/"),
+    ]
+
+    assert [r.status_code for r in responses] == [403, 403, 403]
+    assert _membership(org, admin_user).role == Role.ADMIN
+    assert mail.outbox == []
+
+
+def test_members_page_viewer_can_read(viewer_client, org, admin_user):
+    response = viewer_client.get(f"/o/{org.slug}/settings/members/")
+    assert response.status_code == 200
+    assert admin_user.email.encode() in response.content
+    assert b"Invite a teammate" not in response.content
+
+
+def test_members_page_query_count_is_constant(admin_client, org, django_assert_max_num_queries):
+    for _ in range(3):
+        MembershipFactory(organization=org)
+    with django_assert_max_num_queries(12) as captured:
+        admin_client.get(f"/o/{org.slug}/settings/members/")
+    few = len(captured)
+    for _ in range(10):
+        MembershipFactory(organization=org)
+    with django_assert_max_num_queries(few) as captured_many:
+        admin_client.get(f"/o/{org.slug}/settings/members/")
+    assert len(captured_many) == few

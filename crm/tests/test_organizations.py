@@ -1,0 +1,133 @@
+import re
+
+import pytest
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from crm.models import Membership, Organization, Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_organization_create_makes_creator_admin(client):
+    user = UserFactory()
+    client.force_login(user)
+
+    response = client.post(
+        reverse("organization_create"),
+        {
+            "name": "Initech Talent",
+            "slug": "initech",
+            "time_zone": "Europe/Berlin",
+            "postal_address": "Initech GmbH\nBerlin",
+            "sender_name": "Ina",
+            "sender_email": "ina@initech.example",
+        },
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/o/initech/"
+    with scopes_disabled():
+        membership = Membership.objects.get(user=user)
+    assert (membership.organization.name, membership.role) == ("Initech Talent", Role.ADMIN)
+
+
+def test_organization_create_invalid_input_rerenders_with_errors(client):
+    OrganizationFactory(slug="taken")
+    client.force_login(UserFactory())
+
+    response = client.post(
+        reverse("organization_create"),
+        {"name": "", "slug": "taken", "time_zone": "Mars/Olympus"},
+    )
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert set(errors) == {"name", "slug", "time_zone"}
+    assert Organization.objects.count() == 1
+
+
+def test_organization_create_reserved_slug_is_rejected(client):
+    client.force_login(UserFactory())
+    response = client.post(
+        reverse("organization_create"), {"name": "New", "slug": "new", "time_zone": "UTC"}
+    )
+    assert "reserved" in str(response.context["form"].errors["slug"])
+
+
+def test_home_sends_user_without_organization_to_create(client):
+    client.force_login(UserFactory())
+    assert client.get("/")["Location"] == reverse("organization_create")
+
+
+def test_home_anonymous_goes_to_login(client):
+    assert client.get("/")["Location"].startswith("/accounts/login/")
+
+
+def test_home_single_membership_goes_to_dashboard(admin_client, org):
+    assert admin_client.get("/")["Location"] == f"/o/{org.slug}/"
+
+
+def test_organization_switch_between_memberships(client, org, other_org):
+    user = UserFactory()
+    MembershipFactory(user=user, organization=org, role=Role.ADMIN)
+    MembershipFactory(user=user, organization=other_org, role=Role.VIEWER)
+    client.force_login(user)
+
+    chooser = client.get("/")
+    first = client.get(f"/o/{org.slug}/")
+    second = client.get(f"/o/{other_org.slug}/")
+
+    assert chooser.status_code == 200
+    assert [m.organization.slug for m in chooser.context["memberships"]] == ["acme", "globex"]
+    assert first.context["organization"] == org
+    assert second.context["organization"] == other_org
+    assert second.context["membership"].role == Role.VIEWER
+    # The switcher in the navbar lists both organisations on every page.
+    assert b"Globex Hiring" in first.content and b"Acme Talent" in second.content
+
+
+def test_dashboard_non_member_gets_same_404_as_missing_org(outsider_client, org):
+    existing = outsider_client.get(f"/o/{org.slug}/")
+    missing = outsider_client.get("/o/does-not-exist/")
+    assert existing.status_code == missing.status_code == 404
+
+    def without_csrf_token(response):
+        return re.sub(
+            rb'(X-CSRFToken": |csrfmiddlewaretoken" value=)"[^"]+"', b"", response.content
+        )
+
+    assert without_csrf_token(existing) == without_csrf_token(missing)
+
+
+def test_dashboard_anonymous_redirects_to_login(client, org):
+    response = client.get(f"/o/{org.slug}/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next=/o/{org.slug}/"
+
+
+def test_settings_admin_can_update_organization(admin_client, org):
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/",
+        {
+            "name": "Acme Careers",
+            "slug": "acme",
+            "time_zone": "Europe/Paris",
+            "postal_address": "2 rue de la Paix\nParis",
+            "sender_name": "Ada",
+            "sender_email": "ada@acme.example",
+        },
+    )
+    org.refresh_from_db()
+    assert response.status_code == 302
+    assert (org.name, org.time_zone) == ("Acme Careers", "Europe/Paris")
+
+
+@pytest.mark.parametrize("client_fixture", ["viewer_client", "recruiter_client"])
+def test_settings_non_admin_gets_403(request, org, client_fixture):
+    client = request.getfixturevalue(client_fixture)
+    assert client.get(f"/o/{org.slug}/settings/").status_code == 403
+    assert client.post(f"/o/{org.slug}/settings/", {"name": "Hacked"}).status_code == 403
+    org.refresh_from_db()
+    assert org.name == "Acme Talent"
