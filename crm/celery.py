@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery, Task
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
@@ -35,3 +36,11 @@ class OrganizationTask(Task):
             return None
         with scope(organization=organization):
             return super().__call__(*args, **kwargs)
+
+
+@worker_ready.connect
+def _announce_worker(**kwargs):
+    """Report a heartbeat as soon as a worker is ready, not only at beat's next tick."""
+    from crm.tasks import heartbeat
+
+    heartbeat.delay()
