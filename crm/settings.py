@@ -60,6 +60,9 @@ INSTALLED_APPS = [
     "csp",
     "crm",
     "candidates",
+    "pipelines",
+    "campaigns",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -109,8 +112,10 @@ if not DATABASE_URL:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
+# Each test run gets its own database, so that several runs (two developers, or a test run
+# beside a benchmark) on one server never drop each other's test database.
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
-    "TEST_DATABASE_NAME", "test_" + DATABASES["default"]["NAME"]
+    "TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -287,6 +292,19 @@ CELERY_BEAT_SCHEDULE = {
     "expire-invitations": {
         "task": "crm.purge_expired_invitations",
         "schedule": crontab(minute=17, hour=3),
+    },
+    "campaigns-dispatch": {
+        "task": "campaigns.dispatch",
+        "schedule": 60.0,
+    },
+    # --- pipelines: follow-up digests and "not now" returns; smart pool re-materialisation ---
+    "pipelines-follow-ups": {
+        "task": "pipelines.follow_ups_dispatch",
+        "schedule": crontab(minute="*/15"),
+    },
+    "pipelines-smart-pools": {
+        "task": "pipelines.smart_pools_refresh_all",
+        "schedule": crontab(minute=40),
     },
 }
 WORKER_HEARTBEAT_MAX_AGE = 120  # seconds; /healthz reports the worker down past this
