@@ -130,6 +130,9 @@ class Candidate(models.Model):
             GinIndex(fields=["organization", "search_vector"], name="cand_search_gin"),
             GinIndex(fields=["organization", "skills"], name="cand_skills_gin"),
             GinIndex(fields=["organization", "tags"], name="cand_tags_gin"),
+            # Duplicate detection: "another candidate has this address as an alternate". Not led
+            # by organization: the addresses are selective, a btree_gin org key is not.
+            GinIndex(fields=["alternate_emails"], name="cand_alt_emails_gin"),
             GinIndex(fields=["custom_fields"], name="cand_custom_gin"),
             GinIndex(OpClass("search_name", name="gin_trgm_ops"), name="cand_name_trgm"),
             GinIndex(OpClass("email", name="gin_trgm_ops"), name="cand_email_trgm"),

@@ -1,9 +1,13 @@
 """Reusable tenant-scoped reads: views load objects through these, and get a 404 for anything
 that is not the current organisation's (the same answer for missing and foreign)."""
 
+from datetime import datetime
+
+from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from candidates.models import Candidate, Job
+from candidates.models import Activity, Candidate, CustomField, Job, Note
 
 
 def candidate_get(*, organization, candidate_id: int) -> Candidate:
@@ -16,3 +20,218 @@ def candidate_get(*, organization, candidate_id: int) -> Candidate:
 
 def job_get(*, organization, job_id: int) -> Job:
     return get_object_or_404(Job, organization=organization, pk=job_id)
+
+
+# --- profiles, notes, timeline, custom fields ---
+
+TIMELINE_PAGE_SIZE = 200
+
+
+def note_get(*, candidate: Candidate, note_id: int) -> Note:
+    return get_object_or_404(
+        Note.objects.select_related("author"),
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        pk=note_id,
+    )
+
+
+def custom_field_get(*, organization, field_id: int) -> CustomField:
+    return get_object_or_404(CustomField, organization=organization, pk=field_id)
+
+
+def candidate_timeline(
+    *,
+    candidate: Candidate,
+    before: tuple[datetime, int] | None = None,
+    limit: int = TIMELINE_PAGE_SIZE,
+) -> tuple[list[Activity], tuple[datetime, int] | None]:
+    """The candidate's activities, newest first, `limit` at a time (keyset pagination on
+    (occurred_at, id)); returns the page and the cursor of the next older page, or None.
+    One query however long the page: actor, note and note author come joined."""
+    activities = (
+        Activity.objects.filter(organization_id=candidate.organization_id, candidate=candidate)
+        .select_related("actor", "note", "note__author")
+        .order_by("-occurred_at", "-id")
+    )
+    if before is not None:
+        occurred_at, activity_id = before
+        activities = activities.filter(
+            Q(occurred_at__lt=occurred_at) | Q(occurred_at=occurred_at, id__lt=activity_id)
+        )
+    page = list(activities[: limit + 1])
+    if len(page) > limit:
+        page = page[:limit]
+        return page, (page[-1].occurred_at, page[-1].pk)
+    return page, None
+
+
+def candidate_pinned_notes(*, candidate: Candidate) -> list[Note]:
+    return list(
+        Note.objects.filter(
+            organization_id=candidate.organization_id, candidate=candidate, pinned=True
+        )
+        .select_related("author")
+        .order_by("-created_at", "-id")
+    )
+
+
+def candidate_owner_choices(*, organization, include=None):
+    """Users who may own candidates: the organisation's recruiters and admins (plus the current
+    owner, so a demoted owner does not vanish from an edit form)."""
+    from crm.models import Role, User
+
+    condition = Q(
+        memberships__organization=organization,
+        memberships__role__in=[Role.RECRUITER, Role.ADMIN],
+    )
+    if include is not None:
+        condition |= Q(pk=include.pk)
+    return User.objects.filter(condition).distinct().order_by("name", "email")
+
+
+# --- list, search, saved searches ---
+
+
+def candidate_list_queryset(*, filterset, rank_limit: int | None = None):
+    """The candidates matching a CandidateFilterSet: its filters, then its search (if any),
+    annotated with `rank` and ordered by relevance. Invalid filter values are left out (the
+    form shows their errors)."""
+    from candidates.search import candidate_search
+
+    queryset = filterset.qs
+    q = (filterset.form.cleaned_data.get("q") or "").strip() if filterset.is_bound else ""
+    if q:
+        queryset = candidate_search(queryset, q, limit=rank_limit)
+    return queryset
+
+
+def saved_searches_for_user(*, organization, user) -> list:
+    from candidates.models import SavedSearch
+
+    return list(SavedSearch.objects.filter(organization=organization, owner=user))
+
+
+def saved_search_get(*, organization, user, saved_search_id: int):
+    """One of the user's own saved searches; 404 for anyone else's."""
+    from candidates.models import SavedSearch
+
+    return get_object_or_404(SavedSearch, organization=organization, owner=user, pk=saved_search_id)
+
+
+def saved_search_queryset(*, saved_search):
+    """The candidates a saved search finds now (smart pools are defined by one)."""
+    from django.http import QueryDict
+
+    from candidates.filters import CandidateFilterSet
+
+    params = QueryDict(mutable=True)
+    for key, values in (saved_search.query or {}).items():
+        params.setlist(key, values if isinstance(values, list) else [values])
+    filterset = CandidateFilterSet(params, organization=saved_search.organization)
+    return candidate_list_queryset(filterset=filterset)
+
+
+# --- attachments, duplicates and merges ---
+
+MERGE_CHAIN_LIMIT = 20
+
+
+def attachment_get(*, organization, attachment_id: int):
+    from candidates.models import Attachment
+
+    return get_object_or_404(
+        Attachment.objects.select_related("candidate"), organization=organization, pk=attachment_id
+    )
+
+
+def candidate_get_or_merged(*, organization, candidate_id: int) -> Candidate:
+    """The live profile that `candidate_id` now stands for: the candidate itself, or — when it
+    was merged — the profile it was merged into (following chains of merges). 404 when there is
+    none in this organisation. A view that gets back a different id than it asked for should
+    redirect there with a message ("… was merged into this profile")."""
+    candidate = get_object_or_404(
+        Candidate.objects.select_related("owner"), organization=organization, pk=candidate_id
+    )
+    for _ in range(MERGE_CHAIN_LIMIT):
+        if candidate.merged_into_id is None:
+            return candidate
+        candidate = get_object_or_404(
+            Candidate.objects.select_related("owner"),
+            organization=organization,
+            pk=candidate.merged_into_id,
+        )
+    raise Http404("Merged too many times to follow.")
+
+
+def duplicate_suggestion_get(*, organization, suggestion_id: int):
+    from candidates.models import DuplicateSuggestion
+
+    return get_object_or_404(DuplicateSuggestion, organization=organization, pk=suggestion_id)
+
+
+def duplicate_suggestions_open(*, organization):
+    """Open suggestions between two live candidates, strongest first (one query)."""
+    from candidates.models import DuplicateSuggestion
+
+    return (
+        DuplicateSuggestion.objects.filter(
+            organization=organization,
+            state=DuplicateSuggestion.State.OPEN,
+            candidate_a__merged_into__isnull=True,
+            candidate_b__merged_into__isnull=True,
+        )
+        .select_related("candidate_a", "candidate_b")
+        .order_by("-score", "-id")
+    )
+
+
+def merge_record_get(*, organization, merge_id: int):
+    from candidates.models import MergeRecord
+
+    return get_object_or_404(
+        MergeRecord.objects.select_related("primary", "secondary"),
+        organization=organization,
+        pk=merge_id,
+    )
+
+
+def candidate_duplicates_panel(*, candidate: Candidate, limit: int = 5) -> dict:
+    """What the profile's duplicates card shows, in two queries: the open suggestions that
+    involve this candidate (with the other profile) and the merges into it."""
+    from candidates.models import MergeRecord
+
+    suggestions = list(
+        duplicate_suggestions_open(organization=candidate.organization_id).filter(
+            Q(candidate_a=candidate) | Q(candidate_b=candidate)
+        )[:limit]
+    )
+    for suggestion in suggestions:
+        suggestion.other = (
+            suggestion.candidate_b
+            if suggestion.candidate_a_id == candidate.pk
+            else suggestion.candidate_a
+        )
+    merges = list(
+        MergeRecord.objects.filter(organization_id=candidate.organization_id, primary=candidate)
+        .select_related("secondary", "merged_by")
+        .order_by("-merged_at", "-id")[:limit]
+    )
+    return {"suggestions": suggestions, "merges": merges}
+
+
+# --- import ---
+
+
+def import_job_get(*, organization, job_id: int) -> Job:
+    """An import job of the organisation (404 for others' jobs and other kinds of job)."""
+    return get_object_or_404(Job, organization=organization, pk=job_id, kind=Job.Kind.IMPORT)
+
+
+def import_jobs_recent(*, organization, limit: int = 5) -> list[Job]:
+    return list(
+        Job.objects.filter(organization=organization, kind=Job.Kind.IMPORT)
+        .exclude(status=Job.Status.DRAFT)
+        .select_related("created_by")
+        .order_by("-created_at", "-id")[:limit]
+    )

@@ -6,7 +6,7 @@ Each area keeps its patterns in its own section below.
 
 from django.urls import path
 
-from candidates.views import jobs, search
+from candidates.views import attachments, duplicates, fields, imports, jobs, profile, search
 
 app_name = "candidates"
 
@@ -16,8 +16,55 @@ urlpatterns = [
     path("jobs/<int:job_id>/download/", jobs.job_download, name="job_download"),
     # --- list, search, saved searches, bulk actions, export (views/search.py) ---
     path("", search.candidate_list, name="list"),
+    path("saved-searches/", search.saved_search_create, name="saved_search_create"),
+    path(
+        "saved-searches/<int:saved_search_id>/delete/",
+        search.saved_search_delete,
+        name="saved_search_delete",
+    ),
+    path("bulk/", search.candidate_bulk, name="bulk"),
     # --- profiles, notes, timeline, custom fields (views/profile.py) ---
+    path("new/", profile.candidate_new, name="new"),
+    path("<int:candidate_id>/", profile.candidate_detail, name="detail"),
+    path("<int:candidate_id>/edit/", profile.candidate_edit, name="edit"),
+    path("<int:candidate_id>/notes/", profile.note_add, name="note_add"),
+    path("<int:candidate_id>/notes/<int:note_id>/edit/", profile.note_edit, name="note_edit"),
+    path("<int:candidate_id>/notes/<int:note_id>/delete/", profile.note_delete, name="note_delete"),
+    path("<int:candidate_id>/notes/<int:note_id>/pin/", profile.note_pin, name="note_pin"),
+    path("fields/", fields.field_list, name="fields"),
+    path("fields/new/", fields.field_add, name="field_add"),
+    path("fields/<int:field_id>/", fields.field_edit, name="field_edit"),
+    path("fields/<int:field_id>/archive/", fields.field_archive, name="field_archive"),
     # --- import (views/imports.py) ---
+    path("import/", imports.import_upload, name="import"),
+    path("import/<int:job_id>/mapping/", imports.import_mapping, name="import_mapping"),
+    path("import/<int:job_id>/preview/", imports.import_preview, name="import_preview"),
+    path("import/<int:job_id>/start/", imports.import_start, name="import_start"),
+    path("import/<int:job_id>/resume/", imports.import_resume, name="import_resume"),
     # --- attachments (views/attachments.py) ---
+    path(
+        "<int:candidate_id>/files/",
+        attachments.attachment_upload,
+        name="attachment_upload",
+    ),
+    path(
+        "files/<int:attachment_id>/download/",
+        attachments.attachment_download,
+        name="attachment_download",
+    ),
+    path(
+        "files/<int:attachment_id>/delete/",
+        attachments.attachment_remove,
+        name="attachment_delete",
+    ),
     # --- duplicates and merges (views/duplicates.py) ---
+    path("duplicates/", duplicates.duplicate_list, name="duplicates"),
+    path("duplicates/scan/", duplicates.duplicate_scan, name="duplicates_scan"),
+    path(
+        "duplicates/<int:suggestion_id>/dismiss/",
+        duplicates.duplicate_dismiss_view,
+        name="duplicate_dismiss",
+    ),
+    path("<int:candidate_id>/merge/", duplicates.candidate_merge_view, name="merge"),
+    path("merges/<int:merge_id>/undo/", duplicates.merge_undo, name="merge_undo"),
 ]

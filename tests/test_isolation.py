@@ -63,6 +63,172 @@ def _job(org) -> int:
         ).pk
 
 
+def _note(org) -> int:
+    from candidates.models import Candidate, Note
+
+    with scopes_disabled():
+        candidate = Candidate.objects.get(pk=_candidate(org))
+        return Note.objects.create(
+            organization=org, candidate=candidate, body=f"{SECRET_MARKER} note"
+        ).pk
+
+
+def _custom_field(org) -> int:
+    from candidates.models import CustomField
+
+    with scopes_disabled():
+        return CustomField.objects.create(
+            organization=org, key=f"f_{secrets.token_hex(4)}", label=f"{SECRET_MARKER} field"
+        ).pk
+
+
+def _attachment(org) -> int:
+    from django.core.files.base import ContentFile
+
+    from candidates.models import Attachment
+
+    with scopes_disabled():
+        attachment = Attachment(
+            organization=org,
+            candidate_id=_candidate(org),
+            original_name=f"{SECRET_MARKER}.pdf",
+            content_type="application/pdf",
+            size=20,
+        )
+        attachment.file.save("upload", ContentFile(b"%PDF-1.4 " + SECRET_MARKER.encode()))
+        return attachment.pk
+
+
+def _duplicate_suggestion(org) -> int:
+    from candidates.models import DuplicateSuggestion
+
+    first, second = sorted([_candidate(org), _candidate(org)])
+    with scopes_disabled():
+        return DuplicateSuggestion.objects.create(
+            organization=org, candidate_a_id=first, candidate_b_id=second, reason="email"
+        ).pk
+
+
+def _merge(org) -> int:
+    from candidates.models import Candidate, MergeRecord
+
+    primary, secondary = _candidate(org), _candidate(org)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=secondary).update(merged_into_id=primary)
+        return MergeRecord.objects.create(
+            organization=org, primary_id=primary, secondary_id=secondary
+        ).pk
+
+
+def _saved_search(org) -> int:
+    from candidates.models import SavedSearch
+
+    owner = MembershipFactory(organization=org, role=Role.RECRUITER).user
+    with scopes_disabled():
+        return SavedSearch.objects.create(
+            organization=org, owner=owner, name=SECRET_MARKER, query={"q": [SECRET_MARKER]}
+        ).pk
+
+
+# --- pipelines: pools, stages, cards, roles, follow-ups ---
+
+
+def _pool(org) -> int:
+    from pipelines.models import Pool
+
+    with scopes_disabled():
+        return Pool.objects.create(organization=org, name=f"{SECRET_MARKER} pool").pk
+
+
+def _stage(org) -> int:
+    from pipelines.models import Stage
+
+    with scopes_disabled():
+        return Stage.objects.create(
+            organization=org, name=f"{SECRET_MARKER} {secrets.token_hex(3)}"
+        ).pk
+
+
+def _pool_membership(org) -> int:
+    from django.utils import timezone
+
+    from pipelines.models import PoolMembership
+
+    now = timezone.now()
+    with scopes_disabled():
+        return PoolMembership.objects.create(
+            organization=org,
+            pool_id=_pool(org),
+            candidate_id=_candidate(org),
+            stage_id=_stage(org),
+            entered_stage_at=now,
+            added_at=now,
+        ).pk
+
+
+def _hiring_role(org) -> int:
+    from pipelines.models import HiringRole
+
+    with scopes_disabled():
+        return HiringRole.objects.create(organization=org, title=f"{SECRET_MARKER} role").pk
+
+
+def _follow_up(org) -> int:
+    from pipelines.models import FollowUp
+
+    with scopes_disabled():
+        return FollowUp.objects.create(
+            organization=org,
+            candidate_id=_candidate(org),
+            due_on="2030-01-01",
+            note=f"{SECRET_MARKER} follow-up",
+        ).pk
+
+
+# --- campaigns ---
+
+
+def _email_template(org) -> int:
+    from campaigns.models import EmailTemplate
+
+    with scopes_disabled():
+        return EmailTemplate.objects.create(
+            organization=org,
+            name=f"{SECRET_MARKER} {secrets.token_hex(3)}",
+            subject=SECRET_MARKER,
+            body_markdown=f"Hello {SECRET_MARKER}",
+        ).pk
+
+
+def _campaign(org) -> int:
+    from campaigns.models import Campaign, Step
+
+    with scopes_disabled():
+        campaign = Campaign.objects.create(organization=org, name=f"{SECRET_MARKER} campaign")
+        Step.objects.create(
+            organization=org, campaign=campaign, subject=SECRET_MARKER, body_markdown="Hi"
+        )
+        return campaign.pk
+
+
+def _campaign_message(org) -> int:
+    from campaigns.models import Campaign, Message
+
+    with scopes_disabled():
+        campaign = Campaign.objects.get(pk=_campaign(org))
+        return Message.objects.create(
+            organization=org,
+            campaign=campaign,
+            step=campaign.steps.first(),
+            to_email="someone@example.com",
+            from_email="x@example.com",
+            subject=SECRET_MARKER,
+            html=SECRET_MARKER,
+            text=SECRET_MARKER,
+            message_id=f"<{secrets.token_hex(8)}@example.com>",
+        ).pk
+
+
 # URL keyword argument -> function(organization) returning a value that names an object of
 # that organisation.
 OBJECT_KWARGS: dict[str, Callable] = {
@@ -70,6 +236,20 @@ OBJECT_KWARGS: dict[str, Callable] = {
     "invitation_id": _invitation,
     "candidate_id": _candidate,
     "job_id": _job,
+    "attachment_id": _attachment,
+    "suggestion_id": _duplicate_suggestion,
+    "merge_id": _merge,
+    "note_id": _note,
+    "field_id": _custom_field,
+    "saved_search_id": _saved_search,
+    "campaign_id": _campaign,
+    "template_id": _email_template,
+    "message_id": _campaign_message,
+    "pool_id": _pool,
+    "stage_id": _stage,
+    "pool_membership_id": _pool_membership,
+    "role_id": _hiring_role,
+    "follow_up_id": _follow_up,
 }
 
 # URLs outside /o/<org_slug>/, by name, with why they are not tenant pages.
@@ -78,6 +258,11 @@ PUBLIC_URL_NAMES = {
     "healthz": "operational health, no tenant data",
     "organization_create": "creates a new organisation for the current user",
     "invitation_accept": "addressed by a secret single-use token, not by organisation",
+    "campaigns_public:unsubscribe": "candidate-facing, addressed by a signed token (org+candidate)",
+    "campaigns_public:resubscribe": "candidate-facing, addressed by a signed token (org+candidate)",
+    "campaigns_public:preferences": "candidate-facing, addressed by a signed token (org+candidate)",
+    "campaigns_public:open": "open-tracking pixel, addressed by a signed token (org+message)",
+    "campaigns_public:click": "click redirect, addressed by a signed token (org+message+link)",
 }
 
 

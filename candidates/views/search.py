@@ -1,10 +1,253 @@
-from django.shortcuts import render
+"""The candidate list: search, filters, sorting, keyset pagination, saved searches, bulk actions
+and export."""
 
+import tempfile
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_scopes import scope
+
+from candidates.filters import PAGING_PARAMS, CandidateFilterSet
+from candidates.forms import BulkArgumentsForm, BulkSelectionForm, SavedSearchForm
 from candidates.models import Candidate
+from candidates.search import (
+    SORTS,
+    count_capped,
+    highlight,
+    highlight_terms,
+    keyset_page,
+    search_is_bounded,
+    skill_badges,
+)
+from candidates.selectors import (
+    candidate_list_queryset,
+    saved_search_get,
+    saved_searches_for_user,
+)
+from candidates.services import bulk, export
+from candidates.services.custom_fields import custom_fields_active
+from candidates.services.saved_searches import (
+    saved_search_create as saved_search_save,
+)
+from candidates.services.saved_searches import (
+    saved_search_delete as saved_search_remove,
+)
+from candidates.services.saved_searches import (
+    saved_search_query_from_params,
+    saved_search_querystring,
+)
+from crm.permissions import recruiter_required
+
+COUNT_CAP = 10_000
+
+
+def _filter_query(params: QueryDict) -> str:
+    """The list's query string without the pagination cursor."""
+    params = params.copy()
+    for key in PAGING_PARAMS:
+        params.pop(key, None)
+    return params.urlencode()
+
+
+def _list_url(organization, query: str = "") -> str:
+    url = reverse("candidates:list", args=[organization.slug])
+    return f"{url}?{query}" if query else url
 
 
 def candidate_list(request, org_slug):
-    candidates = (
-        Candidate.objects.live().select_related("owner").order_by("-created_at", "-id")[:50]
+    organization = request.organization
+    filterset = CandidateFilterSet(request.GET or None, organization=organization)
+    queryset = candidate_list_queryset(filterset=filterset).select_related("owner")
+    data = filterset.form.cleaned_data if filterset.is_bound else {}
+    q = (data.get("q") or "").strip()
+    sort_name = data.get("sort") or ("relevance" if q else "-created")
+    if sort_name == "relevance" and not q:
+        sort_name = "-created"
+    page = keyset_page(
+        queryset,
+        sort=SORTS[sort_name],
+        size=getattr(settings, "CANDIDATE_LIST_PAGE_SIZE", 50),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
     )
-    return render(request, "candidates/candidate_list.html", {"candidates": candidates})
+    total = count_capped(queryset, COUNT_CAP)
+    terms = highlight_terms(q)
+    for candidate in page.rows:
+        candidate.name_html = highlight(candidate.full_name, terms)
+        candidate.headline_html = highlight(candidate.headline, terms)
+        candidate.skill_badges = skill_badges(candidate.skills, terms)
+        candidate.title_html = highlight(candidate.current_title, terms)
+        candidate.company_html = highlight(candidate.current_company, terms)
+        candidate.role_html = highlight(
+            " · ".join(filter(None, [candidate.current_title, candidate.current_company])), terms
+        )
+    filter_query = _filter_query(request.GET)
+    context = {
+        "filterset": filterset,
+        "page": page,
+        "q": q,
+        "sort_name": sort_name,
+        "total": total,
+        "total_display": f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}",
+        "search_bounded": bool(q) and search_is_bounded(filterset.qs, q),
+        "rank_limit": getattr(settings, "CANDIDATE_SEARCH_RANK_LIMIT", 2000),
+        "filtered": bool(filter_query.replace("sort=", "").strip("&")) and filterset.is_bound,
+        "organization_empty": total == 0
+        and not Candidate.objects.live().filter(organization=organization).exists(),
+        "filter_query": filter_query,
+        "saved_search_form": SavedSearchForm(initial={"query": filter_query}),
+        "can_write": request.membership.can_write,
+    }
+    if request.htmx and request.htmx.target == "candidate-results":
+        return render(request, "candidates/candidate_list.html#results", context)
+    saved_searches = saved_searches_for_user(organization=organization, user=request.user)
+    for saved_search in saved_searches:
+        saved_search.querystring = saved_search_querystring(saved_search)
+    context["saved_searches"] = saved_searches
+    return render(request, "candidates/candidate_list.html", context)
+
+
+# --- saved searches ---
+
+
+@require_POST
+@recruiter_required
+def saved_search_create(request, org_slug):
+    form = SavedSearchForm(request.POST)
+    query = QueryDict(request.POST.get("query", "")[:4000])
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, errors[0])
+        return redirect(_list_url(request.organization, _filter_query(query)))
+    saved_search, created = saved_search_save(
+        organization=request.organization,
+        owner=request.user,
+        name=form.cleaned_data["name"],
+        query=saved_search_query_from_params(query),
+    )
+    verb = "saved" if created else "updated"
+    messages.success(request, f"Search “{saved_search.name}” {verb}.")
+    return redirect(_list_url(request.organization, saved_search_querystring(saved_search)))
+
+
+@require_POST
+@recruiter_required
+def saved_search_delete(request, org_slug, saved_search_id):
+    saved_search = saved_search_get(
+        organization=request.organization, user=request.user, saved_search_id=saved_search_id
+    )
+    saved_search_remove(saved_search=saved_search)
+    messages.success(request, f"Saved search “{saved_search.name}” deleted.")
+    return redirect(_list_url(request.organization))
+
+
+# --- bulk actions and export ---
+
+
+@recruiter_required
+def candidate_bulk(request, org_slug):
+    """GET: the confirmation (exactly how many candidates will change); POST: do it."""
+    organization = request.organization
+    data = request.POST if request.method == "POST" else request.GET
+    selection_form = BulkSelectionForm(data)
+    if not selection_form.is_valid():
+        for errors in selection_form.errors.values():
+            messages.error(request, errors[0])
+        return redirect(_list_url(organization, _filter_query(QueryDict(data.get("query", "")))))
+    action = selection_form.cleaned_data["action"]
+    if action in bulk.ADMIN_ONLY_ACTIONS and not request.membership.is_admin:
+        raise PermissionDenied("Only admins can delete candidates.")
+    query = selection_form.cleaned_data["query"]
+    selection = bulk.bulk_selection(
+        organization=organization,
+        ids=selection_form.cleaned_data["ids"],
+        select_all=selection_form.cleaned_data["select_all"],
+        query=query,
+    )
+    count = bulk.bulk_selection_count(organization=organization, selection=selection)
+    arguments_form = BulkArgumentsForm(
+        request.POST if request.method == "POST" else None,
+        organization=organization,
+        action=action,
+    )
+    if request.method == "POST" and count and arguments_form.is_valid():
+        return _bulk_run(request, action, arguments_form, selection, query)
+    return render(
+        request,
+        "candidates/bulk_confirm.html",
+        {
+            "action": action,
+            "action_label": bulk.ACTIONS[action],
+            "count": count,
+            "selection_form": selection_form,
+            "arguments_form": arguments_form,
+            "list_url": _list_url(organization, query),
+        },
+    )
+
+
+def _bulk_run(request, action, arguments_form, selection, query):
+    organization = request.organization
+    if action == "export":
+        fmt = arguments_form.cleaned_data["export_format"]
+        if bulk.export_is_inline(organization=organization, selection=selection):
+            queryset = bulk.bulk_selection_queryset(organization=organization, selection=selection)
+            return _export_response(organization, queryset, fmt)
+        outcome = bulk.export_start(
+            organization=organization, actor=request.user, fmt=fmt, selection=selection
+        )
+        messages.info(request, "Your export is being prepared; download it from this page.")
+        return redirect("candidates:job_detail", organization.slug, outcome.job.pk)
+    outcome = bulk.bulk_start(
+        organization=organization,
+        actor=request.user,
+        action=action,
+        args=arguments_form.action_args(),
+        selection=selection,
+    )
+    if outcome.job:
+        messages.info(request, f"Working on {outcome.total:,} candidates in the background.")
+        return redirect("candidates:job_detail", organization.slug, outcome.job.pk)
+    label = bulk.ACTIONS[action]
+    if action == "delete":
+        messages.success(request, f"Deleted {outcome.changed:,} candidates.")
+    else:
+        unchanged = outcome.total - outcome.changed
+        note = f" ({unchanged:,} already had it)" if unchanged else ""
+        messages.success(request, f"{label}: {outcome.changed:,} candidates changed{note}.")
+    return redirect(_list_url(organization, query))
+
+
+def _export_response(organization, queryset, fmt: str) -> HttpResponse:
+    custom_fields = custom_fields_active(organization=organization)
+    headers = export.export_headers(custom_fields)
+    rows = export.export_rows(queryset, custom_fields)
+    filename = export.export_filename(fmt)
+    content_type = export.FORMATS[fmt][1]
+    if fmt == "xlsx":
+        handle = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it)
+        export.export_write_xlsx(handle, headers, rows)
+        handle.seek(0)
+        response = FileResponse(
+            handle, as_attachment=True, filename=filename, content_type=content_type
+        )
+    else:
+        response = StreamingHttpResponse(
+            _in_scope(organization, export.export_csv_lines(headers, rows)),
+            content_type=content_type,
+        )
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _in_scope(organization, iterable):
+    """Iterate inside the organisation's scope: a streamed body is read after the view (and the
+    middleware's scope) has returned."""
+    with scope(organization=organization):
+        yield from iterable

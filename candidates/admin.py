@@ -1,0 +1,96 @@
+"""Django admin for operators (staff). The admin runs with scopes disabled (see
+crm.middleware), so every list shows the organisation column and filters by it."""
+
+from django.contrib import admin
+
+from candidates.models import (
+    Activity,
+    Attachment,
+    Candidate,
+    CustomField,
+    DuplicateSuggestion,
+    ImportRowError,
+    Job,
+    MergeRecord,
+    Note,
+    SavedSearch,
+)
+
+# --- profiles, notes, timeline, custom fields ---
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ["full_name", "email", "current_company", "status", "organization", "created_at"]
+    list_filter = ["organization", "status", "source"]
+    search_fields = ["first_name", "last_name", "email", "current_company"]
+    raw_id_fields = ["owner", "merged_into"]
+    readonly_fields = ["created_at", "updated_at", "search_name"]
+    exclude = ["search_vector"]
+    list_select_related = ["organization"]
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(admin.ModelAdmin):
+    list_display = ["label", "key", "field_type", "archived", "organization"]
+    list_filter = ["organization", "field_type", "archived"]
+    search_fields = ["label", "key"]
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "candidate", "author", "pinned", "organization", "created_at"]
+    list_filter = ["organization", "pinned"]
+    raw_id_fields = ["candidate", "author"]
+    list_select_related = ["candidate", "author", "organization"]
+
+
+@admin.register(Activity)
+class ActivityAdmin(admin.ModelAdmin):
+    list_display = ["kind", "summary", "candidate", "actor", "organization", "occurred_at"]
+    list_filter = ["organization", "kind"]
+    raw_id_fields = ["candidate", "actor", "note"]
+    list_select_related = ["candidate", "actor", "organization"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    list_display = ["original_name", "candidate", "kind", "extraction_status", "organization"]
+    list_filter = ["organization", "kind", "extraction_status"]
+    raw_id_fields = ["candidate", "uploaded_by"]
+    exclude = ["extracted_text"]
+
+
+@admin.register(SavedSearch)
+class SavedSearchAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "organization", "created_at"]
+    list_filter = ["organization"]
+    raw_id_fields = ["owner"]
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "kind", "status", "processed", "total", "organization", "created_at"]
+    list_filter = ["organization", "kind", "status"]
+    raw_id_fields = ["created_by"]
+
+
+@admin.register(ImportRowError)
+class ImportRowErrorAdmin(admin.ModelAdmin):
+    list_display = ["job", "row_number", "reason", "organization"]
+    list_filter = ["organization"]
+    raw_id_fields = ["job"]
+
+
+@admin.register(DuplicateSuggestion)
+class DuplicateSuggestionAdmin(admin.ModelAdmin):
+    list_display = ["candidate_a", "candidate_b", "reason", "score", "state", "organization"]
+    list_filter = ["organization", "reason", "state"]
+    raw_id_fields = ["candidate_a", "candidate_b"]
+
+
+@admin.register(MergeRecord)
+class MergeRecordAdmin(admin.ModelAdmin):
+    list_display = ["primary", "secondary", "merged_by", "merged_at", "undone_at", "organization"]
+    list_filter = ["organization"]
+    raw_id_fields = ["primary", "secondary", "merged_by", "undone_by"]

@@ -1,0 +1,688 @@
+"""Forms of the candidates app. Each area keeps its forms in its own section."""
+
+import phonenumbers
+from django import forms
+from django.core.exceptions import ValidationError
+
+from candidates.models import Candidate, CustomField
+from candidates.normalize import normalize_email, normalize_phone, normalize_tags
+from candidates.selectors import candidate_owner_choices
+from candidates.services.custom_fields import custom_fields_active
+from candidates.services.profiles import (
+    DUPLICATE_EMAIL_MESSAGE,
+    candidate_email_taken,
+    organization_phone_region,
+)
+
+# --- profiles ---
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+class ServiceErrorsMixin:
+    """Put a service's ValidationError({field: messages}) next to the matching fields; errors
+    about fields the form does not show go to the top of the form."""
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for name, messages in error.message_dict.items():
+            self.add_error(name if name in self.fields else None, messages)
+
+
+CUSTOM_FIELD_PREFIX = "cf_"
+
+
+class CandidateForm(ServiceErrorsMixin, forms.Form):
+    first_name = forms.CharField(max_length=100)
+    last_name = forms.CharField(max_length=100, required=False)
+    headline = forms.CharField(
+        max_length=255,
+        required=False,
+        help_text="One line about them, e.g. “Backend engineer who loves payments”.",
+    )
+    current_title = forms.CharField(label="Current title", max_length=200, required=False)
+    current_company = forms.CharField(label="Current company", max_length=200, required=False)
+    seniority = forms.ChoiceField(choices=[("", "—"), *Candidate.Seniority.choices], required=False)
+    email = forms.EmailField(max_length=254, required=False)
+    alternate_emails = forms.CharField(
+        label="Alternate emails",
+        required=False,
+        help_text="Separate several addresses with commas.",
+    )
+    phone = forms.CharField(
+        max_length=40,
+        required=False,
+        help_text="Include the country code, e.g. +44 7911 123456.",
+    )
+    city = forms.CharField(max_length=100, required=False)
+    country = forms.CharField(max_length=100, required=False)
+    linkedin_url = forms.URLField(
+        label="LinkedIn",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://www.linkedin.com/in/…"}),
+    )
+    github_url = forms.URLField(
+        label="GitHub",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://github.com/…"}),
+    )
+    portfolio_url = forms.URLField(
+        label="Portfolio or website",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://…"}),
+    )
+    skills = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Separate skills with commas, e.g. Python, Django, PostgreSQL.",
+    )
+    tags = forms.CharField(
+        required=False, help_text="Separate tags with commas, e.g. silver medallist, remote."
+    )
+    source = forms.ChoiceField(choices=Candidate.Source.choices, initial=Candidate.Source.SOURCED)
+    source_detail = forms.CharField(
+        label="Source detail",
+        max_length=255,
+        required=False,
+        help_text="Who referred them, which event, which site…",
+    )
+    owner = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="Nobody",
+        help_text="The recruiter who owns the relationship.",
+    )
+    status = forms.ChoiceField(choices=Candidate.Status.choices, initial=Candidate.Status.ACTIVE)
+    not_now_until = forms.DateField(
+        label="Not now until",
+        required=False,
+        widget=DateInput(),
+        help_text="Needed when the status is “Not now”: when to get back in touch.",
+    )
+
+    # Sections of the form, each a list of rows (fields side by side on wide screens).
+    SECTIONS = [
+        ("Person", [["first_name", "last_name"], ["headline"]]),
+        ("Work", [["current_title", "current_company"], ["seniority"]]),
+        ("Contact", [["email", "phone"], ["alternate_emails"], ["city", "country"]]),
+        ("Links", [["linkedin_url"], ["github_url"], ["portfolio_url"]]),
+        ("Skills and tags", [["skills"], ["tags"]]),
+        ("Relationship", [["status", "not_now_until"], ["owner"], ["source", "source_detail"]]),
+    ]
+
+    def __init__(self, *args, organization, candidate: Candidate | None = None, **kwargs):
+        self.organization = organization
+        self.candidate = candidate
+        if candidate is not None and "initial" not in kwargs:
+            kwargs["initial"] = self.initial_from(candidate)
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = candidate_owner_choices(
+            organization=organization, include=candidate.owner if candidate else None
+        )
+        self.fields["owner"].label_from_instance = lambda user: user.display_name
+        region = organization_phone_region(organization=organization)
+        if region:
+            code = phonenumbers.country_code_for_region(region)
+            help_text = f"Numbers without a country code are read as +{code} numbers."
+            self.fields["phone"].help_text = help_text
+        self.custom_field_definitions = custom_fields_active(organization=organization)
+        for field in self.custom_field_definitions:
+            self.fields[CUSTOM_FIELD_PREFIX + field.key] = self._custom_form_field(field)
+            if candidate is not None and field.key in candidate.custom_fields:
+                self.initial[CUSTOM_FIELD_PREFIX + field.key] = candidate.custom_fields[field.key]
+
+    @staticmethod
+    def initial_from(candidate: Candidate) -> dict:
+        initial = {name: getattr(candidate, name) for name in CandidateForm.base_fields}
+        initial["alternate_emails"] = ", ".join(candidate.alternate_emails)
+        initial["skills"] = ", ".join(candidate.skills)
+        initial["tags"] = ", ".join(candidate.tags)
+        initial["owner"] = candidate.owner_id
+        return initial
+
+    @staticmethod
+    def _custom_form_field(field: CustomField) -> forms.Field:
+        common = {"label": field.label, "required": False}
+        if field.field_type == CustomField.FieldType.NUMBER:
+            return forms.DecimalField(max_digits=15, decimal_places=4, **common)
+        if field.field_type == CustomField.FieldType.DATE:
+            return forms.DateField(widget=DateInput(), **common)
+        if field.field_type == CustomField.FieldType.CHOICE:
+            return forms.ChoiceField(
+                choices=[("", "—"), *[(c, c) for c in field.choices]], **common
+            )
+        return forms.CharField(max_length=1000, **common)
+
+    @property
+    def sections(self):
+        sections = [
+            (title, [[self[name] for name in row] for row in rows]) for title, rows in self.SECTIONS
+        ]
+        if self.custom_field_definitions:
+            names = [CUSTOM_FIELD_PREFIX + field.key for field in self.custom_field_definitions]
+            rows = [[self[name] for name in names[i : i + 2]] for i in range(0, len(names), 2)]
+            sections.append(("Custom fields", rows))
+        return sections
+
+    def clean_email(self):
+        email = normalize_email(self.cleaned_data["email"])
+        if candidate_email_taken(
+            organization=self.organization,
+            email=email,
+            exclude_id=self.candidate.pk if self.candidate else None,
+        ):
+            raise ValidationError(DUPLICATE_EMAIL_MESSAGE)
+        return email
+
+    def clean_alternate_emails(self):
+        values = self.cleaned_data["alternate_emails"].replace(";", ",").split(",")
+        emails = []
+        for value in values:
+            email = normalize_email(value)
+            if not email:
+                continue
+            try:
+                forms.EmailField().clean(email)
+            except ValidationError as error:
+                raise ValidationError(f"“{email}” is not a valid email address.") from error
+            if email not in emails:
+                emails.append(email)
+        return emails
+
+    def clean_phone(self):
+        try:
+            return normalize_phone(
+                self.cleaned_data["phone"],
+                default_region=organization_phone_region(organization=self.organization),
+            )
+        except ValidationError as error:
+            raise ValidationError(
+                "This does not look like a valid phone number. Check the digits and the country "
+                "code (e.g. +44 7911 123456)."
+            ) from error
+
+    def clean_skills(self):
+        return normalize_tags(self.cleaned_data["skills"])
+
+    def clean_tags(self):
+        return normalize_tags(self.cleaned_data["tags"])
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("status") == Candidate.Status.NOT_NOW and not cleaned.get("not_now_until"):
+            self.add_error(
+                "not_now_until", "Say until when the candidate does not want to hear from you."
+            )
+        return cleaned
+
+    def profile_values(self) -> dict:
+        """The cleaned values in the shape candidate_create / candidate_update take."""
+        values = {name: self.cleaned_data[name] for name in self.base_fields}
+        values["custom_fields"] = {
+            field.key: self.cleaned_data.get(CUSTOM_FIELD_PREFIX + field.key)
+            for field in self.custom_field_definitions
+        }
+        return values
+
+
+class NoteForm(ServiceErrorsMixin, forms.Form):
+    body = forms.CharField(
+        label="Add a note",
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What did you learn? Next steps?"}),
+    )
+    pinned = forms.BooleanField(label="Pin to the top of the profile", required=False)
+
+
+class NoteEditForm(ServiceErrorsMixin, forms.Form):
+    body = forms.CharField(
+        label="Edit note",
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 4, "autofocus": True}),
+    )
+
+
+class CustomFieldForm(ServiceErrorsMixin, forms.Form):
+    label = forms.CharField(max_length=100)
+    field_type = forms.ChoiceField(
+        label="Type",
+        choices=CustomField.FieldType.choices,
+        help_text="The type cannot be changed later.",
+    )
+    choices = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="For choice fields: one choice per line.",
+    )
+    key = forms.SlugField(
+        max_length=50,
+        required=False,
+        help_text="Used in imports, filters and email merge fields. Leave empty to derive it from the label.",
+    )
+    position = forms.IntegerField(
+        min_value=0, max_value=999, required=False, help_text="Lower numbers come first."
+    )
+
+    def __init__(self, *args, field: CustomField | None = None, **kwargs):
+        self.instance = field
+        if field is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "label": field.label,
+                "field_type": field.field_type,
+                "choices": "\n".join(field.choices),
+                "key": field.key,
+                "position": field.position,
+            }
+        super().__init__(*args, **kwargs)
+        if field is not None:
+            for name in ("field_type", "key"):
+                self.fields[name].disabled = True
+                self.fields[name].required = True
+            self.fields["field_type"].help_text = "The type is fixed once the field exists."
+            self.fields["key"].help_text = "Used in imports, filters and email merge fields."
+            if field.field_type == CustomField.FieldType.CHOICE:
+                self.fields["choices"].required = True
+                self.fields["choices"].help_text = "One choice per line."
+            else:
+                del self.fields["choices"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            cleaned.get("field_type") == CustomField.FieldType.CHOICE
+            and not (cleaned.get("choices") or "").strip()
+        ):
+            self.add_error("choices", "A choice field needs at least one choice.")
+        return cleaned
+
+
+# --- attachments ---
+
+
+def _attachment_kind_choices():
+    from candidates.models import Attachment
+
+    return Attachment.Kind.choices
+
+
+class AttachmentUploadForm(forms.Form):
+    """A resume or another file. The type is judged from the content, not the name."""
+
+    file = forms.FileField(
+        label="File",
+        help_text="PDF or Word (.docx), up to 10 MB.",
+        widget=forms.ClearableFileInput(
+            attrs={
+                "accept": ".pdf,.docx,application/pdf,"
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
+        ),
+    )
+    kind = forms.ChoiceField(label="Kind", choices=_attachment_kind_choices, initial="resume")
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+        from django.template.defaultfilters import filesizeformat
+
+        from candidates.services.attachments import MAX_UPLOAD_BYTES
+
+        super().__init__(*args, **kwargs)
+        limit = getattr(settings, "ATTACHMENT_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES)
+        self.fields["file"].help_text = f"PDF or Word (.docx), up to {filesizeformat(limit)}."
+
+    def clean_file(self):
+        from candidates.services.attachments import attachment_inspect
+
+        uploaded_file = self.cleaned_data["file"]
+        attachment_inspect(uploaded_file=uploaded_file)  # raises ValidationError for people
+        return uploaded_file
+
+
+# --- merge ---
+
+
+class MergeTargetForm(forms.Form):
+    """Which profile to merge into the primary: any other live candidate of the organisation
+    (the id comes from the browser, so it is checked against the organisation)."""
+
+    other = forms.ModelChoiceField(queryset=None, widget=forms.HiddenInput)
+
+    def __init__(self, *args, organization, primary, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["other"].queryset = (
+            Candidate.objects.live()
+            .filter(organization=organization)
+            .exclude(pk=primary.pk)
+            .select_related("owner")
+        )
+
+
+class MergeForm(MergeTargetForm):
+    """One radio group per field on which the two profiles differ: keep which value?"""
+
+    def __init__(self, *args, organization, primary, secondary, **kwargs):
+        from candidates.services.merge import (
+            CUSTOM_PREFIX,
+            merge_default_choice,
+            merge_differences,
+        )
+
+        super().__init__(*args, organization=organization, primary=primary, **kwargs)
+        self.fields["other"].initial = secondary.pk
+        self.primary, self.secondary = primary, secondary
+        self.choice_names: dict[str, str] = {}  # form field name -> merge field name
+        labels = {
+            field.key: field.label
+            for field in CustomField.objects.filter(organization=organization)
+        }
+        for name in merge_differences(primary=primary, secondary=secondary):
+            if name.startswith(CUSTOM_PREFIX):
+                key = name.removeprefix(CUSTOM_PREFIX)
+                label = labels.get(key, key)
+                form_name = f"choice_custom__{key}"
+            else:
+                label = Candidate._meta.get_field(name).verbose_name
+                form_name = f"choice_{name}"
+            self.choice_names[form_name] = name
+            self.fields[form_name] = forms.ChoiceField(
+                label=label[:1].upper() + label[1:],
+                choices=[
+                    ("primary", _merge_display(primary, name)),
+                    ("secondary", _merge_display(secondary, name)),
+                ],
+                initial=merge_default_choice(primary=primary, secondary=secondary, name=name),
+                required=False,  # not answered: the default (the primary's, unless empty)
+                widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+            )
+
+    @property
+    def choice_fields(self):
+        return [self[form_name] for form_name in self.choice_names]
+
+    def field_choices(self) -> dict[str, str]:
+        return {name: self.cleaned_data[form_name] for form_name, name in self.choice_names.items()}
+
+
+def _merge_display(candidate, name: str) -> str:
+    """A field's value as a person reads it ('' when empty)."""
+    from django.utils.dateformat import format as date_format
+
+    from candidates.services.merge import CUSTOM_PREFIX
+
+    if name.startswith(CUSTOM_PREFIX):
+        value = candidate.custom_fields.get(name.removeprefix(CUSTOM_PREFIX))
+        return "" if value is None else str(value)
+    if name == "owner":
+        return candidate.owner.display_name if candidate.owner else ""
+    field = Candidate._meta.get_field(name)
+    value = getattr(candidate, name)
+    if field.choices and value:
+        return str(getattr(candidate, f"get_{name}_display")())
+    if name == "not_now_until" and value:
+        return date_format(value, "j M Y")
+    return "" if value is None else str(value)
+
+
+# --- list, bulk ---
+
+
+class SavedSearchForm(forms.Form):
+    name = forms.CharField(
+        label="Name this search",
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Senior Python engineers in Berlin"}),
+    )
+    # The list page's query string at the moment of saving.
+    query = forms.CharField(required=False, max_length=4000, widget=forms.HiddenInput)
+
+    def clean_name(self):
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise ValidationError("Give the search a name.")
+        return name
+
+
+class IdListField(forms.Field):
+    """Repeated `ids=…` parameters → a list of distinct positive ints."""
+
+    widget = forms.MultipleHiddenInput
+    hidden_widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        if isinstance(value, str):
+            value = value.split(",")
+        ids = []
+        for item in value:
+            item = str(item).strip()
+            if not item.isdigit() or len(item) > 12:
+                raise ValidationError("The selection is not valid; go back and select again.")
+            ids.append(int(item))
+        if len(ids) > 10000:
+            raise ValidationError("Select fewer candidates, or use “all matching”.")
+        return sorted(set(ids))
+
+
+class BulkSelectionForm(forms.Form):
+    """What a bulk action acts on, carried from the list to the confirmation and back."""
+
+    from candidates.services.bulk import ACTIONS as _ACTIONS
+
+    action = forms.ChoiceField(choices=list(_ACTIONS.items()))
+    ids = IdListField(required=False)
+    select_all = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    query = forms.CharField(required=False, max_length=4000, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("select_all") and not data.get("ids") and "ids" not in self.errors:
+            raise ValidationError("Select at least one candidate first.")
+        return data
+
+
+class BulkArgumentsForm(forms.Form):
+    """The arguments of one bulk action; only the fields that action needs are kept."""
+
+    tags = forms.CharField(
+        label="Tags",
+        max_length=500,
+        help_text="Separate several with commas.",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. shortlist, q3 outreach"}),
+    )
+    owner = forms.ChoiceField(label="New owner")
+    status = forms.ChoiceField(label="New status", choices=Candidate.Status.choices)
+    export_format = forms.ChoiceField(
+        label="Format", widget=forms.RadioSelect, initial="csv", choices=[]
+    )
+
+    FIELDS_BY_ACTION = {
+        "tag": ["tags"],
+        "untag": ["tags"],
+        "owner": ["owner"],
+        "status": ["status"],
+        "export": ["export_format"],
+        "delete": [],
+    }
+
+    def __init__(self, *args, organization, action: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        from candidates.services.export import FORMATS
+
+        keep = self.FIELDS_BY_ACTION.get(action, [])
+        for name in list(self.fields):
+            if name not in keep:
+                del self.fields[name]
+        if "owner" in self.fields:
+            self.owners = {
+                str(user.pk): user for user in candidate_owner_choices(organization=organization)
+            }
+            self.fields["owner"].choices = [
+                ("", "No owner (unassign)"),
+                *((pk, user.display_name) for pk, user in self.owners.items()),
+            ]
+            self.fields["owner"].required = False
+        if "export_format" in self.fields:
+            self.fields["export_format"].choices = [
+                (key, label) for key, (label, _) in FORMATS.items()
+            ]
+
+    def clean_tags(self):
+        tags = normalize_tags(self.cleaned_data["tags"])
+        if not tags:
+            raise ValidationError("Enter at least one tag.")
+        return tags
+
+    def action_args(self) -> dict:
+        data = self.cleaned_data
+        if "tags" in data:
+            return {"tags": data["tags"]}
+        if "owner" in self.fields:
+            owner = self.owners.get(data.get("owner") or "")
+            return {
+                "owner_id": owner.pk if owner else None,
+                "owner_name": owner.display_name if owner else "",
+            }
+        if "status" in data:
+            return {"status": data["status"]}
+        return {}
+
+
+# --- import ---
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Spreadsheet",
+        help_text="A CSV or Excel (.xlsx) file whose first row names the columns.",
+        widget=forms.ClearableFileInput(
+            attrs={
+                "accept": ".csv,.tsv,.txt,.xlsx,text/csv,text/tab-separated-values,"
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+        ),
+    )
+
+    def clean_file(self):
+        from candidates.importing.reading import ImportFileError, inspect_file, max_upload_bytes
+
+        upload = self.cleaned_data["file"]
+        limit = max_upload_bytes()
+        if upload.size > limit:
+            raise ValidationError(
+                f"The file is larger than {limit // (1024 * 1024)} MB. Split it into smaller files."
+            )
+        try:
+            self.info = inspect_file(upload)
+        except ImportFileError as error:
+            raise ValidationError(str(error)) from error
+        return upload
+
+
+def _phone_region_choices() -> list[tuple[str, str]]:
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    regions = []
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        example = phonenumbers.example_number(region)
+        name = geocoder.country_name_for_number(example, "en") if example else ""
+        code = phonenumbers.country_code_for_region(region)
+        regions.append((region, f"{name or region} (+{code})"))
+    regions.sort(key=lambda choice: choice[1])
+    return [("", "None — numbers must start with + and the country code"), *regions]
+
+
+class ImportMappingForm(forms.Form):
+    """One "import as" select per column of the file, then the import's options."""
+
+    duplicates = forms.ChoiceField(
+        label="When a row's email matches an existing candidate",
+        choices=[
+            ("update", "Update the existing candidate (non-empty cells win, tags are added)"),
+            ("skip", "Skip the row and leave the candidate as it is"),
+        ],
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+        initial="update",
+    )
+    tags = forms.CharField(
+        label="Tags to add to every imported candidate",
+        required=False,
+        max_length=500,
+        help_text="Separate tags with commas, e.g. “berlin meetup, 2025”.",
+    )
+    source = forms.ChoiceField(label="Source", choices=Candidate.Source.choices, initial="import")
+    phone_region = forms.ChoiceField(
+        label="Country of phone numbers written without a country code", required=False
+    )
+
+    def __init__(self, *args, headers: list[str], samples: list[list[str]], custom_fields, **kw):
+        from candidates.importing.fields import target_choices
+
+        super().__init__(*args, **kw)
+        self.headers = headers
+        self.target_labels = {}
+        choices = target_choices(custom_fields)
+        for group in choices:
+            if isinstance(group[1], list | tuple):
+                self.target_labels.update(dict(group[1]))
+        self.columns = []
+        for index, header in enumerate(headers):
+            name = f"column_{index}"
+            self.fields[name] = forms.ChoiceField(
+                label=f"Import “{header}” as", choices=choices, required=False
+            )
+            values = [row[index] for row in samples if index < len(row) and row[index].strip()]
+            distinct = list(dict.fromkeys(values))[:3]
+            self.columns.append({"header": header, "field": self[name], "samples": distinct})
+        self.fields["phone_region"].choices = _phone_region_choices()
+
+    def clean_tags(self):
+        return normalize_tags(self.cleaned_data["tags"])
+
+    def clean(self):
+        cleaned = super().clean()
+        used: dict[str, str] = {}
+        for index, header in enumerate(self.headers):
+            target = cleaned.get(f"column_{index}") or ""
+            if not target:
+                continue
+            if target in used:
+                label = self.target_labels.get(target, target)
+                self.add_error(
+                    f"column_{index}",
+                    f"“{used[target]}” is already imported as {label}. Choose another field "
+                    "or “Don't import”.",
+                )
+            used.setdefault(target, header)
+        if not {"first_name", "full_name"} & set(used):
+            raise ValidationError(
+                "Choose the column that holds the candidates' names: import it as "
+                "First name or Full name."
+            )
+        return cleaned
+
+    def mapping(self) -> list[str]:
+        return [self.cleaned_data.get(f"column_{i}") or "" for i in range(len(self.headers))]
+
+    def options(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "duplicates": data["duplicates"],
+            "tags": data["tags"],
+            "source": data["source"],
+            "phone_region": data.get("phone_region") or "",
+        }

@@ -1,0 +1,332 @@
+"""The candidate search query builder, keyset pagination and result highlighting.
+
+Full-text search runs on the stored, GIN-indexed `search_vector` (kept current by the database
+trigger of migration 0003) with ``websearch_to_tsquery('simple', q) ||
+websearch_to_tsquery('english', q)``: names, emails and places are matched as written, prose
+with English stemming.
+
+Ranking is bounded: a common term can match most of a million rows, and ranking all of them
+means reading every matching row. Instead the index hands us the first
+``CANDIDATE_SEARCH_RANK_LIMIT`` matches (a ``LIMIT`` inside a subquery) and only those are
+ranked and ordered. The list page says so when the bound is hit.
+
+Typo tolerance: trigram matches (pg_trgm ``%`` on `search_name` and `email`, served by their
+GIN trigram indexes) are always merged into the result, so "Jonh Smiht" finds John Smith.
+"""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramSimilarity
+from django.db import connection, transaction
+from django.db.models import F, FloatField, Q, QuerySet
+from django.db.models.functions import Cast, Greatest
+from django.utils.dateparse import parse_datetime
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString
+
+# Weights for ts_rank_cd, in PostgreSQL's order {D, C, B, A}: a name or email match (A) counts
+# ten times a resume match (D).
+RANK_WEIGHTS = [0.1, 0.2, 0.4, 1.0]
+# pg_trgm's default threshold (0.3) misses two transposed letters in a short name
+# ("jonh smiht" ~ "john smith" is 0.29); 0.2 still keeps noise out.
+TRIGRAM_THRESHOLD = 0.2
+
+
+def _rank_limit(limit: int | None) -> int:
+    return limit or getattr(settings, "CANDIDATE_SEARCH_RANK_LIMIT", 2000)
+
+
+def _fuzzy_limit() -> int:
+    return getattr(settings, "CANDIDATE_SEARCH_FUZZY_LIMIT", 50)
+
+
+def search_query(q: str) -> SearchQuery:
+    return SearchQuery(q, config="simple", search_type="websearch") | SearchQuery(
+        q, config="english", search_type="websearch"
+    )
+
+
+def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
+    """Ids of the best trigram matches of `q` on name and email (typo tolerance)."""
+    text = " ".join(q.lower().split())[:200]
+    if len(text) < 3:
+        return []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Local to this transaction: other queries keep pg_trgm's default threshold.
+            cursor.execute(
+                "SELECT set_config('pg_trgm.similarity_threshold', %s, true)",
+                [str(TRIGRAM_THRESHOLD)],
+            )
+        return list(
+            queryset.filter(Q(search_name__trigram_similar=text) | Q(email__trigram_similar=text))
+            .annotate(
+                similarity=Greatest(
+                    TrigramSimilarity("search_name", text), TrigramSimilarity("email", text)
+                )
+            )
+            .order_by("-similarity", "-id")
+            .values_list("id", flat=True)[: _fuzzy_limit()]
+        )
+
+
+def candidate_search(queryset: QuerySet, q: str, *, limit: int | None = None) -> QuerySet:
+    """`queryset` narrowed to candidates matching `q`, annotated with `rank` and ordered by it.
+
+    Only the first `limit` full-text matches (in index order) are ranked, plus the best trigram
+    matches on name and email; see the module docstring.
+    """
+    query = search_query(q)
+    text = " ".join(q.lower().split())[:200]
+    matches = queryset.filter(search_vector=query).order_by().values("id")[: _rank_limit(limit)]
+    fuzzy = _fuzzy_ids(queryset, q)
+    condition = Q(id__in=matches)
+    if fuzzy:
+        condition |= Q(id__in=fuzzy)
+    return (
+        queryset.filter(condition)
+        .annotate(
+            rank=Cast(
+                SearchRank(F("search_vector"), query, weights=RANK_WEIGHTS, cover_density=True)
+                + Greatest(
+                    TrigramSimilarity("search_name", text), TrigramSimilarity("email", text)
+                ),
+                FloatField(),
+            )
+        )
+        .order_by("-rank", "-id")
+    )
+
+
+def search_is_bounded(queryset: QuerySet, q: str, *, limit: int | None = None) -> bool:
+    """Whether the full-text matches of `q` reach the ranking bound (more exist than ranked)."""
+    bound = _rank_limit(limit)
+    matches = queryset.filter(search_vector=search_query(q)).order_by().values("id")
+    return matches[: bound + 1].count() > bound
+
+
+# --- keyset pagination -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str
+    descending: bool
+    kind: str = "str"  # str | datetime | float | int
+    nullable: bool = False  # nulls sort as the smallest value
+
+
+@dataclass(frozen=True)
+class Sort:
+    label: str
+    keys: tuple[SortKey, ...]
+
+
+SORTS: dict[str, Sort] = {
+    "relevance": Sort("Best match", (SortKey("rank", True, "float"), SortKey("id", True, "int"))),
+    "-created": Sort(
+        "Newest first", (SortKey("created_at", True, "datetime"), SortKey("id", True, "int"))
+    ),
+    "created": Sort(
+        "Oldest first", (SortKey("created_at", False, "datetime"), SortKey("id", False, "int"))
+    ),
+    "name": Sort(
+        "Name A–Z",
+        (
+            SortKey("last_name", False),
+            SortKey("first_name", False),
+            SortKey("id", False, "int"),
+        ),
+    ),
+    "-name": Sort(
+        "Name Z–A",
+        (SortKey("last_name", True), SortKey("first_name", True), SortKey("id", True, "int")),
+    ),
+    "-contacted": Sort(
+        "Recently contacted",
+        (
+            SortKey("last_contacted_at", True, "datetime", nullable=True),
+            SortKey("id", True, "int"),
+        ),
+    ),
+    "contacted": Sort(
+        "Longest since contact",
+        (
+            SortKey("last_contacted_at", False, "datetime", nullable=True),
+            SortKey("id", False, "int"),
+        ),
+    ),
+}
+SORT_CHOICES = [(name, sort.label) for name, sort in SORTS.items()]
+
+
+def _order_expression(key: SortKey, reverse: bool):
+    descending = key.descending != reverse
+    expression = F(key.field)
+    if not key.nullable:
+        return expression.desc() if descending else expression.asc()
+    # Nulls are the smallest value: last when descending, first when ascending.
+    return expression.desc(nulls_last=True) if descending else expression.asc(nulls_first=True)
+
+
+def _after(key: SortKey, value, reverse: bool) -> Q:
+    """Rows whose `key` comes strictly after `value` in the (possibly reversed) order."""
+    descending = key.descending != reverse
+    if value is None:
+        if descending:
+            return Q(pk__in=[])  # nulls come last: nothing after them on this key
+        return Q(**{f"{key.field}__isnull": False})
+    condition = Q(**{f"{key.field}__{'lt' if descending else 'gt'}": value})
+    if key.nullable and descending:
+        condition |= Q(**{f"{key.field}__isnull": True})
+    return condition
+
+
+def _equal(key: SortKey, value) -> Q:
+    if value is None:
+        return Q(**{f"{key.field}__isnull": True})
+    return Q(**{key.field: value})
+
+
+def _keyset_condition(sort: Sort, values: tuple, reverse: bool) -> Q:
+    condition = Q(pk__in=[])
+    equal = Q()
+    for key, value in zip(sort.keys, values, strict=True):
+        condition |= equal & _after(key, value, reverse)
+        equal &= _equal(key, value)
+    return condition
+
+
+def cursor_encode(sort: Sort, row) -> str:
+    parts = []
+    for key in sort.keys:
+        value = getattr(row, key.field)
+        if value is None:
+            parts.append("")
+        elif key.kind == "datetime":
+            parts.append(value.isoformat())
+        elif key.kind == "float":
+            parts.append(repr(float(value)))
+        elif key.kind == "int":
+            parts.append(str(value))
+        else:
+            parts.append(quote(value, safe=""))
+    return ",".join(parts)
+
+
+def cursor_decode(sort: Sort, cursor: str) -> tuple | None:
+    """The sort values named by `cursor` (`<sort value>,…,<id>`), or None if it is not valid."""
+    parts = (cursor or "").split(",")
+    if len(parts) != len(sort.keys):
+        return None
+    values = []
+    try:
+        for key, part in zip(sort.keys, parts, strict=True):
+            if part == "" and key.nullable:
+                values.append(None)
+            elif key.kind == "datetime":
+                value = parse_datetime(part)
+                if value is None:
+                    return None
+                values.append(value)
+            elif key.kind == "float":
+                values.append(float(part))
+            elif key.kind == "int":
+                values.append(int(part))
+            else:
+                values.append(unquote(part))
+    except (ValueError, OverflowError):
+        return None
+    return tuple(values)
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def keyset_page(
+    queryset: QuerySet,
+    *,
+    sort: Sort,
+    size: int,
+    after: str | None = None,
+    before: str | None = None,
+) -> Page:
+    """One page of `queryset` in `sort` order, after (or before) a cursor. No OFFSET: each page
+    is an index range scan from the cursor, equally fast on page 1 and page 10,000."""
+    reverse = False
+    values = None
+    if before:
+        values = cursor_decode(sort, before)
+        reverse = values is not None
+    if values is None and after:
+        values = cursor_decode(sort, after)
+    if values is not None:
+        queryset = queryset.filter(_keyset_condition(sort, values, reverse))
+    queryset = queryset.order_by(*(_order_expression(key, reverse) for key in sort.keys))
+    rows = list(queryset[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if reverse:
+        rows.reverse()
+        has_next, has_previous = True, more
+    else:
+        has_next, has_previous = more, values is not None
+    return Page(
+        rows=rows,
+        next_cursor=cursor_encode(sort, rows[-1]) if rows and has_next else None,
+        previous_cursor=cursor_encode(sort, rows[0]) if rows and has_previous else None,
+    )
+
+
+def count_capped(queryset: QuerySet, cap: int) -> int:
+    """The number of rows, counted exactly up to `cap` (returns cap + 1 beyond it)."""
+    return queryset.order_by().values("id")[: cap + 1].count()
+
+
+# --- highlighting ------------------------------------------------------------------------------
+
+_TERM = re.compile(r"[\w@.+'-]+", re.UNICODE)
+_OPERATORS = {"or", "and", "not"}
+
+
+def highlight_terms(q: str) -> list[str]:
+    """The words of a web-search query worth marking in results (no excluded `-words`)."""
+    terms = set()
+    for word in _TERM.findall((q or "").lower()):
+        if word.startswith("-") or word in _OPERATORS:
+            continue
+        word = word.strip(".'-+")
+        if len(word) >= 2:
+            terms.add(word[:-1] if len(word) > 4 and word.endswith("s") else word)
+    return sorted(terms, key=len, reverse=True)
+
+
+def highlight(text: str, terms: list[str]) -> SafeString:
+    """`text` HTML-escaped, with words starting with one of `terms` wrapped in <mark>."""
+    text = text or ""
+    if not terms or not text:
+        return escape(text)
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, terms)) + ")", re.IGNORECASE)
+    result = escape("")
+    position = 0
+    for match in pattern.finditer(text):
+        result += escape(text[position : match.start()])
+        result += format_html("<mark>{}</mark>", match.group(0))
+        position = match.end()
+    return result + escape(text[position:])
+
+
+def skill_badges(skills: list[str], terms: list[str]) -> list[tuple[str, bool]]:
+    """Skills as (skill, matches the search) pairs, the matching ones first (for display)."""
+    badges = [
+        (skill, any(word.startswith(term) for term in terms for word in skill.split()))
+        for skill in skills or []
+    ]
+    return sorted(badges, key=lambda badge: not badge[1])

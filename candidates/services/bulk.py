@@ -1,0 +1,354 @@
+"""Bulk actions on a selection of candidates: tag, untag, assign owner, set status, export,
+delete.
+
+A selection is either explicit ids (ticked rows) or "all matching" a list query string. Small
+selections run inline in one transaction; bigger ones become a Job run by the Celery task
+`candidates.bulk_action`, which works in batches of ids in id order: one set-based UPDATE per
+batch, one timeline entry per changed candidate (activities_record_bulk), then the job's
+`processed` and its cursor (the last id done, in job.params["cursor"]) are saved in the same
+transaction. A crash therefore leaves exactly the committed batches and an exact `processed`,
+and running the task again resumes after the cursor.
+"""
+
+import tempfile
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files import File
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+
+from candidates.models import Activity, Candidate, Job
+from candidates.services.activities import activities_record_bulk
+from candidates.services.export import (
+    export_filename,
+    export_headers,
+    export_rows,
+    export_write_csv,
+    export_write_xlsx,
+)
+from crm.models import Organization, User
+
+ACTIONS = {
+    "tag": "Add tags",
+    "untag": "Remove tags",
+    "owner": "Assign owner",
+    "status": "Set status",
+    "export": "Export",
+    "delete": "Delete",
+}
+ADMIN_ONLY_ACTIONS = {"delete"}
+
+
+def _inline_limit() -> int:
+    return getattr(settings, "CANDIDATE_BULK_INLINE_LIMIT", 200)
+
+
+def _export_inline_limit() -> int:
+    return getattr(settings, "CANDIDATE_EXPORT_INLINE_LIMIT", 2000)
+
+
+def _batch_size() -> int:
+    return getattr(settings, "CANDIDATE_BULK_BATCH_SIZE", 1000)
+
+
+# --- selection ---------------------------------------------------------------------------------
+
+
+def _filterset(organization: Organization, query: str):
+    from candidates.filters import CandidateFilterSet
+
+    return CandidateFilterSet(QueryDict(query or ""), organization=organization)
+
+
+def bulk_selection(
+    *, organization: Organization, ids: list[int], select_all: bool, query: str
+) -> dict:
+    """What a bulk action acts on, as stored in job.params: {"ids": [...]} or {"query": "..."}.
+
+    A search result is bounded and ordered by relevance, so "all matching" a search is frozen
+    into its ids now; a filter-only selection is kept as its query and walked in id order.
+    """
+    if not select_all:
+        existing = Candidate.objects.live().filter(organization=organization, id__in=ids)
+        return {"ids": sorted(existing.values_list("id", flat=True))}
+    filterset = _filterset(organization, query)
+    if (filterset.data.get("q") or "").strip():
+        from candidates.selectors import candidate_list_queryset
+
+        ids = candidate_list_queryset(filterset=filterset).values_list("id", flat=True)
+        return {"ids": sorted(ids)}
+    return {"query": query or ""}
+
+
+def bulk_selection_queryset(*, organization: Organization, selection: dict) -> QuerySet:
+    """The live candidates of a selection (unordered)."""
+    if "ids" in selection:
+        return Candidate.objects.live().filter(organization=organization, id__in=selection["ids"])
+    return _filterset(organization, selection.get("query", "")).qs.order_by()
+
+
+def bulk_selection_count(*, organization: Organization, selection: dict) -> int:
+    """The exact number of candidates a selection names (for the confirmation)."""
+    if "ids" in selection:
+        return len(selection["ids"])
+    return bulk_selection_queryset(organization=organization, selection=selection).count()
+
+
+# --- one batch ---------------------------------------------------------------------------------
+
+
+def _update_returning(sql: str, params: list) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def bulk_apply_batch(
+    *, organization_id: int, action: str, args: dict, ids: list[int], actor: User | None
+) -> int:
+    """Apply `action` to the candidates `ids` with one set-based statement and put one
+    timeline entry on each candidate that changed. Returns how many changed."""
+    if action == "tag":
+        tags = args["tags"]
+        changed = _update_returning(
+            "UPDATE candidates_candidate SET updated_at = now(), tags = tags || ARRAY("
+            "  SELECT t FROM unnest(%s::varchar[]) WITH ORDINALITY AS x(t, n)"
+            "  WHERE NOT t = ANY(tags) ORDER BY n)"
+            " WHERE organization_id = %s AND merged_into_id IS NULL AND id = ANY(%s) AND NOT tags @> %s::varchar[] RETURNING id",
+            [tags, organization_id, ids, tags],
+        )
+        kind, summary = Activity.Kind.TAGGED, "Tags added: " + ", ".join(tags)
+    elif action == "untag":
+        tags = args["tags"]
+        changed = _update_returning(
+            "UPDATE candidates_candidate SET updated_at = now(), tags = ARRAY("
+            "  SELECT t FROM unnest(tags) WITH ORDINALITY AS x(t, n)"
+            "  WHERE NOT t = ANY(%s::varchar[]) ORDER BY n)"
+            " WHERE organization_id = %s AND merged_into_id IS NULL AND id = ANY(%s) AND tags && %s::varchar[] RETURNING id",
+            [tags, organization_id, ids, tags],
+        )
+        kind, summary = Activity.Kind.TAGGED, "Tags removed: " + ", ".join(tags)
+    elif action == "owner":
+        owner_id = args.get("owner_id")
+        changed = _update_returning(
+            "UPDATE candidates_candidate SET updated_at = now(), owner_id = %s"
+            " WHERE organization_id = %s AND merged_into_id IS NULL AND id = ANY(%s) AND owner_id IS DISTINCT FROM %s RETURNING id",
+            [owner_id, organization_id, ids, owner_id],
+        )
+        kind = Activity.Kind.OWNER_CHANGED
+        summary = f"Owner set to {args['owner_name']}" if owner_id else "Owner removed"
+    elif action == "status":
+        status = args["status"]
+        changed = _update_returning(
+            "UPDATE candidates_candidate SET updated_at = now(), status = %s"
+            " WHERE organization_id = %s AND merged_into_id IS NULL AND id = ANY(%s) AND status <> %s RETURNING id",
+            [status, organization_id, ids, status],
+        )
+        kind = Activity.Kind.STATUS_CHANGED
+        summary = f"Status set to {Candidate.Status(status).label}"
+    elif action == "delete":
+        doomed = Candidate.objects.filter(organization_id=organization_id, id__in=ids)
+        _, per_model = doomed.delete()
+        return per_model.get(Candidate._meta.label, 0)
+    else:
+        raise ValueError(f"Unknown bulk action {action!r}")
+    if changed:
+        activities_record_bulk(
+            organization_id=organization_id,
+            candidate_ids=changed,
+            kind=kind,
+            summary=summary,
+            actor=actor,
+            data={"bulk": True, "action": action},
+        )
+    return len(changed)
+
+
+def _batches(queryset: QuerySet, after_id: int, size: int):
+    while True:
+        ids = list(
+            queryset.filter(id__gt=after_id).order_by("id").values_list("id", flat=True)[:size]
+        )
+        if not ids:
+            return
+        yield ids
+        after_id = ids[-1]
+
+
+# --- starting and running ----------------------------------------------------------------------
+
+
+@dataclass
+class BulkOutcome:
+    job: Job | None = None
+    changed: int = 0
+    total: int = 0
+
+
+def bulk_start(
+    *,
+    organization: Organization,
+    actor: User,
+    action: str,
+    args: dict,
+    selection: dict,
+) -> BulkOutcome:
+    """Run a bulk action inline when the selection is small, else queue it as a Job (the
+    caller sends the user to the job's progress page). Exports always go through
+    `export_start`."""
+    if action not in ACTIONS or action == "export":
+        raise ValueError(f"Unknown bulk action {action!r}")
+    total = bulk_selection_count(organization=organization, selection=selection)
+    if total < _inline_limit():
+        queryset = bulk_selection_queryset(organization=organization, selection=selection)
+        changed = 0
+        with transaction.atomic():
+            for ids in _batches(queryset, 0, _batch_size()):
+                changed += bulk_apply_batch(
+                    organization_id=organization.pk,
+                    action=action,
+                    args=args,
+                    ids=ids,
+                    actor=actor,
+                )
+        return BulkOutcome(changed=changed, total=total)
+    job = _job_create(
+        organization=organization,
+        actor=actor,
+        kind=Job.Kind.BULK,
+        total=total,
+        params={"action": action, "args": args, "selection": selection, "cursor": 0},
+        label=ACTIONS[action],
+    )
+    return BulkOutcome(job=job, total=total)
+
+
+def _job_create(*, organization, actor, kind, total, params, label) -> Job:
+    from candidates.tasks import bulk_action
+
+    job = Job.objects.create(
+        organization=organization,
+        kind=kind,
+        status=Job.Status.QUEUED,
+        created_by=actor,
+        total=total,
+        params=params,
+        input_name=label,
+        result={},
+    )
+    transaction.on_commit(lambda: bulk_action.delay(organization_id=organization.pk, job_id=job.pk))
+    return job
+
+
+def export_start(
+    *, organization: Organization, actor: User, fmt: str, selection: dict
+) -> BulkOutcome:
+    """Queue an export of the selection as a Job (its file is downloaded from the job page)."""
+    total = bulk_selection_count(organization=organization, selection=selection)
+    job = _job_create(
+        organization=organization,
+        actor=actor,
+        kind=Job.Kind.EXPORT,
+        total=total,
+        params={"format": fmt, "selection": selection, "output_name": export_filename(fmt)},
+        label=f"{total} candidates as {fmt.upper()}",
+    )
+    return BulkOutcome(job=job, total=total)
+
+
+def export_is_inline(*, organization: Organization, selection: dict) -> bool:
+    return bulk_selection_count(organization=organization, selection=selection) <= (
+        _export_inline_limit()
+    )
+
+
+def bulk_job_run(*, job_id: int) -> Job:
+    """Run (or resume) a bulk-action or export job. Called by the Celery task inside the
+    organisation's scope."""
+    job = Job.objects.select_related("organization", "created_by").get(pk=job_id)
+    if job.status == Job.Status.DONE:
+        return job
+    job.status = Job.Status.RUNNING
+    job.started_at = job.started_at or timezone.now()
+    job.error = ""
+    job.save(update_fields=["status", "started_at", "error"])
+    try:
+        if job.kind == Job.Kind.EXPORT:
+            _export_run(job)
+        else:
+            _bulk_run(job)
+    except Exception as error:
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED,
+            error=f"The job stopped: {error.__class__.__name__}. Finished batches are kept.",
+            finished_at=timezone.now(),
+        )
+        raise
+    job.status = Job.Status.DONE
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "finished_at"])
+    return job
+
+
+def _bulk_run(job: Job) -> None:
+    organization = job.organization
+    params = job.params
+    queryset = bulk_selection_queryset(organization=organization, selection=params["selection"])
+    result = {"changed": 0, **(job.result or {})}
+    for ids in _batches(queryset, int(params.get("cursor") or 0), _batch_size()):
+        with transaction.atomic():
+            result["changed"] += bulk_apply_batch(
+                organization_id=organization.pk,
+                action=params["action"],
+                args=params["args"],
+                ids=ids,
+                actor=job.created_by,
+            )
+            job.processed += len(ids)
+            job.params["cursor"] = ids[-1]
+            result["unchanged"] = max(0, job.processed - result["changed"])
+            job.result = result
+            job.save(update_fields=["processed", "params", "result"])
+    job.total = max(job.total, job.processed)
+    job.result = {**result, "unchanged": max(0, job.processed - result["changed"])}
+    job.save(update_fields=["total", "result"])
+
+
+def _export_run(job: Job) -> None:
+    from candidates.services.custom_fields import custom_fields_active
+
+    organization = job.organization
+    fmt = job.params.get("format", "csv")
+    queryset = bulk_selection_queryset(organization=organization, selection=job.params["selection"])
+    custom_fields = custom_fields_active(organization=organization)
+
+    def progress(count: int) -> None:
+        Job.objects.filter(pk=job.pk).update(processed=count)
+
+    rows = export_rows(queryset, custom_fields, on_progress=progress)
+    headers = export_headers(custom_fields)
+    with tempfile.TemporaryFile() as handle:
+        if fmt == "xlsx":
+            export_write_xlsx(handle, headers, rows)
+        else:
+            text = _TextWriter(handle)
+            export_write_csv(text, headers, rows)
+        handle.seek(0)
+        job.refresh_from_db(fields=["processed"])
+        job.output_file.save(job.params["output_name"], File(handle), save=False)
+    job.total = job.processed
+    job.result = {"rows": job.processed, "format": fmt.upper()}
+    job.save(update_fields=["output_file", "total", "result"])
+
+
+class _TextWriter:
+    """Write text to a binary file as UTF-8."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, text: str) -> None:
+        self.handle.write(text.encode("utf-8"))

@@ -1,0 +1,726 @@
+"""Importing candidates from CSV and XLSX files.
+
+The flow: `import_create` stores the upload in a draft Job (never at a public URL) with what
+`importing.reading.inspect_file` learnt about it; `import_configure` saves the column mapping
+and options; `import_preview` shows the first rows as they would be imported; `import_start`
+queues the Celery task, which calls `import_run`.
+
+`import_run` streams the file and works in batches (`CANDIDATE_IMPORT_BATCH_SIZE`, 10,000 rows):
+rows are parsed and validated in Python — in a reader thread, so that the next batch is
+prepared while the database merges the current one — then, per batch and in ONE transaction,
+the valid rows are `COPY`-ed into a temporary staging table and merged into the candidates
+table in one statement that also writes the "imported" timeline entries; the invalid rows
+become ImportRowErrors (COPY as well), and the job's counters and `params["committed_rows"]`
+(the number of source rows fully committed) are updated. A crash therefore leaves exactly the
+committed batches behind, and running the job again resumes after them.
+
+Duplicates (email, case-insensitive, against live candidates) are resolved as if the rows were
+imported one at a time, in file order:
+* "update": a row whose email exists updates that candidate — non-empty cells replace values,
+  tags, skills and alternate emails are added, custom fields are merged; several rows with one
+  email in the file all apply in order (the first may create the candidate, later ones update
+  it, and the last non-empty value wins);
+* "skip": the first row with an email wins; later rows with that email, and rows whose email
+  exists already, are counted as skipped.
+
+The search vector of every inserted or updated candidate is filled by the database trigger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import itertools
+import json
+import queue
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files import File
+from django.db import connection, transaction
+from django.utils import timezone
+from django_scopes import scope
+
+from candidates.importing import reading
+from candidates.importing.fields import CUSTOM_PREFIX, IGNORE, guess_mapping, target_label
+from candidates.importing.rows import Options, RowConverter
+from candidates.models import Candidate, ImportRowError, Job
+from candidates.services.custom_fields import custom_fields_active
+from candidates.services.profiles import organization_phone_region
+from crm.models import Membership, Organization, User
+
+PREVIEW_ROWS = 20
+UPDATE = "update"
+SKIP = "skip"
+
+# Staging columns, in COPY order, with their types.
+STAGE_COLUMNS = (
+    ("ord", "integer"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("email", "text"),
+    ("alternate_emails", "varchar(254)[]"),
+    ("phone", "text"),
+    ("city", "text"),
+    ("country", "text"),
+    ("headline", "text"),
+    ("current_title", "text"),
+    ("current_company", "text"),
+    ("linkedin_url", "text"),
+    ("github_url", "text"),
+    ("portfolio_url", "text"),
+    ("skills", "varchar(64)[]"),
+    ("tags", "varchar(64)[]"),
+    ("seniority", "text"),
+    ("status", "text"),
+    ("source_detail", "text"),
+    ("owner_id", "bigint"),
+    ("custom_fields", "jsonb"),
+)
+_TEXT_KEYS = tuple(
+    name for name, kind in STAGE_COLUMNS if kind == "text" and name not in {"email", "status"}
+)
+_ARRAY_KEYS = ("alternate_emails", "skills", "tags")
+
+
+class ImportSuperseded(Exception):
+    """Another run of the same job committed a batch first; this run stops quietly."""
+
+
+def _batch_size() -> int:
+    return getattr(settings, "CANDIDATE_IMPORT_BATCH_SIZE", 10_000)
+
+
+def _gin_pending_list_limit() -> str:
+    """In kB, as Postgres takes it (the default is 4096)."""
+    return str(getattr(settings, "CANDIDATE_IMPORT_GIN_PENDING_LIST_KB", 32 * 1024))
+
+
+def _gin_flush() -> None:
+    """Merge the GIN pending lists of the candidates table into the indexes, so that searches
+    (which scan the pending list) and later single writes do not pay for the import."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT gin_clean_pending_list(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+            "WHERE i.indrelid = 'candidates_candidate'::regclass AND a.amname = 'gin'"
+        )
+
+
+# --- draft: upload, mapping, preview --------------------------------------------------------------
+
+
+def import_create(*, organization: Organization, user: User, upload, info: reading.FileInfo) -> Job:
+    """Store an inspected upload in a draft import Job, with the guessed column mapping."""
+    custom_fields = custom_fields_active(organization=organization)
+    job = Job(
+        organization=organization,
+        kind=Job.Kind.IMPORT,
+        status=Job.Status.DRAFT,
+        created_by=user,
+        input_name=PurePath(upload.name or "import").name[:255],
+        total=info.rows,
+        params={
+            "file": info.as_dict(),
+            "mapping": guess_mapping(info.headers, custom_fields),
+            "options": {
+                "duplicates": UPDATE,
+                "tags": [],
+                "source": Candidate.Source.IMPORT.value,
+                "phone_region": organization_phone_region(organization=organization) or "",
+            },
+        },
+    )
+    # An opaque name on disk: never the uploader's file name, never under a public URL.
+    job.input_file.save(f"{uuid.uuid4().hex}.{info.format}", reading.raw_stream(upload), save=False)
+    job.save()
+    return job
+
+
+def import_configure(*, job: Job, mapping: list[str], options: dict) -> Job:
+    job.params = {**job.params, "mapping": mapping, "options": options, "configured": True}
+    job.save(update_fields=["params"])
+    return job
+
+
+@dataclass
+class PreviewCell:
+    value: str
+    error: str = ""
+
+
+@dataclass
+class PreviewRow:
+    row_number: int
+    cells: list[PreviewCell]
+    row_error: str = ""
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.row_error) or any(cell.error for cell in self.cells)
+
+
+@dataclass
+class Preview:
+    columns: list[tuple[str, str]]  # (key, label)
+    rows: list[PreviewRow] = field(default_factory=list)
+
+    @property
+    def rows_with_errors(self) -> int:
+        return sum(1 for row in self.rows if row.has_errors)
+
+
+# Where a derived value is shown in the preview, and which error goes in which column.
+_DERIVED_COLUMNS = {
+    "full_name": ("first_name", "last_name"),
+    "location": ("city", "country"),
+    "links": ("linkedin_url", "github_url", "portfolio_url"),
+    "owner_email": ("owner_id",),
+}
+_PREVIEW_LABELS = {
+    "first_name": "First name",
+    "last_name": "Last name",
+    "city": "City",
+    "country": "Country",
+    "linkedin_url": "LinkedIn URL",
+    "github_url": "GitHub URL",
+    "portfolio_url": "Portfolio URL",
+    "owner_id": "Owner",
+}
+_ERROR_COLUMN = {"full_name": "first_name", "owner_email": "owner_id", "links": "portfolio_url"}
+
+
+def import_preview(*, job: Job, limit: int = PREVIEW_ROWS) -> Preview:
+    """The first `limit` rows as they would be imported, with a reason for each invalid cell."""
+    info = reading.FileInfo.from_dict(job.params["file"])
+    converter = _converter(job)
+    mapping = job.params["mapping"]
+    custom_labels = {custom.key: custom.label for custom in converter.custom.values()}
+    keys: list[str] = ["first_name"]  # the name always shows: a missing one is an error
+    for target in mapping:
+        for key in _DERIVED_COLUMNS.get(target, (target,)):
+            if key != IGNORE and key not in keys:
+                keys.append(key)
+    if converter.options.tags and "tags" not in keys:
+        keys.append("tags")
+    columns = [(key, _PREVIEW_LABELS.get(key) or target_label(key, custom_labels)) for key in keys]
+    owner_emails = {owner_id: email for email, owner_id in converter.owners.items()}
+    preview = Preview(columns=columns)
+    with job.input_file.open("rb") as fileobj:
+        rows = reading.iter_data_rows(fileobj, info)
+        try:
+            for row_number, cells in itertools.islice(rows, limit):
+                values, errors = converter.convert(cells)
+                errors = {_ERROR_COLUMN.get(key, key): message for key, message in errors.items()}
+                preview_cells = []
+                for key, _label in columns:
+                    error = errors.get(key, "")
+                    if error:
+                        shown = _source_value(cells, mapping, key)
+                    else:
+                        shown = _display(key, values, owner_emails)
+                    preview_cells.append(PreviewCell(value=shown, error=error))
+                preview.rows.append(
+                    PreviewRow(row_number=row_number, cells=preview_cells, row_error=errors.get(""))
+                )
+        finally:
+            rows.close()
+    return preview
+
+
+def _display(key: str, values: dict, owner_emails: dict[int, str]) -> str:
+    if key == "owner_id":
+        return owner_emails.get(values.get("owner_id"), "")
+    if key.startswith(CUSTOM_PREFIX):
+        value = values["custom_fields"].get(key[len(CUSTOM_PREFIX) :], "")
+        return str(value)
+    value = values.get(key, "")
+    if isinstance(value, list):
+        return ", ".join(value)
+    if key in {"status", "seniority"} and value:
+        choices = Candidate.Status if key == "status" else Candidate.Seniority
+        return str(choices(value).label)
+    return str(value)
+
+
+def _source_value(cells: list[str], mapping: list[str], key: str) -> str:
+    """The original text of the cell behind a preview column, to show next to its error."""
+    sources = {key} | {target for target, keys in _DERIVED_COLUMNS.items() if key in keys}
+    for index, target in enumerate(mapping):
+        if target in sources and index < len(cells):
+            return cells[index]
+    return ""
+
+
+def import_start(*, job: Job) -> Job:
+    """Queue a configured draft import (or a stopped one, which resumes); the worker runs
+    `import_run`."""
+    from candidates.tasks import import_run_task
+
+    job.status = Job.Status.QUEUED
+    job.save(update_fields=["status"])
+    organization_id, job_id = job.organization_id, job.pk
+    transaction.on_commit(
+        lambda: import_run_task.delay(organization_id=organization_id, job_id=job_id)
+    )
+    return job
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def _converter(job: Job) -> RowConverter:
+    params = job.params
+    options = params.get("options", {})
+    custom_fields = custom_fields_active(organization=job.organization_id)
+    known = {CUSTOM_PREFIX + custom.key for custom in custom_fields}
+    mapping = [
+        target if not target.startswith(CUSTOM_PREFIX) or target in known else IGNORE
+        for target in params["mapping"]
+    ]
+    owners = {
+        email.lower(): user_id
+        for email, user_id in Membership.objects.filter(
+            organization_id=job.organization_id
+        ).values_list("user__email", "user_id")
+    }
+    return RowConverter(
+        headers=params["file"]["headers"],
+        mapping=mapping,
+        options=Options(
+            duplicates=options.get("duplicates", UPDATE),
+            tags=tuple(options.get("tags", ())),
+            phone_region=options.get("phone_region", ""),
+        ),
+        owners=owners,
+        custom_fields=custom_fields,
+    )
+
+
+@dataclass
+class Batch:
+    """One batch of source rows, parsed and validated, ready to be written."""
+
+    start: int  # source data rows committed before this batch
+    size: int  # source data rows in this batch
+    stage_rows: list[tuple]
+    failures: list[tuple[int, dict, str]]  # (row number, original values, reason)
+    # Rows folded into an earlier row with the same email (update mode: they count as
+    # updates of that candidate; skip mode: they are skipped).
+    folded: int = 0
+
+
+@functools.lru_cache(maxsize=65536)
+def _array_literal(items: tuple[str, ...]) -> str:
+    """A Postgres array literal: COPY takes it as text much faster than a Python list."""
+    if not items:
+        return "{}"
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
+
+
+def _stage_row(ord_: int, values: dict) -> tuple:
+    get = values.get
+    return (
+        ord_,
+        get("first_name", ""),
+        get("last_name", ""),
+        get("email", ""),
+        _array_literal(tuple(values["alternate_emails"])),
+        get("phone", ""),
+        get("city", ""),
+        get("country", ""),
+        get("headline", ""),
+        get("current_title", ""),
+        get("current_company", ""),
+        get("linkedin_url", ""),
+        get("github_url", ""),
+        get("portfolio_url", ""),
+        _array_literal(tuple(values["skills"])),
+        _array_literal(tuple(values["tags"])),
+        get("seniority", ""),
+        get("status", ""),
+        get("source_detail", ""),
+        get("owner_id"),
+        json.dumps(values["custom_fields"], ensure_ascii=False)
+        if values["custom_fields"]
+        else "{}",
+    )
+
+
+def _fold(earlier: dict, later: dict) -> None:
+    """Apply a later row with the same email onto an earlier one (update semantics)."""
+    for key, value in later.items():
+        if key in _ARRAY_KEYS:
+            earlier[key] = list(dict.fromkeys([*earlier[key], *value]))
+        elif key == "custom_fields":
+            earlier[key] = {**earlier[key], **value}
+        elif value not in ("", None):
+            earlier[key] = value
+    if earlier.get("email") in earlier["alternate_emails"]:
+        earlier["alternate_emails"].remove(earlier["email"])
+
+
+def _reason(errors: dict[str, str], labels: dict[str, str]) -> str:
+    """'Email: “x” is not a valid email address. Phone: …' (name and row messages stand alone)."""
+    return " ".join(
+        f"{labels.get(key) or target_label(key, {})}: {message}"
+        if key not in ("", "first_name") and not key.startswith(CUSTOM_PREFIX)
+        else message
+        for key, message in errors.items()
+    )
+
+
+def _prepare(
+    rows: list[tuple[int, list[str]]],
+    *,
+    start: int,
+    converter: RowConverter,
+    headers: list[str],
+    labels: dict[str, str],
+) -> Batch:
+    update = converter.options.duplicates == UPDATE
+    kept: dict[str, dict] = {}  # email -> values of the row that stays
+    valid: list[dict] = []
+    failures = []
+    folded = 0
+    width = len(headers)
+    for row_number, cells in rows:
+        values, errors = converter.convert(cells)
+        if errors:
+            original = dict(zip(headers, cells[:width] + [""] * (width - len(cells)), strict=True))
+            failures.append((row_number, original, _reason(errors, labels)))
+            continue
+        email = values.get("email")
+        if email:
+            if email in kept:
+                folded += 1
+                if update:
+                    _fold(kept[email], values)
+                continue
+            kept[email] = values
+        valid.append(values)
+    stage_rows = [_stage_row(ord_, values) for ord_, values in enumerate(valid)]
+    return Batch(
+        start=start, size=len(rows), stage_rows=stage_rows, failures=failures, folded=folded
+    )
+
+
+def _batches(
+    records: Iterator[tuple[int, list[str]]], *, start: int, size: int, **prepare_kwargs
+) -> Iterator[Batch]:
+    while True:
+        rows = list(itertools.islice(records, size))
+        if not rows:
+            return
+        yield _prepare(rows, start=start, **prepare_kwargs)
+        start += len(rows)
+
+
+def _in_thread(items: Iterator, depth: int = 2) -> Iterator:
+    """Produce `items` in a thread, `depth` ahead: parsing overlaps the database's work."""
+    channel: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        channel.put((item, None), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            channel.put((done, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            channel.put((done, error))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = channel.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                channel.get(timeout=0.1)
+        thread.join()
+
+
+_CREATE_STAGE = "CREATE TEMPORARY TABLE import_stage ({}) ON COMMIT DROP".format(
+    ", ".join(f"{name} {kind}" for name, kind in STAGE_COLUMNS)
+)
+_COPY_STAGE = "COPY import_stage ({}) FROM STDIN".format(", ".join(n for n, _ in STAGE_COLUMNS))
+
+_INSERT_COLUMNS = (
+    "organization_id, first_name, last_name, email, alternate_emails, phone, city, country, "
+    "headline, current_title, current_company, linkedin_url, github_url, portfolio_url, "
+    "skills, tags, seniority, source, source_detail, owner_id, status, custom_fields, "
+    "created_at, updated_at, has_resume, resume_text, search_name"
+)
+_INSERT_SELECT = """
+    SELECT %(organization)s, s.first_name, s.last_name, s.email, s.alternate_emails, s.phone,
+        s.city, s.country, s.headline, s.current_title, s.current_company, s.linkedin_url,
+        s.github_url, s.portfolio_url, s.skills, s.tags, s.seniority, %(source)s, s.source_detail,
+        s.owner_id, COALESCE(NULLIF(s.status, ''), 'active'), s.custom_fields,
+        %(now)s, %(now)s, false, '', ''
+    FROM import_stage s
+"""
+
+
+def _array_union(column: str) -> str:
+    """The candidate's values followed by the imported ones it does not have yet, in order."""
+    return (
+        f"CASE WHEN cardinality(EXCLUDED.{column}) = 0 THEN c.{column} ELSE c.{column} || ARRAY("  # noqa: S608
+        f"SELECT u.x FROM unnest(EXCLUDED.{column}) WITH ORDINALITY AS u(x, n) "
+        f"WHERE u.x <> ALL(c.{column}) ORDER BY u.n) END"
+    )
+
+
+# How an existing candidate takes an imported row: non-empty cells win, lists are added to,
+# custom fields are merged, the source stays. The status column cannot carry "no value" in the
+# proposed row (it is NOT NULL, checked before the conflict), so it is read from the staging
+# table, and only when the file has a status column.
+_UPDATE_SET = ",\n        ".join(
+    [f"{name} = COALESCE(NULLIF(EXCLUDED.{name}, ''), c.{name})" for name in _TEXT_KEYS]
+    + [
+        "status = CASE WHEN %(status_mapped)s THEN COALESCE((SELECT NULLIF(s.status, '') "
+        "FROM import_stage s WHERE s.email = EXCLUDED.email), c.status) ELSE c.status END",
+        "skills = " + _array_union("skills"),
+        "tags = " + _array_union("tags"),
+        # an alternate email equal to the main one is pointless
+        "alternate_emails = ARRAY(SELECT a FROM unnest("  # noqa: S608
+        + _array_union("alternate_emails")
+        + ") AS a WHERE a <> c.email)",
+        "owner_id = COALESCE(EXCLUDED.owner_id, c.owner_id)",
+        "custom_fields = c.custom_fields || EXCLUDED.custom_fields",
+        "updated_at = %(now)s",
+    ]
+)
+
+# Activity rows are written set-based from the ids the merge returns: at a million rows the
+# per-row `activities_record_bulk` would cost more than the import itself.
+_ACTIVITY_INSERT = """
+    INSERT INTO candidates_activity
+        (organization_id, candidate_id, kind, actor_id, occurred_at, summary, data, note_id)
+    SELECT %(organization)s, id, 'imported', %(actor)s, %(now)s,
+        CASE WHEN created THEN %(created_summary)s ELSE %(updated_summary)s END,
+        jsonb_build_object('job_id', %(job)s::int, 'created', created), NULL
+    FROM merged
+"""
+
+# The unique index candidate_email_unique_per_org finds the duplicates; `xmax = 0` tells an
+# inserted row from an updated one.
+_MERGE = f"""
+WITH merged AS (
+    INSERT INTO candidates_candidate AS c ({_INSERT_COLUMNS})
+    {_INSERT_SELECT}
+    ORDER BY s.ord
+    ON CONFLICT (organization_id, email) WHERE NOT (email = '') AND merged_into_id IS NULL
+    {{on_conflict}}
+    RETURNING c.id, (c.xmax = 0) AS created
+), activities AS ({_ACTIVITY_INSERT})
+SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM merged
+"""  # noqa: S608 (built from the constants above, no user input)
+MERGE_UPDATE = _MERGE.replace("{on_conflict}", f"DO UPDATE SET {_UPDATE_SET}")
+MERGE_SKIP = _MERGE.replace("{on_conflict}", "DO NOTHING")
+
+
+def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None:
+    """Write one batch in one transaction, together with the job's counters."""
+    update = job.params.get("options", {}).get("duplicates", UPDATE) == UPDATE
+    status_mapped = "status" in job.params["mapping"]
+    params = {
+        "organization": job.organization_id,
+        "source": job.params.get("options", {}).get("source") or Candidate.Source.IMPORT,
+        "now": now,
+        "actor": job.created_by_id,
+        "job": job.pk,
+        "created_summary": f"Imported from {job.input_name}"[:500],
+        "updated_summary": f"Updated by an import from {job.input_name}"[:500],
+        "status_mapped": status_mapped,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE((params->>'committed_rows')::int, 0) FROM candidates_job "
+            "WHERE id = %s FOR UPDATE",
+            [job.pk],
+        )
+        if cursor.fetchone()[0] != batch.start:
+            raise ImportSuperseded
+        # Let the GIN indexes (search vector, trigrams, tags) collect the batch in their
+        # pending lists and merge it in bulk, which is much cheaper than entry by entry;
+        # `_gin_flush` empties the lists when the import ends.
+        cursor.execute(
+            "SELECT set_config('gin_pending_list_limit', %s, true)", [_gin_pending_list_limit()]
+        )
+        created = updated = 0
+        if batch.stage_rows:
+            # ON COMMIT DROP cleans up; the DROP covers an enclosing transaction (tests).
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_stage")
+            cursor.execute(_CREATE_STAGE)
+            with cursor.cursor.copy(_COPY_STAGE) as copy:
+                for row in batch.stage_rows:
+                    copy.write_row(row)
+            if update and status_mapped:
+                cursor.execute("CREATE INDEX ON import_stage (email)")
+            cursor.execute(MERGE_UPDATE if update else MERGE_SKIP, params)
+            created, updated = cursor.fetchone()
+        if batch.failures:
+            with cursor.cursor.copy(
+                "COPY candidates_importrowerror (organization_id, job_id, row_number, data, reason) "
+                "FROM STDIN"
+            ) as copy:
+                for row_number, original, reason in batch.failures:
+                    copy.write_row(
+                        (
+                            job.organization_id,
+                            job.pk,
+                            row_number,
+                            json.dumps(original, ensure_ascii=False),
+                            reason,
+                        )
+                    )
+        staged = len(batch.stage_rows)
+        counts["created"] += created
+        if update:
+            counts["updated"] += updated + batch.folded
+            counts["skipped"] += staged - created - updated
+        else:
+            counts["skipped"] += batch.folded + staged - created
+        counts["failed"] += len(batch.failures)
+        committed = batch.start + batch.size
+        job.params = {**job.params, "committed_rows": committed}
+        job.processed = committed
+        job.result = dict(counts)
+        Job.objects.filter(pk=job.pk).update(
+            processed=job.processed, result=job.result, params=job.params
+        )
+
+
+def import_run(*, job: Job) -> Job:
+    """Run (or resume) an import job to the end. Safe to call again after a crash."""
+    with scope(organization=job.organization):
+        job.refresh_from_db()
+        if job.status == Job.Status.DONE:
+            return job
+        info = reading.FileInfo.from_dict(job.params["file"])
+        converter = _converter(job)
+        start = int(job.params.get("committed_rows", 0))
+        counts = {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
+        counts.update({key: int(job.result.get(key, 0)) for key in counts} if start else {})
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.RUNNING,
+            started_at=job.started_at or timezone.now(),
+            finished_at=None,
+            error="",
+        )
+        job.refresh_from_db()
+        labels = {CUSTOM_PREFIX + custom.key: custom.label for custom in converter.custom.values()}
+        try:
+            with job.input_file.open("rb") as fileobj:
+                records = reading.iter_data_rows(fileobj, info)
+                skipped_source = itertools.islice(records, start, None)
+                batches = _batches(
+                    skipped_source,
+                    start=start,
+                    size=_batch_size(),
+                    converter=converter,
+                    headers=info.headers,
+                    labels=labels,
+                )
+                with contextlib.closing(_in_thread(batches)) as prepared:
+                    for batch in prepared:
+                        _write_batch(job=job, batch=batch, counts=counts, now=timezone.now())
+        except ImportSuperseded:
+            return job
+        except reading.ImportFileError as error:
+            _stop(job, f"{error} The rows before it were imported.")
+            return job
+        except Exception:
+            _stop(
+                job,
+                "The import stopped unexpectedly. The rows counted above were imported; "
+                "running the import again continues after them.",
+            )
+            raise
+        _gin_flush()
+        _finish(job, headers=info.headers)
+        return job
+
+
+def _stop(job: Job, message: str) -> None:
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.FAILED, error=message, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+
+
+_FORMULA_START = ("=", "@", "\t", "\r")
+_PLAIN_SIGNED = re.compile(r"^[+-][\d\s().\-/]*$")
+
+
+def _safe_cell(value: str) -> str:
+    """Stop spreadsheet programs from running a value as a formula (CSV injection): prefix
+    formula-looking values with an apostrophe. Phone numbers like +44 … stay as they are, and
+    the importer drops the apostrophe again, so the file can be fixed and imported."""
+    if value and (
+        value.startswith(_FORMULA_START) or (value[0] in "+-" and not _PLAIN_SIGNED.match(value))
+    ):
+        return "'" + value
+    return value
+
+
+def import_failed_rows_csv(*, job: Job, stream) -> int:
+    """Write the failed rows (row number, original values, reason) as CSV to a binary stream."""
+    headers = job.params["file"]["headers"]
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    writer = csv.writer(text)
+    writer.writerow(["Row", *headers, "Reason"])
+    count = 0
+    errors = (
+        ImportRowError.objects.filter(organization_id=job.organization_id, job=job)
+        .order_by("row_number")
+        .values_list("row_number", "data", "reason")
+    )
+    for row_number, data, reason in errors.iterator(chunk_size=5000):
+        writer.writerow(
+            [row_number, *(_safe_cell(data.get(header, "")) for header in headers), reason]
+        )
+        count += 1
+    text.flush()
+    text.detach()
+    return count
+
+
+def _finish(job: Job, *, headers: list[str]) -> None:
+    now = timezone.now()
+    job.refresh_from_db()
+    if job.result.get("failed"):
+        with tempfile.TemporaryFile() as stream:
+            import_failed_rows_csv(job=job, stream=stream)
+            stream.seek(0)
+            job.output_file.save(f"{uuid.uuid4().hex}.csv", File(stream), save=False)
+        stem = PurePath(job.input_name).stem or "import"
+        job.params = {**job.params, "output_name": f"{stem}-failed-rows.csv"}
+    job.status = Job.Status.DONE
+    job.finished_at = now
+    job.total = job.processed
+    job.save(update_fields=["output_file", "params", "status", "finished_at", "total"])

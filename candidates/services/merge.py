@@ -1,0 +1,334 @@
+"""Merging two candidate profiles of the same person, and undoing a merge.
+
+The secondary profile is folded into the primary: the recruiter picks, field by field, which
+value to keep; skills, tags and email addresses are combined; the secondary's notes, timeline
+and files move to the primary; the secondary stays in the database with ``merged_into`` set, so
+it disappears from lists and its old URL can lead to the primary. A MergeRecord keeps the
+primary's values before the merge and the ids of every moved row, which is exactly what undo
+needs.
+
+Other apps whose rows belong to a candidate register a mover so that merges carry those rows
+too, e.g. in their AppConfig.ready():
+
+    from candidates.services.merge import MERGE_MOVERS, MergeMover
+    MERGE_MOVERS.append(MergeMover("pipelines.PoolMembership", "candidate", unique_with=("pool",)))
+
+``unique_with`` names the fields that, with the candidate, must stay unique: a row of the
+secondary whose twin already belongs to the primary stays where it is (and comes back with the
+secondary on undo).
+"""
+
+from typing import Literal, NamedTuple
+
+from django.apps import apps
+from django.db import IntegrityError, models, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from candidates.models import Activity, Candidate, DuplicateSuggestion, MergeRecord
+from candidates.services.activities import activity_record
+from candidates.services.attachments import candidate_refresh_resume_text
+from crm.models import User
+
+Choice = Literal["primary", "secondary"]
+
+
+class MergeMover(NamedTuple):
+    label: str  # "app_label.ModelName"
+    field: str  # the ForeignKey to Candidate
+    unique_with: tuple[str, ...] = ()
+
+
+MERGE_MOVERS: list[MergeMover] = [
+    MergeMover("candidates.Note", "candidate"),
+    MergeMover("candidates.Activity", "candidate"),
+    MergeMover("candidates.Attachment", "candidate"),
+]
+
+# Fields the recruiter chooses between when the two profiles differ (in screen order).
+CHOICE_FIELDS = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "headline",
+    "current_title",
+    "current_company",
+    "seniority",
+    "city",
+    "country",
+    "linkedin_url",
+    "github_url",
+    "portfolio_url",
+    "status",
+    "not_now_until",
+    "owner",
+    "source",
+    "source_detail",
+]
+# Fields combined from both profiles.
+UNION_FIELDS = ["skills", "tags", "alternate_emails"]
+CUSTOM_PREFIX = "custom:"
+# What undo restores on the primary.
+SNAPSHOT_FIELDS = [*CHOICE_FIELDS, *UNION_FIELDS, "custom_fields", "last_contacted_at"]
+
+
+class MergeError(Exception):
+    """A merge or undo that cannot happen; the message is for people."""
+
+
+def _value(candidate: Candidate, name: str):
+    if name.startswith(CUSTOM_PREFIX):
+        return candidate.custom_fields.get(name.removeprefix(CUSTOM_PREFIX))
+    return getattr(candidate, Candidate._meta.get_field(name).attname)
+
+
+def _empty(value) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def merge_differences(*, primary: Candidate, secondary: Candidate) -> list[str]:
+    """The fields (and custom fields, as "custom:<key>") whose values differ and where the
+    secondary has something to offer — the recruiter chooses for each."""
+    names = [*CHOICE_FIELDS]
+    keys = sorted(set(primary.custom_fields) | set(secondary.custom_fields))
+    names += [CUSTOM_PREFIX + key for key in keys]
+    return [
+        name
+        for name in names
+        if _value(primary, name) != _value(secondary, name) and not _empty(_value(secondary, name))
+    ]
+
+
+def merge_default_choice(*, primary: Candidate, secondary: Candidate, name: str) -> Choice:
+    return "secondary" if _empty(_value(primary, name)) else "primary"
+
+
+def _union(*lists) -> list:
+    seen: dict = {}
+    for values in lists:
+        for value in values or []:
+            seen.setdefault(value, None)
+    return list(seen)
+
+
+def merge_combined(*, primary: Candidate, secondary: Candidate) -> dict[str, list]:
+    """What the merged profile gets from both without asking (for the merge screen)."""
+    return {
+        "skills": _union(primary.skills, secondary.skills),
+        "tags": _union(primary.tags, secondary.tags),
+        "emails": [
+            address
+            for address in _union(
+                [primary.email, secondary.email],
+                primary.alternate_emails,
+                secondary.alternate_emails,
+            )
+            if address
+        ],
+    }
+
+
+def _snapshot(candidate: Candidate) -> dict:
+    """The primary's values as JSON (dates as ISO strings, the owner as an id)."""
+    snapshot = {}
+    for name in SNAPSHOT_FIELDS:
+        field = Candidate._meta.get_field(name)
+        value = getattr(candidate, field.attname)
+        if value is not None and isinstance(field, models.DateField):
+            value = value.isoformat()  # DateTimeField is a DateField too
+        snapshot[field.attname] = value
+    return snapshot
+
+
+def _restore(candidate: Candidate, snapshot: dict) -> None:
+    for name in SNAPSHOT_FIELDS:
+        field = Candidate._meta.get_field(name)
+        if field.attname not in snapshot:
+            continue
+        value = snapshot[field.attname]
+        if value is not None and isinstance(field, models.DateField):
+            value = field.to_python(value)
+        setattr(candidate, field.attname, value)
+
+
+def _lock_pair(first_id: int, second_id: int) -> dict[int, Candidate]:
+    # Lock in id order so that two merges of the same pair cannot deadlock.
+    rows = Candidate.objects.select_for_update().filter(pk__in=[first_id, second_id]).order_by("pk")
+    return {row.pk: row for row in rows}
+
+
+def _move(*, mover: MergeMover, source_id: int, target_id: int, ids: list | None = None) -> list:
+    model = apps.get_model(mover.label)
+    rows = model._default_manager.filter(**{f"{mover.field}_id": source_id})
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
+    elif mover.unique_with:
+        twins = model._default_manager.filter(
+            **{f"{mover.field}_id": target_id},
+            **{name: OuterRef(name) for name in mover.unique_with},
+        )
+        rows = rows.exclude(Exists(twins))
+    moved = list(rows.values_list("pk", flat=True))
+    if moved:
+        model._default_manager.filter(pk__in=moved).update(**{f"{mover.field}_id": target_id})
+    return moved
+
+
+def candidate_merge(
+    *,
+    primary: Candidate,
+    secondary: Candidate,
+    field_choices: dict[str, Choice],
+    actor: User | None,
+) -> MergeRecord:
+    """Merge `secondary` into `primary`, keeping for each differing field the value named in
+    `field_choices` (missing entries keep the default: the primary's, unless it is empty)."""
+    if primary.organization_id != secondary.organization_id or primary.pk == secondary.pk:
+        raise MergeError("These two profiles cannot be merged.")
+    with transaction.atomic():
+        locked = _lock_pair(primary.pk, secondary.pk)
+        primary, secondary = locked.get(primary.pk), locked.get(secondary.pk)
+        if primary is None or secondary is None:
+            raise MergeError("One of the profiles no longer exists.")
+        if primary.merged_into_id or secondary.merged_into_id:
+            raise MergeError("One of the profiles has already been merged into another.")
+
+        snapshot = _snapshot(primary)
+        for name in merge_differences(primary=primary, secondary=secondary):
+            choice = field_choices.get(name) or merge_default_choice(
+                primary=primary, secondary=secondary, name=name
+            )
+            if choice != "secondary":
+                continue
+            value = _value(secondary, name)
+            if name.startswith(CUSTOM_PREFIX):
+                primary.custom_fields = {
+                    **primary.custom_fields,
+                    name.removeprefix(CUSTOM_PREFIX): value,
+                }
+            else:
+                setattr(primary, Candidate._meta.get_field(name).attname, value)
+        primary.skills = _union(primary.skills, secondary.skills)
+        primary.tags = _union(primary.tags, secondary.tags)
+        addresses = [
+            snapshot["email"],
+            secondary.email,
+            *primary.alternate_emails,
+            *secondary.alternate_emails,
+        ]
+        primary.alternate_emails = [
+            address for address in _union(addresses) if address and address != primary.email
+        ]
+        if secondary.last_contacted_at and (
+            not primary.last_contacted_at or secondary.last_contacted_at > primary.last_contacted_at
+        ):
+            primary.last_contacted_at = secondary.last_contacted_at
+
+        # The secondary leaves the live set first: its email may now be the primary's, and
+        # emails are unique among live candidates.
+        secondary.merged_into = primary
+        secondary.save(update_fields=["merged_into", "updated_at"])
+        primary.save()
+
+        moved: dict[str, list] = {}
+        for mover in MERGE_MOVERS:
+            moved[mover.label] = _move(mover=mover, source_id=secondary.pk, target_id=primary.pk)
+        closed = list(
+            DuplicateSuggestion.objects.filter(
+                Q(candidate_a_id=secondary.pk) | Q(candidate_b_id=secondary.pk),
+                state=DuplicateSuggestion.State.OPEN,
+            ).values_list("pk", flat=True)
+        )
+        DuplicateSuggestion.objects.filter(pk__in=closed).update(
+            state=DuplicateSuggestion.State.MERGED
+        )
+        candidate_refresh_resume_text(candidate_id=primary.pk)
+        candidate_refresh_resume_text(candidate_id=secondary.pk)
+
+        record = MergeRecord.objects.create(
+            organization_id=primary.organization_id,
+            primary=primary,
+            secondary=secondary,
+            merged_by=actor,
+            primary_snapshot=snapshot,
+            moved={**moved, "closed_suggestions": closed},
+        )
+        activity_record(
+            candidate=primary,
+            kind=Activity.Kind.MERGED,
+            summary=f"Merged with {_describe(secondary)}",
+            actor=actor,
+            data={"merge_id": record.pk, "secondary_id": secondary.pk},
+        )
+    return record
+
+
+def _describe(candidate: Candidate) -> str:
+    name = candidate.full_name or "another profile"
+    return f"{name} ({candidate.email})" if candidate.email else name
+
+
+def merge_undo_blocker(*, record: MergeRecord) -> str:
+    """Why this merge cannot be undone now ('' if it can)."""
+    if record.undone_at:
+        return "This merge has already been undone."
+    involved = [record.primary_id, record.secondary_id]
+    later = MergeRecord.objects.filter(
+        Q(primary_id__in=involved) | Q(secondary_id__in=involved),
+        organization_id=record.organization_id,
+        undone_at__isnull=True,
+        pk__gt=record.pk,
+    )
+    if later.exists():
+        return "A later merge involves one of these profiles. Undo that merge first, then this one."
+    return ""
+
+
+def candidate_merge_undo(*, record: MergeRecord, actor: User | None) -> MergeRecord:
+    """Put both profiles back as they were: the primary's values, the moved rows, the
+    secondary live again. Refused while a later merge involves either profile."""
+    with transaction.atomic():
+        record = MergeRecord.objects.select_for_update().get(pk=record.pk)
+        blocker = merge_undo_blocker(record=record)
+        if blocker:
+            raise MergeError(blocker)
+        locked = _lock_pair(record.primary_id, record.secondary_id)
+        primary, secondary = locked[record.primary_id], locked[record.secondary_id]
+
+        moved = record.moved
+        for mover in MERGE_MOVERS:
+            ids = moved.get(mover.label) or []
+            if ids:
+                _move(mover=mover, source_id=primary.pk, target_id=secondary.pk, ids=ids)
+        DuplicateSuggestion.objects.filter(
+            pk__in=moved.get("closed_suggestions") or [],
+            state=DuplicateSuggestion.State.MERGED,
+        ).update(state=DuplicateSuggestion.State.OPEN)
+
+        _restore(primary, record.primary_snapshot)
+        try:
+            with transaction.atomic():
+                primary.save()
+                secondary.merged_into = None
+                secondary.save(update_fields=["merged_into", "updated_at"])
+        except IntegrityError:
+            raise MergeError(
+                "Another live profile now uses one of these email addresses; "
+                "change it before undoing this merge."
+            ) from None
+        candidate_refresh_resume_text(candidate_id=primary.pk)
+        candidate_refresh_resume_text(candidate_id=secondary.pk)
+
+        record.undone_at = timezone.now()
+        record.undone_by = actor
+        record.save(update_fields=["undone_at", "undone_by"])
+        for candidate, other in ((primary, secondary), (secondary, primary)):
+            activity_record(
+                candidate=candidate,
+                kind=Activity.Kind.UNMERGED,
+                summary=f"Merge with {_describe(other)} undone",
+                actor=actor,
+                data={"merge_id": record.pk},
+            )
+    return record

@@ -1,0 +1,108 @@
+"""factory_boy factories of the candidates app. They run under scopes_disabled() (see
+tests/factories.ScopesDisabledFactory). Each area appends its factories below."""
+
+import factory
+
+from candidates.models import Candidate
+from tests.factories import OrganizationFactory, ScopesDisabledFactory
+
+
+class CandidateFactory(ScopesDisabledFactory):
+    class Meta:
+        model = Candidate
+
+    organization = factory.SubFactory(OrganizationFactory)
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Sequence(lambda n: f"candidate{n}@example.com")
+    current_title = "Software Engineer"
+    current_company = factory.Sequence(lambda n: f"Company {n}")
+    city = "London"
+    country = "United Kingdom"
+
+
+# --- profiles, notes, custom fields ---
+
+
+class NoteFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "candidates.Note"
+
+    candidate = factory.SubFactory(CandidateFactory)
+    organization = factory.SelfAttribute("candidate.organization")
+    author = factory.SubFactory("tests.factories.UserFactory")
+    body = factory.Faker("paragraph")
+
+
+class CustomFieldFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "candidates.CustomField"
+
+    organization = factory.SubFactory(OrganizationFactory)
+    label = factory.Sequence(lambda n: f"Field {n}")
+    key = factory.Sequence(lambda n: f"field_{n}")
+    field_type = "text"
+
+
+# --- attachments: real small files, built by hand ---
+
+
+def make_pdf(text: str = "Hello") -> bytes:
+    """A minimal valid one-page PDF that shows `text` (ASCII) in Helvetica."""
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode()
+    content = b"BT /F1 12 Tf 72 720 Td (" + escaped + b") Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+def make_docx(*paragraphs: str) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def make_attachment(candidate, *, content: bytes | None = None, name="resume.pdf", **fields):
+    """An Attachment row with a stored file (no upload checks, no timeline entry)."""
+    from django.core.files.base import ContentFile
+    from django_scopes import scopes_disabled
+
+    from candidates.models import Attachment
+
+    content = make_pdf("Attachment") if content is None else content
+    with scopes_disabled():
+        attachment = Attachment(
+            organization_id=candidate.organization_id,
+            candidate=candidate,
+            original_name=name,
+            content_type=fields.pop("content_type", "application/pdf"),
+            size=len(content),
+            **fields,
+        )
+        attachment.file.save("upload", ContentFile(content))
+    return attachment

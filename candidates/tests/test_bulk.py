@@ -1,0 +1,341 @@
+"""Bulk actions: confirmation, inline runs, the batched Celery task and its resumption."""
+
+import pytest
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from candidates.models import Activity, Candidate, Job
+from candidates.services.bulk import bulk_apply_batch, bulk_selection
+from candidates.tasks import bulk_action
+from candidates.tests.factories import CandidateFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _bulk_url(org):
+    return reverse("candidates:bulk", args=[org.slug])
+
+
+def _candidates(org, count, **kwargs):
+    return [CandidateFactory(organization=org, **kwargs) for _ in range(count)]
+
+
+def _fresh(candidate):
+    with scopes_disabled():
+        return Candidate.objects.get(pk=candidate.pk)
+
+
+def _activities(kind):
+    with scopes_disabled():
+        return list(Activity.objects.filter(kind=kind).values_list("candidate_id", flat=True))
+
+
+# --- access ---
+
+
+def test_bulk_anonymous_is_sent_to_login(client, org):
+    response = client.get(_bulk_url(org), {"action": "tag", "ids": "1"})
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_bulk_viewer_gets_403(viewer_client, org):
+    candidate = CandidateFactory(organization=org)
+    get = viewer_client.get(_bulk_url(org), {"action": "tag", "ids": candidate.pk})
+    post = viewer_client.post(_bulk_url(org), {"action": "tag", "ids": candidate.pk, "tags": "x"})
+    assert get.status_code == 403
+    assert post.status_code == 403
+    assert _fresh(candidate).tags == []
+
+
+def test_bulk_other_organisation_gets_404(outsider_client, org):
+    assert outsider_client.get(_bulk_url(org), {"action": "tag"}).status_code == 404
+
+
+def test_bulk_cannot_reach_another_organisations_candidates(recruiter_client, org, other_org):
+    foreign = CandidateFactory(organization=other_org)
+    response = recruiter_client.post(
+        _bulk_url(org), {"action": "tag", "ids": foreign.pk, "tags": "stolen"}
+    )
+    assert response.status_code == 200
+    assert "No candidates selected" in response.content.decode()
+    assert _fresh(foreign).tags == []
+
+
+# --- confirmation ---
+
+
+def test_bulk_confirmation_states_the_exact_count(recruiter_client, org):
+    chosen = _candidates(org, 3)
+    response = recruiter_client.get(
+        _bulk_url(org), {"action": "tag", "ids": [c.pk for c in chosen]}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Add tags to <strong>3 candidates</strong>" in body
+
+
+def test_bulk_confirmation_for_all_matching_counts_exactly(recruiter_client, org):
+    _candidates(org, 4, city="Berlin")
+    _candidates(org, 2, city="Paris")
+    response = recruiter_client.get(
+        _bulk_url(org), {"action": "status", "select_all": "1", "query": "city=Berlin"}
+    )
+    assert response.context["count"] == 4
+    assert "Set the status of <strong>4 candidates</strong>" in response.content.decode()
+
+
+def test_bulk_without_selection_goes_back_with_a_message(recruiter_client, org):
+    response = recruiter_client.get(
+        _bulk_url(org), {"action": "tag", "query": "city=Berlin"}, follow=True
+    )
+    assert response.redirect_chain[0][0].endswith("?city=Berlin")
+    assert "Select at least one candidate first." in response.content.decode()
+
+
+def test_bulk_invalid_arguments_rerender_with_errors(recruiter_client, org):
+    candidate = CandidateFactory(organization=org)
+    response = recruiter_client.post(
+        _bulk_url(org), {"action": "tag", "ids": candidate.pk, "tags": " , "}
+    )
+    assert response.status_code == 200
+    assert "Enter at least one tag." in response.content.decode()
+
+
+@pytest.mark.parametrize("ids", ["abc", "-1", "1;drop"])
+def test_bulk_invalid_ids_go_back_without_500(recruiter_client, org, ids):
+    response = recruiter_client.get(_bulk_url(org), {"action": "tag", "ids": ids})
+    assert response.status_code == 302
+
+
+# --- inline runs ---
+
+
+def test_bulk_tag_inline_adds_tags_once_and_records_activities(recruiter_client, org):
+    plain = CandidateFactory(organization=org, tags=["keep"])
+    already = CandidateFactory(organization=org, tags=["shortlist", "q3"])
+    untouched = CandidateFactory(organization=org)
+    response = recruiter_client.post(
+        _bulk_url(org),
+        {"action": "tag", "ids": [plain.pk, already.pk], "tags": "Shortlist, Q3", "query": ""},
+    )
+    assert response.status_code == 302
+    assert _fresh(plain).tags == ["keep", "shortlist", "q3"]
+    assert _fresh(already).tags == ["shortlist", "q3"]
+    assert _fresh(untouched).tags == []
+    assert _activities(Activity.Kind.TAGGED) == [plain.pk]
+
+
+def test_bulk_tag_updates_the_search_vector(recruiter_client, org, in_org):
+    candidate = CandidateFactory(organization=org)
+    recruiter_client.post(_bulk_url(org), {"action": "tag", "ids": candidate.pk, "tags": "zorbl"})
+    with in_org():
+        assert Candidate.objects.filter(search_vector="zorbl").count() == 1
+
+
+def test_bulk_untag_inline_removes_only_those_tags(recruiter_client, org):
+    tagged = CandidateFactory(organization=org, tags=["a", "shortlist", "b"])
+    plain = CandidateFactory(organization=org, tags=["c"])
+    recruiter_client.post(
+        _bulk_url(org), {"action": "untag", "ids": [tagged.pk, plain.pk], "tags": "shortlist"}
+    )
+    assert _fresh(tagged).tags == ["a", "b"]
+    assert _fresh(plain).tags == ["c"]
+    assert _activities(Activity.Kind.TAGGED) == [tagged.pk]
+
+
+def test_bulk_owner_inline_assigns_and_unassigns(recruiter_client, org, recruiter_user):
+    first, second = _candidates(org, 2)
+    recruiter_client.post(
+        _bulk_url(org),
+        {"action": "owner", "ids": [first.pk, second.pk], "owner": recruiter_user.pk},
+    )
+    assert _fresh(first).owner_id == recruiter_user.pk
+    assert _fresh(second).owner_id == recruiter_user.pk
+    recruiter_client.post(_bulk_url(org), {"action": "owner", "ids": [first.pk], "owner": ""})
+    assert _fresh(first).owner_id is None
+    assert len(_activities(Activity.Kind.OWNER_CHANGED)) == 3
+
+
+def test_bulk_owner_rejects_a_non_member(recruiter_client, org, outsider_user):
+    candidate = CandidateFactory(organization=org)
+    response = recruiter_client.post(
+        _bulk_url(org), {"action": "owner", "ids": candidate.pk, "owner": outsider_user.pk}
+    )
+    assert response.status_code == 200
+    assert _fresh(candidate).owner_id is None
+
+
+def test_bulk_status_inline_on_all_matching(recruiter_client, org):
+    berlin = _candidates(org, 3, city="Berlin")
+    paris = CandidateFactory(organization=org, city="Paris")
+    response = recruiter_client.post(
+        _bulk_url(org),
+        {"action": "status", "select_all": "True", "query": "city=Berlin", "status": "hired"},
+        follow=True,
+    )
+    assert [_fresh(c).status for c in berlin] == ["hired"] * 3
+    assert _fresh(paris).status == "active"
+    assert "Set status: 3 candidates changed." in response.content.decode()
+
+
+def test_bulk_all_matching_a_search_acts_on_the_search_results(recruiter_client, org):
+    match = CandidateFactory(organization=org, headline="Haskell wizard")
+    other = CandidateFactory(organization=org, headline="Chef")
+    recruiter_client.post(
+        _bulk_url(org),
+        {"action": "tag", "select_all": "True", "query": "q=haskell", "tags": "fp"},
+    )
+    assert _fresh(match).tags == ["fp"]
+    assert _fresh(other).tags == []
+
+
+def test_bulk_delete_is_admin_only(recruiter_client, admin_client, org):
+    doomed = CandidateFactory(organization=org)
+    assert (
+        recruiter_client.get(_bulk_url(org), {"action": "delete", "ids": doomed.pk}).status_code
+        == 403
+    )
+    assert (
+        recruiter_client.post(_bulk_url(org), {"action": "delete", "ids": doomed.pk}).status_code
+        == 403
+    )
+    response = admin_client.post(_bulk_url(org), {"action": "delete", "ids": doomed.pk})
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert not Candidate.objects.filter(pk=doomed.pk).exists()
+
+
+# --- jobs ---
+
+
+def test_bulk_large_selection_creates_a_job_and_redirects_to_its_page(
+    recruiter_client, org, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.CANDIDATE_BULK_INLINE_LIMIT = 2
+    queued = []
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: queued.append(kwargs))
+    chosen = _candidates(org, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(
+            _bulk_url(org), {"action": "tag", "ids": [c.pk for c in chosen], "tags": "later"}
+        )
+    with scopes_disabled():
+        job = Job.objects.get()
+    assert response["Location"] == reverse("candidates:job_detail", args=[org.slug, job.pk])
+    assert job.kind == Job.Kind.BULK
+    assert job.status == Job.Status.QUEUED
+    assert job.total == 3
+    assert queued == [{"organization_id": org.pk, "job_id": job.pk}]
+    assert [_fresh(c).tags for c in chosen] == [[], [], []]
+
+
+def _job(org, user, action, args, selection, total):
+    with scopes_disabled():
+        return Job.objects.create(
+            organization=org,
+            kind=Job.Kind.BULK,
+            status=Job.Status.QUEUED,
+            created_by=user,
+            total=total,
+            params={"action": action, "args": args, "selection": selection, "cursor": 0},
+        )
+
+
+def test_bulk_task_works_in_batches_and_finishes(org, recruiter_user, settings):
+    settings.CANDIDATE_BULK_BATCH_SIZE = 2
+    chosen = _candidates(org, 5, city="Berlin")
+    CandidateFactory(organization=org, city="Paris")
+    job = _job(org, recruiter_user, "tag", {"tags": ["batch"]}, {"query": "city=Berlin"}, 5)
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert job.processed == 5
+    assert job.result == {"changed": 5, "unchanged": 0}
+    assert job.params["cursor"] == max(c.pk for c in chosen)
+    assert [_fresh(c).tags for c in chosen] == [["batch"]] * 5
+    assert sorted(_activities(Activity.Kind.TAGGED)) == sorted(c.pk for c in chosen)
+
+
+def test_bulk_task_resumes_after_the_stored_cursor(org, recruiter_user, settings):
+    settings.CANDIDATE_BULK_BATCH_SIZE = 2
+    chosen = sorted(_candidates(org, 5), key=lambda c: c.pk)
+    job = _job(
+        org, recruiter_user, "status", {"status": "not_now"}, {"ids": [c.pk for c in chosen]}, 5
+    )
+    # A previous run committed the first batch (and only it) before the worker died.
+    with scopes_disabled():
+        bulk_apply_batch(
+            organization_id=org.pk,
+            action="status",
+            args={"status": "not_now"},
+            ids=[chosen[0].pk, chosen[1].pk],
+            actor=recruiter_user,
+        )
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.RUNNING,
+            processed=2,
+            params={**job.params, "cursor": chosen[1].pk},
+            result={"changed": 2},
+        )
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert job.processed == 5
+    assert job.result == {"changed": 5, "unchanged": 0}
+    assert [_fresh(c).status for c in chosen] == ["not_now"] * 5
+    assert sorted(_activities(Activity.Kind.STATUS_CHANGED)) == sorted(c.pk for c in chosen)
+
+
+def test_bulk_task_crash_keeps_committed_batches_and_exact_progress(
+    org, recruiter_user, settings, monkeypatch
+):
+    settings.CANDIDATE_BULK_BATCH_SIZE = 2
+    chosen = sorted(_candidates(org, 5), key=lambda c: c.pk)
+    job = _job(org, recruiter_user, "tag", {"tags": ["x"]}, {"ids": [c.pk for c in chosen]}, 5)
+    calls = []
+
+    def crash_on_second_batch(**kwargs):  # the database goes away mid-job
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("database went away")
+
+    monkeypatch.setattr("candidates.services.bulk.activities_record_bulk", crash_on_second_batch)
+    with pytest.raises(ConnectionError):
+        bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk}, throw=True)
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.processed == 2
+    assert [_fresh(c).tags for c in chosen] == [["x"], ["x"], [], [], []]
+    monkeypatch.undo()
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert job.processed == 5
+    assert [_fresh(c).tags for c in chosen] == [["x"]] * 5
+
+
+def test_bulk_task_delete_in_batches(org, admin_user, settings):
+    settings.CANDIDATE_BULK_BATCH_SIZE = 2
+    doomed = _candidates(org, 3)
+    kept = CandidateFactory(organization=org)
+    job = _job(org, admin_user, "delete", {}, {"ids": [c.pk for c in doomed]}, 3)
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+    with scopes_disabled():
+        assert list(Candidate.objects.values_list("pk", flat=True)) == [kept.pk]
+        job.refresh_from_db()
+    assert job.result == {"changed": 3, "unchanged": 0}
+
+
+def test_bulk_selection_of_ids_drops_foreign_and_unknown_ids(org, other_org, in_org):
+    mine = CandidateFactory(organization=org)
+    foreign = CandidateFactory(organization=other_org)
+    with in_org():
+        selection = bulk_selection(
+            organization=org, ids=[mine.pk, foreign.pk, 99999999], select_all=False, query=""
+        )
+    assert selection == {"ids": [mine.pk]}

@@ -1,0 +1,823 @@
+"""Importing candidates from CSV and XLSX: reading, mapping, preview, the COPY-based run,
+duplicates, crash and resume, the failed-rows file, and the views' access rules."""
+
+import codecs
+import csv
+import io
+import zipfile
+from unittest import mock
+
+import openpyxl
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django_scopes import scope, scopes_disabled
+
+from candidates.importing.fields import guess_mapping
+from candidates.importing.reading import ImportFileError, inspect_file
+from candidates.models import Activity, Candidate, ImportRowError, Job
+from candidates.services import imports
+from candidates.tests.factories import CandidateFactory, CustomFieldFactory
+
+HEADER = "First Name,Last Name,Email,Phone,Current Title\n"
+
+
+def _csv(rows: list[list[str]], *, delimiter: str = ",") -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _xlsx(rows: list[list]) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _job(org, user, content: bytes, *, name="people.csv", mapping=None, **options) -> Job:
+    upload = SimpleUploadedFile(name, content)
+    info = inspect_file(upload)
+    with scope(organization=org):
+        job = imports.import_create(organization=org, user=user, upload=upload, info=info)
+        return imports.import_configure(
+            job=job,
+            mapping=mapping or job.params["mapping"],
+            options={**job.params["options"], **options},
+        )
+
+
+def _run(org, job) -> Job:
+    with scope(organization=org):
+        imports.import_run(job=job)
+        job.refresh_from_db()
+    return job
+
+
+def _candidates(org):
+    with scopes_disabled():
+        return list(Candidate.objects.filter(organization=org).order_by("id"))
+
+
+def _failed_rows(org, job) -> list[list[str]]:
+    with scopes_disabled():
+        job.refresh_from_db()
+        with job.output_file.open("rb") as stream:
+            return list(csv.reader(io.StringIO(stream.read().decode("utf-8-sig"))))
+
+
+# --- reading: encodings, delimiters, quoting ------------------------------------------------------
+
+ACCENTED = HEADER + "José,Müller-Lüdenscheidt,jose@example.com,,Ingénieur\n"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        ACCENTED.encode("utf-8"),
+        codecs.BOM_UTF8 + ACCENTED.encode("utf-8"),
+        codecs.BOM_UTF16_LE + ACCENTED.encode("utf-16-le"),
+        codecs.BOM_UTF16_BE + ACCENTED.encode("utf-16-be"),
+        ACCENTED.encode("latin-1"),
+        ACCENTED.replace("Ingénieur", "Ingénieur – “lead”").encode("cp1252"),
+    ],
+    ids=["utf-8", "utf-8-bom", "utf-16-le-bom", "utf-16-be-bom", "latin-1", "cp1252"],
+)
+def test_import_encodings_are_decoded(org, recruiter_user, encoded):
+    job = _run(org, _job(org, recruiter_user, encoded))
+
+    [candidate] = _candidates(org)
+    assert (candidate.first_name, candidate.last_name) == ("José", "Müller-Lüdenscheidt")
+    assert candidate.current_title.startswith("Ingénieur")
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 0}
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"], ids=["comma", "semicolon", "tab"])
+def test_import_delimiters_are_sniffed(org, recruiter_user, delimiter):
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", "Current Title"],
+            ["Ada", "Lovelace", "ada@example.com", "Analyst, engines; etc"],
+            ["Grace", "Hopper", "grace@example.com", "Rear admiral"],
+        ],
+        delimiter=delimiter,
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.params["file"]["delimiter"] == delimiter
+    assert [c.current_title for c in _candidates(org)] == ["Analyst, engines; etc", "Rear admiral"]
+
+
+def test_import_quoted_newlines_and_blank_lines(org, recruiter_user):
+    content = (
+        "First Name,Last Name,Email,Headline\r\n"
+        "\r\n"
+        'Ada,Lovelace,ada@example.com,"Line one\nLine two"\r\n'
+        ",,,\r\n"
+        "\r\n"
+        "Grace,Hopper,bad-email,Admiral\r\n"
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    [ada] = _candidates(org)
+    assert ada.headline == "Line one\nLine two"
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 1}
+    assert job.total == 2
+    # Row numbers are the spreadsheet's: blank rows count, a quoted newline does not.
+    assert _failed_rows(org, job)[1][0] == "6"
+
+
+def test_import_formula_looking_cells_are_plain_text(org, recruiter_user):
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", "Headline"],
+            ["=1+2", "Lovelace", "ada@example.com", '=HYPERLINK("http://evil.example","x")'],
+            ["@SUM(A1)", "Hopper", "not-an-email", "+cmd|' /C calc'!A0"],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    [ada] = _candidates(org)
+    assert ada.first_name == "=1+2"
+    assert ada.headline == '=HYPERLINK("http://evil.example","x")'
+    # In the failed-rows file they are escaped, so that a spreadsheet never runs them.
+    failed = _failed_rows(org, job)[1]
+    assert failed[1] == "'@SUM(A1)"
+    assert failed[4] == "'+cmd|' /C calc'!A0"
+
+
+def test_import_escaped_formula_from_failed_rows_file_is_unescaped(org, recruiter_user):
+    content = "First Name,Last Name,Email\n'=1+2,Lovelace,ada@example.com\n"
+    _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert _candidates(org)[0].first_name == "=1+2"
+
+
+# --- a large file with bad rows ----------------------------------------------------------------
+
+
+def test_import_ten_thousand_rows_with_five_percent_bad(org, recruiter_user, settings):
+    settings.CANDIDATE_IMPORT_BATCH_SIZE = 3000
+    rows = [["First Name", "Last Name", "Email", "Phone", "LinkedIn"]]
+    for i in range(10_000):
+        email = f"person{i}@example.com" if i % 20 else f"person{i}-at-example.com"
+        rows.append([f"First{i}", f"Last{i}", email, "+44 7911 123456", ""])
+    job = _run(org, _job(org, recruiter_user, _csv(rows).encode(), name="big list.csv"))
+
+    assert job.status == Job.Status.DONE
+    assert job.result == {"created": 9500, "updated": 0, "skipped": 0, "failed": 500}
+    assert (job.total, job.processed) == (10_000, 10_000)
+    with scopes_disabled():
+        assert Candidate.objects.filter(organization=org).count() == 9500
+        assert ImportRowError.objects.filter(job=job).count() == 500
+        assert Activity.objects.filter(organization=org, kind="imported").count() == 9500
+        sample = Candidate.objects.get(organization=org, email="person1@example.com")
+    assert sample.phone == "+447911123456"
+    assert sample.source == "import"
+    assert sample.search_name == "first1 last1"  # filled by the database trigger
+    failed = _failed_rows(org, job)
+    assert failed[0] == ["Row", "First Name", "Last Name", "Email", "Phone", "LinkedIn", "Reason"]
+    assert len(failed) == 501
+    assert failed[1] == [
+        "2",
+        "First0",
+        "Last0",
+        "person0-at-example.com",
+        "+44 7911 123456",
+        "",
+        "Email: “person0-at-example.com” is not a valid email address.",
+    ]
+    assert failed[-1][0] == str(9980 + 2)
+    assert job.params["output_name"] == "big list-failed-rows.csv"
+
+
+def test_import_reports_every_kind_of_invalid_cell(org, recruiter_user):
+    CustomFieldFactory(organization=org, key="notice", label="Notice (weeks)", field_type="number")
+    content = _csv(
+        [
+            ["Name", "Email", "Phone", "Website", "Owner", "Notice", "Seniority"],
+            ["Ada Lovelace", "ada@example.com", "+44 7911 123456", "ada.dev", "", "4", "Senior"],
+            ["", "x@example.com", "12", "javascript:alert(1)", "who@x.com", "soon", "boss"],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    [ada] = _candidates(org)
+    assert ada.portfolio_url == "https://ada.dev"
+    assert ada.custom_fields == {"notice": 4}
+    assert ada.seniority == "senior"
+    reason = _failed_rows(org, job)[1][-1]
+    assert "The name is missing." in reason
+    assert "Phone: “12” is not a valid phone number" in reason
+    assert "“javascript:alert(1)” is not a valid web address." in reason
+    assert "No member of this organisation has the email “who@x.com”." in reason
+    assert "Notice (weeks): enter a number." in reason
+    assert "“boss” is not a seniority" in reason
+
+
+def test_import_splits_full_names_locations_and_links(org, recruiter_user):
+    content = _csv(
+        [
+            ["Name", "Location", "Links", "Tags", "Owner"],
+            [
+                "Lovelace, Ada",
+                "London, United Kingdom",
+                "https://linkedin.com/in/ada, github.com/ada https://ada.dev",
+                "Python; Math",
+                recruiter_user.email.upper(),
+            ],
+        ]
+    )
+    _run(org, _job(org, recruiter_user, content.encode(), tags=["meetup"]))
+
+    [ada] = _candidates(org)
+    assert (ada.first_name, ada.last_name) == ("Ada", "Lovelace")
+    assert (ada.city, ada.country) == ("London", "United Kingdom")
+    assert ada.linkedin_url == "https://linkedin.com/in/ada"
+    assert ada.github_url == "https://github.com/ada"
+    assert ada.portfolio_url == "https://ada.dev"
+    assert ada.tags == ["python", "math", "meetup"]
+    assert ada.owner_id == recruiter_user.pk
+
+
+def test_import_tags_with_quotes_backslashes_and_braces_survive_copy(org, recruiter_user):
+    content = _csv([["Name", "Tags", "Skills"], ["Ada", 'C\\ "quoted"; {braces}', "c++, Ω"]])
+    _run(org, _job(org, recruiter_user, content.encode()))
+
+    [ada] = _candidates(org)
+    assert ada.tags == ['c\\ "quoted"', "{braces}"]
+    assert ada.skills == ["c++", "ω"]
+
+
+def test_import_status_column_updates_existing_status_only_when_given(org, recruiter_user):
+    CandidateFactory(organization=org, email="ada@example.com", status="hired")
+    CandidateFactory(organization=org, email="grace@example.com", status="hired")
+    content = "Name,Email,Status\nAda,ada@example.com,Not now\nGrace,grace@example.com,\n"
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result["updated"] == 2
+    assert [c.status for c in _candidates(org)] == ["not_now", "hired"]
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+def test_import_duplicate_email_updates_existing_candidate(org, recruiter_user):
+    existing = CandidateFactory(
+        organization=org,
+        first_name="Ada",
+        last_name="L",
+        email="ada@example.com",
+        current_title="Analyst",
+        tags=["vip"],
+    )
+    content = HEADER + "Ada,Lovelace,ADA@Example.COM,,\n"
+    job = _run(org, _job(org, recruiter_user, content.encode(), tags=["imported"]))
+
+    assert job.result == {"created": 0, "updated": 1, "skipped": 0, "failed": 0}
+    [candidate] = _candidates(org)
+    assert candidate.pk == existing.pk
+    assert candidate.last_name == "Lovelace"
+    assert candidate.current_title == "Analyst"  # an empty cell keeps the value
+    assert candidate.tags == ["vip", "imported"]
+    with scopes_disabled():
+        activity = Activity.objects.get(candidate=existing, kind="imported")
+    assert activity.summary == "Updated by an import from people.csv"
+    assert activity.data == {"job_id": job.pk, "created": False}
+
+
+def test_import_duplicate_email_skip_leaves_existing_candidate(org, recruiter_user):
+    CandidateFactory(organization=org, first_name="Ada", last_name="L", email="ada@example.com")
+    content = HEADER + "Ada,Lovelace,Ada@Example.com,,\nGrace,Hopper,grace@example.com,,\n"
+    job = _run(org, _job(org, recruiter_user, content.encode(), duplicates="skip"))
+
+    assert job.result == {"created": 1, "updated": 0, "skipped": 1, "failed": 0}
+    assert [c.last_name for c in _candidates(org)] == ["L", "Hopper"]
+
+
+@pytest.mark.parametrize("batch_size", [1000, 2], ids=["same-batch", "across-batches"])
+def test_import_duplicates_within_file_update_applies_rows_in_order(
+    org, recruiter_user, settings, batch_size
+):
+    settings.CANDIDATE_IMPORT_BATCH_SIZE = batch_size
+    content = (
+        "First Name,Last Name,Email,Current Title,Tags\n"
+        "Ada,Lovelace,ada@example.com,Analyst,math\n"
+        "Grace,Hopper,grace@example.com,,\n"
+        "Ada,King,ADA@example.com,,engines\n"
+        "Ada,,ada@EXAMPLE.com,Countess,\n"
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result == {"created": 2, "updated": 2, "skipped": 0, "failed": 0}
+    ada = next(c for c in _candidates(org) if c.email == "ada@example.com")
+    assert (ada.last_name, ada.current_title, ada.tags) == ("King", "Countess", ["math", "engines"])
+
+
+@pytest.mark.parametrize("batch_size", [1000, 2], ids=["same-batch", "across-batches"])
+def test_import_duplicates_within_file_skip_keeps_first_row(
+    org, recruiter_user, settings, batch_size
+):
+    settings.CANDIDATE_IMPORT_BATCH_SIZE = batch_size
+    content = (
+        "First Name,Last Name,Email\n"
+        "Ada,Lovelace,ada@example.com\n"
+        "Grace,Hopper,grace@example.com\n"
+        "Ada,King,ADA@example.com\n"
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode(), duplicates="skip"))
+
+    assert job.result == {"created": 2, "updated": 0, "skipped": 1, "failed": 0}
+    assert [c.last_name for c in _candidates(org)] == ["Lovelace", "Hopper"]
+
+
+def test_import_rows_without_email_are_never_merged(org, recruiter_user):
+    content = "First Name,Last Name,Email\nAda,Lovelace,\nAda,Lovelace,\n"
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result["created"] == 2
+
+
+def test_import_does_not_touch_another_organisation(org, other_org, recruiter_user):
+    CandidateFactory(organization=other_org, first_name="Other", email="ada@example.com")
+    job = _run(
+        org, _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    )
+
+    assert job.result["created"] == 1
+    with scopes_disabled():
+        assert Candidate.objects.get(organization=other_org).first_name == "Other"
+
+
+# --- header guessing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (
+            [
+                "First Name",
+                "Last Name",
+                "URL",
+                "Email Address",
+                "Company",
+                "Position",
+                "Connected On",
+            ],
+            [
+                "first_name",
+                "last_name",
+                "linkedin_url",
+                "email",
+                "current_company",
+                "current_title",
+                "",
+            ],
+        ),
+        (
+            [
+                *["First Name", "Last Name", "Email", "Phone", "Current Company"],
+                *["Current Title", "Source", "Tags"],
+            ],
+            [
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "current_company",
+                "current_title",
+                "source_detail",
+                "tags",
+            ],
+        ),
+        (
+            [
+                *["Name", "Email", "Phone", "Location", "Current Company", "Current Title"],
+                *["Tags", "Sources", "Links"],
+            ],
+            [
+                "full_name",
+                "email",
+                "phone",
+                "location",
+                "current_company",
+                "current_title",
+                "tags",
+                "source_detail",
+                "links",
+            ],
+        ),
+        (
+            ["Name", "Email", "Phone", "Headline", "Address", "Job", "Stage", "Tags"],
+            ["full_name", "email", "phone", "headline", "location", "", "", "tags"],
+        ),
+        (
+            ["Prénom", "Surname", "E-mail", "Mobile", "Job title", "Organisation", "Notice"],
+            ["first_name", "last_name", "email", "phone", "current_title", "current_company", ""],
+        ),
+    ],
+    ids=["linkedin", "greenhouse", "lever", "workable", "generic"],
+)
+def test_import_guesses_columns_of_common_exports(headers, expected):
+    assert guess_mapping(headers, []) == expected
+
+
+def test_import_guesses_custom_fields_and_uses_each_field_once(org):
+    custom = CustomFieldFactory.build(key="notice_period", label="Notice period")
+
+    assert guess_mapping(["Notice Period", "Email", "E-mail"], [custom]) == [
+        "custom:notice_period",
+        "email",
+        "",
+    ]
+
+
+def test_import_linkedin_connections_file_skips_notes_preamble(org, recruiter_user):
+    content = (
+        "Notes:\n"
+        '"When exporting your connection data, you may notice that some emails are missing."\n'
+        "\n"
+        "First Name,Last Name,URL,Email Address,Company,Position,Connected On\n"
+        "Ada,Lovelace,https://www.linkedin.com/in/ada,ada@example.com,Engines,Analyst,01 Jan 2024\n"
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    [ada] = _candidates(org)
+    assert (ada.current_company, ada.linkedin_url) == ("Engines", "https://www.linkedin.com/in/ada")
+    assert job.params["file"]["header_index"] == 3
+
+
+# --- malformed files --------------------------------------------------------------------------
+
+
+def _zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (20 * 1024 * 1024))
+    return buffer.getvalue()
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("garbage.csv", bytes(range(256)) * 8, "contains binary data"),
+        ("image.csv", PNG, "This file is a PNG image, not a spreadsheet."),
+        ("empty.csv", b"", "The submitted file is empty."),
+        ("blank.csv", b"\n\n  \n", "The file is empty."),
+        ("header.csv", b"First Name,Last Name,Email\n\n", "no candidates under it"),
+        ("dupes.csv", b"Email,Name,email\na@b.co,A,c@d.co\n", "Two columns are named"),
+        ("gap.csv", b"Email,,Name\na@b.co,x,A\n", "Column 2 has no name"),
+        ("bomb.xlsx", _zip_bomb(), "zip bomb"),
+        ("docs.xlsx", b"PK\x03\x04garbage that is not a zip", "damaged zip"),
+        ("old.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "old-style Excel"),
+    ],
+    ids=[
+        *["binary", "png", "empty", "blank", "header-only", "duplicate-header", "empty-header"],
+        *["zip-bomb", "broken-zip", "xls"],
+    ],
+)
+def test_import_upload_rejects_malformed_files_with_a_message(
+    org, recruiter_client, name, content, message
+):
+    url = reverse("candidates:import", args=[org.slug])
+    response = recruiter_client.post(url, {"file": SimpleUploadedFile(name, content)})
+
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].errors["file"])
+    assert message in errors
+    with scopes_disabled():
+        assert not Job.objects.filter(organization=org).exists()
+
+
+def test_import_upload_rejects_zip_that_is_not_a_workbook(org):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("word/document.xml", "<w/>")
+
+    with pytest.raises(ImportFileError, match="not an Excel workbook"):
+        inspect_file(io.BytesIO(buffer.getvalue()))
+
+
+def test_import_upload_rejects_files_over_the_size_limit(org, recruiter_client, settings):
+    settings.CANDIDATE_IMPORT_MAX_BYTES = 1024 * 1024
+    content = (HEADER + "Ada,Lovelace,ada@example.com,,\n" * 40_000).encode()
+    url = reverse("candidates:import", args=[org.slug])
+
+    response = recruiter_client.post(url, {"file": SimpleUploadedFile("big.csv", content)})
+
+    assert "larger than 1 MB" in response.context["form"].errors["file"][0]
+
+
+# --- XLSX -------------------------------------------------------------------------------------
+
+
+def test_import_xlsx_file(org, recruiter_user):
+    import datetime
+
+    CustomFieldFactory(organization=org, key="available", label="Available", field_type="date")
+    content = _xlsx(
+        [
+            ["First Name", "Last Name", "Email", "Mobile", "Available", "Years"],
+            ["Ada", "Lovelace", "ada@example.com", 447911123456, datetime.date(2025, 3, 1), 12.0],
+            [None, None, None, None, None, None],
+            ["=HYPERLINK(1)", "Hopper", "=1+2", None, "soon", 3.5],
+        ]
+    )
+    job = _job(org, recruiter_user, content, name="people.xlsx", phone_region="GB")
+    assert job.params["file"]["format"] == "xlsx"
+    assert job.params["mapping"] == [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "custom:available",
+        "",
+    ]
+    job = _run(org, job)
+
+    [ada] = _candidates(org)
+    assert ada.phone == "+447911123456"
+    assert ada.custom_fields == {"available": "2025-03-01"}
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 1}
+    failed = _failed_rows(org, job)
+    assert failed[1][:4] == ["4", "", "Hopper", ""]
+    assert failed[1][-1] == "Available: enter a date as YYYY-MM-DD. The first name is missing."
+
+
+def test_import_xlsx_formulas_are_never_evaluated(org, recruiter_user):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["First Name", "Last Name", "Email"])
+    sheet.append(["", "Lovelace", '=CONCAT("a","@b.co")'])  # a formula, no saved value
+    sheet["A2"].value = "=1+2"
+    sheet["A2"].data_type = "s"  # text that looks like a formula
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    _run(org, _job(org, recruiter_user, buffer.getvalue(), name="f.xlsx"))
+
+    [candidate] = _candidates(org)
+    # Text stays text; a formula cell gives the value the spreadsheet saved (none here).
+    assert (candidate.first_name, candidate.email) == ("=1+2", "")
+
+
+# --- crash and resume -------------------------------------------------------------------------
+
+
+def test_import_crash_mid_file_then_resume_is_exact(org, recruiter_user, settings):
+    settings.CANDIDATE_IMPORT_BATCH_SIZE = 100
+    rows = [["First Name", "Last Name", "Email"]]
+    for i in range(350):
+        email = f"p{i % 300}@example.com" if i % 25 else "broken"
+        rows.append([f"First{i}", f"Last{i}", email])
+    job = _job(org, recruiter_user, _csv(rows).encode())
+    real_write = imports._write_batch
+    calls = []
+
+    def crash_on_second_batch(**kwargs):
+        calls.append(kwargs["batch"].start)
+        if len(calls) == 2:
+            raise RuntimeError("worker lost")
+        return real_write(**kwargs)
+
+    with (
+        mock.patch.object(imports, "_write_batch", crash_on_second_batch),
+        pytest.raises(RuntimeError),
+    ):
+        _run(org, job)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.processed == 100
+    assert job.params["committed_rows"] == 100
+    assert job.result == {"created": 96, "updated": 0, "skipped": 0, "failed": 4}
+    assert len(_candidates(org)) == 96
+
+    job = _run(org, job)
+
+    # 350 rows: 14 broken emails; of the 336 others, rows 300 to 349 repeat emails of rows 0 to 49.
+    assert job.status == Job.Status.DONE
+    assert job.error == ""
+    assert job.result == {"created": 288, "updated": 48, "skipped": 0, "failed": 14}
+    assert job.processed == job.total == 350
+    with scopes_disabled():
+        assert Candidate.objects.filter(organization=org).count() == 288
+        assert ImportRowError.objects.filter(job=job).count() == 14
+        assert Activity.objects.filter(organization=org, kind="imported").count() == 336
+    assert len(_failed_rows(org, job)) == 15
+
+
+def test_import_run_again_after_finishing_changes_nothing(org, recruiter_user):
+    job = _run(
+        org, _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    )
+
+    job = _run(org, job)
+
+    assert job.result["created"] == 1
+    assert len(_candidates(org)) == 1
+
+
+def test_import_stale_run_stops_when_another_committed_first(org, recruiter_user):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(params={**job.params, "committed_rows": 0})
+    batch = imports.Batch(start=5, size=1, stage_rows=[], failures=[])
+
+    with pytest.raises(imports.ImportSuperseded), scope(organization=org):
+        imports._write_batch(job=job, batch=batch, counts={}, now=None)
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+def _upload(client, org, content: bytes, name="people.csv"):
+    url = reverse("candidates:import", args=[org.slug])
+    return client.post(url, {"file": SimpleUploadedFile(name, content)})
+
+
+@pytest.fixture
+def eager_celery():
+    from crm.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def test_import_views_full_flow(
+    org, recruiter_client, recruiter_user, eager_celery, django_capture_on_commit_callbacks
+):
+    content = (HEADER + "Ada,Lovelace,ada@example.com,+44 7911 123456,Analyst\n").encode()
+
+    response = _upload(recruiter_client, org, content)
+    with scopes_disabled():
+        job = Job.objects.get(organization=org, kind=Job.Kind.IMPORT)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("candidates:import_mapping", args=[org.slug, job.pk])
+    assert job.status == Job.Status.DRAFT
+    assert job.input_name == "people.csv"
+    assert "people" not in job.input_file.name  # stored under an opaque name
+
+    response = recruiter_client.get(response["Location"])
+    assert response.status_code == 200
+    assert response.context["form"]["column_2"].value() == "email"
+    assert "ada@example.com" in response.content.decode()
+
+    data = {f"column_{i}": t for i, t in enumerate(job.params["mapping"])}
+    data.update(duplicates="skip", tags="Berlin Meetup", source="event", phone_region="")
+    response = recruiter_client.post(
+        reverse("candidates:import_mapping", args=[org.slug, job.pk]), data
+    )
+    assert response["Location"] == reverse("candidates:import_preview", args=[org.slug, job.pk])
+
+    response = recruiter_client.get(response["Location"])
+    assert response.status_code == 200
+    assert response.context["preview"].rows[0].cells[0].value == "Ada"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(
+            reverse("candidates:import_start", args=[org.slug, job.pk])
+        )
+    assert response["Location"] == reverse("candidates:job_detail", args=[org.slug, job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    [ada] = _candidates(org)
+    assert (ada.source, ada.tags) == ("event", ["berlin meetup"])
+
+    response = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+    assert response.status_code == 200
+
+
+def test_import_preview_shows_invalid_cells_with_reasons(org, recruiter_client, recruiter_user):
+    content = (HEADER + "Ada,Lovelace,ada@,12,Analyst\n,Hopper,grace@example.com,,\n").encode()
+    job = _job(org, recruiter_user, content)
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    body = response.content.decode()
+    preview = response.context["preview"]
+    assert preview.rows_with_errors == 2
+    assert [cell.error for cell in preview.rows[0].cells if cell.error] == [
+        "“ada@” is not a valid email address.",
+        "“12” is not a valid phone number.",  # the organisation's country is assumed
+    ]
+    assert "The first name is missing." in body
+    assert "table-danger" in body
+
+
+def test_import_mapping_requires_a_name_column_and_unique_fields(
+    org, recruiter_client, recruiter_user
+):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    url = reverse("candidates:import_mapping", args=[org.slug, job.pk])
+    data = {"column_0": "", "column_1": "email", "column_2": "email", "duplicates": "update"}
+    data.update(source="import")
+
+    response = recruiter_client.post(url, data)
+
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert "First name or Full name" in form.non_field_errors()[0]
+    assert "already imported as Email" in form.errors["column_2"][0]
+
+
+def test_import_started_job_pages_redirect_to_progress(org, recruiter_client, recruiter_user):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+
+    response = recruiter_client.get(reverse("candidates:import_mapping", args=[org.slug, job.pk]))
+
+    assert response["Location"] == reverse("candidates:job_detail", args=[org.slug, job.pk])
+
+
+def test_import_resume_view_requeues_a_stopped_import(
+    org, recruiter_client, recruiter_user, django_capture_on_commit_callbacks
+):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
+    url = reverse("candidates:import_resume", args=[org.slug, job.pk])
+
+    with (
+        mock.patch("candidates.tasks.import_run_task.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = recruiter_client.post(url)
+
+    assert response.status_code == 302
+    delay.assert_called_once_with(organization_id=org.pk, job_id=job.pk)
+
+
+def test_import_upload_page_lists_recent_imports(org, recruiter_client, recruiter_user):
+    job = _run(org, _job(org, recruiter_user, (HEADER + "Ada,Lovelace,a@b.co,,\n").encode()))
+
+    response = recruiter_client.get(reverse("candidates:import", args=[org.slug]))
+
+    assert response.status_code == 200
+    assert response.context["recent_jobs"] == [job]
+    assert "1 created" in response.content.decode()
+
+
+def test_import_failed_rows_download(org, recruiter_client, recruiter_user):
+    job = _run(org, _job(org, recruiter_user, (HEADER + "Ada,Lovelace,nope,,\n").encode()))
+
+    response = recruiter_client.get(reverse("candidates:job_download", args=[org.slug, job.pk]))
+
+    assert response.status_code == 200
+    assert 'filename="people-failed-rows.csv"' in response["Content-Disposition"]
+    assert b"not a valid email address" in b"".join(response.streaming_content)
+
+
+def test_import_viewer_is_forbidden(org, viewer_client, recruiter_user):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    urls = [
+        reverse("candidates:import", args=[org.slug]),
+        reverse("candidates:import_mapping", args=[org.slug, job.pk]),
+        reverse("candidates:import_preview", args=[org.slug, job.pk]),
+    ]
+    post_only = [
+        reverse("candidates:import_start", args=[org.slug, job.pk]),
+        reverse("candidates:import_resume", args=[org.slug, job.pk]),
+    ]
+
+    assert [viewer_client.get(url).status_code for url in urls] == [403, 403, 403]
+    assert [viewer_client.post(url).status_code for url in urls + post_only] == [403] * 5
+    job.refresh_from_db()
+    assert job.status == Job.Status.DRAFT
+
+
+def test_import_other_organisation_gets_404(org, outsider_client, outsider_user, other_org):
+    job = _job(org, outsider_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    names = ["import_mapping", "import_preview", "import_start", "import_resume"]
+
+    for name in names:
+        for slug in (org.slug, other_org.slug):
+            url = reverse(f"candidates:{name}", args=[slug, job.pk])
+            assert outsider_client.post(url).status_code == 404, url
+
+
+def test_import_job_of_another_kind_is_not_an_import(org, recruiter_client):
+    with scopes_disabled():
+        job = Job.objects.create(organization=org, kind=Job.Kind.EXPORT)
+
+    response = recruiter_client.get(reverse("candidates:import_mapping", args=[org.slug, job.pk]))
+
+    assert response.status_code == 404
+
+
+def test_import_anonymous_is_sent_to_login(org, client):
+    response = client.get(reverse("candidates:import", args=[org.slug]))
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]

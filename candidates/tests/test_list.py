@@ -1,0 +1,361 @@
+"""The candidate list page: filters, empty states, query counts, htmx, saved searches."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from candidates.models import Candidate, SavedSearch
+from candidates.selectors import saved_search_queryset
+from candidates.tests.factories import CandidateFactory, CustomFieldFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(org):
+    return reverse("candidates:list", args=[org.slug])
+
+
+def _ids(response):
+    return sorted(candidate.pk for candidate in response.context["page"].rows)
+
+
+# --- access ---
+
+
+def test_list_anonymous_is_sent_to_login(client, org):
+    response = client.get(_url(org))
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_list_other_organisation_gets_404(outsider_client, org):
+    assert outsider_client.get(_url(org)).status_code == 404
+
+
+def test_list_viewer_sees_candidates_without_bulk_tools(viewer_client, org):
+    CandidateFactory(organization=org, first_name="Visible")
+    response = viewer_client.get(_url(org))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Visible" in body
+    assert 'id="bulk-form"' not in body
+
+
+def test_list_never_shows_another_organisations_candidates(recruiter_client, org, other_org):
+    CandidateFactory(organization=other_org, first_name="Foreigner")
+    mine = CandidateFactory(organization=org, first_name="Local")
+    response = recruiter_client.get(_url(org))
+    assert _ids(response) == [mine.pk]
+    assert "Foreigner" not in response.content.decode()
+
+
+def test_list_hides_merged_candidates(recruiter_client, org):
+    primary = CandidateFactory(organization=org)
+    CandidateFactory(organization=org, merged_into=primary)
+    assert _ids(recruiter_client.get(_url(org))) == [primary.pk]
+
+
+# --- empty states ---
+
+
+def test_list_empty_organisation_shows_no_candidates_yet(recruiter_client, org):
+    response = recruiter_client.get(_url(org))
+    body = response.content.decode()
+    assert "No candidates yet" in body
+    assert reverse("candidates:new", args=[org.slug]) in body
+
+
+def test_list_no_matches_shows_clear_filters(recruiter_client, org):
+    CandidateFactory(organization=org, city="London")
+    response = recruiter_client.get(_url(org), {"city": "Lisbon"})
+    body = response.content.decode()
+    assert "No candidates match these filters" in body
+    assert "Clear filters" in body
+
+
+# --- filters ---
+
+
+def test_list_filter_skills_any_and_all(recruiter_client, org):
+    both = CandidateFactory(organization=org, skills=["python", "django"])
+    python = CandidateFactory(organization=org, skills=["python"])
+    CandidateFactory(organization=org, skills=["go"])
+    any_response = recruiter_client.get(_url(org), {"skills": "Python, Django"})
+    all_response = recruiter_client.get(
+        _url(org), {"skills": "Python, Django", "skills_mode": "all"}
+    )
+    assert _ids(any_response) == sorted([both.pk, python.pk])
+    assert _ids(all_response) == [both.pk]
+
+
+def test_list_filter_tags(recruiter_client, org):
+    tagged = CandidateFactory(organization=org, tags=["shortlist"])
+    CandidateFactory(organization=org, tags=["other"])
+    assert _ids(recruiter_client.get(_url(org), {"tags": "Shortlist"})) == [tagged.pk]
+
+
+@pytest.mark.parametrize(
+    ("field", "match", "miss", "value"),
+    [
+        ("city", "Berlin", "Paris", "berlin"),
+        ("country", "Germany", "France", "GERMANY"),
+        ("source", "referral", "event", "referral"),
+        ("seniority", "senior", "junior", "senior"),
+        ("status", "not_now", "active", "not_now"),
+    ],
+)
+def test_list_filter_simple_fields(recruiter_client, org, field, match, miss, value):
+    wanted = CandidateFactory(organization=org, **{field: match})
+    CandidateFactory(organization=org, **{field: miss})
+    assert _ids(recruiter_client.get(_url(org), {field: value})) == [wanted.pk]
+
+
+def test_list_filter_status_several(recruiter_client, org):
+    active = CandidateFactory(organization=org, status="active")
+    hired = CandidateFactory(organization=org, status="hired")
+    CandidateFactory(organization=org, status="not_now")
+    response = recruiter_client.get(_url(org), {"status": ["active", "hired"]})
+    assert _ids(response) == sorted([active.pk, hired.pk])
+
+
+def test_list_filter_owner_and_unassigned(recruiter_client, org, recruiter_user):
+    owned = CandidateFactory(organization=org, owner=recruiter_user)
+    free = CandidateFactory(organization=org, owner=None)
+    assert _ids(recruiter_client.get(_url(org), {"owner": recruiter_user.pk})) == [owned.pk]
+    assert _ids(recruiter_client.get(_url(org), {"owner": "unassigned"})) == [free.pk]
+
+
+def test_list_filter_has_resume(recruiter_client, org):
+    with_resume = CandidateFactory(organization=org, has_resume=True)
+    without = CandidateFactory(organization=org, has_resume=False)
+    assert _ids(recruiter_client.get(_url(org), {"has_resume": "true"})) == [with_resume.pk]
+    assert _ids(recruiter_client.get(_url(org), {"has_resume": "false"})) == [without.pk]
+
+
+def test_list_filter_created_range(recruiter_client, org, in_org):
+    old = CandidateFactory(organization=org)
+    new = CandidateFactory(organization=org)
+    with in_org():
+        Candidate.objects.filter(pk=old.pk).update(
+            created_at=timezone.make_aware(datetime.datetime(2023, 3, 10, 12))
+        )
+        Candidate.objects.filter(pk=new.pk).update(
+            created_at=timezone.make_aware(datetime.datetime(2024, 6, 1, 9))
+        )
+    after = recruiter_client.get(_url(org), {"created_after": "2024-01-01"})
+    before = recruiter_client.get(_url(org), {"created_before": "2023-03-10"})
+    assert _ids(after) == [new.pk]
+    assert _ids(before) == [old.pk]
+
+
+def test_list_filter_contacted_range_and_never(recruiter_client, org):
+    day = timezone.make_aware(datetime.datetime(2024, 5, 20, 15))
+    contacted = CandidateFactory(organization=org, last_contacted_at=day)
+    never = CandidateFactory(organization=org, last_contacted_at=None)
+    in_range = recruiter_client.get(
+        _url(org), {"contacted_after": "2024-05-20", "contacted_before": "2024-05-20"}
+    )
+    assert _ids(in_range) == [contacted.pk]
+    assert _ids(recruiter_client.get(_url(org), {"never_contacted": "on"})) == [never.pk]
+
+
+def test_list_filter_custom_fields(recruiter_client, org):
+    CustomFieldFactory(
+        organization=org, key="visa", label="Visa", field_type="choice", choices=["yes", "no"]
+    )
+    CustomFieldFactory(organization=org, key="notice", label="Notice", field_type="text")
+    CustomFieldFactory(organization=org, key="salary", label="Salary", field_type="number")
+    CustomFieldFactory(organization=org, key="available", label="Available", field_type="date")
+    first = CandidateFactory(
+        organization=org,
+        custom_fields={
+            "visa": "yes",
+            "notice": "Three months",
+            "salary": 90000,
+            "available": "2025-01-15",
+        },
+    )
+    second = CandidateFactory(
+        organization=org,
+        custom_fields={"visa": "no", "notice": "none", "salary": 50000, "available": "2025-06-01"},
+    )
+    CandidateFactory(organization=org, custom_fields={"salary": "not a number"})
+    assert _ids(recruiter_client.get(_url(org), {"cf_visa": "yes"})) == [first.pk]
+    assert _ids(recruiter_client.get(_url(org), {"cf_notice": "MONTH"})) == [first.pk]
+    salary = recruiter_client.get(_url(org), {"cf_salary_min": "60000", "cf_salary_max": ""})
+    assert _ids(salary) == [first.pk]
+    cheap = recruiter_client.get(_url(org), {"cf_salary_max": "60000"})
+    assert _ids(cheap) == [second.pk]
+    available = recruiter_client.get(_url(org), {"cf_available_after": "2025-03-01"})
+    assert _ids(available) == [second.pk]
+
+
+def test_list_search_combines_with_filters(recruiter_client, org):
+    berlin = CandidateFactory(organization=org, headline="Python developer", city="Berlin")
+    CandidateFactory(organization=org, headline="Python developer", city="Paris")
+    response = recruiter_client.get(_url(org), {"q": "python", "city": "Berlin"})
+    assert _ids(response) == [berlin.pk]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"created_after": "not-a-date"},
+        {"status": "bogus"},
+        {"owner": "999999"},
+        {"cf_salary_min": "lots"},
+        {"sort": "DROP TABLE"},
+        {"skills_mode": "some"},
+        {"has_resume": "maybe", "contacted_before": "2024-13-45"},
+        {"q": "x" * 500},
+    ],
+)
+def test_list_invalid_filter_input_shows_errors_not_500(recruiter_client, org, params):
+    CustomFieldFactory(organization=org, key="salary", label="Salary", field_type="number")
+    CandidateFactory(organization=org)
+    response = recruiter_client.get(_url(org), params)
+    assert response.status_code == 200
+    body = response.content.decode()
+    if params != {"has_resume": "maybe", "contacted_before": "2024-13-45"}:
+        assert "Some filters were not applied" in body
+
+
+def test_list_filters_are_kept_in_the_pager_links(recruiter_client, org, settings):
+    settings.CANDIDATE_LIST_PAGE_SIZE = 1
+    CandidateFactory(organization=org, city="Berlin")
+    CandidateFactory(organization=org, city="Berlin")
+    response = recruiter_client.get(_url(org), {"city": "Berlin"})
+    assert "city=Berlin&amp;after=" in response.content.decode()
+
+
+# --- query counts and htmx ---
+
+
+def _queries_for(client, url, params=None):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, params or {})
+    assert response.status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"q": "engineer"}, {"skills": "python", "owner": "unassigned"}]
+)
+def test_list_query_count_is_constant_in_the_number_of_rows(
+    recruiter_client, org, recruiter_user, params
+):
+    CustomFieldFactory(organization=org, key="visa", label="Visa")
+
+    def make():
+        return CandidateFactory(
+            organization=org,
+            owner=None if params else recruiter_user,
+            skills=["python", "sql", "go", "rust"],
+            headline="Engineer",
+        )
+
+    make()
+    one = _queries_for(recruiter_client, _url(org), params)
+    make()
+    make()
+    three = _queries_for(recruiter_client, _url(org), params)
+    assert one == three
+
+
+def test_list_htmx_request_returns_only_the_results(recruiter_client, org):
+    CandidateFactory(organization=org, first_name="Partial")
+    response = recruiter_client.get(
+        _url(org), {"q": "partial"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="candidate-results"
+    )
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="candidate-results"')
+    assert "<mark>Partial</mark>" in body
+    assert "<html" not in body
+
+
+# --- saved searches ---
+
+
+def test_saved_search_create_stores_the_filters(recruiter_client, org, recruiter_user, in_org):
+    url = reverse("candidates:saved_search_create", args=[org.slug])
+    response = recruiter_client.post(
+        url, {"name": "  Berlin   Python ", "query": "q=python&city=Berlin&after=x,1&tags="}
+    )
+    assert response.status_code == 302
+    with in_org():
+        saved = SavedSearch.objects.get(owner=recruiter_user)
+    assert saved.name == "Berlin Python"
+    assert saved.query == {"q": ["python"], "city": ["Berlin"]}
+    assert "q=python" in response["Location"]
+
+
+def test_saved_search_create_same_name_replaces_the_query(
+    recruiter_client, org, recruiter_user, in_org
+):
+    url = reverse("candidates:saved_search_create", args=[org.slug])
+    recruiter_client.post(url, {"name": "Mine", "query": "city=Berlin"})
+    recruiter_client.post(url, {"name": "Mine", "query": "city=Paris"})
+    with in_org():
+        assert list(SavedSearch.objects.values_list("query", flat=True)) == [{"city": ["Paris"]}]
+
+
+def test_saved_search_create_without_name_shows_an_error(recruiter_client, org, in_org):
+    url = reverse("candidates:saved_search_create", args=[org.slug])
+    response = recruiter_client.post(url, {"name": "  ", "query": "city=Berlin"}, follow=True)
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    with in_org():
+        assert SavedSearch.objects.count() == 0
+
+
+def test_saved_search_create_viewer_gets_403(viewer_client, org):
+    url = reverse("candidates:saved_search_create", args=[org.slug])
+    assert viewer_client.post(url, {"name": "x", "query": ""}).status_code == 403
+
+
+def test_saved_search_listed_and_deleted(recruiter_client, org, recruiter_user, in_org):
+    with scopes_disabled():
+        saved = SavedSearch.objects.create(
+            organization=org, owner=recruiter_user, name="Rustaceans", query={"q": ["rust"]}
+        )
+    body = recruiter_client.get(_url(org)).content.decode()
+    assert "Rustaceans" in body
+    assert "?q=rust" in body
+    url = reverse("candidates:saved_search_delete", args=[org.slug, saved.pk])
+    assert recruiter_client.post(url).status_code == 302
+    with in_org():
+        assert not SavedSearch.objects.exists()
+
+
+def test_saved_search_delete_someone_elses_gets_404(recruiter_client, org, admin_user):
+    with scopes_disabled():
+        saved = SavedSearch.objects.create(organization=org, owner=admin_user, name="Admin's")
+    url = reverse("candidates:saved_search_delete", args=[org.slug, saved.pk])
+    assert recruiter_client.post(url).status_code == 404
+
+
+def test_saved_search_delete_other_organisation_gets_404(outsider_client, org, recruiter_user):
+    with scopes_disabled():
+        saved = SavedSearch.objects.create(organization=org, owner=recruiter_user, name="x")
+    url = reverse("candidates:saved_search_delete", args=[org.slug, saved.pk])
+    assert outsider_client.post(url).status_code == 404
+
+
+def test_saved_search_queryset_finds_what_the_list_finds(org, recruiter_user, in_org):
+    wanted = CandidateFactory(organization=org, headline="Python developer", city="Berlin")
+    CandidateFactory(organization=org, headline="Python developer", city="Paris")
+    CandidateFactory(organization=org, headline="Chef", city="Berlin")
+    with scopes_disabled():
+        saved = SavedSearch.objects.create(
+            organization=org,
+            owner=recruiter_user,
+            name="x",
+            query={"q": ["python"], "city": ["Berlin"]},
+        )
+    with in_org():
+        assert [c.pk for c in saved_search_queryset(saved_search=saved)] == [wanted.pk]

@@ -1,0 +1,399 @@
+import datetime
+
+import pytest
+from django.contrib.messages import get_messages
+from django.forms.models import model_to_dict
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from candidates.models import (
+    Activity,
+    Attachment,
+    Candidate,
+    DuplicateSuggestion,
+    MergeRecord,
+    Note,
+)
+from candidates.selectors import candidate_get_or_merged
+from candidates.services.activities import activity_record
+from candidates.services.merge import MergeError, candidate_merge, candidate_merge_undo
+from candidates.tests.factories import CandidateFactory, make_attachment, make_pdf
+
+pytestmark = pytest.mark.django_db
+
+IGNORED = {"updated_at", "search_vector"}
+
+
+def _fields(candidate) -> dict:
+    with scopes_disabled():
+        candidate.refresh_from_db()
+    values = model_to_dict(candidate)
+    values.update(merged_into=candidate.merged_into_id, created_at=candidate.created_at)
+    return {key: value for key, value in values.items() if key not in IGNORED}
+
+
+def _rows(candidate) -> dict[str, set[int]]:
+    with scopes_disabled():
+        return {
+            model.__name__: set(
+                model.objects.filter(candidate=candidate).values_list("pk", flat=True)
+            )
+            for model in (Note, Activity, Attachment)
+        }
+
+
+@pytest.fixture
+def pair(org, recruiter_user):
+    primary = CandidateFactory(
+        organization=org,
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@x.org",
+        phone="",
+        current_title="Engineer",
+        current_company="Analytical Engines",
+        skills=["python", "math"],
+        tags=["alumni"],
+        custom_fields={"notice": "1 month"},
+        not_now_until=datetime.date(2030, 1, 2),
+    )
+    secondary = CandidateFactory(
+        organization=org,
+        first_name="Ada",
+        last_name="King",
+        email="ada.king@y.org",
+        alternate_emails=["countess@z.org"],
+        phone="+447700900123",
+        current_title="Mathematician",
+        current_company="Analytical Engines",
+        skills=["math", "poetry"],
+        tags=["event-2024"],
+        custom_fields={"notice": "3 months", "visa": "yes"},
+    )
+    with scopes_disabled():
+        for candidate, body in ((primary, "Primary note"), (secondary, "Secondary note")):
+            note = Note.objects.create(
+                organization=org, candidate=candidate, author=recruiter_user, body=body
+            )
+            activity_record(
+                candidate=candidate, kind=Activity.Kind.NOTE_ADDED, note=note, summary=body
+            )
+        Candidate.objects.filter(pk=secondary.pk).update(resume_text="Countess", has_resume=True)
+    make_attachment(
+        secondary, content=make_pdf("Countess"), extracted_text="Countess", extraction_status="done"
+    )
+    return primary, secondary
+
+
+def _merge(primary, secondary, choices=None, actor=None):
+    with scopes_disabled():
+        return candidate_merge(
+            primary=primary, secondary=secondary, field_choices=choices or {}, actor=actor
+        )
+
+
+def test_candidate_merge_applies_choices_and_combines_the_rest(pair, recruiter_user):
+    primary, secondary = pair
+
+    _merge(
+        primary,
+        secondary,
+        {"last_name": "secondary", "current_title": "primary", "custom:notice": "secondary"},
+        recruiter_user,
+    )
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+        secondary.refresh_from_db()
+    assert (primary.first_name, primary.last_name, primary.current_title) == (
+        "Ada",
+        "King",
+        "Engineer",
+    )
+    assert primary.phone == "+447700900123"  # the primary had none: the default takes it
+    assert primary.email == "ada@x.org"
+    assert primary.alternate_emails == ["ada.king@y.org", "countess@z.org"]
+    assert primary.skills == ["python", "math", "poetry"]
+    assert primary.tags == ["alumni", "event-2024"]
+    assert primary.custom_fields == {"notice": "3 months", "visa": "yes"}
+    assert primary.not_now_until == datetime.date(2030, 1, 2)
+    assert primary.resume_text == "Countess"
+    assert secondary.merged_into_id == primary.pk
+
+
+def test_candidate_merge_moves_notes_activities_and_files(pair, recruiter_user):
+    primary, secondary = pair
+    before_primary, before_secondary = _rows(primary), _rows(secondary)
+
+    record = _merge(primary, secondary, actor=recruiter_user)
+
+    after = _rows(primary)
+    assert after["Note"] == before_primary["Note"] | before_secondary["Note"]
+    assert after["Attachment"] == before_secondary["Attachment"]
+    assert _rows(secondary) == {"Note": set(), "Activity": set(), "Attachment": set()}
+    with scopes_disabled():
+        merged = Activity.objects.get(candidate=primary, kind=Activity.Kind.MERGED)
+    assert after["Activity"] == before_primary["Activity"] | before_secondary["Activity"] | {
+        merged.pk
+    }
+    assert (merged.actor, merged.data["merge_id"]) == (recruiter_user, record.pk)
+    assert set(record.moved["candidates.Note"]) == before_secondary["Note"]
+
+
+def _suggest(org, one, two):
+    with scopes_disabled():
+        DuplicateSuggestion.objects.create(
+            organization=org,
+            candidate_a_id=min(one.pk, two.pk),
+            candidate_b_id=max(one.pk, two.pk),
+            reason="name_company",
+        )
+
+
+def test_candidate_merge_hides_the_secondary_and_closes_its_suggestions(org, pair):
+    primary, secondary = pair
+    _suggest(org, primary, secondary)
+
+    _merge(primary, secondary)
+
+    with scopes_disabled():
+        assert list(Candidate.objects.filter(organization=org).live()) == [primary]
+        assert DuplicateSuggestion.objects.get().state == DuplicateSuggestion.State.MERGED
+
+
+def test_candidate_merge_can_take_the_secondary_email(pair):
+    primary, secondary = pair
+
+    _merge(primary, secondary, {"email": "secondary"})
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+    assert primary.email == "ada.king@y.org"
+    assert primary.alternate_emails == ["ada@x.org", "countess@z.org"]
+
+
+def test_candidate_merge_refuses_an_already_merged_profile(org, pair):
+    primary, secondary = pair
+    third = CandidateFactory(organization=org)
+    _merge(primary, secondary)
+
+    with pytest.raises(MergeError):
+        _merge(third, secondary)
+
+
+def test_candidate_merge_undo_restores_both_profiles_exactly(org, pair, recruiter_user):
+    primary, secondary = pair
+    _suggest(org, primary, secondary)
+    fields_before = (_fields(primary), _fields(secondary))
+    rows_before = (_rows(primary), _rows(secondary))
+    record = _merge(
+        primary, secondary, {"email": "secondary", "last_name": "secondary"}, recruiter_user
+    )
+
+    with scopes_disabled():
+        candidate_merge_undo(record=record, actor=recruiter_user)
+
+    assert (_fields(primary), _fields(secondary)) == fields_before
+    with scopes_disabled():
+        merged = Activity.objects.get(kind=Activity.Kind.MERGED)
+        unmerged = dict(
+            Activity.objects.filter(kind=Activity.Kind.UNMERGED).values_list("candidate_id", "pk")
+        )
+        record.refresh_from_db()
+        suggestion = DuplicateSuggestion.objects.get()
+    assert _rows(primary) == {
+        **rows_before[0],
+        "Activity": rows_before[0]["Activity"] | {merged.pk, unmerged[primary.pk]},
+    }
+    assert _rows(secondary) == {
+        **rows_before[1],
+        "Activity": rows_before[1]["Activity"] | {unmerged[secondary.pk]},
+    }
+    assert (record.undone_by, record.undone_at is not None) == (recruiter_user, True)
+    assert suggestion.state == DuplicateSuggestion.State.OPEN
+
+
+def test_candidate_merge_undo_is_refused_while_a_later_merge_involves_the_profiles(org, pair):
+    primary, secondary = pair
+    third = CandidateFactory(organization=org)
+    first = _merge(primary, secondary)
+    second = _merge(third, primary)
+
+    with scopes_disabled(), pytest.raises(MergeError, match="later merge"):
+        candidate_merge_undo(record=first, actor=None)
+
+    with scopes_disabled():
+        candidate_merge_undo(record=second, actor=None)
+        candidate_merge_undo(record=first, actor=None)
+        assert sorted(Candidate.objects.live().values_list("pk", flat=True)) == sorted(
+            [primary.pk, secondary.pk, third.pk]
+        )
+
+
+def test_candidate_merge_undo_twice_is_refused(pair):
+    record = _merge(*pair)
+    with scopes_disabled():
+        candidate_merge_undo(record=record, actor=None)
+
+        with pytest.raises(MergeError, match="already been undone"):
+            candidate_merge_undo(record=record, actor=None)
+
+
+def test_candidate_get_or_merged_follows_merges_to_the_live_profile(org, pair):
+    primary, secondary = pair
+    third = CandidateFactory(organization=org)
+    _merge(primary, secondary)
+    _merge(third, primary)
+
+    with scopes_disabled():
+        assert candidate_get_or_merged(organization=org, candidate_id=secondary.pk) == third
+        assert candidate_get_or_merged(organization=org, candidate_id=third.pk) == third
+
+
+# --- the merge screen --------------------------------------------------------------------
+
+
+def _merge_url(org, primary, other=None):
+    url = reverse("candidates:merge", args=[org.slug, primary.pk])
+    return f"{url}?other={other.pk}" if other else url
+
+
+def test_merge_view_shows_the_differing_fields(recruiter_client, org, pair):
+    primary, secondary = pair
+
+    response = recruiter_client.get(_merge_url(org, primary, secondary))
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Last name" in body and "Lovelace" in body and "King" in body
+    assert "Current title" in body and "Mathematician" in body
+    assert 'name="choice_first_name"' not in body  # both are "Ada"
+    assert 'name="choice_custom__visa"' in body
+    assert "poetry" in body  # combined skills
+    assert "1 note" in body
+
+
+def test_merge_view_post_merges_and_redirects_to_the_primary(
+    recruiter_client, recruiter_user, org, pair
+):
+    primary, secondary = pair
+
+    response = recruiter_client.post(
+        _merge_url(org, primary),
+        {"other": secondary.pk, "choice_last_name": "secondary", "choice_current_title": "primary"},
+    )
+
+    assert response["Location"] == reverse("candidates:detail", args=[org.slug, primary.pk])
+    with scopes_disabled():
+        primary.refresh_from_db()
+        record = MergeRecord.objects.get()
+    assert (primary.last_name, primary.current_title) == ("King", "Engineer")
+    assert (record.secondary_id, record.merged_by) == (secondary.pk, recruiter_user)
+
+
+def test_merge_view_other_from_another_organisation_is_not_found(
+    recruiter_client, org, other_org, pair
+):
+    primary, _ = pair
+    foreign = CandidateFactory(organization=other_org)
+
+    assert recruiter_client.get(_merge_url(org, primary, foreign)).status_code == 404
+    response = recruiter_client.post(_merge_url(org, primary), {"other": foreign.pk})
+    assert response.status_code == 404
+    with scopes_disabled():
+        assert not MergeRecord.objects.exists()
+
+
+def test_merge_view_with_itself_or_nothing_is_not_found(recruiter_client, org, pair):
+    primary, _ = pair
+
+    assert recruiter_client.get(_merge_url(org, primary, primary)).status_code == 404
+    assert recruiter_client.get(_merge_url(org, primary)).status_code == 404
+    assert recruiter_client.get(_merge_url(org, primary) + "?other=abc").status_code == 404
+
+
+def test_merge_view_viewer_is_forbidden(viewer_client, org, pair):
+    primary, secondary = pair
+
+    assert viewer_client.get(_merge_url(org, primary, secondary)).status_code == 403
+    assert viewer_client.post(_merge_url(org, primary), {"other": secondary.pk}).status_code == 403
+
+
+def test_merge_view_other_org_is_not_found(outsider_client, other_org, pair):
+    primary, secondary = pair
+    url = reverse("candidates:merge", args=[other_org.slug, primary.pk])
+
+    assert outsider_client.get(f"{url}?other={secondary.pk}").status_code == 404
+
+
+def test_merge_view_anonymous_goes_to_login(client, org, pair):
+    response = client.get(_merge_url(org, *pair))
+
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_merge_view_timeline_and_profile_show_the_merge(recruiter_client, org, pair):
+    primary, secondary = pair
+    recruiter_client.post(_merge_url(org, primary), {"other": secondary.pk})
+
+    response = recruiter_client.get(reverse("candidates:detail", args=[org.slug, primary.pk]))
+
+    body = response.content.decode()
+    assert "Merged with Ada King (ada.king@y.org)" in body
+    assert "Merged into this profile" in body
+    assert "Secondary note" in body
+
+
+# --- undo -------------------------------------------------------------------------------
+
+
+def test_merge_undo_view_restores_the_secondary(recruiter_client, org, pair):
+    primary, secondary = pair
+    record = _merge(primary, secondary)
+
+    response = recruiter_client.post(reverse("candidates:merge_undo", args=[org.slug, record.pk]))
+
+    assert response["Location"] == reverse("candidates:detail", args=[org.slug, primary.pk])
+    with scopes_disabled():
+        secondary.refresh_from_db()
+    assert secondary.merged_into_id is None
+
+
+def test_merge_undo_view_explains_a_refusal(recruiter_client, org, pair):
+    primary, secondary = pair
+    first = _merge(primary, secondary)
+    _merge(CandidateFactory(organization=org), primary)
+
+    response = recruiter_client.post(reverse("candidates:merge_undo", args=[org.slug, first.pk]))
+
+    messages = [str(message) for message in get_messages(response.wsgi_request)]
+    assert any("later merge" in message for message in messages)
+    with scopes_disabled():
+        first.refresh_from_db()
+    assert first.undone_at is None
+
+
+def test_merge_undo_view_viewer_is_forbidden(viewer_client, org, pair):
+    record = _merge(*pair)
+
+    response = viewer_client.post(reverse("candidates:merge_undo", args=[org.slug, record.pk]))
+
+    assert response.status_code == 403
+
+
+def test_merge_undo_view_other_org_is_not_found(outsider_client, other_org, pair):
+    record = _merge(*pair)
+
+    response = outsider_client.post(
+        reverse("candidates:merge_undo", args=[other_org.slug, record.pk])
+    )
+
+    assert response.status_code == 404
+
+
+def test_merge_undo_view_get_is_not_allowed(recruiter_client, org, pair):
+    record = _merge(*pair)
+
+    response = recruiter_client.get(reverse("candidates:merge_undo", args=[org.slug, record.pk]))
+
+    assert response.status_code == 405

@@ -1,0 +1,268 @@
+"""Search: full-text ranking, typo tolerance, bounded ranking, highlighting, keyset pages."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from candidates.models import Candidate
+from candidates.search import (
+    SORTS,
+    candidate_search,
+    cursor_decode,
+    cursor_encode,
+    highlight,
+    highlight_terms,
+    keyset_page,
+    search_is_bounded,
+    skill_badges,
+)
+from candidates.tests.factories import CandidateFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _search(org, q, **kwargs):
+    return list(candidate_search(Candidate.objects.filter(organization=org), q, **kwargs))
+
+
+def test_search_name_match_outranks_resume_match(org, in_org):
+    resume = CandidateFactory(
+        organization=org,
+        first_name="Ada",
+        last_name="Byron",
+        resume_text="Worked alongside Kowalczyk on compilers for many years.",
+    )
+    named = CandidateFactory(organization=org, first_name="Marta", last_name="Kowalczyk")
+    CandidateFactory(organization=org, first_name="Nobody", last_name="Else")
+    with in_org():
+        results = _search(org, "kowalczyk")
+    assert [c.pk for c in results] == [named.pk, resume.pk]
+    assert results[0].rank > results[1].rank
+
+
+def test_search_english_stemming_finds_prose(org, in_org):
+    engineer = CandidateFactory(
+        organization=org, headline="Engineering payments systems", current_title=""
+    )
+    CandidateFactory(organization=org, headline="Sales", current_title="Account manager")
+    with in_org():
+        results = _search(org, "engineer")
+    assert [c.pk for c in results] == [engineer.pk]
+
+
+def test_search_misspelled_first_and_last_name_finds_the_person(org, in_org):
+    john = CandidateFactory(
+        organization=org, first_name="John", last_name="Smith", email="js@example.com"
+    )
+    CandidateFactory(organization=org, first_name="Maria", last_name="Garcia")
+    with in_org():
+        results = _search(org, "Jonh Smiht")
+    assert [c.pk for c in results] == [john.pk]
+
+
+def test_search_misspelled_email_finds_the_person(org, in_org):
+    person = CandidateFactory(organization=org, email="katarina.novak@example.org")
+    CandidateFactory(organization=org, email="someone.else@example.com")
+    with in_org():
+        results = _search(org, "katarina.nowak@example.org")
+    assert results[0].pk == person.pk
+
+
+def test_search_bounded_ranking_still_ranks_the_best_match_first(org, in_org, settings):
+    settings.CANDIDATE_SEARCH_FUZZY_LIMIT = 5
+    for number in range(6):
+        CandidateFactory(
+            organization=org,
+            first_name=f"Person{number}",
+            resume_text="Python developer",
+            headline="",
+        )
+    best = CandidateFactory(organization=org, headline="Python", skills=["python"])
+    with in_org():
+        queryset = Candidate.objects.filter(organization=org)
+        results = list(candidate_search(queryset, "python", limit=50))
+        bounded = search_is_bounded(queryset, "python", limit=3)
+        unbounded = search_is_bounded(queryset, "python", limit=50)
+        limited = list(candidate_search(queryset, "python", limit=3))
+    assert results[0].pk == best.pk
+    assert bounded is True
+    assert unbounded is False
+    assert len(limited) == 3
+
+
+def test_search_never_returns_another_organisations_candidates(org, other_org, in_org):
+    CandidateFactory(organization=other_org, first_name="Kowalczyk")
+    mine = CandidateFactory(organization=org, first_name="Kowalczyk")
+    with in_org():
+        results = _search(org, "kowalczyk")
+    assert [c.pk for c in results] == [mine.pk]
+
+
+def test_search_query_of_punctuation_only_finds_nothing_without_error(org, in_org):
+    CandidateFactory(organization=org)
+    with in_org():
+        assert _search(org, "!!! &&& ()") == []
+
+
+def test_highlight_marks_terms_and_escapes_everything_else():
+    result = highlight("<b>Python</b> & python-dev", highlight_terms("python"))
+    assert result == "&lt;b&gt;<mark>Python</mark>&lt;/b&gt; &amp; <mark>python</mark>-dev"
+
+
+def test_highlight_skips_excluded_terms_and_operators():
+    assert highlight_terms('python -java or "go"') == ["python", "go"]
+
+
+def test_list_search_highlights_the_match_in_results(recruiter_client, org):
+    CandidateFactory(organization=org, first_name="Grace", last_name="Hopper", headline="")
+    url = reverse("candidates:list", args=[org.slug])
+    response = recruiter_client.get(url, {"q": "hopper"})
+    assert response.status_code == 200
+    assert "Grace <mark>Hopper</mark>" in response.content.decode()
+
+
+def test_list_search_escapes_user_data_in_highlights(recruiter_client, org):
+    CandidateFactory(
+        organization=org, first_name="<script>alert(1)</script>", last_name="Evil", headline=""
+    )
+    response = recruiter_client.get(reverse("candidates:list", args=[org.slug]), {"q": "evil"})
+    body = response.content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;" in body
+
+
+def test_list_search_shows_the_bound_hint_when_the_bound_is_hit(recruiter_client, org, settings):
+    settings.CANDIDATE_SEARCH_RANK_LIMIT = 2
+    for _ in range(3):
+        CandidateFactory(organization=org, headline="Rust engineer")
+    response = recruiter_client.get(reverse("candidates:list", args=[org.slug]), {"q": "rust"})
+    assert response.status_code == 200
+    assert "best matches among the first 2" in response.content.decode()
+    assert len(response.context["page"].rows) == 2
+
+
+def test_list_search_without_many_matches_shows_no_bound_hint(recruiter_client, org):
+    CandidateFactory(organization=org, headline="Rust engineer")
+    response = recruiter_client.get(reverse("candidates:list", args=[org.slug]), {"q": "rust"})
+    assert "best matches among" not in response.content.decode()
+
+
+# --- keyset pagination ---
+
+
+def _walk(queryset, sort, size=2):
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = keyset_page(queryset, sort=SORTS[sort], size=size, after=cursor)
+        seen.extend(candidate.pk for candidate in page.rows)
+        pages += 1
+        if not page.next_cursor:
+            return seen, pages
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize(
+    "sort", ["-created", "created", "name", "-name", "-contacted", "contacted"]
+)
+def test_keyset_walks_every_candidate_exactly_once_with_ties(org, in_org, sort):
+    moment = timezone.now()
+    ids = []
+    for number in range(5):
+        candidate = CandidateFactory(
+            organization=org,
+            first_name="Same",
+            last_name="Name" if number < 4 else "Other",
+            last_contacted_at=None if number % 2 else moment,
+        )
+        ids.append(candidate.pk)
+    with in_org():
+        Candidate.objects.filter(organization=org).update(created_at=moment)
+        queryset = Candidate.objects.filter(organization=org)
+        seen, pages = _walk(queryset, sort)
+        again, _ = _walk(queryset, sort)
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == len(set(seen))
+    assert pages == 3
+    assert seen == again
+
+
+def test_keyset_previous_page_returns_the_page_before(org, in_org):
+    for number in range(5):
+        CandidateFactory(organization=org, last_name=f"Name{number}")
+    with in_org():
+        queryset = Candidate.objects.filter(organization=org)
+        first = keyset_page(queryset, sort=SORTS["name"], size=2)
+        second = keyset_page(queryset, sort=SORTS["name"], size=2, after=first.next_cursor)
+        back = keyset_page(queryset, sort=SORTS["name"], size=2, before=second.previous_cursor)
+    assert [c.last_name for c in back.rows] == [c.last_name for c in first.rows]
+    assert back.previous_cursor is None
+    assert back.next_cursor is not None
+
+
+def test_keyset_relevance_walks_search_results_once(org, in_org):
+    for number in range(5):
+        CandidateFactory(organization=org, headline="Kotlin developer", first_name=f"K{number}")
+    with in_org():
+        queryset = candidate_search(Candidate.objects.filter(organization=org), "kotlin")
+        seen, _ = _walk(queryset, "relevance")
+    assert len(seen) == 5
+    assert len(set(seen)) == 5
+
+
+def test_keyset_cursor_round_trips_names_with_commas(org, in_org):
+    candidate = CandidateFactory(organization=org, last_name="Smith, Jr.", first_name="Bob %")
+    cursor = cursor_encode(SORTS["name"], candidate)
+    assert cursor_decode(SORTS["name"], cursor) == ("Smith, Jr.", "Bob %", candidate.pk)
+
+
+@pytest.mark.parametrize("cursor", ["", "abc", "1,2,3,4", "not-a-date,5", ",x"])
+def test_keyset_invalid_cursor_starts_at_the_first_page(org, in_org, cursor):
+    CandidateFactory(organization=org)
+    with in_org():
+        page = keyset_page(
+            Candidate.objects.filter(organization=org), sort=SORTS["-created"], size=2, after=cursor
+        )
+    assert len(page.rows) == 1
+
+
+def test_list_pages_walk_through_the_view(recruiter_client, org, settings):
+    settings.CANDIDATE_LIST_PAGE_SIZE = 2
+    created = [CandidateFactory(organization=org, last_name=f"N{n}").pk for n in range(5)]
+    url = reverse("candidates:list", args=[org.slug])
+    seen, params = [], {"sort": "name"}
+    for _ in range(5):
+        response = recruiter_client.get(url, params)
+        page = response.context["page"]
+        seen.extend(c.pk for c in page.rows)
+        if not page.next_cursor:
+            break
+        assert "Next" in response.content.decode()
+        params = {"sort": "name", "after": page.next_cursor}
+    assert sorted(seen) == sorted(created)
+    assert len(seen) == 5
+
+
+def test_list_counts_exactly_up_to_the_cap(recruiter_client, org, monkeypatch):
+    monkeypatch.setattr("candidates.views.search.COUNT_CAP", 3)
+    for _ in range(4):
+        CandidateFactory(organization=org)
+    response = recruiter_client.get(reverse("candidates:list", args=[org.slug]))
+    assert response.context["total_display"] == "3+"
+
+
+def test_list_contacted_sort_puts_never_contacted_last(recruiter_client, org):
+    never = CandidateFactory(organization=org, last_contacted_at=None)
+    recent = CandidateFactory(
+        organization=org, last_contacted_at=timezone.now() - datetime.timedelta(days=1)
+    )
+    response = recruiter_client.get(
+        reverse("candidates:list", args=[org.slug]), {"sort": "-contacted"}
+    )
+    assert [c.pk for c in response.context["page"].rows] == [recent.pk, never.pk]
+
+
+def test_skill_badges_put_matching_skills_first():
+    badges = skill_badges(["go", "java", "kotlin", "sql"], highlight_terms("kotlin"))
+    assert badges == [("kotlin", True), ("go", False), ("java", False), ("sql", False)]

@@ -1,0 +1,106 @@
+"""Importing candidates from a spreadsheet: upload → map columns → preview → run (a Job whose
+progress page is candidates:job_detail). Recruiters and admins only."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from candidates.forms import ImportMappingForm, ImportUploadForm
+from candidates.importing.reading import max_upload_bytes
+from candidates.models import Job
+from candidates.selectors import import_job_get, import_jobs_recent
+from candidates.services import imports
+from candidates.services.custom_fields import custom_fields_active
+from crm.permissions import recruiter_required
+
+
+@recruiter_required
+def import_upload(request, org_slug):
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        job = imports.import_create(
+            organization=request.organization,
+            user=request.user,
+            upload=form.cleaned_data["file"],
+            info=form.info,
+        )
+        return redirect("candidates:import_mapping", org_slug=org_slug, job_id=job.pk)
+    context = {
+        "form": form,
+        "recent_jobs": import_jobs_recent(organization=request.organization),
+        "max_megabytes": max_upload_bytes() // (1024 * 1024),
+        "step": 1,
+    }
+    return render(request, "candidates/import_upload.html", context)
+
+
+def _draft_or_progress(request, job: Job):
+    """A job that has been started is shown on its progress page instead of being edited."""
+    if job.status != Job.Status.DRAFT:
+        return redirect("candidates:job_detail", org_slug=request.organization.slug, job_id=job.pk)
+    return None
+
+
+@recruiter_required
+def import_mapping(request, org_slug, job_id):
+    job = import_job_get(organization=request.organization, job_id=job_id)
+    if started := _draft_or_progress(request, job):
+        return started
+    options = job.params["options"]
+    initial = {
+        **{f"column_{i}": target for i, target in enumerate(job.params["mapping"])},
+        **options,
+        "tags": ", ".join(options.get("tags", [])),
+    }
+    form = ImportMappingForm(
+        request.POST or None,
+        initial=initial,
+        headers=job.params["file"]["headers"],
+        samples=job.params["file"]["samples"],
+        custom_fields=custom_fields_active(organization=request.organization),
+    )
+    if request.method == "POST" and form.is_valid():
+        imports.import_configure(job=job, mapping=form.mapping(), options=form.options())
+        return redirect("candidates:import_preview", org_slug=org_slug, job_id=job.pk)
+    context = {"job": job, "form": form, "file": job.params["file"], "step": 2}
+    return render(request, "candidates/import_mapping.html", context)
+
+
+@recruiter_required
+def import_preview(request, org_slug, job_id):
+    job = import_job_get(organization=request.organization, job_id=job_id)
+    if started := _draft_or_progress(request, job):
+        return started
+    if not job.params.get("configured"):
+        return redirect("candidates:import_mapping", org_slug=org_slug, job_id=job.pk)
+    context = {
+        "job": job,
+        "file": job.params["file"],
+        "options": job.params["options"],
+        "preview": imports.import_preview(job=job),
+        "step": 3,
+    }
+    return render(request, "candidates/import_preview.html", context)
+
+
+@require_POST
+@recruiter_required
+def import_start(request, org_slug, job_id):
+    job = import_job_get(organization=request.organization, job_id=job_id)
+    if started := _draft_or_progress(request, job):
+        return started
+    if not job.params.get("configured"):
+        return redirect("candidates:import_mapping", org_slug=org_slug, job_id=job.pk)
+    imports.import_start(job=job)
+    return redirect("candidates:job_detail", org_slug=org_slug, job_id=job.pk)
+
+
+@require_POST
+@recruiter_required
+def import_resume(request, org_slug, job_id):
+    """Run a stopped import again: it continues after the rows already imported."""
+    job = import_job_get(organization=request.organization, job_id=job_id)
+    if job.status == Job.Status.FAILED:
+        imports.import_start(job=job)
+        messages.info(request, "The import continues after the rows already imported.")
+    return redirect("candidates:job_detail", org_slug=org_slug, job_id=job.pk)
