@@ -34,6 +34,9 @@ def organization_setup_defaults(*, organization: Organization) -> None:
 
     Apps that need per-organisation defaults (stages, topics…) extend this function.
     """
+    from pipelines.services import stages_create_defaults
+
+    stages_create_defaults(organization=organization)
 
 
 def _admin_count(organization: Organization) -> int:

@@ -220,6 +220,8 @@ STORAGES = {
     },
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Resumes and other candidate files (candidates/services/attachments.py holds the other limits).
+ATTACHMENT_MAX_UPLOAD_BYTES = int(os.environ.get("ATTACHMENT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- S3-compatible file storage (django-storages) -------------------------------------------
@@ -305,6 +307,11 @@ CELERY_BEAT_SCHEDULE = {
     "pipelines-smart-pools": {
         "task": "pipelines.smart_pools_refresh_all",
         "schedule": crontab(minute=40),
+    },
+    # --- candidates: nightly duplicate scan, one queued task per organisation ---
+    "candidates-duplicates-scan": {
+        "task": "candidates.duplicates_scan_all",
+        "schedule": crontab(minute=23, hour=2),
     },
 }
 WORKER_HEARTBEAT_MAX_AGE = 120  # seconds; /healthz reports the worker down past this

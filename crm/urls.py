@@ -6,13 +6,8 @@ from crm import views
 organization_patterns = [
     path("", views.dashboard, name="dashboard"),
     path("candidates/", include("candidates.urls")),
-    path("pools/", views.section_placeholder, {"section": "pools"}, name="pools_placeholder"),
-    path(
-        "campaigns/",
-        views.section_placeholder,
-        {"section": "campaigns"},
-        name="campaigns_placeholder",
-    ),
+    path("pools/", include("pipelines.urls")),
+    path("campaigns/", include("campaigns.urls")),
     path(
         "analytics/",
         views.section_placeholder,
@@ -42,5 +37,7 @@ urlpatterns = [
     path("organizations/new/", views.organization_create, name="organization_create"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("o/<slug:org_slug>/", include(organization_patterns)),
+    # Candidate-facing pages (unsubscribe, preferences, tracking): signed tokens, no login.
+    path("e/", include("campaigns.public_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -20,7 +20,10 @@ DEMO_USERS = [
     ("viewer@demo.rapport.test", "Victor Hale", "VP People", Role.VIEWER),
 ]
 # Dotted paths of functions `(organization, users, stdout) -> None` that add an app's demo data.
-DEMO_SEEDERS: list[str] = []
+DEMO_SEEDERS: list[str] = [
+    "candidates.demo.seed_demo_candidates",
+    "pipelines.demo.seed_demo_data",
+]
 
 
 class Command(BaseCommand):

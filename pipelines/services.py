@@ -1,0 +1,840 @@
+"""Writes on talent pools, stages, the board, roles and follow-ups.
+
+Adding many candidates to a pool and materialising a smart pool are set-based: one
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` for those who enter and one ``DELETE`` for those
+who leave, whatever their number, and one bulk write of their timeline entries.
+"""
+
+import logging
+from datetime import date, datetime
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Exists, Max, OuterRef, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from candidates.models import Activity, Candidate
+from candidates.services.activities import activities_record_bulk, activity_record
+from crm.models import Organization, Role, User
+from pipelines.models import (
+    FollowUp,
+    FollowUpDigest,
+    HiringRole,
+    Pool,
+    PoolMembership,
+    RolePool,
+    Stage,
+    StageChange,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STAGES = [
+    ("New", Stage.Outcome.OPEN),
+    ("Contacted", Stage.Outcome.OPEN),
+    ("Engaged", Stage.Outcome.OPEN),
+    ("Interested", Stage.Outcome.OPEN),
+    ("Interviewing", Stage.Outcome.OPEN),
+    ("Hired", Stage.Outcome.WON),
+    ("Not now", Stage.Outcome.LOST),
+]
+# Roles: a pipeline is "ready" with this many active candidates per opening …
+READINESS_RATIO = 3
+# … and a role whose target date is this close without that many is flagged as thin.
+READINESS_WARNING_DAYS = 45
+# Follow-up digests go out from this local hour of the organisation's time zone.
+DIGEST_HOUR = 8
+
+
+# --- stages ---
+
+
+def stages_create_defaults(*, organization: Organization | int) -> list[Stage]:
+    """The organisation's default stage set (New … Hired, Not now). Does nothing when the
+    organisation already has default stages."""
+    organization_id = getattr(organization, "pk", organization)
+    with scopes_disabled():
+        existing = Stage.objects.filter(organization_id=organization_id, pool__isnull=True)
+        if existing.exists():
+            return list(existing.order_by("position", "id"))
+        return Stage.objects.bulk_create(
+            [
+                Stage(organization_id=organization_id, name=name, outcome=outcome, position=index)
+                for index, (name, outcome) in enumerate(DEFAULT_STAGES)
+            ]
+        )
+
+
+def _stage_siblings(stage: Stage) -> QuerySet[Stage]:
+    return Stage.objects.filter(organization_id=stage.organization_id, pool_id=stage.pool_id)
+
+
+def _check_stage_name(*, organization_id: int, pool: Pool | None, name: str, exclude=None):
+    clash = Stage.objects.filter(
+        organization_id=organization_id, pool=pool, archived=False, name__iexact=name
+    )
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise ValidationError({"name": f"There is already a stage called “{name}”."})
+
+
+def stage_create(
+    *, organization: Organization, name: str, outcome: str, pool: Pool | None = None
+) -> Stage:
+    """A new stage at the end of the pipeline (the organisation's, or a pool's own)."""
+    name = " ".join(name.split())
+    _check_stage_name(organization_id=organization.pk, pool=pool, name=name)
+    last = Stage.objects.filter(organization=organization, pool=pool).aggregate(
+        position=Max("position")
+    )["position"]
+    return Stage.objects.create(
+        organization=organization,
+        pool=pool,
+        name=name,
+        outcome=outcome,
+        position=0 if last is None else last + 1,
+    )
+
+
+def stage_update(*, stage: Stage, name: str, outcome: str) -> Stage:
+    """Rename a stage or change its outcome. History keeps pointing at the same stage."""
+    name = " ".join(name.split())
+    _check_stage_name(
+        organization_id=stage.organization_id, pool=stage.pool, name=name, exclude=stage
+    )
+    stage.name = name
+    stage.outcome = outcome
+    stage.save(update_fields=["name", "outcome"])
+    return stage
+
+
+@transaction.atomic
+def stage_reorder(*, stage: Stage, direction: str) -> None:
+    """Move a stage one place up or down among the active stages of its set."""
+    siblings = list(
+        _stage_siblings(stage).filter(archived=False).select_for_update().order_by("position", "id")
+    )
+    index = next((i for i, sibling in enumerate(siblings) if sibling.pk == stage.pk), None)
+    if index is None:
+        return
+    target = index - 1 if direction == "up" else index + 1
+    if not 0 <= target < len(siblings):
+        return
+    siblings[index], siblings[target] = siblings[target], siblings[index]
+    for position, sibling in enumerate(siblings):
+        sibling.position = position
+    Stage.objects.bulk_update(siblings, ["position"])
+
+
+def stage_archive(*, stage: Stage) -> None:
+    """Hide a stage from boards. Stages are never deleted (history points at them); one that
+    still holds candidates cannot be archived until they are moved on."""
+    memberships = PoolMembership.objects.filter(organization_id=stage.organization_id, stage=stage)
+    count = memberships.count()
+    if count:
+        raise ValidationError(
+            f"{count} candidate{'s are' if count != 1 else ' is'} in “{stage.name}”. "
+            "Move them to another stage first."
+        )
+    active = _stage_siblings(stage).filter(archived=False)
+    if not active.exclude(pk=stage.pk).filter(outcome=Stage.Outcome.OPEN).exists():
+        raise ValidationError("A pipeline needs at least one open stage.")
+    stage.archived = True
+    stage.save(update_fields=["archived"])
+
+
+def stage_restore(*, stage: Stage) -> None:
+    _check_stage_name(
+        organization_id=stage.organization_id, pool=stage.pool, name=stage.name, exclude=stage
+    )
+    last = _stage_siblings(stage).filter(archived=False).aggregate(position=Max("position"))
+    stage.archived = False
+    stage.position = (last["position"] or 0) + 1
+    stage.save(update_fields=["archived", "position"])
+
+
+def _entry_stage(pool: Pool) -> Stage:
+    """Where new members of a pool start: its first open stage."""
+    from pipelines.selectors import pool_stages
+
+    stages = pool_stages(pool=pool)
+    for stage in stages:
+        if stage.outcome == Stage.Outcome.OPEN:
+            return stage
+    if stages:
+        return stages[0]
+    raise ValidationError("This pool's pipeline has no stages.")
+
+
+@transaction.atomic
+def pool_customize_stages(*, pool: Pool) -> list[Stage]:
+    """Give a pool its own copy of the organisation's stages (to rename or extend them for
+    this pool only); its members keep their place in the copied stages."""
+    from pipelines.selectors import stages_default
+
+    pool = Pool.objects.select_for_update().get(pk=pool.pk)
+    if pool.custom_stages:
+        return list(Stage.objects.filter(organization_id=pool.organization_id, pool=pool))
+    defaults = stages_default(organization=pool.organization_id)
+    copies = Stage.objects.bulk_create(
+        [
+            Stage(
+                organization_id=pool.organization_id,
+                pool=pool,
+                name=stage.name,
+                outcome=stage.outcome,
+                position=stage.position,
+            )
+            for stage in defaults
+        ]
+    )
+    memberships = PoolMembership.objects.filter(organization_id=pool.organization_id, pool=pool)
+    for original, copy in zip(defaults, copies, strict=True):
+        memberships.filter(stage=original).update(stage=copy)
+    pool.custom_stages = True
+    pool.save(update_fields=["custom_stages", "updated_at"])
+    return copies
+
+
+# --- pools ---
+
+
+def pool_create(*, organization: Organization, owner: User, **fields) -> Pool:
+    pool = Pool.objects.create(organization=organization, owner=owner, **fields)
+    if pool.is_smart:
+        pool_schedule_refresh(pool=pool)
+    return pool
+
+
+def pool_update(*, pool: Pool, **fields) -> Pool:
+    rule_changed = (
+        fields.get("kind", pool.kind) != pool.kind
+        or fields.get("saved_search", pool.saved_search) != pool.saved_search
+    )
+    for name, value in fields.items():
+        setattr(pool, name, value)
+    pool.save()
+    if pool.is_smart and rule_changed:
+        pool_schedule_refresh(pool=pool)
+    return pool
+
+
+@transaction.atomic
+def pool_delete(*, pool: Pool) -> None:
+    """Delete a pool with its memberships, stage history and own stages. The candidates'
+    timelines keep the entries that mention it."""
+    organization_id = pool.organization_id
+    RolePool.objects.filter(organization_id=organization_id, pool=pool).delete()
+    StageChange.objects.filter(organization_id=organization_id, pool=pool).delete()
+    PoolMembership.objects.filter(organization_id=organization_id, pool=pool).delete()
+    Stage.objects.filter(organization_id=organization_id, pool=pool).delete()
+    pool.delete()
+
+
+def pool_schedule_refresh(*, pool: Pool) -> None:
+    """Materialise a smart pool in the background once the current transaction commits."""
+    from pipelines.tasks import smart_pool_refresh_task
+
+    organization_id, pool_id = pool.organization_id, pool.pk
+    transaction.on_commit(
+        lambda: smart_pool_refresh_task.delay(organization_id=organization_id, pool_id=pool_id)
+    )
+
+
+def _sql(queryset: QuerySet) -> tuple[str, tuple]:
+    """The SQL of a queryset of candidate ids (one column, no ordering)."""
+    return queryset.order_by().values("pk").query.sql_with_params()
+
+
+def _insert_members(
+    *, pool: Pool, ids_sql: str, ids_params: tuple, actor: User | None, source: str
+) -> list[int]:
+    """INSERT … SELECT … ON CONFLICT DO NOTHING; returns the ids of the candidates that were
+    not in the pool before."""
+    stage = _entry_stage(pool)
+    now = timezone.now()
+    sql = f"""
+        INSERT INTO {PoolMembership._meta.db_table}
+            (organization_id, pool_id, candidate_id, stage_id, entered_stage_at, added_at,
+             added_by_id, source)
+        SELECT %s, %s, entrant.id, %s, %s, %s, %s, %s FROM ({ids_sql}) AS entrant (id)
+        ON CONFLICT (organization_id, pool_id, candidate_id) DO NOTHING
+        RETURNING candidate_id
+    """  # noqa: S608 - table name from the model, values are parameters
+    params = (
+        pool.organization_id,
+        pool.pk,
+        stage.pk,
+        now,
+        now,
+        actor.pk if actor else None,
+        source,
+        *ids_params,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _record_entries(*, pool: Pool, candidate_ids: list[int], actor: User | None, smart: bool):
+    if not candidate_ids:
+        return
+    summary = f"Added to the pool “{pool.name}”"
+    if smart:
+        summary = f"Entered the smart pool “{pool.name}” (matches its search)"
+    activities_record_bulk(
+        organization_id=pool.organization_id,
+        candidate_ids=candidate_ids,
+        kind=Activity.Kind.POOL_ADDED,
+        summary=summary,
+        actor=actor,
+        data={"pool_id": pool.pk, "source": "smart" if smart else "manual"},
+    )
+
+
+def _record_exits(*, pool: Pool, candidate_ids: list[int], actor: User | None, smart: bool):
+    if not candidate_ids:
+        return
+    summary = f"Removed from the pool “{pool.name}”"
+    if smart:
+        summary = f"Left the smart pool “{pool.name}” (no longer matches its search)"
+    activities_record_bulk(
+        organization_id=pool.organization_id,
+        candidate_ids=candidate_ids,
+        kind=Activity.Kind.POOL_REMOVED,
+        summary=summary,
+        actor=actor,
+        data={"pool_id": pool.pk, "source": "smart" if smart else "manual"},
+    )
+
+
+def pool_add_candidates(
+    *,
+    pool: Pool,
+    candidate_ids: list[int] | None = None,
+    queryset: QuerySet[Candidate] | None = None,
+    actor: User | None,
+) -> int:
+    """Add candidates (by id, or everyone a queryset finds) to a pool in one statement;
+    those already in it stay where they are. Returns how many joined."""
+    if candidate_ids is None and queryset is None:
+        raise TypeError("Give candidate_ids or queryset.")
+    candidates = Candidate.objects.filter(
+        organization_id=pool.organization_id, merged_into__isnull=True
+    )
+    if queryset is not None:
+        candidates = candidates.filter(pk__in=queryset.order_by().values("pk"))
+    if candidate_ids is not None:
+        candidates = candidates.filter(pk__in=list(candidate_ids))
+    ids_sql, ids_params = _sql(candidates)
+    with transaction.atomic():
+        entered = _insert_members(
+            pool=pool,
+            ids_sql=ids_sql,
+            ids_params=ids_params,
+            actor=actor,
+            source=PoolMembership.Source.MANUAL,
+        )
+        _record_entries(pool=pool, candidate_ids=entered, actor=actor, smart=False)
+    return len(entered)
+
+
+def pool_remove_candidates(*, pool: Pool, candidate_ids: list[int], actor: User | None) -> int:
+    with transaction.atomic():
+        removed = list(
+            PoolMembership.objects.filter(
+                organization_id=pool.organization_id, pool=pool, candidate_id__in=candidate_ids
+            ).values_list("candidate_id", flat=True)
+        )
+        PoolMembership.objects.filter(
+            organization_id=pool.organization_id, pool=pool, candidate_id__in=removed
+        ).delete()
+        _record_exits(pool=pool, candidate_ids=removed, actor=actor, smart=False)
+    return len(removed)
+
+
+# --- the board ---
+
+
+def _check_stage_of_pool(*, pool: Pool, stage: Stage) -> None:
+    belongs = (
+        stage.organization_id == pool.organization_id
+        and not stage.archived
+        and (stage.pool_id == pool.pk if pool.custom_stages else stage.pool_id is None)
+    )
+    if not belongs:
+        raise ValidationError("That stage is not part of this pool's pipeline.")
+
+
+def membership_move(
+    *, membership: PoolMembership, to_stage: Stage, actor: User | None
+) -> StageChange | None:
+    """Move a card to another stage. The membership row is locked, so two people moving the
+    same card at once are serialised: the last move wins and both are in the history.
+    Returns the recorded change (None when the card was already there)."""
+    with transaction.atomic():
+        # Lock the row alone: with joins, PostgreSQL re-checks a row that a concurrent move
+        # changed against the *old* joined stage and would drop it.
+        locked = PoolMembership.objects.select_for_update().get(pk=membership.pk)
+        pool = membership.pool
+        _check_stage_of_pool(pool=pool, stage=to_stage)
+        if locked.stage_id == membership.stage_id:
+            from_stage = membership.stage
+        else:
+            from_stage = Stage.objects.get(pk=locked.stage_id)
+        if from_stage.pk == to_stage.pk:
+            membership.stage, membership.entered_stage_at = from_stage, locked.entered_stage_at
+            return None
+        now = timezone.now()
+        locked.stage = to_stage
+        locked.entered_stage_at = now
+        locked.save(update_fields=["stage", "entered_stage_at"])
+        change = StageChange.objects.create(
+            organization_id=locked.organization_id,
+            pool=pool,
+            membership=locked,
+            candidate_id=locked.candidate_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            changed_by=actor,
+            changed_at=now,
+        )
+        activity_record(
+            candidate=membership.candidate,
+            kind=Activity.Kind.STAGE_CHANGED,
+            summary=f"{pool.name}: {from_stage.name} → {to_stage.name}",
+            actor=actor,
+            data={
+                "pool_id": pool.pk,
+                "from_stage_id": from_stage.pk,
+                "to_stage_id": to_stage.pk,
+            },
+            occurred_at=now,
+        )
+    membership.stage, membership.entered_stage_at = to_stage, now
+    return change
+
+
+def memberships_move_bulk(
+    *, pool: Pool, membership_ids: list[int], to_stage: Stage, actor: User | None
+) -> int:
+    """Move a selection of cards to one stage: one UPDATE, one bulk insert of history and of
+    timeline entries. Returns how many cards moved."""
+    _check_stage_of_pool(pool=pool, stage=to_stage)
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            PoolMembership.objects.select_for_update()
+            .filter(organization_id=pool.organization_id, pool=pool, pk__in=membership_ids)
+            .exclude(stage=to_stage)
+            .values_list("pk", "candidate_id", "stage_id")
+        )
+        if not rows:
+            return 0
+        PoolMembership.objects.filter(pk__in=[row[0] for row in rows]).update(
+            stage=to_stage, entered_stage_at=now
+        )
+        StageChange.objects.bulk_create(
+            [
+                StageChange(
+                    organization_id=pool.organization_id,
+                    pool=pool,
+                    membership_id=pk,
+                    candidate_id=candidate_id,
+                    from_stage_id=from_stage_id,
+                    to_stage=to_stage,
+                    changed_by=actor,
+                    changed_at=now,
+                )
+                for pk, candidate_id, from_stage_id in rows
+            ]
+        )
+        activities_record_bulk(
+            organization_id=pool.organization_id,
+            candidate_ids=[row[1] for row in rows],
+            kind=Activity.Kind.STAGE_CHANGED,
+            summary=f"{pool.name}: moved to {to_stage.name}",
+            actor=actor,
+            data={"pool_id": pool.pk, "to_stage_id": to_stage.pk},
+        )
+    return len(rows)
+
+
+# --- smart pools ---
+
+
+def _smart_queryset(pool: Pool) -> QuerySet[Candidate] | None:
+    from candidates.selectors import saved_search_queryset
+
+    if not pool.is_smart or pool.saved_search_id is None:
+        return None
+    return saved_search_queryset(saved_search=pool.saved_search).filter(
+        organization_id=pool.organization_id, merged_into__isnull=True
+    )
+
+
+def smart_pool_refresh(*, pool: Pool) -> tuple[int, int]:
+    """Materialise a smart pool: everyone its saved search finds now is in it (entrants get
+    an INSERT … SELECT), and those added because they matched but no longer do leave (one
+    DELETE; people added by hand stay). Returns (entered, left)."""
+    queryset = _smart_queryset(pool)
+    if queryset is None:
+        return 0, 0
+    ids_sql, ids_params = _sql(queryset)
+    table = PoolMembership._meta.db_table
+    with transaction.atomic():
+        # One refresh of a pool at a time.
+        Pool.objects.select_for_update().filter(pk=pool.pk).values_list("pk").first()
+        entered = _insert_members(
+            pool=pool,
+            ids_sql=ids_sql,
+            ids_params=ids_params,
+            actor=None,
+            source=PoolMembership.Source.SMART,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                DELETE FROM {table} AS member
+                WHERE member.organization_id = %s AND member.pool_id = %s
+                  AND member.source = %s
+                  AND NOT EXISTS (
+                      SELECT 1 FROM ({ids_sql}) AS matching (id)
+                      WHERE matching.id = member.candidate_id)
+                RETURNING member.candidate_id
+                """,  # noqa: S608 - table name from the model, values are parameters
+                (pool.organization_id, pool.pk, PoolMembership.Source.SMART, *ids_params),
+            )
+            left = [row[0] for row in cursor.fetchall()]
+        _record_entries(pool=pool, candidate_ids=entered, actor=None, smart=True)
+        _record_exits(pool=pool, candidate_ids=left, actor=None, smart=True)
+        Pool.objects.filter(pk=pool.pk).update(refreshed_at=timezone.now())
+    return len(entered), len(left)
+
+
+def smart_pools_reevaluate_candidate(*, candidate: Candidate) -> dict[int, str]:
+    """After one candidate changed: put them into the smart pools whose search they now
+    match and take them out of those they no longer match. One query decides for every
+    smart pool at once. Returns {pool_id: "entered" | "left"}."""
+    pools = list(
+        Pool.objects.filter(
+            organization_id=candidate.organization_id,
+            kind=Pool.Kind.SMART,
+            saved_search__isnull=False,
+        ).select_related("saved_search", "saved_search__organization")
+    )
+    if not pools:
+        return {}
+    checks = {}
+    for pool in pools:
+        queryset = _smart_queryset(pool)
+        checks[f"pool_{pool.pk}"] = Exists(queryset.order_by().filter(pk=OuterRef("pk")))
+    checks["members"] = Exists(
+        PoolMembership.objects.filter(
+            organization_id=candidate.organization_id, candidate_id=OuterRef("pk")
+        )
+    )
+    matches = (
+        Candidate.objects.filter(pk=candidate.pk, merged_into__isnull=True)
+        .annotate(**checks)
+        .values(*checks)
+        .first()
+    ) or {}
+    current = dict(
+        PoolMembership.objects.filter(
+            organization_id=candidate.organization_id,
+            candidate=candidate,
+            pool__in=pools,
+        ).values_list("pool_id", "source")
+        if matches.get("members")
+        else []
+    )
+    outcome: dict[int, str] = {}
+    with transaction.atomic():
+        for pool in pools:
+            matching = bool(matches.get(f"pool_{pool.pk}"))
+            if matching and pool.pk not in current:
+                entered = _insert_members(
+                    pool=pool,
+                    ids_sql="SELECT %s",
+                    ids_params=(candidate.pk,),
+                    actor=None,
+                    source=PoolMembership.Source.SMART,
+                )
+                if entered:
+                    _record_entries(pool=pool, candidate_ids=entered, actor=None, smart=True)
+                    outcome[pool.pk] = "entered"
+            elif not matching and current.get(pool.pk) == PoolMembership.Source.SMART:
+                PoolMembership.objects.filter(
+                    organization_id=pool.organization_id,
+                    pool=pool,
+                    candidate=candidate,
+                    source=PoolMembership.Source.SMART,
+                ).delete()
+                _record_exits(pool=pool, candidate_ids=[candidate.pk], actor=None, smart=True)
+                outcome[pool.pk] = "left"
+    return outcome
+
+
+# --- roles ---
+
+
+@transaction.atomic
+def role_save(
+    *,
+    organization: Organization,
+    role: HiringRole | None = None,
+    pools: list[Pool],
+    actor: User | None,
+    **fields,
+) -> HiringRole:
+    """Create or update a role and set the pools that feed it."""
+    if role is None:
+        role = HiringRole(organization=organization, created_by=actor)
+    for name, value in fields.items():
+        setattr(role, name, value)
+    role.save()
+    wanted = {pool.pk for pool in pools}
+    links = RolePool.objects.filter(organization=organization, role=role)
+    links.exclude(pool_id__in=wanted).delete()
+    present = set(links.values_list("pool_id", flat=True))
+    RolePool.objects.bulk_create(
+        [
+            RolePool(organization=organization, role=role, pool_id=pool_id)
+            for pool_id in sorted(wanted - present)
+        ]
+    )
+    return role
+
+
+def role_delete(*, role: HiringRole) -> None:
+    RolePool.objects.filter(organization_id=role.organization_id, role=role).delete()
+    role.delete()
+
+
+# --- follow-ups ---
+
+
+def follow_up_create(
+    *,
+    candidate: Candidate,
+    due_on: date,
+    note: str = "",
+    owner: User | None,
+    actor: User | None,
+    source: str = FollowUp.Source.MANUAL,
+) -> FollowUp:
+    with transaction.atomic():
+        follow_up = FollowUp.objects.create(
+            organization_id=candidate.organization_id,
+            candidate=candidate,
+            due_on=due_on,
+            note=note,
+            owner=owner,
+            created_by=actor,
+            source=source,
+        )
+        activity_record(
+            candidate=candidate,
+            kind=Activity.Kind.FOLLOW_UP,
+            summary=f"Follow-up set for {due_on:%-d %b %Y}" + (f": {note}" if note else ""),
+            actor=actor,
+            data={"follow_up_id": follow_up.pk, "due_on": due_on.isoformat()},
+        )
+    return follow_up
+
+
+def follow_up_complete(*, follow_up: FollowUp, actor: User | None) -> FollowUp:
+    if follow_up.completed_at is None:
+        follow_up.completed_at = timezone.now()
+        follow_up.completed_by = actor
+        follow_up.save(update_fields=["completed_at", "completed_by"])
+        activity_record(
+            candidate=follow_up.candidate,
+            kind=Activity.Kind.FOLLOW_UP,
+            summary="Follow-up done" + (f": {follow_up.note}" if follow_up.note else ""),
+            actor=actor,
+            data={"follow_up_id": follow_up.pk, "completed": True},
+        )
+    return follow_up
+
+
+def follow_up_reschedule(*, follow_up: FollowUp, due_on: date) -> FollowUp:
+    follow_up.due_on = due_on
+    follow_up.save(update_fields=["due_on"])
+    return follow_up
+
+
+def organization_local_now(*, organization: Organization, now: datetime | None = None):
+    import zoneinfo
+
+    return (now or timezone.now()).astimezone(zoneinfo.ZoneInfo(organization.time_zone or "UTC"))
+
+
+def not_now_reactivate(*, organization: Organization, today: date) -> int:
+    """Candidates marked "not now — until <date>" come back to active on that date, each with
+    a follow-up for their owner due the same day. Set-based. Returns how many came back."""
+    with transaction.atomic():
+        due = Candidate.objects.select_for_update().filter(
+            organization=organization,
+            merged_into__isnull=True,
+            status=Candidate.Status.NOT_NOW,
+            not_now_until__lte=today,
+        )
+        rows = list(due.values_list("pk", "owner_id", "not_now_until"))
+        if not rows:
+            return 0
+        ids = [row[0] for row in rows]
+        Candidate.objects.filter(pk__in=ids).update(
+            status=Candidate.Status.ACTIVE, not_now_until=None, updated_at=timezone.now()
+        )
+        FollowUp.objects.bulk_create(
+            [
+                FollowUp(
+                    organization=organization,
+                    candidate_id=pk,
+                    owner_id=owner_id,
+                    due_on=today,
+                    note=f"Back from “not now” (until {until:%-d %b %Y}) — time to reconnect",
+                    source=FollowUp.Source.NOT_NOW,
+                )
+                for pk, owner_id, until in rows
+            ]
+        )
+        activities_record_bulk(
+            organization_id=organization.pk,
+            candidate_ids=ids,
+            kind=Activity.Kind.STATUS_CHANGED,
+            summary="Not now → Active (the “not now” date has come); follow-up added",
+            data={"from": Candidate.Status.NOT_NOW, "to": Candidate.Status.ACTIVE},
+        )
+    return len(ids)
+
+
+def follow_up_digest_recipients(*, organization: Organization, today: date) -> list[User]:
+    """Recruiters and admins with follow-ups due today or overdue who have not had today's
+    digest yet."""
+    already = FollowUpDigest.objects.filter(
+        organization=organization, sent_on=today, user=OuterRef("pk")
+    )
+    due = FollowUp.objects.filter(
+        organization=organization,
+        owner=OuterRef("pk"),
+        completed_at__isnull=True,
+        due_on__lte=today,
+    )
+    return list(
+        User.objects.filter(
+            is_active=True,
+            memberships__organization=organization,
+            memberships__role__in=[Role.RECRUITER, Role.ADMIN],
+        )
+        .filter(Exists(due))
+        .exclude(Exists(already))
+        .distinct()
+    )
+
+
+def follow_up_digest_send(*, organization: Organization, user: User, today: date) -> bool:
+    """Email one recruiter today's digest: what is overdue and what is due today. At most
+    once per day (a FollowUpDigest row is the proof). Returns whether a digest went out."""
+    from django.conf import settings
+
+    from crm.emails import send_transactional_email
+
+    follow_ups = list(
+        FollowUp.objects.filter(
+            organization=organization,
+            owner=user,
+            completed_at__isnull=True,
+            due_on__lte=today,
+            candidate__merged_into__isnull=True,
+        )
+        .select_related("candidate")
+        .order_by("due_on", "id")
+    )
+    if not follow_ups:
+        return False
+    with transaction.atomic():
+        _digest, created = FollowUpDigest.objects.get_or_create(
+            organization=organization,
+            user=user,
+            sent_on=today,
+            defaults={"follow_up_count": len(follow_ups)},
+        )
+        if not created:
+            return False
+        base = settings.SITE_URL
+        items = [
+            {
+                "candidate": follow_up.candidate.full_name,
+                "title": " at ".join(
+                    part
+                    for part in (
+                        follow_up.candidate.current_title,
+                        follow_up.candidate.current_company,
+                    )
+                    if part
+                ),
+                "note": follow_up.note,
+                "due_on": follow_up.due_on,
+                "overdue_days": (today - follow_up.due_on).days,
+                "url": base
+                + reverse(
+                    "candidates:detail",
+                    kwargs={"org_slug": organization.slug, "candidate_id": follow_up.candidate_id},
+                ),
+            }
+            for follow_up in follow_ups
+        ]
+        context = {
+            "user_name": user.display_name,
+            "organization": organization.name,
+            "today": today,
+            "overdue": [item for item in items if item["overdue_days"] > 0],
+            "due_today": [item for item in items if item["overdue_days"] == 0],
+            "count": len(items),
+            "follow_ups_url": base
+            + reverse("pipelines:follow_ups", kwargs={"org_slug": organization.slug}),
+        }
+        email = user.email
+        transaction.on_commit(
+            lambda: send_transactional_email(
+                template="pipelines/email/follow_up_digest", to=[email], context=context
+            )
+        )
+    return True
+
+
+def follow_ups_daily(*, organization: Organization, now: datetime | None = None) -> dict:
+    """The daily run for one organisation, from DIGEST_HOUR local time: "not now" candidates
+    whose date has come return, then (in the digest hour) each recruiter with something due
+    gets a digest."""
+    local = organization_local_now(organization=organization, now=now)
+    if local.hour < DIGEST_HOUR:
+        return {"reactivated": 0, "digests": 0}
+    today = local.date()
+    reactivated = not_now_reactivate(organization=organization, today=today)
+    sent = 0
+    # Digests only during the digest hour (beat runs every 15 minutes; FollowUpDigest rows
+    # make the repeats harmless), so a follow-up set in the afternoon does not send a second
+    # email the same day.
+    if local.hour == DIGEST_HOUR:
+        for user in follow_up_digest_recipients(organization=organization, today=today):
+            sent += follow_up_digest_send(organization=organization, user=user, today=today)
+    return {"reactivated": reactivated, "digests": sent}
+
+
+def organizations_due_for_daily_run(*, now: datetime | None = None) -> list[int]:
+    """Organisations where it is at least DIGEST_HOUR local time (the beat task fans out to
+    them; the per-organisation run is idempotent, so running every 15 minutes is safe)."""
+    with scopes_disabled():
+        organizations = list(Organization.objects.only("pk", "time_zone"))
+    return [
+        organization.pk
+        for organization in organizations
+        if organization_local_now(organization=organization, now=now).hour >= DIGEST_HOUR
+    ]

@@ -1,0 +1,281 @@
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django_scopes import scope, scopes_disabled
+
+from candidates.models import Activity
+from pipelines import selectors
+from pipelines.models import PoolMembership, StageChange
+from pipelines.services import membership_move
+
+pytestmark = pytest.mark.django_db
+
+
+def url(name, org, **kwargs):
+    return reverse(f"pipelines:{name}", kwargs={"org_slug": org.slug, **kwargs})
+
+
+@pytest.fixture
+def cards(pool, make_candidates, add):
+    add(pool, make_candidates(3))
+    with scopes_disabled():
+        return list(PoolMembership.objects.filter(pool=pool).order_by("pk"))
+
+
+def test_board_shows_columns_counts_and_cards(viewer_client, org, pool, cards, stages):
+    response = viewer_client.get(url("pool_board", org, pool_id=pool.pk))
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert [column.stage.name for column in response.context["columns"]] == [
+        stage.name for stage in stages
+    ]
+    assert response.context["columns"][0].count == 3
+    assert cards[0].candidate.full_name in body
+    # Viewers get no move controls and no drag script.
+    assert "card-move-form" not in body and "Sortable.min.js" not in body
+
+
+def test_board_for_writers_has_stage_select_and_drag_script(recruiter_client, org, pool, cards):
+    body = recruiter_client.get(url("pool_board", org, pool_id=pool.pk)).content.decode()
+
+    assert f'id="stage-of-{cards[0].pk}"' in body
+    assert "vendor/sortablejs/Sortable.min.js" in body
+    assert "<noscript>" in body
+
+
+def test_board_filters_by_name(recruiter_client, org, pool, cards):
+    name = cards[1].candidate.last_name
+
+    response = recruiter_client.get(url("pool_board", org, pool_id=pool.pk), {"q": name})
+
+    shown = [card.pk for column in response.context["columns"] for card in column.cards]
+    assert cards[1].pk in shown
+    assert response.context["filtered"] is True
+
+
+def _board_queries(client, org, pool):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url("pool_board", org, pool_id=pool.pk))
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_board_query_count_does_not_grow_with_cards(
+    recruiter_client, org, pool, make_candidates, add
+):
+    add(pool, make_candidates(1))
+    one = _board_queries(recruiter_client, org, pool)
+    add(pool, make_candidates(2))
+
+    three = _board_queries(recruiter_client, org, pool)
+
+    assert one == three
+
+
+def test_board_columns_paginate_with_a_cursor(
+    recruiter_client, org, pool, make_candidates, add, stages, in_org
+):
+    add(pool, make_candidates(5))
+    with in_org():
+        columns = selectors.pool_board(pool=pool, size=2)
+    first = columns[0]
+    assert (first.count, len(first.cards)) == (5, 2)
+
+    response = recruiter_client.get(
+        url("board_column", org, pool_id=pool.pk, stage_id=stages[0].pk),
+        {"after": first.next_cursor},
+        HTTP_HX_REQUEST="true",
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    # The remaining three cards (the page size is 20), none of those already shown.
+    assert body.count('class="board-card card"') == 3
+    assert all(f'id="card-{card.pk}"' not in body for card in first.cards)
+    assert 'id="more-' in body
+
+
+def test_board_column_of_a_stage_outside_the_pool_is_404(recruiter_client, org, pool, other_org):
+    from pipelines.tests.factories import StageFactory
+
+    archived = StageFactory(organization=org, name="Old", archived=True)  # not a column
+    response = recruiter_client.get(
+        url("board_column", org, pool_id=pool.pk, stage_id=archived.pk), {"after": "x"}
+    )
+
+    assert response.status_code == 404
+
+
+# --- moving cards ---
+
+
+def test_card_move_htmx_returns_card_and_counts(
+    recruiter_client, org, pool, cards, stages, recruiter_user, unscoped
+):
+    card = cards[0]
+
+    response = recruiter_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=card.pk),
+        {"stage": stages[2].pk},
+        HTTP_HX_REQUEST="true",
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f'id="card-{card.pk}"' in body and f'data-stage-id="{stages[2].pk}"' in body
+    assert f'id="stage-count-{stages[0].pk}"' in body and 'hx-swap-oob="true"' in body
+    with unscoped():
+        card.refresh_from_db()
+        change = StageChange.objects.get(membership=card)
+        activity = Activity.objects.get(candidate_id=card.candidate_id, kind="stage_changed")
+    assert card.stage_id == stages[2].pk
+    assert (change.from_stage_id, change.to_stage_id, change.changed_by) == (
+        stages[0].pk,
+        stages[2].pk,
+        recruiter_user,
+    )
+    assert activity.summary == "Backend engineers: New → Engaged"
+
+
+def test_card_move_without_javascript_redirects_to_the_board(
+    recruiter_client, org, pool, cards, stages, unscoped
+):
+    response = recruiter_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=cards[0].pk),
+        {"stage": stages[1].pk, "query": "q=x"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == url("pool_board", org, pool_id=pool.pk) + "?q=x"
+    with unscoped():
+        assert PoolMembership.objects.get(pk=cards[0].pk).stage_id == stages[1].pk
+
+
+def test_card_move_to_a_foreign_stage_fails_with_422(
+    recruiter_client, org, other_org, pool, cards, unscoped
+):
+    from pipelines.tests.factories import StageFactory
+
+    foreign = StageFactory(organization=other_org)
+
+    response = recruiter_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=cards[0].pk),
+        {"stage": foreign.pk},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 422
+    with unscoped():
+        assert StageChange.objects.count() == 0
+
+
+def test_card_move_to_same_stage_records_nothing(
+    recruiter_client, org, pool, cards, stages, unscoped
+):
+    recruiter_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=cards[0].pk),
+        {"stage": stages[0].pk},
+    )
+
+    with unscoped():
+        assert StageChange.objects.count() == 0
+
+
+def test_card_move_viewer_is_403(viewer_client, org, pool, cards, stages):
+    response = viewer_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=cards[0].pk),
+        {"stage": stages[1].pk},
+    )
+
+    assert response.status_code == 403
+
+
+def test_card_move_get_is_405(recruiter_client, org, pool, cards):
+    response = recruiter_client.get(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=cards[0].pk)
+    )
+
+    assert response.status_code == 405
+
+
+def test_cards_move_bulk(recruiter_client, org, pool, cards, stages, unscoped):
+    response = recruiter_client.post(
+        url("cards_move_bulk", org, pool_id=pool.pk),
+        {"stage": stages[4].pk, "membership": [cards[0].pk, cards[1].pk]},
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        moved = set(
+            PoolMembership.objects.filter(stage_id=stages[4].pk).values_list("pk", flat=True)
+        )
+        assert StageChange.objects.count() == 2
+        assert Activity.objects.filter(kind="stage_changed").count() == 2
+    assert moved == {cards[0].pk, cards[1].pk}
+
+
+def test_cards_move_bulk_without_selection_says_so(recruiter_client, org, pool, cards, stages):
+    response = recruiter_client.post(
+        url("cards_move_bulk", org, pool_id=pool.pk), {"stage": stages[1].pk}, follow=True
+    )
+
+    assert "Select some cards" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_membership_move_concurrent_moves_last_wins_and_both_are_recorded(
+    org, pool, cards, stages, recruiter_user, admin_user
+):
+    """Two people drag the same card at the same moment, each on their own connection.
+    The row lock serialises them: the second move starts from where the first left the card."""
+    card = cards[0]
+    first_locked = threading.Event()
+    release_first = threading.Event()
+    errors = []
+
+    def move(to_stage, actor, hold=False):
+        try:
+            with scope(organization=org):
+                if hold:
+                    from django.db import transaction
+
+                    with transaction.atomic():
+                        PoolMembership.objects.select_for_update().get(pk=card.pk)
+                        first_locked.set()
+                        release_first.wait(5)
+                        membership_move(membership=card, to_stage=to_stage, actor=actor)
+                else:
+                    first_locked.wait(5)
+                    membership_move(membership=card, to_stage=to_stage, actor=actor)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=move, args=(stages[1], recruiter_user, True))
+    second = threading.Thread(target=move, args=(stages[3], admin_user))
+    first.start()
+    second.start()
+    first_locked.wait(5)
+    # The second move is now waiting on the row lock; let the first one finish.
+    release_first.set()
+    first.join(10)
+    second.join(10)
+
+    assert errors == []
+    with scopes_disabled():
+        card.refresh_from_db()
+        changes = list(
+            StageChange.objects.filter(membership=card)
+            .order_by("changed_at", "pk")
+            .values_list("from_stage_id", "to_stage_id", "changed_by_id")
+        )
+    assert card.stage_id == stages[3].pk
+    assert changes == [
+        (stages[0].pk, stages[1].pk, recruiter_user.pk),
+        (stages[1].pk, stages[3].pk, admin_user.pk),
+    ]

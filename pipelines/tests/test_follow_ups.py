@@ -1,0 +1,230 @@
+from datetime import date, datetime, timedelta
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from candidates.models import Activity, Candidate
+from pipelines import services
+from pipelines.models import FollowUp, FollowUpDigest
+from pipelines.tasks import follow_ups_daily_task, follow_ups_dispatch
+from pipelines.tests.factories import FollowUpFactory
+
+pytestmark = pytest.mark.django_db
+LONDON = ZoneInfo("Europe/London")
+
+
+def url(name, org, **kwargs):
+    return reverse(f"pipelines:{name}", kwargs={"org_slug": org.slug, **kwargs})
+
+
+def _at(year, month, day, hour, minute=0):
+    return datetime(year, month, day, hour, minute, tzinfo=LONDON)
+
+
+def test_follow_up_create_view(recruiter_client, org, recruiter_user, make_candidates, unscoped):
+    (candidate,) = make_candidates(1)
+
+    response = recruiter_client.post(
+        url("follow_up_create", org, candidate_id=candidate.pk),
+        {"due_on": "2030-05-01", "note": "Call in spring", "owner": recruiter_user.pk},
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        follow_up = FollowUp.objects.get()
+        activity = Activity.objects.get(kind="follow_up")
+    assert (follow_up.due_on, follow_up.owner, follow_up.note) == (
+        date(2030, 5, 1),
+        recruiter_user,
+        "Call in spring",
+    )
+    assert activity.summary == "Follow-up set for 1 May 2030: Call in spring"
+
+
+def test_follow_up_create_invalid_date_shows_error(recruiter_client, org, make_candidates):
+    (candidate,) = make_candidates(1)
+
+    response = recruiter_client.post(
+        url("follow_up_create", org, candidate_id=candidate.pk), {"due_on": "soon"}
+    )
+
+    assert response.status_code == 200
+    assert "Enter a valid date." in response.content.decode()
+
+
+def test_follow_up_create_viewer_is_403(viewer_client, org, make_candidates):
+    (candidate,) = make_candidates(1)
+
+    assert (
+        viewer_client.get(url("follow_up_create", org, candidate_id=candidate.pk)).status_code
+        == 403
+    )
+
+
+def test_my_follow_ups_groups_overdue_today_upcoming(
+    recruiter_client, org, recruiter_user, admin_user, make_candidates
+):
+    a, b, c, d = make_candidates(4)
+    today = timezone.localdate()
+    FollowUpFactory(candidate=a, owner=recruiter_user, due_on=today - timedelta(days=2))
+    FollowUpFactory(candidate=b, owner=recruiter_user, due_on=today)
+    FollowUpFactory(candidate=c, owner=recruiter_user, due_on=today + timedelta(days=5))
+    FollowUpFactory(candidate=d, owner=admin_user, due_on=today)
+
+    response = recruiter_client.get(url("follow_ups", org))
+
+    groups = response.context["groups"]
+    assert [f.candidate for f in groups["overdue"]] == [a]
+    assert [f.candidate for f in groups["today"]] == [b]
+    assert [f.candidate for f in groups["upcoming"]] == [c]
+
+
+def _follow_up_page_queries(client, org):
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url("follow_ups", org)).status_code == 200
+    return len(queries)
+
+
+def test_my_follow_ups_query_count_does_not_grow(
+    recruiter_client, org, recruiter_user, make_candidates
+):
+    candidates = make_candidates(3)
+    FollowUpFactory(candidate=candidates[0], owner=recruiter_user)
+    one = _follow_up_page_queries(recruiter_client, org)
+    for candidate in candidates[1:]:
+        FollowUpFactory(candidate=candidate, owner=recruiter_user)
+
+    assert _follow_up_page_queries(recruiter_client, org) == one
+
+
+def test_follow_up_done(recruiter_client, org, recruiter_user, make_candidates, unscoped):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(candidate=candidate, owner=recruiter_user)
+
+    response = recruiter_client.post(url("follow_up_done", org, follow_up_id=follow_up.pk))
+
+    assert response.status_code == 302
+    with unscoped():
+        follow_up.refresh_from_db()
+    assert follow_up.completed_by == recruiter_user
+
+
+def test_follow_up_done_viewer_is_403(viewer_client, org, make_candidates):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(candidate=candidate)
+
+    assert (
+        viewer_client.post(url("follow_up_done", org, follow_up_id=follow_up.pk)).status_code == 403
+    )
+
+
+# --- the daily digest ---
+
+
+def test_digest_contents(
+    org, recruiter_user, make_candidates, in_org, django_capture_on_commit_callbacks
+):
+    overdue, due, later = make_candidates(3)
+    today = date(2030, 1, 10)
+    FollowUpFactory(candidate=overdue, owner=recruiter_user, due_on=date(2030, 1, 7), note="Ping")
+    FollowUpFactory(candidate=due, owner=recruiter_user, due_on=today, note="Call")
+    FollowUpFactory(candidate=later, owner=recruiter_user, due_on=date(2030, 2, 1))
+
+    with (
+        in_org(),
+        mock.patch("django.utils.timezone.now", return_value=_at(2030, 1, 10, 8, 5)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        result = services.follow_ups_daily(organization=org)
+
+    assert result == {"reactivated": 0, "digests": 1}
+    (email,) = mail.outbox
+    assert email.to == [recruiter_user.email]
+    assert email.subject == "2 follow-ups due today at Acme Talent"
+    assert overdue.full_name in email.body and "3 days ago" in email.body and "Ping" in email.body
+    assert due.full_name in email.body and "Call" in email.body
+    assert later.full_name not in email.body
+    assert "List-Unsubscribe" not in email.extra_headers
+    html = email.alternatives[0][0]
+    assert overdue.full_name in html
+
+
+def test_digest_schedule_only_in_the_digest_hour_and_once_a_day(
+    org, recruiter_user, make_candidates, in_org, django_capture_on_commit_callbacks
+):
+    (candidate,) = make_candidates(1)
+    FollowUpFactory(candidate=candidate, owner=recruiter_user, due_on=date(2030, 1, 10))
+    sent = []
+
+    def run(moment):
+        with (
+            in_org(),
+            mock.patch("django.utils.timezone.now", return_value=moment),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            sent.append(services.follow_ups_daily(organization=org)["digests"])
+
+    run(_at(2030, 1, 10, 7, 45))  # before 08:00 London time
+    run(_at(2030, 1, 10, 8, 0))
+    run(_at(2030, 1, 10, 8, 15))  # beat again within the hour: no second email
+    run(_at(2030, 1, 10, 15, 0))  # the afternoon: no digest
+    run(_at(2030, 1, 11, 8, 0))  # next morning: still overdue, a new digest
+
+    assert sent == [0, 1, 0, 0, 1]
+    assert len(mail.outbox) == 2
+    with scopes_disabled():
+        assert FollowUpDigest.objects.count() == 2
+
+
+def test_digest_dispatch_fans_out_to_organisations_in_their_morning(org, other_org):
+    with scopes_disabled():
+        type(other_org).objects.filter(pk=other_org.pk).update(time_zone="America/New_York")
+    london_morning = _at(2030, 1, 10, 8, 30)  # 03:30 in New York
+
+    # The broker is the outside world here: record what would be queued.
+    with (
+        mock.patch("django.utils.timezone.now", return_value=london_morning),
+        mock.patch.object(follow_ups_daily_task, "delay") as delay,
+    ):
+        count = follow_ups_dispatch.run()
+
+    assert count == 1
+    delay.assert_called_once_with(organization_id=org.pk)
+
+
+def test_not_now_candidates_come_back_with_a_follow_up(
+    org, recruiter_user, make_candidates, unscoped
+):
+    back, still_away = make_candidates(2, owner=recruiter_user)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=back.pk).update(
+            status="not_now", not_now_until=date(2030, 1, 10)
+        )
+        Candidate.objects.filter(pk=still_away.pk).update(
+            status="not_now", not_now_until=date(2030, 6, 1)
+        )
+
+    with mock.patch("django.utils.timezone.now", return_value=_at(2030, 1, 10, 9)):
+        follow_ups_daily_task.apply(kwargs={"organization_id": org.pk})
+
+    with unscoped():
+        back.refresh_from_db()
+        still_away.refresh_from_db()
+        follow_up = FollowUp.objects.get()
+        activity = Activity.objects.get(kind="status_changed")
+    assert (back.status, back.not_now_until) == ("active", None)
+    assert still_away.status == "not_now"
+    assert (follow_up.candidate, follow_up.owner, follow_up.due_on, follow_up.source) == (
+        back,
+        recruiter_user,
+        date(2030, 1, 10),
+        "not_now",
+    )
+    assert activity.candidate == back

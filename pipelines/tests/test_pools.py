@@ -1,0 +1,370 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from candidates.models import Activity, SavedSearch
+from crm.services import organization_create
+from pipelines.models import Pool, PoolMembership, Stage
+from pipelines.services import DEFAULT_STAGES
+from pipelines.tests.factories import PoolFactory
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def url(name, org, **kwargs):
+    return reverse(f"pipelines:{name}", kwargs={"org_slug": org.slug, **kwargs})
+
+
+# --- list and visibility ---
+
+
+def test_pool_list_shows_sizes_growth_and_stages(recruiter_client, org, pool, make_candidates, add):
+    add(pool, make_candidates(3))
+
+    response = recruiter_client.get(url("pool_list", org))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Backend engineers" in body
+    assert "3 in 30 days" in body
+    assert "New 3" in body
+
+
+def test_pool_list_hides_other_peoples_private_pools(
+    recruiter_client, admin_client, org, recruiter_user, admin_user, stages
+):
+    PoolFactory(organization=org, owner=admin_user, name="Admin secrets", visibility="owner")
+    PoolFactory(organization=org, owner=recruiter_user, name="Rex private", visibility="owner")
+
+    recruiter_body = recruiter_client.get(url("pool_list", org)).content.decode()
+    admin_body = admin_client.get(url("pool_list", org)).content.decode()
+
+    assert "Rex private" in recruiter_body and "Admin secrets" not in recruiter_body
+    assert "Admin secrets" in admin_body and "Rex private" not in admin_body
+
+
+def test_pool_board_of_someone_elses_private_pool_is_404(admin_client, org, recruiter_user, stages):
+    private = PoolFactory(organization=org, owner=recruiter_user, visibility="owner")
+
+    response = admin_client.get(url("pool_board", org, pool_id=private.pk))
+
+    assert response.status_code == 404
+
+
+def test_pool_list_empty_state(viewer_client, org):
+    response = viewer_client.get(url("pool_list", org))
+
+    assert response.status_code == 200
+    assert "No talent pools yet" in response.content.decode()
+
+
+def test_pool_list_anonymous_is_sent_to_login(client, org):
+    response = client.get(url("pool_list", org))
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_pool_list_other_org_is_404(outsider_client, org):
+    assert outsider_client.get(url("pool_list", org)).status_code == 404
+
+
+def _count_pool_list_queries(client, org):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url("pool_list", org))
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_pool_list_query_count_does_not_grow_with_pools(
+    recruiter_client, org, recruiter_user, stages, make_candidates, add
+):
+    first = PoolFactory(organization=org, owner=recruiter_user)
+    add(first, make_candidates(2))
+    one = _count_pool_list_queries(recruiter_client, org)
+    for _ in range(2):
+        extra = PoolFactory(organization=org, owner=recruiter_user)
+        add(extra, make_candidates(2))
+
+    three = _count_pool_list_queries(recruiter_client, org)
+
+    assert one == three
+
+
+# --- create, edit, delete ---
+
+
+def test_pool_create_static(recruiter_client, org, recruiter_user, stages):
+    response = recruiter_client.post(
+        url("pool_create", org),
+        {
+            "name": "Data people",
+            "description": "",
+            "kind": "static",
+            "visibility": "organization",
+            "color": "teal",
+            "icon": "gem",
+        },
+    )
+
+    with scopes_disabled():
+        pool = Pool.objects.get(name="Data people")
+    assert response.status_code == 302
+    assert response["Location"] == url("pool_board", org, pool_id=pool.pk)
+    assert (pool.owner, pool.kind, pool.color) == (recruiter_user, "static", "teal")
+
+
+def test_pool_create_smart_needs_a_saved_search(recruiter_client, org, stages):
+    response = recruiter_client.post(
+        url("pool_create", org),
+        {
+            "name": "Smart",
+            "kind": "smart",
+            "visibility": "organization",
+            "color": "blue",
+            "icon": "star",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "A smart pool needs a saved search." in response.content.decode()
+
+
+def test_pool_create_rejects_another_users_saved_search(recruiter_client, org, admin_user, stages):
+    with scopes_disabled():
+        theirs = SavedSearch.objects.create(
+            organization=org, owner=admin_user, name="Theirs", query={}
+        )
+
+    response = recruiter_client.post(
+        url("pool_create", org),
+        {
+            "name": "Smart",
+            "kind": "smart",
+            "saved_search": theirs.pk,
+            "visibility": "organization",
+            "color": "blue",
+            "icon": "star",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_pool_create_viewer_is_403(viewer_client, org):
+    assert viewer_client.get(url("pool_create", org)).status_code == 403
+
+
+def test_pool_edit_by_owner(recruiter_client, org, pool):
+    response = recruiter_client.post(
+        url("pool_edit", org, pool_id=pool.pk),
+        {
+            "name": "Renamed",
+            "description": "Better",
+            "kind": "static",
+            "visibility": "owner",
+            "color": "red",
+            "icon": "star",
+        },
+    )
+
+    pool.refresh_from_db()
+    assert response.status_code == 302
+    assert (pool.name, pool.visibility, pool.color) == ("Renamed", "owner", "red")
+
+
+def test_pool_edit_by_another_recruiter_is_403(client, org, pool):
+    from crm.models import Role
+    from tests.factories import MembershipFactory
+
+    other = UserFactory()
+    MembershipFactory(organization=org, user=other, role=Role.RECRUITER)
+    client.force_login(other)
+
+    assert client.get(url("pool_edit", org, pool_id=pool.pk)).status_code == 403
+
+
+def test_pool_delete_removes_memberships_and_history(
+    admin_client, org, pool, make_candidates, add, unscoped
+):
+    add(pool, make_candidates(2))
+
+    response = admin_client.post(url("pool_delete", org, pool_id=pool.pk))
+
+    assert response.status_code == 302
+    with unscoped():
+        assert not Pool.objects.filter(pk=pool.pk).exists()
+        assert PoolMembership.objects.filter(pool_id=pool.pk).count() == 0
+
+
+def test_pool_delete_get_is_405(admin_client, org, pool):
+    assert admin_client.get(url("pool_delete", org, pool_id=pool.pk)).status_code == 405
+
+
+# --- static membership ---
+
+
+def test_pool_add_candidates_is_idempotent_and_records_timeline(
+    org, pool, make_candidates, add, recruiter_user, unscoped
+):
+    candidates = make_candidates(3)
+
+    first = add(pool, candidates[:2], recruiter_user)
+    second = add(pool, candidates, recruiter_user)
+
+    assert (first, second) == (2, 1)
+    with unscoped():
+        assert PoolMembership.objects.filter(pool=pool).count() == 3
+        assert Activity.objects.filter(kind="pool_added").count() == 3
+        first_stage = PoolMembership.objects.filter(pool=pool).first().stage
+    assert first_stage.name == "New"
+
+
+def test_pool_add_candidates_ignores_other_organisations_ids(org, other_org, pool, add, unscoped):
+    from candidates.tests.factories import CandidateFactory
+
+    foreign = CandidateFactory(organization=other_org)
+
+    added = add(pool, [foreign])
+
+    assert added == 0
+
+
+def test_pool_add_view_with_ids(recruiter_client, org, pool, make_candidates, unscoped):
+    candidates = make_candidates(2)
+
+    response = recruiter_client.post(
+        url("pool_add", org), {"pool": pool.pk, "candidate": [c.pk for c in candidates]}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == url("pool_board", org, pool_id=pool.pk)
+    with unscoped():
+        assert PoolMembership.objects.filter(pool=pool).count() == 2
+
+
+def test_pool_add_view_with_all_matching_query(
+    recruiter_client, org, pool, make_candidates, unscoped
+):
+    make_candidates(3, city="Lisbon")
+    make_candidates(2, city="Porto")
+
+    page = recruiter_client.get(url("pool_add", org), {"query": "city=Lisbon"})
+    response = recruiter_client.post(
+        url("pool_add", org), {"pool": pool.pk, "query": "city=Lisbon"}
+    )
+
+    assert "All 3 candidates matching your search" in page.content.decode()
+    assert response.status_code == 302
+    with unscoped():
+        cities = set(
+            PoolMembership.objects.filter(pool=pool).values_list("candidate__city", flat=True)
+        )
+        assert PoolMembership.objects.filter(pool=pool).count() == 3
+    assert cities == {"Lisbon"}
+
+
+def test_pool_add_view_without_selection_shows_error(recruiter_client, org, pool):
+    response = recruiter_client.post(url("pool_add", org), {"pool": pool.pk})
+
+    assert response.status_code == 200
+    assert "Select some candidates first." in response.content.decode()
+
+
+def test_pool_add_view_viewer_is_403(viewer_client, org, pool):
+    assert viewer_client.post(url("pool_add", org), {"pool": pool.pk}).status_code == 403
+
+
+def test_candidate_add_to_pool_from_profile(recruiter_client, org, pool, make_candidates, unscoped):
+    (candidate,) = make_candidates(1)
+
+    response = recruiter_client.post(
+        url("candidate_add_to_pool", org, candidate_id=candidate.pk), {"pool": pool.pk}
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        assert PoolMembership.objects.filter(pool=pool, candidate=candidate).exists()
+
+
+def test_candidate_pools_include_uses_two_queries(
+    rf, org, pool, recruiter_user, make_candidates, add, in_org
+):
+    from django.template import Context
+    from django.template.loader import get_template
+
+    from crm.models import Membership
+
+    (candidate,) = make_candidates(1)
+    add(pool, [candidate])
+    PoolFactory(organization=org, owner=recruiter_user, name="Another pool")
+    request = rf.get("/")
+    request.user = recruiter_user
+    with in_org():
+        membership = Membership.objects.get(user=recruiter_user)
+        with CaptureQueriesContext(connection) as queries:
+            # Without the site's context processors: only the include's own queries count.
+            html = get_template("pipelines/includes/candidate_pools.html").template.render(
+                Context(
+                    {
+                        "candidate": candidate,
+                        "organization": org,
+                        "membership": membership,
+                        "request": request,
+                    }
+                )
+            )
+
+    assert len(queries) == 2
+    assert "Backend engineers" in html and "Another pool" in html
+
+
+def test_card_remove_records_timeline(recruiter_client, org, pool, make_candidates, add, unscoped):
+    (candidate,) = make_candidates(1)
+    add(pool, [candidate])
+    with unscoped():
+        membership = PoolMembership.objects.get(pool=pool)
+
+    response = recruiter_client.post(
+        url("card_remove", org, pool_id=pool.pk, pool_membership_id=membership.pk)
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        assert not PoolMembership.objects.filter(pk=membership.pk).exists()
+        assert Activity.objects.filter(candidate=candidate, kind="pool_removed").count() == 1
+
+
+# --- default stages ---
+
+
+def test_new_organisation_gets_default_stages(db, unscoped):
+    user = UserFactory()
+
+    organization = organization_create(user=user, name="Fresh", slug="fresh")
+
+    with unscoped():
+        names = list(
+            Stage.objects.filter(organization=organization, pool__isnull=True).values_list(
+                "name", flat=True
+            )
+        )
+    assert names == [name for name, _ in DEFAULT_STAGES]
+
+
+def test_existing_organisation_gets_default_stages_lazily(recruiter_client, org, unscoped):
+    with unscoped():
+        assert not Stage.objects.filter(organization=org).exists()
+
+    recruiter_client.get(url("pool_list", org))
+    PoolFactory(organization=org)
+    recruiter_client.get(url("pool_list", org))
+
+    with unscoped():
+        assert Stage.objects.filter(organization=org, pool__isnull=True).count() == len(
+            DEFAULT_STAGES
+        )

@@ -1,0 +1,180 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from candidates.models import Activity, Candidate, SavedSearch
+from pipelines import services
+from pipelines.models import Pool, PoolMembership
+from pipelines.tasks import smart_pool_refresh_task
+from pipelines.tests.factories import PoolFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def saved_search(org, recruiter_user):
+    with scopes_disabled():
+        return SavedSearch.objects.create(
+            organization=org, owner=recruiter_user, name="Lisbon", query={"city": ["Lisbon"]}
+        )
+
+
+@pytest.fixture
+def smart_pool(org, recruiter_user, saved_search, stages):
+    return PoolFactory(
+        organization=org,
+        owner=recruiter_user,
+        name="Lisbon people",
+        kind=Pool.Kind.SMART,
+        saved_search=saved_search,
+    )
+
+
+def _members(pool):
+    with scopes_disabled():
+        return set(PoolMembership.objects.filter(pool=pool).values_list("candidate_id", flat=True))
+
+
+def test_smart_pool_refresh_task_materialises_matching_candidates(
+    org, smart_pool, make_candidates, unscoped
+):
+    lisbon = make_candidates(3, city="Lisbon")
+    make_candidates(2, city="Porto")
+
+    result = smart_pool_refresh_task.apply(
+        kwargs={"organization_id": org.pk, "pool_id": smart_pool.pk}
+    ).get()
+
+    assert result == {"entered": 3, "left": 0}
+    assert _members(smart_pool) == {c.pk for c in lisbon}
+    with unscoped():
+        assert Activity.objects.filter(kind="pool_added").count() == 3
+        assert set(PoolMembership.objects.values_list("source", flat=True)) == {"smart"}
+        assert Pool.objects.get(pk=smart_pool.pk).refreshed_at is not None
+
+
+def test_smart_pool_rule_edit_re_evaluates(
+    org, smart_pool, saved_search, make_candidates, in_org, unscoped
+):
+    lisbon = make_candidates(2, city="Lisbon")
+    porto = make_candidates(2, city="Porto")
+    with in_org():
+        services.smart_pool_refresh(pool=smart_pool)
+    with unscoped():
+        saved_search.query = {"city": ["Porto"]}
+        saved_search.save()
+
+    with in_org():
+        entered, left = services.smart_pool_refresh(pool=smart_pool)
+
+    assert (entered, left) == (2, 2)
+    assert _members(smart_pool) == {c.pk for c in porto}
+    with unscoped():
+        left_ids = set(
+            Activity.objects.filter(kind="pool_removed").values_list("candidate_id", flat=True)
+        )
+    assert left_ids == {c.pk for c in lisbon}
+
+
+def test_smart_pool_refresh_keeps_people_added_by_hand_and_their_stage(
+    org, smart_pool, make_candidates, in_org, stages, unscoped
+):
+    (porto,) = make_candidates(1, city="Porto")
+    (lisbon,) = make_candidates(1, city="Lisbon")
+    with in_org():
+        services.pool_add_candidates(pool=smart_pool, candidate_ids=[porto.pk], actor=None)
+        services.smart_pool_refresh(pool=smart_pool)
+        membership = PoolMembership.objects.get(pool=smart_pool, candidate=lisbon)
+        services.membership_move(membership=membership, to_stage=stages[2], actor=None)
+
+        services.smart_pool_refresh(pool=smart_pool)
+
+        assert PoolMembership.objects.get(pk=membership.pk).stage_id == stages[2].pk
+    assert _members(smart_pool) == {porto.pk, lisbon.pk}
+
+
+def test_smart_pool_refresh_ignores_merged_candidates(org, smart_pool, make_candidates, in_org):
+    first, second = make_candidates(2, city="Lisbon")
+    with scopes_disabled():
+        Candidate.objects.filter(pk=second.pk).update(merged_into=first)
+
+    with in_org():
+        services.smart_pool_refresh(pool=smart_pool)
+
+    assert _members(smart_pool) == {first.pk}
+
+
+def test_smart_pools_reevaluate_candidate_enters_and_leaves(
+    org, smart_pool, make_candidates, in_org, unscoped
+):
+    (candidate,) = make_candidates(1, city="Porto")
+
+    with in_org():
+        assert services.smart_pools_reevaluate_candidate(candidate=candidate) == {}
+        Candidate.objects.filter(pk=candidate.pk).update(city="Lisbon")
+        entered = services.smart_pools_reevaluate_candidate(candidate=candidate)
+        Candidate.objects.filter(pk=candidate.pk).update(city="Faro")
+        left = services.smart_pools_reevaluate_candidate(candidate=candidate)
+
+    assert entered == {smart_pool.pk: "entered"}
+    assert left == {smart_pool.pk: "left"}
+    with unscoped():
+        kinds = list(
+            Activity.objects.filter(candidate=candidate)
+            .order_by("pk")
+            .values_list("kind", flat=True)
+        )
+    assert kinds == ["pool_added", "pool_removed"]
+
+
+def test_smart_pools_reevaluate_candidate_decides_in_one_query_for_all_pools(
+    org, recruiter_user, saved_search, smart_pool, make_candidates, in_org
+):
+    PoolFactory(
+        organization=org, owner=recruiter_user, kind=Pool.Kind.SMART, saved_search=saved_search
+    )
+    (candidate,) = make_candidates(1, city="Faro")
+
+    with in_org(), CaptureQueriesContext(connection) as queries:
+        services.smart_pools_reevaluate_candidate(candidate=candidate)
+
+    exists_queries = [
+        q for q in queries if "EXISTS" in q["sql"] and "candidates_candidate" in q["sql"]
+    ]
+    assert len(exists_queries) == 1
+
+
+def test_smart_pool_preview_counts_matches(recruiter_client, org, saved_search, make_candidates):
+    make_candidates(2, city="Lisbon")
+
+    response = recruiter_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk},
+    )
+
+    assert response.status_code == 200
+    assert "finds 2 candidates now" in response.content.decode()
+
+
+def test_smart_pool_preview_of_someone_elses_search_shows_nothing(
+    admin_client, org, saved_search, make_candidates
+):
+    make_candidates(2, city="Lisbon")
+
+    response = admin_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk},
+    )
+
+    assert response.status_code == 200
+    assert "finds" not in response.content.decode()
+
+
+def test_smart_pool_is_not_offered_for_manual_adds(recruiter_client, org, smart_pool):
+    response = recruiter_client.get(
+        reverse("pipelines:pool_add", kwargs={"org_slug": org.slug}), {"candidate": "1"}
+    )
+
+    assert "Lisbon people" not in response.content.decode()
