@@ -1,0 +1,54 @@
+"""Campaign settings with their defaults; each can be overridden in Django settings."""
+
+import os
+from urllib.parse import urlparse
+
+from django.conf import settings
+
+
+def setting(name: str, default):
+    """A Django setting, else the environment variable of the same name, else the default."""
+    return getattr(settings, name, os.environ.get(name, default))
+
+
+def site_url() -> str:
+    return settings.SITE_URL.rstrip("/")
+
+
+def mail_domain(sender_email: str = "") -> str:
+    """The domain of Message-IDs, List-Ids and the mailto: unsubscribe address: the sender's
+    own domain (CAMPAIGNS_MAIL_DOMAIN overrides it, e.g. a bounce/return domain)."""
+    configured = setting("CAMPAIGNS_MAIL_DOMAIN", "")
+    if configured:
+        return configured
+    if "@" in sender_email:
+        return sender_email.rsplit("@", 1)[1].lower()
+    return urlparse(settings.SITE_URL).hostname or "localhost"
+
+
+# Messages per send task (one task carries this many ids; never a task per message).
+SEND_CHUNK = 500
+# Enrollments claimed per dispatcher transaction.
+DISPATCH_CHUNK = 500
+
+
+def send_lease_seconds() -> int:
+    """How long a send task may hold a claimed message (`sending`) before the sweeper
+    decides its worker died and queues the message again (with the same Message-ID). A live
+    task stops claiming new work after half of this, so it never outlives its lease."""
+    return int(setting("CAMPAIGNS_SEND_LEASE_SECONDS", 300))
+
+
+def requeue_after_seconds() -> int:
+    """A queued message whose send task has not picked it up after this long (throttled, or its
+    task was lost with a worker) is handed to a new task by the sweeper."""
+    return int(setting("CAMPAIGNS_REQUEUE_AFTER_SECONDS", 120))
+
+
+MAX_ATTEMPTS = 6  # transient failures; then the message is marked failed
+TOKEN_MAX_AGE_DAYS = 400  # candidate links work for more than a year (≥ 60 days required)
+
+
+def send_queue() -> str | None:
+    """The Celery queue send tasks go to; None follows CELERY_TASK_ROUTES ("email")."""
+    return setting("CAMPAIGNS_SEND_QUEUE", None) or None

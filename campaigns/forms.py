@@ -1,0 +1,173 @@
+"""Forms of the campaigns app. Tenant-dependent choices get their querysets in __init__."""
+
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from campaigns.models import EmailTemplate, Message, Topic
+from candidates.models import Candidate, SavedSearch
+
+BODY_HELP = (
+    "Markdown: **bold**, *italic*, [link text](https://…), lists with “- ”. "
+    'Merge fields in double braces: {{ first_name|default("there") }}.'
+)
+
+
+class ServiceErrorsMixin:
+    def add_service_errors(self, error: ValidationError) -> None:
+        if hasattr(error, "error_dict"):
+            for name, errors in error.error_dict.items():
+                self.add_error(name if name in self.fields else None, errors)
+        else:
+            self.add_error(None, error)
+
+
+class EmailFieldsForm(ServiceErrorsMixin, forms.Form):
+    subject = forms.CharField(max_length=255)
+    preheader = forms.CharField(
+        max_length=255,
+        required=False,
+        help_text="The preview line inboxes show after the subject.",
+    )
+    body_markdown = forms.CharField(
+        label="Body",
+        widget=forms.Textarea(attrs={"rows": 14, "class": "font-monospace email-body-input"}),
+        help_text=BODY_HELP,
+    )
+
+
+class EmailTemplateForm(EmailFieldsForm):
+    name = forms.CharField(max_length=150, help_text="Only your team sees it.")
+    field_order = ["name", "subject", "preheader", "body_markdown"]
+
+    def __init__(self, *args, template: EmailTemplate | None = None, **kwargs):
+        if template is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": template.name,
+                "subject": template.subject,
+                "preheader": template.preheader,
+                "body_markdown": template.body_markdown,
+            }
+        super().__init__(*args, **kwargs)
+
+
+class BroadcastForm(ServiceErrorsMixin, forms.Form):
+    SEND_NOW, SEND_LATER = "now", "later"
+
+    name = forms.CharField(max_length=150, help_text="Only your team sees it.")
+    template = forms.ModelChoiceField(
+        queryset=EmailTemplate.objects.none(),
+        empty_label="Choose a template",
+        help_text="The email is copied from it; you can still edit the copy before launch.",
+    )
+    topic = forms.ChoiceField(
+        choices=Topic.choices,
+        help_text="Candidates who opted out of this topic are not sent to.",
+    )
+    saved_searches = forms.ModelMultipleChoiceField(
+        label="Send to",
+        queryset=SavedSearch.objects.none(),
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        help_text="Everyone found by any of these saved searches.",
+    )
+    excluded_saved_searches = forms.ModelMultipleChoiceField(
+        label="Leave out",
+        queryset=SavedSearch.objects.none(),
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
+        help_text="Everyone found by any of these is left out.",
+    )
+    send_when = forms.ChoiceField(
+        label="When",
+        choices=[(SEND_NOW, "As soon as I launch it"), (SEND_LATER, "At a time I choose")],
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+        initial=SEND_NOW,
+    )
+    scheduled_at = forms.DateTimeField(
+        label="Send at",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Only when sending at a time you choose; in your organisation's time zone.",
+    )
+
+    def __init__(self, *args, organization, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.fields["template"].queryset = EmailTemplate.objects.filter(organization=organization)
+        searches = SavedSearch.objects.filter(organization=organization, owner=user)
+        self.fields["saved_searches"].queryset = searches
+        self.fields["excluded_saved_searches"].queryset = searches
+
+    def clean(self):
+        data = super().clean()
+        if data.get("send_when") == self.SEND_LATER:
+            when = data.get("scheduled_at")
+            if when is not None:
+                # The browser sends a wall-clock time: read it in the organisation's time zone.
+                wall_clock = timezone.make_naive(when)
+                when = timezone.make_aware(wall_clock, ZoneInfo(self.organization.time_zone))
+                data["scheduled_at"] = when
+            if when is None:
+                self.add_error("scheduled_at", "Choose when to send it.")
+            elif when <= timezone.now():
+                self.add_error("scheduled_at", "Choose a time in the future.")
+        else:
+            data["scheduled_at"] = None
+        included = set(data.get("saved_searches") or [])
+        excluded = set(data.get("excluded_saved_searches") or [])
+        if included & excluded:
+            self.add_error("excluded_saved_searches", "A saved search cannot be in both lists.")
+        return data
+
+
+class PreviewCandidateForm(forms.Form):
+    """Preview with a real candidate instead of the sample values."""
+
+    candidate = forms.ModelChoiceField(
+        queryset=Candidate.objects.none(), required=False, empty_label="Sample values"
+    )
+
+    LIMIT = 50
+
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["candidate"]
+        field.queryset = candidates  # validation: anyone of these
+        # …but the menu offers the first LIMIT only (an audience can be 100,000 people).
+        field.choices = [
+            ("", field.empty_label),
+            *((c.pk, c.full_name or c.email) for c in candidates[: self.LIMIT]),
+        ]
+
+
+class MessageFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *Message.Status.choices], required=False
+    )
+
+
+class PreferencesForm(forms.Form):
+    PAUSE_CHOICES = [
+        ("0", "Don't pause"),
+        ("1", "1 month"),
+        ("3", "3 months"),
+        ("6", "6 months"),
+        ("12", "12 months"),
+    ]
+
+    topics = forms.MultipleChoiceField(
+        label="Email me about",
+        choices=Topic.choices,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
+    )
+    pause_months = forms.TypedChoiceField(
+        label="Pause all emails for",
+        choices=PAUSE_CHOICES,
+        coerce=int,
+        initial="0",
+    )
+    current_title = forms.CharField(label="Your current job title", max_length=200, required=False)
+    city = forms.CharField(label="Where you are based (city)", max_length=100, required=False)

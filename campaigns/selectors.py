@@ -1,0 +1,164 @@
+"""Tenant-scoped reads of the campaigns app. Views load objects through these and get a 404
+for anything that is not the current organisation's (the same answer for missing and
+foreign)."""
+
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+
+from campaigns.models import Campaign, EmailSettings, EmailTemplate, Enrollment, Message, Step
+
+MESSAGES_PAGE_SIZE = 50
+
+
+def campaign_get(*, organization, campaign_id: int) -> Campaign:
+    return get_object_or_404(
+        Campaign.objects.select_related("template", "sender", "created_by", "organization"),
+        organization=organization,
+        pk=campaign_id,
+    )
+
+
+def email_template_get(*, organization, template_id: int) -> EmailTemplate:
+    return get_object_or_404(EmailTemplate, organization=organization, pk=template_id)
+
+
+def campaign_first_step(*, campaign: Campaign) -> Step | None:
+    return campaign.steps.order_by("position").first()
+
+
+def campaign_message_get(*, campaign: Campaign, message_id: int) -> Message:
+    return get_object_or_404(
+        Message.objects.select_related("candidate", "step"),
+        organization_id=campaign.organization_id,
+        campaign=campaign,
+        pk=message_id,
+    )
+
+
+def email_settings_for(*, organization) -> EmailSettings:
+    settings, _ = EmailSettings.objects.get_or_create(organization=organization)
+    return settings
+
+
+def campaigns_for_list(*, organization):
+    """Campaigns, newest first, each with its audience (enrolled) and sent counts: one query."""
+    enrolled = (
+        Enrollment.objects.filter(campaign=OuterRef("pk"))
+        .order_by()
+        .values("campaign")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    sent = (
+        Message.objects.filter(
+            campaign=OuterRef("pk"),
+            is_test=False,
+            status__in=[Message.Status.SENT, Message.Status.DELIVERED],
+        )
+        .order_by()
+        .values("campaign")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Campaign.objects.filter(organization=organization)
+        .select_related("created_by")
+        .annotate(
+            enrolled_count=Coalesce(Subquery(enrolled, output_field=IntegerField()), 0),
+            sent_count=Coalesce(Subquery(sent, output_field=IntegerField()), 0),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part * 100 / whole, 1) if whole else None
+
+
+def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
+    """Per step: queued, sent, delivered, opened, clicked, unsubscribed, bounced, failed,
+    not sent (guard rails) and rates over what was sent. One query for all steps."""
+    sent_states = [Message.Status.SENT, Message.Status.DELIVERED]
+    rows = (
+        Message.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
+        .exclude(is_test=True)
+        .values("step_id")
+        .annotate(
+            total=Count("pk"),
+            pending=Count(
+                "pk", filter=Q(status__in=[Message.Status.QUEUED, Message.Status.SENDING])
+            ),
+            sent=Count("pk", filter=Q(status__in=sent_states)),
+            delivered=Count("pk", filter=Q(status=Message.Status.DELIVERED)),
+            opened=Count("pk", filter=Q(opened_at__isnull=False)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+            unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
+            bounced=Count("pk", filter=Q(status=Message.Status.BOUNCED)),
+            failed=Count("pk", filter=Q(status=Message.Status.FAILED)),
+            skipped=Count("pk", filter=Q(status=Message.Status.SKIPPED)),
+        )
+    )
+    by_step = {row["step_id"]: row for row in rows}
+    stats = []
+    for step in campaign.steps.order_by("position"):
+        row = by_step.get(step.pk, {})
+        counts = {
+            key: row.get(key, 0)
+            for key in [
+                "total",
+                "pending",
+                "sent",
+                "delivered",
+                "opened",
+                "clicked",
+                "unsubscribed",
+                "bounced",
+                "failed",
+                "skipped",
+            ]
+        }
+        sent = counts["sent"] + counts["bounced"]
+        counts.update(
+            step=step,
+            open_rate=_rate(counts["opened"], sent),
+            click_rate=_rate(counts["clicked"], sent),
+            unsubscribe_rate=_rate(counts["unsubscribed"], sent),
+            bounce_rate=_rate(counts["bounced"], sent),
+        )
+        stats.append(counts)
+    return stats
+
+
+def campaign_progress(*, campaign: Campaign) -> dict:
+    rows = (
+        Enrollment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
+        .values("status")
+        .annotate(n=Count("pk"))
+    )
+    counts = {row["status"]: row["n"] for row in rows}
+    total = sum(counts.values())
+    finished = counts.get("done", 0) + counts.get("stopped", 0)
+    return {
+        "total": total,
+        "active": counts.get("active", 0),
+        "done": counts.get("done", 0),
+        "stopped": counts.get("stopped", 0),
+        "percent": int(finished * 100 / total) if total else 0,
+    }
+
+
+def campaign_messages(*, campaign: Campaign, status: str = ""):
+    messages = (
+        Message.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
+        .select_related("candidate")
+        .defer("html", "text")
+        .order_by("-created_at", "-id")
+    )
+    if status:
+        messages = messages.filter(status=status)
+    return messages
+
+
+def email_templates_for_list(*, organization):
+    return EmailTemplate.objects.filter(organization=organization).select_related("created_by")

@@ -1,0 +1,323 @@
+"""The dispatcher: turns due enrollments into outbox Messages and hands them to send tasks.
+
+Celery beat runs `campaigns.dispatch` every minute, and a launch triggers it at once
+(`transaction.on_commit`). Each round:
+
+1. claims due enrollments with ``SELECT … FOR UPDATE SKIP LOCKED`` in chunks, so any number of
+   dispatchers can run at once and each enrollment is taken by exactly one;
+2. renders each Message once (ids taken from the sequence first, so signed links can name the
+   message) and writes the chunk with ONE ``INSERT … ON CONFLICT DO NOTHING`` — the unique
+   (organization, enrollment, step) constraint makes a second scheduling a no-op;
+3. moves each enrollment to its next step (one UPDATE per chunk);
+4. after commit, queues send tasks carrying ~500 message ids each (never a task per message,
+   never an ETA/countdown: the schedule lives in the database);
+5. sweeps: queued messages whose task is gone (throttled, worker lost, retry due) get a new
+   task; messages claimed by a worker that died (`sending` past the lease) go back to queued
+   with their Message-ID unchanged.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django_scopes import scopes_disabled
+from jinja2 import TemplateError
+
+from campaigns.conf import (
+    DISPATCH_CHUNK,
+    SEND_CHUNK,
+    requeue_after_seconds,
+    send_lease_seconds,
+    send_queue,
+)
+from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
+from campaigns.services import messages as message_service
+from campaigns.services import rendering
+from candidates.models import Candidate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    messages_created: int = 0
+    tasks_queued: int = 0
+    requeued: int = 0
+    recovered: int = 0
+    per_task: list[int] = field(default_factory=list)
+
+
+def messages_enqueue(*, organization_id: int, message_ids: list[int]) -> int:
+    """Queue send tasks for these messages, SEND_CHUNK ids per task. Returns the task count."""
+    from campaigns.tasks import send_messages
+
+    count = 0
+    for start in range(0, len(message_ids), SEND_CHUNK):
+        chunk = message_ids[start : start + SEND_CHUNK]
+        send_messages.apply_async(
+            kwargs={"organization_id": organization_id, "message_ids": chunk},
+            queue=send_queue(),
+        )
+        count += 1
+    return count
+
+
+def _enqueue_on_commit(report: DispatchReport, by_organization: dict[int, list[int]]) -> None:
+    for organization_id, ids in by_organization.items():
+        report.tasks_queued += (len(ids) + SEND_CHUNK - 1) // SEND_CHUNK
+        report.per_task.extend(
+            len(ids[start : start + SEND_CHUNK]) for start in range(0, len(ids), SEND_CHUNK)
+        )
+        transaction.on_commit(
+            lambda o=organization_id, i=list(ids): messages_enqueue(
+                organization_id=o, message_ids=i
+            )
+        )
+
+
+def _allocate_message_ids(count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Message._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _claim_chunk(*, now: datetime, organization_id: int | None, limit: int) -> list[Enrollment]:
+    due = Enrollment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+        status=Enrollment.Status.ACTIVE,
+        next_run_at__lte=now,
+        campaign__status__in=[Campaign.Status.SCHEDULED, Campaign.Status.RUNNING],
+    )
+    if organization_id is not None:
+        due = due.filter(organization_id=organization_id)
+    return list(due.order_by("next_run_at", "id")[:limit])
+
+
+def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: DispatchReport) -> int:
+    """One transaction: claim up to DISPATCH_CHUNK enrollments, write their messages, advance
+    them. Returns how many were claimed (0: nothing is due)."""
+    with transaction.atomic():
+        enrollments = _claim_chunk(now=now, organization_id=organization_id, limit=DISPATCH_CHUNK)
+        if not enrollments:
+            return 0
+        report.claimed += len(enrollments)
+        campaigns = {
+            c.pk: c
+            for c in Campaign.objects.select_related("organization", "sender").filter(
+                pk__in={e.campaign_id for e in enrollments}
+            )
+        }
+        steps_by_campaign: dict[int, list[Step]] = defaultdict(list)
+        for step in Step.objects.filter(campaign_id__in=campaigns).order_by("position"):
+            steps_by_campaign[step.campaign_id].append(step)
+        candidates = Candidate.objects.in_bulk({e.candidate_id for e in enrollments})
+        settings_by_org = {
+            s.organization_id: s
+            for s in EmailSettings.objects.filter(
+                organization_id__in={c.organization_id for c in campaigns.values()}
+            )
+        }
+        email_enrollments = [
+            e
+            for e in enrollments
+            if e.current_step_id
+            and _step(steps_by_campaign[e.campaign_id], e.current_step_id).kind == Step.Kind.EMAIL
+        ]
+        pks = iter(_allocate_message_ids(len(email_enrollments))) if email_enrollments else iter(())
+        rows = []
+        senders = {}
+        for enrollment in email_enrollments:
+            campaign = campaigns[enrollment.campaign_id]
+            step = _step(steps_by_campaign[campaign.pk], enrollment.current_step_id)
+            candidate = candidates.get(enrollment.candidate_id)
+            if candidate is None:
+                continue
+            if campaign.pk not in senders:
+                senders[campaign.pk] = message_service.sender_for(
+                    organization=campaign.organization, campaign=campaign
+                )
+            rows.append(
+                _message_row(
+                    pk=next(pks),
+                    enrollment=enrollment,
+                    campaign=campaign,
+                    step=step,
+                    candidate=candidate,
+                    sender=senders[campaign.pk],
+                    email_settings=settings_by_org.get(campaign.organization_id),
+                    now=now,
+                )
+            )
+        Message.objects.bulk_create(rows, ignore_conflicts=True)  # one INSERT … ON CONFLICT
+        created = set(
+            Message.objects.filter(
+                pk__in=[row.pk for row in rows], status=Message.Status.QUEUED
+            ).values_list("pk", flat=True)
+        )
+        report.messages_created += len(created)
+        _advance(enrollments, steps_by_campaign, now)
+        Campaign.objects.filter(
+            pk__in=[c.pk for c in campaigns.values() if c.status == Campaign.Status.SCHEDULED]
+        ).update(status=Campaign.Status.RUNNING)
+        by_organization: dict[int, list[int]] = defaultdict(list)
+        for row in rows:
+            if row.pk in created:
+                by_organization[row.organization_id].append(row.pk)
+        _enqueue_on_commit(report, by_organization)
+    return len(enrollments)
+
+
+def _step(steps: list[Step], step_id: int) -> Step:
+    return next(step for step in steps if step.pk == step_id)
+
+
+def _message_row(*, pk, enrollment, campaign, step, candidate, sender, email_settings, now):
+    base = {
+        "pk": pk,
+        "organization_id": campaign.organization_id,
+        "campaign_id": campaign.pk,
+        "step_id": step.pk,
+        "enrollment_id": enrollment.pk,
+        "candidate_id": candidate.pk,
+        "to_email": candidate.email,
+        "from_email": sender.from_email,
+        "reply_to": sender.reply_to,
+        "enqueued_at": now,
+    }
+    try:
+        built = message_service.message_build(
+            compiled=rendering.email_compile(
+                subject=step.subject, preheader=step.preheader, body_markdown=step.body_markdown
+            ),
+            organization=campaign.organization,
+            campaign=campaign,
+            sender=sender,
+            candidate_values=rendering.candidate_values(candidate),
+            candidate_id=candidate.pk,
+            message_pk=pk,
+            track_opens=email_settings.track_opens if email_settings else True,
+            track_clicks=email_settings.track_clicks if email_settings else True,
+        )
+    except TemplateError as error:
+        # Validation at save time makes this rare; the row records why nothing was sent.
+        return Message(
+            **base,
+            subject=step.subject[:998],
+            html="",
+            text="",
+            message_id=f"<render-failed-{pk}@invalid>",
+            status=Message.Status.FAILED,
+            last_error=f"Rendering failed: {error}",
+        )
+    if not candidate.email:
+        return Message(
+            **base,
+            subject=built.subject,
+            html=built.html,
+            text=built.text,
+            headers=built.headers,
+            message_id=built.message_id,
+            links=built.links,
+            status=Message.Status.SKIPPED,
+            skip_reason=Message.SkipReason.NO_EMAIL,
+        )
+    return Message(
+        **base,
+        subject=built.subject,
+        html=built.html,
+        text=built.text,
+        headers=built.headers,
+        message_id=built.message_id,
+        links=built.links,
+    )
+
+
+def _advance(enrollments: list[Enrollment], steps_by_campaign: dict, now: datetime) -> None:
+    for enrollment in enrollments:
+        steps = steps_by_campaign[enrollment.campaign_id]
+        position = next(
+            (i for i, step in enumerate(steps) if step.pk == enrollment.current_step_id), None
+        )
+        following = (
+            steps[position + 1] if position is not None and position + 1 < len(steps) else None
+        )
+        if following is None:
+            enrollment.status = Enrollment.Status.DONE
+            enrollment.finished_at = now
+            enrollment.next_run_at = None
+        else:
+            # EXTENSION POINT: sending windows (weekdays 9-17 in the org's or candidate's time
+            # zone) and behaviour branches adjust `next_run_at` / the next step here.
+            enrollment.current_step = following
+            enrollment.next_run_at = now + following.delay
+    Enrollment.objects.bulk_update(
+        enrollments, ["status", "finished_at", "next_run_at", "current_step"], batch_size=1000
+    )
+
+
+def _campaigns_finish(now: datetime) -> None:
+    """Running campaigns with no active enrollment left have scheduled everything."""
+    active = Enrollment.objects.filter(campaign=OuterRef("pk"), status=Enrollment.Status.ACTIVE)
+    Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).update(
+        status=Campaign.Status.DONE, finished_at=now
+    )
+
+
+def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
+    """Recover messages whose send task is gone. Runs inside the dispatcher round."""
+    lease_cutoff = now - timedelta(seconds=send_lease_seconds())
+    # A worker that claimed these died (SIGKILL, OOM, lost host) before recording a result.
+    # They may have been handed to the SMTP server just before the crash: the re-send keeps
+    # the Message-ID so receivers and ESPs can recognise it (see docs/campaigns.md, "crash
+    # window"). The UPDATE's WHERE is re-checked under each row's lock, so a live worker's
+    # concurrent `sent` wins.
+    report.recovered += Message.objects.filter(
+        status=Message.Status.SENDING, claimed_at__lt=lease_cutoff
+    ).update(
+        status=Message.Status.QUEUED,
+        claimed_at=None,
+        enqueued_at=None,
+        last_error="Recovered after its worker was lost; sent again with the same Message-ID.",
+    )
+    requeue_cutoff = now - timedelta(seconds=requeue_after_seconds())
+    with transaction.atomic():
+        stale = list(
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Message.Status.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_cutoff))
+            .exclude(campaign__status=Campaign.Status.PAUSED)
+            .order_by("id")
+            .values_list("pk", "organization_id")[:50000]
+        )
+        if not stale:
+            return
+        Message.objects.filter(pk__in=[pk for pk, _ in stale]).update(enqueued_at=now)
+        by_organization: dict[int, list[int]] = defaultdict(list)
+        for pk, organization_id in stale:
+            by_organization[organization_id].append(pk)
+        report.requeued += len(stale)
+        _enqueue_on_commit(report, by_organization)
+
+
+def dispatch_due(
+    *, now: datetime | None = None, organization_id: int | None = None
+) -> DispatchReport:
+    """One dispatcher round (see the module docstring). Safe to run concurrently."""
+    now = now or timezone.now()
+    report = DispatchReport()
+    with scopes_disabled():
+        while _dispatch_chunk(now=now, organization_id=organization_id, report=report):
+            pass
+        messages_sweep(now=now, report=report)
+        _campaigns_finish(now)
+    if report.claimed or report.requeued or report.recovered:
+        logger.info("campaigns.dispatch: %s", report)
+    return report

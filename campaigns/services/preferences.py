@@ -1,0 +1,176 @@
+"""What candidates do from their emails' links: unsubscribe, resubscribe, set preferences.
+
+Every change is recorded as an analytics.EngagementEvent and on the candidate's timeline."""
+
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from analytics.services import engagement_event_record
+from campaigns.models import CandidateEmailPreference, Enrollment, Message, Suppression, Topic
+from campaigns.services import tokens
+from candidates.models import Activity, Candidate
+from candidates.services.activities import activity_record
+from crm.models import Organization
+
+
+def candidate_from_token(token: str) -> tuple[Organization, Candidate, int] | None:
+    """(organisation, candidate, message id) named by a candidate-link token, or None for a
+    forged, expired or foreign token, or a candidate that no longer exists."""
+    content = tokens.token_read(token, salt=tokens.CANDIDATE_SALT)
+    if content is None or not content.candidate_id:
+        return None
+    with scopes_disabled():
+        organization = Organization.objects.filter(pk=content.organization_id).first()
+        candidate = Candidate.objects.filter(
+            organization_id=content.organization_id, pk=content.candidate_id
+        ).first()
+        # A profile merged into another one: its links act for the surviving profile.
+        for _ in range(20):
+            if candidate is None or candidate.merged_into_id is None:
+                break
+            candidate = Candidate.objects.filter(
+                organization_id=content.organization_id, pk=candidate.merged_into_id
+            ).first()
+    if organization is None or candidate is None:
+        return None
+    return organization, candidate, content.message_id
+
+
+def preference_for(*, candidate: Candidate) -> CandidateEmailPreference:
+    preference, _ = CandidateEmailPreference.objects.get_or_create(
+        organization_id=candidate.organization_id, candidate=candidate
+    )
+    return preference
+
+
+def _message(candidate: Candidate, message_id: int) -> Message | None:
+    if not message_id:
+        return None
+    return Message.objects.filter(
+        organization_id=candidate.organization_id, candidate=candidate, pk=message_id
+    ).first()
+
+
+@transaction.atomic
+def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: str) -> bool:
+    """Unsubscribe from all campaign email. Returns False when already unsubscribed (nothing
+    changes twice). Stops the candidate's active enrollments."""
+    preference = CandidateEmailPreference.objects.select_for_update().filter(
+        candidate=candidate
+    ).first() or preference_for(candidate=candidate)
+    if preference.unsubscribed_at is not None:
+        return False
+    now = timezone.now()
+    preference.unsubscribed_at = now
+    preference.save(update_fields=["unsubscribed_at", "updated_at"])
+    if candidate.email:
+        Suppression.objects.get_or_create(
+            organization_id=candidate.organization_id,
+            email=candidate.email.lower(),
+            defaults={"reason": Suppression.Reason.UNSUBSCRIBED, "detail": source},
+        )
+    Enrollment.objects.filter(candidate=candidate, status=Enrollment.Status.ACTIVE).update(
+        status=Enrollment.Status.STOPPED,
+        stop_reason=Enrollment.StopReason.UNSUBSCRIBED,
+        finished_at=now,
+        next_run_at=None,
+    )
+    message = _message(candidate, message_id)
+    if message is not None and message.unsubscribed_at is None:
+        message.unsubscribed_at = now
+        message.save(update_fields=["unsubscribed_at"])
+    engagement_event_record(
+        organization_id=candidate.organization_id,
+        kind="unsubscribed",
+        candidate_id=candidate.pk,
+        campaign_id=message.campaign_id if message else None,
+        message_id=message.pk if message else None,
+        data={"source": source},
+    )
+    activity_record(
+        candidate=candidate,
+        kind=Activity.Kind.UNSUBSCRIBED,
+        summary="Unsubscribed from campaign email"
+        + (f" ({message.campaign.name})" if message and message.campaign else ""),
+        data={"source": source},
+    )
+    return True
+
+
+@transaction.atomic
+def candidate_resubscribe(*, candidate: Candidate) -> bool:
+    preference = preference_for(candidate=candidate)
+    if preference.unsubscribed_at is None:
+        return False
+    preference.unsubscribed_at = None
+    preference.save(update_fields=["unsubscribed_at", "updated_at"])
+    if candidate.email:
+        Suppression.objects.filter(
+            organization_id=candidate.organization_id,
+            email=candidate.email.lower(),
+            reason=Suppression.Reason.UNSUBSCRIBED,
+        ).delete()
+    engagement_event_record(
+        organization_id=candidate.organization_id, kind="resubscribed", candidate_id=candidate.pk
+    )
+    activity_record(
+        candidate=candidate,
+        kind=Activity.Kind.CONSENT_CHANGED,
+        summary="Resubscribed to campaign email",
+    )
+    return True
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, 28))
+
+
+@transaction.atomic
+def candidate_preferences_update(
+    *,
+    candidate: Candidate,
+    topics: list[str],
+    pause_months: int,
+    current_title: str,
+    city: str,
+) -> CandidateEmailPreference:
+    """Save the preference centre: the topics the candidate wants (the rest are opted out),
+    an optional pause, and their current title and city."""
+    preference = preference_for(candidate=candidate)
+    preference.opted_out_topics = [value for value in Topic.values if value not in topics]
+    if pause_months:
+        preference.paused_until = _add_months(timezone.localdate(), pause_months)
+    elif pause_months == 0:
+        preference.paused_until = None
+    preference.save(update_fields=["opted_out_topics", "paused_until", "updated_at"])
+    changed = {}
+    if current_title != candidate.current_title:
+        changed["current_title"] = current_title
+    if city != candidate.city:
+        changed["city"] = city
+    if changed:
+        Candidate.objects.filter(pk=candidate.pk).update(**changed)
+        for name, value in changed.items():
+            setattr(candidate, name, value)
+    engagement_event_record(
+        organization_id=candidate.organization_id,
+        kind="preferences_updated",
+        candidate_id=candidate.pk,
+        data={
+            "opted_out_topics": preference.opted_out_topics,
+            "paused_until": preference.paused_until.isoformat()
+            if preference.paused_until
+            else None,
+            "changed": sorted(changed),
+        },
+    )
+    summary = "Updated email preferences"
+    if changed:
+        summary += " and " + ", ".join(name.replace("_", " ") for name in sorted(changed))
+    activity_record(candidate=candidate, kind=Activity.Kind.CONSENT_CHANGED, summary=summary)
+    return preference

@@ -1,0 +1,414 @@
+"""Rendering user-authored email templates safely.
+
+Templates are written by recruiters in Markdown with Jinja2 merge fields
+(``Hi {{ first_name|default("there") }}``). They render in Jinja2's *immutable sandbox* with
+an allow-list of filters and tests, no globals, and a context that is a plain dict of declared
+merge fields — never a model. Before a template is saved, `template_problems` parses it and
+walks the syntax tree: unknown fields, attribute access beyond the declared nested fields,
+filters outside the allow-list, function calls, ``{% include %}``/``{% import %}``/
+``{% extends %}``/``{% macro %}`` and ``{% autoescape %}`` are reported at their line. The
+sandbox is the second wall: whatever slipped past validation still cannot reach Python
+internals at render time.
+
+HTML: the Markdown body is turned into HTML first (with the Jinja tags set aside so Markdown
+cannot mangle them), then rendered with autoescape on, so candidate-supplied values are always
+escaped. The plain-text part is the Markdown source rendered without escaping.
+"""
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, Undefined, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markdown_it import MarkdownIt
+
+# --- merge fields -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeField:
+    """One declared merge field: what a template may use, what previews show, how it is
+    computed from the plain source dict (see `merge_source`)."""
+
+    name: str
+    description: str
+    sample: Any
+    compute: Callable[[dict], Any]
+    attributes: tuple[str, ...] = ()  # declared nested fields: recruiter.name
+    is_list: bool = False
+
+
+def _candidate(key: str) -> Callable[[dict], Any]:
+    return lambda source: source["candidate"].get(key) or ""
+
+
+MERGE_FIELDS: dict[str, MergeField] = {
+    f.name: f
+    for f in [
+        MergeField("first_name", "Candidate's first name", "Ada", _candidate("first_name")),
+        MergeField("last_name", "Candidate's last name", "Lovelace", _candidate("last_name")),
+        MergeField(
+            "full_name",
+            "First and last name",
+            "Ada Lovelace",
+            lambda s: " ".join(
+                filter(None, [s["candidate"].get("first_name"), s["candidate"].get("last_name")])
+            ),
+        ),
+        MergeField(
+            "current_title", "Current job title", "Staff Engineer", _candidate("current_title")
+        ),
+        MergeField(
+            "current_company",
+            "Current employer",
+            "Analytical Engines",
+            _candidate("current_company"),
+        ),
+        MergeField(
+            "skills",
+            "Skills, as a list: {{ skills|join(', ') }}",
+            ["python", "postgres"],
+            lambda s: list(s["candidate"].get("skills") or []),
+            is_list=True,
+        ),
+        MergeField("city", "City", "London", _candidate("city")),
+        MergeField("country", "Country", "United Kingdom", _candidate("country")),
+        MergeField(
+            "organization_name",
+            "Your organisation's name",
+            "Acme Talent",
+            lambda s: s["organization"]["name"],
+        ),
+        MergeField(
+            "recruiter",
+            "The sender: recruiter.name, recruiter.title, recruiter.email",
+            {"name": "Sam Sender", "title": "Talent Partner", "email": "sam@example.com"},
+            lambda s: dict(s["recruiter"]),
+            attributes=("name", "title", "email"),
+        ),
+        MergeField(
+            "custom",
+            "Custom fields by key: custom.notice_period",
+            {},
+            lambda s: dict(s["candidate"].get("custom_fields") or {}),
+        ),
+        MergeField(
+            "preferences_url",
+            "Link to the candidate's email preferences",
+            "https://example.com/e/p/sample/",
+            lambda s: s["links"]["preferences_url"],
+        ),
+        MergeField(
+            "unsubscribe_url",
+            "Link to unsubscribe",
+            "https://example.com/e/u/sample/",
+            lambda s: s["links"]["unsubscribe_url"],
+        ),
+    ]
+}
+# EXTENSION POINT: "pool_name" (pipelines app) and "recruiter.signature" are declared here once
+# those exist; templates that use them validate from that moment on.
+
+ALLOWED_FILTERS = frozenset(
+    {
+        "default",
+        "upper",
+        "lower",
+        "title",
+        "capitalize",
+        "trim",
+        "join",
+        "truncate",
+        "replace",
+        "first",
+        "last",
+        "length",
+        "wordcount",
+    }
+)
+ALLOWED_TESTS = frozenset({"defined", "undefined", "none", "string", "number", "sequence"})
+LOOP_ATTRIBUTES = frozenset({"index", "index0", "first", "last", "length", "revindex", "revindex0"})
+MAX_LOOP_DEPTH = 2
+
+# Syntax the validator lets through; anything else (calls, imports, macros, blocks, autoescape
+# switches, arithmetic that can blow up memory like `"x" * 10**9`) is rejected.
+_ALLOWED_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Filter,
+    nodes.Test,
+    nodes.If,
+    nodes.For,
+    nodes.Assign,
+    nodes.With,
+    nodes.FilterBlock,
+    nodes.Concat,
+    nodes.CondExpr,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.Add,
+    nodes.Sub,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Tuple,
+    nodes.List,
+    nodes.Dict,
+    nodes.Pair,
+    nodes.Keyword,
+)
+_REJECTED_MESSAGES = {
+    nodes.Include: "{% include %} is not allowed in email templates.",
+    nodes.Import: "{% import %} is not allowed in email templates.",
+    nodes.FromImport: "{% from … import %} is not allowed in email templates.",
+    nodes.Extends: "{% extends %} is not allowed in email templates.",
+    nodes.Block: "{% block %} is not allowed in email templates.",
+    nodes.Macro: "{% macro %} is not allowed in email templates.",
+    nodes.CallBlock: "{% call %} is not allowed in email templates.",
+    nodes.Call: "Calling functions is not allowed; use merge fields and filters.",
+    nodes.Scope: "{% autoescape %} is not allowed: values are always escaped.",
+    nodes.ScopedEvalContextModifier: "{% autoescape %} is not allowed: values are always escaped.",
+    nodes.EvalContextModifier: "{% autoescape %} is not allowed: values are always escaped.",
+}
+
+
+def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        autoescape=autoescape,
+        undefined=Undefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters = {name: env.filters[name] for name in ALLOWED_FILTERS}
+    env.tests = {name: env.tests[name] for name in ALLOWED_TESTS}
+    env.globals = {}  # no range, cycler, joiner, namespace, lipsum, dict
+    return env
+
+
+HTML_ENV = _environment(autoescape=True)
+TEXT_ENV = _environment(autoescape=False)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"Line {self.line}: {self.message}" if self.line else self.message
+
+
+@dataclass
+class _Checker:
+    custom_keys: frozenset[str]
+    local_names: set[str] = field(default_factory=set)
+    problems: list[TemplateProblem] = field(default_factory=list)
+
+    def report(self, node: nodes.Node, message: str) -> None:
+        line = getattr(node, "lineno", None)
+        for child in node.find_all(nodes.Node) if line is None else ():
+            line = getattr(child, "lineno", None)
+            if line:
+                break
+        self.problems.append(TemplateProblem(line, message))
+
+    def visit(self, node: nodes.Node, loop_depth: int = 0) -> None:
+        for node_type, message in _REJECTED_MESSAGES.items():
+            if isinstance(node, node_type):
+                self.report(node, message)
+                return
+        if not isinstance(node, _ALLOWED_NODES):
+            self.report(node, f"This template syntax is not allowed ({type(node).__name__}).")
+            return
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            if node.name not in MERGE_FIELDS and node.name not in self.local_names:
+                self.report(node, f"Unknown merge field “{node.name}”.")
+            return
+        if isinstance(node, nodes.Getattr):
+            self.check_attribute(node, node.node, node.attr)
+            return
+        if isinstance(node, nodes.Getitem):
+            key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+            if isinstance(node.node, nodes.Name) and MERGE_FIELDS.get(node.node.name):
+                merge_field = MERGE_FIELDS[node.node.name]
+                if merge_field.is_list and isinstance(key, int):
+                    return
+                if isinstance(key, str):
+                    self.check_attribute(node, node.node, key)
+                    return
+            self.report(node, "Indexing is only allowed on declared fields, e.g. skills[0].")
+            return
+        if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
+            self.report(
+                node,
+                f"The filter “{node.name}” is not allowed. Allowed: "
+                + ", ".join(sorted(ALLOWED_FILTERS))
+                + ".",
+            )
+        if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
+            self.report(node, f"The test “{node.name}” is not allowed.")
+        if isinstance(node, nodes.For):
+            if node.recursive:
+                self.report(node, "Recursive loops are not allowed.")
+            if loop_depth >= MAX_LOOP_DEPTH:
+                self.report(node, f"Loops may be nested at most {MAX_LOOP_DEPTH} deep.")
+                return
+            for child in (node.target, node.iter, node.test):
+                if child is not None:
+                    self.visit(child, loop_depth)
+            for child in node.body:
+                self.visit(child, loop_depth + 1)
+            for child in node.else_:
+                self.visit(child, loop_depth)
+            return
+        for child in node.iter_child_nodes():
+            self.visit(child, loop_depth)
+
+    def check_attribute(self, node: nodes.Node, target: nodes.Node, attribute: str) -> None:
+        if isinstance(target, nodes.Name):
+            if target.name == "loop" and target.name not in MERGE_FIELDS:
+                if attribute in LOOP_ATTRIBUTES:
+                    return
+            elif target.name == "custom":
+                if attribute in self.custom_keys:
+                    return
+                self.report(node, f"Unknown custom field “{attribute}”.")
+                return
+            elif target.name in MERGE_FIELDS:
+                if attribute in MERGE_FIELDS[target.name].attributes:
+                    return
+                self.report(node, f"“{target.name}” has no field “{attribute}”.")
+                return
+        self.report(node, f"“{attribute}” cannot be used here: only declared fields can.")
+
+
+def template_problems(source: str, *, custom_keys: Iterable[str] = ()) -> list[TemplateProblem]:
+    """Everything wrong with a template, each with its line (empty list: it is fine)."""
+    try:
+        tree = TEXT_ENV.parse(source)
+    except TemplateSyntaxError as error:
+        return [TemplateProblem(error.lineno, error.message or "Syntax error.")]
+    checker = _Checker(custom_keys=frozenset(custom_keys))
+    checker.local_names = {
+        node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")
+    } | {"loop"}
+    checker.visit(tree)
+    return sorted(checker.problems, key=lambda problem: problem.line or 0)
+
+
+# --- compiling and rendering --------------------------------------------------------------------
+
+_JINJA_SEGMENT = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(
+    ["table", "strikethrough"]
+)
+
+
+def markdown_to_html_source(body_markdown: str) -> str:
+    """Markdown → HTML, keeping the Jinja tags intact: they are swapped for inert placeholders
+    while Markdown runs (so quotes, underscores and pipes inside them are not touched)."""
+    segments: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        segments.append(match.group(0))
+        return f"JINJASEGMENT{len(segments) - 1}X"
+
+    html = _markdown.render(_JINJA_SEGMENT.sub(hide, body_markdown))
+    return re.sub(r"JINJASEGMENT(\d+)X", lambda m: segments[int(m.group(1))], html)
+
+
+@dataclass(frozen=True)
+class CompiledEmail:
+    subject: Any
+    preheader: Any
+    html: Any
+    text: Any
+
+
+@lru_cache(maxsize=256)
+def email_compile(*, subject: str, preheader: str, body_markdown: str) -> CompiledEmail:
+    """Compile an email's parts once; the dispatcher renders thousands of messages with it."""
+    return CompiledEmail(
+        subject=TEXT_ENV.from_string(subject),
+        preheader=TEXT_ENV.from_string(preheader),
+        html=HTML_ENV.from_string(markdown_to_html_source(body_markdown)),
+        text=TEXT_ENV.from_string(body_markdown),
+    )
+
+
+def _present(value) -> bool:
+    return value not in (None, "", [], {})
+
+
+def merge_context(source: dict) -> dict:
+    """The plain dict a template sees, computed from the source by each declared field.
+    Empty values are left out, so they are *undefined* and `default("there")` applies."""
+    context = {}
+    for name, merge_field in MERGE_FIELDS.items():
+        value = merge_field.compute(source)
+        if isinstance(value, dict):
+            value = {key: item for key, item in value.items() if _present(item)}
+        if _present(value) or name == "custom":
+            context[name] = value
+    return context
+
+
+def sample_context(*, custom_keys: Iterable[str] = ()) -> dict:
+    context = {name: merge_field.sample for name, merge_field in MERGE_FIELDS.items()}
+    context["custom"] = {key: f"[{key}]" for key in custom_keys}
+    return context
+
+
+def candidate_values(candidate) -> dict:
+    """The candidate's part of the merge source, as plain values."""
+    return {
+        "first_name": candidate.first_name,
+        "last_name": candidate.last_name,
+        "current_title": candidate.current_title,
+        "current_company": candidate.current_company,
+        "skills": list(candidate.skills or []),
+        "city": candidate.city,
+        "country": candidate.country,
+        "custom_fields": dict(candidate.custom_fields or {}),
+    }
+
+
+def merge_source(*, candidate: dict, organization, recruiter: dict, links: dict) -> dict:
+    return {
+        "candidate": candidate,
+        "organization": {"name": organization.name},
+        "recruiter": recruiter,
+        "links": links,
+    }
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    preheader: str
+    html_body: str
+    text_body: str
+
+
+def email_render(compiled: CompiledEmail, context: dict) -> RenderedEmail:
+    subject = " ".join(compiled.subject.render(context).split())[:998]
+    return RenderedEmail(
+        subject=subject,
+        preheader=" ".join(compiled.preheader.render(context).split()),
+        html_body=compiled.html.render(context),
+        text_body=compiled.text.render(context).strip() + "\n",
+    )

@@ -1,0 +1,402 @@
+"""The send path: claim queued Messages, re-check the guard rails, send over one connection,
+record each result at once.
+
+Status bookkeeping (what makes "exactly once" hold under crashes):
+
+* claim — ``queued → sending`` under row locks (``FOR UPDATE SKIP LOCKED``); anything not
+  queued is skipped, so duplicate tasks and the sweeper's re-queues are harmless;
+* send — one message at a time over ONE connection (SMTP or an ESP's HTTP session);
+* record — right after the backend accepts a message, one autocommitted UPDATE marks it
+  ``sent`` (guarded by ``status = 'sending'``).
+
+**The remaining crash window.** If the worker dies after the SMTP server (or ESP) accepted a
+message and before the UPDATE commits — a window of one round trip to the database — the
+message stays ``sending``. After CAMPAIGNS_SEND_LEASE_SECONDS the sweeper puts it back in the
+queue and it is sent again, *with the same Message-ID* (stored at render time), so receiving
+systems and ESPs can recognise the duplicate. Because messages go out one at a time per
+connection, each crash can duplicate at most ONE message per connection; nothing is ever lost.
+No design can close this window without a two-phase commit with the mail server, which SMTP
+does not offer.
+
+A live task stops claiming and sending after half its lease and gives back what it has not
+sent, so the sweeper never re-queues a message that a slow but living worker still holds.
+"""
+
+import contextlib
+import logging
+import smtplib
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from analytics.services import engagement_events_record_bulk
+from campaigns.conf import MAX_ATTEMPTS, send_lease_seconds
+from campaigns.models import (
+    Campaign,
+    CandidateEmailPreference,
+    EmailSettings,
+    Enrollment,
+    Message,
+    Suppression,
+)
+from campaigns.services.ratelimit import rate_limit_take
+from candidates.models import Activity, Candidate
+from candidates.services.activities import activities_record_bulk
+
+logger = logging.getLogger(__name__)
+
+# Skip reasons that also end the candidate's enrollment.
+_STOPPING = {
+    Message.SkipReason.SUPPRESSED: Enrollment.StopReason.SUPPRESSED,
+    Message.SkipReason.UNSUBSCRIBED: Enrollment.StopReason.UNSUBSCRIBED,
+    Message.SkipReason.DO_NOT_CONTACT: Enrollment.StopReason.DO_NOT_CONTACT,
+    Message.SkipReason.CAMPAIGN_CANCELLED: Enrollment.StopReason.CANCELLED,
+}
+
+
+@dataclass
+class SendReport:
+    claimed: int = 0
+    sent: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+    released: int = 0
+    throttled: int = 0
+    skip_reasons: dict = field(default_factory=dict)
+
+
+class TransientError(Exception):
+    """Try again later (connection trouble, 4xx)."""
+
+
+class PermanentError(Exception):
+    def __init__(self, message: str, *, hard_bounce: bool = False):
+        super().__init__(message)
+        self.hard_bounce = hard_bounce
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff: 1, 2, 4, 8, 16 minutes… capped at an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+def skip_reason_for(*, message: Message, candidate, preference, suppressed: set[str], now) -> str:
+    """Why this message must not go out now ("" when it may). Checked at send time."""
+    if message.campaign.status == Campaign.Status.CANCELLED:
+        return Message.SkipReason.CAMPAIGN_CANCELLED
+    if message.enrollment is not None and message.enrollment.status == Enrollment.Status.STOPPED:
+        return Message.SkipReason.ENROLLMENT_STOPPED
+    if not message.to_email:
+        return Message.SkipReason.NO_EMAIL
+    if message.to_email.lower() in suppressed:
+        return Message.SkipReason.SUPPRESSED
+    if candidate is not None and candidate.status == Candidate.Status.DO_NOT_CONTACT:
+        return Message.SkipReason.DO_NOT_CONTACT
+    if preference is not None:
+        if preference.unsubscribed_at is not None:
+            return Message.SkipReason.UNSUBSCRIBED
+        if message.campaign.topic in (preference.opted_out_topics or []):
+            return Message.SkipReason.TOPIC_OPTED_OUT
+        if preference.paused_until is not None and preference.paused_until > now.date():
+            return Message.SkipReason.PAUSED
+    # EXTENSION POINT: consent where the organisation requires it, and the organisation-wide
+    # frequency cap (over-cap messages go back to queued with a later next_attempt_at).
+    return ""
+
+
+def _claim(*, organization, message_ids: list[int], limit: int, now) -> list[int]:
+    with transaction.atomic():
+        ids = list(
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(organization=organization, pk__in=message_ids, status=Message.Status.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .exclude(campaign__status=Campaign.Status.PAUSED)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        Message.objects.filter(pk__in=ids).update(status=Message.Status.SENDING, claimed_at=now)
+    return ids
+
+
+def _email_for(message: Message) -> EmailMultiAlternatives:
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.text,
+        from_email=message.from_email,
+        to=[message.to_email],
+        reply_to=[message.reply_to] if message.reply_to else None,
+        headers=dict(message.headers),  # carries our stored Message-ID: a re-send keeps it
+    )
+    email.attach_alternative(message.html, "text/html")
+    return email
+
+
+def _classify(error: Exception) -> Exception:
+    """Turn a backend's exception into TransientError or PermanentError."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentError(f"Recipient refused: {error.recipients}", hard_bounce=True)
+        return TransientError(f"Recipient deferred: {error.recipients}")
+    if isinstance(error, smtplib.SMTPResponseException):
+        if 500 <= error.smtp_code < 600:
+            return PermanentError(f"{error.smtp_code} {error.smtp_error!r}")
+        return TransientError(f"{error.smtp_code} {error.smtp_error!r}")
+    try:
+        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+    except ImportError:  # pragma: no cover — anymail is a dependency
+        AnymailRecipientsRefused = AnymailAPIError = ()
+    if AnymailRecipientsRefused and isinstance(error, AnymailRecipientsRefused):
+        return PermanentError(str(error), hard_bounce=True)
+    if AnymailAPIError and isinstance(error, AnymailAPIError):
+        status = getattr(error, "status_code", None) or 500
+        if 400 <= status < 500 and status != 429:
+            return PermanentError(str(error))
+        return TransientError(str(error))
+    return TransientError(f"{type(error).__name__}: {error}")
+
+
+def messages_send(*, organization, message_ids: list[int], connection=None) -> SendReport:
+    """Send the queued ones among `message_ids` (the body of the `campaigns.send_messages`
+    task). Runs inside the organisation's scope."""
+    report = SendReport()
+    started = time.monotonic()
+    lease = send_lease_seconds()
+    deadline = started + lease / 2
+    now = timezone.now()
+    email_settings = EmailSettings.objects.filter(organization=organization).first()
+    per_minute = email_settings.messages_per_minute if email_settings else 30000
+
+    wanted = Message.objects.filter(
+        organization=organization, pk__in=message_ids, status=Message.Status.QUEUED
+    ).count()
+    allowed = rate_limit_take(organization_id=organization.pk, wanted=wanted, per_minute=per_minute)
+    report.throttled = wanted - allowed
+    if report.throttled:
+        # Throttled messages stay queued; the sweeper gives them a new task in a later minute.
+        throttled_ids = list(
+            Message.objects.filter(
+                organization=organization, pk__in=message_ids, status=Message.Status.QUEUED
+            )
+            .order_by("-pk")
+            .values_list("pk", flat=True)[: report.throttled]
+        )
+        Message.objects.filter(pk__in=throttled_ids, status=Message.Status.QUEUED).update(
+            enqueued_at=None
+        )
+    if not allowed:
+        return report
+    claimed_ids = _claim(organization=organization, message_ids=message_ids, limit=allowed, now=now)
+    report.claimed = len(claimed_ids)
+    if not claimed_ids:
+        return report
+
+    messages = list(
+        Message.objects.filter(pk__in=claimed_ids)
+        .select_related("campaign", "enrollment", "candidate")
+        .order_by("pk")
+    )
+    candidate_ids = [m.candidate_id for m in messages if m.candidate_id]
+    preferences = {
+        p.candidate_id: p
+        for p in CandidateEmailPreference.objects.filter(
+            organization=organization, candidate_id__in=candidate_ids
+        )
+    }
+    suppressed = set(
+        Suppression.objects.filter(
+            organization=organization,
+            email__in={m.to_email.lower() for m in messages},
+        ).values_list("email", flat=True)
+    )
+
+    skipped: list[tuple[Message, str]] = []
+    sent: list[Message] = []
+    failed: list[Message] = []
+    bounced: list[Message] = []
+    connection = connection or get_connection(timeout=max(5, min(30, lease // 4)))
+    opened = False
+    try:
+        for index, message in enumerate(messages):
+            if time.monotonic() > deadline:
+                # Give back what is left: this task must not outlive its lease.
+                rest = [m.pk for m in messages[index:]]
+                report.released = Message.objects.filter(
+                    pk__in=rest, status=Message.Status.SENDING
+                ).update(status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None)
+                break
+            if not message.is_test:
+                reason = skip_reason_for(
+                    message=message,
+                    candidate=message.candidate,
+                    preference=preferences.get(message.candidate_id),
+                    suppressed=suppressed,
+                    now=now,
+                )
+                if reason:
+                    skipped.append((message, reason))
+                    continue
+            if not opened:
+                connection.open()
+                opened = True
+            email = _email_for(message)
+            try:
+                connection.send_messages([email])
+            except Exception as error:
+                outcome = _classify(error)
+                if isinstance(outcome, PermanentError):
+                    _record_failed(message, str(outcome))
+                    (bounced if outcome.hard_bounce else failed).append(message)
+                    report.failed += 1
+                else:
+                    _record_retry(message, str(outcome))
+                    report.retried += 1
+                    # The connection may be broken: start a fresh one for the next message.
+                    _close_quietly(connection)
+                    opened = False
+                continue
+            # ---- crash window: accepted by the server, not yet recorded (see module doc) ----
+            esp_id = getattr(getattr(email, "anymail_status", None), "message_id", None)
+            Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+                status=Message.Status.SENT,
+                sent_at=timezone.now(),
+                esp_message_id=esp_id or "",
+                attempts=message.attempts + 1,
+                last_error="",
+            )
+            sent.append(message)
+            report.sent += 1
+    finally:
+        if opened:
+            _close_quietly(connection)
+
+    _record_skips(skipped, report)
+    _record_bounces(organization, bounced)
+    _record_events(organization, sent=sent, failed=failed + bounced, skipped=skipped)
+    return report
+
+
+def _close_quietly(connection) -> None:
+    with contextlib.suppress(Exception):  # a broken connection is being discarded anyway
+        connection.close()
+
+
+def _record_retry(message: Message, error: str) -> None:
+    attempts = message.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        _record_failed(message, f"Gave up after {attempts} attempts: {error}", attempts=attempts)
+        return
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED,
+        attempts=attempts,
+        last_error=error[:2000],
+        next_attempt_at=timezone.now() + retry_delay(attempts),
+        claimed_at=None,
+        enqueued_at=None,
+    )
+
+
+def _record_failed(message: Message, error: str, attempts: int | None = None) -> None:
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.FAILED,
+        attempts=attempts or message.attempts + 1,
+        last_error=error[:2000],
+    )
+
+
+def _record_skips(skipped: list[tuple[Message, str]], report: SendReport) -> None:
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    stop: dict[str, list[int]] = defaultdict(list)
+    for message, reason in skipped:
+        by_reason[reason].append(message.pk)
+        if message.enrollment_id and reason in _STOPPING:
+            stop[_STOPPING[reason]].append(message.enrollment_id)
+    for reason, ids in by_reason.items():
+        Message.objects.filter(pk__in=ids, status=Message.Status.SENDING).update(
+            status=Message.Status.SKIPPED, skip_reason=reason
+        )
+        report.skipped += len(ids)
+        report.skip_reasons[reason] = len(ids)
+    for stop_reason, enrollment_ids in stop.items():
+        Enrollment.objects.filter(pk__in=enrollment_ids).exclude(
+            status=Enrollment.Status.STOPPED
+        ).update(
+            status=Enrollment.Status.STOPPED,
+            stop_reason=stop_reason,
+            finished_at=timezone.now(),
+            next_run_at=None,
+        )
+
+
+def _record_bounces(organization, bounced: list[Message]) -> None:
+    """A hard bounce suppresses the address and stops the enrollment."""
+    if not bounced:
+        return
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                organization=organization,
+                email=m.to_email.lower(),
+                reason=Suppression.Reason.BOUNCED,
+                detail=m.last_error[:500],
+            )
+            for m in bounced
+        ],
+        ignore_conflicts=True,
+    )
+    Message.objects.filter(pk__in=[m.pk for m in bounced]).update(status=Message.Status.BOUNCED)
+    Enrollment.objects.filter(pk__in=[m.enrollment_id for m in bounced if m.enrollment_id]).exclude(
+        status=Enrollment.Status.STOPPED
+    ).update(
+        status=Enrollment.Status.STOPPED,
+        stop_reason=Enrollment.StopReason.BOUNCED,
+        finished_at=timezone.now(),
+        next_run_at=None,
+    )
+
+
+def _record_events(organization, *, sent, failed, skipped) -> None:
+    """Engagement events and timeline entries, in bulk after the loop (the Message rows are
+    the truth; these are derived and could be rebuilt from them)."""
+    events = []
+    for message in sent:
+        if not message.is_test:
+            events.append(_event(organization, message, "sent"))
+    for message in failed:
+        events.append(_event(organization, message, "failed"))
+    for message, reason in skipped:
+        events.append(_event(organization, message, "skipped", data={"reason": reason}))
+    engagement_events_record_bulk(events=[e for e in events if e["candidate_id"]])
+    by_campaign: dict[int, list[int]] = defaultdict(list)
+    names = {}
+    for message in sent:
+        if message.candidate_id and not message.is_test:
+            by_campaign[message.campaign_id].append(message.candidate_id)
+            names[message.campaign_id] = message.campaign.name
+    for campaign_id, candidate_ids in by_campaign.items():
+        activities_record_bulk(
+            organization_id=organization.pk,
+            candidate_ids=candidate_ids,
+            kind=Activity.Kind.EMAIL_SENT,
+            summary=f"Campaign email sent: {names[campaign_id]}",
+            data={"campaign_id": campaign_id},
+        )
+        Candidate.objects.filter(pk__in=candidate_ids).update(last_contacted_at=timezone.now())
+
+
+def _event(organization, message: Message, kind: str, data: dict | None = None) -> dict:
+    return {
+        "organization_id": organization.pk,
+        "kind": kind,
+        "candidate_id": message.candidate_id,
+        "campaign_id": message.campaign_id,
+        "message_id": message.pk,
+        "data": data or {},
+    }

@@ -1,0 +1,67 @@
+"""Signed tokens for candidate-facing links (unsubscribe, preferences, tracking).
+
+A token names the organisation, the candidate and (when it came in an email) the message, and
+is signed with django.core.signing under a salt per purpose, so a token made for one purpose
+(an open pixel) is worthless for another (unsubscribing). Tokens stay valid for
+TOKEN_MAX_AGE_DAYS. They are compact — ids in base 36 and a 128-bit truncated HMAC-SHA256 — so
+the mailto: List-Unsubscribe address `unsubscribe+<token>@domain` stays within the 64 octets
+RFC 5321 allows for a local part; they use only [A-Za-z0-9._-], safe in a URL path and in an
+address.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core import signing
+from django.utils.http import base36_to_int, int_to_base36
+
+from campaigns.conf import TOKEN_MAX_AGE_DAYS
+
+CANDIDATE_SALT = "campaigns.candidate-link"  # unsubscribe and preference centre
+OPEN_SALT = "campaigns.open"
+CLICK_SALT = "campaigns.click"
+
+
+class _CompactSigner(signing.TimestampSigner):
+    def signature(self, value, key=None):
+        return super().signature(value, key)[:22]  # 22 base64 chars = 132 bits
+
+
+def _signer(salt: str) -> _CompactSigner:
+    return _CompactSigner(salt=salt, sep=".")
+
+
+@dataclass(frozen=True)
+class LinkToken:
+    organization_id: int
+    candidate_id: int
+    message_id: int  # 0 when the link did not come from a message
+    link_index: int = 0
+
+
+def token_make(
+    *, salt: str, organization_id: int, candidate_id: int, message_id: int = 0, link_index: int = 0
+) -> str:
+    parts = [organization_id, candidate_id, message_id, link_index]
+    return _signer(salt).sign("-".join(int_to_base36(part) for part in parts))
+
+
+def token_read(token: str, *, salt: str) -> LinkToken | None:
+    """The token's content, or None for anything forged, altered, expired or malformed."""
+    try:
+        value = _signer(salt).unsign(token, max_age=timedelta(days=TOKEN_MAX_AGE_DAYS))
+        parts = [base36_to_int(part) for part in value.split("-")]
+    except (signing.BadSignature, ValueError):
+        return None
+    if len(parts) != 4 or not parts[0]:
+        return None
+    return LinkToken(*parts)
+
+
+def candidate_token(*, organization_id: int, candidate_id: int, message_id: int = 0) -> str:
+    return token_make(
+        salt=CANDIDATE_SALT,
+        organization_id=organization_id,
+        candidate_id=candidate_id,
+        message_id=message_id,
+    )

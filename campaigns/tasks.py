@@ -1,0 +1,31 @@
+"""Celery tasks of the campaigns app: thin wrappers around the services (routed to the
+"email" queue by CELERY_TASK_ROUTES)."""
+
+from campaigns.services import dispatch, sending
+from crm.celery import OrganizationTask, app
+
+
+@app.task(name="campaigns.dispatch", acks_late=True, ignore_result=True)
+def dispatch_task(organization_id: int | None = None) -> dict:
+    """Beat runs this every minute for all organisations; a launch runs it for one at once."""
+    report = dispatch.dispatch_due(organization_id=organization_id)
+    return {"claimed": report.claimed, "messages": report.messages_created}
+
+
+@app.task(
+    base=OrganizationTask,
+    name="campaigns.send_messages",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def send_messages(self, *, organization_id: int, message_ids: list[int]) -> dict:
+    """Send a chunk (~500) of queued messages over one connection. Retries are not Celery
+    retries: a transient failure puts the message back in the queue with a later
+    `next_attempt_at` and the dispatcher's sweeper hands it to a new task when it is due."""
+    from crm.models import Organization
+
+    organization = Organization.objects.get(pk=organization_id)
+    report = sending.messages_send(organization=organization, message_ids=message_ids)
+    return {"sent": report.sent, "skipped": report.skipped, "retried": report.retried}

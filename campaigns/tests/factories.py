@@ -1,0 +1,65 @@
+"""Factories and helpers of the campaigns tests (run under scopes_disabled)."""
+
+import factory
+from django_scopes import scopes_disabled
+
+from campaigns.models import Campaign, EmailTemplate, Step
+from candidates.models import SavedSearch
+from candidates.tests.factories import CandidateFactory
+from tests.factories import OrganizationFactory, ScopesDisabledFactory, UserFactory
+
+BODY = (
+    'Hi {{ first_name|default("there") }},\n\n'
+    "We are hiring for a role close to **{{ current_title }}**. "
+    "[See the role](https://jobs.example.com/roles/42?ref=mail&x=1).\n\n"
+    "{{ recruiter.name }}"
+)
+
+
+class EmailTemplateFactory(ScopesDisabledFactory):
+    class Meta:
+        model = EmailTemplate
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Template {n}")
+    subject = "A role for you, {{ first_name }}"
+    preheader = "Quick note from {{ organization_name }}"
+    body_markdown = BODY
+
+
+class SavedSearchFactory(ScopesDisabledFactory):
+    class Meta:
+        model = SavedSearch
+
+    organization = factory.SubFactory(OrganizationFactory)
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Search {n}")
+    query = factory.LazyFunction(lambda: {"tags": ["newsletter"]})
+
+
+def make_candidates(org, count, *, tags=("newsletter",), **fields):
+    return [CandidateFactory(organization=org, tags=list(tags), **fields) for _ in range(count)]
+
+
+def make_broadcast(org, *, user, tag="newsletter", body=BODY, topic="jobs", **fields) -> Campaign:
+    """A draft broadcast to everyone tagged `tag`, with one email step."""
+    search = SavedSearchFactory(organization=org, owner=user, query={"tags": [tag]})
+    with scopes_disabled():
+        campaign = Campaign.objects.create(
+            organization=org,
+            name=fields.pop("name", "Spring roles"),
+            topic=topic,
+            sender=user,
+            created_by=user,
+            **fields,
+        )
+        campaign.saved_searches.set([search])
+        Step.objects.create(
+            organization=org,
+            campaign=campaign,
+            position=1,
+            subject="A role for you, {{ first_name }}",
+            preheader="From {{ organization_name }}",
+            body_markdown=body,
+        )
+    return campaign

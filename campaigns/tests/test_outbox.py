@@ -1,0 +1,336 @@
+"""The outbox: launch, dispatch (bulk, once), send-time guard rails, headers, retries,
+bounces, rate limits and recovery after a lost worker."""
+
+import email
+import email.policy
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from analytics.models import EngagementEvent
+from campaigns.models import (
+    Campaign,
+    CandidateEmailPreference,
+    EmailSettings,
+    Enrollment,
+    Message,
+    Suppression,
+)
+from campaigns.services.campaigns import campaign_launch, campaign_launch_problems
+from campaigns.services.dispatch import dispatch_due
+from campaigns.services.sending import messages_send
+from campaigns.tests.backends import ScriptedBackend, deferred, hard_bounce
+from campaigns.tests.factories import make_broadcast, make_candidates
+from candidates.models import Activity, Candidate
+from crm.emails import send_transactional_email
+
+
+@pytest.fixture
+def launched(org, recruiter_user, in_org):
+    """A broadcast to three candidates, launched and dispatched: three queued messages."""
+    candidates = make_candidates(org, 3)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+    return campaign, candidates
+
+
+def _send_all(org, campaign):
+    with scopes_disabled():
+        ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
+    from django_scopes import scope
+
+    with scope(organization=org):
+        return messages_send(organization=org, message_ids=ids)
+
+
+def test_launch_enrolls_the_audience_without_the_opted_out(org, recruiter_user, in_org):
+    audience = make_candidates(org, 3)
+    make_candidates(org, 2, tags=["other"])
+    unsubscribed, do_not_contact = make_candidates(org, 2)
+    with in_org():
+        CandidateEmailPreference.objects.create(
+            organization=org, candidate=unsubscribed, unsubscribed_at=timezone.now()
+        )
+        Candidate.objects.filter(pk=do_not_contact.pk).update(status="do_not_contact")
+        campaign = make_broadcast(org, user=recruiter_user)
+        enrolled = campaign_launch(campaign=campaign, user=recruiter_user)
+        enrolled_ids = set(Enrollment.objects.values_list("candidate_id", flat=True))
+        campaign.refresh_from_db()
+    assert enrolled == 3
+    assert enrolled_ids == {c.pk for c in audience}
+    assert campaign.status == Campaign.Status.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"postal_address": ""}, "no postal address"),
+        ({"sender_email": ""}, "no sender address"),
+    ],
+)
+def test_launch_is_blocked_without_postal_address_or_sender(
+    org, recruiter_user, in_org, change, reason
+):
+    make_candidates(org, 1)
+    for name, value in change.items():
+        setattr(org, name, value)
+    org.save()
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        problems = campaign_launch_problems(campaign=campaign)
+    assert any(reason in problem for problem in problems)
+
+
+def test_dispatch_writes_each_chunk_with_one_insert(org, recruiter_user, in_org):
+    make_candidates(org, 25)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+    with CaptureQueriesContext(connection) as queries:
+        report = dispatch_due()
+    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "campaigns_message"')]
+    assert len(inserts) == 1
+    assert "ON CONFLICT DO NOTHING" in inserts[0]
+    assert (report.claimed, report.messages_created, report.tasks_queued) == (25, 25, 1)
+    assert report.per_task == [25]
+
+
+def test_dispatch_twice_never_creates_a_second_message(launched, in_org):
+    campaign, _ = launched
+    with in_org():
+        first_ids = set(Message.objects.values_list("pk", "message_id"))
+        # As if the enrollments were scheduled again for the same step (a crash before the
+        # enrollment moved on, a replayed task…): the unique constraint makes it a no-op.
+        step = campaign.steps.get()
+        Enrollment.objects.update(status="active", current_step=step, next_run_at=timezone.now())
+        Campaign.objects.filter(pk=campaign.pk).update(status="running")
+        report = dispatch_due()
+        second_ids = set(Message.objects.values_list("pk", "message_id"))
+    assert report.claimed == 3
+    assert report.messages_created == 0
+    assert second_ids == first_ids
+
+
+def test_dispatch_renders_each_message_with_its_headers(launched, org, recruiter_user, in_org):
+    _campaign, candidates = launched
+    with in_org():
+        message = Message.objects.get(candidate=candidates[0])
+    assert message.status == Message.Status.QUEUED
+    assert message.subject == f"A role for you, {candidates[0].first_name}"
+    assert message.message_id.startswith("<") and message.message_id.endswith("@acme.example>")
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.links == ["https://jobs.example.com/roles/42?ref=mail&x=1"]
+    assert "https://jobs.example.com" not in message.html  # the link goes through tracking
+    assert "1 Example Street" in message.html and "1 Example Street" in message.text
+
+
+def test_sent_campaign_email_has_list_headers_parsed_by_email_module(
+    launched, org, recruiter_user, in_org
+):
+    campaign, candidates = launched
+    report = _send_all(org, campaign)
+    assert report.sent == 3
+    with in_org():
+        stored = Message.objects.get(candidate=candidates[0])
+    raw = next(m for m in mail.outbox if m.to == [candidates[0].email]).message().as_bytes()
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+
+    assert parsed["Message-ID"] == stored.message_id
+    assert parsed["From"] == "Sam Sender <talent@acme.example>"
+    assert parsed["Reply-To"] == f"{recruiter_user.display_name} <{recruiter_user.email}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https_part, mailto_part = [p.strip() for p in parsed["List-Unsubscribe"].split(",")]
+    assert https_part.startswith("<https://rapport.example.com/e/u/")
+    assert mailto_part.startswith("<mailto:unsubscribe+") and mailto_part.endswith("@acme.example>")
+    local_part = mailto_part.removeprefix("<mailto:").split("@")[0]
+    assert len(local_part) <= 64  # RFC 5321
+    assert parsed["List-Id"] == f'"Spring roles" <c{campaign.pk}.acme.acme.example>'
+    assert parsed.get_content_type() == "multipart/alternative"
+    text = parsed.get_body(("plain",)).get_content()
+    html = parsed.get_body(("html",)).get_content()
+    assert "Unsubscribe: https://rapport.example.com/e/u/" in text
+    assert "1 Example Street" in html and ">Unsubscribe</a>" in html
+    assert stored.status == Message.Status.SENT and stored.sent_at is not None
+
+
+def test_transactional_email_never_carries_list_headers(db):
+    send_transactional_email(
+        template="crm/email/invitation",
+        to=["new@example.com"],
+        context={
+            "organization": "Acme",
+            "inviter": "Ada",
+            "role": "Recruiter",
+            "url": "u",
+            "days": 7,
+        },
+    )
+    parsed = email.message_from_bytes(mail.outbox[0].message().as_bytes())
+    assert parsed["List-Unsubscribe"] is None
+    assert parsed["List-Unsubscribe-Post"] is None
+    assert parsed["List-Id"] is None
+
+
+def test_send_records_events_and_timeline(launched, org, in_org):
+    campaign, _candidates = launched
+    _send_all(org, campaign)
+    with in_org():
+        sent_events = EngagementEvent.objects.filter(kind="sent", campaign=campaign).count()
+        timeline = Activity.objects.filter(kind=Activity.Kind.EMAIL_SENT).count()
+    assert (sent_events, timeline) == (3, 3)
+
+
+def _guard(org, candidate, campaign, kind):
+    if kind == "suppressed":
+        Suppression.objects.create(organization=org, email=candidate.email, reason="manual")
+    elif kind == "unsubscribed":
+        CandidateEmailPreference.objects.create(
+            organization=org, candidate=candidate, unsubscribed_at=timezone.now()
+        )
+    elif kind == "do_not_contact":
+        Candidate.objects.filter(pk=candidate.pk).update(status="do_not_contact")
+    elif kind == "topic_opted_out":
+        CandidateEmailPreference.objects.create(
+            organization=org, candidate=candidate, opted_out_topics=[campaign.topic]
+        )
+    elif kind == "paused":
+        CandidateEmailPreference.objects.create(
+            organization=org,
+            candidate=candidate,
+            paused_until=timezone.localdate() + timedelta(days=30),
+        )
+    elif kind == "campaign_cancelled":
+        Campaign.objects.filter(pk=campaign.pk).update(status="cancelled")
+
+
+@pytest.mark.parametrize(
+    ("kind", "stops_enrollment"),
+    [
+        ("suppressed", True),
+        ("unsubscribed", True),
+        ("do_not_contact", True),
+        ("topic_opted_out", False),
+        ("paused", False),
+        ("campaign_cancelled", True),
+    ],
+)
+def test_guard_rails_are_checked_at_send_time(launched, org, in_org, kind, stops_enrollment):
+    campaign, candidates = launched
+    target = candidates[0]
+    with in_org():
+        # The message was rendered and queued while everything was fine; now things change.
+        _guard(org, target, campaign, kind)
+    report = _send_all(org, campaign)
+    with in_org():
+        message = Message.objects.get(candidate=target)
+        enrollment = Enrollment.objects.get(candidate=target)
+    recipients = [m.to[0] for m in mail.outbox]
+    assert target.email not in recipients
+    assert message.status == Message.Status.SKIPPED
+    assert message.skip_reason == kind
+    assert (enrollment.status == Enrollment.Status.STOPPED) is stops_enrollment
+    if kind == "campaign_cancelled":
+        assert report.sent == 0
+    else:
+        assert report.sent == 2
+
+
+def test_send_skips_messages_that_are_not_queued(launched, org, in_org):
+    campaign, _ = launched
+    _send_all(org, campaign)
+    report = _send_all(org, campaign)  # the same ids again: a duplicate task
+    assert (report.claimed, report.sent, len(mail.outbox)) == (0, 0, 3)
+
+
+def test_transient_failure_retries_later_with_backoff(launched, org, in_org, settings):
+    settings.EMAIL_BACKEND = "campaigns.tests.backends.ScriptedBackend"
+    ScriptedBackend.script = [deferred(), None, None]
+    campaign, _ = launched
+    report = _send_all(org, campaign)
+    with in_org():
+        retried = Message.objects.get(status=Message.Status.QUEUED)
+    assert (report.sent, report.retried) == (2, 1)
+    assert retried.attempts == 1
+    assert "421" in retried.last_error
+    assert retried.next_attempt_at > timezone.now() + timedelta(seconds=50)
+
+    assert _send_all(org, campaign).sent == 0  # not due yet
+    with in_org():
+        Message.objects.filter(pk=retried.pk).update(next_attempt_at=timezone.now())
+    assert _send_all(org, campaign).sent == 1
+    with in_org():
+        retried.refresh_from_db()
+    assert (retried.status, retried.attempts) == (Message.Status.SENT, 2)
+
+
+def test_hard_bounce_fails_the_message_and_suppresses_the_address(launched, org, in_org, settings):
+    settings.EMAIL_BACKEND = "campaigns.tests.backends.ScriptedBackend"
+    campaign, _candidates = launched
+    with in_org():
+        first = Message.objects.order_by("pk").first()
+    ScriptedBackend.script = [hard_bounce(first.to_email), None, None]
+    report = _send_all(org, campaign)
+    with in_org():
+        first.refresh_from_db()
+        suppressed = list(Suppression.objects.values_list("email", "reason"))
+        enrollment = Enrollment.objects.get(pk=first.enrollment_id)
+    assert (report.sent, report.failed) == (2, 1)
+    assert first.status == Message.Status.BOUNCED
+    assert suppressed == [(first.to_email, "bounced")]
+    assert enrollment.stop_reason == Enrollment.StopReason.BOUNCED
+
+
+def test_rate_limit_holds_messages_back_for_a_later_minute(launched, org, in_org):
+    campaign, _ = launched
+    with in_org():
+        EmailSettings.objects.create(organization=org, messages_per_minute=2)
+    report = _send_all(org, campaign)
+    with in_org():
+        waiting = list(
+            Message.objects.filter(status="queued").values_list("enqueued_at", flat=True)
+        )
+    assert (report.sent, report.throttled) == (2, 1)
+    assert waiting == [None]  # the sweeper gives it a new task in a later minute
+    assert _send_all(org, campaign).sent == 0  # still this minute: nothing more
+
+
+def test_lost_worker_message_is_recovered_and_resent_with_the_same_message_id(
+    launched, org, in_org, settings
+):
+    campaign, _ = launched
+    settings.CAMPAIGNS_SEND_LEASE_SECONDS = 60
+    with in_org():
+        message = Message.objects.order_by("pk").first()
+        # A worker claimed it and died before recording a result.
+        Message.objects.filter(pk=message.pk).update(
+            status="sending", claimed_at=timezone.now() - timedelta(minutes=5)
+        )
+    report = dispatch_due()
+    assert report.recovered == 1
+    _send_all(org, campaign)
+    resent = next(m for m in mail.outbox if m.to == [message.to_email])
+    assert resent.extra_headers["Message-ID"] == message.message_id
+    with in_org():
+        message.refresh_from_db()
+    assert message.status == Message.Status.SENT
+
+
+def test_sweeper_requeues_queued_messages_whose_task_is_gone(launched, org, in_org):
+    with in_org():
+        Message.objects.update(enqueued_at=timezone.now() - timedelta(hours=1))
+    report = dispatch_due()
+    assert (report.requeued, report.tasks_queued) == (3, 1)
+
+
+def test_broadcast_finishes_when_every_enrollment_is_done(launched, in_org):
+    campaign, _ = launched
+    with in_org():
+        campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DONE

@@ -1,0 +1,305 @@
+"""Candidate-facing pages: one-click unsubscribe (RFC 8058), GET never mutates, forged and
+foreign tokens, the preference centre, open and click tracking, no open redirect."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from analytics.models import EngagementEvent
+from campaigns.models import (
+    CandidateEmailPreference,
+    EmailSettings,
+    Enrollment,
+    Message,
+    Suppression,
+)
+from campaigns.services import tokens
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.tests.factories import make_broadcast, make_candidates
+from candidates.models import Activity, Candidate
+from tests.factories import OrganizationFactory
+
+
+@pytest.fixture
+def sent_message(org, recruiter_user, in_org):
+    """A sent campaign message to a candidate whose sequence is still active elsewhere."""
+    candidate = make_candidates(org, 1)[0]
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        message = Message.objects.get(candidate=candidate)
+        Message.objects.filter(pk=message.pk).update(
+            status="sent", sent_at=timezone.now() - timedelta(minutes=10)
+        )
+        message.refresh_from_db()
+    return message
+
+
+def _unsubscribe_url(message):
+    return re.search(
+        r"<https://rapport\.example\.com(/e/u/[^>]+)>", message.headers["List-Unsubscribe"]
+    )[1]
+
+
+def _state(message):
+    with scopes_disabled():
+        preference = CandidateEmailPreference.objects.filter(
+            candidate_id=message.candidate_id
+        ).first()
+        return (
+            preference.unsubscribed_at if preference else None,
+            Suppression.objects.count(),
+            Activity.objects.filter(kind=Activity.Kind.UNSUBSCRIBED).count(),
+        )
+
+
+@pytest.fixture
+def cookieless():
+    return Client(enforce_csrf_checks=True)  # like a mail provider: no cookies, no CSRF token
+
+
+def test_one_click_post_urlencoded_without_cookies_unsubscribes(sent_message, cookieless):
+    response = cookieless.post(
+        _unsubscribe_url(sent_message),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    unsubscribed_at, suppressions, timeline = _state(sent_message)
+    assert response.status_code == 200
+    assert unsubscribed_at is not None
+    assert (suppressions, timeline) == (1, 1)
+    with scopes_disabled():
+        sent_message.refresh_from_db()
+        assert (
+            EngagementEvent.objects.filter(kind="unsubscribed", message=sent_message).count() == 1
+        )
+    assert sent_message.unsubscribed_at is not None
+
+
+def test_one_click_post_multipart_without_cookies_unsubscribes(sent_message, cookieless):
+    response = cookieless.post(_unsubscribe_url(sent_message), {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert "Location" not in response
+    assert _state(sent_message)[0] is not None
+
+
+def test_one_click_post_twice_changes_nothing_the_second_time(sent_message, cookieless):
+    url = _unsubscribe_url(sent_message)
+    cookieless.post(url, {"List-Unsubscribe": "One-Click"})
+    first = _state(sent_message)
+    response = cookieless.post(url, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert _state(sent_message) == first
+
+
+def test_unsubscribe_stops_active_enrollments(sent_message, cookieless, in_org):
+    with in_org():
+        Enrollment.objects.update(status="active")
+    cookieless.post(_unsubscribe_url(sent_message), {"List-Unsubscribe": "One-Click"})
+    with in_org():
+        enrollment = Enrollment.objects.get()
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "unsubscribed")
+
+
+def test_unsubscribe_post_without_one_click_body_is_rejected(sent_message, cookieless):
+    response = cookieless.post(_unsubscribe_url(sent_message), {"something": "else"})
+    assert response.status_code == 400
+    assert _state(sent_message) == (None, 0, 0)
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_unsubscribe_get_and_head_never_change_state(sent_message, method):
+    response = getattr(Client(), method)(_unsubscribe_url(sent_message))
+    assert response.status_code == 200
+    assert _state(sent_message) == (None, 0, 0)
+    if method == "get":
+        body = response.content.decode()
+        assert "Acme Talent" in body
+        assert 'name="List-Unsubscribe" value="One-Click"' in body
+
+
+def test_resubscribe_undoes_the_unsubscribe(sent_message, client):
+    url = _unsubscribe_url(sent_message)
+    client.post(url, {"List-Unsubscribe": "One-Click"})
+    token = url.split("/")[3]
+    response = client.post(reverse("campaigns_public:resubscribe", args=[token]))
+    assert response.status_code == 302
+    assert _state(sent_message)[:2] == (None, 0)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "forged.token.here",
+        "1-1-1-0.abc.AAAAAAAAAAAAAAAAAAAAAA",
+        "",
+    ],
+)
+def test_forged_tokens_change_nothing_and_reveal_nothing(sent_message, cookieless, token):
+    url = f"/e/u/{token}/" if token else "/e/u/x/"
+    response = cookieless.post(url, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 404
+    assert "Acme" not in response.content.decode()
+    assert _state(sent_message) == (None, 0, 0)
+
+
+def test_token_for_another_purpose_is_refused(sent_message, cookieless):
+    # A valid open-pixel token (another salt) for the same candidate cannot unsubscribe.
+    pixel_token = tokens.token_make(
+        salt=tokens.OPEN_SALT,
+        organization_id=sent_message.organization_id,
+        candidate_id=sent_message.candidate_id,
+        message_id=sent_message.pk,
+    )
+    response = cookieless.post(f"/e/u/{pixel_token}/", {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 404
+    assert _state(sent_message) == (None, 0, 0)
+
+
+def test_token_naming_a_candidate_of_another_org_changes_nothing(sent_message, cookieless):
+    other = OrganizationFactory()
+    token = tokens.candidate_token(organization_id=other.pk, candidate_id=sent_message.candidate_id)
+    response = cookieless.post(f"/e/u/{token}/", {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 404
+    assert _state(sent_message) == (None, 0, 0)
+
+
+def test_tokens_stay_valid_for_at_least_60_days(sent_message, cookieless, monkeypatch):
+    url = _unsubscribe_url(sent_message)
+    later = timezone.now().timestamp() + 61 * 86400
+    monkeypatch.setattr("django.core.signing.time.time", lambda: later)  # the clock
+    assert cookieless.get(url).status_code == 200
+
+
+def test_preferences_update_topics_pause_and_profile(sent_message, client, in_org):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    url = reverse("campaigns_public:preferences", args=[token])
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url,
+        {"topics": ["events"], "pause_months": "3", "current_title": "CTO", "city": "Leeds"},
+    )
+    assert response.status_code == 200
+    assert "Saved" in response.content.decode()
+    with in_org():
+        preference = CandidateEmailPreference.objects.get()
+        candidate = Candidate.objects.get(pk=sent_message.candidate_id)
+    assert sorted(preference.opted_out_topics) == ["jobs", "newsletter"]
+    assert preference.paused_until > timezone.localdate() + timedelta(days=80)
+    assert (candidate.current_title, candidate.city) == ("CTO", "Leeds")
+
+
+def test_preferences_get_never_changes_state(sent_message, client, in_org):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    client.get(reverse("campaigns_public:preferences", args=[token]))
+    with in_org():
+        assert Activity.objects.filter(kind=Activity.Kind.CONSENT_CHANGED).count() == 0
+
+
+def _pixel_url(message):
+    return re.search(r'src="https://rapport\.example\.com(/e/o/[^"]+)"', message.html)[1]
+
+
+def _click_url(message):
+    return re.search(r'href="https://rapport\.example\.com(/e/c/[^"]+)"', message.html)[1]
+
+
+HUMAN = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15"
+
+
+def test_open_pixel_records_a_human_open_once_on_the_timeline(sent_message, client, in_org):
+    url = _pixel_url(sent_message)
+    first = client.get(url, headers={"user-agent": HUMAN})
+    client.get(url, headers={"user-agent": HUMAN})
+    assert first.status_code == 200 and first["Content-Type"] == "image/gif"
+    with in_org():
+        opens = EngagementEvent.objects.filter(kind="opened")
+        assert [e.is_machine for e in opens] == [False, False]
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_OPENED).count() == 1
+        sent_message.refresh_from_db()
+    assert sent_message.opened_at is not None
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "seconds_after_send", "reason"),
+    [
+        (HUMAN, 2, "seconds_after_send"),
+        ("Mozilla/5.0 (compatible; YahooMailProxy; ...)", 600, "proxy_user_agent"),
+        ("", 600, "no_user_agent"),
+    ],
+)
+def test_machine_opens_are_flagged_not_counted(
+    sent_message, client, in_org, user_agent, seconds_after_send, reason
+):
+    with in_org():
+        Message.objects.filter(pk=sent_message.pk).update(
+            sent_at=timezone.now() - timedelta(seconds=seconds_after_send)
+        )
+    client.get(_pixel_url(sent_message), headers={"user-agent": user_agent})
+    with in_org():
+        event = EngagementEvent.objects.get(kind="opened")
+        sent_message.refresh_from_db()
+    assert (event.is_machine, event.machine_reason) == (True, reason)
+    assert sent_message.opened_at is None
+
+
+def test_open_pixel_respects_the_organisation_switch(sent_message, client, in_org, org):
+    with in_org():
+        EmailSettings.objects.create(organization=org, track_opens=False)
+    response = client.get(_pixel_url(sent_message), headers={"user-agent": HUMAN})
+    assert response.status_code == 200
+    with in_org():
+        assert EngagementEvent.objects.filter(kind="opened").count() == 0
+
+
+def test_open_pixel_with_forged_token_answers_the_same_gif(client, db):
+    response = client.get("/e/o/forged.x.y.gif")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/gif"
+
+
+def test_click_redirects_to_the_link_the_email_contained(sent_message, client, in_org):
+    response = client.get(_click_url(sent_message), headers={"user-agent": HUMAN})
+    assert response.status_code == 302
+    assert response["Location"] == "https://jobs.example.com/roles/42?ref=mail&x=1"
+    with in_org():
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_CLICKED).count() == 1
+        assert EngagementEvent.objects.get(kind="clicked").is_machine is False
+
+
+@pytest.mark.parametrize(
+    "query", ["?url=https://evil.example", "?url=//evil.example", "?next=javascript:alert(1)"]
+)
+def test_click_with_url_parameters_is_a_400(sent_message, client, query):
+    response = client.get(_click_url(sent_message) + query)
+    assert response.status_code == 400
+    assert "Location" not in response
+
+
+@pytest.mark.parametrize(
+    "stored", ["//evil.example/x", "javascript:alert(1)", "/relative", "https:evil"]
+)
+def test_click_never_redirects_to_an_unsafe_stored_link(sent_message, client, in_org, stored):
+    with in_org():
+        Message.objects.filter(pk=sent_message.pk).update(links=[stored])
+    response = client.get(_click_url(sent_message), headers={"user-agent": HUMAN})
+    assert response.status_code == 400
+
+
+def test_click_with_forged_or_out_of_range_link_id_is_a_400(sent_message, client):
+    forged = tokens.token_make(
+        salt=tokens.CLICK_SALT,
+        organization_id=sent_message.organization_id,
+        candidate_id=sent_message.candidate_id,
+        message_id=sent_message.pk,
+        link_index=7,
+    )
+    assert client.get(f"/e/c/{forged}/").status_code == 400
+    assert client.get("/e/c/not-a-token/").status_code == 400

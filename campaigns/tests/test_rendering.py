@@ -1,0 +1,171 @@
+"""The sandbox: validation at save time, harmless rendering, escaping, Markdown, plain text."""
+
+import pytest
+from django.core.exceptions import ValidationError
+from jinja2.exceptions import TemplateError
+
+from campaigns.services import rendering
+from campaigns.services.templates import email_template_create
+
+ATTACKS = [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ settings.SECRET_KEY }}",
+    "{% include 'base.html' %}",
+    "{% import 'macros.html' as m %}",
+    "{% from 'x.html' import y %}",
+    "{% extends 'base.html' %}",
+    "{% macro evil() %}{% endmacro %}",
+    "{{ first_name.__class__.__base__.__subclasses__() }}",
+    "{{ lipsum.__globals__ }}",
+    "{{ range(10**9) }}",
+    "{% autoescape false %}{{ first_name }}{% endautoescape %}",
+    "{{ first_name|safe }}",
+    "{{ recruiter|attr('__class__') }}",
+    "{{ 'x' * 1000000000 }}",
+    "{{ recruiter.password }}",
+    "{{ request }}",
+]
+
+
+@pytest.mark.parametrize("source", ATTACKS)
+def test_template_injection_is_rejected_at_save(source):
+    problems = rendering.template_problems(f"Hello\n{source}")
+    assert problems != []
+    assert problems[0].line == 2
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ settings.SECRET_KEY }}",
+        "{{ first_name.__class__ }}",
+    ],
+)
+def test_template_injection_is_harmless_at_render(source, settings):
+    # Suppose one slipped past validation: the sandbox still gives nothing away.
+    compiled = rendering.email_compile(subject="s", preheader="", body_markdown=source)
+    context = rendering.sample_context()
+    try:
+        output = rendering.email_render(compiled, context).html_body
+    except TemplateError:  # SecurityError or UndefinedError: refused, nothing rendered
+        output = ""
+    assert settings.SECRET_KEY not in output
+    assert "<class" not in output
+    assert "function" not in output
+
+
+@pytest.mark.parametrize("source", ["{% include 'x' %}", "{% import 'x' as y %}"])
+def test_template_include_and_import_cannot_load_anything_at_render(source):
+    compiled = rendering.email_compile(subject="s", preheader="", body_markdown=source)
+    with pytest.raises(Exception) as raised:
+        rendering.email_render(compiled, rendering.sample_context())
+    assert "TemplateNotFound" in type(raised.value).__name__ or "loader" in str(raised.value)
+
+
+def test_template_problems_report_line_and_name():
+    problems = rendering.template_problems(
+        "Hi {{ first_name }}\n\n{{ favourite_colour }}\n{{ first_name|shout }}"
+    )
+    assert [(p.line, p.message) for p in problems] == [
+        (3, "Unknown merge field “favourite_colour”."),
+        (
+            4,
+            "The filter “shout” is not allowed. Allowed: capitalize, default, first, join, last, "
+            "length, lower, replace, title, trim, truncate, upper, wordcount.",
+        ),
+    ]
+
+
+def test_template_syntax_error_is_reported_at_its_line():
+    problems = rendering.template_problems("One\nTwo {{ first_name \nThree")
+    assert len(problems) == 1
+    assert problems[0].line in (2, 3)
+
+
+def test_template_declared_fields_loops_and_custom_fields_are_accepted():
+    source = (
+        '{{ first_name|default("there") }} {{ recruiter.name }} {{ recruiter.title|upper }}\n'
+        "{% for skill in skills %}{{ loop.index }}. {{ skill|title }}{% endfor %}\n"
+        "{% if city %}in {{ city }}{% endif %} {{ custom.notice_period }} {{ skills[0] }}"
+    )
+    assert rendering.template_problems(source, custom_keys=["notice_period"]) == []
+
+
+def test_template_unknown_custom_field_is_rejected():
+    problems = rendering.template_problems("{{ custom.salary }}", custom_keys=["notice_period"])
+    assert [p.message for p in problems] == ["Unknown custom field “salary”."]
+
+
+def test_render_escapes_candidate_values_in_html_but_not_in_text():
+    compiled = rendering.email_compile(
+        subject="Hi {{ first_name }}", preheader="", body_markdown="Hello **{{ first_name }}**"
+    )
+    context = {**rendering.sample_context(), "first_name": '<script>alert("x")</script>'}
+    rendered = rendering.email_render(compiled, context)
+    assert "<script>" not in rendered.html_body
+    assert "&lt;script&gt;" in rendered.html_body
+    assert "<strong>" in rendered.html_body
+    assert rendered.text_body == 'Hello **<script>alert("x")</script>**\n'
+    assert rendered.subject == 'Hi <script>alert("x")</script>'
+
+
+def test_render_candidate_markdown_is_not_interpreted():
+    compiled = rendering.email_compile(subject="s", preheader="", body_markdown="{{ first_name }}")
+    context = {**rendering.sample_context(), "first_name": "[click](javascript:alert(1)) **b**"}
+    html = rendering.email_render(compiled, context).html_body
+    assert "<a" not in html
+    assert "<strong>" not in html
+
+
+def test_render_markdown_keeps_jinja_strings_and_links_intact():
+    compiled = rendering.email_compile(
+        subject="s",
+        preheader="",
+        body_markdown='Hi {{ first_name|default("there") }}, see [prefs]({{ preferences_url }})',
+    )
+    context = {**rendering.sample_context()}
+    del context["first_name"]  # an empty value is left out of the context: undefined
+    html = rendering.email_render(compiled, context).html_body
+    assert "Hi there" in html
+    assert '<a href="https://example.com/e/p/sample/">prefs</a>' in html
+
+
+def test_render_recruiter_writes_raw_html_as_text():
+    compiled = rendering.email_compile(subject="s", preheader="", body_markdown="<b>bold</b>")
+    html = rendering.email_render(compiled, rendering.sample_context()).html_body
+    assert "<b>" not in html
+
+
+def test_template_create_rejects_injection_with_line(org, admin_user, in_org):
+    with in_org(), pytest.raises(ValidationError) as raised:
+        email_template_create(
+            organization=org,
+            user=admin_user,
+            name="Bad",
+            subject="Hi",
+            preheader="",
+            body_markdown="Line one\n{{ ''.__class__.__mro__ }}",
+        )
+    assert raised.value.message_dict == {
+        "body_markdown": ["Line 2: “__mro__” cannot be used here: only declared fields can."]
+    }
+
+
+def test_merge_context_leaves_empty_values_undefined_so_fallbacks_apply():
+    source = rendering.merge_source(
+        candidate={"first_name": "", "skills": [], "custom_fields": {"notice": ""}},
+        organization=type("Org", (), {"name": "Acme"})(),
+        recruiter={"name": "Sam", "title": "", "email": "sam@example.com"},
+        links={"unsubscribe_url": "u", "preferences_url": "p"},
+    )
+    context = rendering.merge_context(source)
+    compiled = rendering.email_compile(
+        subject="s",
+        preheader="",
+        body_markdown='{{ first_name|default("there") }}/{{ recruiter.title|default("Recruiter") }}'
+        '/{{ custom.notice|default("soon") }}/{{ skills|join(",") }}',
+    )
+    assert rendering.email_render(compiled, context).text_body == "there/Recruiter/soon/\n"

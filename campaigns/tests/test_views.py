@@ -1,0 +1,334 @@
+"""Campaign and template pages: happy paths, roles, query counts, the development outbox."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from campaigns.models import Campaign, EmailTemplate, Message
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.tests.factories import (
+    EmailTemplateFactory,
+    SavedSearchFactory,
+    make_broadcast,
+    make_candidates,
+)
+
+
+def url(name, org, *args):
+    return reverse(f"campaigns:{name}", args=[org.slug, *args])
+
+
+def test_campaign_list_empty_state(recruiter_client, org):
+    response = recruiter_client.get(url("list", org))
+    assert response.status_code == 200
+    assert "No campaigns yet" in response.content.decode()
+
+
+def test_campaign_list_anonymous_is_sent_to_login(client, org):
+    response = client.get(url("list", org))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_campaign_list_other_org_is_404(outsider_client, org):
+    assert outsider_client.get(url("list", org)).status_code == 404
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_campaign_list_query_count_does_not_grow(recruiter_client, recruiter_user, org, count):
+    for index in range(count):
+        make_broadcast(org, user=recruiter_user, name=f"Campaign {index}")
+    with CaptureQueriesContext(connection) as queries:
+        response = recruiter_client.get(url("list", org))
+    assert response.status_code == 200
+    assert response.content.decode().count("campaign-status-draft") == count
+    # Session user, membership, the navbar's memberships and one campaigns query.
+    assert len(queries) == 4, [q["sql"] for q in queries]
+
+
+def test_campaign_create_makes_a_draft_broadcast(recruiter_client, recruiter_user, org, in_org):
+    template = EmailTemplateFactory(organization=org)
+    search = SavedSearchFactory(organization=org, owner=recruiter_user)
+    response = recruiter_client.post(
+        url("create", org),
+        {
+            "name": "Spring roles",
+            "template": template.pk,
+            "topic": "jobs",
+            "saved_searches": [search.pk],
+            "send_when": "now",
+        },
+    )
+    with in_org():
+        campaign = Campaign.objects.get()
+        step = campaign.steps.get()
+    assert response.status_code == 302
+    assert response["Location"] == url("detail", org, campaign.pk)
+    assert (campaign.status, campaign.kind, campaign.sender) == (
+        "draft",
+        "broadcast",
+        recruiter_user,
+    )
+    assert step.body_markdown == template.body_markdown
+
+
+def test_campaign_create_later_needs_a_future_time(recruiter_client, recruiter_user, org):
+    template = EmailTemplateFactory(organization=org)
+    search = SavedSearchFactory(organization=org, owner=recruiter_user)
+    response = recruiter_client.post(
+        url("create", org),
+        {
+            "name": "Later",
+            "template": template.pk,
+            "topic": "jobs",
+            "saved_searches": [search.pk],
+            "send_when": "later",
+            "scheduled_at": "2001-01-01T09:00",
+        },
+    )
+    assert response.status_code == 200
+    assert "Choose a time in the future." in response.content.decode()
+
+
+def test_campaign_create_does_not_offer_another_orgs_template(
+    recruiter_client, recruiter_user, org, other_org
+):
+    foreign = EmailTemplateFactory(organization=other_org)
+    search = SavedSearchFactory(organization=org, owner=recruiter_user)
+    response = recruiter_client.post(
+        url("create", org),
+        {
+            "name": "x",
+            "template": foreign.pk,
+            "topic": "jobs",
+            "saved_searches": [search.pk],
+            "send_when": "now",
+        },
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_viewer_cannot_create_or_launch(viewer_client, recruiter_user, org):
+    campaign = make_broadcast(org, user=recruiter_user)
+    assert viewer_client.get(url("create", org)).status_code == 403
+    assert viewer_client.post(url("launch", org, campaign.pk)).status_code == 403
+    assert viewer_client.post(url("test_send", org, campaign.pk)).status_code == 403
+    assert viewer_client.post(url("email_edit", org, campaign.pk), {}).status_code == 403
+    assert viewer_client.get(url("detail", org, campaign.pk)).status_code == 200
+
+
+def test_campaign_detail_shows_audience_size_before_launch(recruiter_client, recruiter_user, org):
+    make_candidates(org, 4)
+    campaign = make_broadcast(org, user=recruiter_user)
+    response = recruiter_client.get(url("detail", org, campaign.pk))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert '<span class="stat-value">4</span>' in body
+    assert "Launch now" in body
+
+
+def test_campaign_detail_blocks_launch_without_postal_address(
+    recruiter_client, recruiter_user, org
+):
+    org.postal_address = ""
+    org.save()
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    assert "It cannot launch yet" in body
+    assert "no postal address" in body
+    response = recruiter_client.post(url("launch", org, campaign.pk), follow=True)
+    assert "no postal address" in response.content.decode()
+    with scopes_disabled():
+        assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+
+
+def test_campaign_launch_enrolls_and_queues_the_dispatcher(
+    recruiter_client, recruiter_user, org, django_capture_on_commit_callbacks
+):
+    make_candidates(org, 2)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = recruiter_client.post(url("launch", org, campaign.pk))
+    assert response.status_code == 302
+    assert len(callbacks) == 1  # the dispatcher, after commit
+    with scopes_disabled():
+        campaign.refresh_from_db()
+        assert campaign.enrollments.count() == 2
+    assert campaign.status == "running"
+
+
+def test_campaign_detail_after_sending_shows_step_results(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 2)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        Message.objects.update(status="sent")
+        Message.objects.filter(pk=Message.objects.first().pk).update(opened_at="2030-01-01T00:00Z")
+    body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    assert "Results" in body and "50.0%" in body
+
+
+def test_campaign_preview_renders_the_email_in_its_own_policy(viewer_client, recruiter_user, org):
+    campaign = make_broadcast(org, user=recruiter_user)
+    response = viewer_client.get(url("preview", org, campaign.pk))
+    assert response.status_code == 200
+    assert "Hi Ada" in response.content.decode()  # the sample first name
+    assert "sandbox" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_campaign_preview_with_a_real_candidate(viewer_client, recruiter_user, org):
+    candidate = make_candidates(org, 1, first_name="Grace")[0]
+    campaign = make_broadcast(org, user=recruiter_user)
+    response = viewer_client.get(url("preview", org, campaign.pk) + f"?candidate={candidate.pk}")
+    assert "Hi Grace" in response.content.decode()
+
+
+def test_campaign_test_send_goes_to_me_through_the_outbox(
+    recruiter_client, recruiter_user, org, in_org, django_capture_on_commit_callbacks
+):
+    campaign = make_broadcast(org, user=recruiter_user)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = recruiter_client.post(url("test_send", org, campaign.pk))
+    assert response.status_code == 302
+    with in_org():
+        message = Message.objects.get()
+    assert (message.is_test, message.to_email) == (True, recruiter_user.email)
+    assert message.subject.startswith("[Test] ")
+
+
+def test_campaign_email_edit_shows_template_errors_at_their_line(
+    recruiter_client, recruiter_user, org
+):
+    campaign = make_broadcast(org, user=recruiter_user)
+    response = recruiter_client.post(
+        url("email_edit", org, campaign.pk),
+        {"subject": "Hi", "preheader": "", "body_markdown": "Hello\n\n{{ settings.SECRET_KEY }}"},
+    )
+    assert response.status_code == 200
+    assert "Line 3: “SECRET_KEY” cannot be used here" in response.content.decode()
+
+
+def test_campaign_email_edit_saves_a_draft(recruiter_client, recruiter_user, org, in_org):
+    campaign = make_broadcast(org, user=recruiter_user)
+    response = recruiter_client.post(
+        url("email_edit", org, campaign.pk),
+        {"subject": "New subject", "preheader": "", "body_markdown": "Hi {{ first_name }}"},
+    )
+    assert response.status_code == 302
+    with in_org():
+        assert campaign.steps.get().subject == "New subject"
+
+
+def test_sent_emails_view_lists_the_outbox(viewer_client, recruiter_user, org, in_org):
+    make_candidates(org, 3)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        message = Message.objects.first()
+    response = viewer_client.get(url("messages", org, campaign.pk))
+    assert response.status_code == 200
+    assert response.content.decode().count("message-status-queued") == 3
+    detail = viewer_client.get(url("message_detail", org, campaign.pk, message.pk))
+    assert "List-Unsubscribe" in detail.content.decode()
+    html = viewer_client.get(url("message_html", org, campaign.pk, message.pk)).content.decode()
+    # Looking at it must not count as an open or a click, nor lead into the candidate's pages.
+    assert "/e/o/" in message.html and "/e/c/" in message.html
+    assert "/e/o/" not in html and "/e/c/" not in html and "/e/u/" not in html
+    assert "Hi " in html
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_sent_emails_query_count_does_not_grow(viewer_client, recruiter_user, org, in_org, count):
+    make_candidates(org, count)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+    with CaptureQueriesContext(connection) as queries:
+        viewer_client.get(url("messages", org, campaign.pk))
+    assert len(queries) == 6, [q["sql"] for q in queries]
+
+
+def test_template_list_and_create(recruiter_client, org, in_org):
+    assert (
+        "No email templates yet" in recruiter_client.get(url("template_list", org)).content.decode()
+    )
+    response = recruiter_client.post(
+        url("template_create", org),
+        {
+            "name": "Check-in",
+            "subject": "Hi {{ first_name }}",
+            "preheader": "",
+            "body_markdown": "Hello {{ first_name|default('there') }}",
+        },
+    )
+    with in_org():
+        template = EmailTemplate.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == url("template_edit", org, template.pk)
+
+
+def test_template_create_shows_errors_at_their_line(recruiter_client, org):
+    response = recruiter_client.post(
+        url("template_create", org),
+        {
+            "name": "Bad",
+            "subject": "Hi",
+            "preheader": "",
+            "body_markdown": "One\nTwo\n{% include 'base.html' %}",
+        },
+    )
+    assert response.status_code == 200
+    assert "Line 3: {% include %} is not allowed" in response.content.decode()
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_template_list_query_count_does_not_grow(viewer_client, org, count):
+    for _ in range(count):
+        EmailTemplateFactory(organization=org)
+    with CaptureQueriesContext(connection) as queries:
+        response = viewer_client.get(url("template_list", org))
+    assert response.status_code == 200
+    assert len(queries) == 4, [q["sql"] for q in queries]
+
+
+def test_template_edit_viewer_reads_but_cannot_save(viewer_client, org):
+    template = EmailTemplateFactory(organization=org)
+    assert viewer_client.get(url("template_edit", org, template.pk)).status_code == 200
+    response = viewer_client.post(
+        url("template_edit", org, template.pk),
+        {"name": "x", "subject": "x", "preheader": "", "body_markdown": "x"},
+    )
+    assert response.status_code == 403
+
+
+def test_template_preview_of_unsaved_text(recruiter_client, org):
+    template = EmailTemplateFactory(organization=org)
+    response = recruiter_client.post(
+        url("template_preview", org, template.pk),
+        {"subject": "s", "preheader": "", "body_markdown": "Unsaved **{{ first_name }}**"},
+    )
+    assert "Unsaved <strong>Ada</strong>" in response.content.decode()
+    broken = recruiter_client.post(
+        url("template_preview", org, template.pk),
+        {"subject": "s", "preheader": "", "body_markdown": "{{ nope }}"},
+    )
+    assert "Unknown merge field" in broken.content.decode()
+
+
+def test_template_test_send(recruiter_client, org, in_org, django_capture_on_commit_callbacks):
+    template = EmailTemplateFactory(organization=org)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = recruiter_client.post(url("template_test_send", org, template.pk))
+    assert response.status_code == 302
+    with in_org():
+        assert Message.objects.get().is_test is True

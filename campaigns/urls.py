@@ -1,0 +1,38 @@
+"""Campaign URLs, mounted at /o/<org_slug>/campaigns/. Every pattern is swept by
+tests/test_isolation.py (OBJECT_KWARGS knows campaign_id, template_id and message_id)."""
+
+from django.urls import path
+
+from campaigns.views import campaigns, templates
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("", campaigns.campaign_list, name="list"),
+    path("new/", campaigns.campaign_create, name="create"),
+    path("<int:campaign_id>/", campaigns.campaign_detail, name="detail"),
+    path("<int:campaign_id>/launch/", campaigns.campaign_launch, name="launch"),
+    path("<int:campaign_id>/email/", campaigns.campaign_email_edit, name="email_edit"),
+    path("<int:campaign_id>/preview/", campaigns.campaign_preview, name="preview"),
+    path("<int:campaign_id>/test/", campaigns.campaign_test_send, name="test_send"),
+    path("<int:campaign_id>/emails/", campaigns.campaign_message_list, name="messages"),
+    path(
+        "<int:campaign_id>/emails/<int:message_id>/",
+        campaigns.campaign_message_detail,
+        name="message_detail",
+    ),
+    path(
+        "<int:campaign_id>/emails/<int:message_id>/html/",
+        campaigns.campaign_message_html,
+        name="message_html",
+    ),
+    path("templates/", templates.template_list, name="template_list"),
+    path("templates/new/", templates.template_create, name="template_create"),
+    path("templates/<int:template_id>/", templates.template_edit, name="template_edit"),
+    path(
+        "templates/<int:template_id>/preview/", templates.template_preview, name="template_preview"
+    ),
+    path(
+        "templates/<int:template_id>/test/", templates.template_test_send, name="template_test_send"
+    ),
+]

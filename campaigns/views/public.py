@@ -1,0 +1,129 @@
+"""Candidate-facing pages: no login, addressed by signed tokens (see services/tokens.py).
+
+GET and HEAD never change anything (mail scanners follow every link); changes are POSTs. A
+forged, expired or foreign token changes nothing and reveals nothing: the same neutral page.
+"""
+
+import base64
+
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_scopes import scope
+
+from campaigns.forms import PreferencesForm
+from campaigns.models import Topic
+from campaigns.services import preferences as preference_service
+from campaigns.services import tracking
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def _invalid(request):
+    return render(request, "campaigns/public/invalid.html", status=404)
+
+
+@csrf_exempt  # RFC 8058: mail providers POST without cookies; the signed token is the proof
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request, token):
+    """GET/HEAD: a page with a confirm button. POST with ``List-Unsubscribe=One-Click``
+    (urlencoded or multipart, from a mail provider or from that button): unsubscribe at once
+    and answer 200, never a redirect."""
+    found = preference_service.candidate_from_token(token)
+    if found is None:
+        return _invalid(request)
+    organization, candidate, message_id = found
+    if request.method == "POST" and request.POST.get("List-Unsubscribe") != "One-Click":
+        return HttpResponseBadRequest("Expected List-Unsubscribe=One-Click.")
+    with scope(organization=organization):
+        just_unsubscribed = False
+        if request.method == "POST":
+            just_unsubscribed = preference_service.candidate_unsubscribe(
+                candidate=candidate, message_id=message_id, source="one-click"
+            )
+        preference = preference_service.preference_for(candidate=candidate)
+        return render(
+            request,
+            "campaigns/public/unsubscribe.html",
+            {
+                "organization": organization,
+                "token": token,
+                "unsubscribed": preference.unsubscribed_at is not None,
+                "just_unsubscribed": just_unsubscribed or request.method == "POST",
+            },
+        )
+
+
+@never_cache
+@require_POST
+def resubscribe(request, token):
+    found = preference_service.candidate_from_token(token)
+    if found is None:
+        return _invalid(request)
+    organization, candidate, _ = found
+    with scope(organization=organization):
+        preference_service.candidate_resubscribe(candidate=candidate)
+    return redirect("campaigns_public:preferences", token=token)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def preferences(request, token):
+    found = preference_service.candidate_from_token(token)
+    if found is None:
+        return _invalid(request)
+    organization, candidate, _ = found
+    with scope(organization=organization):
+        preference = preference_service.preference_for(candidate=candidate)
+        saved = False
+        if request.method == "POST":
+            form = PreferencesForm(request.POST)
+            if form.is_valid():
+                preference = preference_service.candidate_preferences_update(
+                    candidate=candidate, **form.cleaned_data
+                )
+                saved = True
+        else:
+            form = PreferencesForm(
+                initial={
+                    "topics": [t for t in Topic.values if t not in preference.opted_out_topics],
+                    "current_title": candidate.current_title,
+                    "city": candidate.city,
+                }
+            )
+        return render(
+            request,
+            "campaigns/public/preferences.html",
+            {
+                "organization": organization,
+                "candidate_first_name": candidate.first_name,
+                "form": form,
+                "preference": preference,
+                "token": token,
+                "saved": saved,
+            },
+        )
+
+
+@never_cache
+@require_GET
+def open_pixel(request, token):
+    """Always the same 1x1 GIF, whatever the token: the answer reveals nothing."""
+    tracking.open_record(token=token, user_agent=request.headers.get("User-Agent", ""))
+    return HttpResponse(PIXEL, content_type="image/gif")
+
+
+@never_cache
+@require_GET
+def click(request, token):
+    """Redirect to the link the email contained. There is no URL in the request: a `url`
+    parameter, an unknown link or an unsafe stored one is a 400, never a redirect."""
+    if request.GET:
+        return HttpResponseBadRequest("Unexpected parameters.")
+    target = tracking.click_record(token=token, user_agent=request.headers.get("User-Agent", ""))
+    if target is None:
+        return HttpResponseBadRequest("This link is not valid.")
+    return redirect(target)
