@@ -43,6 +43,9 @@ class EngagementEvent(models.Model):
     is_machine = models.BooleanField(default=False)
     machine_reason = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # Set by writers that may write the same event twice (the buffered tracking flush): a
+    # unique key per event makes the second write a no-op.
+    source_key = models.CharField(max_length=64, blank=True, default="")
 
     objects = ScopedManager(organization="organization")
 
@@ -50,6 +53,13 @@ class EngagementEvent(models.Model):
         indexes = [
             models.Index(fields=["organization", "campaign", "kind", "occurred_at"]),
             models.Index(fields=["organization", "candidate", "-occurred_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source_key"],
+                condition=~models.Q(source_key=""),
+                name="engagementevent_source_key_unique",
+            )
         ]
 
     def __str__(self) -> str:

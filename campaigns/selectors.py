@@ -76,6 +76,31 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part * 100 / whole, 1) if whole else None
 
 
+def campaign_machine_engagement(*, campaign: Campaign) -> dict:
+    """Opens and clicks by machines (privacy proxies, scanners, the trap link), which the step
+    statistics leave out: counts per kind and per reason. One query."""
+    from analytics.models import EngagementEvent
+
+    rows = (
+        EngagementEvent.objects.filter(
+            organization_id=campaign.organization_id,
+            campaign=campaign,
+            kind__in=[EngagementEvent.Kind.OPENED, EngagementEvent.Kind.CLICKED],
+            is_machine=True,
+        )
+        .values("kind", "machine_reason")
+        .annotate(count=Count("pk"))
+        .order_by("machine_reason", "kind")
+    )
+    result: dict = {"opened": 0, "clicked": 0, "reasons": []}
+    by_reason: dict[str, int] = {}
+    for row in rows:
+        result[row["kind"]] += row["count"]
+        by_reason[row["machine_reason"]] = by_reason.get(row["machine_reason"], 0) + row["count"]
+    result["reasons"] = sorted(by_reason.items())
+    return result
+
+
 def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
     """Per step: queued, sent, delivered, opened, clicked, unsubscribed, bounced, failed,
     not sent (guard rails) and rates over what was sent. One query for all steps."""

@@ -1,7 +1,7 @@
 """Celery tasks of the campaigns app: thin wrappers around the services (routed to the
 "email" queue by CELERY_TASK_ROUTES)."""
 
-from campaigns.services import dispatch, sending
+from campaigns.services import dispatch, sending, tracking
 from crm.celery import OrganizationTask, app
 
 
@@ -29,3 +29,10 @@ def send_messages(self, *, organization_id: int, message_ids: list[int]) -> dict
     organization = Organization.objects.get(pk=organization_id)
     report = sending.messages_send(organization=organization, message_ids=message_ids)
     return {"sent": report.sent, "skipped": report.skipped, "retried": report.retried}
+
+
+@app.task(name="campaigns.tracking_flush", ignore_result=True, expires=30)
+def tracking_flush_task() -> dict:
+    """Beat runs this every few seconds: buffered opens and clicks become EngagementEvents."""
+    report = tracking.tracking_flush()
+    return {"events": report.events, "written": report.written, "machine": report.machine}

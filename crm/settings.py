@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Open pixel and click redirect answer here, before sessions, auth and scoping.
+    "campaigns.middleware.TrackingFastPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -298,6 +300,11 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-dispatch": {
         "task": "campaigns.dispatch",
         "schedule": 60.0,
+    },
+    # Buffered opens and clicks → EngagementEvents, in batches (campaigns/services/tracking.py).
+    "campaigns-tracking-flush": {
+        "task": "campaigns.tracking_flush",
+        "schedule": 3.0,
     },
     # --- pipelines: follow-up digests and "not now" returns; smart pool re-materialisation ---
     "pipelines-follow-ups": {

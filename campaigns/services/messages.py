@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 
 from campaigns.conf import mail_domain, site_url
 from campaigns.services import rendering, tokens
+from campaigns.services.tracking import TRAP_LINK_INDEX
 
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
@@ -133,6 +134,17 @@ def message_build(
             candidate_id=candidate_id,
             message_id=message_pk,
         )
+    trap_url = ""
+    if track_clicks and candidate_id:
+        # An invisible link no person can see or reach: whatever follows it is a scanner.
+        trap_token = tokens.token_make(
+            salt=tokens.CLICK_SALT,
+            organization_id=organization.pk,
+            candidate_id=candidate_id,
+            message_id=message_pk,
+            link_index=TRAP_LINK_INDEX,
+        )
+        trap_url = site_url() + reverse("campaigns_public:click", args=[trap_token])
     pixel_url = ""
     if track_opens and candidate_id:
         pixel_token = tokens.token_make(
@@ -151,6 +163,7 @@ def message_build(
         "unsubscribe_url": links["unsubscribe_url"],
         "preferences_url": links["preferences_url"],
         "pixel_url": pixel_url,
+        "trap_url": trap_url,
     }
     domain = mail_domain(organization.sender_email)
     message_id = make_msgid(idstring=f"m{message_pk}", domain=domain)

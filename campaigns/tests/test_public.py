@@ -18,7 +18,7 @@ from campaigns.models import (
     Message,
     Suppression,
 )
-from campaigns.services import tokens
+from campaigns.services import tokens, tracking
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
@@ -218,6 +218,7 @@ def test_open_pixel_records_a_human_open_once_on_the_timeline(sent_message, clie
     url = _pixel_url(sent_message)
     first = client.get(url, headers={"user-agent": HUMAN})
     client.get(url, headers={"user-agent": HUMAN})
+    tracking.tracking_flush()
     assert first.status_code == 200 and first["Content-Type"] == "image/gif"
     with in_org():
         opens = EngagementEvent.objects.filter(kind="opened")
@@ -243,6 +244,7 @@ def test_machine_opens_are_flagged_not_counted(
             sent_at=timezone.now() - timedelta(seconds=seconds_after_send)
         )
     client.get(_pixel_url(sent_message), headers={"user-agent": user_agent})
+    tracking.tracking_flush()
     with in_org():
         event = EngagementEvent.objects.get(kind="opened")
         sent_message.refresh_from_db()
@@ -254,7 +256,9 @@ def test_open_pixel_respects_the_organisation_switch(sent_message, client, in_or
     with in_org():
         EmailSettings.objects.create(organization=org, track_opens=False)
     response = client.get(_pixel_url(sent_message), headers={"user-agent": HUMAN})
+    report = tracking.tracking_flush()
     assert response.status_code == 200
+    assert (report.events, report.dropped) == (1, 1)
     with in_org():
         assert EngagementEvent.objects.filter(kind="opened").count() == 0
 
@@ -267,6 +271,7 @@ def test_open_pixel_with_forged_token_answers_the_same_gif(client, db):
 
 def test_click_redirects_to_the_link_the_email_contained(sent_message, client, in_org):
     response = client.get(_click_url(sent_message), headers={"user-agent": HUMAN})
+    tracking.tracking_flush()
     assert response.status_code == 302
     assert response["Location"] == "https://jobs.example.com/roles/42?ref=mail&x=1"
     with in_org():

@@ -14,6 +14,7 @@ from campaigns.selectors import (
     MESSAGES_PAGE_SIZE,
     campaign_first_step,
     campaign_get,
+    campaign_machine_engagement,
     campaign_message_get,
     campaign_messages,
     campaign_progress,
@@ -93,6 +94,7 @@ def campaign_detail(request, org_slug, campaign_id):
         if is_draft
         else [],
         "stats": campaign_step_stats(campaign=campaign),
+        "machine": None if is_draft else campaign_machine_engagement(campaign=campaign),
         "progress": campaign_progress(campaign=campaign),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),

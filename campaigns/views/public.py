@@ -6,7 +6,7 @@ forged, expired or foreign token changes nothing and reveals nothing: the same n
 
 import base64
 
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -111,8 +111,13 @@ def preferences(request, token):
 @never_cache
 @require_GET
 def open_pixel(request, token):
-    """Always the same 1x1 GIF, whatever the token: the answer reveals nothing."""
-    tracking.open_record(token=token, user_agent=request.headers.get("User-Agent", ""))
+    """Always the same 1x1 GIF, whatever the token: the answer reveals nothing. The open is
+    buffered (no database work here) and written by the tracking flush."""
+    tracking.open_record(
+        token=token,
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        ip=request.META.get("REMOTE_ADDR", ""),
+    )
     return HttpResponse(PIXEL, content_type="image/gif")
 
 
@@ -120,10 +125,17 @@ def open_pixel(request, token):
 @require_GET
 def click(request, token):
     """Redirect to the link the email contained. There is no URL in the request: a `url`
-    parameter, an unknown link or an unsafe stored one is a 400, never a redirect."""
+    parameter, an unknown link or an unsafe stored one is a 400, never a redirect. The invisible
+    trap link answers an empty page (only machines follow it)."""
     if request.GET:
         return HttpResponseBadRequest("Unexpected parameters.")
-    target = tracking.click_record(token=token, user_agent=request.headers.get("User-Agent", ""))
-    if target is None:
+    outcome = tracking.click_record(
+        token=token,
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        ip=request.META.get("REMOTE_ADDR", ""),
+    )
+    if outcome is None:
         return HttpResponseBadRequest("This link is not valid.")
-    return redirect(target)
+    if outcome.is_trap:
+        return HttpResponse("", content_type="text/plain")
+    return HttpResponseRedirect(outcome.target)

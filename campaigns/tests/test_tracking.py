@@ -1,0 +1,348 @@
+"""Buffered open/click tracking: the flush loses nothing when it crashes and writes nothing twice;
+machine opens and clicks are flagged with their reason and not counted; the trap link; open
+tracking switched off; no open redirect."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from analytics.models import EngagementEvent
+from campaigns.models import EmailSettings, Message
+from campaigns.selectors import campaign_machine_engagement
+from campaigns.services import tokens, tracking
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.tests.factories import make_broadcast, make_candidates
+from candidates.models import Activity
+
+HUMAN = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+BODY = (
+    'Hi {{ first_name|default("there") }}, three roles: '
+    "[one](https://jobs.example.com/1), [two](https://jobs.example.com/2) and "
+    "[three](https://jobs.example.com/3)."
+)
+GOOGLE_PROXY = (
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+)
+
+
+def _launch(org, recruiter_user, in_org, count=1, *, track_opens=True):
+    candidates = make_candidates(org, count)
+    campaign = make_broadcast(org, user=recruiter_user, body=BODY)
+    with in_org():
+        if not track_opens:
+            EmailSettings.objects.create(organization=org, track_opens=False)
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        Message.objects.filter(campaign=campaign).update(
+            status="sent", sent_at=timezone.now() - timedelta(minutes=10)
+        )
+        messages = list(Message.objects.filter(campaign=campaign).order_by("pk"))
+    assert len(messages) == len(candidates)
+    return campaign, messages
+
+
+@pytest.fixture
+def sent(org, recruiter_user, in_org):
+    return _launch(org, recruiter_user, in_org, 3)
+
+
+def _path(url: str) -> str:
+    return url.removeprefix("https://rapport.example.com")
+
+
+def _pixel(message) -> str:
+    return _path(re.search(r'<img src="([^"]+/e/o/[^"]+)"', message.html)[1])
+
+
+def _links(message) -> list[str]:
+    return [_path(url) for url in re.findall(r'href="([^"]+/e/c/[^"]+)"', message.html)]
+
+
+def _trap(message) -> str:
+    return _path(re.search(r'<a href="([^"]+/e/c/[^"]+)" aria-hidden="true"', message.html)[1])
+
+
+def _events(in_org, **filters):
+    with in_org():
+        return list(
+            EngagementEvent.objects.filter(**filters)
+            .order_by("pk")
+            .values_list("kind", "is_machine", "machine_reason")
+        )
+
+
+# --- the buffer and the flush --------------------------------------------------------------------
+
+
+def test_open_is_buffered_then_written_by_the_flush(sent, client, in_org):
+    _, messages = sent
+    response = client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    assert response.status_code == 200
+    assert tracking.buffered_count() == 1
+    assert _events(in_org) == []
+
+    report = tracking.tracking_flush()
+
+    assert (report.events, report.written, report.first_opens) == (1, 1, 1)
+    assert tracking.buffered_count() == 0
+    assert _events(in_org) == [("opened", False, "")]
+
+
+def test_flush_after_a_crash_mid_batch_loses_nothing(sent, client, in_org):
+    _, messages = sent
+    for message in messages:
+        client.get(_pixel(message), headers={"user-agent": HUMAN})
+    # A flusher took the batch off the buffer and died before writing it.
+    claimed = tracking.tracking_batch_claim(size=2)
+    assert len(claimed) == 2
+    assert tracking.buffered_count() == 3
+
+    report = tracking.tracking_flush()
+
+    assert (report.events, report.written, report.batches) == (3, 3, 2)
+    assert tracking.buffered_count() == 0
+    assert len(_events(in_org, kind="opened")) == 3
+    with in_org():
+        assert Message.objects.filter(opened_at__isnull=False).count() == 3
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_OPENED).count() == 3
+
+
+def test_flush_after_a_crash_between_commit_and_ack_writes_nothing_twice(sent, client, in_org):
+    _, messages = sent
+    client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    # A flusher wrote the batch (committed) and died before removing it from processing.
+    first = tracking.tracking_batch_write(tracking.tracking_batch_claim())
+    assert first.written == 2
+
+    again = tracking.tracking_flush()
+
+    assert (again.events, again.written, again.first_opens, again.first_clicks) == (2, 0, 0, 0)
+    assert tracking.buffered_count() == 0
+    assert _events(in_org) == [("opened", False, ""), ("clicked", False, "")]
+    with in_org():
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_OPENED).count() == 1
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_CLICKED).count() == 1
+
+
+def test_flush_runs_one_at_a_time(sent, client):
+    _, messages = sent
+    client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    lock_key = tracking._buffer_key() + ":lock"
+    tracking._redis().set(lock_key, "another-flusher", ex=60)
+
+    blocked = tracking.tracking_flush()
+    tracking._redis().delete(lock_key)
+    done = tracking.tracking_flush()
+
+    assert (blocked.locked, blocked.events) == (True, 0)
+    assert (done.locked, done.written) == (False, 1)
+
+
+def test_flush_drops_events_of_a_message_that_names_another_candidate(sent, client, in_org):
+    _, messages = sent
+    forged = tokens.token_make(
+        salt=tokens.OPEN_SALT,
+        organization_id=messages[0].organization_id,
+        candidate_id=messages[1].candidate_id,
+        message_id=messages[0].pk,
+    )
+    client.get(f"/e/o/{forged}.gif", headers={"user-agent": HUMAN})
+
+    report = tracking.tracking_flush()
+
+    assert (report.events, report.dropped, report.written) == (1, 1, 0)
+    assert _events(in_org) == []
+
+
+# --- machine opens and clicks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "ip", "reason"),
+    [
+        ("Mozilla/5.0", "203.0.113.9", "apple_privacy_proxy"),
+        (HUMAN, "17.58.101.12", "apple_privacy_proxy"),
+        (GOOGLE_PROXY, "66.249.84.1", "google_image_proxy"),
+        ("Mozilla/5.0 (compatible; Barracuda Sentinel)", "203.0.113.9", "scanner_user_agent"),
+        ("python-requests/2.31", "203.0.113.9", "scanner_user_agent"),
+        ("", "203.0.113.9", "no_user_agent"),
+        (HUMAN, "203.0.113.9", ""),
+    ],
+)
+def test_open_classification(sent, client, in_org, user_agent, ip, reason):
+    _, messages = sent
+    client.get(_pixel(messages[0]), headers={"user-agent": user_agent}, REMOTE_ADDR=ip)
+    tracking.tracking_flush()
+    assert _events(in_org) == [("opened", bool(reason), reason)]
+    with in_org():
+        messages[0].refresh_from_db()
+    assert (messages[0].opened_at is not None) == (not reason)
+
+
+def test_open_seconds_after_the_send_is_a_scanner(sent, client, in_org):
+    _, messages = sent
+    with in_org():
+        Message.objects.filter(pk=messages[0].pk).update(sent_at=timezone.now())
+    client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    tracking.tracking_flush()
+    assert _events(in_org) == [("opened", True, "seconds_after_send")]
+
+
+def test_clicks_on_many_links_within_a_second_are_a_machine(sent, client, in_org):
+    _, messages = sent
+    links = _links(messages[0])
+    assert len(links) >= 3
+    for path in links[:3]:
+        assert client.get(path, headers={"user-agent": HUMAN}).status_code == 302
+
+    tracking.tracking_flush()
+
+    assert _events(in_org) == [("clicked", True, "many_links_at_once")] * 3
+    with in_org():
+        messages[0].refresh_from_db()
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_CLICKED).count() == 0
+    assert messages[0].clicked_at is None
+
+
+def test_a_burst_split_over_two_flushes_is_still_a_machine(sent, client, in_org):
+    _, messages = sent
+    links = _links(messages[0])
+    client.get(links[0], headers={"user-agent": HUMAN})
+    tracking.tracking_flush()
+    for path in links[1:3]:
+        client.get(path, headers={"user-agent": HUMAN})
+    tracking.tracking_flush()
+    reasons = [reason for _, _, reason in _events(in_org)]
+    assert reasons == ["", "many_links_at_once", "many_links_at_once"]
+
+
+def test_trap_link_is_invisible_and_flags_the_scanner(sent, client, in_org):
+    _, messages = sent
+    assert 'aria-hidden="true" tabindex="-1" style="display:none' in messages[0].html
+    trap = client.get(_trap(messages[0]), headers={"user-agent": HUMAN})
+    real = client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+
+    tracking.tracking_flush()
+
+    assert (trap.status_code, "Location" in trap) == (200, False)
+    assert real.status_code == 302
+    assert _events(in_org) == [
+        ("clicked", True, "trap_link"),
+        ("clicked", True, "trap_link_scanner"),
+    ]
+    with in_org():
+        messages[0].refresh_from_db()
+    assert messages[0].clicked_at is None
+
+
+def test_a_single_human_click_counts(sent, client, in_org):
+    _, messages = sent
+    client.get(_links(messages[1])[1], headers={"user-agent": HUMAN})
+    report = tracking.tracking_flush()
+    assert report.first_clicks == 1
+    assert _events(in_org) == [("clicked", False, "")]
+
+
+def test_machine_engagement_is_shown_separately_in_campaign_stats(sent, client, in_org):
+    campaign, messages = sent
+    client.get(_pixel(messages[0]), headers={"user-agent": "Mozilla/5.0"})
+    client.get(_pixel(messages[1]), headers={"user-agent": HUMAN})
+    client.get(_trap(messages[2]), headers={"user-agent": HUMAN})
+    tracking.tracking_flush()
+
+    with in_org():
+        machine = campaign_machine_engagement(campaign=campaign)
+
+    assert machine == {
+        "opened": 1,
+        "clicked": 1,
+        "reasons": [("apple_privacy_proxy", 1), ("trap_link", 1)],
+    }
+
+
+# --- open tracking off ---------------------------------------------------------------------------
+
+
+def test_open_tracking_off_leaves_the_pixel_out_and_drops_old_pixels(
+    org, recruiter_user, in_org, client
+):
+    _, messages = _launch(org, recruiter_user, in_org, 1, track_opens=False)
+    assert "/e/o/" not in messages[0].html
+    pixel = tokens.token_make(
+        salt=tokens.OPEN_SALT,
+        organization_id=org.pk,
+        candidate_id=messages[0].candidate_id,
+        message_id=messages[0].pk,
+    )
+    client.get(f"/e/o/{pixel}.gif", headers={"user-agent": HUMAN})
+
+    report = tracking.tracking_flush()
+
+    assert (report.events, report.dropped, report.written) == (1, 1, 0)
+    assert _events(in_org) == []
+
+
+# --- no open redirect ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    ["?url=https://evil.example", "?url=//evil.example", "?next=javascript:alert(1)"],
+)
+def test_click_with_a_url_in_the_request_is_a_400(sent, client, suffix):
+    _, messages = sent
+    response = client.get(_links(messages[0])[0] + suffix)
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert tracking.buffered_count() == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/e/c///evil.example/",
+        "/e/c/javascript:alert(1)/",
+        "/e/c/https:%2F%2Fevil.example/",
+        "/e/c/https://evil.example/x/",
+    ],
+)
+def test_click_with_a_url_instead_of_a_signed_id_is_a_400(db, client, path):
+    response = client.get(path)
+    assert response.status_code == 400
+    assert "Location" not in response
+
+
+@pytest.mark.parametrize("stored", ["//evil.example/x", "javascript:alert(1)", "https:evil"])
+def test_click_never_redirects_to_an_unsafe_stored_link(sent, client, in_org, stored):
+    _, messages = sent
+    with in_org():
+        Message.objects.filter(pk=messages[0].pk).update(links=[stored])
+    response = client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    assert response.status_code == 400
+    assert tracking.buffered_count() == 0
+
+
+def test_click_token_of_another_message_cannot_reach_its_links(sent, client):
+    _, messages = sent
+    forged = tokens.token_make(
+        salt=tokens.CLICK_SALT,
+        organization_id=messages[0].organization_id,
+        candidate_id=messages[0].candidate_id,
+        message_id=messages[1].pk,
+    )
+    assert client.get(f"/e/c/{forged}/").status_code == 400
+
+
+def test_tracking_paths_skip_sessions_and_the_rest_of_the_stack(sent, client):
+    _, messages = sent
+    with scopes_disabled():
+        response = client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response
+    assert "Content-Security-Policy" not in response
+    assert not hasattr(response.wsgi_request, "user")
