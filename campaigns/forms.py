@@ -6,8 +6,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from campaigns.models import EmailTemplate, Message, Topic
+from campaigns.models import EmailSettings, EmailTemplate, Message
+from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
+from crm.models import Organization
+from pipelines.models import Pool
+from pipelines.selectors import pools_visible
 
 BODY_HELP = (
     "Markdown: **bold**, *italic*, [link text](https://…), lists with “- ”. "
@@ -63,14 +67,22 @@ class BroadcastForm(ServiceErrorsMixin, forms.Form):
         help_text="The email is copied from it; you can still edit the copy before launch.",
     )
     topic = forms.ChoiceField(
-        choices=Topic.choices,
+        choices=[],
         help_text="Candidates who opted out of this topic are not sent to.",
     )
     saved_searches = forms.ModelMultipleChoiceField(
         label="Send to",
         queryset=SavedSearch.objects.none(),
         widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
         help_text="Everyone found by any of these saved searches.",
+    )
+    pools = forms.ModelMultipleChoiceField(
+        label="…and to these talent pools",
+        queryset=Pool.objects.none(),
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
+        help_text="Everyone in any of these pools (smart pools: everyone matching their search).",
     )
     excluded_saved_searches = forms.ModelMultipleChoiceField(
         label="Leave out",
@@ -78,6 +90,13 @@ class BroadcastForm(ServiceErrorsMixin, forms.Form):
         widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
         required=False,
         help_text="Everyone found by any of these is left out.",
+    )
+    excluded_pools = forms.ModelMultipleChoiceField(
+        label="Leave out these pools",
+        queryset=Pool.objects.none(),
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
+        help_text="Everyone in any of these pools is left out.",
     )
     send_when = forms.ChoiceField(
         label="When",
@@ -96,9 +115,13 @@ class BroadcastForm(ServiceErrorsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.organization = organization
         self.fields["template"].queryset = EmailTemplate.objects.filter(organization=organization)
+        self.fields["topic"].choices = topic_choices(organization=organization)
         searches = SavedSearch.objects.filter(organization=organization, owner=user)
         self.fields["saved_searches"].queryset = searches
         self.fields["excluded_saved_searches"].queryset = searches
+        pools = pools_visible(organization=organization, user=user)
+        self.fields["pools"].queryset = pools
+        self.fields["excluded_pools"].queryset = pools
 
     def clean(self):
         data = super().clean()
@@ -119,6 +142,11 @@ class BroadcastForm(ServiceErrorsMixin, forms.Form):
         excluded = set(data.get("excluded_saved_searches") or [])
         if included & excluded:
             self.add_error("excluded_saved_searches", "A saved search cannot be in both lists.")
+        pools, excluded_pools = set(data.get("pools") or []), set(data.get("excluded_pools") or [])
+        if pools & excluded_pools:
+            self.add_error("excluded_pools", "A pool cannot be in both lists.")
+        if "saved_searches" in data and "pools" in data and not included and not pools:
+            self.add_error("saved_searches", "Choose who receives it: a saved search or a pool.")
         return data
 
 
@@ -159,7 +187,7 @@ class PreferencesForm(forms.Form):
 
     topics = forms.MultipleChoiceField(
         label="Email me about",
-        choices=Topic.choices,
+        choices=[],
         widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
         required=False,
     )
@@ -171,3 +199,74 @@ class PreferencesForm(forms.Form):
     )
     current_title = forms.CharField(label="Your current job title", max_length=200, required=False)
     city = forms.CharField(label="Where you are based (city)", max_length=100, required=False)
+
+    def __init__(self, *args, topics: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["topics"].choices = topics
+
+
+# --- settings: email sending, topics; consent -------------------------------------------------
+
+
+class SenderForm(forms.ModelForm):
+    """The organisation's sender and postal address (every campaign email needs both)."""
+
+    class Meta:
+        model = Organization
+        fields = ["sender_name", "sender_email", "postal_address"]
+        widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sender_email"].required = True
+        self.fields["postal_address"].required = True
+
+
+class EmailSettingsForm(forms.ModelForm):
+    class Meta:
+        model = EmailSettings
+        fields = [
+            "track_opens",
+            "track_clicks",
+            "frequency_cap_messages",
+            "frequency_cap_days",
+            "consent_required",
+            "sender_daily_cap",
+            "warmup_started_on",
+            "warmup_first_day",
+        ]
+        widgets = {"warmup_started_on": forms.DateInput(attrs={"type": "date"})}
+
+    def clean(self):
+        data = super().clean()
+        if data.get("frequency_cap_messages") and not data.get("frequency_cap_days"):
+            self.add_error("frequency_cap_days", "Give the number of days the cap counts over.")
+        if data.get("warmup_started_on") and not data.get("sender_daily_cap"):
+            self.add_error("sender_daily_cap", "A warm-up ramps up to a daily cap: set one.")
+        if data.get("warmup_started_on") and not data.get("warmup_first_day"):
+            self.add_error("warmup_first_day", "Send at least one email on the first day.")
+        return data
+
+
+class TopicForm(ServiceErrorsMixin, forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="Candidates see it in their preference centre.",
+    )
+
+
+class ConsentRequestForm(ServiceErrorsMixin, forms.Form):
+    DEFAULT_WORDING = (
+        "I agree to receive emails about job opportunities, events and news from {organization}. "
+        "I can unsubscribe at any time with the link in every email."
+    )
+
+    source = forms.CharField(
+        max_length=200, initial="Recruiter request", help_text="Where the consent comes from."
+    )
+    wording = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The exact text the candidate agrees to; it is stored with their consent.",
+    )

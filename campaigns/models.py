@@ -19,13 +19,45 @@ from django_scopes import ScopedManager
 from crm.models import Organization
 
 
-class Topic(models.TextChoices):
-    """What an email is about; candidates opt out of topics in the preference centre.
-    (The issue asks for an admin-editable list later: a Topic model keyed by these values.)"""
+class DefaultTopic(models.TextChoices):
+    """The topics every organisation starts with (admins rename, add and archive them in
+    Settings → Email topics). Campaigns and preferences store a topic's `key`."""
 
     JOBS = "jobs", "Job opportunities"
     EVENTS = "events", "Events"
     NEWSLETTER = "newsletter", "Newsletter"
+
+
+class Topic(models.Model):
+    """What an email is about; candidates opt out of topics in the preference centre.
+
+    `key` never changes once created (campaigns and candidates' opt-outs refer to it), so a
+    rename keeps everyone's choices; archiving hides a topic from new campaigns and from the
+    preference centre, and keeps opt-outs in force for campaigns that still use it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    key = models.SlugField(max_length=20)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="topic_key_unique"),
+            models.UniqueConstraint("organization", Lower("name"), name="topic_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class EmailSettings(models.Model):
@@ -41,6 +73,34 @@ class EmailSettings(models.Model):
     messages_per_minute = models.PositiveIntegerField(
         default=30000, help_text="Across all workers; throttled emails wait and go out later."
     )
+    # Organisation-wide frequency cap: at most `frequency_cap_messages` campaign emails per
+    # candidate in any `frequency_cap_days` days (0 switches it off). Over-cap emails wait.
+    frequency_cap_messages = models.PositiveSmallIntegerField(
+        "at most this many campaign emails",
+        default=0,
+        help_text="Per candidate, across all campaigns. 0 switches the cap off.",
+    )
+    frequency_cap_days = models.PositiveSmallIntegerField(
+        "in this many days", default=7, help_text="Emails over the cap wait; they are not lost."
+    )
+    consent_required = models.BooleanField(
+        "require recorded consent",
+        default=False,
+        help_text="Send campaign email only to candidates who gave consent (e.g. double opt-in).",
+    )
+    # Per sender address and day (in the organisation's time zone); 0 = no cap.
+    sender_daily_cap = models.PositiveIntegerField(
+        "emails per sender per day",
+        default=0,
+        help_text="Per sender address. 0 means no daily cap. Emails over the cap go out the next day.",
+    )
+    warmup_started_on = models.DateField(
+        "warm-up started on",
+        null=True,
+        blank=True,
+        help_text="For a new sending domain: start small and double every day up to the daily cap.",
+    )
+    warmup_first_day = models.PositiveIntegerField("emails on the first warm-up day", default=50)
 
     objects = ScopedManager(organization="organization")
 
@@ -91,7 +151,7 @@ class Campaign(models.Model):
     name = models.CharField(max_length=150)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BROADCAST)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    topic = models.CharField(max_length=20, choices=Topic.choices, default=Topic.JOBS)
+    topic = models.CharField(max_length=20, default=DefaultTopic.JOBS, help_text="A Topic's key.")
     template = models.ForeignKey(
         EmailTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -104,6 +164,10 @@ class Campaign(models.Model):
     )
     excluded_saved_searches = models.ManyToManyField(
         "candidates.SavedSearch", blank=True, related_name="excluded_from_campaigns"
+    )
+    pools = models.ManyToManyField("pipelines.Pool", blank=True, related_name="campaigns")
+    excluded_pools = models.ManyToManyField(
+        "pipelines.Pool", blank=True, related_name="excluded_from_campaigns"
     )
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -248,6 +312,7 @@ class Message(models.Model):
         NO_EMAIL = "no_email", "No email address"
         CAMPAIGN_CANCELLED = "campaign_cancelled", "Campaign cancelled"
         ENROLLMENT_STOPPED = "enrollment_stopped", "Removed from the campaign"
+        NO_CONSENT = "no_consent", "No recorded consent"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     # Empty only for test sends from the template editor.
@@ -292,6 +357,9 @@ class Message(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ScopedManager(organization="organization")
@@ -314,6 +382,16 @@ class Message(models.Model):
             ),
             models.Index(
                 fields=["claimed_at"], condition=Q(status="sending"), name="message_sending"
+            ),
+            # ESP webhooks arrive without an organisation and are matched by the ESP's id.
+            models.Index(
+                fields=["esp_message_id"], condition=~Q(esp_message_id=""), name="message_esp_id"
+            ),
+            # The frequency cap counts a candidate's recent campaign emails.
+            models.Index(
+                fields=["organization", "candidate", "-sent_at"],
+                condition=Q(sent_at__isnull=False),
+                name="message_candidate_sent",
             ),
         ]
 
@@ -356,7 +434,7 @@ class CandidateEmailPreference(models.Model):
         "candidates.Candidate", on_delete=models.CASCADE, related_name="email_preference"
     )
     opted_out_topics = ArrayField(
-        models.CharField(max_length=20, choices=Topic.choices), default=list, blank=True
+        models.CharField(max_length=20), default=list, blank=True, help_text="Topic keys."
     )
     paused_until = models.DateField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
@@ -369,3 +447,104 @@ class CandidateEmailPreference(models.Model):
 
     def __str__(self) -> str:
         return f"Preferences of {self.candidate_id}"
+
+
+class Consent(models.Model):
+    """A candidate's consent to campaign email: what they agreed to (the wording shown), when,
+    where (source), and whether they withdrew it. A double opt-in request is a row without
+    `granted_at` until the candidate confirms. `topic` empty means all campaign email.
+    (Room for the privacy roadmap: lawful basis per purpose, renewals.)"""
+
+    class Purpose(models.TextChoices):
+        CAMPAIGN_EMAIL = "campaign_email", "Campaign email"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    candidate = models.ForeignKey(
+        "candidates.Candidate", on_delete=models.CASCADE, related_name="consents"
+    )
+    purpose = models.CharField(
+        max_length=30, choices=Purpose.choices, default=Purpose.CAMPAIGN_EMAIL
+    )
+    topic = models.ForeignKey(
+        Topic, on_delete=models.SET_NULL, null=True, blank=True, related_name="consents"
+    )
+    source = models.CharField(max_length=200, help_text="Where it was given: a form, an import…")
+    wording = models.TextField(help_text="The exact text the candidate agreed to.")
+    requested_at = models.DateTimeField(null=True, blank=True)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "candidate", "purpose"])]
+
+    def __str__(self) -> str:
+        return f"Consent of {self.candidate_id} ({self.purpose})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.granted_at is not None and self.withdrawn_at is None
+
+
+class EspEvent(models.Model):
+    """One tracking event an ESP sent us through anymail, kept so that the ESP re-sending the
+    same event (they retry until they get a 2xx) changes nothing the second time.
+    Unique per (esp, event_id) across organisations: ESP event ids are global."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    esp = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=30)
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="esp_events"
+    )
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["esp", "event_id"], name="espevent_unique")]
+        indexes = [models.Index(fields=["organization", "message"])]
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.event_type} {self.event_id}"
+
+
+class InboundEmail(models.Model):
+    """An email a candidate sent back, matched to the campaign Message it answers.
+    Auto-replies (out of office, RFC 3834) are kept, flagged, and do not count as replies."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="replies")
+    candidate = models.ForeignKey(
+        "candidates.Candidate",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="inbound_emails",
+    )
+    email_message_id = models.CharField("Message-ID", max_length=255)
+    from_email = models.CharField(max_length=320)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True, help_text="The reply without quoted text or signature.")
+    full_text = models.TextField(blank=True)
+    is_auto_reply = models.BooleanField(default=False)
+    auto_reply_reason = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField()
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email_message_id"], name="inboundemail_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "candidate", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"Reply to {self.message_id} from {self.from_email}"

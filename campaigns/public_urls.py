@@ -3,7 +3,7 @@ Each is addressed by a signed token that names the organisation and the candidat
 
 from django.urls import path
 
-from campaigns.views import public
+from campaigns.views import consent, public
 
 app_name = "campaigns_public"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("p/<str:token>/", public.preferences, name="preferences"),
     path("o/<str:token>.gif", public.open_pixel, name="open"),
     path("c/<str:token>/", public.click, name="click"),
+    path("k/<str:token>/", consent.consent_confirm, name="consent_confirm"),
 ]

@@ -6,14 +6,33 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
-from campaigns.models import Campaign, EmailSettings, EmailTemplate, Enrollment, Message, Step
+from campaigns.models import (
+    Campaign,
+    EmailSettings,
+    EmailTemplate,
+    Enrollment,
+    Message,
+    Step,
+    Topic,
+)
 
 MESSAGES_PAGE_SIZE = 50
 
 
+def _topic_name() -> Subquery:
+    """The name of the campaign's topic (topics are per organisation, referred to by key)."""
+    return Subquery(
+        Topic.objects.filter(organization=OuterRef("organization"), key=OuterRef("topic")).values(
+            "name"
+        )[:1]
+    )
+
+
 def campaign_get(*, organization, campaign_id: int) -> Campaign:
     return get_object_or_404(
-        Campaign.objects.select_related("template", "sender", "created_by", "organization"),
+        Campaign.objects.select_related(
+            "template", "sender", "created_by", "organization"
+        ).annotate(topic_name=_topic_name()),
         organization=organization,
         pk=campaign_id,
     )
@@ -67,6 +86,7 @@ def campaigns_for_list(*, organization):
         .annotate(
             enrolled_count=Coalesce(Subquery(enrolled, output_field=IntegerField()), 0),
             sent_count=Coalesce(Subquery(sent, output_field=IntegerField()), 0),
+            topic_name=_topic_name(),
         )
         .order_by("-created_at", "-id")
     )
@@ -187,3 +207,30 @@ def campaign_messages(*, campaign: Campaign, status: str = ""):
 
 def email_templates_for_list(*, organization):
     return EmailTemplate.objects.filter(organization=organization).select_related("created_by")
+
+
+CANDIDATE_MESSAGES_LIMIT = 20
+
+
+def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) -> dict:
+    """The candidate's campaign emails, newest first, with their campaign (one query), and
+    their consent state (one query): the "Sent emails" card of the profile."""
+    from campaigns.models import Consent
+
+    messages = list(
+        Message.objects.filter(
+            organization_id=candidate.organization_id, candidate=candidate, is_test=False
+        )
+        .select_related("campaign")
+        .order_by("-created_at", "-id")[: limit + 1]
+    )
+    consents = list(
+        Consent.objects.filter(organization_id=candidate.organization_id, candidate=candidate)
+        .order_by("-created_at")
+        .values("granted_at", "requested_at", "withdrawn_at", "source")[:1]
+    )
+    return {
+        "messages": messages[:limit],
+        "has_more": len(messages) > limit,
+        "consent": consents[0] if consents else None,
+    }

@@ -3,7 +3,7 @@ tests/test_isolation.py (OBJECT_KWARGS knows campaign_id, template_id and messag
 
 from django.urls import path
 
-from campaigns.views import campaigns, templates
+from campaigns.views import campaigns, consent, settings, templates
 
 app_name = "campaigns"
 
@@ -25,6 +25,15 @@ urlpatterns = [
         "<int:campaign_id>/emails/<int:message_id>/html/",
         campaigns.campaign_message_html,
         name="message_html",
+    ),
+    path("settings/email/", settings.email_settings_edit, name="email_settings"),
+    path("settings/topics/", settings.topic_list, name="topic_list"),
+    path("settings/topics/<int:topic_id>/", settings.topic_edit, name="topic_edit"),
+    path("settings/topics/<int:topic_id>/archive/", settings.topic_archive, name="topic_archive"),
+    path(
+        "candidates/<int:candidate_id>/consent/",
+        consent.consent_request,
+        name="consent_request",
     ),
     path("templates/", templates.template_list, name="template_list"),
     path("templates/new/", templates.template_create, name="template_create"),

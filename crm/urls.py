@@ -39,5 +39,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include(organization_patterns)),
     # Candidate-facing pages (unsubscribe, preferences, tracking): signed tokens, no login.
     path("e/", include("campaigns.public_urls")),
+    # ESP tracking and inbound webhooks (every ESP anymail supports), checked by anymail:
+    # basic auth from ANYMAIL_WEBHOOK_SECRET and the ESP's signature where it has one.
+    path("webhooks/anymail/", include("anymail.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from anymail.urls import urlpatterns as anymail_urlpatterns
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_scopes import scopes_disabled
 
@@ -229,6 +230,17 @@ def _campaign_message(org) -> int:
         ).pk
 
 
+def _topic(org) -> int:
+    from campaigns.models import Topic
+
+    with scopes_disabled():
+        return Topic.objects.create(
+            organization=org,
+            key=f"t-{secrets.token_hex(4)}",
+            name=f"{SECRET_MARKER} {secrets.token_hex(3)}",
+        ).pk
+
+
 # URL keyword argument -> function(organization) returning a value that names an object of
 # that organisation.
 OBJECT_KWARGS: dict[str, Callable] = {
@@ -245,6 +257,7 @@ OBJECT_KWARGS: dict[str, Callable] = {
     "campaign_id": _campaign,
     "template_id": _email_template,
     "message_id": _campaign_message,
+    "topic_id": _topic,
     "pool_id": _pool,
     "stage_id": _stage,
     "pool_membership_id": _pool_membership,
@@ -263,6 +276,14 @@ PUBLIC_URL_NAMES = {
     "campaigns_public:preferences": "candidate-facing, addressed by a signed token (org+candidate)",
     "campaigns_public:open": "open-tracking pixel, addressed by a signed token (org+message)",
     "campaigns_public:click": "click redirect, addressed by a signed token (org+message+link)",
+    "campaigns_public:consent_confirm": "double opt-in page, addressed by a signed token "
+    "(org+candidate+consent request)",
+    # ESP webhooks: anymail checks basic auth (ANYMAIL_WEBHOOK_SECRET) and the ESP's signature;
+    # events are matched to messages by the ESP's message id, not by organisation.
+    **{
+        f"anymail:{pattern.name}": "ESP webhook (anymail), authenticated by its secret/signature"
+        for pattern in anymail_urlpatterns
+    },
 }
 
 

@@ -21,6 +21,8 @@ def campaign_create_broadcast(
     template: EmailTemplate,
     saved_searches,
     excluded_saved_searches=(),
+    pools=(),
+    excluded_pools=(),
     scheduled_at: datetime | None = None,
 ) -> Campaign:
     """A draft broadcast whose one email step is a copy of `template` (editing the template
@@ -37,6 +39,8 @@ def campaign_create_broadcast(
     )
     campaign.saved_searches.set(saved_searches)
     campaign.excluded_saved_searches.set(excluded_saved_searches)
+    campaign.pools.set(pools)
+    campaign.excluded_pools.set(excluded_pools)
     Step.objects.create(
         organization=organization,
         campaign=campaign,
@@ -81,8 +85,8 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
             body_markdown=step.body_markdown,
         ).values():
             problems.extend(str(p) for p in problem)
-    if not campaign.saved_searches.exists():
-        problems.append("Choose who receives it: at least one saved search.")
+    if not campaign.saved_searches.exists() and not campaign.pools.exists():
+        problems.append("Choose who receives it: at least one saved search or talent pool.")
     return problems
 
 

@@ -9,8 +9,9 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from analytics.services import engagement_event_record
-from campaigns.models import CandidateEmailPreference, Enrollment, Message, Suppression, Topic
+from campaigns.models import CandidateEmailPreference, Enrollment, Message, Suppression
 from campaigns.services import tokens
+from campaigns.services.topics import topics_for
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activity_record
 from crm.models import Organization
@@ -142,7 +143,10 @@ def candidate_preferences_update(
     """Save the preference centre: the topics the candidate wants (the rest are opted out),
     an optional pause, and their current title and city."""
     preference = preference_for(candidate=candidate)
-    preference.opted_out_topics = [value for value in Topic.values if value not in topics]
+    offered = [topic.key for topic in topics_for(organization=candidate.organization)]
+    # Archived topics are not offered: their opt-outs stay as they were.
+    kept = [key for key in preference.opted_out_topics or [] if key not in offered]
+    preference.opted_out_topics = kept + [key for key in offered if key not in topics]
     if pause_months:
         preference.paused_until = _add_months(timezone.localdate(), pause_months)
     elif pause_months == 0:

@@ -53,12 +53,16 @@ def campaign_create(request, org_slug):
             template=data["template"],
             saved_searches=data["saved_searches"],
             excluded_saved_searches=data["excluded_saved_searches"],
+            pools=data["pools"],
+            excluded_pools=data["excluded_pools"],
             scheduled_at=data["scheduled_at"],
         )
         messages.success(request, "The campaign is ready as a draft. Check it, then launch it.")
         return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
     has_templates = form.fields["template"].queryset.exists()
-    has_searches = form.fields["saved_searches"].queryset.exists()
+    has_searches = (
+        form.fields["saved_searches"].queryset.exists() or form.fields["pools"].queryset.exists()
+    )
     return render(
         request,
         "campaigns/campaign_form.html",
@@ -98,6 +102,8 @@ def campaign_detail(request, org_slug, campaign_id):
         "progress": campaign_progress(campaign=campaign),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
+        "pools": list(campaign.pools.all()),
+        "excluded_pools": list(campaign.excluded_pools.all()),
         "preview_form": PreviewCandidateForm(
             request.GET or None, candidates=_preview_candidates(campaign)
         ),

@@ -14,9 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_scopes import scope
 
 from campaigns.forms import PreferencesForm
-from campaigns.models import Topic
 from campaigns.services import preferences as preference_service
 from campaigns.services import tracking
+from campaigns.services.topics import topic_choices
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
@@ -78,9 +78,10 @@ def preferences(request, token):
     organization, candidate, _ = found
     with scope(organization=organization):
         preference = preference_service.preference_for(candidate=candidate)
+        topics = topic_choices(organization=organization)
         saved = False
         if request.method == "POST":
-            form = PreferencesForm(request.POST)
+            form = PreferencesForm(request.POST, topics=topics)
             if form.is_valid():
                 preference = preference_service.candidate_preferences_update(
                     candidate=candidate, **form.cleaned_data
@@ -88,11 +89,12 @@ def preferences(request, token):
                 saved = True
         else:
             form = PreferencesForm(
+                topics=topics,
                 initial={
-                    "topics": [t for t in Topic.values if t not in preference.opted_out_topics],
+                    "topics": [k for k, _ in topics if k not in preference.opted_out_topics],
                     "current_title": candidate.current_title,
                     "city": candidate.city,
-                }
+                },
             )
         return render(
             request,

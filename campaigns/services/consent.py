@@ -1,0 +1,158 @@
+"""Consent to campaign email, and double opt-in.
+
+`consent_request_double_opt_in` records the request (time, source, the exact wording) and sends
+one transactional email with a signed confirmation link; the candidate confirms with a POST on
+that page (a GET only shows the button: mail scanners follow links). Until they confirm,
+nothing but that confirmation email goes to them (see services/guards.consent_skips).
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from analytics.services import engagement_event_record
+from campaigns.conf import site_url
+from campaigns.models import Consent, Topic
+from campaigns.services import tokens
+from candidates.models import Activity, Candidate
+from candidates.services.activities import activity_record
+from crm.emails import send_transactional_email
+from crm.models import Organization
+
+CONSENT_SALT = "campaigns.consent-confirm"
+
+
+def consent_token(*, consent: Consent) -> str:
+    return tokens.token_make(
+        salt=CONSENT_SALT,
+        organization_id=consent.organization_id,
+        candidate_id=consent.candidate_id,
+        message_id=consent.pk,  # the third id slot names the consent request
+    )
+
+
+def consent_from_token(token: str) -> tuple[Organization, Candidate, Consent] | None:
+    content = tokens.token_read(token, salt=CONSENT_SALT)
+    if content is None or not content.message_id:
+        return None
+    with scopes_disabled():
+        consent = (
+            Consent.objects.select_related("organization", "candidate")
+            .filter(
+                organization_id=content.organization_id,
+                candidate_id=content.candidate_id,
+                pk=content.message_id,
+            )
+            .first()
+        )
+    if consent is None:
+        return None
+    return consent.organization, consent.candidate, consent
+
+
+def candidate_has_consent(*, candidate: Candidate, topic: Topic | None = None) -> bool:
+    consents = Consent.objects.filter(
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        purpose=Consent.Purpose.CAMPAIGN_EMAIL,
+        granted_at__isnull=False,
+        withdrawn_at__isnull=True,
+    )
+    if topic is not None:
+        consents = consents.filter(Q(topic__isnull=True) | Q(topic=topic))
+    return consents.exists()
+
+
+@transaction.atomic
+def consent_request_double_opt_in(
+    *, candidate: Candidate, source: str, wording: str, topic: Topic | None = None
+) -> Consent:
+    """Record a consent request and email the confirmation link (transactional: no list
+    headers, not blocked by campaign suppressions). A candidate who already consented gets no
+    email; the active consent is returned."""
+    if not candidate.email:
+        raise ValidationError("This candidate has no email address.")
+    if not wording.strip():
+        raise ValidationError({"wording": "Say what the candidate agrees to."})
+    existing = Consent.objects.filter(
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        purpose=Consent.Purpose.CAMPAIGN_EMAIL,
+        topic=topic,
+        granted_at__isnull=False,
+        withdrawn_at__isnull=True,
+    ).first()
+    if existing is not None:
+        return existing
+    consent = Consent.objects.create(
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        purpose=Consent.Purpose.CAMPAIGN_EMAIL,
+        topic=topic,
+        source=source[:200],
+        wording=wording.strip(),
+        requested_at=timezone.now(),
+    )
+    organization = Organization.objects.get(pk=candidate.organization_id)
+    url = site_url() + reverse(
+        "campaigns_public:consent_confirm", args=[consent_token(consent=consent)]
+    )
+    context = {
+        "organization": organization.name,
+        "first_name": candidate.first_name,
+        "wording": consent.wording,
+        "url": url,
+    }
+    to = [candidate.email]
+    transaction.on_commit(
+        lambda: send_transactional_email(
+            template="campaigns/email/consent_confirm", to=to, context=context
+        )
+    )
+    activity_record(
+        candidate=candidate,
+        kind=Activity.Kind.CONSENT_CHANGED,
+        summary=f"Asked to confirm consent to campaign email ({consent.source})",
+        data={"consent_id": consent.pk},
+    )
+    return consent
+
+
+@transaction.atomic
+def consent_confirm(*, consent: Consent) -> bool:
+    """The candidate confirmed (POST on the signed page). False when nothing changed."""
+    consent = Consent.objects.select_for_update().get(pk=consent.pk)
+    if consent.granted_at is not None or consent.withdrawn_at is not None:
+        return False
+    consent.granted_at = timezone.now()
+    consent.save(update_fields=["granted_at"])
+    engagement_event_record(
+        organization_id=consent.organization_id,
+        kind="consent_given",
+        candidate_id=consent.candidate_id,
+        data={"consent_id": consent.pk, "source": consent.source},
+    )
+    activity_record(
+        candidate=consent.candidate,
+        kind=Activity.Kind.CONSENT_CHANGED,
+        summary=f"Confirmed consent to campaign email (double opt-in, {consent.source})",
+        data={"consent_id": consent.pk, "wording": consent.wording[:1000]},
+    )
+    return True
+
+
+def consent_withdraw(*, consent: Consent) -> bool:
+    changed = Consent.objects.filter(pk=consent.pk, withdrawn_at__isnull=True).update(
+        withdrawn_at=timezone.now()
+    )
+    if changed:
+        activity_record(
+            candidate=consent.candidate,
+            kind=Activity.Kind.CONSENT_CHANGED,
+            summary="Withdrew consent to campaign email",
+            data={"consent_id": consent.pk},
+        )
+    return bool(changed)

@@ -1,0 +1,202 @@
+"""Guard rails at send time: consent, the frequency cap and the per-sender daily cap with its
+warm-up ramp. Over a cap, a message waits in the queue and goes out later; it is never lost."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from campaigns.models import Consent, EmailSettings, Message
+from campaigns.services import guards
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.services.sending import messages_send
+from campaigns.tests.factories import make_broadcast, make_candidates
+
+
+def _settings(org, **fields) -> EmailSettings:
+    with scopes_disabled():
+        settings, _ = EmailSettings.objects.update_or_create(organization=org, defaults=fields)
+    return settings
+
+
+def _launch(org, user, **kwargs):
+    campaign = make_broadcast(org, user=user, **kwargs)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=user)
+        dispatch_due()
+    return campaign
+
+
+def _send(org, campaign=None):
+    with scope(organization=org):
+        messages = Message.objects.filter(status=Message.Status.QUEUED)
+        if campaign is not None:
+            messages = messages.filter(campaign=campaign)
+        return messages_send(
+            organization=org, message_ids=list(messages.values_list("pk", flat=True))
+        )
+
+
+def _earlier_email(org, user, candidate, *, days_ago: int) -> Message:
+    """A campaign email this candidate already got `days_ago` days ago."""
+    earlier = make_broadcast(org, user=user, name="Earlier", tag="earlier-only")
+    with scopes_disabled():
+        return Message.objects.create(
+            organization=org,
+            campaign=earlier,
+            step=earlier.steps.first(),
+            candidate=candidate,
+            to_email=candidate.email,
+            from_email="talent@acme.example",
+            subject="Earlier",
+            html="x",
+            text="x",
+            message_id=f"<earlier-{candidate.pk}@acme.example>",
+            status=Message.Status.SENT,
+            sent_at=timezone.now() - timedelta(days=days_ago),
+        )
+
+
+def test_frequency_cap_holds_the_email_until_a_slot_frees_then_sends_it(org, recruiter_user):
+    _settings(org, frequency_cap_messages=1, frequency_cap_days=7)
+    (candidate,) = make_candidates(org, 1)
+    earlier = _earlier_email(org, recruiter_user, candidate, days_ago=2)
+    campaign = _launch(org, recruiter_user)
+
+    report = _send(org, campaign)
+    with scopes_disabled():
+        held = Message.objects.get(campaign=campaign)
+    assert (report.sent, report.held, len(mail.outbox)) == (0, 1, 0)
+    assert held.status == Message.Status.QUEUED
+    assert held.next_attempt_at == earlier.sent_at + timedelta(days=7)
+    assert held.last_error == guards.HOLD_FREQUENCY_CAP
+
+    # Five days later the earlier email has left the 7-day window: the held one goes out.
+    with scopes_disabled():
+        Message.objects.filter(pk=earlier.pk).update(sent_at=timezone.now() - timedelta(days=8))
+        Message.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
+    report = _send(org, campaign)
+    with scopes_disabled():
+        held.refresh_from_db()
+    assert report.sent == 1
+    assert held.status == Message.Status.SENT
+    assert len(mail.outbox) == 1
+
+
+def test_frequency_cap_counts_emails_of_the_same_batch(org, recruiter_user):
+    _settings(org, frequency_cap_messages=1, frequency_cap_days=7)
+    make_candidates(org, 1)
+    _launch(org, recruiter_user, name="First")
+    _launch(org, recruiter_user, name="Second")
+    report = _send(org)
+    assert (report.sent, report.held) == (1, 1)
+
+
+def test_frequency_cap_off_sends_everything(org, recruiter_user):
+    _settings(org, frequency_cap_messages=0)
+    (candidate,) = make_candidates(org, 1)
+    _earlier_email(org, recruiter_user, candidate, days_ago=1)
+    campaign = _launch(org, recruiter_user)
+    assert _send(org, campaign).sent == 1
+
+
+def test_consent_required_skips_candidates_without_active_consent(org, recruiter_user):
+    _settings(org, consent_required=True)
+    consenting, silent, withdrawn = make_candidates(org, 3)
+    now = timezone.now()
+    with scopes_disabled():
+        for candidate, withdrawn_at in ((consenting, None), (withdrawn, now)):
+            Consent.objects.create(
+                organization=org,
+                candidate=candidate,
+                source="Career fair sign-up",
+                wording="Send me jobs.",
+                granted_at=now - timedelta(days=30),
+                withdrawn_at=withdrawn_at,
+            )
+    campaign = _launch(org, recruiter_user)
+    report = _send(org, campaign)
+    with scopes_disabled():
+        outcome = dict(Message.objects.values_list("candidate_id", "skip_reason"))
+    assert report.sent == 1
+    assert [m.to for m in mail.outbox] == [[consenting.email]]
+    assert outcome == {
+        consenting.pk: "",
+        silent.pk: Message.SkipReason.NO_CONSENT,
+        withdrawn.pk: Message.SkipReason.NO_CONSENT,
+    }
+
+
+def test_consent_pending_double_opt_in_blocks_campaign_email_even_when_not_required(
+    org, recruiter_user
+):
+    _settings(org, consent_required=False)
+    pending, other = make_candidates(org, 2)
+    with scopes_disabled():
+        Consent.objects.create(
+            organization=org,
+            candidate=pending,
+            source="Web form",
+            wording="Send me jobs.",
+            requested_at=timezone.now(),
+        )
+    campaign = _launch(org, recruiter_user)
+    _send(org, campaign)
+    assert [m.to for m in mail.outbox] == [[other.email]]
+
+
+def test_sender_daily_cap_holds_the_rest_until_tomorrow(org, recruiter_user, monkeypatch):
+    _settings(org, sender_daily_cap=2)
+    make_candidates(org, 5)
+    campaign = _launch(org, recruiter_user)
+    start = timezone.now()
+
+    report = _send(org, campaign)
+    with scopes_disabled():
+        waiting = list(Message.objects.filter(status=Message.Status.QUEUED))
+    tomorrow = guards.next_local_midnight(org, start)
+    assert (report.sent, report.held) == (2, 3)
+    assert {m.next_attempt_at for m in waiting} == {tomorrow}
+    assert {m.last_error for m in waiting} == {guards.HOLD_SENDER_CAP}
+
+    # The next day (the clock is the outside world): two more go out, one still waits.
+    monkeypatch.setattr(timezone, "now", lambda: tomorrow + timedelta(minutes=5))
+    report = _send(org, campaign)
+    assert (report.sent, report.held) == (2, 1)
+    assert len(mail.outbox) == 4
+
+
+def test_warm_up_starts_small_and_doubles_up_to_the_cap():
+    settings = EmailSettings(
+        sender_daily_cap=150, warmup_started_on=date(2026, 3, 1), warmup_first_day=50
+    )
+    caps = [
+        guards.sender_daily_cap_for(email_settings=settings, day=date(2026, 3, day))
+        for day in (1, 2, 3, 4, 30)
+    ]
+    assert caps == [50, 100, 150, 150, 150]
+
+
+def test_warm_up_limits_a_new_sending_domain(org, recruiter_user):
+    _settings(
+        org,
+        sender_daily_cap=1000,
+        warmup_started_on=timezone.localdate(),
+        warmup_first_day=2,
+    )
+    make_candidates(org, 3)
+    campaign = _launch(org, recruiter_user)
+    report = _send(org, campaign)
+    assert (report.sent, report.held) == (2, 1)
+
+
+@pytest.mark.parametrize("cap", [None, 0])
+def test_sender_daily_cap_off_means_no_cap(org, recruiter_user, cap):
+    if cap is not None:
+        _settings(org, sender_daily_cap=cap)
+    make_candidates(org, 3)
+    campaign = _launch(org, recruiter_user)
+    assert _send(org, campaign).sent == 3

@@ -1,0 +1,223 @@
+"""Inbound replies: matching, quoted text and signatures, auto-replies, and their effects."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from anymail.inbound import AnymailInboundMessage
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+from django_scopes import scope
+
+from analytics.models import EngagementEvent
+from campaigns.models import Enrollment, InboundEmail, Message
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.services.replies import (
+    auto_reply_reason,
+    inbound_email_record,
+    reply_address_for,
+    reply_text,
+)
+from campaigns.services.sending import messages_send
+from campaigns.tests.factories import make_broadcast, make_candidates
+from candidates.models import Activity
+
+SECRET = "rapport-hooks:s3cret-passphrase"
+REPLY = """Thanks Rex, yes I'm interested. Could we talk on Thursday?
+
+Best regards,
+Jane Doe
+Senior Engineer
+
+On Mon, 5 Jan 2026 at 10:00, Rex Recruiter <rex.recruiter@acme.example> wrote:
+> Hi Jane,
+> We are hiring for a role close to yours.
+"""
+
+
+@pytest.fixture(autouse=True)
+def _anymail(settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+
+
+@pytest.fixture
+def sent_message(org, recruiter_user):
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        ids = list(Message.objects.values_list("pk", flat=True))
+        messages_send(organization=org, message_ids=ids)
+        Enrollment.objects.update(
+            status=Enrollment.Status.ACTIVE, next_run_at=timezone.now() + timedelta(days=3)
+        )
+        return Message.objects.select_related("candidate", "enrollment").get(pk=ids[0])
+
+
+def _raw(*, headers: dict, body: str = REPLY) -> AnymailInboundMessage:
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    return AnymailInboundMessage.parse_raw_mime("\r\n".join(lines) + "\r\n\r\n" + body)
+
+
+def _headers(message, **extra) -> dict:
+    return {
+        "From": "Jane Doe <jane@example.com>",
+        "To": "rex.recruiter@acme.example",
+        "Subject": f"Re: {message.subject}",
+        "Message-ID": "<reply-1@mail.example.com>",
+        "Date": "Mon, 05 Jan 2026 11:00:00 +0000",
+        "In-Reply-To": message.message_id,
+        **extra,
+    }
+
+
+def test_reply_text_drops_quote_and_signature():
+    assert reply_text(REPLY) == "Thanks Rex, yes I'm interested. Could we talk on Thursday?"
+
+
+def test_reply_text_drops_a_german_quote():
+    text = "Ja, gerne!\n\nAm 05.01.2026 um 10:00 schrieb Rex <rex@acme.example>:\n> Hallo Jane\n"
+    assert reply_text(text) == "Ja, gerne!"
+
+
+def test_reply_postmark_inbound_webhook_records_the_reply_and_stops_the_enrollment(
+    org, sent_message
+):
+    payload = {
+        "FromFull": {"Email": "jane@example.com", "Name": "Jane Doe"},
+        "ToFull": [{"Email": "rex.recruiter@acme.example", "Name": ""}],
+        "Subject": f"Re: {sent_message.subject}",
+        "MessageID": "22c74902-a0c1-4511-804f-341342852c90",
+        "Date": "Mon, 5 Jan 2026 11:00:00 +0000",
+        "TextBody": REPLY,
+        "HtmlBody": "",
+        "Headers": [
+            {"Name": "Message-ID", "Value": "<reply-webhook@mail.example.com>"},
+            {"Name": "In-Reply-To", "Value": sent_message.message_id},
+        ],
+    }
+    client = Client(HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
+    response = client.post(
+        "/webhooks/anymail/postmark/inbound/",
+        data=json.dumps(payload),
+        content_type="application/json",
+    )
+    with scope(organization=org):
+        inbound = InboundEmail.objects.get()
+        enrollment = Enrollment.objects.get(pk=sent_message.enrollment_id)
+        sent_message.refresh_from_db()
+        activity = Activity.objects.get(kind=Activity.Kind.EMAIL_REPLIED)
+        replied = EngagementEvent.objects.filter(kind="replied").count()
+    assert response.status_code == 200
+    assert inbound.text == "Thanks Rex, yes I'm interested. Could we talk on Thursday?"
+    assert inbound.is_auto_reply is False
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "replied")
+    assert sent_message.replied_at is not None
+    assert "Could we talk on Thursday?" in activity.summary
+    assert activity.data["text"] == inbound.text
+    assert replied == 1
+
+
+def test_reply_inbound_webhook_without_auth_is_400(org, sent_message):
+    response = Client().post(
+        "/webhooks/anymail/postmark/inbound/",
+        data=json.dumps({"FromFull": {"Email": "x@example.com"}, "TextBody": "hi"}),
+        content_type="application/json",
+    )
+    with scope(organization=org):
+        stored = InboundEmail.objects.count()
+    assert response.status_code == 400
+    assert stored == 0
+
+
+def test_reply_matched_by_references_when_in_reply_to_is_missing(org, sent_message):
+    headers = _headers(sent_message)
+    del headers["In-Reply-To"]
+    headers["References"] = f"<older@example.com> {sent_message.message_id}"
+    inbound = inbound_email_record(message=_raw(headers=headers))
+    assert inbound is not None
+    assert inbound.message_id == sent_message.pk
+
+
+def test_reply_matched_by_the_per_message_reply_address(org, sent_message, settings):
+    settings.CAMPAIGNS_REPLY_DOMAIN = "replies.acme.example"
+    address = reply_address_for(sent_message)
+    headers = _headers(sent_message, To=address)
+    del headers["In-Reply-To"]
+    inbound = inbound_email_record(message=_raw(headers=headers))
+    assert address.startswith("reply+") and address.endswith("@replies.acme.example")
+    assert inbound is not None
+    assert inbound.message_id == sent_message.pk
+
+
+def test_reply_address_is_added_to_reply_to_when_configured(org, recruiter_user, settings):
+    settings.CAMPAIGNS_REPLY_DOMAIN = "replies.acme.example"
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        ids = list(Message.objects.values_list("pk", flat=True))
+        messages_send(organization=org, message_ids=ids)
+        expected = reply_address_for(Message.objects.get(pk=ids[0]))
+    recruiter, per_message = mail.outbox[-1].reply_to
+    assert "<rex.recruiter@acme.example>" in recruiter
+    assert per_message == expected
+
+
+def test_reply_with_a_forged_reply_address_matches_nothing(org, sent_message, settings):
+    settings.CAMPAIGNS_REPLY_DOMAIN = "replies.acme.example"
+    headers = _headers(sent_message, To="reply+1-2-3-0.forged@replies.acme.example")
+    del headers["In-Reply-To"]
+    assert inbound_email_record(message=_raw(headers=headers)) is None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"Auto-Submitted": "auto-replied"},
+        {"X-Autoreply": "yes"},
+        {"X-Autorespond": "Out of office"},
+        {"Precedence": "auto_reply"},
+        {"Precedence": "bulk"},
+        {"Subject": "Out of Office: A role for you"},
+        {"Subject": "Automatische Antwort: A role for you"},
+        {"Subject": "Réponse automatique : A role for you"},
+        {"Subject": "Respuesta automática: A role for you"},
+    ],
+)
+def test_reply_auto_replies_are_stored_flagged_and_not_counted(org, sent_message, extra):
+    headers = _headers(sent_message, **extra)
+    inbound = inbound_email_record(message=_raw(headers=headers, body="I am away until Monday."))
+    with scope(organization=org):
+        enrollment = Enrollment.objects.get(pk=sent_message.enrollment_id)
+        replied = EngagementEvent.objects.filter(kind="replied").count()
+        timeline = Activity.objects.filter(kind=Activity.Kind.EMAIL_REPLIED).count()
+    assert inbound.is_auto_reply is True
+    assert inbound.auto_reply_reason != ""
+    assert (replied, timeline) == (0, 0)
+    assert enrollment.status == Enrollment.Status.ACTIVE
+
+
+def test_reply_auto_submitted_no_is_a_person(org, sent_message):
+    message = _raw(headers=_headers(sent_message, **{"Auto-Submitted": "no"}))
+    assert auto_reply_reason(message) == ""
+
+
+def test_reply_delivered_twice_is_recorded_once(org, sent_message):
+    first = inbound_email_record(message=_raw(headers=_headers(sent_message)))
+    second = inbound_email_record(message=_raw(headers=_headers(sent_message)))
+    with scope(organization=org):
+        replied = EngagementEvent.objects.filter(kind="replied").count()
+    assert first is not None
+    assert second is None
+    assert replied == 1
+
+
+def test_reply_to_unknown_message_is_ignored(org, sent_message):
+    headers = _headers(sent_message, **{"In-Reply-To": "<unknown@example.com>"})
+    assert inbound_email_record(message=_raw(headers=headers)) is None

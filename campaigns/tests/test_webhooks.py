@@ -1,0 +1,310 @@
+"""ESP tracking webhooks through anymail: authentication, matching, idempotency and effects.
+
+Requests go through anymail's real webhook views (Postmark: basic auth; Mailgun: basic auth and
+its HMAC signature), with payloads in the ESPs' documented formats."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from analytics.models import EngagementEvent
+from campaigns.models import (
+    CandidateEmailPreference,
+    Enrollment,
+    EspEvent,
+    Message,
+    Suppression,
+)
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.services.sending import messages_send
+from campaigns.tests.factories import make_broadcast, make_candidates
+from candidates.models import Activity
+
+SECRET = "rapport-hooks:s3cret-passphrase"
+MAILGUN_KEY = "mailgun-signing-key-for-tests"
+ESP_ID = "883953f4-6105-42a2-a16a-77a8eac79483"
+
+
+@pytest.fixture(autouse=True)
+def _anymail(settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
+
+
+@pytest.fixture
+def sent_message(org, recruiter_user):
+    """A campaign email that went out an hour ago and that the ESP knows as ESP_ID."""
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        ids = list(Message.objects.values_list("pk", flat=True))
+        messages_send(organization=org, message_ids=ids)
+        Message.objects.filter(pk__in=ids).update(
+            esp_message_id=ESP_ID, sent_at=timezone.now() - timedelta(hours=1)
+        )
+        # As in a sequence with more steps to come: the enrollment is still active.
+        Enrollment.objects.update(
+            status=Enrollment.Status.ACTIVE, next_run_at=timezone.now() + timedelta(days=3)
+        )
+        return Message.objects.select_related("candidate", "enrollment").get(pk=ids[0])
+
+
+def _auth_client() -> Client:
+    return Client(HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
+
+
+def _postmark(client: Client, payload: dict):
+    return client.post(
+        "/webhooks/anymail/postmark/tracking/",
+        data=json.dumps(payload),
+        content_type="application/json",
+    )
+
+
+def _now_iso() -> str:
+    return timezone.now().isoformat()
+
+
+def _bounce(message) -> dict:
+    return {
+        "RecordType": "Bounce",
+        "ID": 4323372036854775807,
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "Name": "Hard bounce",
+        "MessageID": ESP_ID,
+        "Description": "The server was unable to deliver your message (ex: unknown user).",
+        "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+        "Email": message.to_email,
+        "From": "sender@example.com",
+        "BouncedAt": _now_iso(),
+        "Inactive": True,
+        "CanActivate": True,
+        "Subject": "Test subject",
+    }
+
+
+def _counts(org):
+    with scopes_disabled():
+        return (
+            EspEvent.objects.filter(organization=org).count(),
+            EngagementEvent.objects.filter(organization=org).exclude(kind="sent").count(),
+        )
+
+
+def test_webhook_postmark_delivery_marks_the_message_delivered(org, sent_message):
+    response = _postmark(
+        _auth_client(),
+        {
+            "RecordType": "Delivery",
+            "ServerID": 23,
+            "MessageID": ESP_ID,
+            "Recipient": sent_message.to_email,
+            "DeliveredAt": _now_iso(),
+            "Details": "Test delivery webhook details",
+        },
+    )
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+        kinds = list(EngagementEvent.objects.exclude(kind="sent").values_list("kind", flat=True))
+        summaries = list(
+            Activity.objects.filter(candidate=sent_message.candidate).values_list(
+                "summary", flat=True
+            )
+        )
+    assert response.status_code == 200
+    assert sent_message.status == Message.Status.DELIVERED
+    assert sent_message.delivered_at is not None
+    assert kinds == ["delivered"]
+    assert any(s.startswith("Email delivered") for s in summaries)
+
+
+def test_webhook_hard_bounce_suppresses_and_stops_the_enrollment(org, sent_message):
+    response = _postmark(_auth_client(), _bounce(sent_message))
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+        enrollment = Enrollment.objects.get(pk=sent_message.enrollment_id)
+        suppression = Suppression.objects.get(email=sent_message.to_email.lower())
+        bounced_activity = Activity.objects.filter(
+            candidate=sent_message.candidate, kind=Activity.Kind.EMAIL_BOUNCED
+        ).count()
+    assert response.status_code == 200
+    assert sent_message.status == Message.Status.BOUNCED
+    assert suppression.reason == Suppression.Reason.BOUNCED
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "bounced")
+    assert bounced_activity == 1
+
+
+def test_webhook_same_event_twice_is_recorded_once(org, sent_message):
+    client = _auth_client()
+    payload = _bounce(sent_message)
+    first, second = _postmark(client, payload), _postmark(client, payload)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert _counts(org) == (1, 1)
+
+
+def test_webhook_events_without_esp_id_are_deduplicated_by_content(org, sent_message):
+    payload = {
+        "RecordType": "Open",
+        "FirstOpen": True,
+        "UserAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15",
+        "MessageID": ESP_ID,
+        "ReceivedAt": _now_iso(),
+        "Recipient": sent_message.to_email,
+    }
+    client = _auth_client()
+    _postmark(client, payload)
+    _postmark(client, payload)
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+        opens = EngagementEvent.objects.filter(kind="opened", is_machine=False).count()
+        timeline = Activity.objects.filter(kind=Activity.Kind.EMAIL_OPENED).count()
+    assert opens == 1
+    assert timeline == 1
+    assert sent_message.opened_at is not None
+
+
+def test_webhook_click_records_the_url(org, sent_message):
+    _postmark(
+        _auth_client(),
+        {
+            "RecordType": "Click",
+            "ClickLocation": "HTML",
+            "OriginalLink": "https://jobs.example.com/roles/42",
+            "UserAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0",
+            "MessageID": ESP_ID,
+            "ReceivedAt": _now_iso(),
+            "Recipient": sent_message.to_email,
+        },
+    )
+    with scope(organization=org):
+        event = EngagementEvent.objects.get(kind="clicked")
+        sent_message.refresh_from_db()
+    assert event.data["url"] == "https://jobs.example.com/roles/42"
+    assert sent_message.clicked_at is not None
+
+
+def test_webhook_complaint_suppresses_and_unsubscribes(org, sent_message):
+    _postmark(
+        _auth_client(),
+        {
+            "RecordType": "SpamComplaint",
+            "ID": 42,
+            "Type": "SpamComplaint",
+            "TypeCode": 512,
+            "MessageID": ESP_ID,
+            "Email": sent_message.to_email,
+            "BouncedAt": _now_iso(),
+        },
+    )
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+        suppression = Suppression.objects.get(email=sent_message.to_email.lower())
+        preference = CandidateEmailPreference.objects.get(candidate=sent_message.candidate)
+        enrollment = Enrollment.objects.get(pk=sent_message.enrollment_id)
+        kinds = sorted(EngagementEvent.objects.exclude(kind="sent").values_list("kind", flat=True))
+    assert suppression.reason == Suppression.Reason.COMPLAINED
+    assert preference.unsubscribed_at is not None
+    assert sent_message.complained_at is not None
+    assert enrollment.stop_reason == Enrollment.StopReason.COMPLAINED
+    assert kinds == ["complained", "unsubscribed"]
+
+
+def test_webhook_unsubscribe_from_the_esp_unsubscribes_the_candidate(org, sent_message):
+    _postmark(
+        _auth_client(),
+        {
+            "RecordType": "SubscriptionChange",
+            "MessageID": ESP_ID,
+            "ChangedAt": _now_iso(),
+            "Recipient": sent_message.to_email,
+            "SuppressSending": True,
+            "SuppressionReason": "ManualSuppression",
+        },
+    )
+    with scope(organization=org):
+        preference = CandidateEmailPreference.objects.get(candidate=sent_message.candidate)
+        kinds = list(EngagementEvent.objects.exclude(kind="sent").values_list("kind", flat=True))
+    assert preference.unsubscribed_at is not None
+    assert kinds == ["unsubscribed"]
+
+
+def test_webhook_without_basic_auth_is_400_and_writes_nothing(org, sent_message):
+    response = _postmark(Client(), _bounce(sent_message))
+    wrong = Client(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"rapport-hooks:nope").decode())
+    wrong_response = _postmark(wrong, _bounce(sent_message))
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+    assert (response.status_code, wrong_response.status_code) == (400, 400)
+    assert _counts(org) == (0, 0)
+    assert sent_message.status == Message.Status.SENT
+
+
+def test_webhook_event_for_an_unknown_message_changes_nothing(org, sent_message):
+    payload = {**_bounce(sent_message), "MessageID": "not-one-of-ours"}
+    response = _postmark(_auth_client(), payload)
+    assert response.status_code == 200
+    assert _counts(org) == (0, 0)
+
+
+def _mailgun_payload(event: dict, *, key: str = MAILGUN_KEY) -> dict:
+    timestamp, token = str(int(time.time())), "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+    signature = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    return {
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": event,
+    }
+
+
+def _mailgun_delivered(message) -> dict:
+    return {
+        "event": "delivered",
+        "timestamp": time.time(),
+        "id": "CPgfbmQMTCKtHW6uIWtuVe",
+        "recipient": message.to_email,
+        "message": {"headers": {"message-id": "20130503182626.18666.16540@sandbox.mailgun.org"}},
+        "delivery-status": {"code": 250, "message": "OK"},
+    }
+
+
+def test_webhook_mailgun_signed_event_is_recorded(org, sent_message):
+    with scopes_disabled():
+        Message.objects.filter(pk=sent_message.pk).update(
+            esp_message_id="<20130503182626.18666.16540@sandbox.mailgun.org>"
+        )
+    response = _auth_client().post(
+        "/webhooks/anymail/mailgun/tracking/",
+        data=json.dumps(_mailgun_payload(_mailgun_delivered(sent_message))),
+        content_type="application/json",
+    )
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+    assert response.status_code == 200
+    assert sent_message.status == Message.Status.DELIVERED
+
+
+def test_webhook_mailgun_bad_signature_is_400_and_writes_nothing(org, sent_message):
+    with scopes_disabled():
+        Message.objects.filter(pk=sent_message.pk).update(
+            esp_message_id="<20130503182626.18666.16540@sandbox.mailgun.org>"
+        )
+    response = _auth_client().post(
+        "/webhooks/anymail/mailgun/tracking/",
+        data=json.dumps(_mailgun_payload(_mailgun_delivered(sent_message), key="forged")),
+        content_type="application/json",
+    )
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+    assert response.status_code == 400
+    assert sent_message.status == Message.Status.SENT
+    assert _counts(org) == (0, 0)

@@ -1,0 +1,95 @@
+"""Settings → Email: sender, postal address and sending rules; Settings → Email topics."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from campaigns.forms import EmailSettingsForm, SenderForm, TopicForm
+from campaigns.models import Topic
+from campaigns.selectors import email_settings_for
+from campaigns.services import email_settings as settings_service
+from campaigns.services import topics as topic_service
+from crm.permissions import admin_required
+
+
+def _topic_get(request, topic_id: int) -> Topic:
+    return get_object_or_404(Topic, organization=request.organization, pk=topic_id)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def email_settings_edit(request, org_slug):
+    organization = request.organization
+    current = email_settings_for(organization=organization)
+    data = request.POST if request.method == "POST" else None
+    sender_form = SenderForm(data, instance=organization, prefix="sender")
+    rules_form = EmailSettingsForm(data, instance=current, prefix="rules")
+    if data is not None and sender_form.is_valid() and rules_form.is_valid():
+        settings_service.email_settings_update(
+            organization=organization,
+            sender={n: sender_form.cleaned_data[n] for n in settings_service.SENDER_FIELDS},
+            rules=rules_form.cleaned_data,
+        )
+        messages.success(request, "Email settings saved.")
+        return redirect("campaigns:email_settings", org_slug=org_slug)
+    organization.refresh_from_db()  # an invalid form must not show unsaved values as saved
+    return render(
+        request,
+        "campaigns/settings/email.html",
+        {
+            "sender_form": sender_form,
+            "rules_form": rules_form,
+            "problems": settings_service.email_settings_problems(organization=organization),
+        },
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def topic_list(request, org_slug):
+    form = TopicForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            topic_service.topic_create(organization=request.organization, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "Topic added.")
+            return redirect("campaigns:topic_list", org_slug=org_slug)
+    topics = topic_service.topics_for(organization=request.organization, include_archived=True)
+    return render(request, "campaigns/settings/topics.html", {"topics": topics, "form": form})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def topic_edit(request, org_slug, topic_id):
+    topic = _topic_get(request, topic_id)
+    form = TopicForm(
+        request.POST or None, initial={"name": topic.name, "description": topic.description}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            topic_service.topic_update(topic=topic, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "Topic saved.")
+            return redirect("campaigns:topic_list", org_slug=org_slug)
+    return render(request, "campaigns/settings/topic_form.html", {"topic": topic, "form": form})
+
+
+@require_POST
+@admin_required
+def topic_archive(request, org_slug, topic_id):
+    topic = _topic_get(request, topic_id)
+    try:
+        if request.POST.get("restore"):
+            topic_service.topic_restore(topic=topic)
+            messages.success(request, f"“{topic.name}” is back.")
+        else:
+            topic_service.topic_archive(topic=topic)
+            messages.success(request, f"“{topic.name}” is archived.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("campaigns:topic_list", org_slug=org_slug)
