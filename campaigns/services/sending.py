@@ -109,8 +109,8 @@ def skip_reason_for(*, message: Message, candidate, preference, suppressed: set[
             return Message.SkipReason.TOPIC_OPTED_OUT
         if preference.paused_until is not None and preference.paused_until > now.date():
             return Message.SkipReason.PAUSED
-    # EXTENSION POINT: consent where the organisation requires it, and the organisation-wide
-    # frequency cap (over-cap messages go back to queued with a later next_attempt_at).
+    # Consent, the frequency cap and the per-sender daily cap need more than one message:
+    # services/guards.py, called from messages_send.
     return ""
 
 
