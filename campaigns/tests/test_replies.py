@@ -8,6 +8,7 @@ import pytest
 from anymail.inbound import AnymailInboundMessage
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope
 
@@ -221,3 +222,16 @@ def test_reply_delivered_twice_is_recorded_once(org, sent_message):
 def test_reply_to_unknown_message_is_ignored(org, sent_message):
     headers = _headers(sent_message, **{"In-Reply-To": "<unknown@example.com>"})
     assert inbound_email_record(message=_raw(headers=headers)) is None
+
+
+def test_reply_shows_on_the_message_page(org, sent_message, recruiter_client):
+    inbound_email_record(message=_raw(headers=_headers(sent_message)))
+    auto = _headers(sent_message, **{"Message-ID": "<ooo@mail.example.com>", "X-Autoreply": "yes"})
+    inbound_email_record(message=_raw(headers=auto, body="Away until Monday."))
+    url = reverse(
+        "campaigns:message_detail", args=[org.slug, sent_message.campaign_id, sent_message.pk]
+    )
+    body = recruiter_client.get(url).content.decode()
+    assert "Could we talk on Thursday?" in body
+    assert "Away until Monday." in body
+    assert "Auto-reply" in body
