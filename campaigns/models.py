@@ -7,10 +7,11 @@ the dispatcher's and sweeper's partial indexes, which serve a scan across all or
 and the globally unique RFC 5322 Message-ID, which inbound replies are matched by.
 """
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -134,6 +135,10 @@ class EmailTemplate(models.Model):
         return self.name
 
 
+def weekdays_default() -> list[int]:
+    return [0, 1, 2, 3, 4]
+
+
 class Campaign(models.Model):
     class Kind(models.TextChoices):
         BROADCAST = "broadcast", "Broadcast"
@@ -178,6 +183,28 @@ class Campaign(models.Model):
         help_text="The recruiter replies go to.",
     )
     scheduled_at = models.DateTimeField(null=True, blank=True)
+    # Sequences only: steps go out inside the sending window (these weekdays, 0 = Monday,
+    # between window_start and window_end) in the organisation's time zone, or the
+    # candidate's when known and `use_candidate_time_zone`.
+    window_days = ArrayField(
+        models.PositiveSmallIntegerField(validators=[MaxValueValidator(6)]),
+        default=weekdays_default,
+        blank=True,
+    )
+    window_start = models.TimeField(default=time(9, 0))
+    window_end = models.TimeField(default=time(17, 0))
+    use_candidate_time_zone = models.BooleanField(
+        "send in the candidate's time zone when known", default=True
+    )
+    # Sequences only: candidates entering this pool join the running sequence at once.
+    auto_join_pool = models.ForeignKey(
+        "pipelines.Pool",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="auto_join_campaigns",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
     launched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -210,9 +237,20 @@ class Step(models.Model):
     delay = models.DurationField(
         default=timedelta(0), help_text="Wait after the previous step (after launch for the first)."
     )
+
+    class Condition(models.TextChoices):
+        ALWAYS = "", "Always"
+        NOT_OPENED = "not_opened", "Only if the previous email was not opened"
+        NOT_CLICKED = "not_clicked", "Only if no link in the previous email was clicked"
+        NOT_REPLIED = "not_replied", "Only if the previous email got no reply"
+
     subject = models.CharField(max_length=255, blank=True)
     preheader = models.CharField(max_length=255, blank=True)
     body_markdown = models.TextField("body", blank=True)
+    # Sequences: otherwise the enrollment ends here (done) when the step becomes due.
+    condition = models.CharField(max_length=20, choices=Condition.choices, blank=True)
+    # Task steps: what the recruiter should do (becomes the follow-up's note).
+    task_note = models.CharField(max_length=500, blank=True)
 
     objects = ScopedManager(organization="organization")
 
@@ -247,6 +285,9 @@ class Enrollment(models.Model):
         REMOVED = "removed", "Removed by a recruiter"
         CANCELLED = "cancelled", "Campaign cancelled"
         NO_EMAIL = "no_email", "No email address"
+        ENGAGED = "engaged", "Engaged, so the next step was not needed"
+        STAGE_WON = "stage_won", "Moved to a won stage"
+        STAGE_LOST = "stage_lost", "Moved to a lost stage"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")

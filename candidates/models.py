@@ -63,6 +63,8 @@ class Candidate(models.Model):
     phone = models.CharField(max_length=32, blank=True, help_text="E.164, e.g. +447700900123")
     city = models.CharField(max_length=100, blank=True)
     country = models.CharField(max_length=100, blank=True)
+    # IANA name (e.g. "Europe/Berlin"); campaign sequences send inside their window in it.
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
     headline = models.CharField(max_length=255, blank=True)
     current_title = models.CharField(max_length=200, blank=True)
     current_company = models.CharField(max_length=200, blank=True)
@@ -225,6 +227,7 @@ class Activity(models.Model):
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
         CONSENT_CHANGED = "consent_changed", "Consent changed"
         FOLLOW_UP = "follow_up", "Follow-up"
+        ENROLLMENT = "enrollment", "Campaign sequence"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="activities")

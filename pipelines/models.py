@@ -258,6 +258,7 @@ class FollowUp(models.Model):
     class Source(models.TextChoices):
         MANUAL = "manual", "Set by a recruiter"
         NOT_NOW = "not_now", "Back from “not now”"
+        CAMPAIGN = "campaign", "A task step of a campaign sequence"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     candidate = models.ForeignKey(

@@ -28,6 +28,7 @@ from pipelines.models import (
     Stage,
     StageChange,
 )
+from pipelines.signals import candidates_entered_pool, candidates_moved_to_stage
 
 logger = logging.getLogger(__name__)
 
@@ -293,6 +294,9 @@ def _record_entries(*, pool: Pool, candidate_ids: list[int], actor: User | None,
         actor=actor,
         data={"pool_id": pool.pk, "source": "smart" if smart else "manual"},
     )
+    # Every way into a pool comes through here: tell the apps that react (campaign sequences
+    # that auto-join from this pool).
+    candidates_entered_pool.send(sender=Pool, pool=pool, candidate_ids=list(candidate_ids))
 
 
 def _record_exits(*, pool: Pool, candidate_ids: list[int], actor: User | None, smart: bool):
@@ -414,6 +418,9 @@ def membership_move(
             },
             occurred_at=now,
         )
+        candidates_moved_to_stage.send(
+            sender=Stage, pool=pool, stage=to_stage, candidate_ids=[locked.candidate_id]
+        )
     membership.stage, membership.entered_stage_at = to_stage, now
     return change
 
@@ -459,6 +466,9 @@ def memberships_move_bulk(
             summary=f"{pool.name}: moved to {to_stage.name}",
             actor=actor,
             data={"pool_id": pool.pk, "to_stage_id": to_stage.pk},
+        )
+        candidates_moved_to_stage.send(
+            sender=Stage, pool=pool, stage=to_stage, candidate_ids=[row[1] for row in rows]
         )
     return len(rows)
 
