@@ -6,4 +6,8 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
-        from campaigns import checks, receivers  # noqa: F401 — anymail's signals, deploy checks
+        from campaigns import (  # noqa: F401 — anymail's signals, deploy checks
+            checks,
+            receivers,
+            sequence_receivers,
+        )

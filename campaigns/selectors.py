@@ -209,6 +209,77 @@ def email_templates_for_list(*, organization):
     return EmailTemplate.objects.filter(organization=organization).select_related("created_by")
 
 
+# --- sequences ---
+
+ENROLLMENTS_PAGE_SIZE = 50
+
+
+def sequence_step_get(*, campaign: Campaign, step_id: int) -> Step:
+    return get_object_or_404(
+        Step.objects.select_related("campaign"),
+        organization_id=campaign.organization_id,
+        campaign=campaign,
+        pk=step_id,
+    )
+
+
+def campaign_enrollment_get(*, campaign: Campaign, enrollment_id: int) -> Enrollment:
+    return get_object_or_404(
+        Enrollment.objects.select_related("candidate"),
+        organization_id=campaign.organization_id,
+        campaign=campaign,
+        pk=enrollment_id,
+    )
+
+
+def campaign_enrollments(*, campaign: Campaign, status: str = ""):
+    enrollments = (
+        Enrollment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
+        .select_related("candidate", "current_step")
+        .order_by("-enrolled_at", "-id")
+    )
+    if status:
+        enrollments = enrollments.filter(status=status)
+    return enrollments
+
+
+def sequence_step_results(*, campaign: Campaign) -> list[dict]:
+    """campaign_step_stats plus, per step, replies (human replies to that step's emails,
+    counted from engagement events), their rate, and how many candidates wait at the step."""
+    from analytics.models import EngagementEvent
+
+    stats = campaign_step_stats(campaign=campaign)
+    replies = dict(
+        EngagementEvent.objects.filter(
+            organization_id=campaign.organization_id,
+            campaign=campaign,
+            kind=EngagementEvent.Kind.REPLIED,
+            is_machine=False,
+            message__isnull=False,
+        )
+        .values("message__step_id")
+        .annotate(n=Count("message_id", distinct=True))
+        .values_list("message__step_id", "n")
+    )
+    waiting = dict(
+        Enrollment.objects.filter(
+            organization_id=campaign.organization_id,
+            campaign=campaign,
+            status=Enrollment.Status.ACTIVE,
+        )
+        .values("current_step_id")
+        .annotate(n=Count("pk"))
+        .values_list("current_step_id", "n")
+    )
+    for row in stats:
+        sent = row["sent"] + row["bounced"]
+        row["replied"] = replies.get(row["step"].pk, 0)
+        row["reply_rate"] = _rate(row["replied"], sent)
+        row["delivery_rate"] = _rate(row["delivered"], sent)
+        row["waiting"] = waiting.get(row["step"].pk, 0)
+    return stats
+
+
 CANDIDATE_MESSAGES_LIMIT = 20
 
 

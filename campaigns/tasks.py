@@ -36,3 +36,12 @@ def tracking_flush_task() -> dict:
     """Beat runs this every few seconds: buffered opens and clicks become EngagementEvents."""
     report = tracking.tracking_flush()
     return {"events": report.events, "written": report.written, "machine": report.machine}
+
+
+@app.task(base=OrganizationTask, name="campaigns.sequence_auto_join", acks_late=True)
+def sequence_auto_join_task(*, organization_id: int, pool_id: int, candidate_ids: list[int]) -> int:
+    """Candidates who entered a pool join the sequences that auto-join from it (queued on
+    commit by pipelines' `candidates_entered_pool` signal; enrolling twice is a no-op)."""
+    from campaigns.services import sequences
+
+    return sequences.sequences_auto_join(pool_id=pool_id, candidate_ids=candidate_ids)

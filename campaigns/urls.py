@@ -3,7 +3,7 @@ tests/test_isolation.py (OBJECT_KWARGS knows campaign_id, template_id and messag
 
 from django.urls import path
 
-from campaigns.views import campaigns, consent, settings, templates
+from campaigns.views import campaigns, consent, sequences, settings, templates
 
 app_name = "campaigns"
 
@@ -34,6 +34,22 @@ urlpatterns = [
         "candidates/<int:candidate_id>/consent/",
         consent.consent_request,
         name="consent_request",
+    ),
+    # Sequences (campaign_detail shows a sequence's page through views.sequences).
+    path("new-sequence/", sequences.sequence_create, name="sequence_create"),
+    path("<int:campaign_id>/settings/", sequences.sequence_edit, name="sequence_edit"),
+    path("<int:campaign_id>/steps/new/", sequences.step_create, name="step_create"),
+    path("<int:campaign_id>/steps/<int:step_id>/", sequences.step_edit, name="step_edit"),
+    path(
+        "<int:campaign_id>/steps/<int:step_id>/delete/", sequences.step_delete, name="step_delete"
+    ),
+    path("<int:campaign_id>/steps/<int:step_id>/move/", sequences.step_move, name="step_move"),
+    path("<int:campaign_id>/pause/", sequences.campaign_pause, name="pause"),
+    path("<int:campaign_id>/resume/", sequences.campaign_resume, name="resume"),
+    path(
+        "<int:campaign_id>/enrollments/<int:enrollment_id>/remove/",
+        sequences.enrollment_remove,
+        name="enrollment_remove",
     ),
     path("templates/", templates.template_list, name="template_list"),
     path("templates/new/", templates.template_create, name="template_create"),

@@ -241,6 +241,28 @@ def _topic(org) -> int:
         ).pk
 
 
+def _sequence_step(org) -> int:
+    from campaigns.models import Campaign, Step
+
+    with scopes_disabled():
+        campaign = Campaign.objects.create(
+            organization=org, name=f"{SECRET_MARKER} sequence", kind=Campaign.Kind.SEQUENCE
+        )
+        return Step.objects.create(
+            organization=org, campaign=campaign, subject=SECRET_MARKER, body_markdown="Hi"
+        ).pk
+
+
+def _enrollment(org) -> int:
+    from campaigns.models import Campaign, Enrollment
+
+    with scopes_disabled():
+        campaign = Campaign.objects.get(pk=_campaign(org))
+        return Enrollment.objects.create(
+            organization=org, campaign=campaign, candidate_id=_candidate(org)
+        ).pk
+
+
 # URL keyword argument -> function(organization) returning a value that names an object of
 # that organisation.
 OBJECT_KWARGS: dict[str, Callable] = {
@@ -257,6 +279,8 @@ OBJECT_KWARGS: dict[str, Callable] = {
     "campaign_id": _campaign,
     "template_id": _email_template,
     "message_id": _campaign_message,
+    "step_id": _sequence_step,
+    "enrollment_id": _enrollment,
     "topic_id": _topic,
     "pool_id": _pool,
     "stage_id": _stage,

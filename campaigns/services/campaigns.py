@@ -85,7 +85,13 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
             body_markdown=step.body_markdown,
         ).values():
             problems.extend(str(p) for p in problem)
-    if not campaign.saved_searches.exists() and not campaign.pools.exists():
+    if campaign.kind == Campaign.Kind.SEQUENCE:
+        joins_at_launch = campaign.saved_searches.exists() or campaign.pools.exists()
+        if not joins_at_launch and campaign.auto_join_pool_id is None:
+            problems.append(
+                "Choose who joins: a saved search or talent pool, or a pool candidates join from."
+            )
+    elif not campaign.saved_searches.exists() and not campaign.pools.exists():
         problems.append("Choose who receives it: at least one saved search or talent pool.")
     return problems
 

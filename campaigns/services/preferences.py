@@ -11,6 +11,7 @@ from django_scopes import scopes_disabled
 from analytics.services import engagement_event_record
 from campaigns.models import CandidateEmailPreference, Enrollment, Message, Suppression
 from campaigns.services import tokens
+from campaigns.services.sequences import enrollments_stop_for_candidates
 from campaigns.services.topics import topics_for
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activity_record
@@ -73,11 +74,10 @@ def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: 
             email=candidate.email.lower(),
             defaults={"reason": Suppression.Reason.UNSUBSCRIBED, "detail": source},
         )
-    Enrollment.objects.filter(candidate=candidate, status=Enrollment.Status.ACTIVE).update(
-        status=Enrollment.Status.STOPPED,
-        stop_reason=Enrollment.StopReason.UNSUBSCRIBED,
-        finished_at=now,
-        next_run_at=None,
+    enrollments_stop_for_candidates(
+        organization_id=candidate.organization_id,
+        candidate_ids=[candidate.pk],
+        reason=Enrollment.StopReason.UNSUBSCRIBED,
     )
     message = _message(candidate, message_id)
     if message is not None and message.unsubscribed_at is None:

@@ -48,6 +48,7 @@ from campaigns.models import (
 from campaigns.services import guards
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
+from campaigns.services.sequences import enrollments_stop
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
 
@@ -384,13 +385,11 @@ def _record_bounces(organization, bounced: list[Message]) -> None:
         ignore_conflicts=True,
     )
     Message.objects.filter(pk__in=[m.pk for m in bounced]).update(status=Message.Status.BOUNCED)
-    Enrollment.objects.filter(pk__in=[m.enrollment_id for m in bounced if m.enrollment_id]).exclude(
-        status=Enrollment.Status.STOPPED
-    ).update(
-        status=Enrollment.Status.STOPPED,
-        stop_reason=Enrollment.StopReason.BOUNCED,
-        finished_at=timezone.now(),
-        next_run_at=None,
+    enrollments_stop(  # stops the active ones, each on the candidate's timeline
+        organization_id=organization.pk,
+        enrollment_ids=[m.enrollment_id for m in bounced if m.enrollment_id],
+        reason=Enrollment.StopReason.BOUNCED,
+        also_done=True,
     )
 
 

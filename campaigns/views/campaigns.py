@@ -76,6 +76,10 @@ def _preview_candidates(campaign):
 
 def campaign_detail(request, org_slug, campaign_id):
     campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
+    if campaign.kind == Campaign.Kind.SEQUENCE:
+        from campaigns.views.sequences import sequence_detail
+
+        return sequence_detail(request, campaign)
     is_draft = campaign.status == Campaign.Status.DRAFT
     step = campaign_first_step(campaign=campaign)
     sample = None

@@ -23,6 +23,7 @@ DEMO_USERS = [
 DEMO_SEEDERS: list[str] = [
     "candidates.demo.seed_demo_candidates",
     "pipelines.demo.seed_demo_data",
+    "campaigns.demo_sequences.seed_demo_sequence",
 ]
 
 

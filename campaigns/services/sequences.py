@@ -1,0 +1,752 @@
+"""Campaign sequences: several steps per candidate, spaced by delays, sent only inside a sending
+window, branching on what the candidate did with the previous email, recruiter tasks between
+emails, candidates joining when they enter a pool, stop rules, pause and resume.
+
+The dispatcher (services/dispatch.py) calls `sequence_enrollments_due` for the enrollments it
+claimed and `step_run_at` when it moves one on to its next step; views, tasks and the pipelines
+signal receivers call the rest. The schedule lives in `Enrollment.next_run_at` (never in ETA
+tasks), so every change here is an UPDATE the next dispatcher round acts on.
+"""
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from analytics.models import EngagementEvent
+from campaigns.models import (
+    Campaign,
+    CandidateEmailPreference,
+    Enrollment,
+    Message,
+    Step,
+    Suppression,
+)
+from candidates.models import Activity, Candidate
+from candidates.services.activities import activities_record_bulk
+from crm.models import User
+
+MAX_DELAY = timedelta(days=365)
+AUTO_JOIN_CHUNK = 5000  # candidate ids per auto-join task
+ACTIVE_STATUSES = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+# --- the sending window ---
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def time_zone_for(*, campaign: Campaign, candidate: Candidate | None = None) -> ZoneInfo:
+    """The candidate's time zone when known (and the sequence uses it), else the
+    organisation's."""
+    if candidate is not None and campaign.use_candidate_time_zone:
+        zone = _zone(candidate.time_zone)
+        if zone is not None:
+            return zone
+    return _zone(campaign.organization.time_zone) or ZoneInfo("UTC")
+
+
+def window_next_opening(
+    *, moment: datetime, days: list[int], start: time, end: time, zone: ZoneInfo
+) -> datetime:
+    """`moment` itself when it falls inside the window (one of `days`, 0 = Monday, between the
+    wall-clock times `start` and `end` in `zone`), else the window's next opening. Wall-clock
+    arithmetic, so 9:00 stays 9:00 local across daylight-saving changes. No days: no window."""
+    if not days or start >= end:
+        return moment
+    local = moment.astimezone(zone)
+    for offset in range(8):
+        day: date = local.date() + timedelta(days=offset)
+        if day.weekday() not in days:
+            continue
+        if offset == 0:
+            if start <= local.time() < end:
+                return moment
+            if local.time() >= end:
+                continue  # today's window has closed
+        return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+    return moment  # not reached: some weekday is always within the next 8 days
+
+
+def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetime) -> datetime:
+    """When a step due at `due` may run: broadcasts at once, sequences inside their window."""
+    if campaign.kind != Campaign.Kind.SEQUENCE:
+        return due
+    return window_next_opening(
+        moment=due,
+        days=list(campaign.window_days or []),
+        start=campaign.window_start,
+        end=campaign.window_end,
+        zone=time_zone_for(campaign=campaign, candidate=candidate),
+    )
+
+
+def window_summary(*, campaign: Campaign) -> str:
+    """The window in words for the campaign page, e.g. Mon to Fri 09:00 to 17:00 (with dashes)."""
+    days = sorted(campaign.window_days or [])
+    if not days:
+        return "Any time"
+    if days == list(range(days[0], days[-1] + 1)) and len(days) > 2:
+        names = f"{WEEKDAYS[days[0]]}–{WEEKDAYS[days[-1]]}"
+    else:
+        names = ", ".join(WEEKDAYS[day] for day in days)
+    return f"{names} {campaign.window_start:%H:%M}–{campaign.window_end:%H:%M}"
+
+
+def delay_text(delay: timedelta) -> str:
+    """ "After 2 days", "After 5 hours", "At once"."""
+    hours = int(delay.total_seconds() // 3600)
+    if hours == 0:
+        return "At once"
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"After {days} day{'s' if days != 1 else ''}"
+    return f"After {hours} hour{'s' if hours != 1 else ''}"
+
+
+# --- stopping and finishing enrollments (each on the candidate's timeline) ---
+
+_STOP_SUMMARIES = {
+    Enrollment.StopReason.REPLIED: "they replied",
+    Enrollment.StopReason.UNSUBSCRIBED: "they unsubscribed",
+    Enrollment.StopReason.BOUNCED: "their address bounced",
+    Enrollment.StopReason.COMPLAINED: "they marked an email as spam",
+    Enrollment.StopReason.REMOVED: "removed by a recruiter",
+    Enrollment.StopReason.STAGE_WON: "moved to a won stage",
+    Enrollment.StopReason.STAGE_LOST: "moved to a lost stage",
+    Enrollment.StopReason.ENGAGED: "they engaged, so the next step was not needed",
+}
+
+
+def enrollments_stop(
+    *,
+    organization_id: int,
+    enrollment_ids: list[int],
+    reason: str,
+    actor: User | None = None,
+    status: str = Enrollment.Status.STOPPED,
+    now: datetime | None = None,
+    also_done: bool = False,
+) -> int:
+    """End these enrollments (the active ones among them; with `also_done`, finished ones
+    too, e.g. a broadcast whose one email bounced) with `reason`, and put one entry on each
+    candidate's timeline. `status` is DONE for a sequence that ended on a branch. Returns how
+    many ended."""
+    from_statuses = [Enrollment.Status.ACTIVE]
+    if also_done:
+        from_statuses.append(Enrollment.Status.DONE)
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Enrollment.objects.select_for_update(of=("self",))
+            .filter(
+                organization_id=organization_id,
+                pk__in=list(enrollment_ids),
+                status__in=from_statuses,
+            )
+            .values_list("pk", "candidate_id", "campaign_id", "campaign__name")
+        )
+        if not rows:
+            return 0
+        Enrollment.objects.filter(pk__in=[row[0] for row in rows]).update(
+            status=status, stop_reason=reason, finished_at=now, next_run_at=None
+        )
+        by_campaign: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for _, candidate_id, campaign_id, name in rows:
+            by_campaign[(campaign_id, name)].append(candidate_id)
+        why = _STOP_SUMMARIES.get(reason) or Enrollment.StopReason(reason).label.lower()
+        verb = "Finished" if status == Enrollment.Status.DONE else "Left"
+        for (campaign_id, name), candidate_ids in by_campaign.items():
+            activities_record_bulk(
+                organization_id=organization_id,
+                candidate_ids=candidate_ids,
+                kind=Activity.Kind.ENROLLMENT,
+                summary=f"{verb} the campaign “{name}”: {why}",
+                actor=actor,
+                data={"campaign_id": campaign_id, "stop_reason": reason, "status": status},
+            )
+    return len(rows)
+
+
+def enrollments_stop_for_candidates(
+    *,
+    organization_id: int,
+    candidate_ids: list[int],
+    reason: str,
+    campaign_id: int | None = None,
+    sequences_only: bool = False,
+    actor: User | None = None,
+) -> int:
+    """End the active enrollments of these candidates (in one campaign, or in all)."""
+    enrollments = Enrollment.objects.filter(
+        organization_id=organization_id,
+        candidate_id__in=list(candidate_ids),
+        status=Enrollment.Status.ACTIVE,
+    )
+    if campaign_id is not None:
+        enrollments = enrollments.filter(campaign_id=campaign_id)
+    if sequences_only:
+        enrollments = enrollments.filter(campaign__kind=Campaign.Kind.SEQUENCE)
+    ids = list(enrollments.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    return enrollments_stop(
+        organization_id=organization_id, enrollment_ids=ids, reason=reason, actor=actor
+    )
+
+
+def enrollment_remove(*, enrollment: Enrollment, actor: User | None) -> bool:
+    """A recruiter takes one candidate out of a campaign ("Remove" on the campaign page)."""
+    return bool(
+        enrollments_stop(
+            organization_id=enrollment.organization_id,
+            enrollment_ids=[enrollment.pk],
+            reason=Enrollment.StopReason.REMOVED,
+            actor=actor,
+        )
+    )
+
+
+def stage_outcome_stop(*, pool, stage, candidate_ids: list[int]) -> int:
+    """Candidates moved to a won or lost (final) stage leave every sequence they are in."""
+    from pipelines.models import Stage
+
+    reasons = {
+        Stage.Outcome.WON: Enrollment.StopReason.STAGE_WON,
+        Stage.Outcome.LOST: Enrollment.StopReason.STAGE_LOST,
+    }
+    reason = reasons.get(stage.outcome)
+    if reason is None or not candidate_ids:
+        return 0
+    return enrollments_stop_for_candidates(
+        organization_id=pool.organization_id,
+        candidate_ids=candidate_ids,
+        reason=reason,
+        sequences_only=True,
+    )
+
+
+# --- the dispatcher's part: what happens when a step becomes due ---
+
+_SIGNAL_STOPS = [  # strongest first
+    (EngagementEvent.Kind.COMPLAINED, Enrollment.StopReason.COMPLAINED),
+    (EngagementEvent.Kind.BOUNCED, Enrollment.StopReason.BOUNCED),
+    (EngagementEvent.Kind.REPLIED, Enrollment.StopReason.REPLIED),
+]
+
+
+def _signals(enrollments: list[Enrollment]) -> dict[tuple[int, int], set[str]]:
+    """(campaign, candidate) → the stop-worthy events seen in that campaign."""
+    rows = EngagementEvent.objects.filter(
+        organization_id__in={e.organization_id for e in enrollments},
+        campaign_id__in={e.campaign_id for e in enrollments},
+        candidate_id__in={e.candidate_id for e in enrollments},
+        kind__in=[kind for kind, _ in _SIGNAL_STOPS],
+        is_machine=False,
+    ).values_list("campaign_id", "candidate_id", "kind")
+    found: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for campaign_id, candidate_id, kind in rows:
+        found[(campaign_id, candidate_id)].add(kind)
+    return found
+
+
+def _previous_emails(enrollments: list[Enrollment]) -> dict[int, Message]:
+    """Each enrollment's latest email (the "previous email" a condition looks at)."""
+    if not enrollments:
+        return {}
+    messages = (
+        Message.objects.filter(
+            organization_id__in={e.organization_id for e in enrollments},
+            enrollment_id__in=[e.pk for e in enrollments],
+        )
+        .order_by("enrollment_id", "-created_at", "-id")
+        .distinct("enrollment_id")
+        .only("pk", "enrollment_id", "opened_at", "clicked_at")
+    )
+    return {message.enrollment_id: message for message in messages}
+
+
+def _replied_message_ids(messages) -> set[int]:
+    ids = [message.pk for message in messages]
+    if not ids:
+        return set()
+    return set(
+        EngagementEvent.objects.filter(
+            message_id__in=ids, kind=EngagementEvent.Kind.REPLIED, is_machine=False
+        ).values_list("message_id", flat=True)
+    )
+
+
+def condition_met(*, condition: str, previous: Message | None, replied: bool) -> bool:
+    """Whether a step with `condition` runs, given the previous email (None: there was none,
+    so there was nothing to open, click or answer)."""
+    if not condition or previous is None:
+        return True
+    if condition == Step.Condition.NOT_OPENED:
+        return previous.opened_at is None and previous.clicked_at is None
+    if condition == Step.Condition.NOT_CLICKED:
+        return previous.clicked_at is None
+    if condition == Step.Condition.NOT_REPLIED:
+        return not replied
+    return True
+
+
+def _task_owners(campaigns: dict, candidates: dict, enrollments: list[Enrollment]) -> dict:
+    ids = set()
+    for enrollment in enrollments:
+        candidate = candidates.get(enrollment.candidate_id)
+        ids.add(candidate.owner_id if candidate else None)
+        ids.add(campaigns[enrollment.campaign_id].sender_id)
+    ids.discard(None)
+    return User.objects.in_bulk(ids) if ids else {}
+
+
+def _tasks_create(*, tasks, campaigns, steps, candidates, now) -> None:
+    """Task steps become follow-ups for the candidate's owner (else the campaign's sender),
+    due today in the organisation's time zone; the sequence moves on after them."""
+    from pipelines.models import FollowUp
+    from pipelines.services import follow_up_create
+
+    owners = _task_owners(campaigns, candidates, tasks)
+    for enrollment in tasks:
+        campaign = campaigns[enrollment.campaign_id]
+        step = steps[enrollment.current_step_id]
+        candidate = candidates[enrollment.candidate_id]
+        owner = owners.get(candidate.owner_id) or owners.get(campaign.sender_id)
+        note = step.task_note or f"Step {step.position} of “{campaign.name}”"
+        follow_up_create(
+            candidate=candidate,
+            due_on=now.astimezone(time_zone_for(campaign=campaign)).date(),
+            note=f"{note} (campaign “{campaign.name}”)"[:500],
+            owner=owner,
+            actor=None,
+            source=FollowUp.Source.CAMPAIGN,
+        )
+
+
+def sequence_enrollments_due(
+    *,
+    enrollments: list[Enrollment],
+    campaigns: dict[int, Campaign],
+    steps_by_campaign: dict[int, list[Step]],
+    candidates: dict[int, Candidate],
+    now: datetime,
+) -> list[Enrollment]:
+    """Called by the dispatcher, inside its transaction, with the enrollments it claimed.
+    For sequences, in this order: stop those whose candidate replied, complained, bounced or
+    became do-not-contact; move those due outside the sending window to its next opening;
+    finish (done, "engaged") those whose step's condition on the previous email is not met;
+    turn due task steps into follow-ups. Returns the enrollments whose step runs now (broadcast
+    ones unchanged); the dispatcher renders their emails and moves them on."""
+    sequence = [
+        e
+        for e in enrollments
+        if campaigns[e.campaign_id].kind == Campaign.Kind.SEQUENCE and e.current_step_id
+    ]
+    if not sequence:
+        return enrollments
+    steps = {step.pk: step for group in steps_by_campaign.values() for step in group}
+    signals = _signals(sequence)
+    stops: dict[str, list[int]] = defaultdict(list)
+    later: list[Enrollment] = []
+    candidates_to_check: list[Enrollment] = []
+    for enrollment in sequence:
+        candidate = candidates.get(enrollment.candidate_id)
+        seen = signals.get((enrollment.campaign_id, enrollment.candidate_id), set())
+        reason = next((reason for kind, reason in _SIGNAL_STOPS if kind in seen), None)
+        if (
+            reason is None
+            and candidate is not None
+            and candidate.status == Candidate.Status.DO_NOT_CONTACT
+        ):
+            reason = Enrollment.StopReason.DO_NOT_CONTACT
+        if reason is not None:
+            stops[reason].append(enrollment.pk)
+            continue
+        run_at = step_run_at(
+            campaign=campaigns[enrollment.campaign_id], candidate=candidate, due=now
+        )
+        if run_at > now:
+            enrollment.next_run_at = run_at
+            later.append(enrollment)
+            continue
+        candidates_to_check.append(enrollment)
+
+    conditional = [e for e in candidates_to_check if steps[e.current_step_id].condition]
+    previous = _previous_emails(conditional)
+    replied = _replied_message_ids(previous.values())
+    engaged: list[int] = []
+    tasks: list[Enrollment] = []
+    for enrollment in candidates_to_check:
+        step = steps[enrollment.current_step_id]
+        last = previous.get(enrollment.pk)
+        if not condition_met(
+            condition=step.condition,
+            previous=last,
+            replied=last is not None and last.pk in replied,
+        ):
+            engaged.append(enrollment.pk)
+        elif step.kind == Step.Kind.TASK:
+            tasks.append(enrollment)
+
+    organization_of = {e.pk: e.organization_id for e in sequence}
+
+    def end(ids: list[int], reason: str, status: str = Enrollment.Status.STOPPED) -> None:
+        grouped: dict[int, list[int]] = defaultdict(list)
+        for pk in ids:
+            grouped[organization_of[pk]].append(pk)
+        for organization_id, pks in grouped.items():
+            enrollments_stop(
+                organization_id=organization_id,
+                enrollment_ids=pks,
+                reason=reason,
+                status=status,
+                now=now,
+            )
+
+    for reason, ids in stops.items():
+        end(ids, reason)
+    if engaged:
+        end(engaged, Enrollment.StopReason.ENGAGED, Enrollment.Status.DONE)
+    if later:
+        Enrollment.objects.bulk_update(later, ["next_run_at"], batch_size=1000)
+    if tasks:
+        _tasks_create(tasks=tasks, campaigns=campaigns, steps=steps, candidates=candidates, now=now)
+    set_aside = {pk for ids in stops.values() for pk in ids} | set(engaged)
+    set_aside |= {e.pk for e in later}
+    return [e for e in enrollments if e.pk not in set_aside]
+
+
+# --- joining ---
+
+
+def _contactable(candidates, organization_id: int):
+    """Leave out who campaign email must not go to (the audience's own rules)."""
+    return (
+        candidates.exclude(email="")
+        .exclude(status=Candidate.Status.DO_NOT_CONTACT)
+        .exclude(
+            Exists(
+                CandidateEmailPreference.objects.filter(
+                    candidate=OuterRef("pk"), unsubscribed_at__isnull=False
+                )
+            )
+        )
+        .exclude(
+            Exists(
+                Suppression.objects.filter(organization_id=organization_id, email=OuterRef("email"))
+            )
+        )
+    )
+
+
+def sequence_enroll(
+    *,
+    campaign: Campaign,
+    candidate_ids: list[int],
+    now: datetime | None = None,
+    summary: str = "",
+) -> int:
+    """Enroll candidates in a launched sequence at its first step (those already enrolled
+    once, now or before, are left alone: nobody goes through a sequence twice). Returns how
+    many joined."""
+    now = now or timezone.now()
+    first = campaign.steps.order_by("position").first()
+    if first is None:
+        return 0
+    already = Enrollment.objects.filter(campaign=campaign, candidate_id=OuterRef("pk"))
+    joining = list(
+        _contactable(
+            Candidate.objects.live().filter(
+                organization_id=campaign.organization_id, pk__in=list(candidate_ids)
+            ),
+            campaign.organization_id,
+        )
+        .exclude(Exists(already))
+        .only("pk", "time_zone")
+    )
+    if not joining:
+        return 0
+    start = max(now, campaign.scheduled_at) if campaign.scheduled_at else now
+    Enrollment.objects.bulk_create(
+        [
+            Enrollment(
+                organization_id=campaign.organization_id,
+                campaign=campaign,
+                candidate_id=candidate.pk,
+                current_step=first,
+                next_run_at=step_run_at(
+                    campaign=campaign, candidate=candidate, due=start + first.delay
+                ),
+            )
+            for candidate in joining
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+    activities_record_bulk(
+        organization_id=campaign.organization_id,
+        candidate_ids=[candidate.pk for candidate in joining],
+        kind=Activity.Kind.ENROLLMENT,
+        summary=summary or f"Joined the campaign “{campaign.name}”",
+        data={"campaign_id": campaign.pk},
+    )
+    return len(joining)
+
+
+def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
+    """Candidates who just entered a pool join every launched sequence that auto-joins from
+    it (the body of the `campaigns.sequence_auto_join` task). Returns how many joined."""
+    joined = 0
+    campaigns = Campaign.objects.filter(
+        kind=Campaign.Kind.SEQUENCE, auto_join_pool_id=pool_id, status__in=ACTIVE_STATUSES
+    ).select_related("organization", "auto_join_pool")
+    for campaign in campaigns:
+        with transaction.atomic():
+            joined += sequence_enroll(
+                campaign=campaign,
+                candidate_ids=candidate_ids,
+                summary=f"Joined the campaign “{campaign.name}” "
+                f"(entered the pool “{campaign.auto_join_pool.name}”)",
+            )
+    if joined:
+        _dispatch_soon(campaigns[0].organization_id)
+    return joined
+
+
+def pool_entries_enqueue(*, pool, candidate_ids: list[int]) -> int:
+    """The receiver of pipelines' `candidates_entered_pool`: after commit, queue auto-join
+    tasks when a launched sequence joins from this pool. Returns the number of tasks."""
+    if not candidate_ids:
+        return 0
+    if not Campaign.objects.filter(
+        organization_id=pool.organization_id,
+        kind=Campaign.Kind.SEQUENCE,
+        auto_join_pool_id=pool.pk,
+        status__in=ACTIVE_STATUSES,
+    ).exists():
+        return 0
+    from campaigns.tasks import sequence_auto_join_task
+
+    organization_id, pool_id = pool.organization_id, pool.pk
+    ids = list(candidate_ids)
+    chunks = [ids[start : start + AUTO_JOIN_CHUNK] for start in range(0, len(ids), AUTO_JOIN_CHUNK)]
+    for chunk in chunks:
+        transaction.on_commit(
+            lambda chunk=chunk: sequence_auto_join_task.delay(
+                organization_id=organization_id, pool_id=pool_id, candidate_ids=chunk
+            )
+        )
+    return len(chunks)
+
+
+def _dispatch_soon(organization_id: int) -> None:
+    from campaigns.services.campaigns import _dispatch_now
+
+    transaction.on_commit(lambda: _dispatch_now(organization_id))
+
+
+# --- pause and resume ---
+
+
+class Overdue:
+    SEND_NOW = "send_now"
+    RESCHEDULE = "reschedule"
+    CHOICES = [
+        (RESCHEDULE, "Reschedule them from now, keeping their spacing"),
+        (SEND_NOW, "Send them now (within the sending window)"),
+    ]
+
+
+@transaction.atomic
+def campaign_pause(*, campaign: Campaign, user: User | None, now: datetime | None = None) -> None:
+    """Hold every pending step: the dispatcher skips paused campaigns and the send path leaves
+    their queued emails alone."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status not in (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING):
+        raise ValidationError("Only a campaign that is sending can be paused.")
+    campaign.status = Campaign.Status.PAUSED
+    campaign.paused_at = now or timezone.now()
+    campaign.save(update_fields=["status", "paused_at"])
+
+
+def campaign_overdue_count(*, campaign: Campaign, now: datetime | None = None) -> int:
+    """Pending steps whose time has come while the campaign was paused."""
+    return Enrollment.objects.filter(
+        organization_id=campaign.organization_id,
+        campaign=campaign,
+        status=Enrollment.Status.ACTIVE,
+        next_run_at__lte=now or timezone.now(),
+    ).count()
+
+
+@transaction.atomic
+def campaign_resume(
+    *, campaign: Campaign, user: User | None, overdue: str, now: datetime | None = None
+) -> int:
+    """Resume a paused campaign. `overdue` says what happens to steps that fell due during the
+    pause: SEND_NOW lets them go out at the next dispatch (inside the window), RESCHEDULE moves
+    every pending step later by the length of the pause, so each keeps the wait it had left
+    when the campaign was paused. Returns how many steps were overdue."""
+    if overdue not in (Overdue.SEND_NOW, Overdue.RESCHEDULE):
+        raise ValidationError("Choose what happens to the steps that are overdue.")
+    now = now or timezone.now()
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status != Campaign.Status.PAUSED:
+        raise ValidationError("Only a paused campaign can be resumed.")
+    count = campaign_overdue_count(campaign=campaign, now=now)
+    if overdue == Overdue.RESCHEDULE:
+        pause = now - (campaign.paused_at or now)
+        Enrollment.objects.filter(
+            organization_id=campaign.organization_id,
+            campaign=campaign,
+            status=Enrollment.Status.ACTIVE,
+            next_run_at__isnull=False,
+        ).update(next_run_at=Greatest(F("next_run_at") + pause, now))
+    campaign.status = Campaign.Status.RUNNING
+    campaign.paused_at = None
+    campaign.save(update_fields=["status", "paused_at"])
+    _dispatch_soon(campaign.organization_id)
+    return count
+
+
+# --- building a sequence ---
+
+SETTINGS_FIELDS = (
+    "name",
+    "topic",
+    "auto_join_pool",
+    "window_days",
+    "window_start",
+    "window_end",
+    "use_candidate_time_zone",
+)
+
+
+@transaction.atomic
+def sequence_create(
+    *,
+    organization,
+    user: User,
+    saved_searches=(),
+    excluded_saved_searches=(),
+    pools=(),
+    **settings,
+) -> Campaign:
+    """A draft sequence without steps; `user` sends it (replies go to them)."""
+    campaign = Campaign.objects.create(
+        organization=organization,
+        kind=Campaign.Kind.SEQUENCE,
+        sender=user,
+        created_by=user,
+        **{name: settings[name] for name in SETTINGS_FIELDS if name in settings},
+    )
+    campaign.saved_searches.set(saved_searches)
+    campaign.excluded_saved_searches.set(excluded_saved_searches)
+    campaign.pools.set(pools)
+    return campaign
+
+
+@transaction.atomic
+def sequence_update(
+    *,
+    campaign: Campaign,
+    saved_searches=None,
+    excluded_saved_searches=None,
+    pools=None,
+    **settings,
+) -> Campaign:
+    """Change a sequence's settings. The audience and topic only change before launch; the
+    window and the auto-join pool change any time (they apply from the next step on)."""
+    if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
+        raise ValidationError("A finished campaign cannot be changed.")
+    names = [name for name in SETTINGS_FIELDS if name in settings]
+    if not campaign.is_editable:
+        names = [name for name in names if name != "topic"]
+    for name in names:
+        setattr(campaign, name, settings[name])
+    campaign.save(update_fields=names)
+    if campaign.is_editable:
+        if saved_searches is not None:
+            campaign.saved_searches.set(saved_searches)
+        if excluded_saved_searches is not None:
+            campaign.excluded_saved_searches.set(excluded_saved_searches)
+        if pools is not None:
+            campaign.pools.set(pools)
+    return campaign
+
+
+def _check_draft(campaign: Campaign) -> None:
+    """Lock the campaign (one change of its steps at a time, none during a launch) and check
+    from the database that its steps can still change."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.kind != Campaign.Kind.SEQUENCE:
+        raise ValidationError("Only a sequence has steps to change.")
+    if not campaign.is_editable:
+        raise ValidationError("Steps can only be changed before the sequence is launched.")
+
+
+@transaction.atomic
+def step_create(*, campaign: Campaign, **fields) -> Step:
+    """A new last step of a draft sequence."""
+    _check_draft(campaign)
+    last = campaign.steps.aggregate(last=Max("position"))["last"] or 0
+    return Step.objects.create(
+        organization_id=campaign.organization_id, campaign=campaign, position=last + 1, **fields
+    )
+
+
+@transaction.atomic
+def step_save(*, step: Step, **fields) -> Step:
+    _check_draft(step.campaign)
+    for name, value in fields.items():
+        setattr(step, name, value)
+    step.save(update_fields=list(fields))
+    return step
+
+
+@transaction.atomic
+def step_delete(*, step: Step) -> None:
+    """Delete a step; the ones after it move up."""
+    campaign = step.campaign
+    _check_draft(campaign)
+    position = step.position
+    step.delete()
+    for later in campaign.steps.filter(position__gt=position).order_by("position"):
+        later.position -= 1  # one at a time, in order: positions are unique
+        later.save(update_fields=["position"])
+
+
+@transaction.atomic
+def step_move(*, step: Step, direction: str) -> None:
+    """Swap a step with the one before ("up") or after ("down") it."""
+    campaign = step.campaign
+    _check_draft(campaign)
+    siblings = campaign.steps.order_by("position")
+    neighbour = (
+        siblings.filter(position__lt=step.position).last()
+        if direction == "up"
+        else siblings.filter(position__gt=step.position).first()
+    )
+    if neighbour is None:
+        return
+    mine, theirs = step.position, neighbour.position
+    step.position = 0  # free the slot first: positions are unique
+    step.save(update_fields=["position"])
+    neighbour.position = mine
+    neighbour.save(update_fields=["position"])
+    step.position = theirs
+    step.save(update_fields=["position"])

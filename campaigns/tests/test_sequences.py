@@ -1,0 +1,910 @@
+"""Campaign sequences: the sending window (weekends, DST, time zones), delays, branches on the
+previous email, task steps, auto-join from a pool, stop rules, pause/resume, manual removal,
+and the sequence pages. Only the clock is controlled (`now=`); the dispatcher, the services and
+PostgreSQL are real."""
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from analytics.services import engagement_event_record
+from campaigns.models import Campaign, Enrollment, Message, Step
+from campaigns.services import sequences
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.services.preferences import candidate_unsubscribe
+from campaigns.services.sending import messages_send
+from campaigns.tests.factories import SavedSearchFactory, make_candidates
+from candidates.models import Activity
+from crm.celery import app as celery_app
+from pipelines.models import FollowUp, Stage
+
+LONDON = ZoneInfo("Europe/London")
+NEW_YORK = ZoneInfo("America/New_York")
+# Tuesday 3 March 2026, 10:00 in London (GMT, UTC+0).
+TUESDAY_10 = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+
+
+def url(name, org, *args):
+    return reverse(f"campaigns:{name}", args=[org.slug, *args])
+
+
+def make_sequence(org, *, user, steps, tag="newsletter", **fields) -> Campaign:
+    """A draft sequence to everyone tagged `tag`. `steps`: dicts of Step fields."""
+    search = SavedSearchFactory(organization=org, owner=user, query={"tags": [tag]})
+    with scopes_disabled():
+        campaign = Campaign.objects.create(
+            organization=org,
+            name=fields.pop("name", "Platform nurture"),
+            kind=Campaign.Kind.SEQUENCE,
+            sender=user,
+            created_by=user,
+            **fields,
+        )
+        campaign.saved_searches.set([search])
+        for position, step in enumerate(steps, start=1):
+            defaults = {"subject": f"Email {position}", "body_markdown": "Hi {{ first_name }}"}
+            if step.get("kind") == Step.Kind.TASK:
+                defaults = {"task_note": "Call them"}
+            Step.objects.create(
+                organization=org, campaign=campaign, position=position, **{**defaults, **step}
+            )
+    return campaign
+
+
+def launched(org, user, steps, *, now=TUESDAY_10, candidates=1, **fields):
+    people = make_candidates(org, candidates)
+    campaign = make_sequence(org, user=user, steps=steps, **fields)
+    with scopes_disabled():
+        campaign_launch(campaign=campaign, user=user, now=now)
+    return campaign, people
+
+
+def enrollment_of(campaign, candidate=None) -> Enrollment:
+    with scopes_disabled():
+        enrollments = Enrollment.objects.select_related("current_step").filter(campaign=campaign)
+        if candidate is not None:
+            enrollments = enrollments.filter(candidate=candidate)
+        return enrollments.get()
+
+
+def messages_of(campaign) -> list[tuple[int, str]]:
+    with scopes_disabled():
+        return list(
+            Message.objects.filter(campaign=campaign)
+            .order_by("step__position")
+            .values_list("step__position", "status")
+        )
+
+
+def timeline(candidate) -> list[str]:
+    with scopes_disabled():
+        return list(
+            Activity.objects.filter(candidate=candidate, kind=Activity.Kind.ENROLLMENT)
+            .order_by("occurred_at", "id")
+            .values_list("summary", flat=True)
+        )
+
+
+# --- the sending window ---
+
+WEEKDAYS_9_TO_5 = {"days": [0, 1, 2, 3, 4], "start": time(9), "end": time(17)}
+
+
+def opening(moment, zone=LONDON, **window):
+    return sequences.window_next_opening(moment=moment, zone=zone, **{**WEEKDAYS_9_TO_5, **window})
+
+
+def test_window_inside_is_now():
+    assert opening(TUESDAY_10) == TUESDAY_10
+
+
+def test_window_before_opening_waits_for_nine_the_same_day():
+    assert opening(datetime(2026, 3, 3, 6, 30, tzinfo=UTC)) == datetime(2026, 3, 3, 9, tzinfo=UTC)
+
+
+def test_window_after_closing_on_friday_waits_for_monday():
+    friday_evening = datetime(2026, 3, 6, 17, 0, tzinfo=UTC)
+    assert opening(friday_evening) == datetime(2026, 3, 9, 9, tzinfo=UTC)
+
+
+def test_window_on_saturday_waits_for_monday():
+    assert opening(datetime(2026, 3, 7, 12, tzinfo=UTC)) == datetime(2026, 3, 9, 9, tzinfo=UTC)
+
+
+def test_window_across_spring_dst_opens_at_nine_local_time():
+    # Clocks go forward in London on Sunday 29 March 2026: Monday 9:00 BST is 8:00 UTC.
+    friday_evening = datetime(2026, 3, 27, 18, 0, tzinfo=UTC)
+    assert opening(friday_evening) == datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+
+
+def test_window_across_autumn_dst_opens_at_nine_local_time():
+    # Clocks go back on Sunday 25 October 2026: Friday 17:30 BST → Monday 9:00 GMT (9:00 UTC).
+    friday_evening = datetime(2026, 10, 23, 16, 30, tzinfo=UTC)
+    assert opening(friday_evening) == datetime(2026, 10, 26, 9, 0, tzinfo=UTC)
+
+
+def test_window_in_new_york_during_the_weeks_europe_and_america_disagree():
+    # New York is on EDT from 8 March 2026 (UTC-4), London still on GMT: 9:00 local is 13:00 UTC.
+    assert opening(TUESDAY_10 + timedelta(days=7), zone=NEW_YORK) == datetime(
+        2026, 3, 10, 13, 0, tzinfo=UTC
+    )
+
+
+def test_window_closed_today_and_only_wednesdays_waits_a_week():
+    wednesday_evening = datetime(2026, 3, 4, 18, tzinfo=UTC)
+    assert opening(wednesday_evening, days=[2]) == datetime(2026, 3, 11, 9, tzinfo=UTC)
+
+
+def test_window_uses_the_candidates_time_zone_when_known(org, recruiter_user):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    candidate = make_candidates(org, 1, time_zone="America/New_York")[0]
+    with scopes_disabled():
+        at = sequences.step_run_at(campaign=campaign, candidate=candidate, due=TUESDAY_10)
+        campaign.use_candidate_time_zone = False
+        in_org_zone = sequences.step_run_at(campaign=campaign, candidate=candidate, due=TUESDAY_10)
+    # 10:00 UTC is 5:00 in New York (EST): wait for 9:00 EST = 14:00 UTC.
+    assert at == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
+    assert in_org_zone == TUESDAY_10
+
+
+def test_window_unknown_time_zone_falls_back_to_the_organisation(org, recruiter_user):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    candidate = make_candidates(org, 1, time_zone="Mars/Olympus_Mons")[0]
+    with scopes_disabled():
+        zone = sequences.time_zone_for(campaign=campaign, candidate=candidate)
+    assert zone == LONDON
+
+
+# --- delays and the dispatcher ---
+
+
+def test_sequence_sends_each_step_after_its_delay(org, recruiter_user):
+    campaign, _ = launched(
+        org, recruiter_user, [{}, {"delay": timedelta(days=2)}, {"delay": timedelta(hours=3)}]
+    )
+    dispatch_due(now=TUESDAY_10)
+    enrollment = enrollment_of(campaign)
+    assert messages_of(campaign) == [(1, "queued")]
+    assert (enrollment.current_step.position, enrollment.next_run_at) == (
+        2,
+        TUESDAY_10 + timedelta(days=2),
+    )
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    assert len(messages_of(campaign)) == 1
+    dispatch_due(now=TUESDAY_10 + timedelta(days=2))
+    assert [position for position, _ in messages_of(campaign)] == [1, 2]
+    dispatch_due(now=TUESDAY_10 + timedelta(days=2, hours=3))
+    assert [position for position, _ in messages_of(campaign)] == [1, 2, 3]
+    assert enrollment_of(campaign).status == "done"
+
+
+def test_sequence_step_due_on_saturday_waits_for_monday_morning(org, recruiter_user):
+    friday_4pm = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
+    campaign, _ = launched(org, recruiter_user, [{}, {"delay": timedelta(days=1)}], now=friday_4pm)
+    dispatch_due(now=friday_4pm)
+    assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+
+
+def test_sequence_first_step_due_at_night_is_moved_to_the_window(org, recruiter_user):
+    night = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)
+    campaign, _ = launched(org, recruiter_user, [{}], now=night)
+    report = dispatch_due(now=night)
+    assert (report.claimed, messages_of(campaign)) == (1, [])
+    assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    dispatch_due(now=datetime(2026, 3, 4, 9, 0, tzinfo=UTC))
+    assert messages_of(campaign) == [(1, "queued")]
+
+
+def test_sequence_window_in_the_candidates_time_zone(org, recruiter_user):
+    make_candidates(org, 1, time_zone="America/New_York")
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    with scopes_disabled():
+        campaign_launch(campaign=campaign, user=recruiter_user, now=TUESDAY_10)
+    dispatch_due(now=TUESDAY_10)
+    assert messages_of(campaign) == []
+    assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
+
+
+# --- branches on the previous email ---
+
+
+def _send_first_and_reach_second(org, user, condition):
+    campaign, (candidate,) = launched(
+        org, user, [{}, {"delay": timedelta(days=1), "condition": condition}]
+    )
+    dispatch_due(now=TUESDAY_10)
+    with scopes_disabled():
+        message = Message.objects.get(campaign=campaign)
+        Message.objects.filter(pk=message.pk).update(status="sent", sent_at=TUESDAY_10)
+    return campaign, candidate, message
+
+
+@pytest.mark.parametrize(
+    ("condition", "engagement", "second_sent"),
+    [
+        ("not_clicked", {"clicked_at": TUESDAY_10 + timedelta(hours=1)}, False),
+        ("not_clicked", {"opened_at": TUESDAY_10 + timedelta(hours=1)}, True),
+        ("not_opened", {"opened_at": TUESDAY_10 + timedelta(hours=1)}, False),
+        ("not_opened", {}, True),
+        ("", {"clicked_at": TUESDAY_10 + timedelta(hours=1)}, True),
+    ],
+)
+def test_sequence_branch_on_the_previous_email(
+    org, recruiter_user, condition, engagement, second_sent
+):
+    campaign, candidate, message = _send_first_and_reach_second(org, recruiter_user, condition)
+    with scopes_disabled():
+        Message.objects.filter(pk=message.pk).update(**engagement)
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    enrollment = enrollment_of(campaign)
+    assert (len(messages_of(campaign)) == 2) is second_sent
+    assert enrollment.status == "done"
+    assert enrollment.stop_reason == ("" if second_sent else "engaged")
+    if not second_sent:
+        assert timeline(candidate) == [
+            "Finished the campaign “Platform nurture”: they engaged, so the next step was "
+            "not needed"
+        ]
+
+
+def test_sequence_branch_is_evaluated_when_the_step_becomes_due(org, recruiter_user):
+    campaign, _, message = _send_first_and_reach_second(org, recruiter_user, "not_clicked")
+    dispatch_due(now=TUESDAY_10 + timedelta(hours=12))  # not yet due: nothing decided
+    with scopes_disabled():
+        Message.objects.filter(pk=message.pk).update(clicked_at=TUESDAY_10 + timedelta(hours=20))
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    assert (len(messages_of(campaign)), enrollment_of(campaign).stop_reason) == (1, "engaged")
+
+
+def test_sequence_reply_ends_the_sequence_with_replied(org, recruiter_user):
+    campaign, candidate, message = _send_first_and_reach_second(org, recruiter_user, "not_replied")
+    engagement_event_record(
+        organization_id=org.pk,
+        kind="replied",
+        candidate_id=candidate.pk,
+        campaign_id=campaign.pk,
+        message_id=message.pk,
+    )
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "replied")
+    assert len(messages_of(campaign)) == 1
+    assert timeline(candidate) == ["Left the campaign “Platform nurture”: they replied"]
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("complained", "complained"), ("bounced", "bounced")])
+def test_sequence_complaint_or_bounce_ends_the_sequence(org, recruiter_user, kind, reason):
+    campaign, candidate, message = _send_first_and_reach_second(org, recruiter_user, "")
+    engagement_event_record(
+        organization_id=org.pk,
+        kind=kind,
+        candidate_id=candidate.pk,
+        campaign_id=campaign.pk,
+        message_id=message.pk,
+    )
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", reason)
+    assert len(timeline(candidate)) == 1
+
+
+def test_sequence_hard_bounce_at_send_time_stops_it_on_the_timeline(org, recruiter_user, in_org):
+    import smtplib
+
+    class RefusingConnection:
+        def open(self):
+            return True
+
+        def close(self):
+            pass
+
+        def send_messages(self, messages):
+            raise smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"no such user")})
+
+    campaign, (candidate,) = launched(org, recruiter_user, [{}, {"delay": timedelta(days=1)}])
+    dispatch_due(now=TUESDAY_10)
+    with in_org():
+        ids = list(Message.objects.values_list("pk", flat=True))
+        messages_send(organization=org, message_ids=ids, connection=RefusingConnection())
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "bounced")
+    assert timeline(candidate) == ["Left the campaign “Platform nurture”: their address bounced"]
+
+
+def test_sequence_unsubscribe_stops_it_on_the_timeline(org, recruiter_user, in_org):
+    campaign, (candidate,) = launched(org, recruiter_user, [{}, {"delay": timedelta(days=1)}])
+    with in_org():
+        candidate_unsubscribe(candidate=candidate, source="test")
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "unsubscribed")
+    assert timeline(candidate) == ["Left the campaign “Platform nurture”: they unsubscribed"]
+
+
+# --- task steps ---
+
+
+def test_sequence_task_step_creates_a_follow_up_for_the_owner_and_continues(
+    org, recruiter_user, admin_user
+):
+    campaign, (candidate,) = launched(
+        org,
+        recruiter_user,
+        [
+            {"kind": Step.Kind.TASK, "task_note": "Call about the platform role"},
+            {"delay": timedelta(days=1)},
+        ],
+    )
+    with scopes_disabled():
+        candidate.owner = admin_user
+        candidate.save(update_fields=["owner"])
+    dispatch_due(now=TUESDAY_10)
+    with scopes_disabled():
+        follow_up = FollowUp.objects.get(candidate=candidate)
+    assert (follow_up.owner, follow_up.source, follow_up.due_on.isoformat()) == (
+        admin_user,
+        "campaign",
+        "2026-03-03",
+    )
+    assert follow_up.note == "Call about the platform role (campaign “Platform nurture”)"
+    assert messages_of(campaign) == []
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.current_step.position, enrollment.next_run_at) == (
+        2,
+        TUESDAY_10 + timedelta(days=1),
+    )
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    assert messages_of(campaign) == [(2, "queued")]
+
+
+def test_sequence_task_step_without_owner_goes_to_the_sender(org, recruiter_user):
+    _campaign, (candidate,) = launched(org, recruiter_user, [{"kind": Step.Kind.TASK}, {}])
+    dispatch_due(now=TUESDAY_10)
+    with scopes_disabled():
+        assert FollowUp.objects.get(candidate=candidate).owner == recruiter_user
+
+
+# --- joining from a pool (event-driven) ---
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in-process when queued (the broker is the outside world here)."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+def _auto_join_sequence(org, user, pool):
+    campaign = make_sequence(org, user=user, steps=[{}], tag="nobody-has-it", auto_join_pool=pool)
+    with scopes_disabled():
+        campaign_launch(campaign=campaign, user=user)
+    return campaign
+
+
+def test_auto_join_enrolls_on_entering_the_pool(
+    org, recruiter_user, in_org, eager_celery, django_capture_on_commit_callbacks
+):
+    from pipelines.services import pool_add_candidates
+    from pipelines.tests.factories import PoolFactory
+
+    pool = PoolFactory(organization=org, name="Backend")
+    campaign = _auto_join_sequence(org, recruiter_user, pool)
+    candidate = make_candidates(org, 1)[0]
+    with django_capture_on_commit_callbacks(execute=True), in_org():
+        pool_add_candidates(pool=pool, candidate_ids=[candidate.pk], actor=recruiter_user)
+    enrollment = enrollment_of(campaign, candidate)
+    assert (enrollment.status, enrollment.current_step.position) == ("active", 1)
+    assert timeline(candidate) == [
+        "Joined the campaign “Platform nurture” (entered the pool “Backend”)"
+    ]
+
+
+def test_auto_join_ignores_other_pools_and_draft_sequences(
+    org, recruiter_user, in_org, django_capture_on_commit_callbacks
+):
+    from pipelines.services import pool_add_candidates
+    from pipelines.tests.factories import PoolFactory
+
+    pool, other = PoolFactory(organization=org), PoolFactory(organization=org)
+    _auto_join_sequence(org, recruiter_user, pool)
+    make_sequence(org, user=recruiter_user, steps=[{}], auto_join_pool=other, name="Draft")
+    candidate = make_candidates(org, 1)[0]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, in_org():
+        pool_add_candidates(pool=other, candidate_ids=[candidate.pk], actor=None)
+    assert callbacks == []
+
+
+def test_auto_join_never_enrolls_twice(org, recruiter_user, in_org):
+    from pipelines.tests.factories import PoolFactory
+
+    pool = PoolFactory(organization=org)
+    campaign = _auto_join_sequence(org, recruiter_user, pool)
+    candidate = make_candidates(org, 1)[0]
+    with in_org():
+        first = sequences.sequences_auto_join(pool_id=pool.pk, candidate_ids=[candidate.pk])
+        second = sequences.sequences_auto_join(pool_id=pool.pk, candidate_ids=[candidate.pk])
+    assert (first, second) == (1, 0)
+    assert enrollment_of(campaign, candidate).status == "active"
+
+
+def test_auto_join_sequence_keeps_running_without_enrollments(org, recruiter_user):
+    from pipelines.tests.factories import PoolFactory
+
+    campaign = _auto_join_sequence(org, recruiter_user, PoolFactory(organization=org))
+    dispatch_due()
+    campaign.refresh_from_db()
+    assert campaign.status == "running"
+
+
+# --- stop rules: a final stage, manual removal ---
+
+
+@pytest.mark.parametrize(("outcome", "reason"), [("won", "stage_won"), ("lost", "stage_lost")])
+def test_moving_to_a_final_stage_stops_the_sequence(org, recruiter_user, in_org, outcome, reason):
+    from pipelines.services import membership_move, pool_add_candidates
+    from pipelines.tests.factories import PoolFactory
+
+    campaign, (candidate,) = launched(org, recruiter_user, [{}, {"delay": timedelta(days=1)}])
+    pool = PoolFactory(organization=org)
+    with in_org():
+        pool_add_candidates(pool=pool, candidate_ids=[candidate.pk], actor=None)
+        membership = pool.memberships.select_related("pool", "stage", "candidate").get()
+        final = Stage.objects.get(organization=org, pool__isnull=True, outcome=outcome)
+        membership_move(membership=membership, to_stage=final, actor=recruiter_user)
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", reason)
+    assert len(timeline(candidate)) == 1
+
+
+def test_moving_to_an_open_stage_keeps_the_sequence(org, recruiter_user, in_org):
+    from pipelines.services import memberships_move_bulk, pool_add_candidates
+    from pipelines.tests.factories import PoolFactory
+
+    campaign, (candidate,) = launched(org, recruiter_user, [{}, {"delay": timedelta(days=1)}])
+    pool = PoolFactory(organization=org)
+    with in_org():
+        pool_add_candidates(pool=pool, candidate_ids=[candidate.pk], actor=None)
+        stage = Stage.objects.get(organization=org, pool__isnull=True, name="Engaged")
+        memberships_move_bulk(
+            pool=pool,
+            membership_ids=list(pool.memberships.values_list("pk", flat=True)),
+            to_stage=stage,
+            actor=None,
+        )
+    assert enrollment_of(campaign).status == "active"
+
+
+def test_manual_removal_stops_the_enrollment(recruiter_client, recruiter_user, org):
+    campaign, (candidate,) = launched(org, recruiter_user, [{}])
+    enrollment = enrollment_of(campaign)
+    response = recruiter_client.post(url("enrollment_remove", org, campaign.pk, enrollment.pk))
+    assert response.status_code == 302
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "removed")
+    assert timeline(candidate) == ["Left the campaign “Platform nurture”: removed by a recruiter"]
+    dispatch_due(now=TUESDAY_10)
+    assert messages_of(campaign) == []
+
+
+def test_manual_removal_by_a_viewer_is_403(viewer_client, recruiter_user, org):
+    campaign, _ = launched(org, recruiter_user, [{}])
+    enrollment = enrollment_of(campaign)
+    response = viewer_client.post(url("enrollment_remove", org, campaign.pk, enrollment.pk))
+    assert response.status_code == 403
+    assert enrollment_of(campaign).status == "active"
+
+
+# --- pause and resume ---
+
+
+def _paused(org, user, *, paused_at):
+    campaign, people = launched(
+        org, user, [{}, {"delay": timedelta(days=2)}], candidates=2, now=TUESDAY_10
+    )
+    dispatch_due(now=TUESDAY_10)  # step 1 out; step 2 due Thursday 10:00
+    with scopes_disabled():
+        sequences.campaign_pause(campaign=campaign, user=user, now=paused_at)
+    return campaign, people
+
+
+def test_dispatcher_never_runs_a_step_of_a_paused_campaign(org, recruiter_user):
+    campaign, _ = _paused(org, recruiter_user, paused_at=TUESDAY_10 + timedelta(hours=1))
+    report = dispatch_due(now=TUESDAY_10 + timedelta(days=3))
+    assert report.claimed == 0
+    assert [position for position, _ in messages_of(campaign)] == [1, 1]
+
+
+def test_send_path_holds_queued_emails_of_a_paused_campaign(org, recruiter_user, in_org):
+    campaign, _ = _paused(org, recruiter_user, paused_at=TUESDAY_10)
+    with in_org():
+        ids = list(Message.objects.values_list("pk", flat=True))
+        report = messages_send(organization=org, message_ids=ids)
+    assert report.sent == 0
+    assert {status for _, status in messages_of(campaign)} == {"queued"}
+
+
+def test_resume_and_send_overdue_steps_now(org, recruiter_user):
+    campaign, _ = _paused(org, recruiter_user, paused_at=TUESDAY_10 + timedelta(hours=1))
+    friday_11 = TUESDAY_10 + timedelta(days=3, hours=1)
+    with scopes_disabled():
+        overdue = sequences.campaign_resume(
+            campaign=campaign, user=recruiter_user, overdue="send_now", now=friday_11
+        )
+    assert overdue == 2
+    dispatch_due(now=friday_11)
+    assert [position for position, _ in messages_of(campaign)] == [1, 1, 2, 2]
+
+
+def test_resume_and_reschedule_keeps_the_spacing(org, recruiter_user):
+    paused_at = TUESDAY_10 + timedelta(hours=1)  # step 2 was 47 hours away
+    campaign, _ = _paused(org, recruiter_user, paused_at=paused_at)
+    monday_10 = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    with scopes_disabled():
+        sequences.campaign_resume(
+            campaign=campaign, user=recruiter_user, overdue="reschedule", now=monday_10
+        )
+        next_runs = set(
+            Enrollment.objects.filter(campaign=campaign).values_list("next_run_at", flat=True)
+        )
+    assert next_runs == {monday_10 + timedelta(hours=47)}
+    report = dispatch_due(now=monday_10)
+    assert report.claimed == 0  # no burst
+    dispatch_due(now=monday_10 + timedelta(hours=47))
+    assert [position for position, _ in messages_of(campaign)] == [1, 1, 2, 2]
+
+
+def test_resume_needs_a_paused_campaign(org, recruiter_user):
+    campaign, _ = launched(org, recruiter_user, [{}])
+    from django.core.exceptions import ValidationError
+
+    with scopes_disabled(), pytest.raises(ValidationError):
+        sequences.campaign_resume(campaign=campaign, user=recruiter_user, overdue="send_now")
+
+
+# --- building a sequence: services ---
+
+
+def test_steps_reorder_and_delete_keep_positions_dense(org, recruiter_user):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}, {}, {}])
+    with scopes_disabled():
+        first, _second, third = campaign.steps.order_by("position")
+        sequences.step_move(step=third, direction="up")
+        assert list(campaign.steps.values_list("subject", flat=True)) == [
+            "Email 1",
+            "Email 3",
+            "Email 2",
+        ]
+        sequences.step_delete(step=first)
+        assert list(campaign.steps.values_list("position", "subject")) == [
+            (1, "Email 3"),
+            (2, "Email 2"),
+        ]
+
+
+def test_steps_cannot_change_after_launch(org, recruiter_user):
+    from django.core.exceptions import ValidationError
+
+    campaign, _ = launched(org, recruiter_user, [{}])
+    with scopes_disabled(), pytest.raises(ValidationError):
+        sequences.step_create(campaign=campaign, subject="Late", body_markdown="x")
+
+
+def test_sequence_launch_with_only_an_auto_join_pool_is_allowed(org, recruiter_user):
+    from campaigns.services.campaigns import campaign_launch_problems
+    from pipelines.tests.factories import PoolFactory
+
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    with scopes_disabled():
+        campaign.saved_searches.clear()
+        assert "Choose who joins" in " ".join(campaign_launch_problems(campaign=campaign))
+        campaign.pools.set([PoolFactory(organization=org)])
+        assert campaign_launch_problems(campaign=campaign) == []
+        campaign.pools.clear()
+        campaign.auto_join_pool = PoolFactory(organization=org)
+        campaign.save()
+        assert campaign_launch_problems(campaign=campaign) == []
+
+
+# --- pages ---
+
+
+def test_sequence_create_page_makes_a_draft(recruiter_client, recruiter_user, org, in_org):
+    search = SavedSearchFactory(organization=org, owner=recruiter_user)
+    response = recruiter_client.post(
+        url("sequence_create", org),
+        {
+            "name": "Platform nurture",
+            "topic": "jobs",
+            "saved_searches": [search.pk],
+            "window_days": ["0", "2", "4"],
+            "window_start": "08:30",
+            "window_end": "12:00",
+            "use_candidate_time_zone": "on",
+        },
+    )
+    with in_org():
+        campaign = Campaign.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == url("step_create", org, campaign.pk)
+    assert (campaign.kind, campaign.window_days, campaign.window_start) == (
+        "sequence",
+        [0, 2, 4],
+        time(8, 30),
+    )
+
+
+def test_sequence_create_form_shows_errors(recruiter_client, org, in_org):
+    response = recruiter_client.post(
+        url("sequence_create", org),
+        {"name": "", "topic": "jobs", "window_start": "17:00", "window_end": "09:00"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Choose a time after the start of the window." in body
+    assert "This field is required." in body
+    with in_org():
+        assert not Campaign.objects.exists()
+
+
+def test_sequence_create_by_a_viewer_is_403(viewer_client, org):
+    assert viewer_client.get(url("sequence_create", org)).status_code == 403
+    assert viewer_client.post(url("sequence_create", org), {"name": "x"}).status_code == 403
+
+
+def test_sequence_create_anonymous_is_sent_to_login(client, org):
+    response = client.get(url("sequence_create", org))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_sequence_settings_page_saves_the_window(recruiter_client, recruiter_user, org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    response = recruiter_client.post(
+        url("sequence_edit", org, campaign.pk),
+        {
+            "name": "Renamed",
+            "topic": "jobs",
+            "window_days": ["5", "6"],
+            "window_start": "10:00",
+            "window_end": "11:00",
+        },
+    )
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.window_days, campaign.use_candidate_time_zone) == (
+        "Renamed",
+        [5, 6],
+        False,
+    )
+
+
+def test_step_create_page_adds_an_email_step(recruiter_client, recruiter_user, org, in_org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    response = recruiter_client.post(
+        url("step_create", org, campaign.pk),
+        {
+            "kind": "email",
+            "delay_amount": "3",
+            "delay_unit": "days",
+            "condition": "not_clicked",
+            "subject": "Still interested, {{ first_name }}?",
+            "body_markdown": "Just checking in.",
+        },
+    )
+    assert response.status_code == 302
+    with in_org():
+        step = campaign.steps.get(position=2)
+    assert (step.delay, step.condition, step.kind) == (timedelta(days=3), "not_clicked", "email")
+
+
+def test_step_create_page_adds_a_task_step(recruiter_client, recruiter_user, org, in_org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    response = recruiter_client.post(
+        url("step_create", org, campaign.pk),
+        {"kind": "task", "delay_amount": "5", "delay_unit": "hours", "task_note": "Call"},
+    )
+    assert response.status_code == 302
+    with in_org():
+        step = campaign.steps.get(position=2)
+    assert (step.kind, step.delay, step.task_note, step.subject) == (
+        "task",
+        timedelta(hours=5),
+        "Call",
+        "",
+    )
+
+
+def test_step_form_shows_errors(recruiter_client, recruiter_user, org, in_org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    response = recruiter_client.post(
+        url("step_create", org, campaign.pk),
+        {
+            "kind": "email",
+            "delay_amount": "-1",
+            "delay_unit": "days",
+            "subject": "{{ unknown_field }}",
+            "body_markdown": "",
+        },
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "An email step needs this." in body
+    assert "greater than or equal to 0" in body
+    with in_org():
+        assert campaign.steps.count() == 1
+
+
+def test_step_form_rejects_unknown_merge_fields(recruiter_client, recruiter_user, org, in_org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    response = recruiter_client.post(
+        url("step_create", org, campaign.pk),
+        {
+            "kind": "email",
+            "delay_amount": "1",
+            "delay_unit": "days",
+            "subject": "Hi {{ favourite_colour }}",
+            "body_markdown": "Body",
+        },
+    )
+    assert response.status_code == 200
+    assert "favourite_colour" in response.content.decode()
+    with in_org():
+        assert campaign.steps.count() == 1
+
+
+def test_step_edit_move_and_delete_pages(recruiter_client, recruiter_user, org, in_org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}, {}])
+    with in_org():
+        first, second = campaign.steps.order_by("position")
+    page = recruiter_client.get(url("step_edit", org, campaign.pk, first.pk))
+    assert page.status_code == 200 and "Email 1" in page.content.decode()
+    response = recruiter_client.post(
+        url("step_move", org, campaign.pk, second.pk), {"direction": "up"}
+    )
+    assert response.status_code == 302
+    with in_org():
+        assert list(campaign.steps.values_list("pk", flat=True)) == [second.pk, first.pk]
+    bad = recruiter_client.post(url("step_move", org, campaign.pk, second.pk), {"direction": "x"})
+    assert bad.status_code == 302
+    response = recruiter_client.post(url("step_delete", org, campaign.pk, second.pk))
+    assert response.status_code == 302
+    with in_org():
+        assert list(campaign.steps.values_list("pk", "position")) == [(first.pk, 1)]
+
+
+@pytest.mark.parametrize("name", ["step_edit", "step_delete", "step_move"])
+def test_step_writes_by_a_viewer_are_403(viewer_client, recruiter_user, org, in_org, name):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    with in_org():
+        step = campaign.steps.get()
+    assert viewer_client.post(url(name, org, campaign.pk, step.pk)).status_code == 403
+
+
+@pytest.mark.parametrize("name", ["sequence_edit", "step_create", "pause", "resume"])
+def test_sequence_writes_by_a_viewer_are_403(viewer_client, recruiter_user, org, name):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    assert viewer_client.post(url(name, org, campaign.pk)).status_code == 403
+
+
+def test_sequence_pages_of_a_broadcast_are_404(recruiter_client, recruiter_user, org):
+    from campaigns.tests.factories import make_broadcast
+
+    campaign = make_broadcast(org, user=recruiter_user)
+    assert recruiter_client.get(url("step_create", org, campaign.pk)).status_code == 404
+
+
+def test_sequence_detail_before_launch_shows_steps_and_audience(viewer_client, recruiter_user, org):
+    make_candidates(org, 3)
+    campaign = make_sequence(
+        org,
+        user=recruiter_user,
+        steps=[{}, {"kind": Step.Kind.TASK, "delay": timedelta(days=2), "task_note": "Ring"}],
+    )
+    response = viewer_client.get(url("detail", org, campaign.pk))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "3</span>" in body and "would join now" in body
+    assert "Task: Ring" in body and "After 2 days" in body
+    assert "Mon–Fri 09:00–17:00" in body
+
+
+def test_sequence_detail_after_launch_shows_results_and_enrollments(
+    recruiter_client, recruiter_user, org
+):
+    campaign, _people = launched(
+        org, recruiter_user, [{}, {"delay": timedelta(days=1)}], candidates=2
+    )
+    dispatch_due(now=TUESDAY_10)
+    with scopes_disabled():
+        Message.objects.update(status="sent")
+        message = Message.objects.first()
+        Message.objects.filter(pk=message.pk).update(opened_at=TUESDAY_10)
+    engagement_event_record(
+        organization_id=org.pk,
+        kind="replied",
+        candidate_id=message.candidate_id,
+        campaign_id=campaign.pk,
+        message_id=message.pk,
+    )
+    response = recruiter_client.get(url("detail", org, campaign.pk))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.count("enrollment-row") == 2
+    assert body.count("50.0%") == 2  # opened and replied: 1 of 2
+    assert "Remove</button>" in body
+
+
+def test_sequence_detail_enrollment_filter_and_bad_page(recruiter_client, recruiter_user, org):
+    campaign, _ = launched(org, recruiter_user, [{}], candidates=2)
+    stopped = recruiter_client.get(url("detail", org, campaign.pk) + "?status=stopped&page=x")
+    assert stopped.status_code == 200
+    assert stopped.content.decode().count("enrollment-row") == 0
+    bad = recruiter_client.get(url("detail", org, campaign.pk) + "?status=nonsense")
+    assert bad.content.decode().count("enrollment-row") == 2
+
+
+def test_pause_and_resume_pages(recruiter_client, recruiter_user, org):
+    campaign, _ = launched(org, recruiter_user, [{}])
+    assert recruiter_client.post(url("pause", org, campaign.pk)).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.status == "paused"
+    page = recruiter_client.get(url("resume", org, campaign.pk))
+    assert page.status_code == 200 and "overdue-count" in page.content.decode()
+    invalid = recruiter_client.post(url("resume", org, campaign.pk), {"overdue": "burst"})
+    assert invalid.status_code == 200
+    assert "Select a valid choice" in invalid.content.decode()
+    response = recruiter_client.post(url("resume", org, campaign.pk), {"overdue": "reschedule"})
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.paused_at) == ("running", None)
+
+
+def test_pause_a_draft_is_refused_without_error(recruiter_client, recruiter_user, org):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    response = recruiter_client.post(url("pause", org, campaign.pk), follow=True)
+    assert "Only a campaign that is sending can be paused." in response.content.decode()
+
+
+def test_sequence_detail_query_count_does_not_grow(recruiter_client, recruiter_user, org):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    campaign, _ = launched(org, recruiter_user, [{}, {}], candidates=1)
+
+    def queries_of_the_page() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = recruiter_client.get(url("detail", org, campaign.pk))
+        assert response.status_code == 200
+        return len(queries)
+
+    with_one = queries_of_the_page()
+    more = make_candidates(org, 2)
+    with scopes_disabled():
+        sequences.sequence_enroll(campaign=campaign, candidate_ids=[c.pk for c in more])
+    assert enrollment_of(campaign, more[0]).status == "active"
+    assert queries_of_the_page() == with_one
+
+
+# --- the demo ---
+
+
+def test_seed_demo_has_a_running_sequence_with_candidates_at_different_steps(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=StringIO())
+    with scopes_disabled():
+        campaign = Campaign.objects.get(kind=Campaign.Kind.SEQUENCE)
+        enrollments = list(campaign.enrollments.select_related("current_step"))
+        positions = {e.current_step.position for e in enrollments if e.status == "active"}
+        follow_ups = FollowUp.objects.filter(source=FollowUp.Source.CAMPAIGN).count()
+        stopped = {e.stop_reason for e in enrollments if e.status == "stopped"}
+    assert campaign.status == "running"
+    assert len(positions) >= 2
+    assert follow_ups >= 1
+    assert "replied" in stopped

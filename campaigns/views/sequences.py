@@ -1,0 +1,233 @@
+"""Sequence pages: create a sequence and change its settings, add/edit/reorder/delete steps,
+the sequence's campaign page (steps with results, enrollments), pause and resume, remove one
+candidate."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from campaigns.models import Campaign
+from campaigns.selectors import (
+    ENROLLMENTS_PAGE_SIZE,
+    campaign_enrollment_get,
+    campaign_enrollments,
+    campaign_get,
+    campaign_progress,
+    sequence_step_get,
+    sequence_step_results,
+)
+from campaigns.sequence_forms import EnrollmentFilterForm, ResumeForm, SequenceForm, StepForm
+from campaigns.services import campaigns as campaign_service
+from campaigns.services import rendering
+from campaigns.services import sequences as sequence_service
+from campaigns.services import templates as template_service
+from campaigns.services.audience import audience_count
+from crm.permissions import recruiter_required
+
+
+def _sequence_get(request, campaign_id) -> Campaign:
+    campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
+    if campaign.kind != Campaign.Kind.SEQUENCE:
+        raise Http404("This campaign is not a sequence.")
+    return campaign
+
+
+def _to_detail(campaign):
+    return redirect(
+        "campaigns:detail", org_slug=campaign.organization.slug, campaign_id=campaign.pk
+    )
+
+
+def sequence_detail(request, campaign):
+    """The campaign page of a sequence (campaign_detail hands sequences over to this)."""
+    is_draft = campaign.is_editable
+    filter_form = EnrollmentFilterForm(request.GET or None)
+    status = filter_form.cleaned_data["status"] if filter_form.is_valid() else ""
+    page = Paginator(campaign_enrollments(campaign=campaign, status=status), ENROLLMENTS_PAGE_SIZE)
+    context = {
+        "campaign": campaign,
+        "steps": [
+            {**row, "wait": sequence_service.delay_text(row["step"].delay)}
+            for row in sequence_step_results(campaign=campaign)
+        ],
+        "progress": campaign_progress(campaign=campaign),
+        "window": sequence_service.window_summary(campaign=campaign),
+        "audience_count": audience_count(campaign=campaign) if is_draft else None,
+        "launch_problems": campaign_service.campaign_launch_problems(campaign=campaign)
+        if is_draft
+        else [],
+        "saved_searches": list(campaign.saved_searches.all()),
+        "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
+        "pools": list(campaign.pools.all()),
+        "auto_join_pool": campaign.auto_join_pool,
+        "page_obj": page.get_page(request.GET.get("page")),
+        "filter_form": filter_form,
+    }
+    return render(request, "campaigns/sequence_detail.html", context)
+
+
+@recruiter_required
+@require_http_methods(["GET", "POST"])
+def sequence_create(request, org_slug):
+    form = SequenceForm(request.POST or None, organization=request.organization, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        campaign = sequence_service.sequence_create(
+            organization=request.organization, user=request.user, **form.cleaned_data
+        )
+        messages.success(request, "The sequence is a draft: add its steps, then launch it.")
+        return redirect("campaigns:step_create", org_slug=org_slug, campaign_id=campaign.pk)
+    return render(request, "campaigns/sequence_form.html", {"form": form, "campaign": None})
+
+
+@recruiter_required
+@require_http_methods(["GET", "POST"])
+def sequence_edit(request, org_slug, campaign_id):
+    campaign = _sequence_get(request, campaign_id)
+    form = SequenceForm(
+        request.POST or None,
+        organization=request.organization,
+        user=request.user,
+        campaign=campaign,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            sequence_service.sequence_update(campaign=campaign, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "The sequence's settings were saved.")
+            return _to_detail(campaign)
+    return render(request, "campaigns/sequence_form.html", {"form": form, "campaign": campaign})
+
+
+def _step_page(request, campaign, form, step=None):
+    return render(
+        request,
+        "campaigns/sequence_step_form.html",
+        {
+            "campaign": campaign,
+            "step": step,
+            "form": form,
+            "merge_fields": rendering.MERGE_FIELDS.values(),
+            "custom_keys": template_service.custom_field_keys(organization=request.organization),
+            "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
+        },
+    )
+
+
+@recruiter_required
+@require_http_methods(["GET", "POST"])
+def step_create(request, org_slug, campaign_id):
+    campaign = _sequence_get(request, campaign_id)
+    form = StepForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            sequence_service.step_create(campaign=campaign, **form.step_fields())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "The step was added.")
+            return _to_detail(campaign)
+    return _step_page(request, campaign, form)
+
+
+@recruiter_required
+@require_http_methods(["GET", "POST"])
+def step_edit(request, org_slug, campaign_id, step_id):
+    campaign = _sequence_get(request, campaign_id)
+    step = sequence_step_get(campaign=campaign, step_id=step_id)
+    form = StepForm(request.POST or None, organization=request.organization, step=step)
+    if request.method == "POST" and form.is_valid():
+        try:
+            sequence_service.step_save(step=step, **form.step_fields())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Step {step.position} was saved.")
+            return _to_detail(campaign)
+    return _step_page(request, campaign, form, step)
+
+
+@require_POST
+@recruiter_required
+def step_delete(request, org_slug, campaign_id, step_id):
+    campaign = _sequence_get(request, campaign_id)
+    step = sequence_step_get(campaign=campaign, step_id=step_id)
+    try:
+        sequence_service.step_delete(step=step)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Step {step.position} was deleted.")
+    return _to_detail(campaign)
+
+
+@require_POST
+@recruiter_required
+def step_move(request, org_slug, campaign_id, step_id):
+    campaign = _sequence_get(request, campaign_id)
+    step = sequence_step_get(campaign=campaign, step_id=step_id)
+    direction = request.POST.get("direction")
+    if direction not in ("up", "down"):
+        messages.error(request, "Choose whether to move the step up or down.")
+        return _to_detail(campaign)
+    try:
+        sequence_service.step_move(step=step, direction=direction)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return _to_detail(campaign)
+
+
+@require_POST
+@recruiter_required
+def campaign_pause(request, org_slug, campaign_id):
+    campaign = _sequence_get(request, campaign_id)
+    try:
+        sequence_service.campaign_pause(campaign=campaign, user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Paused: no step goes out until you resume it.")
+    return _to_detail(campaign)
+
+
+@recruiter_required
+@require_http_methods(["GET", "POST"])
+def campaign_resume(request, org_slug, campaign_id):
+    """Resuming asks what happens to the steps that fell due during the pause."""
+    campaign = _sequence_get(request, campaign_id)
+    if campaign.status != Campaign.Status.PAUSED:
+        messages.error(request, "Only a paused campaign can be resumed.")
+        return _to_detail(campaign)
+    form = ResumeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            sequence_service.campaign_resume(
+                campaign=campaign, user=request.user, overdue=form.cleaned_data["overdue"]
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Resumed.")
+        return _to_detail(campaign)
+    overdue = sequence_service.campaign_overdue_count(campaign=campaign)
+    return render(
+        request,
+        "campaigns/sequence_resume.html",
+        {"campaign": campaign, "form": form, "overdue_count": overdue},
+    )
+
+
+@require_POST
+@recruiter_required
+def enrollment_remove(request, org_slug, campaign_id, enrollment_id):
+    campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
+    enrollment = campaign_enrollment_get(campaign=campaign, enrollment_id=enrollment_id)
+    if sequence_service.enrollment_remove(enrollment=enrollment, actor=request.user):
+        messages.success(request, f"{enrollment.candidate} was removed from this campaign.")
+    else:
+        messages.info(request, f"{enrollment.candidate} had already left this campaign.")
+    return _to_detail(campaign)
