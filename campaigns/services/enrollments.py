@@ -1,19 +1,19 @@
 """Stopping one candidate's way through a campaign (replies, complaints, bounces…)."""
 
-from django.utils import timezone
-
 from campaigns.models import Enrollment
 
 
 def enrollment_stop(*, enrollment: Enrollment, reason: str) -> bool:
     """Stop an active enrollment with `reason` (an Enrollment.StopReason). Returns False when
-    it was not active (a stopped enrollment keeps its first reason)."""
+    it was not active (a stopped enrollment keeps its first reason). Goes through
+    sequences.enrollments_stop, so the stop is also on the candidate's timeline."""
+    from campaigns.services.sequences import enrollments_stop
+
     changed = (
-        Enrollment.objects.filter(pk=enrollment.pk, status=Enrollment.Status.ACTIVE).update(
-            status=Enrollment.Status.STOPPED,
-            stop_reason=reason,
-            finished_at=timezone.now(),
-            next_run_at=None,
+        enrollments_stop(
+            organization_id=enrollment.organization_id,
+            enrollment_ids=[enrollment.pk],
+            reason=reason,
         )
         == 1
     )

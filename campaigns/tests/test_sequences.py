@@ -276,6 +276,25 @@ def test_sequence_reply_ends_the_sequence_with_replied(org, recruiter_user):
     assert timeline(candidate) == ["Left the campaign “Platform nurture”: they replied"]
 
 
+def test_sequence_inbound_reply_stops_it_at_once_on_the_timeline(org, recruiter_user, in_org):
+    from anymail.inbound import AnymailInboundMessage
+
+    from campaigns.services.replies import inbound_email_record
+
+    campaign, candidate, message = _send_first_and_reach_second(org, recruiter_user, "")
+    reply = AnymailInboundMessage.parse_raw_mime(
+        f"From: {candidate.email}\r\nTo: rex.recruiter@acme.example\r\n"
+        f"Subject: Re: {message.subject}\r\nMessage-ID: <reply-7@mail.example.com>\r\n"
+        f"In-Reply-To: {message.message_id}\r\n\r\nYes, let's talk on Thursday."
+    )
+    inbound_email_record(message=reply)
+    enrollment = enrollment_of(campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "replied")
+    assert timeline(candidate) == ["Left the campaign “Platform nurture”: they replied"]
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    assert len(messages_of(campaign)) == 1
+
+
 @pytest.mark.parametrize(("kind", "reason"), [("complained", "complained"), ("bounced", "bounced")])
 def test_sequence_complaint_or_bounce_ends_the_sequence(org, recruiter_user, kind, reason):
     campaign, candidate, message = _send_first_and_reach_second(org, recruiter_user, "")
