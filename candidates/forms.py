@@ -13,6 +13,7 @@ from candidates.services.profiles import (
     candidate_email_taken,
     organization_phone_region,
 )
+from crm.models import TIME_ZONE_CHOICES
 
 # --- profiles ---
 
@@ -63,6 +64,12 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
     )
     city = forms.CharField(max_length=100, required=False)
     country = forms.CharField(max_length=100, required=False)
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=[("", "Not known"), *TIME_ZONE_CHOICES],
+        required=False,
+        help_text="Campaign sequences send inside their sending window in this time zone.",
+    )
     linkedin_url = forms.URLField(
         label="LinkedIn",
         max_length=500,
@@ -117,7 +124,7 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
     SECTIONS = [
         ("Person", [["first_name", "last_name"], ["headline"]]),
         ("Work", [["current_title", "current_company"], ["seniority"]]),
-        ("Contact", [["email", "phone"], ["alternate_emails"], ["city", "country"]]),
+        ("Contact", [["email", "phone"], ["alternate_emails"], ["city", "country"], ["time_zone"]]),
         ("Links", [["linkedin_url"], ["github_url"], ["portfolio_url"]]),
         ("Skills and tags", [["skills"], ["tags"]]),
         ("Relationship", [["status", "not_now_until"], ["owner"], ["source", "source_detail"]]),
@@ -484,6 +491,16 @@ class BulkSelectionForm(forms.Form):
 
     action = forms.ChoiceField(choices=list(_ACTIONS.items()))
     ids = IdListField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        from candidates.panels import BULK_DESTINATIONS
+
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [
+            *self._ACTIONS.items(),
+            *((d.action, d.label) for d in BULK_DESTINATIONS.values()),
+        ]
+
     select_all = forms.BooleanField(required=False, widget=forms.HiddenInput)
     query = forms.CharField(required=False, max_length=4000, widget=forms.HiddenInput)
 

@@ -1,3 +1,4 @@
+from crm.navigation import nav_section
 from crm.selectors import memberships_for_user
 
 
@@ -8,4 +9,5 @@ def organization(request):
         "organization": getattr(request, "organization", None),
         "membership": getattr(request, "membership", None),
         "my_memberships": memberships_for_user(user=user) if user is not None else [],
+        "nav_section": nav_section(getattr(request, "resolver_match", None)),
     }

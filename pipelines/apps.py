@@ -16,3 +16,18 @@ class PipelinesConfig(AppConfig):
         ):
             if mover not in MERGE_MOVERS:
                 MERGE_MOVERS.append(mover)
+
+        from candidates.panels import (
+            BulkDestination,
+            bulk_destination_register,
+            profile_panel_register,
+        )
+
+        bulk_destination_register(
+            BulkDestination(action="pool_add", label="Add to pool…", url_name="pipelines:pool_add")
+        )
+
+        profile_panel_register("pipelines/includes/candidate_pools.html")
+        profile_panel_register("pipelines/includes/candidate_follow_ups.html")
+
+        from pipelines import receivers  # noqa: F401  (connects the candidate signals)

@@ -29,6 +29,7 @@ from candidates.services.export import (
     export_write_csv,
     export_write_xlsx,
 )
+from candidates.signals import candidates_changed_in_bulk
 from crm.models import Organization, User
 
 ACTIONS = {
@@ -214,6 +215,10 @@ def bulk_start(
                     ids=ids,
                     actor=actor,
                 )
+            if changed:
+                candidates_changed_in_bulk.send(
+                    sender=Candidate, organization=organization, job=None
+                )
         return BulkOutcome(changed=changed, total=total)
     job = _job_create(
         organization=organization,
@@ -315,6 +320,8 @@ def _bulk_run(job: Job) -> None:
     job.total = max(job.total, job.processed)
     job.result = {**result, "unchanged": max(0, job.processed - result["changed"])}
     job.save(update_fields=["total", "result"])
+    if result["changed"]:
+        candidates_changed_in_bulk.send(sender=Candidate, organization=organization, job=job)
 
 
 def _export_run(job: Job) -> None:

@@ -54,7 +54,9 @@ from candidates.importing.fields import CUSTOM_PREFIX, IGNORE, guess_mapping, ta
 from candidates.importing.rows import Options, RowConverter
 from candidates.models import Candidate, ImportRowError, Job
 from candidates.services.custom_fields import custom_fields_active
+from candidates.services.duplicates import duplicates_check_candidates
 from candidates.services.profiles import organization_phone_region
+from candidates.signals import candidates_changed_in_bulk
 from crm.models import Membership, Organization, User
 
 PREVIEW_ROWS = 20
@@ -537,14 +539,16 @@ WITH merged AS (
     {{on_conflict}}
     RETURNING c.id, (c.xmax = 0) AS created
 ), activities AS ({_ACTIVITY_INSERT})
-SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM merged
+SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created),
+    COALESCE(array_agg(id) FILTER (WHERE created), ARRAY[]::bigint[]) FROM merged
 """  # noqa: S608 (built from the constants above, no user input)
 MERGE_UPDATE = _MERGE.replace("{on_conflict}", f"DO UPDATE SET {_UPDATE_SET}")
 MERGE_SKIP = _MERGE.replace("{on_conflict}", "DO NOTHING")
 
 
-def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None:
-    """Write one batch in one transaction, together with the job's counters."""
+def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> list[int]:
+    """Write one batch in one transaction, together with the job's counters. Returns the ids
+    of the candidates it created."""
     update = job.params.get("options", {}).get("duplicates", UPDATE) == UPDATE
     status_mapped = "status" in job.params["mapping"]
     params = {
@@ -572,6 +576,7 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
             "SELECT set_config('gin_pending_list_limit', %s, true)", [_gin_pending_list_limit()]
         )
         created = updated = 0
+        created_ids: list[int] = []
         if batch.stage_rows:
             # ON COMMIT DROP cleans up; the DROP covers an enclosing transaction (tests).
             cursor.execute("DROP TABLE IF EXISTS pg_temp.import_stage")
@@ -582,7 +587,7 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
             if update and status_mapped:
                 cursor.execute("CREATE INDEX ON import_stage (email)")
             cursor.execute(MERGE_UPDATE if update else MERGE_SKIP, params)
-            created, updated = cursor.fetchone()
+            created, updated, created_ids = cursor.fetchone()
         if batch.failures:
             with cursor.cursor.copy(
                 "COPY candidates_importrowerror (organization_id, job_id, row_number, data, reason) "
@@ -613,6 +618,7 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
         Job.objects.filter(pk=job.pk).update(
             processed=job.processed, result=job.result, params=job.params
         )
+    return created_ids
 
 
 def import_run(*, job: Job) -> Job:
@@ -648,7 +654,14 @@ def import_run(*, job: Job) -> Job:
                 )
                 with contextlib.closing(_in_thread(batches)) as prepared:
                     for batch in prepared:
-                        _write_batch(job=job, batch=batch, counts=counts, now=timezone.now())
+                        created_ids = _write_batch(
+                            job=job, batch=batch, counts=counts, now=timezone.now()
+                        )
+                        # New profiles are checked against the organisation once their batch
+                        # has landed (set-based; a failure here never loses the batch).
+                        duplicates_check_candidates(
+                            organization=job.organization, candidate_ids=created_ids
+                        )
         except ImportSuperseded:
             return job
         except reading.ImportFileError as error:
@@ -663,6 +676,10 @@ def import_run(*, job: Job) -> Job:
             raise
         _gin_flush()
         _finish(job, headers=info.headers)
+        if job.result.get("created") or job.result.get("updated"):
+            candidates_changed_in_bulk.send(
+                sender=Candidate, organization=job.organization, job=job
+            )
         return job
 
 

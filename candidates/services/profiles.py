@@ -15,6 +15,8 @@ from candidates.models import Activity, Candidate, Note
 from candidates.normalize import normalize_email, normalize_phone, normalize_tags
 from candidates.services.activities import activity_record
 from candidates.services.custom_fields import custom_field_values_clean
+from candidates.services.duplicates import duplicates_check_candidate
+from candidates.signals import candidate_changed
 from crm.models import Membership, Organization, Role, User
 
 # Fields a profile form or an API client may set, with the words the timeline uses for them.
@@ -26,6 +28,7 @@ PROFILE_FIELDS = {
     "phone": "phone",
     "city": "city",
     "country": "country",
+    "time_zone": "time zone",
     "headline": "headline",
     "current_title": "title",
     "current_company": "company",
@@ -212,9 +215,14 @@ def _save(candidate: Candidate, **kwargs) -> None:
         raise
 
 
-def _after_candidate_saved(candidate: Candidate) -> None:
-    """The one place that reacts to a new or re-identified candidate (email, phone, name or
-    company changed). The duplicate finder is wired here once it exists."""
+def _after_candidate_saved(candidate: Candidate, *, created: bool, identity_changed: bool) -> None:
+    """The one place that reacts to a saved profile: a new or re-identified candidate (email,
+    phone, name or company changed) is checked for duplicates at once (one indexed statement,
+    so the profile shows the suggestion right away); other apps (smart pools) hear about every
+    change through `candidate_changed`."""
+    if created or identity_changed:
+        duplicates_check_candidate(candidate=candidate)
+    candidate_changed.send(sender=Candidate, candidate=candidate, created=created)
 
 
 @transaction.atomic
@@ -229,7 +237,7 @@ def candidate_create(*, organization: Organization, actor: User | None, **fields
         summary=f"Added by {actor}" if actor else "Profile created",
         data={"source": candidate.source},
     )
-    _after_candidate_saved(candidate)
+    _after_candidate_saved(candidate, created=True, identity_changed=True)
     return candidate
 
 
@@ -280,8 +288,9 @@ def candidate_update(*, candidate: Candidate, actor: User | None, **fields) -> C
             summary="Changed " + ", ".join(labels),
             data={"fields": edited},
         )
-    if IDENTITY_FIELDS & set(changed):
-        _after_candidate_saved(candidate)
+    _after_candidate_saved(
+        candidate, created=False, identity_changed=bool(IDENTITY_FIELDS & set(changed))
+    )
     return candidate
 
 

@@ -383,3 +383,45 @@ def test_duplicate_profile_card_offers_merge_and_dismiss(recruiter_client, org):
     assert "Possible duplicates" in body
     assert two.full_name in body
     assert f"/candidates/{one.pk}/merge/?other={two.pk}" in body
+
+
+def test_creating_a_candidate_flags_a_duplicate_at_once(org, recruiter_user):
+    from django_scopes import scope
+
+    from candidates.services.profiles import candidate_create
+
+    existing = CandidateFactory(organization=org, email="ana@example.com", phone="+351912345678")
+    with scope(organization=org):
+        new = candidate_create(
+            organization=org,
+            actor=recruiter_user,
+            first_name="Ana",
+            last_name="Other",
+            email="ana.other@example.com",
+            phone="+351912345678",
+        )
+
+    assert _pairs(org) == {_pair(existing, new): DuplicateSuggestion.Reason.PHONE}
+
+
+def test_import_flags_duplicates_among_new_rows(org, recruiter_user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django_scopes import scope
+
+    from candidates.importing.reading import inspect_file
+    from candidates.services import imports
+
+    existing = CandidateFactory(organization=org, email="kim@example.com", phone="+4915123452709")
+    data = b"First name,Last name,Email,Phone\nKim,Second,kim.second@example.com,+4915123452709\n"
+    upload = SimpleUploadedFile("people.csv", data)
+    info = inspect_file(upload)
+    with scope(organization=org):
+        job = imports.import_create(organization=org, user=recruiter_user, upload=upload, info=info)
+        job = imports.import_configure(
+            job=job, mapping=job.params["mapping"], options=job.params["options"]
+        )
+        imports.import_run(job=job)
+
+    ((pair, reason),) = _pairs(org).items()
+    assert existing.pk in pair
+    assert reason == DuplicateSuggestion.Reason.PHONE

@@ -397,3 +397,19 @@ def test_merge_undo_view_get_is_not_allowed(recruiter_client, org, pair):
     response = recruiter_client.get(reverse("candidates:merge_undo", args=[org.slug, record.pk]))
 
     assert response.status_code == 405
+
+
+def test_profile_of_a_merged_candidate_redirects_to_the_survivor(recruiter_client, org):
+    from django_scopes import scopes_disabled
+
+    primary = CandidateFactory(organization=org, first_name="Kept")
+    secondary = CandidateFactory(organization=org, first_name="Gone")
+    with scopes_disabled():
+        type(secondary).objects.filter(pk=secondary.pk).update(merged_into=primary)
+
+    response = recruiter_client.get(reverse("candidates:detail", args=[org.slug, secondary.pk]))
+
+    assert response.status_code == 302
+    assert response.url == reverse("candidates:detail", args=[org.slug, primary.pk])
+    follow = recruiter_client.get(response.url)
+    assert "merged into this one" in follow.content.decode()

@@ -16,8 +16,10 @@ from django.views.decorators.http import require_POST
 
 from candidates.forms import CandidateForm, NoteEditForm, NoteForm
 from candidates.models import Activity
+from candidates.panels import PROFILE_PANELS
 from candidates.selectors import (
     candidate_get,
+    candidate_get_or_merged,
     candidate_pinned_notes,
     candidate_timeline,
     note_get,
@@ -125,6 +127,7 @@ def _render_profile(request, candidate, **activity):
     context = _activity_context(request, candidate, **activity)
     if request.htmx and not request.htmx.boosted:
         return render(request, "candidates/candidate_detail.html#activity", context)
+    context["profile_panels"] = PROFILE_PANELS
     context["custom_values"] = _custom_field_values(candidate)
     context["phone_display"] = _phone_display(candidate.phone)
     return render(request, "candidates/candidate_detail.html", context)
@@ -136,7 +139,14 @@ def _profile_url(candidate, anchor="activity"):
 
 
 def candidate_detail(request, org_slug, candidate_id):
-    candidate = candidate_get(organization=request.organization, candidate_id=candidate_id)
+    """A merged-away profile's old address (bookmarks, emails, exports) leads to the profile
+    it was merged into."""
+    candidate = candidate_get_or_merged(
+        organization=request.organization, candidate_id=candidate_id
+    )
+    if candidate.pk != candidate_id:
+        messages.info(request, "That profile was merged into this one.")
+        return redirect(_profile_url(candidate, anchor=""))
     return _render_profile(request, candidate)
 
 

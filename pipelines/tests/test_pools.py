@@ -368,3 +368,35 @@ def test_existing_organisation_gets_default_stages_lazily(recruiter_client, org,
         assert Stage.objects.filter(organization=org, pool__isnull=True).count() == len(
             DEFAULT_STAGES
         )
+
+
+def test_candidate_list_bulk_menu_hands_the_selection_to_pool_add(
+    recruiter_client, org, pool, make_candidates
+):
+    first, second = make_candidates(2)
+    list_page = recruiter_client.get(reverse("candidates:list", args=[org.slug]))
+    assert 'value="pool_add"' in list_page.content.decode()
+
+    response = recruiter_client.get(
+        reverse("candidates:bulk", args=[org.slug]),
+        {"action": "pool_add", "ids": [first.pk, second.pk], "query": ""},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == (
+        reverse("pipelines:pool_add", args=[org.slug])
+        + f"?candidate={first.pk}&candidate={second.pk}"
+    )
+    choose = recruiter_client.get(response["Location"])
+    assert choose.status_code == 200
+    assert pool.name in choose.content.decode()
+
+
+def test_candidate_list_bulk_all_matching_hands_over_the_query(recruiter_client, org, pool):
+    response = recruiter_client.get(
+        reverse("candidates:bulk", args=[org.slug]),
+        {"action": "pool_add", "select_all": "1", "query": "city=Lisbon"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"].endswith("?query=city%3DLisbon")

@@ -178,3 +178,55 @@ def test_smart_pool_is_not_offered_for_manual_adds(recruiter_client, org, smart_
     )
 
     assert "Lisbon people" not in response.content.decode()
+
+
+@pytest.fixture
+def eager_celery():
+    from crm.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def test_profile_edit_moves_candidate_into_smart_pool_on_commit(
+    org,
+    smart_pool,
+    make_candidates,
+    recruiter_user,
+    in_org,
+    eager_celery,
+    django_capture_on_commit_callbacks,
+):
+    from candidates.services.profiles import candidate_update
+
+    (candidate,) = make_candidates(1, city="Porto")
+    with in_org(), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        candidate_update(candidate=candidate, actor=recruiter_user, city="Lisbon")
+
+    assert len(callbacks) == 1
+    assert _members(smart_pool) == {candidate.pk}
+
+
+def test_bulk_action_refreshes_smart_pools_on_commit(
+    org,
+    smart_pool,
+    make_candidates,
+    recruiter_user,
+    in_org,
+    eager_celery,
+    django_capture_on_commit_callbacks,
+):
+    from candidates.services.bulk import bulk_start
+
+    people = make_candidates(2, city="Lisbon", tags=[])
+    with in_org(), django_capture_on_commit_callbacks(execute=True):
+        bulk_start(
+            organization=org,
+            actor=recruiter_user,
+            action="tag",
+            args={"tags": ["python"]},
+            selection={"ids": [c.pk for c in people]},
+        )
+
+    assert _members(smart_pool) == {c.pk for c in people}

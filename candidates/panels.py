@@ -1,0 +1,37 @@
+"""Extension points of the candidate pages that other apps fill in their `AppConfig.ready()`,
+so candidates never imports the apps built on it.
+
+- Profile side panels (talent pools, follow-ups, sent emails…): template names rendered in
+  order with the profile's context (`candidate`, `organization`, `membership`, `request`).
+- Bulk destinations: actions of the list's bulk menu handled on another app's page.
+"""
+
+from dataclasses import dataclass
+
+PROFILE_PANELS: list[str] = [
+    "candidates/includes/profile_attachments.html",
+    "candidates/includes/profile_duplicates.html",
+]
+
+
+def profile_panel_register(template_name: str) -> None:
+    if template_name not in PROFILE_PANELS:
+        PROFILE_PANELS.append(template_name)
+
+
+@dataclass(frozen=True)
+class BulkDestination:
+    """A bulk action that another app performs on its own page ("Add to pool…"): the list's
+    selection is handed over as `candidate=<id>` (repeated) or `query=<filter query string>`
+    for "all matching"."""
+
+    action: str
+    label: str
+    url_name: str  # reversed with org_slug only
+
+
+BULK_DESTINATIONS: dict[str, BulkDestination] = {}
+
+
+def bulk_destination_register(destination: BulkDestination) -> None:
+    BULK_DESTINATIONS[destination.action] = destination

@@ -1,0 +1,31 @@
+"""Which top-level navigation entry a page belongs to.
+
+Most pages belong to their app's entry (Candidates, Talent pools, Campaigns). Organisation
+settings pages live in several apps (custom fields in candidates, email settings and topics in
+campaigns) but belong under Settings, where their tabs are (templates/crm/settings_tabs.html).
+"""
+
+SETTINGS_VIEWS = {
+    "organization_settings",
+    "members",
+    "member_invite",
+    "candidates:fields",
+    "candidates:field_add",
+    "candidates:field_edit",
+    "campaigns:email_settings",
+    "campaigns:topic_list",
+    "campaigns:topic_edit",
+}
+APP_SECTIONS = {"candidates", "pipelines", "campaigns", "analytics"}
+
+
+def nav_section(resolver_match) -> str:
+    if resolver_match is None:
+        return ""
+    if resolver_match.view_name in SETTINGS_VIEWS:
+        return "settings"
+    if resolver_match.app_name in APP_SECTIONS:
+        return resolver_match.app_name
+    if resolver_match.url_name == "analytics_placeholder":
+        return "analytics"
+    return resolver_match.url_name or ""
