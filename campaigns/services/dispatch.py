@@ -36,7 +36,7 @@ from campaigns.conf import (
 )
 from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
 from campaigns.services import messages as message_service
-from campaigns.services import rendering, sequences
+from campaigns.services import rendering
 from candidates.models import Candidate
 
 logger = logging.getLogger(__name__)
@@ -117,16 +117,8 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
         steps_by_campaign: dict[int, list[Step]] = defaultdict(list)
         for step in Step.objects.filter(campaign_id__in=campaigns).order_by("position"):
             steps_by_campaign[step.campaign_id].append(step)
-        candidates = Candidate.objects.in_bulk({e.candidate_id for e in enrollments})
-        claimed = len(enrollments)
-        # Sequences: stop rules, the sending window, branches and task steps (those set aside
-        # are stopped, finished or moved to a later time; the rest run now).
-        enrollments = sequences.sequence_enrollments_due(
-            enrollments=enrollments,
-            campaigns=campaigns,
-            steps_by_campaign=steps_by_campaign,
-            candidates=candidates,
-            now=now,
+        candidates = Candidate.objects.defer("resume_text", "search_vector").in_bulk(
+            {e.candidate_id for e in enrollments}
         )
         settings_by_org = {
             s.organization_id: s
@@ -172,7 +164,7 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
             ).values_list("pk", flat=True)
         )
         report.messages_created += len(created)
-        _advance(enrollments, steps_by_campaign, now, campaigns=campaigns, candidates=candidates)
+        _advance(enrollments, steps_by_campaign, now)
         Campaign.objects.filter(
             pk__in=[c.pk for c in campaigns.values() if c.status == Campaign.Status.SCHEDULED]
         ).update(status=Campaign.Status.RUNNING)
@@ -181,7 +173,7 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
             if row.pk in created:
                 by_organization[row.organization_id].append(row.pk)
         _enqueue_on_commit(report, by_organization)
-    return claimed
+    return len(enrollments)
 
 
 def _step(steps: list[Step], step_id: int) -> Step:
@@ -249,9 +241,7 @@ def _message_row(*, pk, enrollment, campaign, step, candidate, sender, email_set
     )
 
 
-def _advance(
-    enrollments: list[Enrollment], steps_by_campaign: dict, now: datetime, *, campaigns, candidates
-) -> None:
+def _advance(enrollments: list[Enrollment], steps_by_campaign: dict, now: datetime) -> None:
     for enrollment in enrollments:
         steps = steps_by_campaign[enrollment.campaign_id]
         position = next(
@@ -265,25 +255,31 @@ def _advance(
             enrollment.finished_at = now
             enrollment.next_run_at = None
         else:
-            # Sequences: the next step waits its delay, then for the sending window.
+            # EXTENSION POINT: sending windows (weekdays 9-17 in the org's or candidate's time
+            # zone) and behaviour branches adjust `next_run_at` / the next step here.
             enrollment.current_step = following
-            enrollment.next_run_at = sequences.step_run_at(
-                campaign=campaigns[enrollment.campaign_id],
-                candidate=candidates.get(enrollment.candidate_id),
-                due=now + following.delay,
-            )
-    Enrollment.objects.bulk_update(
-        enrollments, ["status", "finished_at", "next_run_at", "current_step"], batch_size=1000
-    )
+            enrollment.next_run_at = now + following.delay
+    _enrollments_save(enrollments)
+
+
+def _enrollments_save(enrollments: list[Enrollment]) -> None:
+    """One UPDATE per distinct outcome (a broadcast chunk: one statement), not bulk_update's
+    CASE WHEN over every row, which cost more than rendering the chunk."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for e in enrollments:
+        groups[(e.status, e.finished_at, e.next_run_at, e.current_step_id)].append(e.pk)
+    for (status, finished_at, next_run_at, step_id), ids in groups.items():
+        Enrollment.objects.filter(pk__in=ids).update(
+            status=status, finished_at=finished_at, next_run_at=next_run_at, current_step=step_id
+        )
 
 
 def _campaigns_finish(now: datetime) -> None:
     """Running campaigns with no active enrollment left have scheduled everything."""
     active = Enrollment.objects.filter(campaign=OuterRef("pk"), status=Enrollment.Status.ACTIVE)
-    # A sequence that candidates join from a pool keeps running until it is paused or ended.
-    Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).exclude(
-        kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False
-    ).update(status=Campaign.Status.DONE, finished_at=now)
+    Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).update(
+        status=Campaign.Status.DONE, finished_at=now
+    )
 
 
 def messages_sweep(*, now: datetime, report: DispatchReport) -> None:

@@ -5,6 +5,7 @@ import html as html_lib
 import re
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
+from functools import lru_cache
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -15,6 +16,18 @@ from campaigns.services import rendering, tokens
 from campaigns.services.tracking import TRAP_LINK_INDEX
 
 _HREF = re.compile(r'href="(https?://[^"]+)"')
+_URL_SLOT = "URLSLOT0"
+
+
+@lru_cache(maxsize=16)
+def _public_path(name: str) -> str:
+    return reverse(name, args=[_URL_SLOT])
+
+
+def public_url(name: str, token: str) -> str:
+    """The absolute URL of a candidate-facing page: `reverse` once per name, not once per link
+    (the dispatcher builds ~9 of these per message)."""
+    return site_url() + _public_path(name).replace(_URL_SLOT, token)
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,8 @@ def candidate_links(*, organization_id: int, candidate_id: int, message_id: int)
     )
     return {
         "token": token,
-        "unsubscribe_url": site_url() + reverse("campaigns_public:unsubscribe", args=[token]),
-        "preferences_url": site_url() + reverse("campaigns_public:preferences", args=[token]),
+        "unsubscribe_url": public_url("campaigns_public:unsubscribe", token),
+        "preferences_url": public_url("campaigns_public:preferences", token),
     }
 
 
@@ -82,7 +95,7 @@ def _track_links(body_html: str, *, organization_id: int, candidate_id: int, mes
             message_id=message_id,
             link_index=links.index(url),
         )
-        return f'href="{site_url()}{reverse("campaigns_public:click", args=[token])}"'
+        return f'href="{public_url("campaigns_public:click", token)}"'
 
     return _HREF.sub(replace, body_html), links
 
@@ -144,6 +157,17 @@ def message_build(
             message_id=message_pk,
             link_index=TRAP_LINK_INDEX,
         )
+        trap_url = public_url("campaigns_public:click", trap_token)
+    trap_url = ""
+    if track_clicks and candidate_id:
+        # An invisible link no person can see or reach: whatever follows it is a scanner.
+        trap_token = tokens.token_make(
+            salt=tokens.CLICK_SALT,
+            organization_id=organization.pk,
+            candidate_id=candidate_id,
+            message_id=message_pk,
+            link_index=TRAP_LINK_INDEX,
+        )
         trap_url = site_url() + reverse("campaigns_public:click", args=[trap_token])
     pixel_url = ""
     if track_opens and candidate_id:
@@ -153,7 +177,7 @@ def message_build(
             candidate_id=candidate_id,
             message_id=message_pk,
         )
-        pixel_url = site_url() + reverse("campaigns_public:open", args=[pixel_token])
+        pixel_url = public_url("campaigns_public:open", pixel_token)
     layout = {
         "organization": organization,
         "subject": rendered.subject,
