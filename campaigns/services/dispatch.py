@@ -36,7 +36,7 @@ from campaigns.conf import (
 )
 from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
 from campaigns.services import messages as message_service
-from campaigns.services import rendering
+from campaigns.services import rendering, sequences
 from candidates.models import Candidate
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,16 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
         candidates = Candidate.objects.defer("resume_text", "search_vector").in_bulk(
             {e.candidate_id for e in enrollments}
         )
+        claimed = len(enrollments)
+        # Sequences: stop rules, the sending window, branches and task steps (those set aside
+        # are stopped, finished or moved to a later time; the rest run now).
+        enrollments = sequences.sequence_enrollments_due(
+            enrollments=enrollments,
+            campaigns=campaigns,
+            steps_by_campaign=steps_by_campaign,
+            candidates=candidates,
+            now=now,
+        )
         settings_by_org = {
             s.organization_id: s
             for s in EmailSettings.objects.filter(
@@ -164,7 +174,7 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
             ).values_list("pk", flat=True)
         )
         report.messages_created += len(created)
-        _advance(enrollments, steps_by_campaign, now)
+        _advance(enrollments, steps_by_campaign, now, campaigns=campaigns, candidates=candidates)
         Campaign.objects.filter(
             pk__in=[c.pk for c in campaigns.values() if c.status == Campaign.Status.SCHEDULED]
         ).update(status=Campaign.Status.RUNNING)
@@ -173,7 +183,7 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
             if row.pk in created:
                 by_organization[row.organization_id].append(row.pk)
         _enqueue_on_commit(report, by_organization)
-    return len(enrollments)
+    return claimed
 
 
 def _step(steps: list[Step], step_id: int) -> Step:
@@ -241,7 +251,9 @@ def _message_row(*, pk, enrollment, campaign, step, candidate, sender, email_set
     )
 
 
-def _advance(enrollments: list[Enrollment], steps_by_campaign: dict, now: datetime) -> None:
+def _advance(
+    enrollments: list[Enrollment], steps_by_campaign: dict, now: datetime, *, campaigns, candidates
+) -> None:
     for enrollment in enrollments:
         steps = steps_by_campaign[enrollment.campaign_id]
         position = next(
@@ -255,10 +267,13 @@ def _advance(enrollments: list[Enrollment], steps_by_campaign: dict, now: dateti
             enrollment.finished_at = now
             enrollment.next_run_at = None
         else:
-            # EXTENSION POINT: sending windows (weekdays 9-17 in the org's or candidate's time
-            # zone) and behaviour branches adjust `next_run_at` / the next step here.
+            # Sequences: the next step waits its delay, then for the sending window.
             enrollment.current_step = following
-            enrollment.next_run_at = now + following.delay
+            enrollment.next_run_at = sequences.step_run_at(
+                campaign=campaigns[enrollment.campaign_id],
+                candidate=candidates.get(enrollment.candidate_id),
+                due=now + following.delay,
+            )
     _enrollments_save(enrollments)
 
 
@@ -277,9 +292,10 @@ def _enrollments_save(enrollments: list[Enrollment]) -> None:
 def _campaigns_finish(now: datetime) -> None:
     """Running campaigns with no active enrollment left have scheduled everything."""
     active = Enrollment.objects.filter(campaign=OuterRef("pk"), status=Enrollment.Status.ACTIVE)
-    Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).update(
-        status=Campaign.Status.DONE, finished_at=now
-    )
+    # A sequence that candidates join from a pool keeps running until it is paused or ended.
+    Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).exclude(
+        kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False
+    ).update(status=Campaign.Status.DONE, finished_at=now)
 
 
 def messages_sweep(*, now: datetime, report: DispatchReport) -> None:

@@ -47,7 +47,10 @@ from campaigns.models import (
     Message,
     Suppression,
 )
+from campaigns.services import guards
 from campaigns.services.ratelimit import rate_limit_take
+from campaigns.services.replies import reply_address_for
+from campaigns.services.sequences import enrollments_stop
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
 
@@ -71,6 +74,7 @@ class SendReport:
     failed: int = 0
     released: int = 0
     throttled: int = 0
+    held: int = 0  # over a cap: back in the queue until later (services/guards.py)
     skip_reasons: dict = field(default_factory=dict)
 
 
@@ -108,8 +112,8 @@ def skip_reason_for(*, message: Message, candidate, preference, suppressed: set[
             return Message.SkipReason.TOPIC_OPTED_OUT
         if preference.paused_until is not None and preference.paused_until > now.date():
             return Message.SkipReason.PAUSED
-    # EXTENSION POINT: consent where the organisation requires it, and the organisation-wide
-    # frequency cap (over-cap messages go back to queued with a later next_attempt_at).
+    # Consent, the frequency cap and the per-sender daily cap need more than one message:
+    # services/guards.py, called from messages_send.
     return ""
 
 
@@ -144,7 +148,8 @@ def _email_for(message: Message) -> EmailMultiAlternatives:
         body=message.text,
         from_email=message.from_email,
         to=[message.to_email],
-        reply_to=[message.reply_to] if message.reply_to else None,
+        # The recruiter, plus the per-message reply address when CAMPAIGNS_REPLY_DOMAIN is set.
+        reply_to=[a for a in (message.reply_to, reply_address_for(message)) if a] or None,
         headers=dict(message.headers),  # carries our stored Message-ID: a re-send keeps it
     )
     email.attach_alternative(message.html, "text/html")
@@ -230,6 +235,30 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
         ).values_list("email", flat=True)
     )
 
+    # Guard rails that need more than one message (consent, frequency cap, sender cap).
+    guarded = [m for m in messages if not m.is_test]
+    reasons = guards.consent_skips(
+        organization=organization, messages=guarded, email_settings=email_settings
+    )
+    holds = guards.send_holds(
+        organization=organization,
+        messages=[
+            m
+            for m in guarded
+            if not reasons.get(m.pk)
+            and not skip_reason_for(
+                message=m,
+                candidate=m.candidate,
+                preference=preferences.get(m.candidate_id),
+                suppressed=suppressed,
+                now=now,
+            )
+        ],
+        email_settings=email_settings,
+        now=now,
+    )
+    held: dict = {}
+
     skipped: list[tuple[Message, str]] = []
     sent: list[Message] = []
     failed: list[Message] = []
@@ -252,9 +281,12 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                     preference=preferences.get(message.candidate_id),
                     suppressed=suppressed,
                     now=now,
-                )
+                ) or reasons.get(message.pk, "")
                 if reason:
                     skipped.append((message, reason))
+                    continue
+                if message.pk in holds:
+                    held[message.pk] = holds[message.pk]
                     continue
             if not opened:
                 connection.open()
@@ -285,6 +317,7 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
             _close_quietly(connection)
 
     _record_skips(skipped, report)
+    report.held = guards.messages_hold(holds=held)
     _record_bounces(organization, bounced)
     _record_events(organization, sent=sent, failed=failed + bounced, skipped=skipped)
     return report
@@ -370,13 +403,11 @@ def _record_bounces(organization, bounced: list[Message]) -> None:
         ignore_conflicts=True,
     )
     Message.objects.filter(pk__in=[m.pk for m in bounced]).update(status=Message.Status.BOUNCED)
-    Enrollment.objects.filter(pk__in=[m.enrollment_id for m in bounced if m.enrollment_id]).exclude(
-        status=Enrollment.Status.STOPPED
-    ).update(
-        status=Enrollment.Status.STOPPED,
-        stop_reason=Enrollment.StopReason.BOUNCED,
-        finished_at=timezone.now(),
-        next_run_at=None,
+    enrollments_stop(  # stops the active ones, each on the candidate's timeline
+        organization_id=organization.pk,
+        enrollment_ids=[m.enrollment_id for m in bounced if m.enrollment_id],
+        reason=Enrollment.StopReason.BOUNCED,
+        also_done=True,
     )
 
 
