@@ -83,3 +83,8 @@ def point_django_at(url: str) -> None:
     # Sessions and caches of the bench organisations must not mix with the dev database's.
     os.environ["CACHE_KEY_PREFIX"] = "rapport-bench"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The send workload's Celery workers get their own broker database, so no development
+    # worker on the same Redis can pick up a benchmark task (or the other way round).
+    redis_url = os.environ.get("REDIS_URL", "")
+    if redis_url:
+        os.environ["CELERY_BROKER_URL"] = urlunsplit(urlsplit(redis_url)._replace(path="/15"))

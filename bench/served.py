@@ -30,7 +30,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, log_path: Path, *, workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS
+) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -39,11 +41,11 @@ def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        str(GUNICORN_WORKERS),
+        str(workers),
         "--worker-class",
         "gthread",
         "--threads",
-        str(GUNICORN_THREADS),
+        str(threads),
         "--keep-alive",
         "30",
         "--log-level",
