@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm import services
 from crm.forms import InvitationForm, MembershipRoleForm, OrganizationForm
+from crm.home import HOME_PANELS
 from crm.models import Invitation, Membership, Role, WorkerHeartbeat
 from crm.permissions import admin_required
 from crm.selectors import memberships_for_user, organization_members
@@ -43,16 +44,12 @@ def organization_create(request):
 
 
 def dashboard(request, org_slug):
-    return render(request, "crm/dashboard.html")
+    return render(request, "crm/dashboard.html", {"home_panels": HOME_PANELS})
 
 
 def section_placeholder(request, org_slug, section):
-    """Sections that later releases fill in (talent pools, campaigns, analytics)."""
-    titles = {
-        "pools": "Talent pools",
-        "campaigns": "Campaigns",
-        "analytics": "Analytics",
-    }
+    """Sections that a later release fills in (analytics dashboards)."""
+    titles = {"analytics": "Analytics"}
     return render(request, "crm/section_empty.html", {"section": section, "title": titles[section]})
 
 

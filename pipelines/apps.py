@@ -30,4 +30,8 @@ class PipelinesConfig(AppConfig):
         profile_panel_register("pipelines/includes/candidate_pools.html")
         profile_panel_register("pipelines/includes/candidate_follow_ups.html")
 
+        from crm.home import home_panel_register
+
+        home_panel_register("pipelines/includes/home_panel.html")
+
         from pipelines import receivers  # noqa: F401  (connects the candidate signals)

@@ -18,3 +18,16 @@ def candidate_follow_ups(candidate):
     from pipelines.selectors import candidate_follow_ups as follow_ups
 
     return follow_ups(candidate=candidate)
+
+
+@register.simple_tag(takes_context=True)
+def follow_ups_home(context):
+    """The home page's follow-ups: the viewer's open ones due today or earlier (one query)."""
+    from django.utils import timezone
+
+    from pipelines.selectors import follow_ups_open
+
+    today = timezone.localdate()
+    due = follow_ups_open(organization=context["organization"], owner=context["request"].user)
+    due = list(due.filter(due_on__lte=today)[:6])
+    return {"items": due[:5], "more": len(due) > 5, "today": today}
