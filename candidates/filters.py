@@ -84,8 +84,11 @@ class CandidateFilterSet(django_filters.FilterSet):
         method="filter_tags",
         help_text="Candidates with any of these tags.",
     )
+    # distinct=False: a status is a column of the candidate row, so no join can repeat a row;
+    # django-filter's default DISTINCT made PostgreSQL sort every match before counting.
     status = django_filters.MultipleChoiceFilter(
         choices=Candidate.Status.choices,
+        distinct=False,
         widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
     )
     owner = django_filters.ChoiceFilter(label="Owner", method="filter_owner", empty_label="Anyone")
@@ -119,19 +122,26 @@ class CandidateFilterSet(django_filters.FilterSet):
         model = Candidate
         fields: list[str] = []
 
-    def __init__(self, data=None, queryset=None, *, organization, **kwargs):
+    def __init__(self, data=None, queryset=None, *, organization, custom_fields=None, **kwargs):
+        """`custom_fields`: the organisation's active custom fields when the caller has them
+        (or knows none are filtered on: a smart pool's saved search without `cf_` keys);
+        read here otherwise."""
         self.organization = organization
         if queryset is None:
             queryset = Candidate.objects.live().filter(organization=organization)
         super().__init__(data, queryset=queryset, **kwargs)
-        self.filters["owner"].extra["choices"] = [
+        # A callable: the members are read only when the owner filter is shown or used, not
+        # for every saved search a smart pool evaluates.
+        self.filters["owner"].extra["choices"] = lambda: [
             (UNASSIGNED, "Unassigned"),
             *(
                 (str(user.pk), user.display_name)
                 for user in candidate_owner_choices(organization=organization)
             ),
         ]
-        self.custom_fields = custom_fields_active(organization=organization)
+        if custom_fields is None:
+            custom_fields = custom_fields_active(organization=organization)
+        self.custom_fields = custom_fields
         for field in self.custom_fields:
             for name, filter_ in _custom_field_filters(field).items():
                 filter_.field_name = name

@@ -10,8 +10,18 @@ means reading every matching row. Instead the index hands us the first
 ``CANDIDATE_SEARCH_RANK_LIMIT`` matches (a ``LIMIT`` inside a subquery) and only those are
 ranked and ordered. The list page says so when the bound is hit.
 
-Typo tolerance: trigram matches (pg_trgm ``%`` on `search_name` and `email`, served by their
-GIN trigram indexes) are always merged into the result, so "Jonh Smiht" finds John Smith.
+Typo tolerance runs only when full text finds few rows (fewer than
+``CANDIDATE_SEARCH_FUZZY_BELOW``): a misspelled name or email matches nothing, a real word
+matches plenty. pg_trgm similarity over a whole organisation is expensive (the trigram index
+is lossy, so every candidate row is read and rechecked: 0.2 to 1 s at a million), so the fuzzy
+step first looks among a bounded set found through the full-text index — names and emails
+(weight A) starting like every word of the query ("Jonh Smiht" → ``jon:*A & smih:*A``) —
+and keeps those at pg_trgm similarity ≥ ``TRIGRAM_THRESHOLD`` to name or email. Only when
+that finds nobody (a typo in the first letters) does it fall back to the trigram indexes
+(``%`` on `search_name` and `email`). Either way "Jonh Smiht" finds John Smith.
+
+The page, its count and the "bounded" hint all come from one list of ids fetched once
+(`search_matches`): the list view does not read the full-text matches twice more to count.
 """
 
 import re
@@ -22,6 +32,7 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramSimilarity
 from django.db import connection, transaction
 from django.db.models import F, FloatField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Greatest
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape, format_html
@@ -43,17 +54,63 @@ def _fuzzy_limit() -> int:
     return getattr(settings, "CANDIDATE_SEARCH_FUZZY_LIMIT", 50)
 
 
+def _fuzzy_below() -> int:
+    """Typo tolerance runs when full text finds fewer candidates than this."""
+    return getattr(settings, "CANDIDATE_SEARCH_FUZZY_BELOW", 10)
+
+
+# How many rows the prefix step of typo tolerance reads at most (each is a heap fetch).
+FUZZY_SCAN_LIMIT = 5000
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
 def search_query(q: str) -> SearchQuery:
     return SearchQuery(q, config="simple", search_type="websearch") | SearchQuery(
         q, config="english", search_type="websearch"
     )
 
 
+def _fuzzy_text(q: str) -> str:
+    return " ".join(q.lower().split())[:200]
+
+
+def _prefix_query(text: str) -> str | None:
+    """A raw tsquery for names and emails (weight A) starting like each word of `text`:
+    "jonh smiht" → ``'jon':*A & 'smih':*A``. An email is one token, so for an email-like
+    query only its first word can be a prefix. None when there is no usable word."""
+    words = _WORD.findall(text)
+    if "@" in text:
+        words = words[:1]
+    prefixes = [word[:3] if len(word) < 6 else word[:4] for word in words if len(word) >= 2]
+    if not prefixes:
+        return None
+    return " & ".join(f"'{prefix}':*A" for prefix in prefixes[:6])
+
+
+def _similarity(text: str):
+    return Greatest(TrigramSimilarity("search_name", text), TrigramSimilarity("email", text))
+
+
 def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
-    """Ids of the best trigram matches of `q` on name and email (typo tolerance)."""
-    text = " ".join(q.lower().split())[:200]
+    """Ids of the best trigram matches of `q` on name and email (typo tolerance), best first."""
+    text = _fuzzy_text(q)
     if len(text) < 3:
         return []
+    prefix = _prefix_query(text)
+    if prefix is not None:
+        # A bounded candidate set from the full-text index, filtered by similarity.
+        scanned = queryset.filter(
+            search_vector=SearchQuery(prefix, config="simple", search_type="raw")
+        ).order_by()[:FUZZY_SCAN_LIMIT]
+        found = list(
+            queryset.filter(id__in=scanned.values("id"))
+            .annotate(similarity=_similarity(text))
+            .filter(similarity__gte=TRIGRAM_THRESHOLD)
+            .order_by("-similarity", "-id")
+            .values_list("id", flat=True)[: _fuzzy_limit()]
+        )
+        if found:
+            return found
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Local to this transaction: other queries keep pg_trgm's default threshold.
@@ -63,37 +120,61 @@ def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
             )
         return list(
             queryset.filter(Q(search_name__trigram_similar=text) | Q(email__trigram_similar=text))
-            .annotate(
-                similarity=Greatest(
-                    TrigramSimilarity("search_name", text), TrigramSimilarity("email", text)
-                )
-            )
+            .annotate(similarity=_similarity(text))
             .order_by("-similarity", "-id")
             .values_list("id", flat=True)[: _fuzzy_limit()]
         )
 
 
-def candidate_search(queryset: QuerySet, q: str, *, limit: int | None = None) -> QuerySet:
+@dataclass(frozen=True)
+class SearchMatches:
+    """What a search found, fetched once: the ids to rank (the first `limit` full-text
+    matches in index order, then trigram matches when full text found few), and whether more
+    full-text matches exist than were ranked."""
+
+    ids: list[int]
+    bounded: bool
+
+
+def search_matches(queryset: QuerySet, q: str, *, limit: int | None = None) -> SearchMatches:
+    bound = _rank_limit(limit)
+    full_text = list(
+        queryset.filter(search_vector=search_query(q))
+        .order_by()
+        .values_list("id", flat=True)[: bound + 1]
+    )
+    bounded = len(full_text) > bound
+    ids = full_text[:bound]
+    if len(ids) < _fuzzy_below():
+        seen = set(ids)
+        ids += [pk for pk in _fuzzy_ids(queryset, q) if pk not in seen]
+    return SearchMatches(ids=ids, bounded=bounded)
+
+
+def candidate_search(
+    queryset: QuerySet,
+    q: str,
+    *,
+    limit: int | None = None,
+    matches: SearchMatches | None = None,
+) -> QuerySet:
     """`queryset` narrowed to candidates matching `q`, annotated with `rank` and ordered by it.
 
     Only the first `limit` full-text matches (in index order) are ranked, plus the best trigram
-    matches on name and email; see the module docstring.
+    matches on name and email when full text found few; see the module docstring. Pass the
+    `matches` already fetched by `search_matches` to avoid fetching them again.
     """
-    query = search_query(q)
-    text = " ".join(q.lower().split())[:200]
-    matches = queryset.filter(search_vector=query).order_by().values("id")[: _rank_limit(limit)]
-    fuzzy = _fuzzy_ids(queryset, q)
-    condition = Q(id__in=matches)
-    if fuzzy:
-        condition |= Q(id__in=fuzzy)
+    if matches is None:
+        matches = search_matches(queryset, q, limit=limit)
     return (
-        queryset.filter(condition)
+        # One array parameter, not 2,000 placeholders (each one is parsed and quoted).
+        queryset.filter(id__in=RawSQL("SELECT unnest(%s::bigint[])", [matches.ids]))
         .annotate(
             rank=Cast(
-                SearchRank(F("search_vector"), query, weights=RANK_WEIGHTS, cover_density=True)
-                + Greatest(
-                    TrigramSimilarity("search_name", text), TrigramSimilarity("email", text)
-                ),
+                SearchRank(
+                    F("search_vector"), search_query(q), weights=RANK_WEIGHTS, cover_density=True
+                )
+                + _similarity(_fuzzy_text(q)),
                 FloatField(),
             )
         )
@@ -288,6 +369,11 @@ def keyset_page(
 def count_capped(queryset: QuerySet, cap: int) -> int:
     """The number of rows, counted exactly up to `cap` (returns cap + 1 beyond it)."""
     return queryset.order_by().values("id")[: cap + 1].count()
+
+
+def count_display(total: int, cap: int) -> str:
+    """A count from `count_capped` for people: "1,234", or "10,000+" beyond the cap."""
+    return f"{cap:,}+" if total > cap else f"{total:,}"
 
 
 # --- highlighting ------------------------------------------------------------------------------

@@ -97,13 +97,21 @@ def candidate_list_queryset(*, filterset, rank_limit: int | None = None):
     """The candidates matching a CandidateFilterSet: its filters, then its search (if any),
     annotated with `rank` and ordered by relevance. Invalid filter values are left out (the
     form shows their errors)."""
-    from candidates.search import candidate_search
+    return candidate_list_search(filterset=filterset, rank_limit=rank_limit)[0]
+
+
+def candidate_list_search(*, filterset, rank_limit: int | None = None):
+    """`candidate_list_queryset` and, when there is a search, what it found (`SearchMatches`:
+    the ranked ids and whether the bound was hit), so the list page counts without another
+    pass over the matches. None without a search."""
+    from candidates.search import candidate_search, search_matches
 
     queryset = filterset.qs
     q = (filterset.form.cleaned_data.get("q") or "").strip() if filterset.is_bound else ""
-    if q:
-        queryset = candidate_search(queryset, q, limit=rank_limit)
-    return queryset
+    if not q:
+        return queryset, None
+    matches = search_matches(queryset, q, limit=rank_limit)
+    return candidate_search(queryset, q, matches=matches), matches
 
 
 def saved_searches_for_user(*, organization, user) -> list:
@@ -128,7 +136,14 @@ def saved_search_queryset(*, saved_search):
     params = QueryDict(mutable=True)
     for key, values in (saved_search.query or {}).items():
         params.setlist(key, values if isinstance(values, list) else [values])
-    filterset = CandidateFilterSet(params, organization=saved_search.organization)
+    # Without a custom field in the search there is no need to read their definitions (a smart
+    # pool re-evaluates its saved search after every edit of a candidate).
+    filters_custom_fields = any(key.startswith("cf_") for key in params)
+    filterset = CandidateFilterSet(
+        params,
+        organization=saved_search.organization,
+        custom_fields=None if filters_custom_fields else [],
+    )
     return candidate_list_queryset(filterset=filterset)
 
 

@@ -3,6 +3,8 @@
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -10,12 +12,14 @@ from candidates.models import Candidate
 from candidates.search import (
     SORTS,
     candidate_search,
+    count_display,
     cursor_decode,
     cursor_encode,
     highlight,
     highlight_terms,
     keyset_page,
     search_is_bounded,
+    search_matches,
     skill_badges,
 )
 from candidates.tests.factories import CandidateFactory
@@ -266,3 +270,59 @@ def test_list_contacted_sort_puts_never_contacted_last(recruiter_client, org):
 def test_skill_badges_put_matching_skills_first():
     badges = skill_badges(["go", "java", "kotlin", "sql"], highlight_terms("kotlin"))
     assert badges == [("kotlin", True), ("go", False), ("java", False), ("sql", False)]
+
+
+# --- typo tolerance only when full text finds few; counts for people ---
+
+
+def test_search_typo_in_the_first_letters_falls_back_to_the_trigram_index(org, in_org):
+    # "Hohn" shares no prefix with "John": the prefix step finds nobody, the index fallback does.
+    john = CandidateFactory(
+        organization=org, first_name="John", last_name="Smith", email="js@example.com"
+    )
+    CandidateFactory(organization=org, first_name="Maria", last_name="Garcia")
+    with in_org():
+        results = _search(org, "Hohn Smith")
+    assert [c.pk for c in results] == [john.pk]
+
+
+def test_search_trigram_runs_only_when_full_text_finds_few(org, in_org, settings):
+    rust = [CandidateFactory(organization=org, headline="Rust engineer") for _ in range(2)]
+    rusta = CandidateFactory(organization=org, first_name="Rusta", last_name="Rust", headline="")
+    CandidateFactory(organization=org, first_name="Rustam", last_name="Nowak", headline="")
+    settings.CANDIDATE_SEARCH_FUZZY_BELOW = 3
+    with in_org():
+        many = _search(org, "rust")  # three full-text matches: no trigram step
+    settings.CANDIDATE_SEARCH_FUZZY_BELOW = 4
+    with in_org():
+        few = _search(org, "rust")  # fewer than four: similar names join them
+    assert sorted(c.pk for c in many) == sorted([*(c.pk for c in rust), rusta.pk])
+    assert len(few) == 4
+
+
+def test_search_matches_fetches_ids_once_and_knows_the_bound(org, in_org):
+    for _ in range(4):
+        CandidateFactory(organization=org, headline="Kotlin developer")
+    with in_org():
+        queryset = Candidate.objects.filter(organization=org)
+        bounded = search_matches(queryset, "kotlin", limit=3)
+        unbounded = search_matches(queryset, "kotlin", limit=10)
+    assert (len(bounded.ids), bounded.bounded) == (3, True)
+    assert (len(unbounded.ids), unbounded.bounded) == (4, False)
+
+
+def test_count_display_shows_the_cap_with_a_plus():
+    assert count_display(10_001, 10_000) == "10,000+"
+    assert count_display(10_000, 10_000) == "10,000"
+    assert count_display(1_234, 10_000) == "1,234"
+
+
+def test_list_search_counts_the_ranked_matches_without_a_count_query(recruiter_client, org):
+    for _ in range(3):
+        CandidateFactory(organization=org, headline="Elixir engineer")
+    with CaptureQueriesContext(connection) as queries:
+        response = recruiter_client.get(
+            reverse("candidates:list", args=[org.slug]), {"q": "elixir"}
+        )
+    assert response.context["total_display"] == "3"
+    assert not [q for q in queries if q["sql"].startswith("SELECT COUNT(*)")]

@@ -15,17 +15,18 @@ from django_scopes import scope
 from candidates.filters import PAGING_PARAMS, CandidateFilterSet
 from candidates.forms import BulkArgumentsForm, BulkSelectionForm, SavedSearchForm
 from candidates.models import Candidate
+from candidates.panels import BULK_DESTINATIONS
 from candidates.search import (
     SORTS,
     count_capped,
+    count_display,
     highlight,
     highlight_terms,
     keyset_page,
-    search_is_bounded,
     skill_badges,
 )
 from candidates.selectors import (
-    candidate_list_queryset,
+    candidate_list_search,
     saved_search_get,
     saved_searches_for_user,
 )
@@ -43,7 +44,10 @@ from candidates.services.saved_searches import (
 )
 from crm.permissions import recruiter_required
 
-COUNT_CAP = 10_000
+# The list counts matches exactly up to this many and shows "1,000+" beyond. Counting reads
+# every matching row: to 10,000 that is ~10,000 random heap reads (150 to 500 ms at a million
+# candidates with three facets), to 1,000 a tenth of it. The bulk confirmation counts exactly.
+COUNT_CAP = 1_000
 
 
 def _filter_query(params: QueryDict) -> str:
@@ -62,7 +66,9 @@ def _list_url(organization, query: str = "") -> str:
 def candidate_list(request, org_slug):
     organization = request.organization
     filterset = CandidateFilterSet(request.GET or None, organization=organization)
-    queryset = candidate_list_queryset(filterset=filterset).select_related("owner")
+    queryset, matches = candidate_list_search(filterset=filterset)
+    # The list shows neither resumes nor the search vector: no reason to read them.
+    queryset = queryset.select_related("owner").defer("resume_text", "search_vector")
     data = filterset.form.cleaned_data if filterset.is_bound else {}
     q = (data.get("q") or "").strip()
     sort_name = data.get("sort") or ("relevance" if q else "-created")
@@ -75,7 +81,8 @@ def candidate_list(request, org_slug):
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
-    total = count_capped(queryset, COUNT_CAP)
+    # A search counts the ids it ranked (never more than the rank bound plus the fuzzy ones).
+    total = len(matches.ids) if matches else count_capped(queryset, COUNT_CAP)
     terms = highlight_terms(q)
     for candidate in page.rows:
         candidate.name_html = highlight(candidate.full_name, terms)
@@ -93,13 +100,14 @@ def candidate_list(request, org_slug):
         "q": q,
         "sort_name": sort_name,
         "total": total,
-        "total_display": f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}",
-        "search_bounded": bool(q) and search_is_bounded(filterset.qs, q),
+        "total_display": count_display(total, COUNT_CAP),
+        "search_bounded": bool(matches and matches.bounded),
         "rank_limit": getattr(settings, "CANDIDATE_SEARCH_RANK_LIMIT", 2000),
         "filtered": bool(filter_query.replace("sort=", "").strip("&")) and filterset.is_bound,
         "organization_empty": total == 0
         and not Candidate.objects.live().filter(organization=organization).exists(),
         "filter_query": filter_query,
+        "bulk_destinations": BULK_DESTINATIONS.values(),
         "saved_search_form": SavedSearchForm(initial={"query": filter_query}),
         "can_write": request.membership.can_write,
     }
@@ -149,6 +157,17 @@ def saved_search_delete(request, org_slug, saved_search_id):
 # --- bulk actions and export ---
 
 
+def _bulk_hand_over(request, destination, selection: dict):
+    """Send the selection to the page of the app that performs this action."""
+    params = QueryDict(mutable=True)
+    if selection["select_all"]:
+        params["query"] = selection["query"]
+    else:
+        params.setlist("candidate", [str(pk) for pk in selection["ids"]])
+    url = reverse(destination.url_name, kwargs={"org_slug": request.organization.slug})
+    return redirect(f"{url}?{params.urlencode()}")
+
+
 @recruiter_required
 def candidate_bulk(request, org_slug):
     """GET: the confirmation (exactly how many candidates will change); POST: do it."""
@@ -160,6 +179,8 @@ def candidate_bulk(request, org_slug):
             messages.error(request, errors[0])
         return redirect(_list_url(organization, _filter_query(QueryDict(data.get("query", "")))))
     action = selection_form.cleaned_data["action"]
+    if action in BULK_DESTINATIONS:
+        return _bulk_hand_over(request, BULK_DESTINATIONS[action], selection_form.cleaned_data)
     if action in bulk.ADMIN_ONLY_ACTIONS and not request.membership.is_admin:
         raise PermissionDenied("Only admins can delete candidates.")
     query = selection_form.cleaned_data["query"]
