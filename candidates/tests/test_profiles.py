@@ -581,3 +581,22 @@ def test_note_edit_link_only_shown_to_the_author(org, recruiter_client, admin_us
     body = recruiter_client.get(url("detail", org, candidate.pk)).content.decode()
     assert "Admin wrote this" in body
     assert url("note_edit", org, candidate.pk, note.pk) not in body
+
+
+def test_candidate_detail_timeline_entry_shows_kind_actor_and_time(
+    org, recruiter_client, recruiter_user
+):
+    candidate = CandidateFactory(organization=org)
+    with scopes_disabled():
+        activity_record(
+            candidate=candidate,
+            kind="stage_changed",
+            summary="Moved to Interviewing",
+            actor=recruiter_user,
+            occurred_at=timezone.now() - datetime.timedelta(days=3),
+        )
+    body = recruiter_client.get(url("detail", org, candidate.pk)).content.decode()
+    assert '<span class="fw-semibold">Stage changed</span>' in body
+    assert f"by {recruiter_user.display_name}" in body
+    assert "3\xa0days ago</time>" in body
+    assert "Moved to Interviewing" in body
