@@ -1,7 +1,10 @@
 """The one way to put something on a candidate's timeline. Every app writes through here."""
 
+import json
 from datetime import datetime
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.utils import timezone
 
 from candidates.models import Activity, Candidate, Note
@@ -38,20 +41,30 @@ def activities_record_bulk(
     summary: str = "",
     actor: User | None = None,
     data: dict | None = None,
+    occurred_at: datetime | None = None,
 ) -> int:
-    """One timeline entry for each of many candidates, written in one statement."""
-    now = timezone.now()
-    rows = [
-        Activity(
-            organization_id=organization_id,
-            candidate_id=candidate_id,
-            kind=kind,
-            summary=summary[:500],
-            actor=actor,
-            data=data or {},
-            occurred_at=now,
+    """One timeline entry for each of many candidates, written by one INSERT … SELECT over an
+    array of ids: no model instance per row (300,000 entries of a smart pool took 57 s through
+    `bulk_create`, a few seconds this way). Returns how many were written."""
+    if not candidate_ids:
+        return 0
+    table = Activity._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table}
+                (organization_id, candidate_id, kind, summary, actor_id, data, occurred_at)
+            SELECT %s, candidate_id, %s, %s, %s, %s::jsonb, %s
+            FROM unnest(%s::bigint[]) AS entry (candidate_id)
+            """,  # noqa: S608 - table name from the model, values are parameters
+            [
+                organization_id,
+                kind,
+                summary[:500],
+                actor.pk if actor else None,
+                json.dumps(data or {}, cls=DjangoJSONEncoder),
+                occurred_at or timezone.now(),
+                list(candidate_ids),
+            ],
         )
-        for candidate_id in candidate_ids
-    ]
-    Activity.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
+        return cursor.rowcount
