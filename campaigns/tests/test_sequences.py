@@ -927,3 +927,27 @@ def test_seed_demo_has_a_running_sequence_with_candidates_at_different_steps(db)
     assert len(positions) >= 2
     assert follow_ups >= 1
     assert "replied" in stopped
+
+
+def test_candidate_time_zone_is_set_on_the_profile_form(recruiter_client, org, in_org):
+    candidate = make_candidates(org, 1, first_name="Ana")[0]
+    page = recruiter_client.get(reverse("candidates:edit", args=[org.slug, candidate.pk]))
+    assert 'name="time_zone"' in page.content.decode()
+    response = recruiter_client.post(
+        reverse("candidates:edit", args=[org.slug, candidate.pk]),
+        {
+            "first_name": "Ana",
+            "time_zone": "America/New_York",
+            "status": "active",
+            "source": "sourced",
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    with in_org():
+        candidate.refresh_from_db()
+    assert candidate.time_zone == "America/New_York"
+    bad = recruiter_client.post(
+        reverse("candidates:edit", args=[org.slug, candidate.pk]),
+        {"first_name": "Ana", "time_zone": "Mars/Olympus_Mons", "status": "active"},
+    )
+    assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
