@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-WORKLOADS = ["search", "facets", "profile", "served", "pools", "import"]
+WORKLOADS = ["search", "facets", "profile", "served", "pools", "import", "send", "tracking"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +32,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20, help="seconds per served run")
     parser.add_argument("--clients", type=int, default=16, help="concurrent served clients")
     parser.add_argument("--import-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--send-recipients", type=int, default=100_000, help="size of the send workload's broadcast"
+    )
+    parser.add_argument("--send-timeout", type=float, default=900, help="seconds per broadcast")
+    parser.add_argument("--burst-clients", type=int, default=32, help="tracking burst clients")
     parser.add_argument(
         "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {WORKLOADS}"
     )

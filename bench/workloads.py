@@ -407,6 +407,8 @@ def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
     from bench import served
     from bench.imports import physical_anchor, workload_import
     from bench.pools import workload_pools
+    from bench.send import workload_send
+    from bench.tracking import workload_tracking
 
     ctx = setup_context(url, meta, args)
     ctx.meta["explain"] = []
@@ -435,6 +437,8 @@ def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
         "served": served.workload_served,
         "pools": workload_pools,
         "import": workload_import,
+        "send": workload_send,
+        "tracking": workload_tracking,
     }
     for name in only:
         print(f"running {name}…", flush=True)
