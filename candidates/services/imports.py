@@ -54,7 +54,6 @@ from candidates.importing.fields import CUSTOM_PREFIX, IGNORE, guess_mapping, ta
 from candidates.importing.rows import Options, RowConverter
 from candidates.models import Candidate, ImportRowError, Job
 from candidates.services.custom_fields import custom_fields_active
-from candidates.services.duplicates import duplicates_check_candidates
 from candidates.services.profiles import organization_phone_region
 from candidates.signals import candidates_changed_in_bulk
 from crm.models import Membership, Organization, User
@@ -539,16 +538,14 @@ WITH merged AS (
     {{on_conflict}}
     RETURNING c.id, (c.xmax = 0) AS created
 ), activities AS ({_ACTIVITY_INSERT})
-SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created),
-    COALESCE(array_agg(id) FILTER (WHERE created), ARRAY[]::bigint[]) FROM merged
+SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM merged
 """  # noqa: S608 (built from the constants above, no user input)
 MERGE_UPDATE = _MERGE.replace("{on_conflict}", f"DO UPDATE SET {_UPDATE_SET}")
 MERGE_SKIP = _MERGE.replace("{on_conflict}", "DO NOTHING")
 
 
-def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> list[int]:
-    """Write one batch in one transaction, together with the job's counters. Returns the ids
-    of the candidates it created."""
+def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None:
+    """Write one batch in one transaction, together with the job's counters."""
     update = job.params.get("options", {}).get("duplicates", UPDATE) == UPDATE
     status_mapped = "status" in job.params["mapping"]
     params = {
@@ -576,7 +573,6 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> list
             "SELECT set_config('gin_pending_list_limit', %s, true)", [_gin_pending_list_limit()]
         )
         created = updated = 0
-        created_ids: list[int] = []
         if batch.stage_rows:
             # ON COMMIT DROP cleans up; the DROP covers an enclosing transaction (tests).
             cursor.execute("DROP TABLE IF EXISTS pg_temp.import_stage")
@@ -587,7 +583,7 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> list
             if update and status_mapped:
                 cursor.execute("CREATE INDEX ON import_stage (email)")
             cursor.execute(MERGE_UPDATE if update else MERGE_SKIP, params)
-            created, updated, created_ids = cursor.fetchone()
+            created, updated = cursor.fetchone()
         if batch.failures:
             with cursor.cursor.copy(
                 "COPY candidates_importrowerror (organization_id, job_id, row_number, data, reason) "
@@ -618,7 +614,6 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> list
         Job.objects.filter(pk=job.pk).update(
             processed=job.processed, result=job.result, params=job.params
         )
-    return created_ids
 
 
 def import_run(*, job: Job) -> Job:
@@ -654,14 +649,7 @@ def import_run(*, job: Job) -> Job:
                 )
                 with contextlib.closing(_in_thread(batches)) as prepared:
                     for batch in prepared:
-                        created_ids = _write_batch(
-                            job=job, batch=batch, counts=counts, now=timezone.now()
-                        )
-                        # New profiles are checked against the organisation once their batch
-                        # has landed (set-based; a failure here never loses the batch).
-                        duplicates_check_candidates(
-                            organization=job.organization, candidate_ids=created_ids
-                        )
+                        _write_batch(job=job, batch=batch, counts=counts, now=timezone.now())
         except ImportSuperseded:
             return job
         except reading.ImportFileError as error:
@@ -680,7 +668,18 @@ def import_run(*, job: Job) -> Job:
             candidates_changed_in_bulk.send(
                 sender=Candidate, organization=job.organization, job=job
             )
+        if job.result.get("created"):
+            _duplicates_scan_queue(organization_id=job.organization_id)
         return job
+
+
+def _duplicates_scan_queue(*, organization_id: int) -> None:
+    """New profiles are checked for duplicates by the organisation-wide scan, queued once the
+    import has landed: it is set-based and skips switchboard phones and placeholder emails,
+    where checking a large batch row against the organisation could pair thousands."""
+    from candidates.tasks import duplicates_scan
+
+    transaction.on_commit(lambda: duplicates_scan.delay(organization_id=organization_id))
 
 
 def _stop(job: Job, message: str) -> None:

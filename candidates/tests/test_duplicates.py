@@ -404,12 +404,15 @@ def test_creating_a_candidate_flags_a_duplicate_at_once(org, recruiter_user):
     assert _pairs(org) == {_pair(existing, new): DuplicateSuggestion.Reason.PHONE}
 
 
-def test_import_flags_duplicates_among_new_rows(org, recruiter_user):
+def test_import_queues_a_duplicate_scan_that_flags_new_rows(
+    org, recruiter_user, django_capture_on_commit_callbacks
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django_scopes import scope
 
     from candidates.importing.reading import inspect_file
     from candidates.services import imports
+    from crm.celery import app as celery_app
 
     existing = CandidateFactory(organization=org, email="kim@example.com", phone="+4915123452709")
     data = b"First name,Last name,Email,Phone\nKim,Second,kim.second@example.com,+4915123452709\n"
@@ -420,8 +423,14 @@ def test_import_flags_duplicates_among_new_rows(org, recruiter_user):
         job = imports.import_configure(
             job=job, mapping=job.params["mapping"], options=job.params["options"]
         )
-        imports.import_run(job=job)
+        celery_app.conf.task_always_eager = True
+        try:
+            with django_capture_on_commit_callbacks(execute=True) as callbacks:
+                imports.import_run(job=job)
+        finally:
+            celery_app.conf.task_always_eager = False
 
+    assert len(callbacks) == 1
     ((pair, reason),) = _pairs(org).items()
     assert existing.pk in pair
     assert reason == DuplicateSuggestion.Reason.PHONE
