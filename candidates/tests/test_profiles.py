@@ -352,10 +352,18 @@ def test_candidate_detail_anonymous_goes_to_login(org, client):
     assert "/accounts/login/" in response["Location"]
 
 
-def test_candidate_detail_merged_candidate_is_404(org, recruiter_client):
+def test_candidate_detail_merged_candidate_leads_to_the_survivor(org, recruiter_client):
     primary = CandidateFactory(organization=org)
     merged = CandidateFactory(organization=org, merged_into=primary)
-    assert recruiter_client.get(url("detail", org, merged.pk)).status_code == 404
+    response = recruiter_client.get(url("detail", org, merged.pk))
+    assert response.status_code == 302
+    assert response["Location"] == url("detail", org, primary.pk)
+
+
+def test_candidate_edit_of_a_merged_candidate_is_404(org, recruiter_client):
+    primary = CandidateFactory(organization=org)
+    merged = CandidateFactory(organization=org, merged_into=primary)
+    assert recruiter_client.get(url("edit", org, merged.pk)).status_code == 404
 
 
 def _timeline(candidate, count, *, actor=None, with_notes=False):
