@@ -44,6 +44,11 @@ urlpatterns = [
         "<int:campaign_id>/steps/<int:step_id>/delete/", sequences.step_delete, name="step_delete"
     ),
     path("<int:campaign_id>/steps/<int:step_id>/move/", sequences.step_move, name="step_move"),
+    path(
+        "<int:campaign_id>/steps/<int:step_id>/preview/",
+        sequences.step_preview,
+        name="step_preview",
+    ),
     path("<int:campaign_id>/pause/", sequences.campaign_pause, name="pause"),
     path("<int:campaign_id>/resume/", sequences.campaign_resume, name="resume"),
     path(

@@ -362,7 +362,7 @@ def sequence_enrollments_due(
     signals = _signals(sequence)
     stops: dict[str, list[int]] = defaultdict(list)
     later: list[Enrollment] = []
-    candidates_to_check: list[Enrollment] = []
+    due_now: list[Enrollment] = []
     for enrollment in sequence:
         candidate = candidates.get(enrollment.candidate_id)
         seen = signals.get((enrollment.campaign_id, enrollment.candidate_id), set())
@@ -383,14 +383,14 @@ def sequence_enrollments_due(
             enrollment.next_run_at = run_at
             later.append(enrollment)
             continue
-        candidates_to_check.append(enrollment)
+        due_now.append(enrollment)
 
-    conditional = [e for e in candidates_to_check if steps[e.current_step_id].condition]
+    conditional = [e for e in due_now if steps[e.current_step_id].condition]
     previous = _previous_emails(conditional)
     replied = _replied_message_ids(previous.values())
     engaged: list[int] = []
     tasks: list[Enrollment] = []
-    for enrollment in candidates_to_check:
+    for enrollment in due_now:
         step = steps[enrollment.current_step_id]
         last = previous.get(enrollment.pk)
         if not condition_met(

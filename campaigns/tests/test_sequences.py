@@ -795,6 +795,19 @@ def test_step_edit_move_and_delete_pages(recruiter_client, recruiter_user, org, 
         assert list(campaign.steps.values_list("pk", "position")) == [(first.pk, 1)]
 
 
+def test_step_preview_shows_the_email_with_sample_values(viewer_client, recruiter_user, org):
+    campaign = make_sequence(
+        org, user=recruiter_user, steps=[{}, {"kind": Step.Kind.TASK, "task_note": "Ring"}]
+    )
+    with scopes_disabled():
+        email, task = campaign.steps.order_by("position")
+    response = viewer_client.get(url("step_preview", org, campaign.pk, email.pk))
+    assert response.status_code == 200
+    assert "Hi Ada" in response.content.decode()  # the sample first name
+    assert "sandbox" in response["Content-Security-Policy"]
+    assert viewer_client.get(url("step_preview", org, campaign.pk, task.pk)).status_code == 404
+
+
 @pytest.mark.parametrize("name", ["step_edit", "step_delete", "step_move"])
 def test_step_writes_by_a_viewer_are_403(viewer_client, recruiter_user, org, in_org, name):
     campaign = make_sequence(org, user=recruiter_user, steps=[{}])

@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Step
 from campaigns.selectors import (
     ENROLLMENTS_PAGE_SIZE,
     campaign_enrollment_get,
@@ -25,6 +25,7 @@ from campaigns.services import rendering
 from campaigns.services import sequences as sequence_service
 from campaigns.services import templates as template_service
 from campaigns.services.audience import audience_count
+from campaigns.views.common import email_html_response, frame_view, problems_html
 from crm.permissions import recruiter_required
 
 
@@ -149,6 +150,24 @@ def step_edit(request, org_slug, campaign_id, step_id):
             messages.success(request, f"Step {step.position} was saved.")
             return _to_detail(campaign)
     return _step_page(request, campaign, form, step)
+
+
+@frame_view
+def step_preview(request, org_slug, campaign_id, step_id):
+    """An email step as HTML for the preview frame on its edit page (sample values)."""
+    campaign = _sequence_get(request, campaign_id)
+    step = sequence_step_get(campaign=campaign, step_id=step_id)
+    if step.kind != Step.Kind.EMAIL:
+        raise Http404("A task step has no email.")
+    built, problems = template_service.email_preview(
+        organization=request.organization,
+        user=request.user,
+        subject=step.subject,
+        preheader=step.preheader,
+        body_markdown=step.body_markdown,
+        campaign=campaign,
+    )
+    return email_html_response(built.html if built else problems_html(problems))
 
 
 @require_POST
