@@ -8,7 +8,6 @@ nothing but that confirmation email goes to them (see services/guards.consent_sk
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -51,19 +50,6 @@ def consent_from_token(token: str) -> tuple[Organization, Candidate, Consent] | 
     if consent is None:
         return None
     return consent.organization, consent.candidate, consent
-
-
-def candidate_has_consent(*, candidate: Candidate, topic: Topic | None = None) -> bool:
-    consents = Consent.objects.filter(
-        organization_id=candidate.organization_id,
-        candidate=candidate,
-        purpose=Consent.Purpose.CAMPAIGN_EMAIL,
-        granted_at__isnull=False,
-        withdrawn_at__isnull=True,
-    )
-    if topic is not None:
-        consents = consents.filter(Q(topic__isnull=True) | Q(topic=topic))
-    return consents.exists()
 
 
 @transaction.atomic
