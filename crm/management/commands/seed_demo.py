@@ -24,6 +24,7 @@ DEMO_SEEDERS: list[str] = [
     "candidates.demo.seed_demo_candidates",
     "pipelines.demo.seed_demo_data",
     "campaigns.demo_sequences.seed_demo_sequence",
+    "campaigns.demo_broadcast.seed_demo_broadcast",
 ]
 
 

@@ -1,0 +1,41 @@
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from analytics.models import EngagementEvent
+from campaigns.demo_broadcast import NAME
+from campaigns.models import Campaign, EmailTemplate, Message, Suppression
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_has_templates_and_a_sent_broadcast_with_realistic_events(client):
+    call_command("seed_demo", stdout=StringIO())
+
+    with scopes_disabled():
+        campaign = Campaign.objects.get(name=NAME)
+        messages = Message.objects.filter(campaign=campaign)
+        statuses = set(messages.values_list("status", flat=True))
+        events = EngagementEvent.objects.filter(campaign=campaign)
+        human_opens = events.filter(kind="opened", is_machine=False).count()
+        machine_opens = events.filter(kind="opened", is_machine=True).count()
+        assert EmailTemplate.objects.filter(organization=campaign.organization).count() >= 2
+        assert campaign.status == Campaign.Status.DONE
+        assert messages.count() >= 10
+        assert statuses == {Message.Status.DELIVERED, Message.Status.BOUNCED}
+        assert messages.filter(clicked_at__isnull=False).exists()
+        assert machine_opens == 1
+        assert human_opens == messages.filter(opened_at__isnull=False).count()
+        assert set(
+            Suppression.objects.filter(organization=campaign.organization).values_list(
+                "reason", flat=True
+            )
+        ) >= {Suppression.Reason.BOUNCED, Suppression.Reason.UNSUBSCRIBED}
+
+    client.login(email="recruiter@demo.rapport.test", password="rapport-demo")
+    page = client.get(reverse("campaigns:detail", args=["demo", campaign.pk]))
+    assert page.status_code == 200
+    assert "Silver medallists: what&#x27;s new" in page.content.decode()
