@@ -278,6 +278,13 @@ def _keyset_condition(sort: Sort, values: tuple, reverse: bool) -> Q:
     for key, value in zip(sort.keys, values, strict=True):
         condition |= equal & _after(key, value, reverse)
         equal &= _equal(key, value)
+    first, value = sort.keys[0], values[0]
+    if value is not None and not first.nullable:
+        # Implied by the OR above, but only this form bounds an index scan: without it a
+        # deep page walked the (organisation, created) index from the newest row (1.3 s on
+        # page 50 of three facets at a million candidates).
+        descending = first.descending != reverse
+        condition &= Q(**{f"{first.field}__{'lte' if descending else 'gte'}": value})
     return condition
 
 
