@@ -17,7 +17,7 @@ from campaigns.services.consent import (
 )
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
-from campaigns.tests.factories import make_broadcast
+from campaigns.tests.factories import make_broadcast, make_candidates
 from candidates.tests.factories import CandidateFactory
 
 WORDING = "I agree to receive job news from Acme Talent. I can unsubscribe at any time."
@@ -168,3 +168,44 @@ def test_consent_request_view_roles_and_tenancy(
     with scopes_disabled():
         assert Consent.objects.count() == 0
 
+
+def test_profile_shows_sent_emails_and_the_opt_in_form(recruiter_client, org, recruiter_user):
+    (candidate,) = make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        message = Message.objects.get()
+        messages_send(organization=org, message_ids=[message.pk])
+        message.refresh_from_db()
+    response = recruiter_client.get(reverse("candidates:detail", args=[org.slug, candidate.pk]))
+    body = response.content.decode()
+    message_url = reverse("campaigns:message_detail", args=[org.slug, campaign.pk, message.pk])
+    assert response.status_code == 200
+    assert "Sent emails" in body
+    assert message_url in body
+    assert message.subject in body
+    assert reverse("campaigns:consent_request", args=[org.slug, candidate.pk]) in body
+
+
+@pytest.mark.parametrize("campaigns", [1, 3])
+def test_profile_sent_emails_query_count_does_not_grow_with_emails(
+    recruiter_client, org, recruiter_user, campaigns
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    (candidate,) = make_candidates(org, 1)
+    for index in range(campaigns):
+        campaign = make_broadcast(org, user=recruiter_user, name=f"Campaign {index}")
+        with scope(organization=org):
+            campaign_launch(campaign=campaign, user=recruiter_user)
+    with scope(organization=org):
+        dispatch_due()
+    url = reverse("candidates:detail", args=[org.slug, candidate.pk])
+    recruiter_client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = recruiter_client.get(url)
+    panel_queries = [q for q in queries if '"campaigns_' in q["sql"]]
+    assert response.content.decode().count("Campaign ") >= campaigns
+    assert len(panel_queries) == 2  # the messages with their campaigns, and the consent
