@@ -326,3 +326,12 @@ def test_list_search_counts_the_ranked_matches_without_a_count_query(recruiter_c
         )
     assert response.context["total_display"] == "3"
     assert not [q for q in queries if q["sql"].startswith("SELECT COUNT(*)")]
+
+
+def test_list_search_count_is_exact_beyond_the_list_cap(recruiter_client, org, monkeypatch):
+    monkeypatch.setattr("candidates.views.search.COUNT_CAP", 2)
+    for _ in range(3):
+        CandidateFactory(organization=org, headline="Haskell engineer")
+    url = reverse("candidates:list", args=[org.slug])
+    assert recruiter_client.get(url, {"q": "haskell"}).context["total_display"] == "3"
+    assert recruiter_client.get(url).context["total_display"] == "2+"

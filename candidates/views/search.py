@@ -100,7 +100,8 @@ def candidate_list(request, org_slug):
         "q": q,
         "sort_name": sort_name,
         "total": total,
-        "total_display": count_display(total, COUNT_CAP),
+        # A search's count is exact (its ranked ids); a filtered list's is capped.
+        "total_display": f"{total:,}" if matches else count_display(total, COUNT_CAP),
         "search_bounded": bool(matches and matches.bounded),
         "rank_limit": getattr(settings, "CANDIDATE_SEARCH_RANK_LIMIT", 2000),
         "filtered": bool(filter_query.replace("sort=", "").strip("&")) and filterset.is_bound,
