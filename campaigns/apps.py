@@ -11,6 +11,10 @@ class CampaignsConfig(AppConfig):
         # The candidate profile's "Sent emails" card (with consent and double opt-in).
         profile_panel_register("campaigns/includes/profile_sent_emails.html")
 
+        from crm.home import home_panel_register
+
+        home_panel_register("campaigns/includes/home_panel.html")
+
         from campaigns import (  # noqa: F401 — anymail's signals, deploy checks
             checks,
             receivers,

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.tests.factories import make_broadcast
 from candidates.tests.factories import CandidateFactory
 from pipelines.models import FollowUp
 
@@ -32,8 +33,10 @@ def test_home_shows_figures_newest_candidates_and_my_due_follow_ups(
             note="Not due yet",
         )
 
+    make_broadcast(org, user=recruiter_user, name="Spring hello")
     page = recruiter_client.get(reverse("dashboard", args=[org.slug])).content.decode()
 
+    assert "Spring hello" in page
     assert '<div class="stat-value">3</div>' in page
     assert '<div class="stat-value">2</div>' in page  # owned by the recruiter
     assert "Newest Person" in page
@@ -48,3 +51,4 @@ def test_home_of_an_empty_organisation_shows_empty_states(recruiter_client, org)
 
     assert "No candidates yet" in page
     assert "Nothing due today" in page
+    assert "No campaigns yet" in page
