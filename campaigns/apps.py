@@ -6,7 +6,19 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
-        from candidates.panels import profile_panel_register
+        from candidates.panels import (
+            BulkDestination,
+            bulk_destination_register,
+            profile_panel_register,
+        )
+
+        bulk_destination_register(
+            BulkDestination(
+                action="sequence_enroll",
+                label="Enroll in a sequence…",
+                url_name="campaigns:enroll",
+            )
+        )
 
         # The candidate profile's "Sent emails" card (with consent and double opt-in).
         profile_panel_register("campaigns/includes/profile_sent_emails.html")

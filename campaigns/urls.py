@@ -3,7 +3,7 @@ tests/test_isolation.py (OBJECT_KWARGS knows campaign_id, template_id and messag
 
 from django.urls import path
 
-from campaigns.views import campaigns, consent, sequences, settings, templates
+from campaigns.views import campaigns, consent, enroll, sequences, settings, templates
 
 app_name = "campaigns"
 
@@ -37,6 +37,7 @@ urlpatterns = [
     ),
     # Sequences (campaign_detail shows a sequence's page through views.sequences).
     path("new-sequence/", sequences.sequence_create, name="sequence_create"),
+    path("enroll/", enroll.campaign_enroll, name="enroll"),
     path("<int:campaign_id>/settings/", sequences.sequence_edit, name="sequence_edit"),
     path("<int:campaign_id>/steps/new/", sequences.step_create, name="step_create"),
     path("<int:campaign_id>/steps/<int:step_id>/", sequences.step_edit, name="step_edit"),

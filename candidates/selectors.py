@@ -250,3 +250,20 @@ def import_jobs_recent(*, organization, limit: int = 5) -> list[Job]:
         .select_related("created_by")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def candidate_selection_queryset(*, organization, candidate_ids=(), query: str = ""):
+    """The live candidates a list selection names, for apps that act on it on their own pages
+    (see `candidates.panels.BulkDestination`): the ticked ids, or — "all matching" — every
+    candidate the list's filter query string finds (paging and sorting ignored)."""
+    from django.http import QueryDict
+
+    from candidates.filters import CandidateFilterSet
+
+    if candidate_ids:
+        return Candidate.objects.live().filter(organization=organization, pk__in=candidate_ids)
+    params = QueryDict(query or "", mutable=True)
+    for name in ("after", "before", "sort"):
+        params.pop(name, None)
+    filterset = CandidateFilterSet(params, organization=organization)
+    return candidate_list_queryset(filterset=filterset)

@@ -297,14 +297,9 @@ def card_remove(request, org_slug, pool_id, pool_membership_id):
 
 def _selection_queryset(request, query: str):
     """The candidates a candidate-list query string finds (the "all N matching" selection)."""
-    from candidates.filters import CandidateFilterSet
-    from candidates.selectors import candidate_list_queryset
+    from candidates.selectors import candidate_selection_queryset
 
-    params = QueryDict(query or "", mutable=True)
-    for name in ("after", "before", "sort"):
-        params.pop(name, None)
-    filterset = CandidateFilterSet(params, organization=request.organization)
-    return candidate_list_queryset(filterset=filterset)
+    return candidate_selection_queryset(organization=request.organization, query=query)
 
 
 @recruiter_required

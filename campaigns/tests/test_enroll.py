@@ -1,0 +1,107 @@
+import pytest
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from campaigns.models import Campaign, Enrollment, Step
+from campaigns.tests.factories import make_candidates
+from candidates.models import Candidate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sequence(org, recruiter_user):
+    with scopes_disabled():
+        campaign = Campaign.objects.create(
+            organization=org,
+            name="Keep warm",
+            kind=Campaign.Kind.SEQUENCE,
+            status=Campaign.Status.RUNNING,
+            sender=recruiter_user,
+            created_by=recruiter_user,
+        )
+        Step.objects.create(
+            organization=org,
+            campaign=campaign,
+            position=1,
+            kind=Step.Kind.EMAIL,
+            subject="Hello {{ first_name }}",
+            body_markdown="Hi",
+        )
+    return campaign
+
+
+def _enrolled(campaign):
+    with scopes_disabled():
+        return set(Enrollment.objects.filter(campaign=campaign).values_list("candidate", flat=True))
+
+
+def test_bulk_menu_hands_the_selection_to_the_enroll_page(recruiter_client, org, sequence):
+    people = make_candidates(org, 2)
+    response = recruiter_client.get(
+        reverse("candidates:bulk", args=[org.slug]),
+        {"action": "sequence_enroll", "ids": [p.pk for p in people]},
+    )
+    assert response.status_code == 302
+    page = recruiter_client.get(response["Location"]).content.decode()
+    assert "2 selected candidates will join" in page
+    assert "Keep warm" in page
+
+
+def test_enroll_ticked_candidates_skips_do_not_contact_and_reports_it(
+    recruiter_client, org, sequence
+):
+    people = make_candidates(org, 3)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=people[2].pk).update(status=Candidate.Status.DO_NOT_CONTACT)
+
+    response = recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]),
+        {"campaign": sequence.pk, "candidate": [p.pk for p in people]},
+        follow=True,
+    )
+
+    assert _enrolled(sequence) == {people[0].pk, people[1].pk}
+    page = response.content.decode()
+    assert "2 candidates enrolled" in page
+    assert "1 of the selection did not join" in page
+
+
+def test_enroll_all_matching_a_filter_query(recruiter_client, org, sequence):
+    lisbon = make_candidates(org, 2, city="Lisbon")
+    make_candidates(org, 1, city="Porto")
+
+    recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]),
+        {"campaign": sequence.pk, "query": "city=Lisbon"},
+    )
+
+    assert _enrolled(sequence) == {c.pk for c in lisbon}
+
+
+def test_enroll_without_a_sequence_chosen_re_renders_with_the_error(
+    recruiter_client, org, sequence
+):
+    person = make_candidates(org, 1)[0]
+    response = recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]), {"candidate": [person.pk]}
+    )
+    assert response.status_code == 200
+    assert "This field is required" in response.content.decode()
+    assert _enrolled(sequence) == set()
+
+
+def test_enroll_is_forbidden_to_viewers(viewer_client, org, sequence):
+    response = viewer_client.post(
+        reverse("campaigns:enroll", args=[org.slug]), {"campaign": sequence.pk, "query": ""}
+    )
+    assert response.status_code == 403
+
+
+def test_enroll_ignores_other_organisations_candidates(recruiter_client, org, other_org, sequence):
+    foreign = make_candidates(other_org, 1)[0]
+    recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]),
+        {"campaign": sequence.pk, "candidate": [foreign.pk]},
+    )
+    assert _enrolled(sequence) == set()

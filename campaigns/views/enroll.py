@@ -1,0 +1,88 @@
+"""Enroll a selection of the candidate list in a running sequence (the list's bulk menu hands
+the selection over: ticked ids, or a filter query for "all matching"). Guard rails are checked
+again when each step is sent, so enrolling someone who opts out later is harmless."""
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+
+from campaigns.models import Campaign
+from campaigns.services.sequences import sequence_enroll
+from candidates.selectors import candidate_selection_queryset
+from crm.permissions import recruiter_required
+
+
+class EnrollForm(forms.Form):
+    campaign = forms.ModelChoiceField(
+        queryset=None, label="Sequence", empty_label="Choose a sequence"
+    )
+    candidate = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, choices=(), widget=forms.MultipleHiddenInput
+    )
+    query = forms.CharField(required=False, widget=forms.HiddenInput, max_length=4000)
+
+    def __init__(self, *args, sequences, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].queryset = sequences
+        values = self.data.getlist("candidate") if hasattr(self.data, "getlist") else []
+        self.fields["candidate"].choices = [(v, v) for v in values if str(v).isdigit()]
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("candidate") and not data.get("query"):
+            raise forms.ValidationError("Select some candidates on the candidate list first.")
+        return data
+
+
+def _sequences(organization):
+    return Campaign.objects.filter(
+        organization=organization,
+        kind=Campaign.Kind.SEQUENCE,
+        status__in=[Campaign.Status.RUNNING, Campaign.Status.SCHEDULED, Campaign.Status.PAUSED],
+    ).order_by("name")
+
+
+@recruiter_required
+def campaign_enroll(request, org_slug):
+    """GET: choose the sequence for the selection; POST: enroll it."""
+    organization = request.organization
+    sequences = _sequences(organization)
+    data = request.POST if request.method == "POST" else request.GET
+    form = EnrollForm(data if request.method == "POST" else None, sequences=sequences)
+    candidate_ids = [int(v) for v in data.getlist("candidate") if v.isdigit()]
+    query = data.get("query", "")
+    selection = (
+        candidate_selection_queryset(
+            organization=organization, candidate_ids=candidate_ids, query=query
+        )
+        if candidate_ids or query
+        else None
+    )
+    if request.method == "POST" and form.is_valid():
+        campaign = form.cleaned_data["campaign"]
+        joined = sequence_enroll(
+            campaign=campaign,
+            candidate_ids=list(selection.values_list("pk", flat=True)),
+            summary=f"Enrolled in the sequence “{campaign.name}”",
+        )
+        count = selection.count()
+        if joined:
+            messages.success(
+                request,
+                f"{joined} candidate{'s' if joined != 1 else ''} enrolled in “{campaign.name}”.",
+            )
+        if joined < count:
+            messages.info(
+                request,
+                f"{count - joined} of the selection did not join: already enrolled once, "
+                "unsubscribed, do-not-contact or without an email address.",
+            )
+        return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
+    context = {
+        "form": form,
+        "candidate_ids": candidate_ids,
+        "query": query,
+        "selection_count": selection.count() if selection is not None else 0,
+        "has_sequences": sequences.exists(),
+    }
+    return render(request, "campaigns/enroll.html", context)
