@@ -31,8 +31,17 @@ def topics_for(*, organization, include_archived: bool = False) -> list[Topic]:
     return list(queryset)
 
 
-def topic_choices(*, organization) -> list[tuple[str, str]]:
-    return [(topic.key, topic.name) for topic in topics_for(organization=organization)]
+def topic_choices(*, organization, with_descriptions: bool = False) -> list[tuple[str, str]]:
+    """(key, label) of the active topics; candidates also see each topic's description."""
+    return [
+        (
+            topic.key,
+            f"{topic.name} — {topic.description}"
+            if with_descriptions and topic.description
+            else topic.name,
+        )
+        for topic in topics_for(organization=organization)
+    ]
 
 
 def _check_name(*, organization, name: str, exclude_pk: int | None = None) -> None:

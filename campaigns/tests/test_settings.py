@@ -309,3 +309,12 @@ def test_broadcast_form_needs_a_search_or_a_pool(recruiter_client, org):
     )
     assert response.status_code == 200
     assert "Choose who receives it" in response.content.decode()
+
+
+def test_preference_centre_shows_topic_descriptions(client, org):
+    candidate = CandidateFactory(organization=org)
+    with scope(organization=org):
+        topic_create(organization=org, name="Alumni news", description="Once a quarter")
+    token = candidate_token(organization_id=org.pk, candidate_id=candidate.pk)
+    page = client.get(reverse("campaigns_public:preferences", args=[token]))
+    assert "Alumni news — Once a quarter" in page.content.decode()

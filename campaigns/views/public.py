@@ -78,7 +78,7 @@ def preferences(request, token):
     organization, candidate, _ = found
     with scope(organization=organization):
         preference = preference_service.preference_for(candidate=candidate)
-        topics = topic_choices(organization=organization)
+        topics = topic_choices(organization=organization, with_descriptions=True)
         saved = False
         if request.method == "POST":
             form = PreferencesForm(request.POST, topics=topics)
