@@ -13,6 +13,8 @@ from campaigns.services.campaigns import campaign_create_broadcast, campaign_lau
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.preferences import candidate_unsubscribe
 from campaigns.services.templates import email_template_create
+from candidates.models import Activity, Candidate
+from candidates.services.activities import activities_record_bulk
 from crm.models import Role
 from pipelines.models import Pool
 
@@ -118,6 +120,26 @@ def seed_demo_broadcast(*, organization, users, stdout) -> None:
         if index == 7:  # through the same service as the one-click unsubscribe
             candidate_unsubscribe(candidate=message.candidate, message_id=message.pk, source="demo")
     engagement_events_record_bulk(events=events)
+    # The timeline entries the send task and the tracking flush write (with their real times).
+    verbs = {
+        "sent": (Activity.Kind.EMAIL_SENT, "Campaign email sent"),
+        "opened": (Activity.Kind.EMAIL_OPENED, "Opened"),
+        "clicked": (Activity.Kind.EMAIL_CLICKED, "Clicked a link in"),
+    }
+    for item in events:
+        if item["kind"] in verbs and not item.get("is_machine"):
+            kind, verb = verbs[item["kind"]]
+            activities_record_bulk(
+                organization_id=organization.pk,
+                candidate_ids=[item["candidate_id"]],
+                kind=kind,
+                summary=f"{verb}: {NAME}",
+                data={"campaign_id": campaign.pk},
+                occurred_at=item["occurred_at"],
+            )
+    Candidate.objects.filter(pk__in=[m.candidate_id for m in messages]).update(
+        last_contacted_at=launched
+    )
     Enrollment.objects.filter(campaign=campaign).update(status=Enrollment.Status.DONE)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DONE)
     stdout.write(f"Demo templates and the broadcast “{NAME}” to {len(messages)} candidates.")

@@ -29,6 +29,12 @@ def test_seed_demo_has_templates_and_a_sent_broadcast_with_realistic_events(clie
         assert messages.filter(clicked_at__isnull=False).exists()
         assert machine_opens == 1
         assert human_opens == messages.filter(opened_at__isnull=False).count()
+        clicker = messages.filter(clicked_at__isnull=False).first().candidate
+        assert set(clicker.activities.values_list("kind", flat=True)) >= {
+            "email_sent",
+            "email_opened",
+            "email_clicked",
+        }
         assert set(
             Suppression.objects.filter(organization=campaign.organization).values_list(
                 "reason", flat=True
