@@ -160,7 +160,10 @@ def burst(port: int, requests: list, *, clients: int, duration: float) -> dict:
     with context.Pool(LOAD_PROCESSES) as pool:
         parts = pool.map(
             _load_process,
-            [(port, requests, per_process, duration, i * per_process) for i in range(LOAD_PROCESSES)],
+            [
+                (port, requests, per_process, duration, i * per_process)
+                for i in range(LOAD_PROCESSES)
+            ],
         )
     wall = time.perf_counter() - began
     merged = {"latencies": [], "ok": {}, "errors": {}, "unsubscribed": set(), "wall": wall}
