@@ -10,12 +10,12 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import Case, FloatField, Q, QuerySet, When
+from django.db.models import Case, Exists, FloatField, OuterRef, Q, QuerySet, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from candidates.models import Candidate, CustomField
+from candidates.models import Activity, Candidate, CustomField
 from candidates.normalize import normalize_tags
 from candidates.search import SORT_CHOICES
 from candidates.selectors import candidate_owner_choices
@@ -117,6 +117,11 @@ class CandidateFilterSet(django_filters.FilterSet):
     never_contacted = django_filters.BooleanFilter(
         label="Never contacted", method="filter_never_contacted", widget=forms.CheckboxInput
     )
+    # The candidates an import created or updated (linked from the import's summary, so they
+    # can be added to a pool or enrolled in a sequence together); not shown in the sidebar.
+    import_job = django_filters.NumberFilter(
+        method="filter_import_job", widget=forms.HiddenInput, min_value=1
+    )
 
     class Meta:
         model = Candidate
@@ -183,6 +188,17 @@ class CandidateFilterSet(django_filters.FilterSet):
 
     def filter_never_contacted(self, queryset, name, value):
         return queryset.filter(last_contacted_at__isnull=True) if value else queryset
+
+    def filter_import_job(self, queryset, name, value):
+        if not value:
+            return queryset
+        imported = Activity.objects.filter(
+            organization=self.organization,
+            candidate=OuterRef("pk"),
+            kind=Activity.Kind.IMPORTED,
+            data__job_id=int(value),
+        )
+        return queryset.filter(Exists(imported))
 
     # --- for templates ---
 

@@ -4,12 +4,14 @@ download of its output file (through a view that checks membership, never a publ
 from django.http import FileResponse, Http404
 from django.shortcuts import render
 
+from candidates.panels import BULK_DESTINATIONS
 from candidates.selectors import job_get
 
 
 def job_detail(request, org_slug, job_id):
     job = job_get(organization=request.organization, job_id=job_id)
-    context = {"job": job}
+    # Once an import has landed, its candidates can go on to a pool or a sequence together.
+    context = {"job": job, "bulk_destinations": BULK_DESTINATIONS.values()}
     if request.htmx:
         return render(request, "candidates/job_detail.html#progress", context)
     return render(request, "candidates/job_detail.html", context)

@@ -400,3 +400,49 @@ def test_candidate_list_bulk_all_matching_hands_over_the_query(recruiter_client,
 
     assert response.status_code == 302
     assert response["Location"].endswith("?query=city%3DLisbon")
+
+
+def test_an_import_summary_offers_its_candidates_to_a_pool(
+    recruiter_client, recruiter_user, org, pool, make_candidates, unscoped
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django_scopes import scope
+
+    from candidates.importing.reading import inspect_file
+    from candidates.services import imports
+
+    (bystander,) = make_candidates(1, first_name="Not", last_name="Imported")
+    data = b"First name,Last name,Email\nIra,One,ira@example.com\nJo,Two,jo@example.com\n"
+    upload = SimpleUploadedFile("people.csv", data)
+    info = inspect_file(upload)
+    with scope(organization=org):
+        job = imports.import_create(organization=org, user=recruiter_user, upload=upload, info=info)
+        job = imports.import_configure(
+            job=job, mapping=job.params["mapping"], options=job.params["options"]
+        )
+        imports.import_run(job=job)
+
+    summary = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+    html = summary.content.decode()
+    assert f"?import_job={job.pk}" in html
+    add_url = reverse("pipelines:pool_add", args=[org.slug]) + f"?query=import_job%3D{job.pk}"
+    assert add_url in html
+
+    listed = recruiter_client.get(
+        reverse("candidates:list", args=[org.slug]), {"import_job": job.pk}
+    ).content.decode()
+    assert "Ira One" in listed and "Jo Two" in listed
+    assert "Not Imported" not in listed
+
+    choose = recruiter_client.get(add_url)
+    assert "All 2 candidates matching your search will be added" in choose.content.decode()
+    recruiter_client.post(
+        reverse("pipelines:pool_add", args=[org.slug]),
+        {"pool": pool.pk, "query": f"import_job={job.pk}"},
+    )
+    with unscoped():
+        names = set(
+            PoolMembership.objects.filter(pool=pool).values_list("candidate__first_name", flat=True)
+        )
+    assert names == {"Ira", "Jo"}
+    assert bystander.first_name not in names
