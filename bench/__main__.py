@@ -18,7 +18,17 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-WORKLOADS = ["search", "facets", "profile", "served", "pools", "import", "send", "tracking"]
+WORKLOADS = [
+    "search",
+    "facets",
+    "profile",
+    "served",
+    "pools",
+    "board",
+    "import",
+    "send",
+    "tracking",
+]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
