@@ -236,17 +236,30 @@ class Activity(models.Model):
         FOLLOW_UP = "follow_up", "Follow-up"
         ENROLLMENT = "enrollment", "Campaign sequence"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    # Bulk writers (imports, smart pools, sending) add an entry per candidate, so every index
+    # here has a reader: organization has none of its own (activity_timeline leads with it);
+    # candidate keeps one for deleting candidates; actor and note are indexed only where set.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="activities")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # partial index below
     )
     occurred_at = models.DateTimeField(db_index=False)
     summary = models.CharField(max_length=500, blank=True)
     data = models.JSONField(default=dict, blank=True)
     note = models.ForeignKey(
-        Note, on_delete=models.CASCADE, null=True, blank=True, related_name="activities"
+        Note,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="activities",
+        db_index=False,  # partial index below
     )
 
     objects = ScopedManager(organization="organization")
@@ -257,7 +270,14 @@ class Activity(models.Model):
             models.Index(
                 fields=["organization", "candidate", "-occurred_at", "-id"],
                 name="activity_timeline",
-            )
+            ),
+            # For deleting a user (SET NULL) or a note (CASCADE): most entries have neither.
+            models.Index(
+                fields=["actor"], condition=models.Q(actor__isnull=False), name="activity_actor"
+            ),
+            models.Index(
+                fields=["note"], condition=models.Q(note__isnull=False), name="activity_note"
+            ),
         ]
 
     def __str__(self) -> str:

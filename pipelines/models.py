@@ -127,7 +127,11 @@ class PoolMembership(models.Model):
         MANUAL = "manual", "Added by hand"
         SMART = "smart", "Matches the pool's search"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    # Every index is written for each of the hundreds of thousands of rows a smart pool
+    # materialises, so each one here has a reader. organization: no index of its own (every
+    # composite below leads with it). pool, candidate, stage: their own indexes, which deleting
+    # a pool, a candidate or a pool's stages needs (no composite leads with them).
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="memberships")
     candidate = models.ForeignKey(
         "candidates.Candidate", on_delete=models.CASCADE, related_name="pool_memberships"
@@ -136,7 +140,12 @@ class PoolMembership(models.Model):
     entered_stage_at = models.DateTimeField()
     added_at = models.DateTimeField()
     added_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # partial index below
     )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
 
@@ -158,6 +167,12 @@ class PoolMembership(models.Model):
                 name="poolmember_board",
             ),
             models.Index(fields=["organization", "candidate"], name="poolmember_candidate"),
+            # Only for deleting a user (SET NULL); smart members have no adder and cost nothing.
+            models.Index(
+                fields=["added_by"],
+                condition=models.Q(added_by__isnull=False),
+                name="poolmember_added_by",
+            ),
         ]
 
     def __str__(self) -> str:
