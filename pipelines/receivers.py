@@ -24,10 +24,26 @@ def smart_pools_follow_candidate(sender, *, candidate, created, **kwargs) -> Non
     )
 
 
+# Up to this many named candidates are re-evaluated one by one (a few indexed statements
+# each); beyond it, or when the candidates are not named, every smart pool is re-materialised.
+REEVALUATE_ONE_BY_ONE_UP_TO = 200
+
+
 @receiver(candidates_changed_in_bulk, dispatch_uid="pipelines.smart_pools_follow_bulk")
-def smart_pools_follow_bulk(sender, *, organization, **kwargs) -> None:
+def smart_pools_follow_bulk(sender, *, organization, candidate_ids=None, **kwargs) -> None:
     from pipelines.models import Pool
-    from pipelines.tasks import smart_pool_refresh_task
+    from pipelines.tasks import smart_pool_refresh_task, smart_pools_reevaluate_candidate_task
+
+    if not Pool.objects.filter(organization=organization, kind=Pool.Kind.SMART).exists():
+        return
+    if candidate_ids is not None and len(candidate_ids) <= REEVALUATE_ONE_BY_ONE_UP_TO:
+        for candidate_id in candidate_ids:
+            transaction.on_commit(
+                lambda candidate_id=candidate_id: smart_pools_reevaluate_candidate_task.delay(
+                    organization_id=organization.pk, candidate_id=candidate_id
+                )
+            )
+        return
 
     pool_ids = list(
         Pool.objects.filter(

@@ -206,8 +206,10 @@ def bulk_start(
     if total < _inline_limit():
         queryset = bulk_selection_queryset(organization=organization, selection=selection)
         changed = 0
+        acted_on: list[int] = []
         with transaction.atomic():
             for ids in _batches(queryset, 0, _batch_size()):
+                acted_on.extend(ids)
                 changed += bulk_apply_batch(
                     organization_id=organization.pk,
                     action=action,
@@ -217,7 +219,7 @@ def bulk_start(
                 )
             if changed:
                 candidates_changed_in_bulk.send(
-                    sender=Candidate, organization=organization, job=None
+                    sender=Candidate, organization=organization, job=None, candidate_ids=acted_on
                 )
         return BulkOutcome(changed=changed, total=total)
     job = _job_create(

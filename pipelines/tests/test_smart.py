@@ -220,7 +220,7 @@ def test_bulk_action_refreshes_smart_pools_on_commit(
     from candidates.services.bulk import bulk_start
 
     people = make_candidates(2, city="Lisbon", tags=[])
-    with in_org(), django_capture_on_commit_callbacks(execute=True):
+    with in_org(), django_capture_on_commit_callbacks(execute=True) as callbacks:
         bulk_start(
             organization=org,
             actor=recruiter_user,
@@ -229,4 +229,19 @@ def test_bulk_action_refreshes_smart_pools_on_commit(
             selection={"ids": [c.pk for c in people]},
         )
 
+    assert len(callbacks) == 2  # a small selection: re-evaluated one by one, no full refresh
+    assert _members(smart_pool) == {c.pk for c in people}
+
+
+def test_many_unnamed_changes_re_materialise_every_smart_pool_on_commit(
+    org, smart_pool, make_candidates, in_org, eager_celery, django_capture_on_commit_callbacks
+):
+    from candidates.models import Candidate
+    from candidates.signals import candidates_changed_in_bulk
+
+    people = make_candidates(3, city="Lisbon")
+    with in_org(), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        candidates_changed_in_bulk.send(sender=Candidate, organization=org, job=None)
+
+    assert len(callbacks) == 1  # one refresh task for the one smart pool
     assert _members(smart_pool) == {c.pk for c in people}
