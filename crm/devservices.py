@@ -377,13 +377,16 @@ def command_run() -> int:
         _manage(env, "migrate", "--noinput")
         _manage(env, "seed_demo")
         celery = [sys.executable, "-m", "celery", "-A", "crm"]
+        # Beat fires the tracking flush every few seconds: at "info" the console scrolls with
+        # routine task lines. CELERY_LOG_LEVEL=info shows them again.
+        log_level = os.environ.get("CELERY_LOG_LEVEL", "warning")
         processes = [
             subprocess.Popen(
                 [sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"{host}:{port}"],
                 env=env,
             ),
             subprocess.Popen(
-                [*celery, "worker", "-Q", "default,email,analytics", "-c", "2", "-l", "info"],
+                [*celery, "worker", "-Q", "default,email,analytics", "-c", "2", "-l", log_level],
                 env=env,
             ),
             subprocess.Popen(
@@ -391,7 +394,7 @@ def command_run() -> int:
                     *celery,
                     "beat",
                     "-l",
-                    "info",
+                    log_level,
                     "--schedule",
                     str(DATA_DIR / "celerybeat-schedule"),
                 ],
