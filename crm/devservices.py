@@ -62,7 +62,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def _log(message: str) -> None:
-    print(f"[rapport] {message}", flush=True)
+    print(f"[rapport] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass

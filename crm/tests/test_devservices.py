@@ -70,3 +70,24 @@ def test_make_run_port_in_use_is_one_line_explanation(tmp_path):
         f"rapport: Port {port} is already in use; stop what is using it or run "
         f"`make run PORT={port + 1}`."
     )
+
+
+def test_manage_py_without_urls_runs_against_embedded_services_and_stops_them(tmp_path):
+    """`python manage.py <command>` from a plain checkout (no DATABASE_URL / REDIS_URL) works
+    like `make run`: it starts the embedded servers, runs, and stops what it started."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(root / "manage.py"), "makemigrations", "--check", "--dry-run"],
+        env={"PATH": "/usr/bin:/bin", "RAPPORT_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    assert "[rapport] PostgreSQL started" in result.stderr
+    assert "[rapport] PostgreSQL stopped" in result.stderr
+    assert "[rapport] Redis stopped" in result.stderr
