@@ -9,6 +9,7 @@ from campaigns.models import (
     EmailTemplate,
     Enrollment,
     Message,
+    SendingDomain,
     Step,
     Suppression,
 )
@@ -61,3 +62,9 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 admin.site.register(CandidateEmailPreference)
 admin.site.register(EmailSettings)
+
+
+@admin.register(SendingDomain)
+class SendingDomainAdmin(admin.ModelAdmin):
+    list_display = ["domain", "organization", "warmup_started_on", "warmup_target_per_day"]
+    search_fields = ["domain"]

@@ -232,19 +232,55 @@ class EmailSettingsForm(forms.ModelForm):
             "frequency_cap_days",
             "consent_required",
             "sender_daily_cap",
-            "warmup_started_on",
-            "warmup_first_day",
         ]
-        widgets = {"warmup_started_on": forms.DateInput(attrs={"type": "date"})}
 
     def clean(self):
         data = super().clean()
         if data.get("frequency_cap_messages") and not data.get("frequency_cap_days"):
             self.add_error("frequency_cap_days", "Give the number of days the cap counts over.")
-        if data.get("warmup_started_on") and not data.get("sender_daily_cap"):
-            self.add_error("sender_daily_cap", "A warm-up ramps up to a daily cap: set one.")
-        if data.get("warmup_started_on") and not data.get("warmup_first_day"):
-            self.add_error("warmup_first_day", "Send at least one email on the first day.")
+        return data
+
+
+class SendingDomainForm(ServiceErrorsMixin, forms.Form):
+    """A sending domain's warm-up (validated again by services.domains.sending_domain_update)."""
+
+    warmup = forms.BooleanField(
+        label="Warm up this domain",
+        required=False,
+        help_text="Start small and send a little more every day, so mailbox providers learn to "
+        "trust a new domain. Emails over the day's allowance wait for the next day.",
+    )
+    warmup_started_on = forms.DateField(
+        label="Start on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    warmup_first_day = forms.IntegerField(
+        label="Emails on the first day", min_value=1, initial=50, help_text="Across all recruiters."
+    )
+    warmup_growth_percent = forms.IntegerField(
+        label="Daily increase (%)",
+        min_value=10,
+        max_value=1000,
+        initial=100,
+        help_text="100 doubles the allowance every day.",
+    )
+    warmup_target_per_day = forms.IntegerField(
+        label="Warmed up at (emails per day)",
+        min_value=2,
+        initial=5000,
+        help_text="When the ramp reaches this many emails a day, the warm-up ends.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("warmup") and not data.get("warmup_started_on"):
+            self.add_error("warmup_started_on", "Choose the day the warm-up starts.")
+        first, target = data.get("warmup_first_day"), data.get("warmup_target_per_day")
+        if data.get("warmup") and first and target and target <= first:
+            self.add_error(
+                "warmup_target_per_day", "The target must be more than the first day's amount."
+            )
         return data
 
 

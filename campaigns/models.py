@@ -89,24 +89,68 @@ class EmailSettings(models.Model):
         default=False,
         help_text="Send campaign email only to candidates who gave consent (e.g. double opt-in).",
     )
-    # Per sender address and day (in the organisation's time zone); 0 = no cap.
+    # Per recruiter (the campaign's sender, whom replies go to) and day in the organisation's
+    # time zone; 0 = no cap. A new sending domain's warm-up is on SendingDomain.
     sender_daily_cap = models.PositiveIntegerField(
-        "emails per sender per day",
+        "emails per recruiter per day",
         default=0,
-        help_text="Per sender address. 0 means no daily cap. Emails over the cap go out the next day.",
+        help_text=(
+            "Campaign emails each recruiter (a campaign's sender) may send per day. "
+            "0 means no daily cap. Emails over the cap go out the next day."
+        ),
     )
-    warmup_started_on = models.DateField(
-        "warm-up started on",
-        null=True,
-        blank=True,
-        help_text="For a new sending domain: start small and double every day up to the daily cap.",
-    )
-    warmup_first_day = models.PositiveIntegerField("emails on the first warm-up day", default=50)
 
     objects = ScopedManager(organization="organization")
 
     def __str__(self) -> str:
         return f"Email settings of {self.organization}"
+
+
+class SendingDomain(models.Model):
+    """A domain campaign email leaves from (the domain of the From address).
+
+    Mailbox providers judge a domain by its history: a new one that suddenly sends thousands
+    of emails lands in spam. An optional **warm-up** limits how many campaign emails leave
+    from the domain each day, across every recruiter and worker: `warmup_first_day` on the
+    first day, growing by `warmup_growth_percent` every day, until the ramp reaches
+    `warmup_target_per_day` — from then on the domain is warmed up and the ramp no longer
+    applies. Emails over the day's allowance wait for the next day (services/guards.py)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    domain = models.CharField(max_length=255, help_text="Stored lower-cased.")
+    warmup_started_on = models.DateField(
+        "warm-up started on",
+        null=True,
+        blank=True,
+        help_text="Empty: no warm-up (an established domain).",
+    )
+    warmup_first_day = models.PositiveIntegerField(
+        "emails on the first day", default=50, help_text="Across all recruiters."
+    )
+    warmup_growth_percent = models.PositiveSmallIntegerField(
+        "daily increase (%)",
+        default=100,
+        help_text="How much more each day may send than the day before (100 = double).",
+    )
+    warmup_target_per_day = models.PositiveIntegerField(
+        "warmed up at (emails per day)",
+        default=5000,
+        help_text="When the ramp reaches this many emails a day, the warm-up is over.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "domain"], name="sendingdomain_domain_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
 
 
 class EmailTemplate(models.Model):

@@ -27,6 +27,11 @@ urlpatterns = [
         name="message_html",
     ),
     path("settings/email/", settings.email_settings_edit, name="email_settings"),
+    path(
+        "settings/domains/<int:domain_id>/",
+        settings.sending_domain_edit,
+        name="sending_domain_edit",
+    ),
     path("settings/topics/", settings.topic_list, name="topic_list"),
     path("settings/topics/<int:topic_id>/", settings.topic_edit, name="topic_edit"),
     path("settings/topics/<int:topic_id>/archive/", settings.topic_archive, name="topic_archive"),

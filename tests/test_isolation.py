@@ -263,6 +263,15 @@ def _enrollment(org) -> int:
         ).pk
 
 
+def _sending_domain(org) -> int:
+    from campaigns.models import SendingDomain
+
+    with scopes_disabled():
+        return SendingDomain.objects.create(
+            organization=org, domain=f"{SECRET_MARKER.lower()}-{secrets.token_hex(3)}.example"
+        ).pk
+
+
 # URL keyword argument -> function(organization) returning a value that names an object of
 # that organisation.
 OBJECT_KWARGS: dict[str, Callable] = {
@@ -282,6 +291,7 @@ OBJECT_KWARGS: dict[str, Callable] = {
     "step_id": _sequence_step,
     "enrollment_id": _enrollment,
     "topic_id": _topic,
+    "domain_id": _sending_domain,
     "pool_id": _pool,
     "stage_id": _stage,
     "pool_membership_id": _pool_membership,

@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from campaigns.models import EmailSettings
+from campaigns.services.domains import sending_domain_ensure
 from crm.models import Organization
 
 SENDER_FIELDS = ("sender_name", "sender_email", "postal_address")
@@ -20,6 +21,8 @@ def email_settings_update(
     for name, value in rules.items():
         setattr(settings, name, value)
     settings.save()
+    # A new sender domain appears under "Sending domains", where a warm-up can be started.
+    sending_domain_ensure(organization=organization)
     return settings
 
 

@@ -1,7 +1,8 @@
 """Guard rails at send time that need more than the message itself: consent, the
-organisation-wide frequency cap and the per-sender daily cap with its warm-up ramp.
+organisation-wide frequency cap, the sending domain's warm-up ramp and each recruiter's daily
+cap.
 
-Consent is a *skip* (the message is not sent, with the reason). The two caps are *holds*: an
+Consent is a *skip* (the message is not sent, with the reason). The caps are *holds*: an
 over-cap message goes back to `queued` with a later `next_attempt_at` and the dispatcher's
 sweeper hands it to a send task when that time comes — it waits, it never vanishes.
 """
@@ -11,13 +12,14 @@ from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache
 from django.db.models import Q
 
-from campaigns.models import Consent, EmailSettings, Message, Topic
+from campaigns.models import Consent, EmailSettings, Message, SendingDomain, Topic
+from campaigns.services import domains
 
 HOLD_FREQUENCY_CAP = "Waiting: frequency cap"
-HOLD_SENDER_CAP = "Waiting: sender's daily cap"
+HOLD_SENDER_CAP = "Waiting: the recruiter's daily cap"
+HOLD_DOMAIN_WARMUP = "Waiting: the sending domain's warm-up allowance for today"
 
 
 def consent_skips(
@@ -65,35 +67,31 @@ def next_local_midnight(organization, now: datetime) -> datetime:
     return datetime.combine(tomorrow, time(0, 0), tzinfo=zone)
 
 
-def sender_daily_cap_for(*, email_settings: EmailSettings | None, day: date) -> int | None:
-    """Emails one sender address may send on `day`: the daily cap, or during a warm-up the
-    first day's amount doubled every day since it started (never above the cap). None: no cap."""
+def sender_daily_cap_for(*, email_settings: EmailSettings | None) -> int | None:
+    """Campaign emails one recruiter may send per day (None: no cap)."""
     if email_settings is None:
         return None
-    cap = email_settings.sender_daily_cap or None
-    started = email_settings.warmup_started_on
-    if started is not None and day >= started:
-        days = min((day - started).days, 40)
-        ramp = max(1, email_settings.warmup_first_day) * 2**days
-        cap = min(cap, ramp) if cap else ramp
-    return cap
+    return email_settings.sender_daily_cap or None
+
+
+def recruiter_of(message: Message) -> str:
+    """Whose daily cap a message counts against: the campaign's recruiter (the Reply-To
+    address), else the From address."""
+    return (parseaddr(message.reply_to)[1] or parseaddr(message.from_email)[1]).lower()
+
+
+def _sender_day_key(organization_id: int, sender: str, day: date) -> str:
+    return f"campaigns:sender-day:{organization_id}:{sender.lower()}:{day.isoformat()}"
 
 
 def sender_daily_take(
     *, organization_id: int, sender: str, day: date, wanted: int, cap: int
 ) -> int:
-    """Take up to `wanted` of the sender's allowance for the day; a Redis counter shared by all
-    workers. Returns how many were granted."""
-    if wanted <= 0:
-        return 0
-    key = f"campaigns:sender-day:{organization_id}:{sender.lower()}:{day.isoformat()}"
-    cache.add(key, 0, timeout=2 * 86400)
-    try:
-        used_after = cache.incr(key, wanted)
-    except ValueError:  # expired between add and incr
-        cache.add(key, wanted, timeout=2 * 86400)
-        used_after = wanted
-    return max(0, min(wanted, cap - (used_after - wanted)))
+    """Take up to `wanted` of the recruiter's allowance for the day; a Redis counter shared by
+    all workers. Returns how many were granted."""
+    return domains.daily_counter_take(
+        key=_sender_day_key(organization_id, sender, day), wanted=wanted, cap=cap
+    )
 
 
 def _frequency_holds(
@@ -137,20 +135,54 @@ def send_holds(
     email_settings: EmailSettings | None,
     now: datetime,
 ) -> dict[int, tuple[datetime, str]]:
-    """{message pk: (when to try again, why)} for the messages that must wait."""
-    if email_settings is None:
-        return {}
-    holds = _frequency_holds(
-        organization=organization, messages=messages, email_settings=email_settings, now=now
-    )
+    """{message pk: (when to try again, why)} for the messages that must wait: over the
+    frequency cap, over the sending domain's warm-up allowance for today, or over the
+    recruiter's daily cap. The two daily allowances are Redis counters shared by all workers;
+    allowance taken for a message that another cap then holds is given back."""
+    holds = {}
+    if email_settings is not None:
+        holds = _frequency_holds(
+            organization=organization, messages=messages, email_settings=email_settings, now=now
+        )
     day = local_day(organization, now)
-    cap = sender_daily_cap_for(email_settings=email_settings, day=day)
+    tomorrow = next_local_midnight(organization, now)
+
+    # The sending domain's warm-up: one allowance per domain and day, whoever sends.
+    by_domain: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        if message.pk not in holds:
+            by_domain[domains.domain_of(message.from_email)].append(message)
+    warming = {
+        d.domain: d
+        for d in SendingDomain.objects.filter(
+            organization=organization, domain__in=list(by_domain), warmup_started_on__isnull=False
+        )
+    }
+    took_domain: dict[int, str] = {}  # message pk → the domain whose allowance it took
+    for name, domain_messages in by_domain.items():
+        allowance = domains.warmup_allowance(domain=warming.get(name), day=day)
+        if allowance is None:
+            continue
+        allowed = domains.domain_day_take(
+            organization_id=organization.pk,
+            domain=name,
+            day=day,
+            wanted=len(domain_messages),
+            cap=allowance,
+        )
+        for message in domain_messages[:allowed]:
+            took_domain[message.pk] = name
+        for message in domain_messages[allowed:]:
+            holds[message.pk] = (tomorrow, HOLD_DOMAIN_WARMUP)
+
+    # Each recruiter's daily cap.
+    cap = sender_daily_cap_for(email_settings=email_settings)
     if cap is not None:
         by_sender: dict[str, list[Message]] = defaultdict(list)
         for message in messages:
             if message.pk not in holds:
-                by_sender[parseaddr(message.from_email)[1].lower()].append(message)
-        tomorrow = next_local_midnight(organization, now)
+                by_sender[recruiter_of(message)].append(message)
+        give_back: dict[str, int] = defaultdict(int)
         for sender, sender_messages in by_sender.items():
             allowed = sender_daily_take(
                 organization_id=organization.pk,
@@ -161,6 +193,12 @@ def send_holds(
             )
             for message in sender_messages[allowed:]:
                 holds[message.pk] = (tomorrow, HOLD_SENDER_CAP)
+                if message.pk in took_domain:
+                    give_back[took_domain[message.pk]] += 1
+        for name, count in give_back.items():
+            domains.domain_day_give_back(
+                organization_id=organization.pk, domain=name, day=day, count=count
+            )
     return holds
 
 

@@ -1,15 +1,17 @@
-"""Guard rails at send time: consent, the frequency cap and the per-sender daily cap with its
-warm-up ramp. Over a cap, a message waits in the queue and goes out later; it is never lost."""
+"""Guard rails at send time: consent, the frequency cap, each recruiter's daily cap and the
+sending domain's warm-up ramp. Over a cap, a message waits in the queue and goes out later; it is never lost."""
 
+import threading
 from datetime import date, timedelta
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
-from campaigns.models import Consent, EmailSettings, Message
-from campaigns.services import guards
+from campaigns.models import Consent, EmailSettings, Message, SendingDomain
+from campaigns.services import domains, guards
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
@@ -169,28 +171,165 @@ def test_sender_daily_cap_holds_the_rest_until_tomorrow(org, recruiter_user, mon
     assert len(mail.outbox) == 4
 
 
-def test_warm_up_starts_small_and_doubles_up_to_the_cap():
-    settings = EmailSettings(
-        sender_daily_cap=150, warmup_started_on=date(2026, 3, 1), warmup_first_day=50
-    )
-    caps = [
-        guards.sender_daily_cap_for(email_settings=settings, day=date(2026, 3, day))
-        for day in (1, 2, 3, 4, 30)
+def test_sender_daily_cap_counts_each_recruiter_separately(org, recruiter_user, admin_user):
+    _settings(org, sender_daily_cap=2)
+    make_candidates(org, 3, tags=("first",))
+    make_candidates(org, 3, tags=("second",))
+    first = _launch(org, recruiter_user, tag="first", name="Rex's")
+    second = _launch(org, admin_user, tag="second", name="Ada's")
+
+    reports = [_send(org, first), _send(org, second)]
+
+    assert [(r.sent, r.held) for r in reports] == [(2, 1), (2, 1)]
+    with scopes_disabled():
+        sent = list(Message.objects.filter(status=Message.Status.SENT))
+    assert sorted(guards.recruiter_of(m) for m in sent) == [
+        "ada.admin@acme.example",
+        "ada.admin@acme.example",
+        "rex.recruiter@acme.example",
+        "rex.recruiter@acme.example",
     ]
-    assert caps == [50, 100, 150, 150, 150]
 
 
-def test_warm_up_limits_a_new_sending_domain(org, recruiter_user):
-    _settings(
+def _domain(org, **fields) -> SendingDomain:
+    with scopes_disabled():
+        domain, _ = SendingDomain.objects.update_or_create(
+            organization=org, domain="acme.example", defaults=fields
+        )
+    return domain
+
+
+def test_warm_up_ramp_grows_every_day_until_the_target():
+    domain = SendingDomain(
+        warmup_started_on=date(2026, 3, 1),
+        warmup_first_day=50,
+        warmup_growth_percent=100,
+        warmup_target_per_day=300,
+    )
+    allowances = [
+        domains.warmup_allowance(domain=domain, day=date(2026, month, day))
+        for month, day in ((2, 27), (3, 1), (3, 2), (3, 3), (3, 4), (4, 30))
+    ]
+    assert allowances == [50, 50, 100, 200, None, None]
+    assert domains.warmup_schedule(domain=domain) == [
+        (1, date(2026, 3, 1), 50),
+        (2, date(2026, 3, 2), 100),
+        (3, date(2026, 3, 3), 200),
+    ]
+    assert domains.warmup_finished_on(domain=domain) == date(2026, 3, 4)
+    domain.warmup_growth_percent = 50
+    assert domains.warmup_allowance(domain=domain, day=date(2026, 3, 3)) == 113  # 50, 75, 113
+    domain.warmup_started_on = None
+    assert domains.warmup_allowance(domain=domain, day=date(2026, 3, 3)) is None
+
+
+def test_warm_up_limits_a_new_sending_domain_across_recruiters_then_sends_the_rest(
+    org, recruiter_user, admin_user, monkeypatch
+):
+    _settings(org)  # no per-recruiter cap: only the domain's warm-up limits
+    _domain(
         org,
-        sender_daily_cap=1000,
         warmup_started_on=timezone.localdate(),
         warmup_first_day=2,
+        warmup_growth_percent=100,
+        warmup_target_per_day=1000,
     )
+    make_candidates(org, 2, tags=("first",))
+    make_candidates(org, 2, tags=("second",))
+    first = _launch(org, recruiter_user, tag="first", name="Rex's")
+    second = _launch(org, admin_user, tag="second", name="Ada's")
+    start = timezone.now()
+
+    reports = [_send(org, first), _send(org, second)]
+
+    assert [(r.sent, r.held) for r in reports] == [(2, 0), (0, 2)]
+    tomorrow = guards.next_local_midnight(org, start)
+    with scopes_disabled():
+        waiting = list(Message.objects.filter(status=Message.Status.QUEUED))
+    assert {m.next_attempt_at for m in waiting} == {tomorrow}
+    assert {m.last_error for m in waiting} == {guards.HOLD_DOMAIN_WARMUP}
+
+    # Day two of the ramp (4 emails): the sweeper hands the waiting ones to a task, they go.
+    monkeypatch.setattr(timezone, "now", lambda: tomorrow + timedelta(minutes=1))
+    assert dispatch_due().requeued == 2
+    assert _send(org).sent == 2
+    with scopes_disabled():
+        everyone = sorted(Message.objects.values_list("to_email", flat=True))
+    assert sorted(m.to[0] for m in mail.outbox) == everyone
+
+
+def test_warm_up_only_limits_its_own_domain(org, recruiter_user):
+    with scopes_disabled():
+        SendingDomain.objects.create(
+            organization=org,
+            domain="new.acme.example",
+            warmup_started_on=timezone.localdate(),
+            warmup_first_day=1,
+            warmup_target_per_day=100,
+        )
     make_candidates(org, 3)
+    campaign = _launch(org, recruiter_user)  # sends from talent@acme.example
+    assert (_send(org, campaign).sent, len(mail.outbox)) == (3, 3)
+
+
+def test_warm_up_gives_back_allowance_a_recruiter_cap_did_not_use(org, recruiter_user, admin_user):
+    _settings(org, sender_daily_cap=1)
+    _domain(
+        org,
+        warmup_started_on=timezone.localdate(),
+        warmup_first_day=2,
+        warmup_target_per_day=1000,
+    )
+    make_candidates(org, 2, tags=("first",))
+    make_candidates(org, 2, tags=("second",))
+    first = _launch(org, recruiter_user, tag="first", name="Rex's")
+    second = _launch(org, admin_user, tag="second", name="Ada's")
+
+    reports = [_send(org, first), _send(org, second)]
+
+    # Rex's cap held his second email: its share of the domain's allowance went to Ada.
+    assert [(r.sent, r.held) for r in reports] == [(1, 1), (1, 1)]
+    day = guards.local_day(org, timezone.now())
+    assert domains.domain_day_used(organization_id=org.pk, domain="acme.example", day=day) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_warm_up_allowance_holds_across_workers_sending_at_once(org, recruiter_user):
+    _domain(
+        org,
+        warmup_started_on=timezone.localdate(),
+        warmup_first_day=5,
+        warmup_target_per_day=1000,
+    )
+    make_candidates(org, 12)
     campaign = _launch(org, recruiter_user)
-    report = _send(org, campaign)
-    assert (report.sent, report.held) == (2, 1)
+    with scopes_disabled():
+        ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
+    barrier = threading.Barrier(2)
+    reports, errors = [], []
+
+    def worker(half):
+        try:
+            barrier.wait()
+            with scope(organization=org):
+                reports.append(messages_send(organization=org, message_ids=half))
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(ids[i::2],)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert (sum(r.sent for r in reports), sum(r.held for r in reports)) == (5, 7)
+    assert len(mail.outbox) == 5
+    with scopes_disabled():
+        statuses = sorted(Message.objects.values_list("status", flat=True))
+    assert statuses == [Message.Status.QUEUED] * 7 + [Message.Status.SENT] * 5
 
 
 @pytest.mark.parametrize("cap", [None, 0])

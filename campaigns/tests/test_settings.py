@@ -5,10 +5,18 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from campaigns.forms import BroadcastForm
-from campaigns.models import Campaign, CandidateEmailPreference, EmailSettings, Message, Topic
+from campaigns.models import (
+    Campaign,
+    CandidateEmailPreference,
+    EmailSettings,
+    Message,
+    SendingDomain,
+    Topic,
+)
 from campaigns.services.audience import audience_queryset
 from campaigns.services.campaigns import campaign_launch, campaign_launch_problems
 from campaigns.services.dispatch import dispatch_due
@@ -38,8 +46,6 @@ def _valid_post(**overrides):
         "rules-frequency_cap_days": "7",
         "rules-consent_required": "on",
         "rules-sender_daily_cap": "500",
-        "rules-warmup_started_on": "2026-03-01",
-        "rules-warmup_first_day": "50",
     }
     data.update(overrides)
     return data
@@ -58,19 +64,24 @@ def test_email_settings_saves_sender_and_rules(admin_client, org):
     assert settings.track_opens is False
     assert (settings.frequency_cap_messages, settings.frequency_cap_days) == (2, 7)
     assert settings.consent_required is True
-    assert (settings.sender_daily_cap, str(settings.warmup_started_on)) == (500, "2026-03-01")
+    assert settings.sender_daily_cap == 500
+    with scopes_disabled():
+        domains = list(
+            SendingDomain.objects.filter(organization=org).values_list("domain", flat=True)
+        )
+    assert domains == ["acme.example"]  # the sender's domain, ready for a warm-up
 
 
 def test_email_settings_invalid_rerenders_with_field_errors(admin_client, org):
     response = admin_client.post(
         _email_url(org),
-        _valid_post(**{"rules-sender_daily_cap": "0", "sender-postal_address": ""}),
+        _valid_post(**{"rules-frequency_cap_days": "0", "sender-postal_address": ""}),
     )
     body = response.content.decode()
     with scopes_disabled():
         saved = EmailSettings.objects.filter(organization=org, consent_required=True).exists()
     assert response.status_code == 200
-    assert "A warm-up ramps up to a daily cap" in body
+    assert "Give the number of days the cap counts over." in body
     assert "This field is required." in body
     assert saved is False
 
@@ -88,6 +99,92 @@ def test_email_settings_roles_and_tenancy(client, recruiter_client, outsider_cli
     assert recruiter_client.get(_email_url(org)).status_code == 403
     assert recruiter_client.post(_email_url(org), _valid_post()).status_code == 403
     assert outsider_client.get(_email_url(org)).status_code == 404
+
+
+# --- sending domains: the warm-up ---
+
+
+def _domain_url(org, domain):
+    return reverse("campaigns:sending_domain_edit", args=[org.slug, domain.pk])
+
+
+def test_sending_domain_warm_up_is_started_from_the_settings_page(admin_client, org):
+    page = admin_client.get(_email_url(org)).content.decode()
+    with scopes_disabled():
+        domain = SendingDomain.objects.get(organization=org)
+    assert "acme.example" in page and "No warm-up: no daily limit" in page
+
+    response = admin_client.post(
+        _domain_url(org, domain),
+        {
+            "warmup": "on",
+            "warmup_started_on": timezone.localdate().isoformat(),
+            "warmup_first_day": "40",
+            "warmup_growth_percent": "50",
+            "warmup_target_per_day": "100",
+        },
+    )
+    domain.refresh_from_db()
+    ramp = admin_client.get(_domain_url(org, domain)).content.decode()
+    settings_page = admin_client.get(_email_url(org)).content.decode()
+
+    assert response.status_code == 302
+    assert (domain.warmup_started_on, domain.warmup_first_day) == (timezone.localdate(), 40)
+    assert (domain.warmup_growth_percent, domain.warmup_target_per_day) == (50, 100)
+    assert [n for n in (40, 60, 90, 135) if f'class="text-end">{n}<' in ramp] == [40, 60, 90]
+    assert "Day 1: 0 of 40 emails used today" in settings_page
+
+
+def test_sending_domain_form_errors_rerender_and_change_nothing(admin_client, org):
+    admin_client.get(_email_url(org))
+    with scopes_disabled():
+        domain = SendingDomain.objects.get(organization=org)
+    response = admin_client.post(
+        _domain_url(org, domain),
+        {
+            "warmup": "on",
+            "warmup_started_on": "",
+            "warmup_first_day": "500",
+            "warmup_growth_percent": "5",
+            "warmup_target_per_day": "100",
+        },
+    )
+    body = response.content.decode()
+    domain.refresh_from_db()
+    assert response.status_code == 200
+    assert "Choose the day the warm-up starts." in body
+    assert "Ensure this value is greater than or equal to 10." in body
+    assert "The target must be more than the first day&#x27;s amount." in body
+    assert domain.warmup_started_on is None
+
+
+def test_sending_domain_warm_up_can_be_stopped(admin_client, org):
+    with scopes_disabled():
+        domain = SendingDomain.objects.create(
+            organization=org, domain="acme.example", warmup_started_on=timezone.localdate()
+        )
+    response = admin_client.post(
+        _domain_url(org, domain),
+        {
+            "warmup_started_on": "",
+            "warmup_first_day": "50",
+            "warmup_growth_percent": "100",
+            "warmup_target_per_day": "5000",
+        },
+    )
+    domain.refresh_from_db()
+    assert response.status_code == 302
+    assert domain.warmup_started_on is None
+
+
+def test_sending_domain_roles_and_tenancy(client, recruiter_client, outsider_client, org):
+    with scopes_disabled():
+        domain = SendingDomain.objects.create(organization=org, domain="acme.example")
+    url = _domain_url(org, domain)
+    assert "/accounts/login/" in client.get(url)["Location"]
+    assert recruiter_client.get(url).status_code == 403
+    assert recruiter_client.post(url, {"warmup": "on"}).status_code == 403
+    assert outsider_client.get(url).status_code == 404
 
 
 def test_launch_is_blocked_with_the_reason_without_a_sender(org, recruiter_user):

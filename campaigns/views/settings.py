@@ -1,15 +1,19 @@
-"""Settings → Email: sender, postal address and sending rules; Settings → Email topics."""
+"""Settings → Email: sender, postal address, sending rules and sending domains (warm-up);
+Settings → Email topics."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.forms import EmailSettingsForm, SenderForm, TopicForm
-from campaigns.models import Topic
+from campaigns.forms import EmailSettingsForm, SenderForm, SendingDomainForm, TopicForm
+from campaigns.models import SendingDomain, Topic
 from campaigns.selectors import email_settings_for
+from campaigns.services import domains as domain_service
 from campaigns.services import email_settings as settings_service
 from campaigns.services import topics as topic_service
+from campaigns.services.guards import local_day
 from crm.permissions import admin_required
 
 
@@ -41,6 +45,48 @@ def email_settings_edit(request, org_slug):
             "sender_form": sender_form,
             "rules_form": rules_form,
             "problems": settings_service.email_settings_problems(organization=organization),
+            "domains": domain_service.sending_domains_status(
+                organization=organization, today=local_day(organization, timezone.now())
+            ),
+        },
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def sending_domain_edit(request, org_slug, domain_id):
+    """Start, change or stop a sending domain's warm-up; shows the ramp day by day."""
+    domain = get_object_or_404(SendingDomain, organization=request.organization, pk=domain_id)
+    initial = {
+        "warmup": domain.warmup_started_on is not None,
+        "warmup_started_on": domain.warmup_started_on
+        or local_day(request.organization, timezone.now()),
+        "warmup_first_day": domain.warmup_first_day,
+        "warmup_growth_percent": domain.warmup_growth_percent,
+        "warmup_target_per_day": domain.warmup_target_per_day,
+    }
+    form = SendingDomainForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            domain_service.sending_domain_update(domain=domain, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            if domain.warmup_started_on:
+                messages.success(
+                    request, f"{domain.domain} warms up from {domain.warmup_started_on:%-d %b %Y}."
+                )
+            else:
+                messages.success(request, f"{domain.domain} sends without a warm-up limit.")
+            return redirect("campaigns:email_settings", org_slug=org_slug)
+    return render(
+        request,
+        "campaigns/settings/sending_domain.html",
+        {
+            "domain": domain,
+            "form": form,
+            "schedule": domain_service.warmup_schedule(domain=domain),
+            "today": local_day(request.organization, timezone.now()),
         },
     )
 
