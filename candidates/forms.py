@@ -3,6 +3,7 @@
 import phonenumbers
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from candidates.models import Candidate, CustomField
 from candidates.normalize import normalize_email, normalize_phone, normalize_tags
@@ -522,6 +523,13 @@ class BulkArgumentsForm(forms.Form):
     )
     owner = forms.ChoiceField(label="New owner")
     status = forms.ChoiceField(label="New status", choices=Candidate.Status.choices)
+    not_now_until = forms.DateField(
+        label="Not now until",
+        required=False,
+        widget=DateInput(),
+        help_text="Needed for “Not now”: the day they come back to active, with a follow-up "
+        "for their owner.",
+    )
     export_format = forms.ChoiceField(
         label="Format", widget=forms.RadioSelect, initial="csv", choices=[]
     )
@@ -530,7 +538,7 @@ class BulkArgumentsForm(forms.Form):
         "tag": ["tags"],
         "untag": ["tags"],
         "owner": ["owner"],
-        "status": ["status"],
+        "status": ["status", "not_now_until"],
         "export": ["export_format"],
         "delete": [],
     }
@@ -563,6 +571,22 @@ class BulkArgumentsForm(forms.Form):
             raise ValidationError("Enter at least one tag.")
         return tags
 
+    def clean(self):
+        data = super().clean()
+        if "status" in self.fields:
+            until = data.get("not_now_until")
+            if data.get("status") == Candidate.Status.NOT_NOW:
+                if not until and "not_now_until" not in self.errors:
+                    self.add_error(
+                        "not_now_until",
+                        "Say until when these candidates do not want to hear from you.",
+                    )
+                elif until and until <= timezone.localdate():
+                    self.add_error("not_now_until", "Choose a date in the future.")
+            else:
+                data["not_now_until"] = None
+        return data
+
     def action_args(self) -> dict:
         data = self.cleaned_data
         if "tags" in data:
@@ -574,7 +598,8 @@ class BulkArgumentsForm(forms.Form):
                 "owner_name": owner.display_name if owner else "",
             }
         if "status" in data:
-            return {"status": data["status"]}
+            until = data.get("not_now_until")
+            return {"status": data["status"], "not_now_until": until.isoformat() if until else None}
         return {}
 
 

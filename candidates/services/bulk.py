@@ -12,6 +12,7 @@ and running the task again resumes after the cursor.
 
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 
 from django.conf import settings
 from django.core.files import File
@@ -143,13 +144,20 @@ def bulk_apply_batch(
         summary = f"Owner set to {args['owner_name']}" if owner_id else "Owner removed"
     elif action == "status":
         status = args["status"]
+        # "Not now" carries the date the candidate comes back to active; any other status
+        # clears it (as the profile form does).
+        until = args.get("not_now_until") if status == Candidate.Status.NOT_NOW else None
         changed = _update_returning(
-            "UPDATE candidates_candidate SET updated_at = now(), status = %s"
-            " WHERE organization_id = %s AND merged_into_id IS NULL AND id = ANY(%s) AND status <> %s RETURNING id",
-            [status, organization_id, ids, status],
+            "UPDATE candidates_candidate SET updated_at = now(), status = %s,"
+            " not_now_until = %s::date"
+            " WHERE organization_id = %s AND merged_into_id IS NULL AND id = ANY(%s)"
+            " AND (status <> %s OR not_now_until IS DISTINCT FROM %s::date) RETURNING id",
+            [status, until, organization_id, ids, status, until],
         )
         kind = Activity.Kind.STATUS_CHANGED
         summary = f"Status set to {Candidate.Status(status).label}"
+        if until:
+            summary += f" until {date.fromisoformat(until):%-d %b %Y}"
     elif action == "delete":
         doomed = Candidate.objects.filter(organization_id=organization_id, id__in=ids)
         _, per_model = doomed.delete()

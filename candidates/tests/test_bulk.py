@@ -1,5 +1,7 @@
 """Bulk actions: confirmation, inline runs, the batched Celery task and its resumption."""
 
+from datetime import date, timedelta
+
 import pytest
 from django.urls import reverse
 from django_scopes import scopes_disabled
@@ -177,6 +179,60 @@ def test_bulk_status_inline_on_all_matching(recruiter_client, org):
     assert [_fresh(c).status for c in berlin] == ["hired"] * 3
     assert _fresh(paris).status == "active"
     assert "Set status: 3 candidates changed." in response.content.decode()
+
+
+def test_bulk_status_not_now_needs_a_future_date(recruiter_client, org):
+    candidate = CandidateFactory(organization=org)
+    for until, error in (
+        ("", "Say until when these candidates do not want to hear from you."),
+        (str(date.today()), "Choose a date in the future."),
+    ):
+        response = recruiter_client.post(
+            _bulk_url(org),
+            {"action": "status", "ids": candidate.pk, "status": "not_now", "not_now_until": until},
+        )
+        assert response.status_code == 200
+        assert error in response.content.decode()
+    assert _fresh(candidate).status == "active"
+
+
+def test_bulk_status_not_now_stores_the_date_they_come_back(recruiter_client, org):
+    away = _candidates(org, 2)
+    until = date.today() + timedelta(days=30)
+    response = recruiter_client.post(
+        _bulk_url(org),
+        {
+            "action": "status",
+            "ids": [c.pk for c in away],
+            "status": "not_now",
+            "not_now_until": until.isoformat(),
+        },
+    )
+    assert response.status_code == 302
+    assert [(_fresh(c).status, _fresh(c).not_now_until) for c in away] == [("not_now", until)] * 2
+    with scopes_disabled():
+        summaries = set(
+            Activity.objects.filter(kind=Activity.Kind.STATUS_CHANGED).values_list(
+                "summary", flat=True
+            )
+        )
+    assert summaries == {f"Status set to Not now until {until:%-d %b %Y}"}
+
+
+def test_bulk_status_other_than_not_now_clears_the_date(org, recruiter_user):
+    candidate = CandidateFactory(
+        organization=org, status="not_now", not_now_until=date.today() + timedelta(days=9)
+    )
+    with scopes_disabled():
+        changed = bulk_apply_batch(
+            organization_id=org.pk,
+            action="status",
+            args={"status": "active", "not_now_until": None},
+            ids=[candidate.pk],
+            actor=recruiter_user,
+        )
+    assert changed == 1
+    assert (_fresh(candidate).status, _fresh(candidate).not_now_until) == ("active", None)
 
 
 def test_bulk_all_matching_a_search_acts_on_the_search_results(recruiter_client, org):
