@@ -382,7 +382,11 @@ def membership_move(
     with transaction.atomic():
         # Lock the row alone: with joins, PostgreSQL re-checks a row that a concurrent move
         # changed against the *old* joined stage and would drop it.
-        locked = PoolMembership.objects.select_for_update().get(pk=membership.pk)
+        locked = PoolMembership.objects.select_for_update().filter(pk=membership.pk).first()
+        if locked is None:
+            raise ValidationError(
+                "Someone removed this candidate from the pool a moment ago. Reload the board."
+            )
         pool = membership.pool
         _check_stage_of_pool(pool=pool, stage=to_stage)
         if locked.stage_id == membership.stage_id:
@@ -753,8 +757,6 @@ def follow_up_digest_send(*, organization: Organization, user: User, today: date
     once per day (a FollowUpDigest row is the proof). Returns whether a digest went out."""
     from django.conf import settings
 
-    from crm.emails import send_transactional_email
-
     follow_ups = list(
         FollowUp.objects.filter(
             organization=organization,
@@ -810,13 +812,27 @@ def follow_up_digest_send(*, organization: Organization, user: User, today: date
             "follow_ups_url": base
             + reverse("pipelines:follow_ups", kwargs={"org_slug": organization.slug}),
         }
-        email = user.email
+        email, digest_id = user.email, _digest.pk
         transaction.on_commit(
-            lambda: send_transactional_email(
-                template="pipelines/email/follow_up_digest", to=[email], context=context
-            )
+            lambda: _digest_deliver(digest_id=digest_id, to=email, context=context)
         )
     return True
+
+
+def _digest_deliver(*, digest_id: int, to: str, context: dict) -> None:
+    """Send a claimed digest. If the mail server refuses it, the claim is released so that
+    the next run (beat, every 15 minutes in the digest hour) tries again: a digest is never
+    sent twice and not lost to a passing outage."""
+    from crm.emails import send_transactional_email
+
+    try:
+        send_transactional_email(
+            template="pipelines/email/follow_up_digest", to=[to], context=context
+        )
+    except Exception:
+        logger.exception("Follow-up digest %s could not be sent; it will be retried.", digest_id)
+        with scopes_disabled():
+            FollowUpDigest.objects.filter(pk=digest_id).delete()
 
 
 def follow_ups_daily(*, organization: Organization, now: datetime | None = None) -> dict:

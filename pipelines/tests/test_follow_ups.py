@@ -183,6 +183,45 @@ def test_digest_schedule_only_in_the_digest_hour_and_once_a_day(
         assert FollowUpDigest.objects.count() == 2
 
 
+class RefusingEmailBackend:
+    """A mail server that is down (the outside world): every send raises."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("smtp down")
+
+
+def test_digest_refused_by_the_mail_server_is_retried_at_the_next_run(
+    org, recruiter_user, make_candidates, in_org, django_capture_on_commit_callbacks, settings
+):
+    (candidate,) = make_candidates(1)
+    FollowUpFactory(candidate=candidate, owner=recruiter_user, due_on=date(2030, 1, 10))
+
+    def run(moment):
+        with (
+            in_org(),
+            mock.patch("django.utils.timezone.now", return_value=moment),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            return services.follow_ups_daily(organization=org)["digests"]
+
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingEmailBackend"
+    run(_at(2030, 1, 10, 8, 0))
+    with scopes_disabled():
+        assert FollowUpDigest.objects.count() == 0  # the claim was released
+    assert mail.outbox == []
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert run(_at(2030, 1, 10, 8, 15)) == 1
+    assert run(_at(2030, 1, 10, 8, 30)) == 0
+
+    assert [email.to for email in mail.outbox] == [[recruiter_user.email]]
+    with scopes_disabled():
+        assert FollowUpDigest.objects.count() == 1
+
+
 def test_digest_dispatch_fans_out_to_organisations_in_their_morning(org, other_org):
     with scopes_disabled():
         type(other_org).objects.filter(pk=other_org.pk).update(time_zone="America/New_York")
