@@ -1,6 +1,8 @@
 import threading
+import time
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -226,6 +228,21 @@ def test_cards_move_bulk_without_selection_says_so(recruiter_client, org, pool, 
     assert "Select some cards" in response.content.decode()
 
 
+def test_card_move_of_a_card_removed_meanwhile_says_so_instead_of_failing(
+    org, pool, cards, stages, recruiter_user, in_org
+):
+    card = cards[0]
+    with in_org():
+        stale = selectors.pool_membership_get(pool=pool, pool_membership_id=card.pk)
+        PoolMembership.objects.filter(pk=card.pk).delete()
+
+        with pytest.raises(ValidationError, match="removed this candidate from the pool"):
+            membership_move(membership=stale, to_stage=stages[2], actor=recruiter_user)
+
+    with scopes_disabled():
+        assert not StageChange.objects.filter(candidate_id=card.candidate_id).exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_membership_move_concurrent_moves_last_wins_and_both_are_recorded(
     org, pool, cards, stages, recruiter_user, admin_user
@@ -261,12 +278,24 @@ def test_membership_move_concurrent_moves_last_wins_and_both_are_recorded(
     first.start()
     second.start()
     first_locked.wait(5)
-    # The second move is now waiting on the row lock; let the first one finish.
+    # Let the first move finish only once the second is really waiting on the row lock.
+    second_waited = False
+    deadline = time.monotonic() + 5
+    while not second_waited and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            second_waited = cursor.fetchone()[0] >= 1
+        if not second_waited:
+            time.sleep(0.02)
     release_first.set()
     first.join(10)
     second.join(10)
 
     assert errors == []
+    assert second_waited
     with scopes_disabled():
         card.refresh_from_db()
         changes = list(
