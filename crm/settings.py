@@ -105,6 +105,9 @@ TEMPLATES = [
     },
 ]
 
+# Stock widgets written in Python, byte-identical to Django's widget templates (crm/renderers.py).
+FORM_RENDERER = "crm.renderers.WidgetRenderer"
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if not DATABASE_URL:
     raise ImproperlyConfigured(
