@@ -1,10 +1,13 @@
 """The demo's templates and a broadcast that went out five days ago (registered in crm
 seed_demo's DEMO_SEEDERS, after the pools): the real launch and dispatcher wrote its Messages;
 deliveries, opens, clicks, a bounce, an unsubscribe and a machine open (a security scanner)
-are then recorded as the ESP's webhooks and the tracking endpoints would have. Deterministic."""
+are then recorded as the ESP's webhooks and the tracking endpoints would have, and a reply and
+an out-of-office go through the inbound path. Deterministic."""
 
 from datetime import timedelta
+from email.utils import format_datetime
 
+from anymail.inbound import AnymailInboundMessage
 from django.utils import timezone
 
 from analytics.services import engagement_events_record_bulk
@@ -12,6 +15,7 @@ from campaigns.models import Campaign, DefaultTopic, Enrollment, Message, Suppre
 from campaigns.services.campaigns import campaign_create_broadcast, campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.preferences import candidate_unsubscribe
+from campaigns.services.replies import inbound_email_record
 from campaigns.services.templates import email_template_create
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
@@ -46,6 +50,24 @@ TEMPLATES = [
 NAME = "Silver medallists: what's new this quarter"
 
 
+def demo_inbound(message: Message, *, at, body: str, auto: bool = False) -> None:
+    """An email back from the candidate, through the same path as the ESP's inbound webhook
+    (matched by In-Reply-To; an out-of-office is flagged and recorded as such)."""
+    candidate = message.candidate
+    headers = {
+        "From": f"{candidate.first_name} {candidate.last_name} <{message.to_email}>",
+        "To": message.reply_to or message.from_email,
+        "Subject": f"{'Out of office' if auto else 'Re'}: {message.subject}",
+        "Message-ID": f"<demo-{'auto' if auto else 'reply'}-{message.pk}@mail.example.net>",
+        "Date": format_datetime(at),
+        "In-Reply-To": message.message_id,
+    }
+    if auto:
+        headers["Auto-Submitted"] = "auto-replied"
+    raw = "\r\n".join(f"{name}: {value}" for name, value in headers.items())
+    inbound_email_record(message=AnymailInboundMessage.parse_raw_mime(f"{raw}\r\n\r\n{body}"))
+
+
 def seed_demo_broadcast(*, organization, users, stdout) -> None:
     recruiter = users.get(Role.RECRUITER)
     templates = [
@@ -73,6 +95,7 @@ def seed_demo_broadcast(*, organization, users, stdout) -> None:
         .order_by("pk")
     )
     events = []
+    replies, auto_replies = [], []
 
     def event(message, kind, at, **extra):
         events.append(
@@ -119,7 +142,26 @@ def seed_demo_broadcast(*, organization, users, stdout) -> None:
         Message.objects.filter(pk=message.pk).update(**changes)
         if index == 7:  # through the same service as the one-click unsubscribe
             candidate_unsubscribe(candidate=message.candidate, message_id=message.pk, source="demo")
+        if index == 4:  # a reply, after reading the email
+            replies.append((message, sent + timedelta(hours=9)))
+        if index == 9:  # an out-of-office answer: on the timeline, not counted as a reply
+            auto_replies.append((message, sent + timedelta(minutes=2)))
     engagement_events_record_bulk(events=events)
+    for message, at in replies:
+        demo_inbound(
+            message,
+            at=at,
+            body="Thanks for thinking of me! The platform team sounds interesting. "
+            "Could we talk next week?\n\nOn Monday you wrote:\n> A short update",
+        )
+    for message, at in auto_replies:
+        demo_inbound(
+            message,
+            at=at,
+            auto=True,
+            body="I am on parental leave until 3 March with no access to email. "
+            "For anything urgent, please contact my team.",
+        )
     # The timeline entries the send task and the tracking flush write (with their real times).
     verbs = {
         "sent": (Activity.Kind.EMAIL_SENT, "Campaign email sent"),

@@ -1,13 +1,14 @@
 """A running demo sequence (registered in crm seed_demo's DEMO_SEEDERS, after the pools):
 three batches of candidates joined 12, 6 and 1 days ago and the real dispatcher was run over
 the past days, so the sequence shows candidates at different steps, a task that became a
-follow-up, a branch that ended early and a reply that stopped one candidate. Deterministic."""
+follow-up, a branch that ended early, a reply (through the inbound path) that stopped one
+candidate and an out-of-office that did not. Deterministic."""
 
 from datetime import time, timedelta
 
 from django.utils import timezone
 
-from analytics.services import engagement_event_record
+from campaigns.demo_broadcast import demo_inbound
 from campaigns.models import Campaign, Enrollment, Message, Step
 from campaigns.services import sequences
 from campaigns.services.dispatch import dispatch_due
@@ -108,14 +109,19 @@ def seed_demo_sequence(*, organization, users, stdout) -> None:
             if counter["n"] % 4 == 0:
                 changes["clicked_at"] = at + timedelta(hours=2, minutes=1)
             Message.objects.filter(pk=message.pk).update(**changes)
-            if counter["n"] == 3:
-                engagement_event_record(
-                    organization_id=organization.pk,
-                    kind="replied",
-                    candidate_id=message.candidate_id,
-                    campaign_id=campaign.pk,
-                    message_id=message.pk,
-                    occurred_at=at + timedelta(hours=5),
+            if counter["n"] == 3:  # a reply: recorded, on the timeline, ends the sequence
+                demo_inbound(
+                    message,
+                    at=at + timedelta(hours=5),
+                    body="Hi! Yes, happy to hear more about the platform team. "
+                    "I am free on Thursday afternoon.",
+                )
+            if counter["n"] == 5:  # an out-of-office: on the timeline, the sequence goes on
+                demo_inbound(
+                    message,
+                    at=at + timedelta(minutes=1),
+                    auto=True,
+                    body="I am travelling until the 20th and will reply when I am back.",
                 )
 
     for days_ago, batch in ((12, candidates[:4]), (6, candidates[4:7]), (1, candidates[7:])):

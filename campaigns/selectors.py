@@ -243,9 +243,11 @@ def campaign_enrollments(*, campaign: Campaign, status: str = ""):
     return enrollments
 
 
-def sequence_step_results(*, campaign: Campaign) -> list[dict]:
-    """campaign_step_stats plus, per step, replies (human replies to that step's emails,
-    counted from engagement events), their rate, and how many candidates wait at the step."""
+def campaign_step_results(*, campaign: Campaign) -> list[dict]:
+    """The per-step results of a campaign page (broadcast or sequence): campaign_step_stats
+    plus, per step, replies (human replies to that step's emails, counted from engagement
+    events; auto-replies are not), the reply and delivery rates, and how many candidates wait
+    at the step. Three queries whatever the number of steps."""
     from analytics.models import EngagementEvent
 
     stats = campaign_step_stats(campaign=campaign)

@@ -230,6 +230,7 @@ class Activity(models.Model):
         EMAIL_OPENED = "email_opened", "Email opened"
         EMAIL_CLICKED = "email_clicked", "Link clicked"
         EMAIL_REPLIED = "email_replied", "Replied"
+        EMAIL_AUTO_REPLIED = "email_auto_replied", "Automatic reply"
         EMAIL_BOUNCED = "email_bounced", "Email bounced"
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
         CONSENT_CHANGED = "consent_changed", "Consent changed"

@@ -1,11 +1,14 @@
 """Stopping one candidate's way through a campaign (replies, complaints, bounces…)."""
 
+from datetime import datetime
+
 from campaigns.models import Enrollment
 
 
-def enrollment_stop(*, enrollment: Enrollment, reason: str) -> bool:
+def enrollment_stop(*, enrollment: Enrollment, reason: str, now: datetime | None = None) -> bool:
     """Stop an active enrollment with `reason` (an Enrollment.StopReason). Returns False when
-    it was not active (a stopped enrollment keeps its first reason). Goes through
+    it was not active (a stopped enrollment keeps its first reason). `now`: when it ended
+    (default: now; a reply ends it when the reply was received). Goes through
     sequences.enrollments_stop, so the stop is also on the candidate's timeline."""
     from campaigns.services.sequences import enrollments_stop
 
@@ -14,6 +17,7 @@ def enrollment_stop(*, enrollment: Enrollment, reason: str) -> bool:
             organization_id=enrollment.organization_id,
             enrollment_ids=[enrollment.pk],
             reason=reason,
+            now=now,
         )
         == 1
     )

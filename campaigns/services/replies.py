@@ -243,9 +243,33 @@ def inbound_email_record(*, message, esp_name: str = "") -> InboundEmail | None:
                 )
         except IntegrityError:
             return None  # the same email delivered twice
-        if not reason:
+        if reason:
+            _record_auto_reply(inbound=inbound, message=campaign_message)
+        else:
             _record_reply(inbound=inbound, message=campaign_message, esp_name=esp_name)
     return inbound
+
+
+def _record_auto_reply(*, inbound: InboundEmail, message: Message) -> None:
+    """An out-of-office or other automatic answer: on the timeline (recruiters want to know
+    someone is away until March), but not a reply — no reply event, no replied_at, and the
+    sequence goes on."""
+    if message.candidate is None:
+        return
+    activity_record(
+        candidate=message.candidate,
+        kind=Activity.Kind.EMAIL_AUTO_REPLIED,
+        summary=f"Automatic reply to “{message.subject}”: {inbound.text}"[:500],
+        data={
+            "campaign_id": message.campaign_id,
+            "message_id": message.pk,
+            "inbound_email_id": inbound.pk,
+            "reason": inbound.auto_reply_reason,
+            "subject": inbound.subject[:300],
+            "text": inbound.text[:10000],
+        },
+        occurred_at=inbound.received_at,
+    )
 
 
 def _record_reply(*, inbound: InboundEmail, message: Message, esp_name: str) -> None:
@@ -275,4 +299,8 @@ def _record_reply(*, inbound: InboundEmail, message: Message, esp_name: str) -> 
             occurred_at=inbound.received_at,
         )
     if message.enrollment is not None:
-        enrollment_stop(enrollment=message.enrollment, reason=Enrollment.StopReason.REPLIED)
+        enrollment_stop(
+            enrollment=message.enrollment,
+            reason=Enrollment.StopReason.REPLIED,
+            now=inbound.received_at,
+        )

@@ -177,6 +177,7 @@ def enrollments_stop(
                 summary=f"{verb} the campaign “{name}”: {why}",
                 actor=actor,
                 data={"campaign_id": campaign_id, "stop_reason": reason, "status": status},
+                occurred_at=now,
             )
     return len(rows)
 

@@ -7,7 +7,8 @@ from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
 from campaigns.demo_broadcast import NAME
-from campaigns.models import Campaign, EmailTemplate, Message, Suppression
+from campaigns.models import Campaign, EmailTemplate, InboundEmail, Message, Suppression
+from candidates.models import Activity
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +41,20 @@ def test_seed_demo_has_templates_and_a_sent_broadcast_with_realistic_events(clie
                 "reason", flat=True
             )
         ) >= {Suppression.Reason.BOUNCED, Suppression.Reason.UNSUBSCRIBED}
+        # A reply and an out-of-office came back through the inbound path.
+        inbound = list(
+            InboundEmail.objects.filter(message__campaign=campaign).values_list(
+                "is_auto_reply", "candidate_id"
+            )
+        )
+        assert sorted(flag for flag, _ in inbound) == [False, True]
+        assert messages.filter(replied_at__isnull=False).count() == 1
+        away = next(candidate for flag, candidate in inbound if flag)
+        assert Activity.objects.filter(candidate_id=away, kind="email_auto_replied").count() == 1
 
     client.login(email="recruiter@demo.rapport.test", password="rapport-demo")
     page = client.get(reverse("campaigns:detail", args=["demo", campaign.pk]))
     assert page.status_code == 200
-    assert "Silver medallists: what&#x27;s new" in page.content.decode()
+    body = page.content.decode()
+    assert "Silver medallists: what&#x27;s new" in body
+    assert "Replied" in body

@@ -198,10 +198,37 @@ def test_reply_auto_replies_are_stored_flagged_and_not_counted(org, sent_message
         enrollment = Enrollment.objects.get(pk=sent_message.enrollment_id)
         replied = EngagementEvent.objects.filter(kind="replied").count()
         timeline = Activity.objects.filter(kind=Activity.Kind.EMAIL_REPLIED).count()
+        auto = list(
+            Activity.objects.filter(kind=Activity.Kind.EMAIL_AUTO_REPLIED).values(
+                "candidate_id", "summary", "data__reason", "data__message_id"
+            )
+        )
+        replied_at = Message.objects.get(pk=sent_message.pk).replied_at
     assert inbound.is_auto_reply is True
     assert inbound.auto_reply_reason != ""
-    assert (replied, timeline) == (0, 0)
+    assert (replied, timeline, replied_at) == (0, 0, None)
     assert enrollment.status == Enrollment.Status.ACTIVE
+    # …but the candidate's timeline shows it, with what the auto-reply said.
+    assert auto == [
+        {
+            "candidate_id": sent_message.candidate_id,
+            "summary": f"Automatic reply to “{sent_message.subject}”: I am away until Monday.",
+            "data__reason": inbound.auto_reply_reason,
+            "data__message_id": sent_message.pk,
+        }
+    ]
+
+
+def test_reply_auto_reply_shows_on_the_candidate_timeline(org, sent_message, recruiter_client):
+    headers = _headers(sent_message, Subject="Out of office: back on 3 March")
+    inbound_email_record(
+        message=_raw(headers=headers, body="Back on 3 March, no email until then.")
+    )
+    url = reverse("candidates:detail", args=[org.slug, sent_message.candidate_id])
+    body = recruiter_client.get(url).content.decode()
+    assert "Automatic reply" in body
+    assert "Back on 3 March, no email until then." in body
+    assert "bi-robot" in body
 
 
 def test_reply_auto_submitted_no_is_a_person(org, sent_message):

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from analytics.services import engagement_event_record
-from campaigns.models import Campaign, Enrollment, Message, Step
+from campaigns.models import Campaign, Enrollment, InboundEmail, Message, Step
 from campaigns.services import sequences
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
@@ -936,10 +936,23 @@ def test_seed_demo_has_a_running_sequence_with_candidates_at_different_steps(db)
         positions = {e.current_step.position for e in enrollments if e.status == "active"}
         follow_ups = FollowUp.objects.filter(source=FollowUp.Source.CAMPAIGN).count()
         stopped = {e.stop_reason for e in enrollments if e.status == "stopped"}
+        inbound = list(
+            InboundEmail.objects.filter(message__campaign=campaign).values_list(
+                "is_auto_reply", "candidate_id"
+            )
+        )
+        away = [candidate for is_auto, candidate in inbound if is_auto]
+        still_in = (
+            campaign.enrollments.filter(candidate_id__in=away)
+            .exclude(stop_reason="replied")
+            .count()
+        )
     assert campaign.status == "running"
     assert len(positions) >= 2
     assert follow_ups >= 1
     assert "replied" in stopped
+    assert sorted(is_auto for is_auto, _ in inbound) == [False, True]
+    assert still_in == 1  # an out-of-office does not end the sequence
 
 
 def test_candidate_time_zone_is_set_on_the_profile_form(recruiter_client, org, in_org):

@@ -1,6 +1,7 @@
 """Campaign and template pages: happy paths, roles, query counts, the development outbox."""
 
 import pytest
+from anymail.inbound import AnymailInboundMessage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -9,6 +10,7 @@ from django_scopes import scopes_disabled
 from campaigns.models import Campaign, EmailTemplate, Message
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
+from campaigns.services.replies import inbound_email_record
 from campaigns.tests.factories import (
     EmailTemplateFactory,
     SavedSearchFactory,
@@ -173,6 +175,40 @@ def test_campaign_detail_after_sending_shows_step_results(
         Message.objects.filter(pk=Message.objects.first().pk).update(opened_at="2030-01-01T00:00Z")
     body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
     assert "Results" in body and "50.0%" in body
+
+
+def test_campaign_detail_results_count_replies_but_not_auto_replies(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 4)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        Message.objects.update(status="delivered", sent_at="2030-01-01T00:00Z")
+        first, second = Message.objects.order_by("pk")[:2]
+    for message, extra in ((first, {}), (second, {"Auto-Submitted": "auto-replied"})):
+        raw = "\r\n".join(
+            [
+                "From: someone@example.com",
+                f"Subject: Re: {message.subject}",
+                f"Message-ID: <answer-{message.pk}@example.com>",
+                f"In-Reply-To: {message.message_id}",
+                *(f"{name}: {value}" for name, value in extra.items()),
+            ]
+        )
+        inbound_email_record(message=AnymailInboundMessage.parse_raw_mime(raw + "\r\n\r\nHello"))
+
+    response = recruiter_client.get(url("detail", org, campaign.pk))
+    row = response.context["stats"][0]
+    assert {k: row[k] for k in ("sent", "delivered", "replied", "reply_rate", "delivery_rate")} == {
+        "sent": 4,
+        "delivered": 4,
+        "replied": 1,
+        "reply_rate": 25.0,
+        "delivery_rate": 100.0,
+    }
+    assert "Replied" in response.content.decode()
 
 
 def test_campaign_preview_renders_the_email_in_its_own_policy(viewer_client, recruiter_user, org):

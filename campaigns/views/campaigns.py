@@ -18,7 +18,7 @@ from campaigns.selectors import (
     campaign_message_get,
     campaign_messages,
     campaign_progress,
-    campaign_step_stats,
+    campaign_step_results,
     campaigns_for_list,
 )
 from campaigns.services import campaigns as campaign_service
@@ -82,6 +82,10 @@ def campaign_detail(request, org_slug, campaign_id):
         return sequence_detail(request, campaign)
     is_draft = campaign.status == Campaign.Status.DRAFT
     step = campaign_first_step(campaign=campaign)
+    preview_form = PreviewCandidateForm(
+        request.GET or None, candidates=_preview_candidates(campaign)
+    )
+    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
     sample = None
     if step is not None:
         sample, _ = template_service.email_preview(
@@ -90,6 +94,7 @@ def campaign_detail(request, org_slug, campaign_id):
             subject=step.subject,
             preheader=step.preheader,
             body_markdown=step.body_markdown,
+            candidate=candidate,
             campaign=campaign,
         )
     context = {
@@ -101,16 +106,14 @@ def campaign_detail(request, org_slug, campaign_id):
         "launch_problems": campaign_service.campaign_launch_problems(campaign=campaign)
         if is_draft
         else [],
-        "stats": campaign_step_stats(campaign=campaign),
+        "stats": campaign_step_results(campaign=campaign),
         "machine": None if is_draft else campaign_machine_engagement(campaign=campaign),
         "progress": campaign_progress(campaign=campaign),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
         "pools": list(campaign.pools.all()),
         "excluded_pools": list(campaign.excluded_pools.all()),
-        "preview_form": PreviewCandidateForm(
-            request.GET or None, candidates=_preview_candidates(campaign)
-        ),
+        "preview_form": preview_form,
     }
     return render(request, "campaigns/campaign_detail.html", context)
 

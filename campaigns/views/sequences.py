@@ -16,8 +16,8 @@ from campaigns.selectors import (
     campaign_enrollments,
     campaign_get,
     campaign_progress,
+    campaign_step_results,
     sequence_step_get,
-    sequence_step_results,
 )
 from campaigns.sequence_forms import EnrollmentFilterForm, ResumeForm, SequenceForm, StepForm
 from campaigns.services import campaigns as campaign_service
@@ -52,7 +52,7 @@ def sequence_detail(request, campaign):
         "campaign": campaign,
         "steps": [
             {**row, "wait": sequence_service.delay_text(row["step"].delay)}
-            for row in sequence_step_results(campaign=campaign)
+            for row in campaign_step_results(campaign=campaign)
         ],
         "progress": campaign_progress(campaign=campaign),
         "window": sequence_service.window_summary(campaign=campaign),

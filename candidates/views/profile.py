@@ -60,10 +60,12 @@ TIMELINE_ICONS = {
     Activity.Kind.EMAIL_OPENED: "envelope-open",
     Activity.Kind.EMAIL_CLICKED: "cursor",
     Activity.Kind.EMAIL_REPLIED: "reply",
+    Activity.Kind.EMAIL_AUTO_REPLIED: "robot",
     Activity.Kind.EMAIL_BOUNCED: "exclamation-triangle",
     Activity.Kind.UNSUBSCRIBED: "bell-slash",
     Activity.Kind.CONSENT_CHANGED: "shield-check",
     Activity.Kind.FOLLOW_UP: "alarm",
+    Activity.Kind.ENROLLMENT: "diagram-3",
 }
 EDITED_AFTER = timedelta(minutes=1)
 
