@@ -25,6 +25,9 @@ UNASSIGNED = "unassigned"
 NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 # Parameters of the list page that are not filters: the cursor of keyset pagination.
 PAGING_PARAMS = ("after", "before")
+# `editing=<saved search id>`: the list is editing that saved search's filters (a banner offers
+# to save them back); kept in the list's links, never part of a saved query.
+EDITING_PARAM = "editing"
 
 
 class DateInput(forms.DateInput):

@@ -4,6 +4,9 @@ so candidates never imports the apps built on it.
 - Profile side panels (talent pools, follow-ups, sent emails…): template names rendered in
   order with the profile's context (`candidate`, `organization`, `membership`, `request`).
 - Bulk destinations: actions of the list's bulk menu handled on another app's page.
+- Saved-search editing panels: template names rendered in the list's "editing a saved search"
+  banner with `editing` (the SavedSearch) and `editing_query` (the filters being tried), e.g.
+  what the change would do to the smart pools defined by that search.
 """
 
 from dataclasses import dataclass
@@ -17,6 +20,14 @@ PROFILE_PANELS: list[str] = [
 def profile_panel_register(template_name: str) -> None:
     if template_name not in PROFILE_PANELS:
         PROFILE_PANELS.append(template_name)
+
+
+SAVED_SEARCH_EDITING_PANELS: list[str] = []
+
+
+def saved_search_editing_panel_register(template_name: str) -> None:
+    if template_name not in SAVED_SEARCH_EDITING_PANELS:
+        SAVED_SEARCH_EDITING_PANELS.append(template_name)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ build on candidates, not the other way round).
   action changed many profiles at once; `candidate_ids` names them when they are few (a small
   inline bulk action), None when they are many. Receivers refresh what depends on profile
   fields: per candidate when named, set-wise otherwise.
+- `saved_search_changed(saved_search)`: a saved search's filters were replaced (inside the
+  transaction); smart pools defined by it re-evaluate their members.
 """
 
 from django.dispatch import Signal
 
 candidate_changed = Signal()
 candidates_changed_in_bulk = Signal()
+saved_search_changed = Signal()

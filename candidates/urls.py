@@ -18,6 +18,11 @@ urlpatterns = [
     path("", search.candidate_list, name="list"),
     path("saved-searches/", search.saved_search_create, name="saved_search_create"),
     path(
+        "saved-searches/<int:saved_search_id>/",
+        search.saved_search_save_changes,
+        name="saved_search_save_changes",
+    ),
+    path(
         "saved-searches/<int:saved_search_id>/delete/",
         search.saved_search_delete,
         name="saved_search_delete",

@@ -27,6 +27,9 @@ class PipelinesConfig(AppConfig):
             BulkDestination(action="pool_add", label="Add to pool…", url_name="pipelines:pool_add")
         )
 
+        from candidates.panels import saved_search_editing_panel_register
+
+        saved_search_editing_panel_register("pipelines/includes/saved_search_pools.html")
         profile_panel_register("pipelines/includes/candidate_pools.html")
         profile_panel_register("pipelines/includes/candidate_follow_ups.html")
 

@@ -1,10 +1,11 @@
 """Smart pools follow candidates as they change: one profile at once (event-driven), many
-after an import or a bulk action (a refresh of the organisation's smart pools)."""
+after an import or a bulk action (a refresh of the organisation's smart pools), and their rule
+when its saved search is changed."""
 
 from django.db import transaction
 from django.dispatch import receiver
 
-from candidates.signals import candidate_changed, candidates_changed_in_bulk
+from candidates.signals import candidate_changed, candidates_changed_in_bulk, saved_search_changed
 
 
 @receiver(candidate_changed, dispatch_uid="pipelines.smart_pools_follow_candidate")
@@ -56,3 +57,18 @@ def smart_pools_follow_bulk(sender, *, organization, candidate_ids=None, **kwarg
                 organization_id=organization.pk, pool_id=pool_id
             )
         )
+
+
+@receiver(saved_search_changed, dispatch_uid="pipelines.smart_pools_follow_rule")
+def smart_pools_follow_rule(sender, *, saved_search, **kwargs) -> None:
+    """A saved search's filters changed: the smart pools it defines are re-materialised now
+    rather than at the next hourly refresh."""
+    from pipelines.models import Pool
+    from pipelines.services import pool_schedule_refresh
+
+    for pool in Pool.objects.filter(
+        organization_id=saved_search.organization_id,
+        kind=Pool.Kind.SMART,
+        saved_search=saved_search,
+    ):
+        pool_schedule_refresh(pool=pool)

@@ -303,6 +303,41 @@ def pool_size(*, pool: Pool) -> int:
     return PoolMembership.objects.filter(organization_id=pool.organization_id, pool=pool).count()
 
 
+@dataclass
+class SmartPoolImpact:
+    pool: Pool
+    size: int
+    matching: int
+    joining: int
+    leaving: int
+
+
+def smart_pool_impacts(*, pools, matching: QuerySet) -> list[SmartPoolImpact]:
+    """What giving these smart pools the rule `matching` (the candidates it would find) would
+    do to each: who would join (matching, not yet in it) and who would leave (in it because
+    they matched, and no longer would). Counted by the database, a few queries per pool."""
+    pools = list(pools)
+    if not pools:
+        return []
+    found = matching.order_by().values("pk")
+    matching_count = matching.order_by().count()
+    impacts = []
+    for pool in pools:
+        members = PoolMembership.objects.filter(organization_id=pool.organization_id, pool=pool)
+        impacts.append(
+            SmartPoolImpact(
+                pool=pool,
+                size=members.count(),
+                matching=matching_count,
+                joining=matching.order_by().exclude(pk__in=members.values("candidate_id")).count(),
+                leaving=members.filter(source=PoolMembership.Source.SMART)
+                .exclude(candidate_id__in=found)
+                .count(),
+            )
+        )
+    return impacts
+
+
 # --- a candidate's pools (profile panel) ---
 
 

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -126,21 +127,47 @@ def pool_refresh(request, org_slug, pool_id):
 
 @recruiter_required
 def smart_pool_preview(request, org_slug):
-    """While choosing a smart pool's search: how many it finds now, and a few of them."""
+    """While choosing or changing a smart pool's rule (its saved search): how many the search
+    finds now and a few of them, with the rule in words; with `impact=1` and the filters being
+    tried (`query`, from the candidate list's "changing a saved search" banner): how many would
+    join and leave each smart pool the search defines."""
     from candidates.models import SavedSearch
-    from candidates.selectors import saved_search_queryset
+    from candidates.selectors import candidate_selection_queryset, saved_search_queryset
+    from candidates.services.saved_searches import saved_search_describe, saved_search_querystring
 
     saved_search_id = request.GET.get("saved_search", "")
     saved_search = None
-    if saved_search_id.isdigit():
-        saved_search = SavedSearch.objects.filter(
-            organization=request.organization, owner=request.user, pk=int(saved_search_id)
-        ).first()
+    if saved_search_id.isdigit() and len(saved_search_id) <= 12:
+        smart_pools = selectors.pools_visible(
+            organization=request.organization, user=request.user
+        ).filter(kind=Pool.Kind.SMART)
+        saved_search = (
+            SavedSearch.objects.filter(organization=request.organization, pk=int(saved_search_id))
+            .filter(Q(owner=request.user) | Q(smart_pools__in=smart_pools))
+            .distinct()
+            .first()
+        )
+    if saved_search is not None and request.GET.get("impact"):
+        pools = selectors.pools_visible(
+            organization=request.organization, user=request.user
+        ).filter(kind=Pool.Kind.SMART, saved_search=saved_search)
+        matching = candidate_selection_queryset(
+            organization=request.organization, query=request.GET.get("query", "")[:4000]
+        )
+        context = {"impacts": selectors.smart_pool_impacts(pools=pools, matching=matching)}
+        return render(request, "pipelines/includes/smart_impact.html", context)
     context = {"saved_search": saved_search}
     if saved_search is not None:
         queryset = saved_search_queryset(saved_search=saved_search)
         context["count"] = queryset.count()
         context["sample"] = list(queryset.order_by("last_name", "first_name", "id")[:8])
+        context["rule"] = saved_search_describe(saved_search=saved_search)
+        if saved_search.owner_id == request.user.pk:
+            querystring = saved_search_querystring(saved_search)
+            context["edit_url"] = (
+                reverse("candidates:list", kwargs={"org_slug": org_slug})
+                + f"?{querystring}{'&' if querystring else ''}editing={saved_search.pk}"
+            )
     return render(request, "pipelines/includes/smart_preview.html", context)
 
 

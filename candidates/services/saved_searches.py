@@ -1,9 +1,11 @@
 """Saved searches: a user's named candidate-list query strings (smart pools build on them)."""
 
+from django.db import transaction
 from django.http import QueryDict
 
-from candidates.filters import PAGING_PARAMS
+from candidates.filters import EDITING_PARAM, PAGING_PARAMS
 from candidates.models import SavedSearch
+from candidates.signals import saved_search_changed
 from crm.models import Organization, User
 
 
@@ -11,7 +13,7 @@ def saved_search_query_from_params(params: QueryDict) -> dict[str, list[str]]:
     """The list page's filter parameters as a dict of lists, without paging or empty values."""
     query: dict[str, list[str]] = {}
     for key, values in params.lists():
-        if key in PAGING_PARAMS:
+        if key in PAGING_PARAMS or key == EDITING_PARAM:
             continue
         values = [value for value in values if value.strip()]
         if values:
@@ -31,13 +33,72 @@ def saved_search_create(
 ) -> tuple[SavedSearch, bool]:
     """Save the query under `name`; saving again under the same name replaces the query.
     Returns the saved search and whether it is new."""
-    saved_search, created = SavedSearch.objects.update_or_create(
-        organization=organization,
-        owner=owner,
-        name=" ".join(name.split())[:100],
-        defaults={"query": query},
-    )
+    with transaction.atomic():
+        saved_search, created = SavedSearch.objects.select_for_update().get_or_create(
+            organization=organization,
+            owner=owner,
+            name=" ".join(name.split())[:100],
+            defaults={"query": query},
+        )
+        if not created:
+            saved_search_update(saved_search=saved_search, query=query)
     return saved_search, created
+
+
+def saved_search_update(*, saved_search: SavedSearch, query: dict[str, list[str]]) -> bool:
+    """Replace a saved search's filters; what is defined by it (smart pools) follows. Returns
+    whether anything changed."""
+    if saved_search.query == query:
+        return False
+    with transaction.atomic():
+        saved_search.query = query
+        saved_search.save(update_fields=["query"])
+        saved_search_changed.send(sender=SavedSearch, saved_search=saved_search)
+    return True
+
+
+def saved_search_describe(*, saved_search: SavedSearch) -> list[tuple[str, str]]:
+    """The saved search's filters in words, e.g. [("Seniority", "Senior"), ("Skills", "python,
+    go (all of them)")], in the order of the list page's filters."""
+    from candidates.filters import CandidateFilterSet
+
+    params = QueryDict(saved_search_querystring(saved_search))
+    filterset = CandidateFilterSet(params, organization=saved_search.organization)
+    form = filterset.form
+    if not form.is_valid():
+        return [("Filters", "some filters are no longer valid; edit the search to fix them")]
+    described = []
+    for name, value in form.cleaned_data.items():
+        if name in {"sort", "skills_mode", "import_job"} or value in (None, "", []):
+            continue
+        if value is False and name != "has_resume":
+            continue
+        field = form.fields[name]
+        label = str(field.label or name.replace("_", " ").capitalize())
+        if name == "has_resume":
+            text = "has a resume" if value else "no resume"
+        elif name == "q":
+            label, text = "Search", f"“{value}”"
+        elif isinstance(value, list | tuple) and hasattr(field, "choices"):
+            choices = dict(field.choices)
+            text = ", ".join(str(choices.get(item, item)) for item in value)
+        elif isinstance(value, list | tuple):
+            text = ", ".join(str(item) for item in value)
+            if name == "skills" and form.cleaned_data.get("skills_mode") == "all":
+                text += " (all of them)"
+        elif isinstance(value, slice):
+            low, high = value.start, value.stop
+            low = low.date() if hasattr(low, "date") else low
+            high = high.date() if hasattr(high, "date") else high
+            text = f"{low or '…'} – {high or '…'}"
+        elif value is True:
+            text = "yes"
+        elif hasattr(field, "choices") and not isinstance(value, bool):
+            text = str(dict(field.choices).get(value, value))
+        else:
+            text = str(value)
+        described.append((label, text))
+    return described
 
 
 def saved_search_delete(*, saved_search: SavedSearch) -> None:

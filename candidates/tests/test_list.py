@@ -359,3 +359,105 @@ def test_saved_search_queryset_finds_what_the_list_finds(org, recruiter_user, in
         )
     with in_org():
         assert [c.pk for c in saved_search_queryset(saved_search=saved)] == [wanted.pk]
+
+
+# --- changing a saved search on the list ---
+
+
+def _saved(org, owner, name="Berliners", query=None):
+    with scopes_disabled():
+        return SavedSearch.objects.create(
+            organization=org, owner=owner, name=name, query=query or {"city": ["Berlin"]}
+        )
+
+
+def test_saved_search_editing_shows_the_banner_and_keeps_the_marker_in_the_filters(
+    recruiter_client, org, recruiter_user
+):
+    saved = _saved(org, recruiter_user)
+    paris = CandidateFactory(organization=org, city="Paris")
+
+    unchanged = recruiter_client.get(_url(org), {"city": "Berlin", "editing": saved.pk})
+    changed = recruiter_client.get(_url(org), {"city": "Paris", "editing": saved.pk})
+
+    body = unchanged.content.decode()
+    assert unchanged.context["editing"] == saved
+    assert unchanged.context["editing_changed"] is False
+    assert "Changing the saved search “Berliners”" in body
+    assert f'<input type="hidden" name="editing" value="{saved.pk}">' in body
+    assert changed.context["editing_changed"] is True
+    assert changed.context["editing_query"] == "city=Paris"
+    assert _ids(unchanged) == []
+    assert _ids(changed) == [paris.pk]
+
+
+def test_saved_search_editing_someone_elses_search_is_ignored(
+    recruiter_client, org, admin_user, viewer_client
+):
+    saved = _saved(org, admin_user)
+
+    response = recruiter_client.get(_url(org), {"city": "Paris", "editing": saved.pk})
+
+    assert response.status_code == 200
+    assert response.context["editing"] is None
+    assert "Changing the saved search" not in response.content.decode()
+    assert viewer_client.get(_url(org), {"editing": saved.pk}).context["editing"] is None
+
+
+def test_saved_search_save_changes_replaces_the_filters(recruiter_client, org, recruiter_user):
+    saved = _saved(org, recruiter_user)
+    url = reverse("candidates:saved_search_save_changes", args=[org.slug, saved.pk])
+
+    response = recruiter_client.post(
+        url, {"query": "city=Paris&skills=Go&editing=99&after=x,1"}, follow=True
+    )
+
+    with scopes_disabled():
+        saved.refresh_from_db()
+    assert saved.query == {"city": ["Paris"], "skills": ["Go"]}
+    assert "Search “Berliners” updated." in response.content.decode()
+    assert response.redirect_chain[-1][0].endswith("?city=Paris&skills=Go")
+
+
+def test_saved_search_save_changes_is_only_for_its_owner(
+    recruiter_client, viewer_client, org, admin_user, outsider_client
+):
+    saved = _saved(org, admin_user)
+    url = reverse("candidates:saved_search_save_changes", args=[org.slug, saved.pk])
+
+    assert recruiter_client.post(url, {"query": "city=Paris"}).status_code == 404
+    assert viewer_client.post(url, {"query": "city=Paris"}).status_code == 403
+    assert outsider_client.post(url, {"query": "city=Paris"}).status_code == 404
+    assert recruiter_client.get(url).status_code == 405
+    with scopes_disabled():
+        saved.refresh_from_db()
+    assert saved.query == {"city": ["Berlin"]}
+
+
+def test_saved_search_describe_puts_the_filters_in_words(org, recruiter_user, in_org):
+    from candidates.services.saved_searches import saved_search_describe
+
+    saved = _saved(
+        org,
+        recruiter_user,
+        query={
+            "q": ["rust"],
+            "skills": ["Go, Python"],
+            "skills_mode": ["all"],
+            "status": ["active", "not_now"],
+            "seniority": ["senior"],
+            "has_resume": ["false"],
+            "sort": ["name"],
+        },
+    )
+
+    with in_org():
+        described = saved_search_describe(saved_search=saved)
+
+    assert described == [
+        ("Search", "“rust”"),
+        ("Skills", "go, python (all of them)"),
+        ("Status", "Active, Not now"),
+        ("Seniority", "Senior"),
+        ("Resume", "no resume"),
+    ]

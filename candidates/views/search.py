@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
-from candidates.filters import PAGING_PARAMS, CandidateFilterSet
+from candidates.filters import EDITING_PARAM, PAGING_PARAMS, CandidateFilterSet
 from candidates.forms import BulkArgumentsForm, BulkSelectionForm, SavedSearchForm
-from candidates.models import Candidate
-from candidates.panels import BULK_DESTINATIONS
+from candidates.models import Candidate, SavedSearch
+from candidates.panels import BULK_DESTINATIONS, SAVED_SEARCH_EDITING_PANELS
 from candidates.search import (
     SORTS,
     count_capped,
@@ -41,6 +41,7 @@ from candidates.services.saved_searches import (
 from candidates.services.saved_searches import (
     saved_search_query_from_params,
     saved_search_querystring,
+    saved_search_update,
 )
 from crm.permissions import recruiter_required
 
@@ -94,6 +95,9 @@ def candidate_list(request, org_slug):
             " · ".join(filter(None, [candidate.current_title, candidate.current_company])), terms
         )
     filter_query = _filter_query(request.GET)
+    editing = _editing(request)
+    without_editing = request.GET.copy()
+    without_editing.pop(EDITING_PARAM, None)
     context = {
         "filterset": filterset,
         "page": page,
@@ -104,13 +108,20 @@ def candidate_list(request, org_slug):
         "total_display": f"{total:,}" if matches else count_display(total, COUNT_CAP),
         "search_bounded": bool(matches and matches.bounded),
         "rank_limit": getattr(settings, "CANDIDATE_SEARCH_RANK_LIMIT", 2000),
-        "filtered": bool(filter_query.replace("sort=", "").strip("&")) and filterset.is_bound,
+        "filtered": bool(_filter_query(without_editing).replace("sort=", "").strip("&"))
+        and filterset.is_bound,
         "organization_empty": total == 0
         and not Candidate.objects.live().filter(organization=organization).exists(),
         "filter_query": filter_query,
         "bulk_destinations": BULK_DESTINATIONS.values(),
         "saved_search_form": SavedSearchForm(initial={"query": filter_query}),
         "can_write": request.membership.can_write,
+        # Editing a saved search: the list is the live preview of its new filters.
+        "editing": editing,
+        "editing_query": _filter_query(without_editing),
+        "editing_changed": editing is not None
+        and saved_search_query_from_params(without_editing) != editing.query,
+        "saved_search_editing_panels": SAVED_SEARCH_EDITING_PANELS,
     }
     if request.htmx and request.htmx.target == "candidate-results":
         return render(request, "candidates/candidate_list.html#results", context)
@@ -122,6 +133,16 @@ def candidate_list(request, org_slug):
 
 
 # --- saved searches ---
+
+
+def _editing(request) -> SavedSearch | None:
+    """The user's saved search named by `?editing=<id>`, if any."""
+    value = request.GET.get(EDITING_PARAM, "")
+    if not value.isdigit() or len(value) > 12 or not request.membership.can_write:
+        return None
+    return SavedSearch.objects.filter(
+        organization=request.organization, owner=request.user, pk=int(value)
+    ).first()
 
 
 @require_POST
@@ -141,6 +162,24 @@ def saved_search_create(request, org_slug):
     )
     verb = "saved" if created else "updated"
     messages.success(request, f"Search “{saved_search.name}” {verb}.")
+    return redirect(_list_url(request.organization, saved_search_querystring(saved_search)))
+
+
+@require_POST
+@recruiter_required
+def saved_search_save_changes(request, org_slug, saved_search_id):
+    """Save the filters tried while editing a saved search back into it."""
+    saved_search = saved_search_get(
+        organization=request.organization, user=request.user, saved_search_id=saved_search_id
+    )
+    query = QueryDict(request.POST.get("query", "")[:4000])
+    changed = saved_search_update(
+        saved_search=saved_search, query=saved_search_query_from_params(query)
+    )
+    if changed:
+        messages.success(request, f"Search “{saved_search.name}” updated.")
+    else:
+        messages.info(request, f"Search “{saved_search.name}” was already like this.")
     return redirect(_list_url(request.organization, saved_search_querystring(saved_search)))
 
 

@@ -245,3 +245,126 @@ def test_many_unnamed_changes_re_materialise_every_smart_pool_on_commit(
 
     assert len(callbacks) == 1  # one refresh task for the one smart pool
     assert _members(smart_pool) == {c.pk for c in people}
+
+
+# --- changing the rule ---
+
+
+def test_saving_changes_to_the_saved_search_re_materialises_its_smart_pools(
+    org,
+    smart_pool,
+    saved_search,
+    make_candidates,
+    recruiter_client,
+    in_org,
+    eager_celery,
+    django_capture_on_commit_callbacks,
+):
+    lisbon = make_candidates(2, city="Lisbon")
+    porto = make_candidates(1, city="Porto")
+    with in_org():
+        services.smart_pool_refresh(pool=smart_pool)
+    url = reverse("candidates:saved_search_save_changes", args=[org.slug, saved_search.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(url, {"query": "city=Porto"})
+
+    assert response.status_code == 302
+    assert _members(smart_pool) == {porto[0].pk}
+    with scopes_disabled():
+        left = set(
+            Activity.objects.filter(kind="pool_removed").values_list("candidate_id", flat=True)
+        )
+    assert left == {c.pk for c in lisbon}
+
+
+def test_smart_pool_preview_shows_the_rule_and_a_link_to_change_it(
+    recruiter_client, org, saved_search, make_candidates
+):
+    make_candidates(1, city="Lisbon")
+
+    response = recruiter_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk},
+    )
+
+    body = response.content.decode()
+    assert response.context["rule"] == [("City", "Lisbon")]
+    assert f"?city=Lisbon&amp;editing={saved_search.pk}" in body
+
+
+def test_smart_pool_preview_for_an_admin_editing_someone_elses_smart_pool(
+    admin_client, org, smart_pool, saved_search, make_candidates
+):
+    make_candidates(3, city="Lisbon")
+
+    response = admin_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk},
+    )
+
+    assert "finds 3 candidates now" in response.content.decode()
+    assert "edit_url" not in response.context  # only its owner changes a saved search
+
+
+def test_smart_pool_impact_counts_who_would_join_and_leave(
+    recruiter_client, org, smart_pool, saved_search, make_candidates, add, in_org
+):
+    lisbon = make_candidates(2, city="Lisbon", seniority="junior")
+    make_candidates(3, city="Porto", seniority="senior")
+    by_hand = make_candidates(1, city="Faro")
+    with in_org():
+        services.smart_pool_refresh(pool=smart_pool)
+    add(smart_pool, by_hand)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=lisbon[0].pk).update(seniority="senior")
+
+    response = recruiter_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk, "impact": "1", "query": "seniority=senior"},
+    )
+
+    (impact,) = response.context["impacts"]
+    # Lisbon's senior stays; the three Porto seniors join; the junior from Lisbon leaves; the
+    # one added by hand stays whatever the rule.
+    assert (impact.pool, impact.size, impact.matching, impact.joining, impact.leaving) == (
+        smart_pool,
+        3,
+        4,
+        3,
+        1,
+    )
+    assert "saving would bring in" in response.content.decode()
+
+
+def test_smart_pool_impact_of_someone_elses_private_pool_is_not_shown(
+    admin_client, org, recruiter_user, saved_search, make_candidates
+):
+    PoolFactory(
+        organization=org,
+        owner=recruiter_user,
+        kind=Pool.Kind.SMART,
+        saved_search=saved_search,
+        visibility=Pool.Visibility.OWNER,
+    )
+
+    response = admin_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk, "impact": "1", "query": "city=Porto"},
+    )
+
+    assert response.status_code == 200
+    assert response.content.decode().strip() == ""
+
+
+def test_candidate_list_banner_loads_the_smart_pool_impact(
+    recruiter_client, org, smart_pool, saved_search
+):
+    response = recruiter_client.get(
+        reverse("candidates:list", kwargs={"org_slug": org.slug}),
+        {"city": "Porto", "editing": saved_search.pk},
+    )
+
+    body = response.content.decode()
+    assert "smart-impact" in body
+    assert f"saved_search={saved_search.pk}&amp;query=city%3DPorto&amp;impact=1" in body
