@@ -55,6 +55,11 @@ urlpatterns = [
         sequences.step_preview,
         name="step_preview",
     ),
+    path(
+        "<int:campaign_id>/steps/<int:step_id>/test/",
+        sequences.step_test_send,
+        name="step_test_send",
+    ),
     path("<int:campaign_id>/pause/", sequences.campaign_pause, name="pause"),
     path("<int:campaign_id>/resume/", sequences.campaign_resume, name="resume"),
     path(

@@ -140,8 +140,11 @@ def email_send_test(
     body_markdown: str,
     candidate=None,
     campaign: Campaign | None = None,
+    step=None,
 ) -> Message:
-    """Queue the preview as a real email to the user (through the outbox, marked as a test)."""
+    """Queue the preview as a real email to the user (through the outbox, marked as a test;
+    it shows in the campaign's "Sent emails" with a Test badge). `step`: the sequence step
+    tested (default: the campaign's first)."""
     built, problems = email_preview(
         organization=organization,
         user=user,
@@ -158,7 +161,7 @@ def email_send_test(
         message = Message.objects.create(
             organization=organization,
             campaign=campaign,
-            step=campaign.steps.order_by("position").first() if campaign else None,
+            step=step or (campaign.steps.order_by("position").first() if campaign else None),
             is_test=True,
             to_email=user.email,
             from_email=sender.from_email,

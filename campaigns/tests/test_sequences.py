@@ -808,6 +808,82 @@ def test_step_preview_shows_the_email_with_sample_values(viewer_client, recruite
     assert viewer_client.get(url("step_preview", org, campaign.pk, task.pk)).status_code == 404
 
 
+def test_step_preview_as_a_real_candidate_and_of_unsaved_text(
+    recruiter_client, recruiter_user, org, other_org
+):
+    grace = make_candidates(org, 1, first_name="Grace")[0]
+    outsider = make_candidates(other_org, 1, first_name="Olga")[0]
+    stranger = make_candidates(org, 1, first_name="Stan", tags=("elsewhere",))[0]
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    with scopes_disabled():
+        step = campaign.steps.get()
+    preview = url("step_preview", org, campaign.pk, step.pk)
+
+    page = recruiter_client.get(url("step_edit", org, campaign.pk, step.pk)).content.decode()
+    as_grace = recruiter_client.get(f"{preview}?candidate={grace.pk}").content.decode()
+    unsaved = recruiter_client.post(
+        preview,
+        {
+            "subject": "New subject",
+            "preheader": "",
+            "body_markdown": "Welcome aboard, {{ first_name }}!",
+            "candidate": grace.pk,
+        },
+    ).content.decode()
+    broken = recruiter_client.post(
+        preview, {"subject": "x", "body_markdown": "Hi {{ salary }}"}
+    ).content.decode()
+    # Candidates outside the audience (or the organisation) fall back to the sample values.
+    foreign = recruiter_client.get(f"{preview}?candidate={outsider.pk}").content.decode()
+    outside = recruiter_client.get(f"{preview}?candidate={stranger.pk}").content.decode()
+
+    assert f'<option value="{grace.pk}">Grace' in page and "Stan" not in page
+    assert "Hi Grace" in as_grace
+    assert "Welcome aboard, Grace!" in unsaved
+    assert "Unknown merge field “salary”" in broken
+    assert "Olga" not in foreign and "Hi Ada" in foreign
+    assert "Stan" not in outside and "Hi Ada" in outside
+
+
+def test_step_send_a_test_to_me_goes_through_the_outbox(
+    recruiter_client, recruiter_user, org, viewer_client
+):
+    grace = make_candidates(org, 1, first_name="Grace")[0]
+    campaign = make_sequence(
+        org,
+        user=recruiter_user,
+        steps=[{}, {"subject": "Second, {{ first_name }}", "body_markdown": "Step two"}],
+    )
+    with scopes_disabled():
+        second = campaign.steps.get(position=2)
+    test_url = url("step_test_send", org, campaign.pk, second.pk)
+
+    response = recruiter_client.post(test_url, {"candidate": grace.pk})
+
+    with scopes_disabled():
+        message = Message.objects.get(is_test=True)
+    assert response.status_code == 302
+    assert (message.to_email, message.subject) == (recruiter_user.email, "[Test] Second, Grace")
+    assert (message.step_id, message.campaign_id, message.enrollment_id) == (
+        second.pk,
+        campaign.pk,
+        None,
+    )
+    assert "Step two" in message.html
+    assert viewer_client.post(test_url).status_code == 403
+
+
+def test_step_edit_page_of_a_launched_sequence_says_its_steps_are_fixed(
+    recruiter_client, recruiter_user, org
+):
+    campaign, _ = launched(org, recruiter_user, [{}])
+    with scopes_disabled():
+        step = campaign.steps.get()
+    body = recruiter_client.get(url("step_edit", org, campaign.pk, step.pk)).content.decode()
+    assert "This sequence has launched: its steps are fixed" in body
+    assert "Save step" not in body and "Send a test to me" in body
+
+
 @pytest.mark.parametrize("name", ["step_edit", "step_delete", "step_move"])
 def test_step_writes_by_a_viewer_are_403(viewer_client, recruiter_user, org, in_org, name):
     campaign = make_sequence(org, user=recruiter_user, steps=[{}])

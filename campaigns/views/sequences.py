@@ -5,11 +5,13 @@ candidate."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.models import Campaign, Step
+from campaigns.forms import PreviewCandidateForm
+from campaigns.models import Campaign, Enrollment, Step
 from campaigns.selectors import (
     ENROLLMENTS_PAGE_SIZE,
     campaign_enrollment_get,
@@ -24,8 +26,9 @@ from campaigns.services import campaigns as campaign_service
 from campaigns.services import rendering
 from campaigns.services import sequences as sequence_service
 from campaigns.services import templates as template_service
-from campaigns.services.audience import audience_count
+from campaigns.services.audience import audience_count, audience_queryset
 from campaigns.views.common import email_html_response, frame_view, problems_html
+from candidates.models import Candidate
 from crm.permissions import recruiter_required
 
 
@@ -104,6 +107,27 @@ def sequence_edit(request, org_slug, campaign_id):
     return render(request, "campaigns/sequence_form.html", {"form": form, "campaign": campaign})
 
 
+def _step_preview_candidates(campaign):
+    """Whom a step's preview can be shown as: the candidates in the sequence, those a launch
+    would enroll, and the members of its auto-join pool."""
+    from pipelines.models import PoolMembership
+
+    sources = Q(pk__in=audience_queryset(campaign=campaign).values("pk")) | Q(
+        pk__in=Enrollment.objects.filter(campaign=campaign).values("candidate_id")
+    )
+    if campaign.auto_join_pool_id:
+        sources |= Q(
+            pk__in=PoolMembership.objects.filter(pool_id=campaign.auto_join_pool_id).values(
+                "candidate_id"
+            )
+        )
+    return (
+        Candidate.objects.live()
+        .filter(sources, organization_id=campaign.organization_id)
+        .order_by("last_name", "first_name", "id")
+    )
+
+
 def _step_page(request, campaign, form, step=None):
     return render(
         request,
@@ -115,6 +139,11 @@ def _step_page(request, campaign, form, step=None):
             "merge_fields": rendering.MERGE_FIELDS.values(),
             "custom_keys": template_service.custom_field_keys(organization=request.organization),
             "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
+            "preview_form": PreviewCandidateForm(
+                request.GET or None, candidates=_step_preview_candidates(campaign)
+            )
+            if step is not None and step.kind == Step.Kind.EMAIL
+            else None,
         },
     )
 
@@ -153,21 +182,62 @@ def step_edit(request, org_slug, campaign_id, step_id):
 
 
 @frame_view
+@require_http_methods(["GET", "POST"])
 def step_preview(request, org_slug, campaign_id, step_id):
-    """An email step as HTML for the preview frame on its edit page (sample values)."""
+    """An email step as HTML for the preview frame on its edit page: the saved version (GET)
+    or the editor's unsaved text (POST), with sample values or a real candidate."""
     campaign = _sequence_get(request, campaign_id)
     step = sequence_step_get(campaign=campaign, step_id=step_id)
     if step.kind != Step.Kind.EMAIL:
         raise Http404("A task step has no email.")
+    source = request.POST if request.method == "POST" else {}
+    preview_form = PreviewCandidateForm(
+        request.POST if source else request.GET, candidates=_step_preview_candidates(campaign)
+    )
+    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
     built, problems = template_service.email_preview(
         organization=request.organization,
         user=request.user,
-        subject=step.subject,
-        preheader=step.preheader,
-        body_markdown=step.body_markdown,
+        subject=source.get("subject", step.subject),
+        preheader=source.get("preheader", step.preheader),
+        body_markdown=source.get("body_markdown", step.body_markdown),
+        candidate=candidate,
         campaign=campaign,
     )
     return email_html_response(built.html if built else problems_html(problems))
+
+
+@require_POST
+@recruiter_required
+def step_test_send(request, org_slug, campaign_id, step_id):
+    """ "Send a test to me": the step's saved email, as a chosen candidate (or the samples)
+    would get it, to the recruiter's own address through the outbox."""
+    campaign = _sequence_get(request, campaign_id)
+    step = sequence_step_get(campaign=campaign, step_id=step_id)
+    if step.kind != Step.Kind.EMAIL:
+        raise Http404("A task step has no email.")
+    preview_form = PreviewCandidateForm(request.POST, candidates=_step_preview_candidates(campaign))
+    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
+    try:
+        template_service.email_send_test(
+            organization=request.organization,
+            user=request.user,
+            subject=step.subject,
+            preheader=step.preheader,
+            body_markdown=step.body_markdown,
+            candidate=candidate,
+            campaign=campaign,
+            step=step,
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request, f"A test of step {step.position} is on its way to {request.user.email}."
+        )
+    return redirect(
+        "campaigns:step_edit", org_slug=org_slug, campaign_id=campaign.pk, step_id=step.pk
+    )
 
 
 @require_POST
