@@ -4,7 +4,7 @@ Every change is recorded as an analytics.EngagementEvent and on the candidate's 
 
 from datetime import date
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
@@ -17,28 +17,42 @@ from candidates.models import Activity, Candidate
 from candidates.services.activities import activity_record
 from crm.models import Organization
 
+# What the candidate-facing pages and services read of a candidate (anything else would be
+# loaded on access): fewer columns to compile, send and convert on every one-click unsubscribe.
+_PAGE_FIELDS = (
+    "organization",
+    "first_name",
+    "email",
+    "current_title",
+    "city",
+    "merged_into",
+)
+
 
 def candidate_from_token(token: str) -> tuple[Organization, Candidate, int] | None:
     """(organisation, candidate, message id) named by a candidate-link token, or None for a
-    forged, expired or foreign token, or a candidate that no longer exists."""
+    forged, expired or foreign token, or a candidate that no longer exists. One query: the
+    organisation comes with the candidate."""
     content = tokens.token_read(token, salt=tokens.CANDIDATE_SALT)
     if content is None or not content.candidate_id:
         return None
     with scopes_disabled():
-        organization = Organization.objects.filter(pk=content.organization_id).first()
-        candidate = Candidate.objects.filter(
+        candidates = Candidate.objects.select_related("organization").only(
+            *_PAGE_FIELDS, *(f"organization__{f.name}" for f in Organization._meta.concrete_fields)
+        )
+        candidate = candidates.filter(
             organization_id=content.organization_id, pk=content.candidate_id
         ).first()
         # A profile merged into another one: its links act for the surviving profile.
         for _ in range(20):
             if candidate is None or candidate.merged_into_id is None:
                 break
-            candidate = Candidate.objects.filter(
+            candidate = candidates.filter(
                 organization_id=content.organization_id, pk=candidate.merged_into_id
             ).first()
-    if organization is None or candidate is None:
+    if candidate is None:
         return None
-    return organization, candidate, content.message_id
+    return candidate.organization, candidate, content.message_id
 
 
 def preference_for(*, candidate: Candidate) -> CandidateEmailPreference:
@@ -48,31 +62,61 @@ def preference_for(*, candidate: Candidate) -> CandidateEmailPreference:
     return preference
 
 
+def candidate_is_unsubscribed(*, candidate: Candidate) -> bool:
+    """Read only: a page shown on GET must not create the preference row."""
+    return CandidateEmailPreference.objects.filter(
+        candidate=candidate, unsubscribed_at__isnull=False
+    ).exists()
+
+
 def _message(candidate: Candidate, message_id: int) -> Message | None:
     if not message_id:
         return None
-    return Message.objects.filter(
-        organization_id=candidate.organization_id, candidate=candidate, pk=message_id
-    ).first()
+    return (
+        Message.objects.filter(
+            organization_id=candidate.organization_id, candidate=candidate, pk=message_id
+        )
+        .select_related("campaign")
+        .only("pk", "unsubscribed_at", "campaign", "campaign__name")
+        .first()
+    )
+
+
+# Set `unsubscribed_at` unless it is set already, creating the row if there is none, in one
+# statement; it returns a row only when it changed something. The row lock it takes holds
+# until the commit, so of two concurrent unsubscribes only one gets a row.
+_UNSUBSCRIBE_SQL = """
+INSERT INTO campaigns_candidateemailpreference AS p
+    (organization_id, candidate_id, opted_out_topics, unsubscribed_at, updated_at)
+VALUES (%s, %s, '{}', %s, %s)
+ON CONFLICT (candidate_id) DO UPDATE
+    SET unsubscribed_at = EXCLUDED.unsubscribed_at, updated_at = EXCLUDED.updated_at
+    WHERE p.unsubscribed_at IS NULL
+RETURNING p.id
+"""
 
 
 @transaction.atomic
 def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: str) -> bool:
     """Unsubscribe from all campaign email. Returns False when already unsubscribed (nothing
     changes twice). Stops the candidate's active enrollments."""
-    preference = CandidateEmailPreference.objects.select_for_update().filter(
-        candidate=candidate
-    ).first() or preference_for(candidate=candidate)
-    if preference.unsubscribed_at is not None:
-        return False
     now = timezone.now()
-    preference.unsubscribed_at = now
-    preference.save(update_fields=["unsubscribed_at", "updated_at"])
+    with connection.cursor() as cursor:
+        cursor.execute(_UNSUBSCRIBE_SQL, [candidate.organization_id, candidate.pk, now, now])
+        if cursor.fetchone() is None:
+            return False
     if candidate.email:
-        Suppression.objects.get_or_create(
-            organization_id=candidate.organization_id,
-            email=candidate.email.lower(),
-            defaults={"reason": Suppression.Reason.UNSUBSCRIBED, "detail": source},
+        # An existing suppression of that address (a bounce, an earlier unsubscribe) stays.
+        Suppression.objects.bulk_create(
+            [
+                Suppression(
+                    organization_id=candidate.organization_id,
+                    email=candidate.email.lower(),
+                    reason=Suppression.Reason.UNSUBSCRIBED,
+                    detail=source,
+                )
+            ],
+            ignore_conflicts=True,
         )
     enrollments_stop_for_candidates(
         organization_id=candidate.organization_id,
@@ -81,8 +125,9 @@ def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: 
     )
     message = _message(candidate, message_id)
     if message is not None and message.unsubscribed_at is None:
-        message.unsubscribed_at = now
-        message.save(update_fields=["unsubscribed_at"])
+        Message.objects.filter(pk=message.pk, unsubscribed_at__isnull=True).update(
+            unsubscribed_at=now
+        )
     engagement_event_record(
         organization_id=candidate.organization_id,
         kind="unsubscribed",

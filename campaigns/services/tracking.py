@@ -152,21 +152,33 @@ class ClickOutcome:
     is_trap: bool = False
 
 
+# The message's links, only if the token's organisation and candidate are the message's
+# (tenant scoping by construction: the WHERE clause names all three). Plain SQL: the ORM
+# would spend ~0.5 ms of CPU compiling this one-row query on every click of a burst.
+_LINKS_SQL = (
+    "SELECT links FROM campaigns_message WHERE id = %s AND organization_id = %s "
+    "AND candidate_id = %s"
+)
+
+
+def _message_links(content: tokens.LinkToken) -> list | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LINKS_SQL, [content.message_id, content.organization_id, content.candidate_id]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    links = row[0]
+    return json.loads(links) if isinstance(links, str) else links
+
+
 def click_record(*, token: str, user_agent: str, ip: str = "") -> ClickOutcome | None:
     """Where to send the click (buffering the event), or None for a bad token or link."""
     content = tokens.token_read(token, salt=tokens.CLICK_SALT)
     if content is None or not content.message_id:
         return None
-    with scopes_disabled():
-        links = (
-            Message.objects.filter(
-                pk=content.message_id,
-                organization_id=content.organization_id,
-                candidate_id=content.candidate_id,
-            )
-            .values_list("links", flat=True)
-            .first()
-        )
+    links = _message_links(content)
     if links is None:
         return None
     index = content.link_index

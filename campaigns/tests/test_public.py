@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -123,6 +124,99 @@ def test_unsubscribe_get_and_head_never_change_state(sent_message, method):
         body = response.content.decode()
         assert "Acme Talent" in body
         assert 'name="List-Unsubscribe" value="One-Click"' in body
+
+
+def test_unsubscribe_get_creates_no_preference_row(sent_message):
+    Client().get(_unsubscribe_url(sent_message))
+    with scopes_disabled():
+        assert CandidateEmailPreference.objects.count() == 0
+
+
+def test_one_click_post_skips_sessions_but_keeps_the_page_headers(sent_message, cookieless):
+    response = cookieless.post(
+        _unsubscribe_url(sent_message),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    assert not hasattr(response.wsgi_request, "user")  # answered before sessions and auth
+    assert settings.SESSION_COOKIE_NAME not in response.cookies
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Content-Length"] == str(len(response.content))
+
+
+def test_one_click_post_takes_a_bounded_number_of_queries(
+    sent_message, cookieless, django_assert_max_num_queries
+):
+    # The candidate with its organisation, the preference, the suppression, active
+    # enrollments, the message, its update, the event, the timeline entry (and savepoints).
+    with django_assert_max_num_queries(11):
+        response = cookieless.post(
+            _unsubscribe_url(sent_message), {"List-Unsubscribe": "One-Click"}
+        )
+    assert response.status_code == 200
+
+
+def test_one_click_without_cookies_then_resubscribe_from_the_page(sent_message, cookieless):
+    """The confirmation page's Resubscribe form posts to a CSRF-protected view: the fast path
+    still sets the CSRF cookie that goes with the form's token."""
+    url = _unsubscribe_url(sent_message)
+    page = cookieless.post(url, {"List-Unsubscribe": "One-Click"})
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
+    token = url.split("/")[3]
+    response = cookieless.post(
+        reverse("campaigns_public:resubscribe", args=[token]), {"csrfmiddlewaretoken": csrf}
+    )
+    assert response.status_code == 302
+    assert _state(sent_message)[:2] == (None, 0)
+
+
+def test_confirm_in_the_browser_then_resubscribe_keeps_the_csrf_cookie(sent_message):
+    browser = Client(enforce_csrf_checks=True)
+    url = _unsubscribe_url(sent_message)
+    token = url.split("/")[3]
+    browser.get(reverse("campaigns_public:preferences", args=[token]))  # sets the CSRF cookie
+    cookie = browser.cookies[settings.CSRF_COOKIE_NAME].value
+    page = browser.post(url, {"List-Unsubscribe": "One-Click"})
+    assert browser.cookies[settings.CSRF_COOKIE_NAME].value == cookie
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
+    response = browser.post(
+        reverse("campaigns_public:resubscribe", args=[token]), {"csrfmiddlewaretoken": csrf}
+    )
+    assert response.status_code == 302
+    assert _state(sent_message)[0] is None
+
+
+def test_resubscribe_without_a_csrf_token_is_refused(sent_message, cookieless):
+    url = _unsubscribe_url(sent_message)
+    cookieless.post(url, {"List-Unsubscribe": "One-Click"})
+    response = cookieless.post(reverse("campaigns_public:resubscribe", args=[url.split("/")[3]]))
+    assert response.status_code == 403
+    assert _state(sent_message)[0] is not None
+
+
+def test_unsubscribe_keeps_topics_and_an_earlier_suppression(sent_message, cookieless, in_org):
+    with in_org():
+        candidate = Candidate.objects.get(pk=sent_message.candidate_id)
+        CandidateEmailPreference.objects.create(
+            organization_id=candidate.organization_id,
+            candidate=candidate,
+            opted_out_topics=["events"],
+        )
+        Suppression.objects.create(
+            organization_id=candidate.organization_id,
+            email=candidate.email.lower(),
+            reason=Suppression.Reason.BOUNCED,
+        )
+    response = cookieless.post(_unsubscribe_url(sent_message), {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    with in_org():
+        preference = CandidateEmailPreference.objects.get()
+        reasons = list(Suppression.objects.values_list("reason", flat=True))
+    assert preference.unsubscribed_at is not None
+    assert preference.opted_out_topics == ["events"]
+    assert reasons == [Suppression.Reason.BOUNCED]
 
 
 def test_resubscribe_undoes_the_unsubscribe(sent_message, client):

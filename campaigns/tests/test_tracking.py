@@ -346,3 +346,26 @@ def test_tracking_paths_skip_sessions_and_the_rest_of_the_stack(sent, client):
     assert "Set-Cookie" not in response
     assert "Content-Security-Policy" not in response
     assert not hasattr(response.wsgi_request, "user")
+
+
+def test_click_token_naming_another_organisation_cannot_reach_the_message(sent, client, other_org):
+    _, messages = sent
+    forged = tokens.token_make(
+        salt=tokens.CLICK_SALT,
+        organization_id=other_org.pk,
+        candidate_id=messages[0].candidate_id,
+        message_id=messages[0].pk,
+    )
+    response = client.get(f"/e/c/{forged}/", headers={"user-agent": HUMAN})
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert tracking.buffered_count() == 0
+
+
+def test_tracking_answers_carry_their_length(sent, client):
+    _, messages = sent
+    pixel = client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    click = client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    assert pixel["Content-Length"] == str(len(pixel.content))
+    assert click.status_code == 302
+    assert click["Content-Length"] == "0"

@@ -39,20 +39,21 @@ def unsubscribe(request, token):
     if request.method == "POST" and request.POST.get("List-Unsubscribe") != "One-Click":
         return HttpResponseBadRequest("Expected List-Unsubscribe=One-Click.")
     with scope(organization=organization):
-        just_unsubscribed = False
         if request.method == "POST":
-            just_unsubscribed = preference_service.candidate_unsubscribe(
+            preference_service.candidate_unsubscribe(
                 candidate=candidate, message_id=message_id, source="one-click"
             )
-        preference = preference_service.preference_for(candidate=candidate)
+            unsubscribed = True  # now, or already before
+        else:
+            unsubscribed = preference_service.candidate_is_unsubscribed(candidate=candidate)
         return render(
             request,
             "campaigns/public/unsubscribe.html",
             {
                 "organization": organization,
                 "token": token,
-                "unsubscribed": preference.unsubscribed_at is not None,
-                "just_unsubscribed": just_unsubscribed or request.method == "POST",
+                "unsubscribed": unsubscribed,
+                "just_unsubscribed": request.method == "POST",
             },
         )
 
