@@ -243,6 +243,25 @@ def import_job_get(*, organization, job_id: int) -> Job:
     return get_object_or_404(Job, organization=organization, pk=job_id, kind=Job.Kind.IMPORT)
 
 
+def import_failed_rows(*, job: Job, limit: int) -> list:
+    """The first failed rows of an import, each with `summary`: its non-empty cells in the
+    file's column order, joined."""
+    from candidates.models import ImportRowError
+
+    headers = (job.params.get("file") or {}).get("headers") or []
+    rows = list(
+        ImportRowError.objects.filter(organization_id=job.organization_id, job=job).order_by(
+            "row_number"
+        )[:limit]
+    )
+    for row in rows:
+        data = row.data or {}
+        ordered = [data[header] for header in headers if header in data] or list(data.values())
+        values = [str(value) for value in ordered if str(value).strip()]
+        row.summary = " · ".join(values)[:200]
+    return rows
+
+
 def import_jobs_recent(*, organization, limit: int = 5) -> list[Job]:
     return list(
         Job.objects.filter(organization=organization, kind=Job.Kind.IMPORT)

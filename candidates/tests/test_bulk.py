@@ -314,6 +314,20 @@ def test_bulk_task_works_in_batches_and_finishes(org, recruiter_user, settings):
     assert sorted(_activities(Activity.Kind.TAGGED)) == sorted(c.pk for c in chosen)
 
 
+def test_bulk_job_page_reports_the_outcome(org, recruiter_user, recruiter_client):
+    _candidates(org, 2, city="Berlin", tags=["batch"])
+    fresh = _candidates(org, 1, city="Berlin")
+    job = _job(org, recruiter_user, "tag", {"tags": ["batch"]}, {"query": "city=Berlin"}, 3)
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    page = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+
+    body = page.content.decode()
+    assert "<strong>1</strong> candidate changed" in body
+    assert "2 already had it" in body
+    assert _fresh(fresh[0]).tags == ["batch"]
+
+
 def test_bulk_task_resumes_after_the_stored_cursor(org, recruiter_user, settings):
     settings.CANDIDATE_BULK_BATCH_SIZE = 2
     chosen = sorted(_candidates(org, 5), key=lambda c: c.pk)

@@ -187,7 +187,9 @@ def test_duplicates_scan_uses_the_same_few_queries_for_any_number_of_candidates(
     assert len(_pairs(other_org)) == 20
 
 
-def test_duplicates_scan_task_records_its_result_on_the_job(org, people, recruiter_user):
+def test_duplicates_scan_task_records_its_result_on_the_job(
+    org, people, recruiter_user, recruiter_client
+):
     with scopes_disabled():
         job = Job.objects.create(
             organization=org, kind=Job.Kind.DUPLICATE_SCAN, status=Job.Status.QUEUED, total=1
@@ -199,6 +201,8 @@ def test_duplicates_scan_task_records_its_result_on_the_job(org, people, recruit
         job.refresh_from_db()
     assert job.status == Job.Status.DONE
     assert job.result == {"new or updated suggestions": 3, "open suggestions": 3}
+    page = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+    assert "<strong>3</strong> possible duplicates to review." in page.content.decode()
 
 
 def test_duplicates_scan_all_queues_one_scan_per_organisation(org, other_org, monkeypatch):

@@ -127,8 +127,10 @@ def test_export_large_selection_runs_as_a_job_with_a_download(
     assert job.processed == 2
     assert job.result == {"rows": 2, "format": "CSV"}
     assert job.params["output_name"].startswith("candidates-")
-    page = recruiter_client.get(response["Location"])
-    assert reverse("candidates:job_download", args=[org.slug, job.pk]) in page.content.decode()
+    page = recruiter_client.get(response["Location"]).content.decode()
+    assert reverse("candidates:job_download", args=[org.slug, job.pk]) in page
+    assert "<strong>2</strong> candidates exported as CSV." in page
+    assert "Download the export" in page
     download = recruiter_client.get(reverse("candidates:job_download", args=[org.slug, job.pk]))
     assert download.status_code == 200
     assert job.params["output_name"] in download["Content-Disposition"]

@@ -779,6 +779,49 @@ def test_import_failed_rows_download(org, recruiter_client, recruiter_user):
     assert b"not a valid email address" in b"".join(response.streaming_content)
 
 
+def test_import_summary_lists_outcome_failed_rows_and_their_file(
+    org, recruiter_client, recruiter_user
+):
+    content = (
+        HEADER
+        + "Ada,Lovelace,ada@example.com,,\n"
+        + "".join(f"Bad{i},Row,nope{i},,\n" for i in range(12))
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    response = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+
+    body = response.content.decode()
+    assert response.context["import_outcome"] == [
+        ("Created", 1, "text-success"),
+        ("Updated", 0, ""),
+        ("Skipped", 0, "text-body-secondary"),
+        ("Failed", 12, "text-danger"),
+    ]
+    rows = response.context["failed_rows"]
+    assert [row.row_number for row in rows] == list(range(3, 13))
+    assert rows[0].summary == "Bad0 · Row · nope0"
+    assert "“nope0” is not a valid email address." in body
+    assert "The first 10 of 12" in body
+    assert "Download the failed rows with their reasons (CSV)" in body
+    assert "Continue the import" not in body
+
+
+def test_import_summary_of_a_stopped_import_offers_to_continue_to_writers_only(
+    org, recruiter_client, viewer_client, recruiter_user
+):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED, error="The import stopped unexpectedly."
+        )
+    url = reverse("candidates:job_detail", args=[org.slug, job.pk])
+    resume = reverse("candidates:import_resume", args=[org.slug, job.pk])
+
+    assert f'action="{resume}"' in recruiter_client.get(url).content.decode()
+    assert f'action="{resume}"' not in viewer_client.get(url).content.decode()
+
+
 def test_import_viewer_is_forbidden(org, viewer_client, recruiter_user):
     job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
     urls = [
