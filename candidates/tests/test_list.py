@@ -70,6 +70,14 @@ def test_list_empty_organisation_shows_no_candidates_yet(recruiter_client, org):
     assert reverse("candidates:new", args=[org.slug]) in body
 
 
+def test_list_links_to_the_duplicates_review(viewer_client, org):
+    CandidateFactory(organization=org)
+
+    body = viewer_client.get(_url(org)).content.decode()
+
+    assert f'href="{reverse("candidates:duplicates", args=[org.slug])}"' in body
+
+
 def test_list_no_matches_shows_clear_filters(recruiter_client, org):
     CandidateFactory(organization=org, city="London")
     response = recruiter_client.get(_url(org), {"city": "Lisbon"})
