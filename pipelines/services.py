@@ -6,7 +6,7 @@ who leave, whatever their number, and one bulk write of their timeline entries.
 """
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -676,10 +676,41 @@ def follow_up_complete(*, follow_up: FollowUp, actor: User | None) -> FollowUp:
     return follow_up
 
 
-def follow_up_reschedule(*, follow_up: FollowUp, due_on: date) -> FollowUp:
-    follow_up.due_on = due_on
-    follow_up.save(update_fields=["due_on"])
+# "Later" choices on a follow-up: how many days to push it by.
+FOLLOW_UP_SNOOZE_DAYS = {1: "Tomorrow", 7: "In a week", 30: "In a month"}
+
+
+def follow_up_update(
+    *, follow_up: FollowUp, due_on: date, note: str, owner: User | None, actor: User | None
+) -> FollowUp:
+    """Change a follow-up's date, note or owner; a new date goes on the candidate's
+    timeline."""
+    moved = due_on != follow_up.due_on
+    with transaction.atomic():
+        follow_up.due_on, follow_up.note, follow_up.owner = due_on, note, owner
+        follow_up.save(update_fields=["due_on", "note", "owner"])
+        if moved:
+            activity_record(
+                candidate=follow_up.candidate,
+                kind=Activity.Kind.FOLLOW_UP,
+                summary=f"Follow-up moved to {due_on:%-d %b %Y}" + (f": {note}" if note else ""),
+                actor=actor,
+                data={"follow_up_id": follow_up.pk, "due_on": due_on.isoformat()},
+            )
     return follow_up
+
+
+def follow_up_snooze(
+    *, follow_up: FollowUp, days: int, today: date, actor: User | None
+) -> FollowUp:
+    """Push a follow-up `days` later: from today when it is due or overdue, from its date
+    when it is still ahead."""
+    if days not in FOLLOW_UP_SNOOZE_DAYS:
+        raise ValidationError("Choose when to be reminded again.")
+    due_on = max(follow_up.due_on, today) + timedelta(days=days)
+    return follow_up_update(
+        follow_up=follow_up, due_on=due_on, note=follow_up.note, owner=follow_up.owner, actor=actor
+    )
 
 
 def organization_local_now(*, organization: Organization, now: datetime | None = None):

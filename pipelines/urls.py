@@ -74,4 +74,6 @@ urlpatterns = [
         name="follow_up_create",
     ),
     path("follow-ups/<int:follow_up_id>/done/", views.follow_up_done, name="follow_up_done"),
+    path("follow-ups/<int:follow_up_id>/edit/", views.follow_up_edit, name="follow_up_edit"),
+    path("follow-ups/<int:follow_up_id>/later/", views.follow_up_later, name="follow_up_later"),
 ]

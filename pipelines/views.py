@@ -621,6 +621,7 @@ def follow_ups(request, org_slug):
         "views": FOLLOW_UP_VIEWS,
         "today": today,
         "total": sum(len(items) for items in groups.values()),
+        "snooze_choices": services.FOLLOW_UP_SNOOZE_DAYS.items(),
         "active_tab": "follow_ups",
     }
     return render(request, "pipelines/follow_ups.html", context)
@@ -663,4 +664,70 @@ def follow_up_done(request, org_slug, follow_up_id):
     services.follow_up_complete(follow_up=follow_up, actor=request.user)
     messages.success(request, f"Follow-up with {follow_up.candidate.full_name} marked as done.")
     fallback = reverse("pipelines:follow_ups", kwargs={"org_slug": org_slug})
+    return redirect(_safe_next(request, fallback))
+
+
+@recruiter_required
+def follow_up_edit(request, org_slug, follow_up_id):
+    """Change an open follow-up's date, note or owner."""
+    follow_up = selectors.follow_up_get(
+        organization=request.organization, follow_up_id=follow_up_id
+    )
+    if follow_up.completed_at is not None:
+        messages.info(request, "That follow-up is already done.")
+        return redirect("pipelines:follow_ups", org_slug=org_slug)
+    candidate = follow_up.candidate
+    owners = candidate_owner_choices(organization=request.organization, include=follow_up.owner)
+    form = FollowUpForm(request.POST or None, owners=owners, instance=follow_up)
+    back = reverse("candidates:detail", kwargs={"org_slug": org_slug, "candidate_id": candidate.pk})
+    if request.method == "POST" and form.is_valid():
+        services.follow_up_update(
+            follow_up=selectors.follow_up_get(
+                organization=request.organization, follow_up_id=follow_up.pk
+            ),
+            due_on=form.cleaned_data["due_on"],
+            note=form.cleaned_data["note"],
+            owner=form.cleaned_data["owner"],
+            actor=request.user,
+        )
+        messages.success(
+            request,
+            f"Follow-up with {candidate.full_name} set for {form.cleaned_data['due_on']:%-d %b %Y}.",
+        )
+        return redirect(_safe_next(request, back))
+    context = {
+        "form": form,
+        "candidate": candidate,
+        "follow_up": follow_up,
+        "back_url": _safe_next(request, back),
+        "active_tab": "follow_ups",
+    }
+    return render(request, "pipelines/follow_up_form.html", context)
+
+
+@require_POST
+@recruiter_required
+def follow_up_later(request, org_slug, follow_up_id):
+    """ "Remind me later": push an open follow-up a day, a week or a month."""
+    follow_up = selectors.follow_up_get(
+        organization=request.organization, follow_up_id=follow_up_id
+    )
+    fallback = reverse("pipelines:follow_ups", kwargs={"org_slug": org_slug})
+    days = request.POST.get("days", "")
+    if follow_up.completed_at is not None:
+        messages.info(request, "That follow-up is already done.")
+    elif not days.isdigit() or int(days) not in services.FOLLOW_UP_SNOOZE_DAYS:
+        messages.error(request, "Choose when to be reminded again.")
+    else:
+        services.follow_up_snooze(
+            follow_up=follow_up,
+            days=int(days),
+            today=timezone.localdate(),
+            actor=request.user,
+        )
+        messages.success(
+            request,
+            f"Follow-up with {follow_up.candidate.full_name} moved to "
+            f"{follow_up.due_on:%-d %b %Y}.",
+        )
     return redirect(_safe_next(request, fallback))

@@ -125,6 +125,122 @@ def test_follow_up_done_viewer_is_403(viewer_client, org, make_candidates):
     )
 
 
+# --- changing a follow-up ---
+
+
+def test_follow_up_edit_moves_the_date_and_records_it(
+    recruiter_client, org, recruiter_user, admin_user, make_candidates, unscoped
+):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(
+        candidate=candidate, owner=recruiter_user, due_on=date(2030, 1, 10), note="Call"
+    )
+    edit = url("follow_up_edit", org, follow_up_id=follow_up.pk)
+
+    page = recruiter_client.get(edit)
+    response = recruiter_client.post(
+        edit + "?next=/o/acme/pools/follow-ups/",
+        {"due_on": "2030-02-01", "note": "Call after the offsite", "owner": admin_user.pk},
+    )
+
+    assert page.status_code == 200
+    assert "Change the follow-up with" in page.content.decode()
+    assert response.status_code == 302
+    assert response["Location"] == "/o/acme/pools/follow-ups/"
+    with unscoped():
+        follow_up.refresh_from_db()
+        summaries = list(
+            Activity.objects.filter(kind="follow_up").values_list("summary", flat=True)
+        )
+    assert (follow_up.due_on, follow_up.note, follow_up.owner) == (
+        date(2030, 2, 1),
+        "Call after the offsite",
+        admin_user,
+    )
+    assert summaries == ["Follow-up moved to 1 Feb 2030: Call after the offsite"]
+
+
+def test_follow_up_edit_invalid_date_shows_the_error(recruiter_client, org, make_candidates):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(candidate=candidate)
+
+    response = recruiter_client.post(
+        url("follow_up_edit", org, follow_up_id=follow_up.pk), {"due_on": "someday"}
+    )
+
+    assert response.status_code == 200
+    assert "Enter a valid date." in response.content.decode()
+
+
+def test_follow_up_edit_and_later_are_for_writers(viewer_client, org, make_candidates):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(candidate=candidate)
+
+    assert viewer_client.get(url("follow_up_edit", org, follow_up_id=follow_up.pk)).status_code == (
+        403
+    )
+    assert (
+        viewer_client.post(url("follow_up_later", org, follow_up_id=follow_up.pk), {"days": "7"})
+    ).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("due_in", "days", "expected_in"),
+    [(-5, 7, 7), (0, 1, 1), (10, 30, 40)],
+    ids=["overdue-from-today", "due-today", "ahead-from-its-date"],
+)
+def test_follow_up_later_pushes_it_from_today_or_from_its_date(
+    recruiter_client, org, recruiter_user, make_candidates, unscoped, due_in, days, expected_in
+):
+    (candidate,) = make_candidates(1)
+    today = timezone.localdate()
+    follow_up = FollowUpFactory(
+        candidate=candidate, owner=recruiter_user, due_on=today + timedelta(days=due_in)
+    )
+
+    response = recruiter_client.post(
+        url("follow_up_later", org, follow_up_id=follow_up.pk), {"days": str(days)}
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        follow_up.refresh_from_db()
+    assert follow_up.due_on == today + timedelta(days=expected_in)
+
+
+def test_follow_up_later_with_an_odd_choice_changes_nothing(
+    recruiter_client, org, make_candidates, unscoped
+):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(candidate=candidate, due_on=date(2030, 1, 10))
+
+    response = recruiter_client.post(
+        url("follow_up_later", org, follow_up_id=follow_up.pk), {"days": "365"}, follow=True
+    )
+
+    assert "Choose when to be reminded again." in response.content.decode()
+    with unscoped():
+        follow_up.refresh_from_db()
+    assert follow_up.due_on == date(2030, 1, 10)
+    assert (
+        recruiter_client.get(url("follow_up_later", org, follow_up_id=follow_up.pk)).status_code
+        == 405
+    )
+
+
+def test_my_follow_ups_offer_later_and_a_date_picker(
+    recruiter_client, org, recruiter_user, make_candidates
+):
+    (candidate,) = make_candidates(1)
+    follow_up = FollowUpFactory(candidate=candidate, owner=recruiter_user)
+
+    body = recruiter_client.get(url("follow_ups", org)).content.decode()
+
+    assert url("follow_up_later", org, follow_up_id=follow_up.pk) in body
+    assert 'name="days" value="7"' in body
+    assert url("follow_up_edit", org, follow_up_id=follow_up.pk) in body
+
+
 # --- the daily digest ---
 
 
