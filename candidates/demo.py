@@ -543,4 +543,214 @@ def seed_demo_candidates(*, organization, users, stdout) -> None:
                 occurred_at=written_at,
             )
             notes_written += 1
-    stdout.write(f"  {len(candidates)} demo candidates with {notes_written} notes.")
+    resumes = _seed_resumes(candidates=candidates, actors=actors, now=now)
+    duplicates = _seed_duplicates(organization=organization, candidates=candidates, now=now)
+    stdout.write(
+        f"  {len(candidates)} demo candidates with {notes_written} notes, {resumes} resumes "
+        f"and {duplicates} possible duplicates to review."
+    )
+
+
+# --- resumes: real PDF and Word files whose text is extracted and searchable ---
+
+UNIVERSITIES = [
+    "University of Manchester",
+    "TU München",
+    "Universidade de Lisboa",
+    "KTH Royal Institute of Technology",
+    "IIT Bombay",
+    "Sciences Po",
+    "University of Toronto",
+]
+
+
+def _resume_lines(candidate: Candidate, rng: random.Random) -> list[str]:
+    skills = candidate.skills or ["teamwork"]
+    previous = rng.choice([c for c in COMPANIES if c != candidate.current_company])
+    return [
+        candidate.full_name,
+        f"{candidate.current_title} - {candidate.city}, {candidate.country}",
+        "",
+        "Summary",
+        candidate.headline or f"{candidate.current_title} with a taste for {skills[0]}.",
+        "",
+        "Experience",
+        f"{candidate.current_title}, {candidate.current_company} (2021 - today)",
+        f"Led work on {skills[0]} and {skills[-1]}; mentored two colleagues.",
+        f"{candidate.current_title.split()[-1]}, {previous} (2017 - 2021)",
+        f"Built and ran {skills[min(1, len(skills) - 1)]} for a team of eight.",
+        "",
+        "Education",
+        f"BSc, {rng.choice(UNIVERSITIES)}",
+        "",
+        "Skills",
+        ", ".join(skills),
+    ]
+
+
+def _pdf(lines: list[str]) -> bytes:
+    """A small valid one-page PDF showing `lines` in Helvetica (Latin-1 text)."""
+
+    def escape(text: str) -> bytes:
+        text = unicodedata.normalize("NFC", text).encode("latin-1", "replace")
+        return text.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+
+    body = (
+        b"BT /F1 11 Tf 14 TL 72 760 Td "
+        + b" ".join(b"(" + escape(line) + b") Tj T*" for line in lines)
+        + b" ET"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, content in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + content + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+def _docx(lines: list[str]) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_heading(lines[0], level=1)
+    for line in lines[1:]:
+        if line in {"Summary", "Experience", "Education", "Skills"}:
+            document.add_heading(line, level=2)
+        elif line:
+            document.add_paragraph(line)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _seed_resumes(*, candidates: list[Candidate], actors, now) -> int:
+    """A dozen resumes, uploaded through the real service and read by the real extractor (in
+    process, so the demo is searchable by resume text without waiting for a worker)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from candidates.models import Attachment
+    from candidates.services.attachments import attachment_create, attachment_extract_text
+
+    rng = random.Random(SEED + 1)
+    chosen = rng.sample(candidates, k=min(12, len(candidates)))
+    for index, candidate in enumerate(chosen):
+        lines = _resume_lines(candidate, rng)
+        stem = f"{_ascii(candidate.first_name)}-{_ascii(candidate.last_name)}-cv"
+        if index % 3 == 0:
+            upload = SimpleUploadedFile(f"{stem}.pdf", _pdf(lines))
+        else:
+            upload = SimpleUploadedFile(f"{stem}.docx", _docx(lines))
+        attachment = attachment_create(
+            candidate=candidate,
+            uploaded_file=upload,
+            kind=Attachment.Kind.RESUME,
+            actor=rng.choice(actors),
+        )
+        attachment_extract_text(attachment=attachment)
+        uploaded = candidate.created_at + (now - candidate.created_at) * rng.uniform(0.05, 0.5)
+        Attachment.objects.filter(pk=attachment.pk).update(uploaded_at=uploaded)
+        Activity.objects.filter(
+            candidate=candidate,
+            kind=Activity.Kind.ATTACHMENT_ADDED,
+            data__attachment_id=attachment.pk,
+        ).update(occurred_at=uploaded)
+    return len(chosen)
+
+
+# --- duplicates: the same people entered twice, as happens after imports and events ---
+
+
+def _seed_duplicates(*, organization, candidates: list[Candidate], now) -> int:
+    """Three second profiles of existing people (same phone; a misspelt name at the same
+    company; a primary email that is the other's alternate address), then the duplicate scan
+    that flags them for review."""
+    from candidates.models import DuplicateSuggestion
+    from candidates.services.duplicates import duplicates_scan
+
+    rng = random.Random(SEED + 2)
+    with_phone = [c for c in candidates if c.phone]
+    with_alternate = [c for c in candidates if c.alternate_emails]
+    twins = []
+    if with_phone:
+        original = rng.choice(with_phone)
+        twins.append(
+            (
+                original,
+                {
+                    "first_name": original.first_name,
+                    "last_name": original.last_name,
+                    "email": f"{_ascii(original.first_name)}{rng.randint(70, 99)}@mail.example",
+                    "phone": original.phone,
+                    "source": "event",
+                    "source_detail": "Badge scan at a meetup",
+                },
+            )
+        )
+    original = rng.choice([c for c in candidates if len(c.last_name) > 4 and c.current_company])
+    twins.append(
+        (
+            original,
+            {
+                "first_name": original.first_name,
+                "last_name": original.last_name[:-2]
+                + original.last_name[-1]
+                + original.last_name[-2],
+                "email": "",
+                "current_company": original.current_company,
+                "current_title": original.current_title,
+                "source": "referral",
+                "source_detail": "Referred by a colleague",
+            },
+        )
+    )
+    if with_alternate:
+        original = rng.choice(with_alternate)
+        twins.append(
+            (
+                original,
+                {
+                    "first_name": original.first_name,
+                    "last_name": original.last_name,
+                    "email": original.alternate_emails[0],
+                    "source": "career_site",
+                    "source_detail": "Applied on the careers page",
+                },
+            )
+        )
+    for original, fields in twins:
+        twin = Candidate.objects.create(
+            organization=organization,
+            city=original.city,
+            country=original.country,
+            skills=original.skills[:2],
+            **fields,
+        )
+        joined = now - timedelta(days=rng.randint(1, 20))
+        Candidate.objects.filter(pk=twin.pk).update(created_at=joined)
+        activity_record(
+            candidate=twin,
+            kind=Activity.Kind.CREATED,
+            summary=twin.source_detail,
+            occurred_at=joined,
+        )
+    duplicates_scan(organization=organization)
+    return DuplicateSuggestion.objects.filter(
+        organization=organization, state=DuplicateSuggestion.State.OPEN
+    ).count()

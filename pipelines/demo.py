@@ -7,10 +7,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from candidates.models import Candidate, SavedSearch
+from candidates.models import Activity, Candidate, SavedSearch
 from crm.models import Role
 from pipelines import selectors, services
-from pipelines.models import HiringRole, Pool, PoolMembership
+from pipelines.models import HiringRole, Pool, PoolMembership, StageChange
 
 SEED = 20241105
 
@@ -27,7 +27,7 @@ STATIC_POOLS = [
     ),
     (
         "Design leadership bench",
-        "Senior product designers and design managers to keep warm for the 2025 design lead.",
+        "Senior product designers and design managers to keep warm for next year's design lead.",
         Pool.Color.PURPLE,
         Pool.Icon.PALETTE,
         18,
@@ -65,7 +65,8 @@ def _spread_over_stages(*, pool, actor, rng) -> None:
         target = rng.choices(range(len(stages)), weights=weights)[0]
         for stage in stages[1 : target + 1]:
             services.membership_move(membership=membership, to_stage=stage, actor=actor)
-    # Spread the dates so the board shows realistic times in stage and 30-day growth.
+    # Spread the dates so the board shows realistic times in stage and 30-day growth, and the
+    # history (stage changes and their timeline entries) happened between joining and now.
     now = timezone.now()
     for membership in memberships:
         added = now - timedelta(days=rng.randint(3, 120), hours=rng.randint(0, 23))
@@ -73,6 +74,37 @@ def _spread_over_stages(*, pool, actor, rng) -> None:
         PoolMembership.objects.filter(pk=membership.pk).update(
             added_at=added, entered_stage_at=entered
         )
+        _backdate_history(pool=pool, membership=membership, added=added, entered=entered)
+
+
+def _backdate_history(*, pool, membership, added, entered) -> None:
+    """Date a card's history as if it had been worked on since it joined: the entry at
+    `added`, each move evenly until the last one at `entered`."""
+    Activity.objects.filter(
+        organization_id=pool.organization_id,
+        candidate_id=membership.candidate_id,
+        kind=Activity.Kind.POOL_ADDED,
+        data__pool_id=pool.pk,
+    ).update(occurred_at=added)
+    changes = list(
+        StageChange.objects.filter(organization_id=pool.organization_id, membership=membership)
+        .order_by("changed_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    moves = list(
+        Activity.objects.filter(
+            organization_id=pool.organization_id,
+            candidate_id=membership.candidate_id,
+            kind=Activity.Kind.STAGE_CHANGED,
+            data__pool_id=pool.pk,
+        )
+        .order_by("occurred_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    for step, (change_id, activity_id) in enumerate(zip(changes, moves, strict=False), start=1):
+        moment = added + (entered - added) * step / len(changes)
+        StageChange.objects.filter(pk=change_id).update(changed_at=moment)
+        Activity.objects.filter(pk=activity_id).update(occurred_at=moment)
 
 
 @transaction.atomic
@@ -118,7 +150,7 @@ def seed_demo_data(*, organization, users, stdout) -> None:
     saved_search, _ = SavedSearch.objects.get_or_create(
         organization=organization,
         owner=recruiter,
-        name="Senior and lead candidates",
+        name="Senior candidates",
         defaults={"query": {"seniority": ["senior"]}},
     )
     smart = Pool.objects.create(
@@ -156,6 +188,31 @@ def seed_demo_data(*, organization, users, stdout) -> None:
         headcount=1,
         status=HiringRole.Status.PLANNED,
     )
+    # A role whose date is close and whose pool is thin: the roles page warns about it.
+    data_people = _pick(candidates, ("data",), min(4, len(candidates)), rng)
+    data_pool = services.pool_create(
+        organization=organization,
+        owner=recruiter,
+        name="Data engineers",
+        description="Data and analytics engineers for the new data platform team.",
+        color=Pool.Color.TEAL,
+        icon=Pool.Icon.LIGHTNING,
+    )
+    services.pool_add_candidates(
+        pool=data_pool, candidate_ids=[c.pk for c in data_people], actor=recruiter
+    )
+    _spread_over_stages(pool=data_pool, actor=recruiter, rng=rng)
+    services.role_save(
+        organization=organization,
+        pools=[data_pool],
+        actor=admin,
+        title="Data Engineers (new platform team)",
+        team="Data",
+        location="Berlin or remote (EU)",
+        target_date=today + timedelta(days=24),
+        headcount=3,
+        status=HiringRole.Status.OPEN,
+    )
     services.role_save(
         organization=organization,
         pools=[pools["Silver medallists"]],
@@ -191,5 +248,5 @@ def seed_demo_data(*, organization, users, stdout) -> None:
             actor=recruiter,
         )
     stdout.write(
-        f"Pipelines: {len(pools) + 2} pools, 3 roles and {len(offsets)} follow-ups created."
+        f"Pipelines: {len(pools) + 3} pools, 4 roles and {len(offsets)} follow-ups created."
     )
