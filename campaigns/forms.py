@@ -7,9 +7,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.models import EmailSettings, EmailTemplate, Message
+from campaigns.services.branding import brand_color_problem
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
-from crm.models import Organization
+from crm.models import Organization, brand_color_validator
 from pipelines.models import Pool
 from pipelines.selectors import pools_visible
 
@@ -220,6 +221,35 @@ class SenderForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["sender_email"].required = True
         self.fields["postal_address"].required = True
+
+
+class BrandingForm(forms.Form):
+    """The logo and colour of campaign emails and candidate pages (stored on the organisation
+    by services.branding, which also re-encodes the logo)."""
+
+    logo = forms.ImageField(
+        required=False,
+        help_text="PNG, JPEG, GIF or WebP, up to 2 MB. Shown at most 240×60 pixels, above every "
+        "email and on your candidates' preference pages; without one, your name is shown.",
+        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
+    )
+    remove_logo = forms.BooleanField(label="Remove the logo", required=False)
+    brand_color = forms.CharField(
+        label="Brand colour",
+        max_length=7,
+        required=False,
+        validators=[brand_color_validator],
+        widget=forms.TextInput(attrs={"placeholder": "#1f5fbf", "spellcheck": "false"}),
+        help_text="For links and the accent line of your emails, e.g. #1f5fbf. It must be dark "
+        "enough to read on white.",
+    )
+
+    def clean_brand_color(self):
+        color = self.cleaned_data["brand_color"].strip().lower()
+        problem = brand_color_problem(color) if color else ""
+        if problem:
+            raise ValidationError(problem)
+        return color
 
 
 class EmailSettingsForm(forms.ModelForm):

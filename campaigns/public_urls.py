@@ -3,7 +3,7 @@ Each is addressed by a signed token that names the organisation and the candidat
 
 from django.urls import path
 
-from campaigns.views import consent, public
+from campaigns.views import branding, consent, public
 
 app_name = "campaigns_public"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("o/<str:token>.gif", public.open_pixel, name="open"),
     path("c/<str:token>/", public.click, name="click"),
     path("k/<str:token>/", consent.consent_confirm, name="consent_confirm"),
+    path("b/<int:organization_id>/<str:key>.png", branding.logo, name="logo"),
 ]

@@ -1,5 +1,6 @@
 """Tenancy: users, organisations (the tenants), memberships with roles, invitations."""
 
+import uuid
 import zoneinfo
 
 from django.conf import settings
@@ -74,6 +75,17 @@ slug_validator = RegexValidator(
 )
 
 
+def organization_logo_upload_to(instance, filename: str) -> str:
+    """A new random name for every upload: the public logo URL carries it, so a new logo is a
+    new URL and caches never show the old one."""
+    return f"branding/{instance.pk}/{uuid.uuid4().hex}.png"
+
+
+brand_color_validator = RegexValidator(
+    r"^#[0-9a-fA-F]{6}$", "Use a colour like #1f5fbf (a # and six hexadecimal digits)."
+)
+
+
 class Organization(models.Model):
     """The tenant. Every tenant-owned row points here."""
 
@@ -91,6 +103,24 @@ class Organization(models.Model):
     )
     sender_name = models.CharField("default sender name", max_length=150, blank=True)
     sender_email = models.EmailField("default sender address", blank=True)
+    # Branding of campaign emails and candidate-facing pages (campaigns.services.branding
+    # resizes uploads to a PNG; the logo is public by nature and served at /e/b/…).
+    logo = models.ImageField(
+        upload_to=organization_logo_upload_to,
+        blank=True,
+        max_length=255,
+        width_field="logo_width",
+        height_field="logo_height",
+    )
+    logo_width = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    logo_height = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    brand_color = models.CharField(
+        "brand colour",
+        max_length=7,
+        blank=True,
+        validators=[brand_color_validator],
+        help_text="Links and the accent line of your emails and candidate pages.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

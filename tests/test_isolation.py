@@ -312,6 +312,8 @@ PUBLIC_URL_NAMES = {
     "campaigns_public:click": "click redirect, addressed by a signed token (org+message+link)",
     "campaigns_public:consent_confirm": "double opt-in page, addressed by a signed token "
     "(org+candidate+consent request)",
+    "campaigns_public:logo": "the organisation's logo, public by nature (every email shows "
+    "it), addressed by an unguessable key that changes with each upload",
     # ESP webhooks: anymail checks basic auth (ANYMAIL_WEBHOOK_SECRET) and the ESP's signature;
     # events are matched to messages by the ESP's message id, not by organisation.
     **{

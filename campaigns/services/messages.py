@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from campaigns.conf import mail_domain, site_url
-from campaigns.services import rendering, tokens
+from campaigns.services import branding, rendering, tokens
 from campaigns.services.tracking import TRAP_LINK_INDEX
 
 _HREF = re.compile(r'href="(https?://[^"]+)"')
@@ -158,17 +158,6 @@ def message_build(
             link_index=TRAP_LINK_INDEX,
         )
         trap_url = public_url("campaigns_public:click", trap_token)
-    trap_url = ""
-    if track_clicks and candidate_id:
-        # An invisible link no person can see or reach: whatever follows it is a scanner.
-        trap_token = tokens.token_make(
-            salt=tokens.CLICK_SALT,
-            organization_id=organization.pk,
-            candidate_id=candidate_id,
-            message_id=message_pk,
-            link_index=TRAP_LINK_INDEX,
-        )
-        trap_url = site_url() + reverse("campaigns_public:click", args=[trap_token])
     pixel_url = ""
     if track_opens and candidate_id:
         pixel_token = tokens.token_make(
@@ -180,6 +169,7 @@ def message_build(
         pixel_url = public_url("campaigns_public:open", pixel_token)
     layout = {
         "organization": organization,
+        "brand": branding.brand_for(organization),
         "subject": rendered.subject,
         "preheader": rendered.preheader,
         "body_html": mark_safe(body_html),  # noqa: S308 — rendered by the autoescaping sandbox

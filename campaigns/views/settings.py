@@ -3,13 +3,21 @@ Settings → Email topics."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from campaigns.forms import EmailSettingsForm, SenderForm, SendingDomainForm, TopicForm
+from campaigns.forms import (
+    BrandingForm,
+    EmailSettingsForm,
+    SenderForm,
+    SendingDomainForm,
+    TopicForm,
+)
 from campaigns.models import SendingDomain, Topic
 from campaigns.selectors import email_settings_for
+from campaigns.services import branding as branding_service
 from campaigns.services import domains as domain_service
 from campaigns.services import email_settings as settings_service
 from campaigns.services import topics as topic_service
@@ -29,14 +37,29 @@ def email_settings_edit(request, org_slug):
     data = request.POST if request.method == "POST" else None
     sender_form = SenderForm(data, instance=organization, prefix="sender")
     rules_form = EmailSettingsForm(data, instance=current, prefix="rules")
-    if data is not None and sender_form.is_valid() and rules_form.is_valid():
-        settings_service.email_settings_update(
-            organization=organization,
-            sender={n: sender_form.cleaned_data[n] for n in settings_service.SENDER_FIELDS},
-            rules=rules_form.cleaned_data,
-        )
-        messages.success(request, "Email settings saved.")
-        return redirect("campaigns:email_settings", org_slug=org_slug)
+    branding_form = BrandingForm(
+        data,
+        request.FILES if data is not None else None,
+        prefix="brand",
+        initial={"brand_color": organization.brand_color},
+    )
+    forms_valid = all([sender_form.is_valid(), rules_form.is_valid(), branding_form.is_valid()])
+    if data is not None and forms_valid:
+        try:
+            with transaction.atomic():
+                settings_service.email_settings_update(
+                    organization=organization,
+                    sender={n: sender_form.cleaned_data[n] for n in settings_service.SENDER_FIELDS},
+                    rules=rules_form.cleaned_data,
+                )
+                branding_service.organization_branding_update(
+                    organization=organization, **branding_form.cleaned_data
+                )
+        except ValidationError as error:  # the logo could not be read, or the colour
+            branding_form.add_error(None if hasattr(error, "error_dict") else "logo", error)
+        else:
+            messages.success(request, "Email settings saved.")
+            return redirect("campaigns:email_settings", org_slug=org_slug)
     organization.refresh_from_db()  # an invalid form must not show unsaved values as saved
     return render(
         request,
@@ -44,6 +67,8 @@ def email_settings_edit(request, org_slug):
         {
             "sender_form": sender_form,
             "rules_form": rules_form,
+            "branding_form": branding_form,
+            "brand": branding_service.brand_for(organization),
             "problems": settings_service.email_settings_problems(organization=organization),
             "domains": domain_service.sending_domains_status(
                 organization=organization, today=local_day(organization, timezone.now())
