@@ -29,6 +29,8 @@ from campaigns.tests.factories import make_broadcast, make_candidates
 from candidates.models import Activity, Candidate
 from crm.emails import send_transactional_email
 
+LIST_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
+
 
 @pytest.fixture
 def launched(org, recruiter_user, in_org):
@@ -181,6 +183,44 @@ def test_transactional_email_never_carries_list_headers(db):
     assert parsed["List-Unsubscribe"] is None
     assert parsed["List-Unsubscribe-Post"] is None
     assert parsed["List-Id"] is None
+
+
+def test_transactional_email_is_never_blocked_by_suppression_and_has_no_list_headers(
+    client, org, recruiter_user, admin_user, django_capture_on_commit_callbacks
+):
+    """Every transactional email the product sends — an invitation, a password reset, the
+    follow-up digest, the double opt-in confirmation — reaches an address that campaign email
+    must not reach (suppressed, unsubscribed), and none carries list headers."""
+    from django.urls import reverse
+
+    from campaigns.services.consent import consent_request_double_opt_in
+    from campaigns.services.preferences import candidate_unsubscribe
+    from crm.services import invitation_create
+    from pipelines.services import follow_up_digest_send
+    from pipelines.tests.factories import FollowUpFactory
+
+    blocked = ["new.hire@example.com", recruiter_user.email]
+    candidate = make_candidates(org, 1, email="opted.out@example.com")[0]
+    with scopes_disabled():
+        for address in [*blocked, candidate.email]:
+            Suppression.objects.create(organization=org, email=address.lower(), reason="manual")
+        candidate_unsubscribe(candidate=candidate, message_id=0, source="test")
+        FollowUpFactory(candidate=candidate, owner=recruiter_user, due_on=timezone.localdate())
+
+    with scopes_disabled(), django_capture_on_commit_callbacks(execute=True):
+        invitation_create(
+            organization=org, email=blocked[0], role="recruiter", invited_by=admin_user
+        )
+        follow_up_digest_send(organization=org, user=recruiter_user, today=timezone.localdate())
+        consent_request_double_opt_in(
+            candidate=candidate, source="Recruiter request", wording="Send me jobs."
+        )
+    client.post(reverse("account_reset_password"), {"email": recruiter_user.email})
+
+    parsed = [email.message_from_bytes(sent.message().as_bytes()) for sent in mail.outbox]
+    # the invitation, the digest, the opt-in confirmation, the password reset
+    assert [m["To"] for m in parsed] == [*blocked, candidate.email, recruiter_user.email]
+    assert [[m[h] for h in LIST_HEADERS] for m in parsed] == [[None, None, None]] * 4
 
 
 def test_send_records_events_and_timeline(launched, org, in_org):
