@@ -11,7 +11,7 @@ in the request and no open redirect. Every tracked email also carries one invisi
 classifies it and writes it in one transaction: one INSERT of EngagementEvents, one UPDATE of
 the messages' first open/click, one INSERT of timeline entries. It is crash-safe and idempotent:
 
-* the batch is moved atomically (``MULTI`` + ``LMOVE``) to a *processing* list, so a flusher
+* the batch is moved atomically (one Lua script) to a *processing* list, so a flusher
   that dies leaves its batch there, and the next flush processes that list before taking more;
 * the processing list is deleted only after the transaction committed, and every event carries
   a unique key stored with its row (``ON CONFLICT DO NOTHING``), so a batch written but not yet
@@ -281,10 +281,27 @@ def tracking_batch_claim(*, size: int = FLUSH_BATCH) -> list[bytes]:
     left = client.lrange(_processing_key(), 0, -1)
     if left:
         return left
-    pipe = client.pipeline(transaction=True)
-    for _ in range(size):
-        pipe.lmove(_buffer_key(), _processing_key(), "LEFT", "RIGHT")
-    return [item for item in pipe.execute() if item is not None]
+    return _claim_script(client)(keys=[_buffer_key(), _processing_key()], args=[size])
+
+
+# Move up to ARGV[1] events from the head of the buffer to the processing list, atomically (a
+# script runs alone in Redis): one round trip whatever the batch size. It replaces a MULTI of
+# `size` LMOVEs, which cost ~0.1 s of CPU per claim even when a few events were waiting.
+_CLAIM_LUA = """
+local events = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+for i = 1, #events, 1000 do
+    redis.call('RPUSH', KEYS[2], unpack(events, i, math.min(i + 999, #events)))
+end
+if #events > 0 then
+    redis.call('LTRIM', KEYS[1], #events, -1)
+end
+return events
+"""
+
+
+@lru_cache(maxsize=4)
+def _claim_script(client: redis.Redis):
+    return client.register_script(_CLAIM_LUA)
 
 
 def tracking_batch_ack() -> None:

@@ -129,6 +129,22 @@ def test_flush_after_a_crash_between_commit_and_ack_writes_nothing_twice(sent, c
         assert Activity.objects.filter(kind=Activity.Kind.EMAIL_CLICKED).count() == 1
 
 
+def test_claim_moves_a_large_batch_in_order_and_leaves_the_rest():
+    client = tracking._redis()
+    events = [f"event-{n}".encode() for n in range(2500)]
+    client.rpush(tracking._buffer_key(), *events)
+
+    claimed = tracking.tracking_batch_claim(size=2200)
+
+    assert claimed == events[:2200]
+    assert client.lrange(tracking._processing_key(), 0, -1) == events[:2200]
+    assert client.lrange(tracking._buffer_key(), 0, -1) == events[2200:]
+    # Until it is acknowledged, the same batch is claimed again (a dead flusher's batch).
+    assert tracking.tracking_batch_claim(size=10) == events[:2200]
+    tracking.tracking_batch_ack()
+    assert tracking.tracking_batch_claim(size=1000) == events[2200:]
+
+
 def test_flush_runs_one_at_a_time(sent, client):
     _, messages = sent
     client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
