@@ -249,6 +249,11 @@ def card_move(request, org_slug, pool_id, pool_membership_id):
             )
         except ValidationError as exc:
             error = " ".join(exc.messages)
+    elif "stage" in request.POST:
+        error = (
+            "That stage is no longer on this board (it was archived or removed). "
+            "Reload the board to see its current stages."
+        )
     else:
         error = "Choose one of this pool's stages."
     if request.htmx:

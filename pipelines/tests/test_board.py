@@ -171,8 +171,20 @@ def test_card_move_to_a_foreign_stage_fails_with_422(
     )
 
     assert response.status_code == 422
+    assert "no longer on this board" in response.content.decode()
     with unscoped():
         assert StageChange.objects.count() == 0
+
+
+def test_card_move_without_a_stage_asks_for_one(recruiter_client, org, pool, cards):
+    response = recruiter_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=cards[0].pk),
+        {},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 422
+    assert response.content.decode() == "Choose one of this pool's stages."
 
 
 def test_card_move_to_same_stage_records_nothing(
