@@ -1,37 +1,71 @@
-"""The heading of a timeline entry, written in Python: a profile shows 200 entries, and the
-template language's cost per node and per variable, times 200, was most of the page's time."""
+"""A timeline entry, written in Python: a profile shows 200 entries, and the template
+language's cost per node and per variable (and the `date`/`naturaltime` filters), times 200,
+was most of the page's time. The markup is what the template wrote; a note's entry renders
+its note with candidates/includes/note_item.html (its actions depend on the user)."""
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import naturaltime
-from django.utils.dateformat import format as date_format
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils import timezone
+from django.utils.html import conditional_escape as escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 
 from candidates.models import Activity
+from crm.dates import day_and_time, natural_time
 
 register = template.Library()
 # get_kind_display() walks all the choices on every call; a dict does not.
 KIND_LABELS = dict(Activity.Kind.choices)
+NOTE_TEMPLATE = "candidates/includes/note_item.html"
+NOW = "candidates.timeline.now"
 
 
-@register.simple_tag
-def timeline_heading(activity) -> SafeString:
-    """What happened, who did it and when — the markup the template used to write."""
-    occurred_at = template_localtime(activity.occurred_at)
+def _heading(activity, now) -> str:
+    """What happened, who did it and when."""
     actor = ""
     if activity.actor_id:
-        actor = format_html(
-            ' <span class="text-body-secondary">by {}</span>', activity.actor.display_name
+        actor = (
+            f' <span class="text-body-secondary">by {escape(activity.actor.display_name)}</span>'
         )
-    return format_html(
+    occurred_at = activity.occurred_at
+    local = template_localtime(occurred_at)
+    return (
         '<div class="d-flex flex-wrap justify-content-between gap-2">'
-        '<div><span class="fw-semibold">{}</span>{}</div>'
-        '<time class="small text-body-secondary text-nowrap" datetime="{}" title="{}">{}</time>'
-        "</div>",
-        KIND_LABELS.get(activity.kind, activity.kind),
-        actor,
-        date_format(occurred_at, "c"),
-        date_format(occurred_at, "j M Y, H:i"),
-        naturaltime(activity.occurred_at),
+        f'<div><span class="fw-semibold">{escape(KIND_LABELS.get(activity.kind, activity.kind))}'
+        f"</span>{actor}</div>"
+        f'<time class="small text-body-secondary text-nowrap" datetime="{local.isoformat()}"'
+        f' title="{escape(day_and_time(local))}">{escape(natural_time(occurred_at, now))}'
+        "</time></div>"
     )
+
+
+def _note(context, note) -> str:
+    """note_item.html for the entry's note, as `{% include … with note=… place="timeline" %}`."""
+    note_template = context.template.engine.get_template(NOTE_TEMPLATE)
+    with context.push(note=note, place="timeline"):
+        return note_template.render(context)
+
+
+@register.simple_tag(takes_context=True)
+def timeline_entry(context, activity) -> SafeString:
+    """The timeline's <li> for `activity` (`activity.icon` is set by the view)."""
+    now = context.render_context.get(NOW)
+    if now is None:
+        # One clock for the whole page: every "3 days ago" is counted from the same moment.
+        now = context.render_context[NOW] = timezone.now()
+    anchor = f' id="timeline-note-{activity.note_id}"' if activity.note_id else ""
+    parts = [
+        f'<li class="timeline-item timeline-{escape(activity.kind)}"{anchor}>\n'
+        f'<span class="timeline-icon" aria-hidden="true"><i class="bi bi-{escape(activity.icon)}">'
+        '</i></span>\n<div class="timeline-content">\n',
+        _heading(activity, now),
+        "\n",
+    ]
+    if activity.note_id:
+        parts.append(f'<div class="timeline-note mt-1">\n{_note(context, activity.note)}\n</div>\n')
+    elif activity.summary:
+        parts.append(
+            '<div class="text-body-secondary small mt-1 text-break">'
+            f"{escape(activity.summary)}</div>\n"
+        )
+    parts.append("</div>\n</li>")
+    return mark_safe("".join(parts))  # noqa: S308 (every value is escaped above)
