@@ -82,13 +82,11 @@ def _message(candidate: Candidate, message_id: int) -> Message | None:
     )
 
 
-# Set `unsubscribed_at` unless it is set already, creating the row if there is none, in one
-# statement; it returns a row only when it changed something. The row lock it takes holds
-# until the commit, so of two concurrent unsubscribes only one gets a row.
+# Set `unsubscribed_at` unless it is set already, creating the row (with the model's defaults)
+# if there is none, in one statement; it returns a row only when it changed something. The row
+# lock it takes holds until the commit, so of two concurrent unsubscribes only one gets a row.
 _UNSUBSCRIBE_SQL = """
-INSERT INTO campaigns_candidateemailpreference AS p
-    (organization_id, candidate_id, opted_out_topics, unsubscribed_at, updated_at)
-VALUES (%s, %s, '{}', %s, %s)
+INSERT INTO campaigns_candidateemailpreference AS p ({columns}) VALUES ({values})
 ON CONFLICT (candidate_id) DO UPDATE
     SET unsubscribed_at = EXCLUDED.unsubscribed_at, updated_at = EXCLUDED.updated_at
     WHERE p.unsubscribed_at IS NULL
@@ -96,15 +94,33 @@ RETURNING p.id
 """
 
 
+def _preference_unsubscribe(*, candidate: Candidate, now) -> bool:
+    """Whether this call unsubscribed the candidate (False: they were already)."""
+    new = CandidateEmailPreference(
+        organization_id=candidate.organization_id,
+        candidate_id=candidate.pk,
+        unsubscribed_at=now,
+        updated_at=now,
+    )
+    fields = [f for f in CandidateEmailPreference._meta.concrete_fields if not f.primary_key]
+    sql = _UNSUBSCRIBE_SQL.format(
+        columns=", ".join(connection.ops.quote_name(f.column) for f in fields),
+        values=", ".join(["%s"] * len(fields)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [f.get_db_prep_save(getattr(new, f.attname), connection) for f in fields]
+        )
+        return cursor.fetchone() is not None
+
+
 @transaction.atomic
 def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: str) -> bool:
     """Unsubscribe from all campaign email. Returns False when already unsubscribed (nothing
     changes twice). Stops the candidate's active enrollments."""
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(_UNSUBSCRIBE_SQL, [candidate.organization_id, candidate.pk, now, now])
-        if cursor.fetchone() is None:
-            return False
+    if not _preference_unsubscribe(candidate=candidate, now=now):
+        return False
     if candidate.email:
         # An existing suppression of that address (a bounce, an earlier unsubscribe) stays.
         Suppression.objects.bulk_create(
@@ -184,9 +200,14 @@ def candidate_preferences_update(
     pause_months: int,
     current_title: str,
     city: str,
+    frequency: str = "",
+    interested_roles: list[str] | None = None,
+    interested_locations: list[str] | None = None,
+    open_to_remote: bool = False,
 ) -> CandidateEmailPreference:
     """Save the preference centre: the topics the candidate wants (the rest are opted out),
-    an optional pause, and their current title and city."""
+    how often, an optional pause, what they are interested in (roles, places, remote) and
+    their current title and city."""
     preference = preference_for(candidate=candidate)
     offered = [topic.key for topic in topics_for(organization=candidate.organization)]
     # Archived topics are not offered: their opt-outs stay as they were.
@@ -196,7 +217,21 @@ def candidate_preferences_update(
         preference.paused_until = _add_months(timezone.localdate(), pause_months)
     elif pause_months == 0:
         preference.paused_until = None
-    preference.save(update_fields=["opted_out_topics", "paused_until", "updated_at"])
+    preference.frequency = frequency
+    preference.interested_roles = list(interested_roles or [])
+    preference.interested_locations = list(interested_locations or [])
+    preference.open_to_remote = open_to_remote
+    preference.save(
+        update_fields=[
+            "opted_out_topics",
+            "paused_until",
+            "frequency",
+            "interested_roles",
+            "interested_locations",
+            "open_to_remote",
+            "updated_at",
+        ]
+    )
     changed = {}
     if current_title != candidate.current_title:
         changed["current_title"] = current_title
@@ -216,6 +251,10 @@ def candidate_preferences_update(
             if preference.paused_until
             else None,
             "changed": sorted(changed),
+            "frequency": preference.frequency,
+            "interested_roles": preference.interested_roles,
+            "interested_locations": preference.interested_locations,
+            "open_to_remote": preference.open_to_remote,
         },
     )
     summary = "Updated email preferences"
