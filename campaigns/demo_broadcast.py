@@ -11,7 +11,14 @@ from anymail.inbound import AnymailInboundMessage
 from django.utils import timezone
 
 from analytics.services import engagement_events_record_bulk
-from campaigns.models import Campaign, DefaultTopic, Enrollment, Message, Suppression
+from campaigns.models import (
+    Campaign,
+    DefaultTopic,
+    Enrollment,
+    Message,
+    SenderProfile,
+    Suppression,
+)
 from campaigns.services.campaigns import campaign_create_broadcast, campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.preferences import candidate_unsubscribe
@@ -43,7 +50,8 @@ TEMPLATES = [
         "body_markdown": (
             "Hi {{ first_name }},\n\nIt has been a while since we last spoke. Are you still "
             "enjoying your work{% if current_company %} at {{ current_company }}{% endif %}? "
-            "If the timing is ever right, I would love to catch up.\n\n{{ recruiter.name }}"
+            "If the timing is ever right, I would love to catch up.\n\n"
+            "{{ recruiter.signature|default(recruiter.name) }}"
         ),
     },
 ]
@@ -70,6 +78,15 @@ def demo_inbound(message: Message, *, at, body: str, auto: bool = False) -> None
 
 def seed_demo_broadcast(*, organization, users, stdout) -> None:
     recruiter = users.get(Role.RECRUITER)
+    if recruiter is not None:
+        SenderProfile.objects.get_or_create(
+            organization=organization,
+            user=recruiter,
+            defaults={
+                "signature": f"{recruiter.display_name}\n{recruiter.job_title}, "
+                f"{organization.name}\nOpen roles: https://northwind.example/careers"
+            },
+        )
     templates = [
         email_template_create(organization=organization, user=recruiter, **fields)
         for fields in TEMPLATES

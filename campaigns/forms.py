@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from campaigns.models import EmailSettings, EmailTemplate, Message
+from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
 from campaigns.services.branding import brand_color_problem
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
@@ -198,12 +198,46 @@ class PreferencesForm(forms.Form):
         coerce=int,
         initial="0",
     )
+    frequency = forms.ChoiceField(
+        label="How often",
+        choices=CandidateEmailPreference.Frequency.choices,
+        required=False,
+    )
+    interested_roles = forms.CharField(
+        label="Roles you are interested in",
+        max_length=400,
+        required=False,
+        help_text="Separate them with commas, e.g. Backend engineer, Engineering manager.",
+    )
+    interested_locations = forms.CharField(
+        label="Where you would like to work",
+        max_length=400,
+        required=False,
+        help_text="Cities or regions, separated with commas.",
+    )
+    open_to_remote = forms.BooleanField(label="I am open to remote work", required=False)
     current_title = forms.CharField(label="Your current job title", max_length=200, required=False)
     city = forms.CharField(label="Where you are based (city)", max_length=100, required=False)
 
     def __init__(self, *args, topics: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["topics"].choices = topics
+
+    @staticmethod
+    def _list(value: str, name: str) -> list[str]:
+        items = list(dict.fromkeys(" ".join(part.split()) for part in value.split(",")))
+        items = [item for item in items if item]
+        if len(items) > 10:
+            raise ValidationError(f"Name at most 10 {name}.")
+        if any(len(item) > 60 for item in items):
+            raise ValidationError("Keep each one under 60 characters.")
+        return items
+
+    def clean_interested_roles(self):
+        return self._list(self.cleaned_data["interested_roles"], "roles")
+
+    def clean_interested_locations(self):
+        return self._list(self.cleaned_data["interested_locations"], "places")
 
 
 # --- settings: email sending, topics; consent -------------------------------------------------
@@ -221,6 +255,21 @@ class SenderForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["sender_email"].required = True
         self.fields["postal_address"].required = True
+
+
+class SenderProfileForm(forms.Form):
+    """How the recruiter appears in the campaign emails they send (recruiter.* merge fields)."""
+
+    name = forms.CharField(label="Your name", max_length=150)
+    job_title = forms.CharField(label="Your job title", max_length=150, required=False)
+    signature = forms.CharField(
+        label="Email signature",
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="Plain text, line breaks are kept. Campaign emails show it where they say "
+        "{{ recruiter.signature }}.",
+    )
 
 
 class BrandingForm(forms.Form):

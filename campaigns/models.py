@@ -153,6 +153,32 @@ class SendingDomain(models.Model):
         return self.domain
 
 
+class SenderProfile(models.Model):
+    """How a recruiter signs campaign emails in this organisation: the `recruiter.signature`
+    merge field of the campaigns they send (their name and title live on the user)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    signature = models.TextField(
+        blank=True,
+        max_length=1000,
+        help_text="Plain text; line breaks are kept. Use it in emails as {{ recruiter.signature }}.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "user"], name="senderprofile_user_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Sender profile of {self.user_id}"
+
+
 class EmailTemplate(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=150)
@@ -523,6 +549,20 @@ class CandidateEmailPreference(models.Model):
     )
     paused_until = models.DateField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Frequency(models.TextChoices):
+        ANY = "", "Whenever there is something for me"
+        WEEKLY = "weekly", "At most once a week"
+        MONTHLY = "monthly", "At most once a month"
+
+    # How often the candidate wants campaign email: enforced at send time like the
+    # organisation's frequency cap (services/guards.py); over it, an email waits.
+    frequency = models.CharField(max_length=10, choices=Frequency.choices, blank=True)
+    # What the candidate is interested in, so job alerts and campaigns fit (free text, as the
+    # candidate wrote it).
+    interested_roles = ArrayField(models.CharField(max_length=60), default=list, blank=True)
+    interested_locations = ArrayField(models.CharField(max_length=60), default=list, blank=True)
+    open_to_remote = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ScopedManager(organization="organization")

@@ -286,8 +286,9 @@ CANDIDATE_MESSAGES_LIMIT = 20
 
 
 def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) -> dict:
-    """The candidate's campaign emails, newest first, with their campaign (one query), and
-    their consent state (one query): the "Sent emails" card of the profile."""
+    """The candidate's campaign emails, newest first, with their campaign (one query), their
+    consent state (one query) and what they chose in the preference centre (one query): the
+    "Sent emails" card of the profile."""
     from campaigns.models import Consent
 
     messages = list(
@@ -302,8 +303,14 @@ def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) 
         .order_by("-created_at")
         .values("granted_at", "requested_at", "withdrawn_at", "source")[:1]
     )
+    from campaigns.models import CandidateEmailPreference
+
+    preference = CandidateEmailPreference.objects.filter(
+        organization_id=candidate.organization_id, candidate=candidate
+    ).first()
     return {
         "messages": messages[:limit],
         "has_more": len(messages) > limit,
         "consent": consents[0] if consents else None,
+        "preference": preference,
     }

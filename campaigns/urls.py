@@ -3,7 +3,15 @@ tests/test_isolation.py (OBJECT_KWARGS knows campaign_id, template_id and messag
 
 from django.urls import path
 
-from campaigns.views import campaigns, consent, enroll, sequences, settings, templates
+from campaigns.views import (
+    campaigns,
+    consent,
+    enroll,
+    sender_profile,
+    sequences,
+    settings,
+    templates,
+)
 
 app_name = "campaigns"
 
@@ -26,6 +34,7 @@ urlpatterns = [
         campaigns.campaign_message_html,
         name="message_html",
     ),
+    path("signature/", sender_profile.sender_profile_edit, name="sender_profile"),
     path("settings/email/", settings.email_settings_edit, name="email_settings"),
     path(
         "settings/domains/<int:domain_id>/",

@@ -37,6 +37,7 @@ from campaigns.conf import (
 from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
 from campaigns.services import messages as message_service
 from campaigns.services import rendering, sequences
+from campaigns.services.audience import campaign_pool_names
 from candidates.models import Candidate
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,14 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
             and _step(steps_by_campaign[e.campaign_id], e.current_step_id).kind == Step.Kind.EMAIL
         ]
         pks = iter(_allocate_message_ids(len(email_enrollments))) if email_enrollments else iter(())
+        pool_names = (  # the `pool_name` merge field
+            campaign_pool_names(
+                campaigns=list(campaigns.values()),
+                candidate_ids={e.candidate_id for e in email_enrollments},
+            )
+            if email_enrollments
+            else {}
+        )
         rows = []
         senders = {}
         for enrollment in email_enrollments:
@@ -165,6 +174,7 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
                     sender=senders[campaign.pk],
                     email_settings=settings_by_org.get(campaign.organization_id),
                     now=now,
+                    pool_name=pool_names.get((campaign.pk, candidate.pk), ""),
                 )
             )
         Message.objects.bulk_create(rows, ignore_conflicts=True)  # one INSERT … ON CONFLICT
@@ -190,7 +200,9 @@ def _step(steps: list[Step], step_id: int) -> Step:
     return next(step for step in steps if step.pk == step_id)
 
 
-def _message_row(*, pk, enrollment, campaign, step, candidate, sender, email_settings, now):
+def _message_row(
+    *, pk, enrollment, campaign, step, candidate, sender, email_settings, now, pool_name=""
+):
     base = {
         "pk": pk,
         "organization_id": campaign.organization_id,
@@ -211,7 +223,7 @@ def _message_row(*, pk, enrollment, campaign, step, candidate, sender, email_set
             organization=campaign.organization,
             campaign=campaign,
             sender=sender,
-            candidate_values=rendering.candidate_values(candidate),
+            candidate_values=rendering.candidate_values(candidate, pool_name=pool_name),
             candidate_id=candidate.pk,
             message_pk=pk,
             track_opens=email_settings.track_opens if email_settings else True,

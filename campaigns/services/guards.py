@@ -1,6 +1,6 @@
 """Guard rails at send time that need more than the message itself: consent, the
-organisation-wide frequency cap, the sending domain's warm-up ramp and each recruiter's daily
-cap.
+organisation-wide frequency cap, the candidate's own frequency choice, the sending domain's
+warm-up ramp and each recruiter's daily cap.
 
 Consent is a *skip* (the message is not sent, with the reason). The caps are *holds*: an
 over-cap message goes back to `queued` with a later `next_attempt_at` and the dispatcher's
@@ -12,13 +12,21 @@ from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
+from django.db.models import Max, Q
 
-from campaigns.models import Consent, EmailSettings, Message, SendingDomain, Topic
+from campaigns.models import (
+    CandidateEmailPreference,
+    Consent,
+    EmailSettings,
+    Message,
+    SendingDomain,
+    Topic,
+)
 from campaigns.services import domains
 
 HOLD_FREQUENCY_CAP = "Waiting: frequency cap"
 HOLD_SENDER_CAP = "Waiting: the recruiter's daily cap"
+HOLD_CANDIDATE_FREQUENCY = "Waiting: the candidate asked for fewer emails"
 HOLD_DOMAIN_WARMUP = "Waiting: the sending domain's warm-up allowance for today"
 
 
@@ -128,6 +136,57 @@ def _frequency_holds(
     return holds
 
 
+CANDIDATE_PERIODS = {
+    CandidateEmailPreference.Frequency.WEEKLY: timedelta(days=7),
+    CandidateEmailPreference.Frequency.MONTHLY: timedelta(days=30),
+}
+
+
+def _candidate_frequency_holds(
+    *, organization, messages: list[Message], now: datetime
+) -> dict[int, tuple[datetime, str]]:
+    """The candidate's own choice in the preference centre ("at most once a week/month"):
+    an email within that period of their last campaign email waits until the period is over."""
+    candidate_ids = {m.candidate_id for m in messages if m.candidate_id and m.campaign_id}
+    if not candidate_ids:
+        return {}
+    periods = {
+        candidate_id: CANDIDATE_PERIODS[frequency]
+        for candidate_id, frequency in CandidateEmailPreference.objects.filter(
+            organization=organization, candidate_id__in=candidate_ids
+        )
+        .exclude(frequency="")
+        .values_list("candidate_id", "frequency")
+        if frequency in CANDIDATE_PERIODS
+    }
+    if not periods:
+        return {}
+    last_sent = dict(
+        Message.objects.filter(
+            organization=organization,
+            candidate_id__in=list(periods),
+            sent_at__gte=now - max(periods.values()),
+            is_test=False,
+        )
+        .filter(~Q(campaign=None))
+        .values("candidate_id")
+        .annotate(last=Max("sent_at"))
+        .values_list("candidate_id", "last")
+    )
+    holds = {}
+    for message in messages:
+        period = periods.get(message.candidate_id)
+        if period is None or not message.campaign_id:
+            continue
+        last = last_sent.get(message.candidate_id)
+        if last is not None and last + period > now:
+            until = max(last + period, now + timedelta(minutes=1))
+            holds[message.pk] = (until, HOLD_CANDIDATE_FREQUENCY)
+        else:
+            last_sent[message.candidate_id] = now  # the rest of this batch waits a period
+    return holds
+
+
 def send_holds(
     *,
     organization,
@@ -144,6 +203,13 @@ def send_holds(
         holds = _frequency_holds(
             organization=organization, messages=messages, email_settings=email_settings, now=now
         )
+    holds.update(
+        _candidate_frequency_holds(
+            organization=organization,
+            messages=[m for m in messages if m.pk not in holds],
+            now=now,
+        )
+    )
     day = local_day(organization, now)
     tomorrow = next_local_midnight(organization, now)
 

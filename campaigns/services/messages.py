@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from campaigns.conf import mail_domain, site_url
+from campaigns.models import SenderProfile
 from campaigns.services import branding, rendering, tokens
 from campaigns.services.tracking import TRAP_LINK_INDEX
 
@@ -39,13 +40,25 @@ class Sender:
 
 def sender_for(*, organization, campaign=None, user=None) -> Sender:
     """From is the organisation's sender; Reply-To and the `recruiter` merge field are the
-    campaign's recruiter when there is one."""
-    person = user or (campaign.sender if campaign is not None else None)
+    campaign's recruiter when there is one (previews and test sends of a campaign show what
+    candidates get: its recruiter, not whoever is looking), else `user`. One query for the
+    recruiter's signature."""
+    person = (campaign.sender if campaign is not None else None) or user
     from_email = formataddr(
         (organization.sender_name or organization.name, organization.sender_email)
     )
     if person is not None:
-        recruiter = {"name": person.display_name, "title": person.job_title, "email": person.email}
+        signature = (
+            SenderProfile.objects.filter(organization_id=organization.pk, user_id=person.pk)
+            .values_list("signature", flat=True)
+            .first()
+        )
+        recruiter = {
+            "name": person.display_name,
+            "title": person.job_title,
+            "email": person.email,
+            "signature": (signature or "").strip(),
+        }
         reply_to = formataddr((person.display_name, person.email))
     else:
         recruiter = {

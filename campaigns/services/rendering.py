@@ -24,6 +24,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
 
 # --- merge fields -----------------------------------------------------------------------------
 
@@ -39,6 +40,13 @@ class MergeField:
     compute: Callable[[dict], Any]
     attributes: tuple[str, ...] = ()  # declared nested fields: recruiter.name
     is_list: bool = False
+
+    @property
+    def sample_text(self) -> str:
+        """The sample as the editor's field list shows it ("" for nested fields)."""
+        if isinstance(self.sample, list):
+            return ", ".join(self.sample)
+        return self.sample if isinstance(self.sample, str) else ""
 
 
 def _candidate(key: str) -> Callable[[dict], Any]:
@@ -83,11 +91,22 @@ MERGE_FIELDS: dict[str, MergeField] = {
             lambda s: s["organization"]["name"],
         ),
         MergeField(
+            "pool_name",
+            "The talent pool that brought the candidate into this campaign",
+            "Backend engineers",
+            _candidate("pool_name"),
+        ),
+        MergeField(
             "recruiter",
-            "The sender: recruiter.name, recruiter.title, recruiter.email",
-            {"name": "Sam Sender", "title": "Talent Partner", "email": "sam@example.com"},
+            "The sender: recruiter.name, recruiter.title, recruiter.email, recruiter.signature",
+            {
+                "name": "Sam Sender",
+                "title": "Talent Partner",
+                "email": "sam@example.com",
+                "signature": "Sam Sender\nTalent Partner, Acme Talent\n+44 20 7946 0000",
+            },
             lambda s: dict(s["recruiter"]),
-            attributes=("name", "title", "email"),
+            attributes=("name", "title", "email", "signature"),
         ),
         MergeField(
             "custom",
@@ -109,8 +128,6 @@ MERGE_FIELDS: dict[str, MergeField] = {
         ),
     ]
 }
-# EXTENSION POINT: "pool_name" (pipelines app) and "recruiter.signature" are declared here once
-# those exist; templates that use them validate from that moment on.
 
 ALLOWED_FILTERS = frozenset(
     {
@@ -373,8 +390,9 @@ def sample_context(*, custom_keys: Iterable[str] = ()) -> dict:
     return context
 
 
-def candidate_values(candidate) -> dict:
-    """The candidate's part of the merge source, as plain values."""
+def candidate_values(candidate, *, pool_name: str = "") -> dict:
+    """The candidate's part of the merge source, as plain values. `pool_name`: the talent pool
+    through which the candidate is in the campaign (see audience.campaign_pool_names)."""
     return {
         "first_name": candidate.first_name,
         "last_name": candidate.last_name,
@@ -384,6 +402,7 @@ def candidate_values(candidate) -> dict:
         "city": candidate.city,
         "country": candidate.country,
         "custom_fields": dict(candidate.custom_fields or {}),
+        "pool_name": pool_name,
     }
 
 
@@ -404,11 +423,24 @@ class RenderedEmail:
     text_body: str
 
 
+def _html_context(context: dict) -> dict:
+    """The context of the HTML part: a multi-line signature keeps its line breaks (escaped
+    first, so whatever the recruiter typed stays text)."""
+    signature = (context.get("recruiter") or {}).get("signature")
+    if not signature or "\n" not in signature:
+        return context
+    lines = escape(signature).split("\n")
+    return {
+        **context,
+        "recruiter": {**context["recruiter"], "signature": Markup("<br>\n").join(lines)},
+    }
+
+
 def email_render(compiled: CompiledEmail, context: dict) -> RenderedEmail:
     subject = " ".join(compiled.subject.render(context).split())[:998]
     return RenderedEmail(
         subject=subject,
         preheader=" ".join(compiled.preheader.render(context).split()),
-        html_body=compiled.html.render(context),
+        html_body=compiled.html.render(_html_context(context)),
         text_body=compiled.text.render(context).strip() + "\n",
     )

@@ -7,6 +7,7 @@ from jinja2 import TemplateError
 from campaigns.models import Campaign, EmailTemplate, Message
 from campaigns.services import messages as message_service
 from campaigns.services import rendering
+from campaigns.services.audience import campaign_pool_names
 from candidates.models import CustomField
 
 
@@ -103,7 +104,14 @@ def email_preview(
     context = None
     values = {}
     if candidate is not None:
-        values = rendering.candidate_values(candidate)
+        pool_names = (
+            campaign_pool_names(campaigns=[campaign], candidate_ids=[candidate.pk])
+            if campaign is not None
+            else {}
+        )
+        values = rendering.candidate_values(
+            candidate, pool_name=pool_names.get((getattr(campaign, "pk", 0), candidate.pk), "")
+        )
     else:
         context = rendering.sample_context(custom_keys=custom_field_keys(organization=organization))
         context["organization_name"] = organization.name

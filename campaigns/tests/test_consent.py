@@ -208,4 +208,5 @@ def test_profile_sent_emails_query_count_does_not_grow_with_emails(
         response = recruiter_client.get(url)
     panel_queries = [q for q in queries if '"campaigns_' in q["sql"]]
     assert response.content.decode().count("Campaign ") >= campaigns
-    assert len(panel_queries) == 2  # the messages with their campaigns, and the consent
+    # the messages with their campaigns, the consent, the candidate's preferences
+    assert len(panel_queries) == 3

@@ -10,7 +10,13 @@ from django.db import connections
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
-from campaigns.models import Consent, EmailSettings, Message, SendingDomain
+from campaigns.models import (
+    CandidateEmailPreference,
+    Consent,
+    EmailSettings,
+    Message,
+    SendingDomain,
+)
 from campaigns.services import domains, guards
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
@@ -148,6 +154,33 @@ def test_consent_pending_double_opt_in_blocks_campaign_email_even_when_not_requi
     campaign = _launch(org, recruiter_user)
     _send(org, campaign)
     assert [m.to for m in mail.outbox] == [[other.email]]
+
+
+def test_candidates_own_frequency_choice_holds_the_email_until_the_period_is_over(
+    org, recruiter_user, monkeypatch
+):
+    weekly, anytime = make_candidates(org, 2)
+    with scopes_disabled():
+        CandidateEmailPreference.objects.create(
+            organization=org, candidate=weekly, frequency="weekly"
+        )
+    earlier = _earlier_email(org, recruiter_user, weekly, days_ago=2)
+    campaign = _launch(org, recruiter_user)
+
+    report = _send(org, campaign)
+
+    with scopes_disabled():
+        waiting = Message.objects.get(campaign=campaign, candidate=weekly)
+    assert (report.sent, report.held) == (1, 1)
+    assert [m.to for m in mail.outbox] == [[anytime.email]]
+    assert waiting.status == Message.Status.QUEUED
+    assert waiting.next_attempt_at == earlier.sent_at + timedelta(days=7)
+    assert waiting.last_error == guards.HOLD_CANDIDATE_FREQUENCY
+
+    # A week after their last email, it goes.
+    monkeypatch.setattr(timezone, "now", lambda: earlier.sent_at + timedelta(days=7, minutes=1))
+    assert _send(org, campaign).sent == 1
+    assert [m.to for m in mail.outbox] == [[anytime.email], [weekly.email]]
 
 
 def test_sender_daily_cap_holds_the_rest_until_tomorrow(org, recruiter_user, monkeypatch):

@@ -290,6 +290,62 @@ def test_preferences_update_topics_pause_and_profile(sent_message, client, in_or
     assert (candidate.current_title, candidate.city) == ("CTO", "Leeds")
 
 
+def test_preferences_frequency_and_interests_are_saved_and_shown(
+    sent_message, client, in_org, recruiter_client, org
+):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    url = reverse("campaigns_public:preferences", args=[token])
+    response = client.post(
+        url,
+        {
+            "topics": ["jobs"],
+            "frequency": "weekly",
+            "pause_months": "0",
+            "interested_roles": "Backend engineer,  engineering   manager, Backend engineer,",
+            "interested_locations": "Berlin, Lisbon",
+            "open_to_remote": "on",
+            "current_title": "",
+            "city": "",
+        },
+    )
+    with in_org():
+        preference = CandidateEmailPreference.objects.get()
+    again = client.get(url).content.decode()
+    profile = recruiter_client.get(
+        reverse("candidates:detail", args=[org.slug, sent_message.candidate_id])
+    ).content.decode()
+
+    assert response.status_code == 200 and "Saved" in response.content.decode()
+    assert preference.frequency == "weekly"
+    assert preference.interested_roles == ["Backend engineer", "engineering manager"]
+    assert (preference.interested_locations, preference.open_to_remote) == (
+        ["Berlin", "Lisbon"],
+        True,
+    )
+    assert 'value="Backend engineer, engineering manager"' in again
+    assert '<option value="weekly" selected>' in again
+    assert "At most once a week." in profile
+    assert "Interested in: Backend engineer, engineering manager" in profile
+    assert "Would work in: Berlin, Lisbon" in profile and "open to remote" in profile
+
+
+def test_preferences_too_many_interests_rerender_with_the_error(sent_message, client, in_org):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    response = client.post(
+        reverse("campaigns_public:preferences", args=[token]),
+        {
+            "topics": ["jobs"],
+            "pause_months": "0",
+            "interested_roles": ", ".join(f"Role {n}" for n in range(11)),
+        },
+    )
+    with in_org():
+        saved = CandidateEmailPreference.objects.filter(interested_roles__len__gt=0).exists()
+    assert response.status_code == 200
+    assert "Name at most 10 roles." in response.content.decode()
+    assert saved is False
+
+
 def test_preferences_get_never_changes_state(sent_message, client, in_org):
     token = _unsubscribe_url(sent_message).split("/")[3]
     client.get(reverse("campaigns_public:preferences", args=[token]))

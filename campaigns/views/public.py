@@ -93,6 +93,10 @@ def preferences(request, token):
                 topics=topics,
                 initial={
                     "topics": [k for k, _ in topics if k not in preference.opted_out_topics],
+                    "frequency": preference.frequency,
+                    "interested_roles": ", ".join(preference.interested_roles or []),
+                    "interested_locations": ", ".join(preference.interested_locations or []),
+                    "open_to_remote": preference.open_to_remote,
                     "current_title": candidate.current_title,
                     "city": candidate.city,
                 },
