@@ -6,25 +6,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0005_sending_domains'),
-        ('crm', '0002_organization_branding'),
+        ("campaigns", "0005_sending_domains"),
+        ("crm", "0002_organization_branding"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SenderProfile',
+            name="SenderProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('signature', models.TextField(blank=True, help_text='Plain text; line breaks are kept. Use it in emails as {{ recruiter.signature }}.', max_length=1000)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='crm.organization')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "signature",
+                    models.TextField(
+                        blank=True,
+                        help_text="Plain text; line breaks are kept. Use it in emails as {{ recruiter.signature }}.",
+                        max_length=1000,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="crm.organization"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('organization', 'user'), name='senderprofile_user_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "user"), name="senderprofile_user_unique"
+                    )
+                ],
             },
         ),
     ]

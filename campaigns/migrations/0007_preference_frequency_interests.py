@@ -5,30 +5,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0006_sender_profile'),
+        ("campaigns", "0006_sender_profile"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='candidateemailpreference',
-            name='frequency',
-            field=models.CharField(blank=True, choices=[('', 'Whenever there is something for me'), ('weekly', 'At most once a week'), ('monthly', 'At most once a month')], max_length=10),
+            model_name="candidateemailpreference",
+            name="frequency",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "Whenever there is something for me"),
+                    ("weekly", "At most once a week"),
+                    ("monthly", "At most once a month"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='candidateemailpreference',
-            name='interested_locations',
-            field=django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=60), blank=True, default=list, size=None),
+            model_name="candidateemailpreference",
+            name="interested_locations",
+            field=django.contrib.postgres.fields.ArrayField(
+                base_field=models.CharField(max_length=60), blank=True, default=list, size=None
+            ),
         ),
         migrations.AddField(
-            model_name='candidateemailpreference',
-            name='interested_roles',
-            field=django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=60), blank=True, default=list, size=None),
+            model_name="candidateemailpreference",
+            name="interested_roles",
+            field=django.contrib.postgres.fields.ArrayField(
+                base_field=models.CharField(max_length=60), blank=True, default=list, size=None
+            ),
         ),
         migrations.AddField(
-            model_name='candidateemailpreference',
-            name='open_to_remote',
+            model_name="candidateemailpreference",
+            name="open_to_remote",
             field=models.BooleanField(default=False),
         ),
     ]
