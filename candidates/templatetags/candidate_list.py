@@ -6,12 +6,12 @@ wrote, whitespace aside; the view prepares the highlighted parts (`name_html`, `
 
 from django import template
 from django.urls import reverse
-from django.utils.html import conditional_escape as escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 
 from candidates.models import Candidate
 from crm.dates import day_and_time, natural_day
+from crm.html import escape
 
 register = template.Library()
 STATUS_LABELS = dict(Candidate.Status.choices)

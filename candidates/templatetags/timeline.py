@@ -5,12 +5,12 @@ its note with candidates/includes/note_item.html (its actions depend on the user
 
 from django import template
 from django.utils import timezone
-from django.utils.html import conditional_escape as escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 
 from candidates.models import Activity
 from crm.dates import day_and_time, natural_time
+from crm.html import escape
 
 register = template.Library()
 # get_kind_display() walks all the choices on every call; a dict does not.

@@ -18,7 +18,7 @@ class Everything(forms.Form):
     email = forms.EmailField(required=False)
     number = forms.IntegerField(required=False)
     decimal = forms.DecimalField(required=False, localize=True)
-    url = forms.URLField(required=False)
+    url = forms.URLField(required=False, assume_scheme="https")
     password = forms.CharField(widget=forms.PasswordInput(render_value=True), required=False)
     hidden = forms.CharField(widget=forms.HiddenInput, required=False)
     search = forms.CharField(widget=forms.TextInput(attrs={"type": "search", "autofocus": True}))
