@@ -4,7 +4,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.urls import Resolver404, resolve
 from django_scopes import scope, scopes_disabled
 
-from crm.selectors import membership_for
+from crm.selectors import membership_in, memberships_for_user
 
 
 class OrganizationMiddleware:
@@ -38,7 +38,9 @@ class OrganizationMiddleware:
 
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        membership = membership_for(user=request.user, slug=slug)  # raises Http404
+        # One query for the membership and the navbar's organisation switcher.
+        request.my_memberships = memberships_for_user(user=request.user)
+        membership = membership_in(request.my_memberships, slug=slug)  # raises Http404
         request.membership = membership
         request.organization = membership.organization
         with scope(organization=membership.organization):

@@ -19,17 +19,13 @@ def memberships_for_user(*, user: User) -> list[Membership]:
         )
 
 
-def membership_for(*, user: User, slug: str) -> Membership:
-    """The user's membership of the organisation `slug`; 404 whether it is missing or foreign."""
-    with scopes_disabled():
-        membership = (
-            Membership.objects.filter(user=user, organization__slug=slug)
-            .select_related("organization")
-            .first()
-        )
-    if membership is None:
-        raise Http404("No such organisation.")
-    return membership
+def membership_in(memberships: list[Membership], *, slug: str) -> Membership:
+    """The membership of the organisation `slug` among the user's `memberships_for_user`
+    (the switcher's list, read once per request); 404 whether it is missing or foreign."""
+    for membership in memberships:
+        if membership.organization.slug == slug:
+            return membership
+    raise Http404("No such organisation.")
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
