@@ -670,6 +670,16 @@ class ImportMappingForm(forms.Form):
     phone_region = forms.ChoiceField(
         label="Country of phone numbers written without a country code", required=False
     )
+    not_now_days = forms.TypedChoiceField(
+        label="Candidates marked “Not now” without a date come back to active",
+        choices=[(30, "In a month"), (90, "In 3 months"), (180, "In 6 months"), (365, "In a year")],
+        coerce=int,
+        empty_value=90,
+        required=False,
+        initial=90,
+        help_text="Each one also gets a follow-up for their owner on that day. A “Not now until” "
+        "column, when the file has one, gives each row its own date.",
+    )
 
     def __init__(self, *args, headers: list[str], samples: list[list[str]], custom_fields, **kw):
         from candidates.importing.fields import target_choices
@@ -727,4 +737,5 @@ class ImportMappingForm(forms.Form):
             "tags": data["tags"],
             "source": data["source"],
             "phone_region": data.get("phone_region") or "",
+            "not_now_days": data.get("not_now_days") or 90,
         }

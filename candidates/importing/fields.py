@@ -137,6 +137,12 @@ FIELDS: tuple[ImportField, ...] = (
         ("owner", "owneremail", "recruiter", "recruiteremail", "ownedby", "candidateowner"),
     ),
     ImportField("status", "Status", "Relationship", ("status", "candidatestatus")),
+    ImportField(
+        "not_now_until",
+        "Not now until (date)",
+        "Relationship",
+        ("notnowuntil", "notnowdate", "backon", "recontacton", "recontactdate"),
+    ),
 )
 
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}

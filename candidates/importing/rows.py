@@ -114,6 +114,8 @@ class Options:
     duplicates: str = "update"  # or "skip"
     tags: tuple[str, ...] = ()
     phone_region: str = ""
+    # ISO date for "Not now" rows without one of their own: when they come back to active.
+    not_now_default: str = ""
 
 
 class RowConverter:
@@ -193,6 +195,16 @@ class RowConverter:
             values["alternate_emails"].remove(email)
         if self.options.tags:
             values["tags"] = list(dict.fromkeys([*values["tags"], *self.options.tags]))
+        # "Not now" always carries the day the candidate comes back to active (the daily run
+        # keys on it): the row's own date, or the default chosen on the mapping screen.
+        if values.get("not_now_until"):
+            status = values.get("status")
+            if not status and "status" not in errors:
+                values["status"] = Candidate.Status.NOT_NOW
+            elif status and status != Candidate.Status.NOT_NOW:
+                values.pop("not_now_until")
+        elif values.get("status") == Candidate.Status.NOT_NOW and "not_now_until" not in errors:
+            values["not_now_until"] = self.options.not_now_default or None
 
     # --- converters: return an error message, or None -----------------------------------------
 
@@ -284,6 +296,13 @@ class RowConverter:
             labels = ", ".join(str(label) for _, label in Candidate.Status.choices)
             return f"“{value}” is not a status (use one of: {labels})."
         values["status"] = found
+        return None
+
+    def _set_not_now_until(self, value: str, values: dict) -> str | None:
+        day = parse_date(value)
+        if day is None:
+            return f"“{value}” is not a date (write it like 2026-03-31)."
+        values["not_now_until"] = day
         return None
 
     def _set_owner_email(self, value: str, values: dict) -> str | None:

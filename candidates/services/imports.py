@@ -41,6 +41,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import PurePath
 
 from django.conf import settings
@@ -82,6 +83,7 @@ STAGE_COLUMNS = (
     ("tags", "varchar(64)[]"),
     ("seniority", "text"),
     ("status", "text"),
+    ("not_now_until", "date"),
     ("source_detail", "text"),
     ("owner_id", "bigint"),
     ("custom_fields", "jsonb"),
@@ -212,6 +214,8 @@ def import_preview(*, job: Job, limit: int = PREVIEW_ROWS) -> Preview:
                 keys.append(key)
     if converter.options.tags and "tags" not in keys:
         keys.append("tags")
+    if "status" in keys and "not_now_until" not in keys:
+        keys.append("not_now_until")  # a "Not now" row shows the day it comes back
     columns = [(key, _PREVIEW_LABELS.get(key) or target_label(key, custom_labels)) for key in keys]
     owner_emails = {owner_id: email for email, owner_id in converter.owners.items()}
     preview = Preview(columns=columns)
@@ -300,6 +304,9 @@ def _converter(job: Job) -> RowConverter:
             duplicates=options.get("duplicates", UPDATE),
             tags=tuple(options.get("tags", ())),
             phone_region=options.get("phone_region", ""),
+            not_now_default=(
+                job.created_at.date() + timedelta(days=int(options.get("not_now_days") or 90))
+            ).isoformat(),
         ),
         owners=owners,
         custom_fields=custom_fields,
@@ -349,6 +356,7 @@ def _stage_row(ord_: int, values: dict) -> tuple:
         _array_literal(tuple(values["tags"])),
         get("seniority", ""),
         get("status", ""),
+        get("not_now_until"),
         get("source_detail", ""),
         get("owner_id"),
         json.dumps(values["custom_fields"], ensure_ascii=False)
@@ -366,6 +374,8 @@ def _fold(earlier: dict, later: dict) -> None:
             earlier[key] = {**earlier[key], **value}
         elif value not in ("", None):
             earlier[key] = value
+    if later.get("status"):  # a later status comes with its own "not now" date (or none)
+        earlier["not_now_until"] = later.get("not_now_until")
     if earlier.get("email") in earlier["alternate_emails"]:
         earlier["alternate_emails"].remove(earlier["email"])
 
@@ -473,14 +483,14 @@ _COPY_STAGE = "COPY import_stage ({}) FROM STDIN".format(", ".join(n for n, _ in
 _INSERT_COLUMNS = (
     "organization_id, first_name, last_name, email, alternate_emails, phone, city, country, "
     "headline, current_title, current_company, linkedin_url, github_url, portfolio_url, "
-    "skills, tags, seniority, source, source_detail, owner_id, status, custom_fields, "
-    "created_at, updated_at, has_resume, resume_text, search_name"
+    "skills, tags, seniority, source, source_detail, owner_id, status, not_now_until, "
+    "custom_fields, created_at, updated_at, has_resume, resume_text, search_name"
 )
 _INSERT_SELECT = """
     SELECT %(organization)s, s.first_name, s.last_name, s.email, s.alternate_emails, s.phone,
         s.city, s.country, s.headline, s.current_title, s.current_company, s.linkedin_url,
         s.github_url, s.portfolio_url, s.skills, s.tags, s.seniority, %(source)s, s.source_detail,
-        s.owner_id, COALESCE(NULLIF(s.status, ''), 'active'), s.custom_fields,
+        s.owner_id, COALESCE(NULLIF(s.status, ''), 'active'), s.not_now_until, s.custom_fields,
         %(now)s, %(now)s, false, '', ''
     FROM import_stage s
 """
@@ -504,6 +514,10 @@ _UPDATE_SET = ",\n        ".join(
     + [
         "status = CASE WHEN %(status_mapped)s THEN COALESCE((SELECT NULLIF(s.status, '') "
         "FROM import_stage s WHERE s.email = EXCLUDED.email), c.status) ELSE c.status END",
+        # A new status brings its "not now" date (none for other statuses); no status, no change.
+        "not_now_until = CASE WHEN %(status_mapped)s AND EXISTS (SELECT 1 FROM import_stage s "
+        "WHERE s.email = EXCLUDED.email AND s.status <> '') THEN EXCLUDED.not_now_until "
+        "ELSE c.not_now_until END",
         "skills = " + _array_union("skills"),
         "tags = " + _array_union("tags"),
         # an alternate email equal to the main one is pointless
@@ -547,7 +561,7 @@ MERGE_SKIP = _MERGE.replace("{on_conflict}", "DO NOTHING")
 def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None:
     """Write one batch in one transaction, together with the job's counters."""
     update = job.params.get("options", {}).get("duplicates", UPDATE) == UPDATE
-    status_mapped = "status" in job.params["mapping"]
+    status_mapped = bool({"status", "not_now_until"} & set(job.params["mapping"]))
     params = {
         "organization": job.organization_id,
         "source": job.params.get("options", {}).get("source") or Candidate.Source.IMPORT,

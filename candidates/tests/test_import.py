@@ -3,6 +3,7 @@ duplicates, crash and resume, the failed-rows file, and the views' access rules.
 
 import codecs
 import csv
+import datetime
 import io
 import zipfile
 from unittest import mock
@@ -260,6 +261,127 @@ def test_import_status_column_updates_existing_status_only_when_given(org, recru
 
     assert job.result["updated"] == 2
     assert [c.status for c in _candidates(org)] == ["not_now", "hired"]
+
+
+def test_import_not_now_without_a_date_comes_back_after_the_chosen_delay(org, recruiter_user):
+    content = "Name,Email,Status\nAda,ada@example.com,Not now\nGrace,grace@example.com,Active\n"
+    job = _job(org, recruiter_user, content.encode(), not_now_days=180)
+    job = _run(org, job)
+
+    ada, grace = _candidates(org)
+    assert (ada.status, ada.not_now_until) == (
+        "not_now",
+        job.created_at.date() + datetime.timedelta(days=180),
+    )
+    assert (grace.status, grace.not_now_until) == ("active", None)
+
+
+def test_import_not_now_until_column_gives_each_row_its_date(org, recruiter_user):
+    content = (
+        "Name,Email,Status,Not now until\n"
+        "Ada,ada@example.com,Not now,2031-03-31\n"
+        "Grace,grace@example.com,,31/12/2031\n"  # a date alone means "not now"
+        "Linus,linus@example.com,Active,2031-01-01\n"  # an active status has no date
+        "Ken,ken@example.com,Not now,someday\n"
+    )
+    job = _job(org, recruiter_user, content.encode())
+    assert job.params["mapping"] == ["full_name", "email", "status", "not_now_until"]
+    job = _run(org, job)
+
+    assert [(c.first_name, c.status, c.not_now_until) for c in _candidates(org)] == [
+        ("Ada", "not_now", datetime.date(2031, 3, 31)),
+        ("Grace", "not_now", datetime.date(2031, 12, 31)),
+        ("Linus", "active", None),
+    ]
+    assert job.result["failed"] == 1
+    assert "“someday” is not a date" in _failed_rows(org, job)[1][-1]
+
+
+def test_import_update_status_sets_or_clears_the_not_now_date(org, recruiter_user):
+    CandidateFactory(
+        organization=org,
+        email="ada@example.com",
+        status="not_now",
+        not_now_until=datetime.date(2030, 5, 1),
+    )
+    CandidateFactory(
+        organization=org,
+        email="grace@example.com",
+        status="not_now",
+        not_now_until=datetime.date(2030, 5, 1),
+    )
+    CandidateFactory(organization=org, email="linus@example.com", status="active")
+    content = (
+        "Name,Email,Status,Not now until\n"
+        "Ada,ada@example.com,Active,\n"
+        "Grace,grace@example.com,,\n"
+        "Linus,linus@example.com,Not now,2031-02-01\n"
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result["updated"] == 3
+    assert [(c.email, c.status, c.not_now_until) for c in _candidates(org)] == [
+        ("ada@example.com", "active", None),
+        ("grace@example.com", "not_now", datetime.date(2030, 5, 1)),
+        ("linus@example.com", "not_now", datetime.date(2031, 2, 1)),
+    ]
+
+
+def test_import_of_our_own_export_keeps_status_and_not_now_date(
+    org, other_org, recruiter_user, outsider_user
+):
+    from candidates.services.export import export_headers, export_rows, export_write_csv
+
+    CandidateFactory(
+        organization=org,
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@example.com",
+        phone="+447911123456",
+        skills=["python"],
+        status="not_now",
+        not_now_until=datetime.date(2031, 4, 1),
+    )
+    buffer = io.StringIO()
+    with scope(organization=org):
+        queryset = Candidate.objects.filter(organization=org)
+        export_write_csv(buffer, export_headers([]), export_rows(queryset, []))
+
+    job = _run(other_org, _job(other_org, outsider_user, buffer.getvalue().encode()))
+
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 0}
+    [ada] = _candidates(other_org)
+    assert (ada.full_name, ada.email, ada.phone, ada.skills) == (
+        "Ada Lovelace",
+        "ada@example.com",
+        "+447911123456",
+        ["python"],
+    )
+    assert (ada.status, ada.not_now_until) == ("not_now", datetime.date(2031, 4, 1))
+
+
+def test_import_later_row_status_replaces_an_earlier_not_now_date(org, recruiter_user):
+    content = (
+        "Name,Email,Status,Not now until\n"
+        "Ada,ada@example.com,Not now,2031-03-31\n"
+        "Ada,ada@example.com,Hired,\n"
+    )
+    _run(org, _job(org, recruiter_user, content.encode()))
+
+    [ada] = _candidates(org)
+    assert (ada.status, ada.not_now_until) == ("hired", None)
+
+
+def test_import_preview_shows_when_a_not_now_row_comes_back(org, recruiter_user):
+    content = "Name,Email,Status\nAda,ada@example.com,Not now\n"
+    job = _job(org, recruiter_user, content.encode())
+
+    with scope(organization=org):
+        preview = imports.import_preview(job=job)
+
+    assert [key for key, _ in preview.columns][-1] == "not_now_until"
+    expected = (job.created_at.date() + datetime.timedelta(days=90)).isoformat()
+    assert preview.rows[0].cells[-1].value == expected
 
 
 # --- duplicates -------------------------------------------------------------------------------
