@@ -6,6 +6,23 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
+        # Merging two profiles carries the secondary's campaign history to the primary (and
+        # undo carries it back). A row whose twin the primary already has — an enrollment or
+        # messages in the same campaign, a preferences row — stays with the secondary.
+        from candidates.services.merge import MERGE_MOVERS, MergeMover
+
+        for mover in (
+            MergeMover("campaigns.Enrollment", "candidate", unique_with=("campaign",)),
+            MergeMover("campaigns.Message", "candidate", unique_with=("campaign",)),
+            MergeMover("campaigns.Consent", "candidate"),
+            MergeMover("campaigns.InboundEmail", "candidate"),
+            MergeMover(
+                "campaigns.CandidateEmailPreference", "candidate", unique_with=("organization",)
+            ),
+        ):
+            if mover not in MERGE_MOVERS:
+                MERGE_MOVERS.append(mover)
+
         from candidates.panels import (
             BulkDestination,
             bulk_destination_register,
