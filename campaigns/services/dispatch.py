@@ -154,6 +154,7 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
         )
         rows = []
         senders = {}
+        layouts: dict[int, message_service.Layout] = {}
         for enrollment in email_enrollments:
             campaign = campaigns[enrollment.campaign_id]
             step = _step(steps_by_campaign[campaign.pk], enrollment.current_step_id)
@@ -164,6 +165,8 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
                 senders[campaign.pk] = message_service.sender_for(
                     organization=campaign.organization, campaign=campaign
                 )
+            if campaign.organization_id not in layouts:
+                layouts[campaign.organization_id] = message_service.Layout(campaign.organization)
             rows.append(
                 _message_row(
                     pk=next(pks),
@@ -175,14 +178,10 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
                     email_settings=settings_by_org.get(campaign.organization_id),
                     now=now,
                     pool_name=pool_names.get((campaign.pk, candidate.pk), ""),
+                    layout=layouts[campaign.organization_id],
                 )
             )
-        Message.objects.bulk_create(rows, ignore_conflicts=True)  # one INSERT … ON CONFLICT
-        created = set(
-            Message.objects.filter(
-                pk__in=[row.pk for row in rows], status=Message.Status.QUEUED
-            ).values_list("pk", flat=True)
-        )
+        created = message_service.messages_insert(rows, now=now)  # one INSERT … ON CONFLICT
         report.messages_created += len(created)
         _advance(enrollments, steps_by_campaign, now, campaigns=campaigns, candidates=candidates)
         Campaign.objects.filter(
@@ -190,8 +189,8 @@ def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: Dispa
         ).update(status=Campaign.Status.RUNNING)
         by_organization: dict[int, list[int]] = defaultdict(list)
         for row in rows:
-            if row.pk in created:
-                by_organization[row.organization_id].append(row.pk)
+            if row["id"] in created:
+                by_organization[row["organization_id"]].append(row["id"])
         _enqueue_on_commit(report, by_organization)
     return claimed
 
@@ -201,10 +200,11 @@ def _step(steps: list[Step], step_id: int) -> Step:
 
 
 def _message_row(
-    *, pk, enrollment, campaign, step, candidate, sender, email_settings, now, pool_name=""
+    *, pk, enrollment, campaign, step, candidate, sender, email_settings, now, layout, pool_name=""
 ):
-    base = {
-        "pk": pk,
+    """The column values of one Message row (see messages.messages_insert)."""
+    row = {
+        "id": pk,
         "organization_id": campaign.organization_id,
         "campaign_id": campaign.pk,
         "step_id": step.pk,
@@ -213,7 +213,9 @@ def _message_row(
         "to_email": candidate.email,
         "from_email": sender.from_email,
         "reply_to": sender.reply_to,
-        "enqueued_at": now,
+        "status": Message.Status.QUEUED,
+        "skip_reason": "",
+        "last_error": "",
     }
     try:
         built = message_service.message_build(
@@ -228,32 +230,22 @@ def _message_row(
             message_pk=pk,
             track_opens=email_settings.track_opens if email_settings else True,
             track_clicks=email_settings.track_clicks if email_settings else True,
+            layout=layout,
         )
     except TemplateError as error:
         # Validation at save time makes this rare; the row records why nothing was sent.
-        return Message(
-            **base,
-            subject=step.subject[:998],
-            html="",
-            text="",
-            message_id=f"<render-failed-{pk}@invalid>",
-            status=Message.Status.FAILED,
-            last_error=f"Rendering failed: {error}",
-        )
-    if not candidate.email:
-        return Message(
-            **base,
-            subject=built.subject,
-            html=built.html,
-            text=built.text,
-            headers=built.headers,
-            message_id=built.message_id,
-            links=built.links,
-            status=Message.Status.SKIPPED,
-            skip_reason=Message.SkipReason.NO_EMAIL,
-        )
-    return Message(
-        **base,
+        return {
+            **row,
+            "subject": step.subject[:998],
+            "html": "",
+            "text": "",
+            "headers": {},
+            "message_id": f"<render-failed-{pk}@invalid>",
+            "links": [],
+            "status": Message.Status.FAILED,
+            "last_error": f"Rendering failed: {error}",
+        }
+    row.update(
         subject=built.subject,
         html=built.html,
         text=built.text,
@@ -261,6 +253,9 @@ def _message_row(
         message_id=built.message_id,
         links=built.links,
     )
+    if not candidate.email:
+        row.update(status=Message.Status.SKIPPED, skip_reason=Message.SkipReason.NO_EMAIL)
+    return row
 
 
 def _advance(

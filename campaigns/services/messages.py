@@ -2,17 +2,23 @@
 links and the list headers. Used by the dispatcher (in bulk), the preview and test sends."""
 
 import html as html_lib
+import json
 import re
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
 from functools import lru_cache
 
+import psycopg
+from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
 from campaigns.conf import mail_domain, site_url
-from campaigns.models import SenderProfile
+from campaigns.models import Message, SenderProfile
 from campaigns.services import branding, rendering, tokens
 from campaigns.services.tracking import TRAP_LINK_INDEX
 
@@ -136,9 +142,11 @@ def message_build(
     track_opens: bool,
     track_clicks: bool,
     context: dict | None = None,
+    layout: "Layout | None" = None,
 ) -> BuiltMessage:
     """Everything a Message row stores, for one person. `message_pk` is allocated before the
-    row is written (the dispatcher takes ids from the sequence) so links can name it."""
+    row is written (the dispatcher takes ids from the sequence) so links can name it. The
+    dispatcher passes one `Layout` per organisation for a whole chunk."""
     links = candidate_links(
         organization_id=organization.pk, candidate_id=candidate_id, message_id=message_pk
     )
@@ -180,12 +188,11 @@ def message_build(
             message_id=message_pk,
         )
         pixel_url = public_url("campaigns_public:open", pixel_token)
-    layout = {
-        "organization": organization,
-        "brand": branding.brand_for(organization),
+    layout = layout or Layout(organization)
+    values = {
         "subject": rendered.subject,
         "preheader": rendered.preheader,
-        "body_html": mark_safe(body_html),  # noqa: S308 — rendered by the autoescaping sandbox
+        "body_html": body_html,
         "body_text": rendered.text_body,
         "unsubscribe_url": links["unsubscribe_url"],
         "preferences_url": links["preferences_url"],
@@ -207,12 +214,97 @@ def message_build(
     return BuiltMessage(
         subject=rendered.subject,
         preheader=rendered.preheader,
-        html=render_to_string("campaigns/email/layout.html", layout),
-        text=render_to_string("campaigns/email/layout.txt", layout),
+        html=layout.html(values),
+        text=layout.text(values),
         headers=headers,
         message_id=message_id,
         links=tracked,
     )
+
+
+class Layout:
+    """The organisation's email layout (campaigns/email/layout.html and .txt), rendered by
+    Django once per combination of the optional parts it tests (`{% if preheader %}`, the trap
+    link, the open pixel) with a marker in place of each per-message value, then filled by
+    joining strings — what `render_to_string` with the values would give, escaped the same way
+    (`conditional_escape` in the HTML part, nothing in the text part), at a fraction of the
+    cost: the two layout renders were ~40 % of rendering a message. The dispatcher makes one
+    per organisation for each chunk, so a change to the organisation shows in the next chunk."""
+
+    _VALUES = (
+        "subject",
+        "preheader",
+        "body_html",
+        "body_text",
+        "unsubscribe_url",
+        "preferences_url",
+        "pixel_url",
+        "trap_url",
+    )
+    _OPTIONAL = ("preheader", "trap_url", "pixel_url")
+
+    def __init__(self, organization):
+        self.organization = organization
+        self.brand = branding.brand_for(organization)
+        self._marker = f"SLOT{uuid.uuid4().hex}"
+        self._pieces: dict[tuple, tuple[list[str], list[str]] | None] = {}
+
+    def _split(self, template: str, present: tuple[bool, ...], escape):
+        context = {"organization": self.organization, "brand": self.brand}
+        for name in self._VALUES:
+            context[name] = mark_safe(f"{self._marker}{name}{self._marker}")  # noqa: S308 — a marker
+        for name, shown in zip(self._OPTIONAL, present, strict=True):
+            if not shown:
+                context[name] = ""
+        parts = render_to_string(template, context).split(self._marker)
+        # parts: literal, name, literal, name, …, literal
+        pieces = parts[0::2], parts[1::2]
+        if len(parts) % 2 == 0 or not set(pieces[1]) <= set(self._VALUES):
+            return None
+        # A filter on a value (`{{ subject|upper }}`) would have changed its marker: check the
+        # pieces against a real render with sample values, once per variant.
+        probe = {
+            name: (f"{name} <&\"'> sample" if shown or name not in self._OPTIONAL else "")
+            for name, shown in zip(self._VALUES, self._flags(present), strict=True)
+        }
+        if self._fill(pieces, probe, escape) != self._plain(template, probe):
+            return None
+        return pieces
+
+    def _flags(self, present: tuple[bool, ...]) -> list[bool]:
+        shown = dict(zip(self._OPTIONAL, present, strict=True))
+        return [shown.get(name, True) for name in self._VALUES]
+
+    def _plain(self, template: str, values: dict) -> str:
+        context = {"organization": self.organization, "brand": self.brand, **values}
+        context["body_html"] = mark_safe(values["body_html"])  # noqa: S308 — the sandbox's output
+        return render_to_string(template, context)
+
+    @staticmethod
+    def _fill(pieces, values: dict, escape) -> str:
+        literals, names = pieces
+        out = [literals[0]]
+        for name, literal in zip(names, literals[1:], strict=True):
+            value = values[name]
+            out.append(value if escape is None or name == "body_html" else escape(value))
+            out.append(literal)
+        return "".join(out)
+
+    def _render(self, template: str, values: dict, escape) -> str:
+        present = tuple(bool(values[name]) for name in self._OPTIONAL)
+        key = (template, present)
+        if key not in self._pieces:
+            self._pieces[key] = self._split(template, present, escape)
+        pieces = self._pieces[key]
+        if pieces is None:
+            return self._plain(template, values)  # this variant cannot be split
+        return self._fill(pieces, values, escape)
+
+    def html(self, values: dict) -> str:
+        return self._render("campaigns/email/layout.html", values, conditional_escape)
+
+    def text(self, values: dict) -> str:
+        return self._render("campaigns/email/layout.txt", values, None)
 
 
 def _quote(text: str) -> str:
@@ -228,3 +320,88 @@ def message_html_for_staff(html: str) -> str:
     candidate links disabled, so looking at it neither counts as an open or click nor leads
     anyone into the candidate's own unsubscribe or preference pages."""
     return _CANDIDATE_HREF.sub('href="#"', _PIXEL_TAG.sub("", html))
+
+
+# Columns that vary per row in `messages_insert`, with the SQL type of their unnest() array.
+_ROW_COLUMNS = {
+    "id": "bigint",
+    "organization_id": "bigint",
+    "campaign_id": "bigint",
+    "step_id": "bigint",
+    "enrollment_id": "bigint",
+    "candidate_id": "bigint",
+    "to_email": "text",
+    "from_email": "text",
+    "reply_to": "text",
+    "subject": "text",
+    "html": "text",
+    "text": "text",
+    "headers": "jsonb",
+    "message_id": "text",
+    "links": "jsonb",
+    "status": "text",
+    "skip_reason": "text",
+    "last_error": "text",
+}
+
+
+def messages_insert(rows: list[dict], *, now) -> set[int]:
+    """Write a chunk of rendered messages with ONE `INSERT … SELECT FROM unnest(…) ON CONFLICT
+    DO NOTHING RETURNING`; returns the ids of the rows written as `queued` (a message that
+    already exists for its enrollment and step is left alone and not returned).
+
+    The values travel as binary arrays, bound on the server: Django's bulk_create binds on the
+    client, which escapes every 7 KB HTML and 3 KB text string with Python regular expressions
+    (~0.3 ms per message, as much as rendering it). Columns not given per row take the model
+    field's default, so a field added later cannot be forgotten here."""
+    if not rows:
+        return set()
+    constants = {"created_at": now, "enqueued_at": now}
+    columns, values = [], []
+    for field in Message._meta.concrete_fields:
+        name = field.column
+        if name in _ROW_COLUMNS:
+            continue
+        columns.append(connection.ops.quote_name(name))
+        default = constants[name] if name in constants else field.get_default()
+        values.append(field.get_db_prep_save(default, connection))
+    arrays = []
+    for name, sql_type in _ROW_COLUMNS.items():
+        if sql_type == "jsonb":
+            arrays.append([json.dumps(row[name]) for row in rows])
+        else:
+            arrays.append([row[name] for row in rows])
+    names = [connection.ops.quote_name(n) for n in _ROW_COLUMNS]
+    selected = [
+        f"u.{n}::jsonb" if t == "jsonb" else f"u.{n}"
+        for n, t in zip(names, _ROW_COLUMNS.values(), strict=True)
+    ]
+    array_types = ["text" if t == "jsonb" else t for t in _ROW_COLUMNS.values()]
+    # Table and column names come from the model; every value is a parameter.
+    sql = (
+        f'INSERT INTO "{Message._meta.db_table}" ('  # noqa: S608
+        + ", ".join(names + columns)
+        + ") SELECT "
+        + ", ".join(selected + ["%s"] * len(columns))
+        + " FROM unnest("
+        + ", ".join(f"%b::{t}[]" for t in array_types)
+        + f") AS u({', '.join(names)}) ON CONFLICT DO NOTHING RETURNING id, status"
+    )
+    with server_binding_cursor() as cursor:
+        cursor.execute(sql, [*values, *arrays])
+        return {pk for pk, status in cursor.fetchall() if status == Message.Status.QUEUED}
+
+
+@contextmanager
+def server_binding_cursor():
+    """A Django cursor (query logging, error translation, the connection's transaction) over a
+    psycopg cursor that sends parameters apart from the SQL instead of quoting them into it."""
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    try:
+        if connection.queries_logged:
+            yield connection.make_debug_cursor(raw)
+        else:
+            yield connection.make_cursor(raw)
+    finally:
+        raw.close()

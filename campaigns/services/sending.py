@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection as db_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -47,7 +47,8 @@ from campaigns.models import (
     Message,
     Suppression,
 )
-from campaigns.services import guards
+from campaigns.services import guards, mime
+from campaigns.services.messages import server_binding_cursor
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
 from campaigns.services.sequences import enrollments_stop
@@ -142,18 +143,66 @@ class _CampaignEmail(EmailMultiAlternatives):
         return mime
 
 
+def _reply_to(message: Message) -> list[str]:
+    # The recruiter, plus the per-message reply address when CAMPAIGNS_REPLY_DOMAIN is set.
+    return [a for a in (message.reply_to, reply_address_for(message)) if a]
+
+
 def _email_for(message: Message) -> EmailMultiAlternatives:
     email = _CampaignEmail(
         subject=message.subject,
         body=message.text,
         from_email=message.from_email,
         to=[message.to_email],
-        # The recruiter, plus the per-message reply address when CAMPAIGNS_REPLY_DOMAIN is set.
-        reply_to=[a for a in (message.reply_to, reply_address_for(message)) if a] or None,
+        reply_to=_reply_to(message) or None,
         headers=dict(message.headers),  # carries our stored Message-ID: a re-send keeps it
     )
     email.attach_alternative(message.html, "text/html")
     return email
+
+
+def _deliver(connection, message: Message) -> str:
+    """Hand one message to the open backend; returns the ESP's message id ("" for SMTP).
+
+    Over Django's own SMTP backend the message is written by `mime.campaign_email_bytes`
+    (the same message, without the standard library's MIME tree: ~15x cheaper) and handed to
+    the backend's open smtplib connection, as its `_send` would. Any other backend (anymail's
+    ESPs, a subclass that signs messages, locmem, file, console) gets Django's EmailMessage."""
+    if type(connection) is SMTPBackend and connection.connection is not None:
+        sender, recipients = mime.smtp_envelope(from_email=message.from_email, to=message.to_email)
+        data = mime.campaign_email_bytes(
+            subject=message.subject,
+            from_email=message.from_email,
+            to=message.to_email,
+            reply_to=_reply_to(message),
+            headers=message.headers,
+            text=message.text,
+            html=message.html,
+        )
+        connection.connection.sendmail(sender, recipients, data)
+        return ""
+    email = _email_for(message)
+    connection.send_messages([email])
+    return getattr(getattr(email, "anymail_status", None), "message_id", None) or ""
+
+
+def _session_reads_environment_once(connection) -> None:
+    """An HTTP backend's requests.Session (anymail) looks up proxy and CA settings in the
+    environment on every request (`trust_env`) — ~0.2 ms each here, scanning os.environ twice.
+    Read them once for the task's session instead; the same settings apply to every request."""
+    session = getattr(connection, "session", None)
+    api_url = getattr(connection, "api_url", None)
+    if session is None or not api_url or not getattr(session, "trust_env", False):
+        return
+    from requests.utils import get_netrc_auth
+
+    environment = session.merge_environment_settings(api_url, {}, None, None, None)
+    session.proxies.update(environment.get("proxies") or {})
+    if environment.get("verify") not in (None, True):
+        session.verify = environment["verify"]
+    if session.auth is None:
+        session.auth = get_netrc_auth(api_url)
+    session.trust_env = False
 
 
 def _classify(error: Exception) -> Exception:
@@ -219,6 +268,8 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     messages = list(
         Message.objects.filter(pk__in=claimed_ids)
         .select_related("campaign", "enrollment", "candidate")
+        # Nothing here reads these; a résumé and a search vector are most of a candidate row.
+        .defer("links", "candidate__resume_text", "candidate__search_vector")
         .order_by("pk")
     )
     candidate_ids = [m.candidate_id for m in messages if m.candidate_id]
@@ -265,56 +316,57 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     bounced: list[Message] = []
     connection = connection or get_connection(timeout=max(5, min(30, lease // 4)))
     opened = False
-    try:
-        for index, message in enumerate(messages):
-            if time.monotonic() > deadline:
-                # Give back what is left: this task must not outlive its lease.
-                rest = [m.pk for m in messages[index:]]
-                report.released = Message.objects.filter(
-                    pk__in=rest, status=Message.Status.SENDING
-                ).update(status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None)
-                break
-            if not message.is_test:
-                reason = skip_reason_for(
-                    message=message,
-                    candidate=message.candidate,
-                    preference=preferences.get(message.candidate_id),
-                    suppressed=suppressed,
-                    now=now,
-                ) or reasons.get(message.pk, "")
-                if reason:
-                    skipped.append((message, reason))
+    # One server-bound statement per accepted message (see _record_sent).
+    with server_binding_cursor() as sent_cursor:
+        try:
+            for index, message in enumerate(messages):
+                if time.monotonic() > deadline:
+                    # Give back what is left: this task must not outlive its lease.
+                    rest = [m.pk for m in messages[index:]]
+                    report.released = Message.objects.filter(
+                        pk__in=rest, status=Message.Status.SENDING
+                    ).update(status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None)
+                    break
+                if not message.is_test:
+                    reason = skip_reason_for(
+                        message=message,
+                        candidate=message.candidate,
+                        preference=preferences.get(message.candidate_id),
+                        suppressed=suppressed,
+                        now=now,
+                    ) or reasons.get(message.pk, "")
+                    if reason:
+                        skipped.append((message, reason))
+                        continue
+                    if message.pk in holds:
+                        held[message.pk] = holds[message.pk]
+                        continue
+                if not opened:
+                    connection.open()
+                    opened = True
+                    _session_reads_environment_once(connection)
+                try:
+                    esp_id = _deliver(connection, message)
+                except Exception as error:
+                    outcome = _classify(error)
+                    if isinstance(outcome, PermanentError):
+                        _record_failed(message, str(outcome))
+                        (bounced if outcome.hard_bounce else failed).append(message)
+                        report.failed += 1
+                    else:
+                        _record_retry(message, str(outcome))
+                        report.retried += 1
+                        # The connection may be broken: start a fresh one for the next message.
+                        _close_quietly(connection)
+                        opened = False
                     continue
-                if message.pk in holds:
-                    held[message.pk] = holds[message.pk]
-                    continue
-            if not opened:
-                connection.open()
-                opened = True
-            email = _email_for(message)
-            try:
-                connection.send_messages([email])
-            except Exception as error:
-                outcome = _classify(error)
-                if isinstance(outcome, PermanentError):
-                    _record_failed(message, str(outcome))
-                    (bounced if outcome.hard_bounce else failed).append(message)
-                    report.failed += 1
-                else:
-                    _record_retry(message, str(outcome))
-                    report.retried += 1
-                    # The connection may be broken: start a fresh one for the next message.
-                    _close_quietly(connection)
-                    opened = False
-                continue
-            # ---- crash window: accepted by the server, not yet recorded (see module doc) ----
-            esp_id = getattr(getattr(email, "anymail_status", None), "message_id", None)
-            _record_sent(message, esp_id or "")
-            sent.append(message)
-            report.sent += 1
-    finally:
-        if opened:
-            _close_quietly(connection)
+                # ---- crash window: accepted by the server, not yet recorded (see module doc) ----
+                _record_sent(message, esp_id, cursor=sent_cursor)
+                sent.append(message)
+                report.sent += 1
+        finally:
+            if opened:
+                _close_quietly(connection)
 
     _record_skips(skipped, report)
     report.held = guards.messages_hold(holds=held)
@@ -328,15 +380,17 @@ def _close_quietly(connection) -> None:
         connection.close()
 
 
-def _record_sent(message: Message, esp_message_id: str) -> None:
+_SENT_SQL = (
+    "UPDATE campaigns_message SET status = 'sent', sent_at = %s, esp_message_id = %s,"
+    " attempts = attempts + 1, last_error = '' WHERE id = %s AND status = 'sending'"
+)
+
+
+def _record_sent(message: Message, esp_message_id: str, *, cursor) -> None:
     """One autocommitted UPDATE right after the server accepted the message (the crash window
-    stays one message wide). Plain SQL: the ORM's compile step cost more than the round trip."""
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE campaigns_message SET status = 'sent', sent_at = %s, esp_message_id = %s,"
-            " attempts = attempts + 1, last_error = '' WHERE id = %s AND status = 'sending'",
-            [timezone.now(), esp_message_id, message.pk],
-        )
+    stays one message wide). The cursor binds on the server: Django's own cursors quote the
+    values into the SQL, which PostgreSQL then parses afresh — twice its CPU per message."""
+    cursor.execute(_SENT_SQL, [timezone.now(), esp_message_id, message.pk])
 
 
 def _record_retry(message: Message, error: str) -> None:

@@ -9,8 +9,10 @@ RFC 5321 allows for a local part; they use only [A-Za-z0-9._-], safe in a URL pa
 address.
 """
 
+import base64
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -59,11 +61,40 @@ class LinkToken:
     link_index: int = 0
 
 
+def _base36(number: int) -> str:
+    if number < 36:
+        return _DIGITS36[number] if number >= 0 else int_to_base36(number)  # raises
+    digits = []
+    while number:
+        number, digit = divmod(number, 36)
+        digits.append(_DIGITS36[digit])
+    return "".join(reversed(digits))
+
+
+_DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_timestamp_cache: list = [0, ""]
+
+
+def _timestamp() -> str:
+    now = int(time.time())
+    if _timestamp_cache[0] != now:
+        _timestamp_cache[:] = [now, signing.b62_encode(now)]
+    return _timestamp_cache[1]
+
+
 def token_make(
     *, salt: str, organization_id: int, candidate_id: int, message_id: int = 0, link_index: int = 0
 ) -> str:
-    parts = [organization_id, candidate_id, message_id, link_index]
-    return _signer(salt).sign("-".join(int_to_base36(part) for part in parts))
+    """`_signer(salt).sign(value)`, written out: the dispatcher signs ~8 of these per message,
+    and the signer's generic path (base 36 via Django, a fresh timestamp, lookups) was most of
+    the cost. The bytes are the same (tests compare them with the signer's)."""
+    value = (
+        f"{_base36(organization_id)}-{_base36(candidate_id)}-{_base36(message_id)}-"
+        f"{_base36(link_index)}.{_timestamp()}"
+    )
+    mac = _keyed_hmac(salt, settings.SECRET_KEY).copy()
+    mac.update(value.encode())
+    return f"{value}.{base64.urlsafe_b64encode(mac.digest())[:22].decode()}"
 
 
 def token_read(token: str, *, salt: str) -> LinkToken | None:
