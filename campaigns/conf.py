@@ -30,6 +30,15 @@ def mail_domain(sender_email: str = "") -> str:
 SEND_CHUNK = 500
 # Enrollments claimed per dispatcher transaction.
 DISPATCH_CHUNK = 500
+# Chunks one `campaigns.dispatch` task renders before it hands the rest to a new task queued
+# behind the send tasks it just queued, so every worker takes turns rendering and sending
+# instead of one worker rendering a whole broadcast while the others wait for its output.
+DISPATCH_CHUNKS_PER_TASK = 1
+# Candidate ids per stored audience batch at launch (services/campaigns.py): the first batch is
+# enrolled by the launch itself, the rest by the `campaigns.enroll` task, one per transaction.
+AUDIENCE_BATCH = 5000
+# A batch still waiting this long after its launch lost its task; the dispatcher enrolls it.
+AUDIENCE_BATCH_STALE_SECONDS = 30
 
 
 def send_lease_seconds() -> int:

@@ -396,6 +396,42 @@ class Enrollment(models.Model):
         return f"{self.candidate_id} in {self.campaign_id} ({self.status})"
 
 
+class AudienceBatch(models.Model):
+    """Part of a launched campaign's audience that is not enrolled yet.
+
+    A launch computes its audience once, in one statement, and stores it here in batches of
+    candidate ids (the snapshot: exclusions and opt-outs as they were at launch); the first
+    batch is enrolled in the launch's own transaction and the rest by `campaigns.enroll`,
+    one transaction per batch that inserts its enrollments and deletes the batch, so the first
+    emails go out while a large audience is still being enrolled, and a worker lost halfway
+    leaves whole batches behind that the dispatcher enrolls later — nobody twice, nobody lost.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="audience_batches"
+    )
+    position = models.PositiveIntegerField()
+    candidate_ids = ArrayField(models.BigIntegerField())
+    # What the enrollments get: the first step, when it runs and the launch time.
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="+")
+    run_at = models.DateTimeField()
+    enrolled_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "campaign", "position"], name="audiencebatch_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{len(self.candidate_ids)} candidates of campaign {self.campaign_id}"
+
+
 class Message(models.Model):
     """The outbox row: the truth about one email to one person (see DESIGN.md, "the outbox").
 

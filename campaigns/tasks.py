@@ -1,15 +1,44 @@
 """Celery tasks of the campaigns app: thin wrappers around the services (routed to the
 "email" queue by CELERY_TASK_ROUTES)."""
 
+from campaigns.conf import DISPATCH_CHUNKS_PER_TASK, send_queue
 from campaigns.services import dispatch, sending, tracking
 from crm.celery import OrganizationTask, app
 
 
 @app.task(name="campaigns.dispatch", acks_late=True, ignore_result=True)
 def dispatch_task(organization_id: int | None = None) -> dict:
-    """Beat runs this every minute for all organisations; a launch runs it for one at once."""
-    report = dispatch.dispatch_due(organization_id=organization_id)
+    """Beat runs this every minute for all organisations; a launch runs it for one at once.
+    Each task renders DISPATCH_CHUNKS_PER_TASK chunks; when more is due it queues its own
+    continuation, which lands behind the send tasks it has just queued — so with two workers
+    one renders the next chunk while the other sends the last one."""
+    report = dispatch.dispatch_due(
+        organization_id=organization_id, max_chunks=DISPATCH_CHUNKS_PER_TASK
+    )
+    if report.more:
+        dispatch_task.apply_async(kwargs={"organization_id": organization_id}, queue=send_queue())
     return {"claimed": report.claimed, "messages": report.messages_created}
+
+
+@app.task(
+    base=OrganizationTask,
+    name="campaigns.enroll",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def enroll_task(*, organization_id: int, campaign_id: int) -> int:
+    """Enroll the rest of a launched campaign's audience (services/campaigns.py), one batch per
+    transaction; the dispatcher is kicked after the first batch and at the end."""
+    from campaigns.services.campaigns import _dispatch_now, audience_enroll_pending
+
+    enrolled = audience_enroll_pending(
+        organization_id=organization_id,
+        campaign_id=campaign_id,
+        after_first=lambda: _dispatch_now(organization_id),
+    )
+    _dispatch_now(organization_id)
+    return enrolled
 
 
 @app.task(

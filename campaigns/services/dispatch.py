@@ -14,6 +14,11 @@ Celery beat runs `campaigns.dispatch` every minute, and a launch triggers it at 
 5. sweeps: queued messages whose task is gone (throttled, worker lost, retry due) get a new
    task; messages claimed by a worker that died (`sending` past the lease) go back to queued
    with their Message-ID unchanged.
+
+Before claiming, a round enrolls audience batches that a launch's `campaigns.enroll` task
+should have enrolled long ago (its worker was lost; services/campaigns.py). The Celery task
+runs DISPATCH_CHUNKS_PER_TASK chunks and queues its own continuation behind the send tasks
+it queued, so the workers take turns rendering and sending; the sweep runs at the end.
 """
 
 import logging
@@ -28,16 +33,18 @@ from django_scopes import scopes_disabled
 from jinja2 import TemplateError
 
 from campaigns.conf import (
+    AUDIENCE_BATCH_STALE_SECONDS,
     DISPATCH_CHUNK,
     SEND_CHUNK,
     requeue_after_seconds,
     send_lease_seconds,
     send_queue,
 )
-from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
+from campaigns.models import AudienceBatch, Campaign, EmailSettings, Enrollment, Message, Step
 from campaigns.services import messages as message_service
 from campaigns.services import rendering, sequences
 from campaigns.services.audience import campaign_pool_names
+from campaigns.services.campaigns import audience_enroll_pending
 from candidates.models import Candidate
 
 logger = logging.getLogger(__name__)
@@ -51,6 +58,8 @@ class DispatchReport:
     requeued: int = 0
     recovered: int = 0
     per_task: list[int] = field(default_factory=list)
+    enrolled: int = 0  # from audience batches a lost enroll task left behind
+    more: bool = False  # stopped at max_chunks with a full last chunk: more may be due
 
 
 def messages_enqueue(*, organization_id: int, message_ids: list[int]) -> int:
@@ -300,9 +309,13 @@ def _campaigns_finish(now: datetime) -> None:
     """Running campaigns with no active enrollment left have scheduled everything."""
     active = Enrollment.objects.filter(campaign=OuterRef("pk"), status=Enrollment.Status.ACTIVE)
     # A sequence that candidates join from a pool keeps running until it is paused or ended.
+    # Nor is a campaign done while part of its audience waits to be enrolled.
+    pending = AudienceBatch.objects.filter(campaign=OuterRef("pk"))
     Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).exclude(
-        kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False
-    ).update(status=Campaign.Status.DONE, finished_at=now)
+        Exists(pending)
+    ).exclude(kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False).update(
+        status=Campaign.Status.DONE, finished_at=now
+    )
 
 
 def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
@@ -343,16 +356,40 @@ def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
 
 
 def dispatch_due(
-    *, now: datetime | None = None, organization_id: int | None = None
+    *,
+    now: datetime | None = None,
+    organization_id: int | None = None,
+    max_chunks: int | None = None,
 ) -> DispatchReport:
-    """One dispatcher round (see the module docstring). Safe to run concurrently."""
+    """One dispatcher round (see the module docstring). Safe to run concurrently.
+
+    With `max_chunks` (the Celery task) the round stops after that many full chunks and sets
+    `report.more`; the task then queues its own continuation behind the send tasks it queued.
+    The sweep and the campaign bookkeeping run when a round finds nothing more to do."""
     now = now or timezone.now()
     report = DispatchReport()
     with scopes_disabled():
-        while _dispatch_chunk(now=now, organization_id=organization_id, report=report):
-            pass
+        report.enrolled = audience_enroll_pending(
+            organization_id=organization_id,
+            created_before=now - timedelta(seconds=AUDIENCE_BATCH_STALE_SECONDS),
+        )
+        chunks = 0
+        while max_chunks is None or chunks < max_chunks:
+            claimed = _dispatch_chunk(now=now, organization_id=organization_id, report=report)
+            if not claimed:
+                break
+            chunks += 1
+            report.more = claimed == DISPATCH_CHUNK
+        else:
+            if report.more:
+                return _logged(report)
+        report.more = False
         messages_sweep(now=now, report=report)
         _campaigns_finish(now)
-    if report.claimed or report.requeued or report.recovered:
+    return _logged(report)
+
+
+def _logged(report: DispatchReport) -> DispatchReport:
+    if report.claimed or report.requeued or report.recovered or report.enrolled:
         logger.info("campaigns.dispatch: %s", report)
     return report
