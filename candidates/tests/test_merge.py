@@ -304,12 +304,37 @@ def test_merge_view_other_from_another_organisation_is_not_found(
         assert not MergeRecord.objects.exists()
 
 
-def test_merge_view_with_itself_or_nothing_is_not_found(recruiter_client, org, pair):
+def test_merge_view_with_itself_or_an_unreadable_choice_is_not_found(recruiter_client, org, pair):
     primary, _ = pair
 
     assert recruiter_client.get(_merge_url(org, primary, primary)).status_code == 404
-    assert recruiter_client.get(_merge_url(org, primary)).status_code == 404
     assert recruiter_client.get(_merge_url(org, primary) + "?other=abc").status_code == 404
+    assert recruiter_client.post(_merge_url(org, primary), {}).status_code == 404
+
+
+def test_merge_view_without_a_choice_finds_the_other_profile(
+    recruiter_client, org, pair, other_org
+):
+    primary, secondary = pair
+    CandidateFactory(organization=other_org, first_name=secondary.first_name, email="x@y.example")
+
+    empty = recruiter_client.get(_merge_url(org, primary))
+    found = recruiter_client.get(_merge_url(org, primary), {"find": secondary.email})
+    nothing = recruiter_client.get(_merge_url(org, primary), {"find": "zzzqqq"})
+
+    assert empty.status_code == 200
+    assert empty.context["found"] == []
+    assert found.context["found"] == [secondary]
+    assert f"?other={secondary.pk}" in found.content.decode()
+    assert "No other profile found" in nothing.content.decode()
+
+
+def test_merge_view_search_never_offers_the_profile_itself(recruiter_client, org, pair):
+    primary, _ = pair
+
+    response = recruiter_client.get(_merge_url(org, primary), {"find": primary.email})
+
+    assert primary not in response.context["found"]
 
 
 def test_merge_view_viewer_is_forbidden(viewer_client, org, pair):

@@ -100,9 +100,33 @@ def _merge_counts(secondary) -> dict[str, int]:
     }
 
 
+# How many profiles the "merge with another profile" search offers.
+MERGE_PICK_LIMIT = 10
+
+
+def _merge_pick(request, primary):
+    """No profile chosen yet: search for the other profile of this person by name or email."""
+    from candidates.filters import CandidateFilterSet
+    from candidates.selectors import candidate_list_queryset
+
+    find = " ".join(request.GET.get("find", "").split())[:200]
+    found = []
+    if find:
+        filterset = CandidateFilterSet({"q": find}, organization=request.organization)
+        found = list(
+            candidate_list_queryset(filterset=filterset)
+            .exclude(pk=primary.pk)
+            .defer("resume_text", "search_vector")[:MERGE_PICK_LIMIT]
+        )
+    context = {"primary": primary, "find": find, "found": found}
+    return render(request, "candidates/merge_pick.html", context)
+
+
 @recruiter_required
 def candidate_merge_view(request, org_slug, candidate_id):
     primary = candidate_get(organization=request.organization, candidate_id=candidate_id)
+    if request.method == "GET" and "other" not in request.GET:
+        return _merge_pick(request, primary)
     target = MergeTargetForm(
         request.POST if request.method == "POST" else request.GET,
         organization=request.organization,
