@@ -30,6 +30,16 @@ def normalize_tags(values) -> list[str]:
     return list(seen)
 
 
+def phone_display(phone: str) -> str:
+    """'+4915123452709' -> '+49 1512 3452709': a stored E.164 number, grouped for reading
+    (anything unreadable is shown as it is)."""
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def normalize_phone(value: str, *, default_region: str | None = None) -> str:
     """Validate a phone number and return it in E.164 ('+447700900123'); '' stays ''."""
     value = (value or "").strip()

@@ -3,9 +3,16 @@ is included by a view that does not know about duplicates: two queries, whatever
 
 from django import template
 
+from candidates.normalize import phone_display
 from candidates.selectors import candidate_duplicates_panel
 
 register = template.Library()
+
+
+@register.filter(name="phone_display")
+def phone_display_filter(phone: str) -> str:
+    """`{{ candidate.phone|phone_display }}`: '+4915123452709' -> '+49 1512 3452709'."""
+    return phone_display(phone) if phone else ""
 
 
 @register.simple_tag

@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from candidates.models import DuplicateSuggestion, Job
 from candidates.services.duplicates import (
@@ -238,6 +238,17 @@ def test_duplicate_list_shows_both_profiles_side_by_side(recruiter_client, org):
     assert "Same email" in body
     assert "Not a duplicate" in body
     assert f"/candidates/{one.pk}/merge/?other={two.pk}" in body
+
+
+def test_duplicate_list_shows_phones_grouped_for_reading(recruiter_client, org):
+    first = CandidateFactory(organization=org, phone="+4915123452709", email="a@x.example")
+    CandidateFactory(organization=org, phone="+4915123452709", email="b@x.example")
+    with scope(organization=org):
+        duplicates_check_candidate(candidate=first)
+
+    body = recruiter_client.get(reverse("candidates:duplicates", args=[org.slug])).content.decode()
+
+    assert body.count("+49 1512 3452709") == 2
 
 
 def test_duplicate_list_viewer_reads_without_actions(viewer_client, org):

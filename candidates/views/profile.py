@@ -6,7 +6,6 @@ JavaScript as POST + redirect.
 
 from datetime import UTC, datetime, timedelta
 
-import phonenumbers
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from candidates.forms import CandidateForm, NoteEditForm, NoteForm
 from candidates.models import Activity
+from candidates.normalize import phone_display
 from candidates.panels import PROFILE_PANELS
 from candidates.selectors import (
     candidate_get,
@@ -116,22 +116,13 @@ def _custom_field_values(candidate):
     ]
 
 
-def _phone_display(phone: str) -> str:
-    """'+4915123452709' -> '+49 1512 3452709' (stored E.164, shown grouped)."""
-    try:
-        number = phonenumbers.parse(phone)
-    except phonenumbers.NumberParseException:
-        return phone
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-
-
 def _render_profile(request, candidate, **activity):
     context = _activity_context(request, candidate, **activity)
     if request.htmx and not request.htmx.boosted:
         return render(request, "candidates/candidate_detail.html#activity", context)
     context["profile_panels"] = PROFILE_PANELS
     context["custom_values"] = _custom_field_values(candidate)
-    context["phone_display"] = _phone_display(candidate.phone)
+    context["phone_display"] = phone_display(candidate.phone)
     return render(request, "candidates/candidate_detail.html", context)
 
 
