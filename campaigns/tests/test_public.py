@@ -219,6 +219,40 @@ def test_unsubscribe_keeps_topics_and_an_earlier_suppression(sent_message, cooki
     assert reasons == [Suppression.Reason.BOUNCED]
 
 
+def test_one_click_of_a_merged_profile_unsubscribes_the_surviving_one(
+    sent_message, cookieless, org, in_org
+):
+    survivor = make_candidates(org, 1, tags=())[0]
+    with in_org():
+        Candidate.objects.filter(pk=sent_message.candidate_id).update(merged_into=survivor)
+    response = cookieless.post(_unsubscribe_url(sent_message), {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert "Acme Talent" in response.content.decode()
+    with in_org():
+        unsubscribed = list(
+            CandidateEmailPreference.objects.filter(unsubscribed_at__isnull=False).values_list(
+                "candidate_id", flat=True
+            )
+        )
+        summaries = list(
+            Activity.objects.filter(kind=Activity.Kind.UNSUBSCRIBED).values_list(
+                "candidate_id", "summary"
+            )
+        )
+    assert unsubscribed == [survivor.pk]
+    # The email was the merged profile's: it is not the survivor's to mark.
+    assert summaries == [(survivor.pk, "Unsubscribed from campaign email")]
+
+
+def test_one_click_records_the_campaign_on_the_timeline(sent_message, cookieless, in_org):
+    cookieless.post(_unsubscribe_url(sent_message), {"List-Unsubscribe": "One-Click"})
+    with in_org():
+        summary = Activity.objects.get(kind=Activity.Kind.UNSUBSCRIBED).summary
+        event = EngagementEvent.objects.get(kind="unsubscribed")
+    assert summary == f"Unsubscribed from campaign email ({sent_message.campaign.name})"
+    assert (event.campaign_id, event.message_id) == (sent_message.campaign_id, sent_message.pk)
+
+
 def test_resubscribe_undoes_the_unsubscribe(sent_message, client):
     url = _unsubscribe_url(sent_message)
     client.post(url, {"List-Unsubscribe": "One-Click"})
@@ -348,9 +382,12 @@ def test_preferences_too_many_interests_rerender_with_the_error(sent_message, cl
 
 def test_preferences_get_never_changes_state(sent_message, client, in_org):
     token = _unsubscribe_url(sent_message).split("/")[3]
-    client.get(reverse("campaigns_public:preferences", args=[token]))
+    for method in (client.get, client.head):
+        assert method(reverse("campaigns_public:preferences", args=[token])).status_code == 200
     with in_org():
         assert Activity.objects.filter(kind=Activity.Kind.CONSENT_CHANGED).count() == 0
+        # not even a row of default preferences
+        assert CandidateEmailPreference.objects.count() == 0
 
 
 def _pixel_url(message):
