@@ -78,7 +78,7 @@ def preferences(request, token):
         return _invalid(request)
     organization, candidate, _ = found
     with scope(organization=organization):
-        preference = preference_service.preference_for(candidate=candidate)
+        preference = preference_service.preference_read(candidate=candidate)
         topics = topic_choices(organization=organization, with_descriptions=True)
         saved = False
         if request.method == "POST":
