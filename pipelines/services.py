@@ -130,21 +130,49 @@ def stage_reorder(*, stage: Stage, direction: str) -> None:
     Stage.objects.bulk_update(siblings, ["position"])
 
 
-def stage_archive(*, stage: Stage) -> None:
-    """Hide a stage from boards. Stages are never deleted (history points at them); one that
-    still holds candidates cannot be archived until they are moved on."""
-    memberships = PoolMembership.objects.filter(organization_id=stage.organization_id, stage=stage)
-    count = memberships.count()
-    if count:
-        raise ValidationError(
-            f"{count} candidate{'s are' if count != 1 else ' is'} in “{stage.name}”. "
-            "Move them to another stage first."
-        )
+# Cards moved per statement when a stage is archived with its candidates.
+STAGE_ARCHIVE_MOVE_CHUNK = 5000
+
+
+def stage_archive(*, stage: Stage, move_to: Stage | None = None, actor: User | None = None) -> int:
+    """Hide a stage from boards. Stages are never deleted (history points at them). The
+    candidates still in it, in every pool that uses it, move to `move_to` first — each move
+    recorded like any other (stage history, timeline) — or, without `move_to`, the archive is
+    refused. Returns how many cards moved."""
     active = _stage_siblings(stage).filter(archived=False)
     if not active.exclude(pk=stage.pk).filter(outcome=Stage.Outcome.OPEN).exists():
         raise ValidationError("A pipeline needs at least one open stage.")
-    stage.archived = True
-    stage.save(update_fields=["archived"])
+    memberships = PoolMembership.objects.filter(organization_id=stage.organization_id, stage=stage)
+    count = memberships.count()
+    if count and move_to is None:
+        raise ValidationError(
+            f"{count} candidate{'s are' if count != 1 else ' is'} in “{stage.name}”. "
+            "Choose the stage they move to, or move them first."
+        )
+    if count and (
+        move_to.pk == stage.pk
+        or move_to.archived
+        or move_to.organization_id != stage.organization_id
+        or move_to.pool_id != stage.pool_id
+    ):
+        raise ValidationError("Choose another active stage of the same pipeline.")
+    moved = 0
+    with transaction.atomic():
+        for pool in Pool.objects.filter(
+            organization_id=stage.organization_id,
+            pk__in=memberships.values("pool_id").distinct(),
+        ):
+            ids = list(memberships.filter(pool=pool).values_list("pk", flat=True))
+            for start in range(0, len(ids), STAGE_ARCHIVE_MOVE_CHUNK):
+                moved += memberships_move_bulk(
+                    pool=pool,
+                    membership_ids=ids[start : start + STAGE_ARCHIVE_MOVE_CHUNK],
+                    to_stage=move_to,
+                    actor=actor,
+                )
+        stage.archived = True
+        stage.save(update_fields=["archived"])
+    return moved
 
 
 def stage_restore(*, stage: Stage) -> None:

@@ -515,9 +515,30 @@ def stage_archive(request, org_slug, stage_id, pool_id=None):
             services.stage_restore(stage=stage)
             messages.success(request, f"“{stage.name}” is back on the boards.")
         else:
-            services.stage_archive(stage=stage)
+            move_to = None
+            move_to_id = request.POST.get("move_to", "")
+            if move_to_id.isdigit() and len(move_to_id) <= 12:
+                move_to = next(
+                    (
+                        other
+                        for other in (
+                            selectors.stages_default(organization=request.organization)
+                            if pool is None
+                            else selectors.pool_stages(pool=pool)
+                        )
+                        if other.pk == int(move_to_id)
+                    ),
+                    None,
+                )
+            moved = services.stage_archive(stage=stage, move_to=move_to, actor=request.user)
+            note = (
+                f" {moved:,} candidate{'s' if moved != 1 else ''} moved to “{move_to.name}”."
+                if moved
+                else ""
+            )
             messages.success(
-                request, f"“{stage.name}” was archived. Its history is kept; restore it any time."
+                request,
+                f"“{stage.name}” was archived.{note} Its history is kept; restore it any time.",
             )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

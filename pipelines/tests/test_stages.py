@@ -2,6 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from candidates.models import Activity
 from pipelines import selectors, services
 from pipelines.models import PoolMembership, Stage, StageChange
 
@@ -59,9 +60,57 @@ def test_stage_archive_refused_while_candidates_are_in_it(
 
     response = admin_client.post(url("stage_archive", org, stage_id=stages[0].pk), follow=True)
 
-    assert "Move them to another stage first." in response.content.decode()
+    assert "Choose the stage they move to, or move them first." in response.content.decode()
     with unscoped():
         assert Stage.objects.get(pk=stages[0].pk).archived is False
+
+
+def test_stage_archive_moves_its_candidates_in_every_pool_and_records_the_moves(
+    admin_client, admin_user, org, pool, recruiter_user, stages, make_candidates, add, unscoped
+):
+    from pipelines.tests.factories import PoolFactory
+
+    other_pool = PoolFactory(organization=org, owner=recruiter_user, name="Second")
+    add(pool, make_candidates(2))
+    add(other_pool, make_candidates(1))
+
+    page = admin_client.get(url("stage_list", org))
+    response = admin_client.post(
+        url("stage_archive", org, stage_id=stages[0].pk),
+        {"archived": "1", "move_to": stages[1].pk},
+        follow=True,
+    )
+
+    assert 'name="move_to"' in page.content.decode()
+    assert "3 candidates moved to “Contacted”" in response.content.decode()
+    with unscoped():
+        assert Stage.objects.get(pk=stages[0].pk).archived is True
+        assert set(PoolMembership.objects.values_list("stage_id", flat=True)) == {stages[1].pk}
+        moves = StageChange.objects.filter(from_stage=stages[0], to_stage=stages[1])
+        assert moves.count() == 3
+        assert set(moves.values_list("changed_by_id", flat=True)) == {admin_user.pk}
+        assert Activity.objects.filter(kind="stage_changed").count() == 3
+
+
+def test_stage_archive_with_a_stage_of_another_pipeline_is_refused(
+    org, recruiter_user, stages, make_candidates, add, in_org, unscoped
+):
+    from pipelines.tests.factories import PoolFactory
+
+    default_pool = PoolFactory(organization=org, owner=recruiter_user, name="Defaults")
+    own_pool = PoolFactory(organization=org, owner=recruiter_user, name="Own stages")
+    add(default_pool, make_candidates(1))
+    with in_org():
+        own = services.pool_customize_stages(pool=own_pool)
+
+        with pytest.raises(ValidationError, match="same pipeline"):
+            services.stage_archive(stage=stages[0], move_to=own[1], actor=None)
+        with pytest.raises(ValidationError, match="same pipeline"):
+            services.stage_archive(stage=stages[0], move_to=stages[0], actor=None)
+
+    with unscoped():
+        assert Stage.objects.get(pk=stages[0].pk).archived is False
+        assert PoolMembership.objects.get(pool=default_pool).stage_id == stages[0].pk
 
 
 def test_stage_archive_keeps_the_stage_and_its_history(
