@@ -175,6 +175,34 @@ def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
     return stats
 
 
+def campaign_waiting(*, campaign: Campaign, now=None) -> list[dict]:
+    """Emails of the campaign held back for later — a cap, the domain's warm-up, a retry —
+    grouped by why, with how many and when the first of them goes out. One query."""
+    from django.db.models import Min
+    from django.utils import timezone
+
+    rows = (
+        Message.objects.filter(
+            organization_id=campaign.organization_id,
+            campaign=campaign,
+            status=Message.Status.QUEUED,
+            next_attempt_at__gt=now or timezone.now(),
+            is_test=False,
+        )
+        .values("last_error")
+        .annotate(count=Count("pk"), first=Min("next_attempt_at"))
+        .order_by("first")
+    )
+    return [
+        {
+            "reason": (row["last_error"] or "Waiting").removeprefix("Waiting: ")[:200],
+            "count": row["count"],
+            "first": row["first"],
+        }
+        for row in rows
+    ]
+
+
 def campaign_progress(*, campaign: Campaign) -> dict:
     rows = (
         Enrollment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)

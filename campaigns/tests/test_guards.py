@@ -204,6 +204,31 @@ def test_sender_daily_cap_holds_the_rest_until_tomorrow(org, recruiter_user, mon
     assert len(mail.outbox) == 4
 
 
+def test_held_emails_are_explained_on_the_campaign_and_message_pages(
+    org, recruiter_user, recruiter_client
+):
+    from django.urls import reverse
+
+    _settings(org, sender_daily_cap=1)
+    make_candidates(org, 3)
+    campaign = _launch(org, recruiter_user)
+    _send(org, campaign)
+    tomorrow = guards.next_local_midnight(org, timezone.now())
+    with scopes_disabled():
+        held = Message.objects.filter(status=Message.Status.QUEUED).first()
+
+    page = recruiter_client.get(reverse("campaigns:detail", args=[org.slug, campaign.pk]))
+    detail = recruiter_client.get(
+        reverse("campaigns:message_detail", args=[org.slug, campaign.pk, held.pk])
+    ).content.decode()
+
+    assert page.context["waiting"] == [
+        {"reason": "the recruiter's daily cap", "count": 2, "first": tomorrow}
+    ]
+    assert "Waiting to go out — nothing is lost" in page.content.decode()
+    assert "Goes out" in detail and "Last error" not in detail
+
+
 def test_sender_daily_cap_counts_each_recruiter_separately(org, recruiter_user, admin_user):
     _settings(org, sender_daily_cap=2)
     make_candidates(org, 3, tags=("first",))

@@ -19,6 +19,7 @@ from campaigns.selectors import (
     campaign_messages,
     campaign_progress,
     campaign_step_results,
+    campaign_waiting,
     campaigns_for_list,
 )
 from campaigns.services import campaigns as campaign_service
@@ -109,6 +110,7 @@ def campaign_detail(request, org_slug, campaign_id):
         "stats": campaign_step_results(campaign=campaign),
         "machine": None if is_draft else campaign_machine_engagement(campaign=campaign),
         "progress": campaign_progress(campaign=campaign),
+        "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
         "pools": list(campaign.pools.all()),

@@ -19,6 +19,7 @@ from campaigns.selectors import (
     campaign_get,
     campaign_progress,
     campaign_step_results,
+    campaign_waiting,
     sequence_step_get,
 )
 from campaigns.sequence_forms import EnrollmentFilterForm, ResumeForm, SequenceForm, StepForm
@@ -58,6 +59,7 @@ def sequence_detail(request, campaign):
             for row in campaign_step_results(campaign=campaign)
         ],
         "progress": campaign_progress(campaign=campaign),
+        "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
         "window": sequence_service.window_summary(campaign=campaign),
         "audience_count": audience_count(campaign=campaign) if is_draft else None,
         "launch_problems": campaign_service.campaign_launch_problems(campaign=campaign)
