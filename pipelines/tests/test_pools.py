@@ -1,11 +1,15 @@
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from candidates.models import Activity, SavedSearch
 from crm.services import organization_create
+from pipelines import services
 from pipelines.models import Pool, PoolMembership, Stage
 from pipelines.services import DEFAULT_STAGES
 from pipelines.tests.factories import PoolFactory
@@ -21,16 +25,31 @@ def url(name, org, **kwargs):
 # --- list and visibility ---
 
 
-def test_pool_list_shows_sizes_growth_and_stages(recruiter_client, org, pool, make_candidates, add):
-    add(pool, make_candidates(3))
+def test_pool_list_shows_sizes_growth_and_stages(
+    recruiter_client, org, pool, stages, make_candidates, add, in_org
+):
+    old_timers = make_candidates(2)
+    add(pool, old_timers + make_candidates(3))
+    with in_org():
+        PoolMembership.objects.filter(pool=pool, candidate__in=old_timers).update(
+            added_at=timezone.now() - timedelta(days=40)
+        )
+        moved = PoolMembership.objects.filter(pool=pool).exclude(candidate__in=old_timers).first()
+        services.membership_move(membership=moved, to_stage=stages[2], actor=None)
 
     response = recruiter_client.get(url("pool_list", org))
 
     assert response.status_code == 200
-    body = response.content.decode()
+    body = " ".join(response.content.decode().split())
     assert "Backend engineers" in body
+    (row,) = response.context["rows"]
+    assert (row.size, row.recent) == (5, 3)
+    assert [(stage.name, count) for stage, count in row.breakdown][:3] == [
+        ("New", 4),
+        ("Contacted", 0),
+        ("Engaged", 1),
+    ]
     assert "3 in 30 days" in body
-    assert "New 3" in body
 
 
 def test_pool_list_hides_other_peoples_private_pools(

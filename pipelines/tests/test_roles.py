@@ -67,6 +67,35 @@ def test_role_thin_warning_when_target_is_near(
     assert rows[later.pk].is_thin is False
 
 
+def test_role_list_page_warns_about_a_thin_pipeline_near_its_date(
+    recruiter_client, org, pool, make_candidates, add
+):
+    add(pool, make_candidates(2))
+    soon = HiringRoleFactory(
+        organization=org,
+        title="Soon",
+        headcount=1,
+        target_date=timezone.localdate() + timedelta(days=10),
+    )
+    filled = HiringRoleFactory(
+        organization=org,
+        title="Filled",
+        headcount=1,
+        status="filled",
+        target_date=timezone.localdate() + timedelta(days=10),
+    )
+    _link(soon, pool)
+    _link(filled, pool)
+
+    body = recruiter_client.get(url("role_list", org)).content.decode()
+
+    assert body.count("Thin pipeline:") == 1
+    assert (
+        "Thin pipeline: 2 active candidates for 1 hire, 10 days before the target date. "
+        "Aim for at least 3." in " ".join(body.split())
+    )
+
+
 def test_role_list_page(viewer_client, org, pool):
     role = HiringRoleFactory(organization=org, title="Staff Engineer")
     _link(role, pool)
