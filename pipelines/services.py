@@ -631,9 +631,12 @@ def role_save(
     role: HiringRole | None = None,
     pools: list[Pool],
     actor: User | None,
+    choosable_pools: QuerySet[Pool] | None = None,
     **fields,
 ) -> HiringRole:
-    """Create or update a role and set the pools that feed it."""
+    """Create or update a role and set the pools that feed it. With `choosable_pools` (the
+    pools the editor could tick: those they can see), links to other pools — someone else's
+    private pool — are left as they are."""
     if role is None:
         role = HiringRole(organization=organization, created_by=actor)
     for name, value in fields.items():
@@ -641,7 +644,10 @@ def role_save(
     role.save()
     wanted = {pool.pk for pool in pools}
     links = RolePool.objects.filter(organization=organization, role=role)
-    links.exclude(pool_id__in=wanted).delete()
+    unlinked = links.exclude(pool_id__in=wanted)
+    if choosable_pools is not None:
+        unlinked = unlinked.filter(pool__in=choosable_pools)
+    unlinked.delete()
     present = set(links.values_list("pool_id", flat=True))
     RolePool.objects.bulk_create(
         [

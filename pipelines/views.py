@@ -587,6 +587,7 @@ def _role_save(request, form, role=None):
         role=role,
         pools=list(form.cleaned_data["pools"]),
         actor=request.user,
+        choosable_pools=form.fields["pools"].queryset,
         **fields,
     )
 

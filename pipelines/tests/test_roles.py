@@ -169,6 +169,27 @@ def test_role_edit_changes_pools(recruiter_client, org, pool, recruiter_user, un
         assert list(HiringRole.objects.get(pk=role.pk).pools.all()) == [other]
 
 
+def test_role_edit_keeps_links_to_pools_the_editor_cannot_see(
+    admin_client, org, admin_user, recruiter_user, pool, unscoped
+):
+    private = PoolFactory(
+        organization=org, owner=recruiter_user, name="Rex's shortlist", visibility="owner"
+    )
+    role = HiringRoleFactory(organization=org, title="Platform lead")
+    _link(role, pool, private)
+
+    response = admin_client.post(
+        url("role_edit", org, role_id=role.pk),
+        {"title": "Platform lead", "headcount": 1, "status": "planned", "pools": []},
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        assert set(RolePool.objects.filter(role=role).values_list("pool_id", flat=True)) == {
+            private.pk
+        }
+
+
 def test_role_create_viewer_is_403(viewer_client, org):
     assert viewer_client.get(url("role_create", org)).status_code == 403
 
