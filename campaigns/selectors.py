@@ -203,6 +203,25 @@ def campaign_waiting(*, campaign: Campaign, now=None) -> list[dict]:
     ]
 
 
+def broadcast_delivery(*, progress: dict, stats: list[dict]) -> dict:
+    """A broadcast's progress in emails rather than enrollments (an enrollment is done once
+    its email is written, which can be a day before a capped email goes out): sent, waiting
+    (to be written, or in the outbox) and not sent, and the share of recipients settled."""
+    sent = sum(row["sent"] + row["bounced"] for row in stats)
+    in_outbox = sum(row["pending"] for row in stats)
+    not_sent = sum(row["skipped"] + row["failed"] for row in stats)
+    waiting = progress["active"] + in_outbox
+    total = progress["total"]
+    return {
+        "total": total,
+        "sent": sent,
+        "waiting": waiting,
+        "in_outbox": in_outbox,
+        "not_sent": not_sent,
+        "percent": int((total - waiting) * 100 / total) if total else 0,
+    }
+
+
 def campaign_progress(*, campaign: Campaign) -> dict:
     rows = (
         Enrollment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)

@@ -226,6 +226,16 @@ def test_held_emails_are_explained_on_the_campaign_and_message_pages(
         {"reason": "the recruiter's daily cap", "count": 2, "first": tomorrow}
     ]
     assert "Waiting to go out — nothing is lost" in page.content.decode()
+    # Every enrollment is done (its email is written), but the broadcast is still sending.
+    assert page.context["delivery"] == {
+        "total": 3,
+        "sent": 1,
+        "waiting": 2,
+        "in_outbox": 2,
+        "not_sent": 0,
+        "percent": 33,
+    }
+    assert "campaign-status-running" in page.content.decode()
     assert "Goes out" in detail and "Last error" not in detail
 
 

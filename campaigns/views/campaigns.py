@@ -12,6 +12,7 @@ from campaigns.forms import BroadcastForm, EmailFieldsForm, MessageFilterForm, P
 from campaigns.models import Campaign
 from campaigns.selectors import (
     MESSAGES_PAGE_SIZE,
+    broadcast_delivery,
     campaign_first_step,
     campaign_get,
     campaign_machine_engagement,
@@ -98,6 +99,8 @@ def campaign_detail(request, org_slug, campaign_id):
             candidate=candidate,
             campaign=campaign,
         )
+    stats = campaign_step_results(campaign=campaign)
+    progress = campaign_progress(campaign=campaign)
     context = {
         "preview_subject": sample.subject if sample else (step.subject if step else ""),
         "preview_preheader": sample.preheader if sample else "",
@@ -107,9 +110,10 @@ def campaign_detail(request, org_slug, campaign_id):
         "launch_problems": campaign_service.campaign_launch_problems(campaign=campaign)
         if is_draft
         else [],
-        "stats": campaign_step_results(campaign=campaign),
+        "stats": stats,
         "machine": None if is_draft else campaign_machine_engagement(campaign=campaign),
-        "progress": campaign_progress(campaign=campaign),
+        "progress": progress,
+        "delivery": broadcast_delivery(progress=progress, stats=stats),
         "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
