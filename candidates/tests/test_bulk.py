@@ -314,6 +314,27 @@ def test_bulk_task_works_in_batches_and_finishes(org, recruiter_user, settings):
     assert sorted(_activities(Activity.Kind.TAGGED)) == sorted(c.pk for c in chosen)
 
 
+def test_bulk_job_page_shows_a_progress_bar_that_polls_until_done(
+    org, recruiter_user, recruiter_client
+):
+    job = _job(org, recruiter_user, "tag", {"tags": ["x"]}, {"query": ""}, 2000)
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, processed=500)
+    page_url = reverse("candidates:job_detail", args=[org.slug, job.pk])
+
+    page = recruiter_client.get(page_url).content.decode()
+    poll = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, processed=2000)
+    done = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
+
+    assert 'value="25"' in page and "500 of 2000 · 25%" in page
+    assert 'hx-trigger="every 1s"' in page
+    assert poll.lstrip().startswith('<div id="job-progress"')  # only the partial
+    assert "<html" not in poll
+    assert 'hx-trigger="every 1s"' not in done and 'value="100"' in done
+
+
 def test_bulk_job_page_reports_the_outcome(org, recruiter_user, recruiter_client):
     _candidates(org, 2, city="Berlin", tags=["batch"])
     fresh = _candidates(org, 1, city="Berlin")
