@@ -169,11 +169,19 @@ def _queue_extraction(attachment: Attachment) -> None:
 
 
 def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> None:
-    """Delete the row, then the stored file once the deletion has committed."""
+    """Delete the row (the timeline says who removed which file), then the stored file once
+    the deletion has committed."""
     candidate_id = attachment.candidate_id
     name = attachment.file.name
     storage = attachment.file.storage
     with transaction.atomic():
+        activity_record(
+            candidate=attachment.candidate,
+            kind=Activity.Kind.EDITED,
+            summary=f"{attachment.get_kind_display()} deleted: {attachment.original_name}",
+            actor=actor,
+            data={"fields": ["files"], "name": attachment.original_name},
+        )
         attachment.delete()
         candidate_refresh_resume_text(candidate_id=candidate_id)
         transaction.on_commit(lambda: storage.delete(name) if name else None)

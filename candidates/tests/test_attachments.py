@@ -338,9 +338,11 @@ def test_attachment_download_anonymous_goes_to_login(client, org, candidate):
 
 
 def test_attachment_delete_removes_the_row_the_file_and_the_resume_text(
-    recruiter_client, org, candidate, django_capture_on_commit_callbacks
+    recruiter_client, recruiter_user, org, candidate, django_capture_on_commit_callbacks
 ):
-    attachment = make_attachment(candidate, extracted_text="Zookeeper", extraction_status="done")
+    attachment = make_attachment(
+        candidate, name="Ada CV.pdf", extracted_text="Zookeeper", extraction_status="done"
+    )
     with scopes_disabled():
         Candidate.objects.filter(pk=candidate.pk).update(resume_text="Zookeeper", has_resume=True)
     path = attachment.file.name
@@ -356,6 +358,13 @@ def test_attachment_delete_removes_the_row_the_file_and_the_resume_text(
         candidate.refresh_from_db()
     assert not default_storage.exists(path)
     assert (candidate.resume_text, candidate.has_resume) == ("", False)
+    with scopes_disabled():
+        entry = Activity.objects.get(candidate=candidate)
+    assert (entry.kind, entry.summary, entry.actor) == (
+        "edited",
+        "Resume deleted: Ada CV.pdf",
+        recruiter_user,
+    )
 
 
 def test_attachment_delete_viewer_is_forbidden(viewer_client, org, candidate):
