@@ -6,9 +6,8 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Talent pools and pipelines"
 
     def ready(self) -> None:
-        # Candidate merges carry pool memberships to the primary profile (a membership of the
-        # secondary in a pool the primary is already in stays behind, and returns on undo).
-        from candidates.services.merge import MERGE_MOVERS, MergeMover
+        # Candidate merges carry pool memberships and follow-ups to the primary profile.
+        from candidates.services.merge import MERGE_HOOKS, MERGE_MOVERS, MergeHook, MergeMover
 
         for mover in (
             MergeMover("pipelines.PoolMembership", "candidate", unique_with=("pool",)),
@@ -16,6 +15,15 @@ class PipelinesConfig(AppConfig):
         ):
             if mover not in MERGE_MOVERS:
                 MERGE_MOVERS.append(mover)
+        # Where both profiles were in the same pool, the secondary's card leaves the board.
+        from pipelines.merging import pool_memberships_merge, pool_memberships_unmerge
+
+        if not any(hook.name == "pipelines.pool_memberships" for hook in MERGE_HOOKS):
+            MERGE_HOOKS.append(
+                MergeHook(
+                    "pipelines.pool_memberships", pool_memberships_merge, pool_memberships_unmerge
+                )
+            )
 
         from candidates.panels import (
             BulkDestination,

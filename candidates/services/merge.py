@@ -16,9 +16,16 @@ too, e.g. in their AppConfig.ready():
 ``unique_with`` names the fields that, with the candidate, must stay unique: a row of the
 secondary whose twin already belongs to the primary stays where it is (and comes back with the
 secondary on undo).
+
+An app that must do more than move rows registers a ``MergeHook``: ``on_merge(primary,
+secondary)`` runs inside the merge's transaction after the rows moved and returns JSON that the
+MergeRecord keeps; ``on_undo(primary, secondary, data)`` gets it back when the merge is undone.
+After a merge or an undo, ``candidate_changed`` is sent for the profiles whose values changed,
+so what depends on them (smart pools) follows.
 """
 
-from typing import Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 from django.apps import apps
 from django.db import IntegrityError, models, transaction
@@ -28,6 +35,7 @@ from django.utils import timezone
 from candidates.models import Activity, Candidate, DuplicateSuggestion, MergeRecord
 from candidates.services.activities import activity_record
 from candidates.services.attachments import candidate_refresh_resume_text
+from candidates.signals import candidate_changed
 from crm.models import User
 
 Choice = Literal["primary", "secondary"]
@@ -38,6 +46,14 @@ class MergeMover(NamedTuple):
     field: str  # the ForeignKey to Candidate
     unique_with: tuple[str, ...] = ()
 
+
+class MergeHook(NamedTuple):
+    name: str
+    on_merge: Callable[[Candidate, Candidate], Any]
+    on_undo: Callable[[Candidate, Candidate, Any], None]
+
+
+MERGE_HOOKS: list[MergeHook] = []
 
 MERGE_MOVERS: list[MergeMover] = [
     MergeMover("candidates.Note", "candidate"),
@@ -231,9 +247,10 @@ def candidate_merge(
         secondary.save(update_fields=["merged_into", "updated_at"])
         primary.save()
 
-        moved: dict[str, list] = {}
+        moved: dict[str, Any] = {}
         for mover in MERGE_MOVERS:
             moved[mover.label] = _move(mover=mover, source_id=secondary.pk, target_id=primary.pk)
+        hooks = {hook.name: hook.on_merge(primary, secondary) for hook in MERGE_HOOKS}
         closed = list(
             DuplicateSuggestion.objects.filter(
                 Q(candidate_a_id=secondary.pk) | Q(candidate_b_id=secondary.pk),
@@ -252,7 +269,7 @@ def candidate_merge(
             secondary=secondary,
             merged_by=actor,
             primary_snapshot=snapshot,
-            moved={**moved, "closed_suggestions": closed},
+            moved={**moved, "closed_suggestions": closed, "hooks": hooks},
         )
         activity_record(
             candidate=primary,
@@ -261,6 +278,7 @@ def candidate_merge(
             actor=actor,
             data={"merge_id": record.pk, "secondary_id": secondary.pk},
         )
+        candidate_changed.send(sender=Candidate, candidate=primary, created=False)
     return record
 
 
@@ -305,6 +323,8 @@ def candidate_merge_undo(*, record: MergeRecord, actor: User | None) -> MergeRec
             pk__in=moved.get("closed_suggestions") or [],
             state=DuplicateSuggestion.State.MERGED,
         ).update(state=DuplicateSuggestion.State.OPEN)
+        for hook in MERGE_HOOKS:
+            hook.on_undo(primary, secondary, (moved.get("hooks") or {}).get(hook.name))
 
         _restore(primary, record.primary_snapshot)
         try:
@@ -331,4 +351,6 @@ def candidate_merge_undo(*, record: MergeRecord, actor: User | None) -> MergeRec
                 actor=actor,
                 data={"merge_id": record.pk},
             )
+        for candidate in (primary, secondary):
+            candidate_changed.send(sender=Candidate, candidate=candidate, created=False)
     return record
