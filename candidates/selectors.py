@@ -48,10 +48,12 @@ def candidate_timeline(
 ) -> tuple[list[Activity], tuple[datetime, int] | None]:
     """The candidate's activities, newest first, `limit` at a time (keyset pagination on
     (occurred_at, id)); returns the page and the cursor of the next older page, or None.
-    One query however long the page: actor, note and note author come joined."""
+    One query however long the page: actor and note come joined. The entries show neither
+    `data` (JSON, decoded per row) nor the note's author, so neither is read."""
     activities = (
         Activity.objects.filter(organization_id=candidate.organization_id, candidate=candidate)
-        .select_related("actor", "note", "note__author")
+        .select_related("actor", "note")
+        .defer("data")
         .order_by("-occurred_at", "-id")
     )
     if before is not None:

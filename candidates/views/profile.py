@@ -107,11 +107,11 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
     }
 
 
-def _custom_field_values(candidate):
+def _custom_field_values(candidate, organization):
     """(label, value) for the organisation's active custom fields that have a value."""
     return [
         (field, candidate.custom_fields[field.key])
-        for field in custom_fields_active(organization=candidate.organization)
+        for field in custom_fields_active(organization=organization)
         if candidate.custom_fields.get(field.key) not in (None, "")
     ]
 
@@ -121,7 +121,8 @@ def _render_profile(request, candidate, **activity):
     if request.htmx and not request.htmx.boosted:
         return render(request, "candidates/candidate_detail.html#activity", context)
     context["profile_panels"] = PROFILE_PANELS
-    context["custom_values"] = _custom_field_values(candidate)
+    # request.organization: candidate.organization would be read again, one more query.
+    context["custom_values"] = _custom_field_values(candidate, request.organization)
     context["phone_display"] = phone_display(candidate.phone)
     return render(request, "candidates/candidate_detail.html", context)
 
