@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import io
 import itertools
 import json
@@ -326,13 +325,24 @@ class Batch:
     folded: int = 0
 
 
-@functools.lru_cache(maxsize=65536)
-def _array_literal(items: tuple[str, ...]) -> str:
-    """A Postgres array literal: COPY takes it as text much faster than a Python list."""
+_quoted_items: dict[str, str] = {}
+
+
+def _array_literal(items: list[str]) -> str:
+    """A Postgres array literal: COPY takes it as text much faster than a Python list. Each
+    element is quoted once per import (the same skills and tags recur on most rows)."""
     if not items:
         return "{}"
-    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
-    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
+    quoted = _quoted_items
+    parts = []
+    for item in items:
+        literal = quoted.get(item)
+        if literal is None:
+            literal = '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            if len(quoted) < 65536:
+                quoted[item] = literal
+        parts.append(literal)
+    return "{" + ",".join(parts) + "}"
 
 
 def _stage_row(ord_: int, values: dict) -> tuple:
@@ -342,7 +352,7 @@ def _stage_row(ord_: int, values: dict) -> tuple:
         get("first_name", ""),
         get("last_name", ""),
         get("email", ""),
-        _array_literal(tuple(values["alternate_emails"])),
+        _array_literal(values["alternate_emails"]),
         get("phone", ""),
         get("city", ""),
         get("country", ""),
@@ -352,8 +362,8 @@ def _stage_row(ord_: int, values: dict) -> tuple:
         get("linkedin_url", ""),
         get("github_url", ""),
         get("portfolio_url", ""),
-        _array_literal(tuple(values["skills"])),
-        _array_literal(tuple(values["tags"])),
+        _array_literal(values["skills"]),
+        _array_literal(values["tags"]),
         get("seniority", ""),
         get("status", ""),
         get("not_now_until"),

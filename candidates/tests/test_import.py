@@ -14,9 +14,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django_scopes import scope, scopes_disabled
 
+from candidates.importing import rows as import_rows
 from candidates.importing.fields import guess_mapping
 from candidates.importing.reading import ImportFileError, inspect_file
 from candidates.models import Activity, Candidate, ImportRowError, Job
+from candidates.normalize import normalize_tags
 from candidates.services import imports
 from candidates.tests.factories import CandidateFactory, CustomFieldFactory
 
@@ -251,6 +253,24 @@ def test_import_tags_with_quotes_backslashes_and_braces_survive_copy(org, recrui
     [ada] = _candidates(org)
     assert ada.tags == ['c\\ "quoted"', "{braces}"]
     assert ada.skills == ["c++", "ω"]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "Python, python ,  Machine   Learning;machine learning",
+        ";;, ,",
+        "Go; Rust, go",
+        "x" * 80 + ", " + "x" * 70,
+        'C\\ "quoted"; {braces}',
+        "\tTabbed\tword, Ω",
+    ],
+)
+def test_import_tag_cells_split_like_the_shared_normaliser(cell):
+    """The import caches normalised words; the result is the shared normaliser's, twice."""
+    expected = tuple(normalize_tags(cell.replace(";", ",")))
+    assert import_rows._tag_list(cell) == expected
+    assert import_rows._tag_list(cell) == expected  # from the cache
 
 
 def test_import_status_column_updates_existing_status_only_when_given(org, recruiter_user):
