@@ -34,9 +34,14 @@ DISPATCH_CHUNK = 500
 # behind the send tasks it just queued, so every worker takes turns rendering and sending
 # instead of one worker rendering a whole broadcast while the others wait for its output.
 DISPATCH_CHUNKS_PER_TASK = 1
-# Candidate ids per stored audience batch at launch (services/campaigns.py): the first batch is
-# enrolled by the launch itself, the rest by the `campaigns.enroll` task, one per transaction.
-AUDIENCE_BATCH = 5000
+# The first chunk a launch's dispatcher renders: its send task goes out while the next chunk
+# (DISPATCH_CHUNK) is being rendered.
+LAUNCH_FIRST_CHUNK = 50
+# Candidate ids per stored audience batch at launch (services/campaigns.py): the first batch
+# (AUDIENCE_FIRST_BATCH, small: the launch waits for it) is enrolled by the launch itself, the
+# rest by the `campaigns.enroll` task, one batch per transaction.
+AUDIENCE_FIRST_BATCH = 1000
+AUDIENCE_BATCH = 10000
 # A batch still waiting this long after its launch lost its task; the dispatcher enrolls it.
 AUDIENCE_BATCH_STALE_SECONDS = 30
 

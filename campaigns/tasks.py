@@ -1,19 +1,22 @@
 """Celery tasks of the campaigns app: thin wrappers around the services (routed to the
 "email" queue by CELERY_TASK_ROUTES)."""
 
-from campaigns.conf import DISPATCH_CHUNKS_PER_TASK, send_queue
+from campaigns.conf import DISPATCH_CHUNK, DISPATCH_CHUNKS_PER_TASK, send_queue
 from campaigns.services import dispatch, sending, tracking
 from crm.celery import OrganizationTask, app
 
 
 @app.task(name="campaigns.dispatch", acks_late=True, ignore_result=True)
-def dispatch_task(organization_id: int | None = None) -> dict:
+def dispatch_task(organization_id: int | None = None, first_chunk: int | None = None) -> dict:
     """Beat runs this every minute for all organisations; a launch runs it for one at once.
     Each task renders DISPATCH_CHUNKS_PER_TASK chunks; when more is due it queues its own
     continuation, which lands behind the send tasks it has just queued — so with two workers
-    one renders the next chunk while the other sends the last one."""
+    one renders the next chunk while the other sends the last one. A launch asks for a small
+    `first_chunk` so that the first emails do not wait for 500 to be rendered."""
     report = dispatch.dispatch_due(
-        organization_id=organization_id, max_chunks=DISPATCH_CHUNKS_PER_TASK
+        organization_id=organization_id,
+        max_chunks=DISPATCH_CHUNKS_PER_TASK,
+        first_chunk=first_chunk or DISPATCH_CHUNK,
     )
     if report.more:
         dispatch_task.apply_async(kwargs={"organization_id": organization_id}, queue=send_queue())

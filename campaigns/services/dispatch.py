@@ -110,11 +110,17 @@ def _claim_chunk(*, now: datetime, organization_id: int | None, limit: int) -> l
     return list(due.order_by("next_run_at", "id")[:limit])
 
 
-def _dispatch_chunk(*, now: datetime, organization_id: int | None, report: DispatchReport) -> int:
+def _dispatch_chunk(
+    *,
+    now: datetime,
+    organization_id: int | None,
+    report: DispatchReport,
+    limit: int = DISPATCH_CHUNK,
+) -> int:
     """One transaction: claim up to DISPATCH_CHUNK enrollments, write their messages, advance
     them. Returns how many were claimed (0: nothing is due)."""
     with transaction.atomic():
-        enrollments = _claim_chunk(now=now, organization_id=organization_id, limit=DISPATCH_CHUNK)
+        enrollments = _claim_chunk(now=now, organization_id=organization_id, limit=limit)
         if not enrollments:
             return 0
         report.claimed += len(enrollments)
@@ -360,12 +366,15 @@ def dispatch_due(
     now: datetime | None = None,
     organization_id: int | None = None,
     max_chunks: int | None = None,
+    first_chunk: int = DISPATCH_CHUNK,
 ) -> DispatchReport:
     """One dispatcher round (see the module docstring). Safe to run concurrently.
 
     With `max_chunks` (the Celery task) the round stops after that many full chunks and sets
     `report.more`; the task then queues its own continuation behind the send tasks it queued.
-    The sweep and the campaign bookkeeping run when a round finds nothing more to do."""
+    The sweep and the campaign bookkeeping run when a round finds nothing more to do.
+    `first_chunk` (a launch's kick) makes the first chunk smaller, so its emails go out
+    after rendering a few dozen instead of DISPATCH_CHUNK."""
     now = now or timezone.now()
     report = DispatchReport()
     with scopes_disabled():
@@ -375,11 +384,14 @@ def dispatch_due(
         )
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
-            claimed = _dispatch_chunk(now=now, organization_id=organization_id, report=report)
+            limit = first_chunk if chunks == 0 else DISPATCH_CHUNK
+            claimed = _dispatch_chunk(
+                now=now, organization_id=organization_id, report=report, limit=limit
+            )
             if not claimed:
                 break
             chunks += 1
-            report.more = claimed == DISPATCH_CHUNK
+            report.more = claimed == limit
         else:
             if report.more:
                 return _logged(report)

@@ -4,6 +4,7 @@ worker killed halfway leaves whole batches that the dispatcher enrolls later —
 nobody lost. And the dispatcher task renders a chunk at a time, queueing its continuation
 behind the send tasks it queued."""
 
+import base64
 import json
 import os
 import signal
@@ -38,6 +39,19 @@ def queue(settings):
     broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
     yield name
     broker.delete(name)
+
+
+def _batches(monkeypatch, size: int) -> None:
+    monkeypatch.setattr(campaign_service, "AUDIENCE_FIRST_BATCH", size)
+    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", size)
+
+
+def _queued_kwargs(queue: str) -> list[dict]:
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    return [
+        json.loads(base64.b64decode(json.loads(raw)["body"]))[1]
+        for raw in reversed(broker.lrange(queue, 0, -1))
+    ]
 
 
 def _queued_tasks(queue: str) -> list[str]:
@@ -76,7 +90,7 @@ def _enrolled(campaign) -> Counter:
 def test_launch_enrolls_the_first_batch_and_a_task_the_rest(
     org, recruiter_user, queue, monkeypatch
 ):
-    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 4)
+    _batches(monkeypatch, 4)
     audience = _audience(org, 10)
     campaign = make_broadcast(org, user=recruiter_user)
 
@@ -88,8 +102,10 @@ def test_launch_enrolls_the_first_batch_and_a_task_the_rest(
     assert _enrolled(campaign) == Counter(first)  # the first batch, in the launch itself
     with scopes_disabled():
         assert sorted(AudienceBatch.objects.values_list("position", flat=True)) == [1, 2]
-    # After commit: the dispatcher first (it can start on the first batch), then the enroller.
+    # After commit: the dispatcher first (it can start on the first batch, with a small first
+    # chunk), then the enroller.
     assert _queued_tasks(queue) == ["campaigns.dispatch", "campaigns.enroll"]
+    assert _queued_kwargs(queue)[0] == {"organization_id": org.pk, "first_chunk": 50}
 
     assert (
         enroll_task.apply(kwargs={"organization_id": org.pk, "campaign_id": campaign.pk}).get() == 6
@@ -101,9 +117,25 @@ def test_launch_enrolls_the_first_batch_and_a_task_the_rest(
     assert _queued_tasks(queue)[2:] == ["campaigns.dispatch", "campaigns.dispatch"]
 
 
+def test_the_first_batch_is_smaller_than_the_rest(org, recruiter_user, queue, monkeypatch):
+    """The launch waits for the first batch only; the others are bigger."""
+    monkeypatch.setattr(campaign_service, "AUDIENCE_FIRST_BATCH", 2)
+    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 5)
+    audience = sorted(_audience(org, 12))
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        assert campaign_launch(campaign=campaign, user=recruiter_user) == 12
+    with scopes_disabled():
+        left = list(
+            AudienceBatch.objects.order_by("position").values_list("position", "candidate_ids")
+        )
+    assert _enrolled(campaign) == Counter(audience[:2])
+    assert left == [(1, audience[2:7]), (2, audience[7:])]
+
+
 def test_the_audience_is_the_one_at_launch(org, recruiter_user, queue, monkeypatch):
     """Who gets the broadcast is decided when it is launched, for every batch."""
-    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 2)
+    _batches(monkeypatch, 2)
     audience = _audience(org, 6)
     campaign = make_broadcast(org, user=recruiter_user)
     with scope(organization=org):
@@ -122,7 +154,7 @@ def test_the_audience_is_the_one_at_launch(org, recruiter_user, queue, monkeypat
 def test_a_deleted_candidate_is_left_out_and_the_batch_still_enrolls(
     org, recruiter_user, queue, monkeypatch
 ):
-    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 3)
+    _batches(monkeypatch, 3)
     audience = _audience(org, 6)
     campaign = make_broadcast(org, user=recruiter_user)
     with scope(organization=org):
@@ -136,7 +168,7 @@ def test_a_deleted_candidate_is_left_out_and_the_batch_still_enrolls(
 
 
 def test_batches_of_a_cancelled_campaign_are_dropped(org, recruiter_user, queue, monkeypatch):
-    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 2)
+    _batches(monkeypatch, 2)
     audience = _audience(org, 5)
     campaign = make_broadcast(org, user=recruiter_user)
     with scope(organization=org):
@@ -153,7 +185,7 @@ def test_batches_of_a_cancelled_campaign_are_dropped(org, recruiter_user, queue,
 def test_a_campaign_is_not_done_while_part_of_its_audience_waits(
     org, recruiter_user, queue, monkeypatch
 ):
-    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 2)
+    _batches(monkeypatch, 2)
     _audience(org, 5)
     campaign = make_broadcast(org, user=recruiter_user)
     with scope(organization=org):
@@ -197,7 +229,7 @@ def test_a_worker_killed_mid_enrollment_loses_and_duplicates_nobody(
 ):
     """A real process enrolls the batches and is SIGKILLed inside its second batch's
     transaction; the dispatcher later enrolls what is left."""
-    monkeypatch.setattr(campaign_service, "AUDIENCE_BATCH", 25)
+    _batches(monkeypatch, 25)
     audience = _audience(org, 120)  # 5 batches: 1 at launch, 4 for the enroller
     campaign = make_broadcast(org, user=recruiter_user)
     with scope(organization=org):
@@ -241,14 +273,21 @@ def test_the_dispatch_task_renders_a_chunk_then_queues_its_continuation(org, rec
         campaign_service.audience_enroll_pending(campaign_id=campaign.pk)
     redis.Redis.from_url(django_settings.CELERY_BROKER_URL).delete(queue)
 
-    dispatch_task.apply(kwargs={"organization_id": org.pk})
-    # One chunk of 500 rendered; its send task first, then the dispatcher's continuation.
+    dispatch_task.apply(kwargs={"organization_id": org.pk, "first_chunk": 50})  # the launch's
+    # A first chunk of 50 rendered; its send task first, then the dispatcher's continuation.
     assert _queued_tasks(queue) == ["campaigns.send_messages", "campaigns.dispatch"]
-    with scopes_disabled():
-        assert Message.objects.filter(campaign=campaign).count() == 500
+    assert len(_queued_kwargs(queue)[0]["message_ids"]) == 50
+    assert _queued_kwargs(queue)[1] == {"organization_id": org.pk}  # then chunks of 500
 
     dispatch_task.apply(kwargs={"organization_id": org.pk})
-    dispatch_task.apply(kwargs={"organization_id": org.pk})  # 200 left: no continuation
-    assert Counter(_queued_tasks(queue)) == {"campaigns.send_messages": 3, "campaigns.dispatch": 2}
+    dispatch_task.apply(kwargs={"organization_id": org.pk})
+    dispatch_task.apply(kwargs={"organization_id": org.pk})  # 150 left: no continuation
+    assert Counter(_queued_tasks(queue)) == {"campaigns.send_messages": 4, "campaigns.dispatch": 3}
+    assert [len(k["message_ids"]) for k in _queued_kwargs(queue) if "message_ids" in k] == [
+        50,
+        500,
+        500,
+        150,
+    ]
     with scopes_disabled():
         assert Message.objects.filter(campaign=campaign).count() == 1200
