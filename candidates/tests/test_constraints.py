@@ -1,0 +1,73 @@
+"""The database's own guarantees for candidates data: each constraint refuses what it must and
+lets through what it must not refuse (the conditions of the partial ones)."""
+
+import pytest
+from django.db import IntegrityError, transaction
+from django_scopes import scopes_disabled
+
+from candidates.models import Candidate, CustomField, DuplicateSuggestion, SavedSearch
+from candidates.tests.factories import CandidateFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _refused(create) -> bool:
+    try:
+        with scopes_disabled(), transaction.atomic():
+            create()
+    except IntegrityError:
+        return True
+    return False
+
+
+def test_candidate_email_is_unique_per_organisation_among_live_profiles(org, other_org):
+    first = CandidateFactory(organization=org, email="ada@example.com")
+
+    assert _refused(lambda: Candidate.objects.create(organization=org, email="ada@example.com"))
+    # Another organisation, a profile without email, a merged-away profile: all allowed.
+    assert not _refused(
+        lambda: Candidate.objects.create(organization=other_org, email="ada@example.com")
+    )
+    assert not _refused(lambda: Candidate.objects.create(organization=org, email=""))
+    assert not _refused(lambda: Candidate.objects.create(organization=org, email=""))
+    assert not _refused(
+        lambda: Candidate.objects.create(
+            organization=org, email="ada@example.com", merged_into=first
+        )
+    )
+
+
+def test_custom_field_key_and_saved_search_name_are_unique_per_scope(
+    org, other_org, recruiter_user, admin_user
+):
+    with scopes_disabled():
+        CustomField.objects.create(organization=org, key="visa", label="Visa")
+        SavedSearch.objects.create(organization=org, owner=recruiter_user, name="Mine")
+
+    assert _refused(lambda: CustomField.objects.create(organization=org, key="visa", label="V"))
+    assert not _refused(
+        lambda: CustomField.objects.create(organization=other_org, key="visa", label="V")
+    )
+    assert _refused(
+        lambda: SavedSearch.objects.create(organization=org, owner=recruiter_user, name="Mine")
+    )
+    assert not _refused(
+        lambda: SavedSearch.objects.create(organization=org, owner=admin_user, name="Mine")
+    )
+
+
+def test_duplicate_pairs_are_ordered_and_unique(org):
+    first, second = sorted(
+        (CandidateFactory(organization=org), CandidateFactory(organization=org)),
+        key=lambda c: c.pk,
+    )
+
+    def pair(a, b):
+        return lambda: DuplicateSuggestion.objects.create(
+            organization=org, candidate_a=a, candidate_b=b, reason="email"
+        )
+
+    assert _refused(pair(second, first))  # a < b
+    assert _refused(pair(first, first))
+    assert not _refused(pair(first, second))
+    assert _refused(pair(first, second))  # once per pair
