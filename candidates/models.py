@@ -52,8 +52,9 @@ class Candidate(models.Model):
         DIRECTOR = "director", "Director"
         EXECUTIVE = "executive", "Executive"
 
+    # No index of its own: candidate_org_id_unique below leads with it (as do the list's).
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="candidates"
+        Organization, on_delete=models.CASCADE, related_name="candidates", db_index=False
     )
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100, blank=True)
@@ -116,6 +117,10 @@ class Candidate(models.Model):
                 condition=~Q(email="") & Q(merged_into__isnull=True),
                 name="candidate_email_unique_per_org",
             ),
+            # The target of the (organization_id, candidate_id) foreign keys of the tables that
+            # hold many rows per candidate (timeline, pool memberships): one check proves both
+            # that the candidate exists and that it belongs to the row's organisation.
+            models.UniqueConstraint(fields=["organization", "id"], name="candidate_org_id_unique"),
         ]
         indexes = [
             models.Index(fields=["organization", "-created_at", "-id"], name="cand_org_created"),
@@ -240,8 +245,17 @@ class Activity(models.Model):
     # Bulk writers (imports, smart pools, sending) add an entry per candidate, so every index
     # here has a reader: organization has none of its own (activity_timeline leads with it);
     # candidate keeps one for deleting candidates; actor and note are indexed only where set.
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
-    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="activities")
+    # Foreign keys are checked row by row, so there is one for organization and candidate
+    # together instead of one each: activity_candidate_fk, (organization_id, candidate_id) →
+    # candidates_candidate (organization_id, id), added by migration 0010 (Django cannot declare
+    # it). The candidate exists and is the organisation's; its own foreign key proves the
+    # organisation exists. Deleting still cascades through the ORM as before.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
+    candidate = models.ForeignKey(
+        Candidate, on_delete=models.CASCADE, related_name="activities", db_constraint=False
+    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

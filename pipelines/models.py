@@ -43,7 +43,9 @@ class Stage(models.Model):
                 condition=Q(archived=False),
                 nulls_distinct=False,
                 name="stage_name_unique_active",
-            )
+            ),
+            # Target of PoolMembership's (organization_id, stage_id) foreign key.
+            models.UniqueConstraint(fields=["organization", "id"], name="stage_org_id_unique"),
         ]
         indexes = [models.Index(fields=["organization", "pool", "position"])]
 
@@ -112,6 +114,10 @@ class Pool(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # Target of PoolMembership's (organization_id, pool_id) foreign key.
+            models.UniqueConstraint(fields=["organization", "id"], name="pool_org_id_unique"),
+        ]
         indexes = [models.Index(fields=["organization", "kind"])]
 
     def __str__(self) -> str:
@@ -131,12 +137,29 @@ class PoolMembership(models.Model):
     # materialises, so each one here has a reader. organization: no index of its own (every
     # composite below leads with it). pool, candidate, stage: their own indexes, which deleting
     # a pool, a candidate or a pool's stages needs (no composite leads with them).
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
-    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="memberships")
-    candidate = models.ForeignKey(
-        "candidates.Candidate", on_delete=models.CASCADE, related_name="pool_memberships"
+    #
+    # Foreign keys are checked one query per row too, so pool, candidate and stage are each
+    # checked together with the organisation (migration 0004, Django cannot declare these):
+    # poolmember_pool_fk, poolmember_candidate_fk and poolmember_stage_fk reference
+    # (organization_id, id) of pipelines_pool, candidates_candidate and pipelines_stage. Three
+    # checks instead of four, and a membership can no longer name another organisation's pool,
+    # candidate or stage; the organisation exists because the pool's own foreign key says so.
+    # The ORM still cascades (and protects) as declared here.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, db_index=False, db_constraint=False
     )
-    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    pool = models.ForeignKey(
+        Pool, on_delete=models.CASCADE, related_name="memberships", db_constraint=False
+    )
+    candidate = models.ForeignKey(
+        "candidates.Candidate",
+        on_delete=models.CASCADE,
+        related_name="pool_memberships",
+        db_constraint=False,
+    )
+    stage = models.ForeignKey(
+        Stage, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     entered_stage_at = models.DateTimeField()
     added_at = models.DateTimeField()
     added_by = models.ForeignKey(

@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -50,3 +50,19 @@ def test_activities_record_bulk_with_no_candidates_writes_nothing(org, in_org):
     with in_org(), CaptureQueriesContext(connection) as queries:
         assert activities_record_bulk(organization_id=org.pk, candidate_ids=[], kind="edited") == 0
     assert len(queries) == 0
+
+
+def test_timeline_entry_for_another_organisations_candidate_is_refused_by_the_database(
+    org, other_org, unscoped
+):
+    """organization_id and candidate_id are one foreign key (migration 0010): an entry can only
+    name a candidate of its own organisation (and the organisation of an existing candidate)."""
+    with unscoped():
+        ours = CandidateFactory(organization=org)
+        theirs = CandidateFactory(organization=other_org)
+        activities_record_bulk(organization_id=org.pk, candidate_ids=[ours.pk], kind="edited")
+        connection.check_constraints()
+
+        with pytest.raises(IntegrityError), transaction.atomic():
+            activities_record_bulk(organization_id=org.pk, candidate_ids=[theirs.pk], kind="edited")
+            connection.check_constraints()
