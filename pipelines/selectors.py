@@ -30,13 +30,15 @@ def stages_default(*, organization, include_archived: bool = False) -> list[Stag
     """The organisation's default stage set, created on first use for organisations that
     existed before pipelines did."""
     stages = Stage.objects.filter(organization=organization, pool__isnull=True)
-    if not stages.exists():
+    # One query (archived ones included) rather than "any?" and then the list: a smart pool
+    # asks for its entry stage on every candidate who enters it.
+    found = list(stages.order_by("position", "id"))
+    if not found:
         from pipelines.services import stages_create_defaults
 
         stages_create_defaults(organization=organization)
-    if not include_archived:
-        stages = stages.filter(archived=False)
-    return list(stages.order_by("position", "id"))
+        found = list(stages.order_by("position", "id"))
+    return found if include_archived else [stage for stage in found if not stage.archived]
 
 
 def pool_stages(*, pool: Pool, include_archived: bool = False) -> list[Stage]:

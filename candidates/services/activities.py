@@ -33,6 +33,37 @@ def activity_record(
     )
 
 
+def activities_insert_sql(
+    *,
+    organization_id: int,
+    candidates_from: str,
+    kind: str,
+    summary: str = "",
+    actor: User | None = None,
+    data: dict | None = None,
+    occurred_at: datetime | None = None,
+) -> tuple[str, list]:
+    """The INSERT … SELECT that gives one timeline entry to each candidate of a relation with a
+    `candidate_id` column (`candidates_from`: a table, a CTE's name, `unnest(…) AS e
+    (candidate_id)`), with its parameters — for a writer that puts it in its own statement, e.g.
+    as one part of a data-modifying WITH whose other parts write the rows the entries are about
+    (a smart pool's memberships and their entries in one pass)."""
+    sql = f"""
+        INSERT INTO {Activity._meta.db_table}
+            (organization_id, candidate_id, kind, summary, actor_id, data, occurred_at)
+        SELECT %s, candidate_id, %s, %s, %s, %s::jsonb, %s FROM {candidates_from}
+    """  # noqa: S608 - table name from the model, the relation from the caller's own SQL
+    params = [
+        organization_id,
+        kind,
+        summary[:500],
+        actor.pk if actor else None,
+        json.dumps(data or {}, cls=DjangoJSONEncoder),
+        occurred_at or timezone.now(),
+    ]
+    return sql, params
+
+
 def activities_record_bulk(
     *,
     organization_id: int,
@@ -48,23 +79,15 @@ def activities_record_bulk(
     `bulk_create`, a few seconds this way). Returns how many were written."""
     if not candidate_ids:
         return 0
-    table = Activity._meta.db_table
+    sql, params = activities_insert_sql(
+        organization_id=organization_id,
+        candidates_from="unnest(%s::bigint[]) AS entry (candidate_id)",
+        kind=kind,
+        summary=summary,
+        actor=actor,
+        data=data,
+        occurred_at=occurred_at,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {table}
-                (organization_id, candidate_id, kind, summary, actor_id, data, occurred_at)
-            SELECT %s, candidate_id, %s, %s, %s, %s::jsonb, %s
-            FROM unnest(%s::bigint[]) AS entry (candidate_id)
-            """,  # noqa: S608 - table name from the model, values are parameters
-            [
-                organization_id,
-                kind,
-                summary[:500],
-                actor.pk if actor else None,
-                json.dumps(data or {}, cls=DjangoJSONEncoder),
-                occurred_at or timezone.now(),
-                list(candidate_ids),
-            ],
-        )
+        cursor.execute(sql, [*params, list(candidate_ids)])
         return cursor.rowcount
