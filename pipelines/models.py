@@ -183,9 +183,13 @@ class PoolMembership(models.Model):
         indexes = [
             # The board: a column is a range of this index (newest arrivals first, keyset
             # pagination), and the column counts are a GROUP BY over it (index-only; added_at
-            # is included for the pool list's "added in the last 30 days").
+            # is included for the pool list's "added in the last 30 days"). Ascending, read
+            # backwards for "newest first": new cards (a smart pool's 300,000 members, a move)
+            # then land at the right end of their column, where a full page is split once and
+            # stays full; descending, each landed at the left end and every split left two
+            # half-empty pages (the index 1.8x the size, 0.25 s more per 300,000 members).
             models.Index(
-                fields=["organization", "pool", "stage", "-entered_stage_at", "-id"],
+                fields=["organization", "pool", "stage", "entered_stage_at", "id"],
                 include=["added_at"],
                 name="poolmember_board",
             ),
