@@ -48,6 +48,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--send-timeout", type=float, default=900, help="seconds per broadcast")
     parser.add_argument("--burst-clients", type=int, default=32, help="tracking burst clients")
     parser.add_argument(
+        "--burst-gunicorn",
+        default="",
+        help="tracking burst server as WORKERSxTHREADS[:CLASS], e.g. 2x4:gthread or 3x1:sync",
+    )
+    parser.add_argument(
         "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {WORKLOADS}"
     )
     parser.add_argument("--seed-only", action="store_true", help="seed, then stop")

@@ -86,6 +86,15 @@ class Row:
     rate_target: float | None = None
     note: str = ""
     status: str | None = None  # overrides PASS/MISS ("not built yet", "error")
+    # A load tool's own percentiles (ms by percentile, and how many requests they cover), for
+    # rows whose individual samples stay in the tool (wrk).
+    percentiles: dict[float, float] | None = None
+    count: int | None = None
+
+    def latency(self, pct: float) -> float | None:
+        if self.percentiles is not None:
+            return self.percentiles.get(pct)
+        return percentile(self.samples, pct) if self.samples else None
 
     @property
     def verdict(self) -> str:
@@ -93,8 +102,8 @@ class Row:
             return self.status
         if self.rate_target is not None and self.rate is not None:
             return "PASS" if self.rate >= self.rate_target else "MISS"
-        if self.target_ms is not None and self.samples:
-            return "PASS" if percentile(self.samples, 95) <= self.target_ms else "MISS"
+        if self.target_ms is not None and self.latency(95) is not None:
+            return "PASS" if self.latency(95) <= self.target_ms else "MISS"
         return "-"
 
 
@@ -131,14 +140,15 @@ def format_table(rows: list[Row]) -> str:
     out.append("  ".join("-" * width for _, width, _ in COLUMNS))
     notes = []
     for row in rows:
-        p95 = percentile(row.samples, 95) if row.samples else None
+        p95 = row.latency(95)
         floor_p95 = percentile(row.floor, 95) if row.floor else None
+        count = row.count if row.percentiles is not None else len(row.samples)
         values = [
             row.workload,
-            len(row.samples) if row.samples else "-",
-            _ms(percentile(row.samples, 50)) if row.samples else "-",
+            count or "-",
+            _ms(row.latency(50)),
             _ms(p95),
-            _ms(percentile(row.samples, 99)) if row.samples else "-",
+            _ms(row.latency(99)),
             _ms(percentile(row.floor, 50)) if row.floor else "-",
             _ms(floor_p95),
             f"{p95 / floor_p95:.1f}x" if p95 and floor_p95 else "-",

@@ -31,7 +31,12 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    port: int, log_path: Path, *, workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS
+    port: int,
+    log_path: Path,
+    *,
+    workers: int = GUNICORN_WORKERS,
+    threads: int = GUNICORN_THREADS,
+    worker_class: str = "gthread",
 ) -> subprocess.Popen:
     command = [
         sys.executable,
@@ -43,7 +48,7 @@ def start_gunicorn(
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",
+        worker_class,
         "--threads",
         str(threads),
         "--keep-alive",
