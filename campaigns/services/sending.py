@@ -7,7 +7,7 @@ Status bookkeeping (what makes "exactly once" hold under crashes):
   queued is skipped, so duplicate tasks and the sweeper's re-queues are harmless;
 * send — one message at a time over ONE connection (SMTP or an ESP's HTTP session);
 * record — right after the backend accepts a message, one autocommitted UPDATE marks it
-  ``sent`` (guarded by ``status = 'sending'``).
+  ``sent`` (guarded by ``status = 'sending'``, see `_status_is`).
 
 **The remaining crash window.** If the worker dies after the SMTP server (or ESP) accepted a
 message and before the UPDATE commits — a window of one round trip to the database — the
@@ -34,7 +34,8 @@ from datetime import timedelta
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from analytics.services import engagement_events_record_bulk
@@ -122,7 +123,9 @@ def _claim(*, organization, message_ids: list[int], limit: int, now) -> list[int
     with transaction.atomic():
         ids = list(
             Message.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(organization=organization, pk__in=message_ids, status=Message.Status.QUEUED)
+            .filter(
+                _status_is(Message.Status.QUEUED), organization=organization, pk__in=message_ids
+            )
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .exclude(campaign__status=Campaign.Status.PAUSED)
             .order_by("pk")
@@ -242,7 +245,7 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     per_minute = email_settings.messages_per_minute if email_settings else 30000
 
     wanted = Message.objects.filter(
-        organization=organization, pk__in=message_ids, status=Message.Status.QUEUED
+        _status_is(Message.Status.QUEUED), organization=organization, pk__in=message_ids
     ).count()
     allowed = rate_limit_take(organization_id=organization.pk, wanted=wanted, per_minute=per_minute)
     report.throttled = wanted - allowed
@@ -250,12 +253,12 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
         # Throttled messages stay queued; the sweeper gives them a new task in a later minute.
         throttled_ids = list(
             Message.objects.filter(
-                organization=organization, pk__in=message_ids, status=Message.Status.QUEUED
+                _status_is(Message.Status.QUEUED), organization=organization, pk__in=message_ids
             )
             .order_by("-pk")
             .values_list("pk", flat=True)[: report.throttled]
         )
-        Message.objects.filter(pk__in=throttled_ids, status=Message.Status.QUEUED).update(
+        Message.objects.filter(_status_is(Message.Status.QUEUED), pk__in=throttled_ids).update(
             enqueued_at=None
         )
     if not allowed:
@@ -324,7 +327,7 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                     # Give back what is left: this task must not outlive its lease.
                     rest = [m.pk for m in messages[index:]]
                     report.released = Message.objects.filter(
-                        pk__in=rest, status=Message.Status.SENDING
+                        _status_is(Message.Status.SENDING), pk__in=rest
                     ).update(status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None)
                     break
                 if not message.is_test:
@@ -375,6 +378,19 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     return report
 
 
+def _status_is(status: str) -> RawSQL:
+    """`status = …` written so that PostgreSQL cannot use the partial indexes on queued and
+    sending messages (`WHERE status = 'queued'`/`'sending'`) for it. With a row or a chunk
+    named by primary key, the planner still chose those indexes — their statistics say "tiny"
+    — and walked every queued or sending row (with the dead versions a big send leaves) for each
+    statement: the per-message "sent" UPDATE read ~650 buffers instead of ~35 with 1,000
+    messages in flight (10 ms instead of 0.2 ms). `(…) IS TRUE` is the same test for a NOT NULL
+    column, but not one the planner matches to an index predicate."""
+    return RawSQL(  # noqa: S611 — our table name; the status is a parameter
+        f'("{Message._meta.db_table}"."status" = %s) IS TRUE', [status], output_field=BooleanField()
+    )
+
+
 def _close_quietly(connection) -> None:
     with contextlib.suppress(Exception):  # a broken connection is being discarded anyway
         connection.close()
@@ -382,7 +398,7 @@ def _close_quietly(connection) -> None:
 
 _SENT_SQL = (
     "UPDATE campaigns_message SET status = 'sent', sent_at = %s, esp_message_id = %s,"
-    " attempts = attempts + 1, last_error = '' WHERE id = %s AND status = 'sending'"
+    " attempts = attempts + 1, last_error = '' WHERE id = %s AND (status = 'sending') IS TRUE"
 )
 
 
@@ -398,7 +414,7 @@ def _record_retry(message: Message, error: str) -> None:
     if attempts >= MAX_ATTEMPTS:
         _record_failed(message, f"Gave up after {attempts} attempts: {error}", attempts=attempts)
         return
-    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+    Message.objects.filter(_status_is(Message.Status.SENDING), pk=message.pk).update(
         status=Message.Status.QUEUED,
         attempts=attempts,
         last_error=error[:2000],
@@ -409,7 +425,7 @@ def _record_retry(message: Message, error: str) -> None:
 
 
 def _record_failed(message: Message, error: str, attempts: int | None = None) -> None:
-    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+    Message.objects.filter(_status_is(Message.Status.SENDING), pk=message.pk).update(
         status=Message.Status.FAILED,
         attempts=attempts or message.attempts + 1,
         last_error=error[:2000],
@@ -424,7 +440,7 @@ def _record_skips(skipped: list[tuple[Message, str]], report: SendReport) -> Non
         if message.enrollment_id and reason in _STOPPING:
             stop[_STOPPING[reason]].append(message.enrollment_id)
     for reason, ids in by_reason.items():
-        Message.objects.filter(pk__in=ids, status=Message.Status.SENDING).update(
+        Message.objects.filter(_status_is(Message.Status.SENDING), pk__in=ids).update(
             status=Message.Status.SKIPPED, skip_reason=reason
         )
         report.skipped += len(ids)
