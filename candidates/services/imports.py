@@ -14,6 +14,15 @@ become ImportRowErrors (COPY as well), and the job's counters and `params["commi
 (the number of source rows fully committed) are updated. A crash therefore leaves exactly the
 committed batches behind, and running the job again resumes after them.
 
+Merging is the database's work (the search trigger, twenty indexes, the timeline, foreign-key
+checks) and takes one CPU per connection, so batches are written on two connections at once
+(`CANDIDATE_IMPORT_WRITERS`; one when the caller holds a transaction). Batch n+1 merges while
+batch n is still being written, except its "late" rows — those sharing an email with batch n —
+which wait until batch n has committed; and batch n+1 commits only after batch n. Committed
+batches are therefore always the first ones of the file, and rows with one email still apply
+in file order. A session advisory lock keeps a second run of the same job (a redelivered task)
+from writing alongside the first.
+
 Duplicates (email, case-insensitive, against live candidates) are resolved as if the rows were
 imported one at a time, in file order:
 * "update": a row whose email exists updates that candidate — non-empty cells replace values,
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import itertools
 import json
@@ -38,7 +48,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePath
@@ -323,6 +333,12 @@ class Batch:
     # Rows folded into an earlier row with the same email (update mode: they count as
     # updates of that candidate; skip mode: they are skipped).
     folded: int = 0
+    # Rows whose email the previous batch also holds: merged only once that batch has
+    # committed, so that rows with one email apply in file order even when two batches are
+    # written at the same time (see `_write_batch`).
+    late_rows: list[tuple] = field(default_factory=list)
+    # The emails of this batch's staged rows, which make rows of the next batch late.
+    emails: frozenset[str] = frozenset()
 
 
 _quoted_items: dict[str, str] = {}
@@ -407,6 +423,7 @@ def _prepare(
     converter: RowConverter,
     headers: list[str],
     labels: dict[str, str],
+    previous_emails: frozenset[str] = frozenset(),
 ) -> Batch:
     update = converter.options.duplicates == UPDATE
     kept: dict[str, dict] = {}  # email -> values of the row that stays
@@ -429,20 +446,33 @@ def _prepare(
                 continue
             kept[email] = values
         valid.append(values)
-    stage_rows = [_stage_row(ord_, values) for ord_, values in enumerate(valid)]
+    stage_rows, late_rows = [], []
+    for ord_, values in enumerate(valid):
+        late = previous_emails and values.get("email") in previous_emails
+        (late_rows if late else stage_rows).append(_stage_row(ord_, values))
     return Batch(
-        start=start, size=len(rows), stage_rows=stage_rows, failures=failures, folded=folded
+        start=start,
+        size=len(rows),
+        stage_rows=stage_rows,
+        failures=failures,
+        folded=folded,
+        late_rows=late_rows,
+        emails=frozenset(kept),
     )
 
 
 def _batches(
     records: Iterator[tuple[int, list[str]]], *, start: int, size: int, **prepare_kwargs
 ) -> Iterator[Batch]:
+    # The batch before the first one of a run has committed (a resumed run starts after it).
+    previous_emails: frozenset[str] = frozenset()
     while True:
         rows = list(itertools.islice(records, size))
         if not rows:
             return
-        yield _prepare(rows, start=start, **prepare_kwargs)
+        batch = _prepare(rows, start=start, previous_emails=previous_emails, **prepare_kwargs)
+        previous_emails = batch.emails
+        yield batch
         start += len(rows)
 
 
@@ -568,8 +598,31 @@ MERGE_UPDATE = _MERGE.replace("{on_conflict}", f"DO UPDATE SET {_UPDATE_SET}")
 MERGE_SKIP = _MERGE.replace("{on_conflict}", "DO NOTHING")
 
 
-def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None:
-    """Write one batch in one transaction, together with the job's counters."""
+def _stage_and_merge(cursor, rows: list[tuple], *, sql: str, params: dict, index: bool):
+    """COPY rows into the staging table and merge them: (created, updated)."""
+    # ON COMMIT DROP cleans up; the DROP covers a second staging in one batch (its late rows)
+    # and an enclosing transaction (tests).
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.import_stage")
+    cursor.execute(_CREATE_STAGE)
+    with cursor.cursor.copy(_COPY_STAGE) as copy:
+        for row in rows:
+            copy.write_row(row)
+    if index:
+        cursor.execute("CREATE INDEX ON import_stage (email)")
+    cursor.execute(sql, params)
+    return cursor.fetchone()
+
+
+def _write_batch(
+    *, job: Job, batch: Batch, counts: dict[str, int], now, after: Callable | None = None
+) -> None:
+    """Write one batch in one transaction, together with the job's counters.
+
+    `after`, when given, returns once the previous batch has committed (and raises if it
+    will not): several batches are written at the same time (`_write_concurrently`), but a
+    batch merges its late rows — those with an email of the previous batch — and commits
+    only after its predecessor, so rows with one email apply in file order and the committed
+    batches are always the first ones of the file."""
     update = job.params.get("options", {}).get("duplicates", UPDATE) == UPDATE
     status_mapped = bool({"status", "not_now_until"} & set(job.params["mapping"]))
     params = {
@@ -582,14 +635,9 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
         "updated_summary": f"Updated by an import from {job.input_name}"[:500],
         "status_mapped": status_mapped,
     }
+    merge = {"sql": MERGE_UPDATE if update else MERGE_SKIP, "params": params}
+    merge["index"] = update and status_mapped
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COALESCE((params->>'committed_rows')::int, 0) FROM candidates_job "
-            "WHERE id = %s FOR UPDATE",
-            [job.pk],
-        )
-        if cursor.fetchone()[0] != batch.start:
-            raise ImportSuperseded
         # Let the GIN indexes (search vector, trigrams, tags) collect the batch in their
         # pending lists and merge it in bulk, which is much cheaper than entry by entry;
         # `_gin_flush` empties the lists when the import ends.
@@ -598,16 +646,7 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
         )
         created = updated = 0
         if batch.stage_rows:
-            # ON COMMIT DROP cleans up; the DROP covers an enclosing transaction (tests).
-            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_stage")
-            cursor.execute(_CREATE_STAGE)
-            with cursor.cursor.copy(_COPY_STAGE) as copy:
-                for row in batch.stage_rows:
-                    copy.write_row(row)
-            if update and status_mapped:
-                cursor.execute("CREATE INDEX ON import_stage (email)")
-            cursor.execute(MERGE_UPDATE if update else MERGE_SKIP, params)
-            created, updated = cursor.fetchone()
+            created, updated = _stage_and_merge(cursor, batch.stage_rows, **merge)
         if batch.failures:
             with cursor.cursor.copy(
                 "COPY candidates_importrowerror (organization_id, job_id, row_number, data, reason) "
@@ -623,7 +662,21 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
                             reason,
                         )
                     )
-        staged = len(batch.stage_rows)
+        if after is not None:
+            after()
+        if batch.late_rows:
+            late_created, late_updated = _stage_and_merge(cursor, batch.late_rows, **merge)
+            created, updated = created + late_created, updated + late_updated
+        # Checked last, under the job's row lock: the previous batch of this run has committed,
+        # so a different count means another run of the job committed this batch already.
+        cursor.execute(
+            "SELECT COALESCE((params->>'committed_rows')::int, 0) FROM candidates_job "
+            "WHERE id = %s FOR UPDATE",
+            [job.pk],
+        )
+        if cursor.fetchone()[0] != batch.start:
+            raise ImportSuperseded
+        staged = len(batch.stage_rows) + len(batch.late_rows)
         counts["created"] += created
         if update:
             counts["updated"] += updated + batch.folded
@@ -640,11 +693,126 @@ def _write_batch(*, job: Job, batch: Batch, counts: dict[str, int], now) -> None
         )
 
 
+class _PreviousBatchFailed(Exception):
+    """The batch before this one did not commit, so this one must not either."""
+
+
+class _InOrder:
+    """Batches written at the same time commit in file order (see `_write_batch`)."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._committed = -1  # index (in this run) of the last committed batch
+        self.error: BaseException | None = None  # the first failure, which stops the run
+
+    def wait_committed(self, index: int) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._committed >= index or self.error is not None)
+            if self._committed < index:
+                raise _PreviousBatchFailed
+
+    def committed(self, index: int) -> None:
+        with self._condition:
+            self._committed = index
+            self._condition.notify_all()
+
+    def failed(self, error: BaseException) -> None:
+        with self._condition:
+            if self.error is None:
+                self.error = error
+            self._condition.notify_all()
+
+
+def _writer_count() -> int:
+    return max(1, int(getattr(settings, "CANDIDATE_IMPORT_WRITERS", 2)))
+
+
+def _write_concurrently(*, job: Job, batches: Iterator[Batch], counts: dict, writers: int) -> None:
+    """Write the batches on `writers` database connections, batch n on connection n % writers.
+
+    The database does most of an import's work (the search trigger, twenty indexes, the
+    timeline, foreign-key checks) on one CPU per connection; with two connections it uses a
+    second CPU while the first is busy. Commits stay in file order (`_InOrder`)."""
+    order = _InOrder()
+    organization = job.organization
+    inboxes: list[queue.Queue] = [queue.Queue(maxsize=1) for _ in range(writers)]
+
+    def write(inbox: queue.Queue) -> None:
+        try:
+            with scope(organization=organization):
+                while (item := inbox.get()) is not None:
+                    index, batch = item
+                    if order.error is not None:
+                        continue  # the run is stopping: drain
+                    try:
+                        _write_batch(
+                            job=job,
+                            batch=batch,
+                            counts=counts,
+                            now=timezone.now(),
+                            after=functools.partial(order.wait_committed, index - 1),
+                        )
+                    except BaseException as error:  # raised by the run's thread
+                        order.failed(error)
+                    else:
+                        order.committed(index)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [
+        threading.Thread(target=write, args=(inbox,), name=f"import-writer-{n}", daemon=True)
+        for n, inbox in enumerate(inboxes)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for index, batch in enumerate(batches):
+            inbox = inboxes[index % writers]
+            while order.error is None:
+                try:
+                    inbox.put((index, batch), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if order.error is not None:
+                break
+    finally:
+        # Batches already handed over are finished (committed in order, or rolled back).
+        for inbox in inboxes:
+            inbox.put(None)
+        for thread in threads:
+            thread.join()
+    if order.error is not None:
+        raise order.error
+
+
+# The first key of the session lock that keeps two runs of one import apart.
+_RUN_LOCK_NAMESPACE = 0x1A40
+
+
+@contextlib.contextmanager
+def _run_lock(job: Job) -> Iterator[bool]:
+    """Whether this is the only run of the job (a redelivered task can start a second one
+    while the first is still writing); held on this thread's connection until the run ends,
+    and released by the database if the worker dies."""
+    key = [_RUN_LOCK_NAMESPACE, job.pk & 0x7FFFFFFF]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        locked = cursor.fetchone()[0]
+    try:
+        yield locked
+    finally:
+        if locked:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
 def import_run(*, job: Job) -> Job:
-    """Run (or resume) an import job to the end. Safe to call again after a crash."""
-    with scope(organization=job.organization):
+    """Run (or resume) an import job to the end. Safe to call again after a crash; a run
+    started while another run of the job is active leaves the job to it."""
+    with scope(organization=job.organization), _run_lock(job) as alone:
         job.refresh_from_db()
-        if job.status == Job.Status.DONE:
+        if job.status == Job.Status.DONE or not alone:
             return job
         info = reading.FileInfo.from_dict(job.params["file"])
         converter = _converter(job)
@@ -671,9 +839,15 @@ def import_run(*, job: Job) -> Job:
                     headers=info.headers,
                     labels=labels,
                 )
+                writers = _writer_count()
                 with contextlib.closing(_in_thread(batches)) as prepared:
-                    for batch in prepared:
-                        _write_batch(job=job, batch=batch, counts=counts, now=timezone.now())
+                    if writers > 1 and not connection.in_atomic_block:
+                        _write_concurrently(
+                            job=job, batches=prepared, counts=counts, writers=writers
+                        )
+                    else:  # one connection: in a caller's transaction its writes must stay in it
+                        for batch in prepared:
+                            _write_batch(job=job, batch=batch, counts=counts, now=timezone.now())
         except ImportSuperseded:
             return job
         except reading.ImportFileError as error:
