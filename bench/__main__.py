@@ -41,6 +41,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--duration", type=float, default=20, help="seconds per served run")
     parser.add_argument("--clients", type=int, default=16, help="concurrent served clients")
+    parser.add_argument(
+        "--served-gunicorn",
+        default="",
+        help="served workload's server as WORKERSxTHREADS[:CLASS] (default 5x1:sync)",
+    )
     parser.add_argument("--import-rows", type=int, default=1_000_000)
     parser.add_argument(
         "--send-recipients", type=int, default=100_000, help="size of the send workload's broadcast"
