@@ -588,7 +588,7 @@ def _resume_lines(candidate: Candidate, rng: random.Random) -> list[str]:
     ]
 
 
-def _pdf(lines: list[str]) -> bytes:
+def minimal_pdf(lines: list[str]) -> bytes:
     """A small valid one-page PDF showing `lines` in Helvetica (Latin-1 text)."""
 
     def escape(text: str) -> bytes:
@@ -654,7 +654,7 @@ def _seed_resumes(*, candidates: list[Candidate], actors, now) -> int:
         lines = _resume_lines(candidate, rng)
         stem = f"{_ascii(candidate.first_name)}-{_ascii(candidate.last_name)}-cv"
         if index % 3 == 0:
-            upload = SimpleUploadedFile(f"{stem}.pdf", _pdf(lines))
+            upload = SimpleUploadedFile(f"{stem}.pdf", minimal_pdf(lines))
         else:
             upload = SimpleUploadedFile(f"{stem}.docx", _docx(lines))
         attachment = attachment_create(

@@ -3,6 +3,7 @@ tests/factories.ScopesDisabledFactory). Each area appends its factories below.""
 
 import factory
 
+from candidates.demo import minimal_pdf
 from candidates.models import Candidate
 from tests.factories import OrganizationFactory, ScopesDisabledFactory
 
@@ -48,30 +49,8 @@ class CustomFieldFactory(ScopesDisabledFactory):
 
 
 def make_pdf(text: str = "Hello") -> bytes:
-    """A minimal valid one-page PDF that shows `text` (ASCII) in Helvetica."""
-    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode()
-    content = b"BT /F1 12 Tf 72 720 Td (" + escaped + b") Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return out
+    """A minimal valid one-page PDF that shows `text` in Helvetica."""
+    return minimal_pdf([text])
 
 
 def make_docx(*paragraphs: str) -> bytes:
