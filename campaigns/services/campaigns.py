@@ -4,17 +4,21 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from campaigns.conf import AUDIENCE_BATCH, AUDIENCE_FIRST_BATCH, LAUNCH_FIRST_CHUNK, send_queue
-from campaigns.models import AudienceBatch, Campaign, EmailTemplate, Enrollment, Step
+from campaigns.models import AudienceBatch, Campaign, EmailTemplate, Enrollment, Message, Step
 from campaigns.services.audience import audience_queryset
 from campaigns.services.templates import email_problems
 from candidates.models import Candidate
 
 # Campaigns whose audience is still being enrolled (the same as sequences.ACTIVE_STATUSES).
 ACTIVE_STATUSES = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+# A Message in one of these is still to go out; every other status is final (sent, delivered,
+# bounced, failed, skipped — "not sent" covers suppressed, unsubscribed, cancelled…).
+OUTBOX_STATUSES = (Message.Status.QUEUED, Message.Status.SENDING)
 
 
 @transaction.atomic
@@ -258,3 +262,39 @@ def _dispatch_now(organization_id: int, *, first_chunk: int | None = None) -> No
     if first_chunk:
         kwargs["first_chunk"] = first_chunk
     dispatch_task.apply_async(kwargs=kwargs, queue=send_queue())
+
+
+def campaigns_finish(*, now: datetime | None = None, campaign_ids=None) -> int:
+    """Mark running campaigns done once nothing is left to send: no active enrollment, no
+    audience batch waiting to be enrolled and no Message still in the outbox (queued or
+    sending: a capped or retried email can wait a day after it was written). A sequence that
+    candidates join from a pool keeps running until it is paused or ended.
+
+    The send task calls it for the campaigns of the chunk it has just finished and the
+    dispatcher for all running campaigns (the catch-up). One UPDATE, guarded by the status, so
+    two last chunks finishing at once, or a task and the dispatcher, mark it done once: each
+    caller's own results are committed before it looks, so the last one to look sees them
+    all. Returns how many campaigns it finished."""
+    now = now or timezone.now()
+    with scopes_disabled():
+        active = Enrollment.objects.filter(
+            organization_id=OuterRef("organization_id"),
+            campaign=OuterRef("pk"),
+            status=Enrollment.Status.ACTIVE,
+        )
+        pending = AudienceBatch.objects.filter(campaign=OuterRef("pk"))
+        in_outbox = Message.objects.filter(
+            organization_id=OuterRef("organization_id"),
+            campaign=OuterRef("pk"),
+            status__in=OUTBOX_STATUSES,
+        )
+        running = Campaign.objects.filter(status=Campaign.Status.RUNNING)
+        if campaign_ids is not None:
+            running = running.filter(pk__in=list(campaign_ids))
+        return (
+            running.exclude(Exists(active))
+            .exclude(Exists(pending))
+            .exclude(Exists(in_outbox))
+            .exclude(kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False)
+            .update(status=Campaign.Status.DONE, finished_at=now)
+        )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 from django_scopes import scopes_disabled
 from jinja2 import TemplateError
@@ -40,11 +40,11 @@ from campaigns.conf import (
     send_lease_seconds,
     send_queue,
 )
-from campaigns.models import AudienceBatch, Campaign, EmailSettings, Enrollment, Message, Step
+from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
 from campaigns.services import messages as message_service
 from campaigns.services import rendering, sequences
 from campaigns.services.audience import campaign_pool_names
-from campaigns.services.campaigns import audience_enroll_pending
+from campaigns.services.campaigns import audience_enroll_pending, campaigns_finish
 from candidates.models import Candidate
 
 logger = logging.getLogger(__name__)
@@ -311,19 +311,6 @@ def _enrollments_save(enrollments: list[Enrollment]) -> None:
         )
 
 
-def _campaigns_finish(now: datetime) -> None:
-    """Running campaigns with no active enrollment left have scheduled everything."""
-    active = Enrollment.objects.filter(campaign=OuterRef("pk"), status=Enrollment.Status.ACTIVE)
-    # A sequence that candidates join from a pool keeps running until it is paused or ended.
-    # Nor is a campaign done while part of its audience waits to be enrolled.
-    pending = AudienceBatch.objects.filter(campaign=OuterRef("pk"))
-    Campaign.objects.filter(status=Campaign.Status.RUNNING).exclude(Exists(active)).exclude(
-        Exists(pending)
-    ).exclude(kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False).update(
-        status=Campaign.Status.DONE, finished_at=now
-    )
-
-
 def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
     """Recover messages whose send task is gone. Runs inside the dispatcher round."""
     lease_cutoff = now - timedelta(seconds=send_lease_seconds())
@@ -397,7 +384,9 @@ def dispatch_due(
                 return _logged(report)
         report.more = False
         messages_sweep(now=now, report=report)
-        _campaigns_finish(now)
+        # The catch-up: the send task finishes a campaign with its last chunk, but a chunk
+        # whose worker was lost, or one that ended with held emails, leaves it to this round.
+        campaigns_finish(now=now)
     return _logged(report)
 
 

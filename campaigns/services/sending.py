@@ -49,6 +49,7 @@ from campaigns.models import (
     Suppression,
 )
 from campaigns.services import guards, mime
+from campaigns.services.campaigns import campaigns_finish
 from campaigns.services.messages import server_binding_cursor
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
@@ -375,6 +376,8 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     report.held = guards.messages_hold(holds=held)
     _record_bounces(organization, bounced)
     _record_events(organization, sent=sent, failed=failed + bounced, skipped=skipped)
+    # The chunk's results are committed: if it held a campaign's last emails, it is done now.
+    campaigns_finish(campaign_ids={m.campaign_id for m in messages if m.campaign_id})
     return report
 
 

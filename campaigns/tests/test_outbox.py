@@ -374,8 +374,12 @@ def test_sweeper_requeues_queued_messages_whose_task_is_gone(launched, org, in_o
     assert (report.requeued, report.tasks_queued) == (3, 1)
 
 
-def test_broadcast_finishes_when_every_enrollment_is_done(launched, in_org):
+def test_broadcast_finishes_when_every_email_has_left_the_outbox(launched, org, in_org):
     campaign, _ = launched
+    with in_org():
+        campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING  # every email written, none sent
+    _send_all(org, campaign)
     with in_org():
         campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DONE
