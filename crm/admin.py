@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from crm.models import Invitation, Membership, Organization, User
+from crm.services import organization_delete
 
 
 @admin.register(User)
@@ -28,6 +29,14 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "time_zone", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+    def delete_model(self, request, obj):
+        # Deleting a tenant goes through the service: it also removes the stored files.
+        organization_delete(organization=obj)
+
+    def delete_queryset(self, request, queryset):
+        for organization in queryset:
+            organization_delete(organization=organization)
 
 
 @admin.register(Invitation)

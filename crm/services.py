@@ -148,3 +148,39 @@ def invitation_revoke(*, invitation: Invitation) -> None:
     if invitation.accepted_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization) -> dict[str, int]:
+    """Delete a tenant and everything it owns, for an operator (the admin and
+    `manage.py delete_organization`). Stored files (résumés, import and export files, the
+    logo) are removed after the commit. Returns rows deleted per model label.
+
+    History rows guard their stages with RESTRICT, not PROTECT: inside a living organisation a
+    stage that cards went through cannot be deleted, but here every row that names it goes in
+    the same cascade, which RESTRICT allows."""
+    from django.core.files.storage import default_storage
+
+    from candidates.models import Attachment, Job
+
+    with scopes_disabled():
+        files = list(
+            Attachment.objects.filter(organization=organization).values_list("file", flat=True)
+        )
+        for input_file, output_file in Job.objects.filter(organization=organization).values_list(
+            "input_file", "output_file"
+        ):
+            files += [input_file, output_file]
+        files.append(organization.logo.name if organization.logo else "")
+        _, deleted = organization.delete()
+    names = [name for name in files if name]
+
+    def remove_files() -> None:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:  # already gone, or storage trouble: the rows are what matter
+                continue
+
+    transaction.on_commit(remove_files)
+    return deleted

@@ -144,7 +144,9 @@ class PoolMembership(models.Model):
     # (organization_id, id) of pipelines_pool, candidates_candidate and pipelines_stage. Three
     # checks instead of four, and a membership can no longer name another organisation's pool,
     # candidate or stage; the organisation exists because the pool's own foreign key says so.
-    # The ORM still cascades (and protects) as declared here.
+    # The ORM still cascades (and restricts) as declared here. stage is RESTRICT, not PROTECT:
+    # a stage with cards cannot be deleted on its own, but deleting the whole pool or
+    # organisation (which cascades to the memberships too) can.
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, db_index=False, db_constraint=False
     )
@@ -158,7 +160,7 @@ class PoolMembership(models.Model):
         db_constraint=False,
     )
     stage = models.ForeignKey(
-        Stage, on_delete=models.PROTECT, related_name="+", db_constraint=False
+        Stage, on_delete=models.RESTRICT, related_name="+", db_constraint=False
     )
     entered_stage_at = models.DateTimeField()
     added_at = models.DateTimeField()
@@ -222,10 +224,14 @@ class StageChange(models.Model):
     candidate = models.ForeignKey(
         "candidates.Candidate", on_delete=models.CASCADE, related_name="stage_changes"
     )
+    # RESTRICT guards the history inside a living organisation (a stage that was moved
+    # through cannot be deleted; stages are archived instead), while deleting the pool or the
+    # whole organisation, which cascades to these rows as well, is allowed. PROTECT blocked
+    # an operator from deleting a tenant at all.
     from_stage = models.ForeignKey(
-        Stage, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Stage, on_delete=models.RESTRICT, null=True, blank=True, related_name="+"
     )
-    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    to_stage = models.ForeignKey(Stage, on_delete=models.RESTRICT, related_name="+")
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
