@@ -101,7 +101,7 @@ class SequenceForm(ServiceErrorsMixin, forms.Form):
             )
         self.fields["saved_searches"].queryset = searches.distinct()
         self.fields["excluded_saved_searches"].queryset = searches.distinct()
-        pools = Pool.objects.filter(organization=organization)
+        pools = Pool.objects.filter(organization=organization, archived_at__isnull=True)
         self.fields["pools"].queryset = pools
         self.fields["auto_join_pool"].queryset = pools
         if campaign is not None and not campaign.is_editable:

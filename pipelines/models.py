@@ -107,6 +107,10 @@ class Pool(models.Model):
     # True when the pool has its own stages (Stage.pool = this pool) instead of the defaults.
     custom_stages = models.BooleanField(default=False)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Archived pools are hidden from lists and pickers, their board is read-only and a smart
+    # pool stops following its search; the memberships and the stage history (funnel and
+    # time-in-stage analytics) are kept. Only an admin deletes a pool for good.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +130,10 @@ class Pool(models.Model):
     @property
     def is_smart(self) -> bool:
         return self.kind == self.Kind.SMART
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class PoolMembership(models.Model):

@@ -58,16 +58,23 @@ def stage_get(*, organization, stage_id: int, pool: Pool | None = None) -> Stage
 # --- pools ---
 
 
-def pools_visible(*, organization, user) -> QuerySet[Pool]:
-    """Pools the user may see: the organisation's shared pools and their own private ones."""
-    return Pool.objects.filter(organization=organization).filter(
+def pools_visible(*, organization, user, archived: bool | None = False) -> QuerySet[Pool]:
+    """Pools the user may see: the organisation's shared pools and their own private ones.
+    Archived pools only with `archived=True` (only them) or `archived=None` (all)."""
+    pools = Pool.objects.filter(organization=organization).filter(
         Q(visibility=Pool.Visibility.ORGANIZATION) | Q(owner=user)
     )
+    if archived is not None:
+        pools = pools.filter(archived_at__isnull=not archived)
+    return pools
 
 
 def pool_get(*, organization, user, pool_id: int) -> Pool:
+    """A visible pool, archived or not (an archived pool's board is read-only)."""
     return get_object_or_404(
-        pools_visible(organization=organization, user=user).select_related("owner", "saved_search"),
+        pools_visible(organization=organization, user=user, archived=None).select_related(
+            "owner", "saved_search"
+        ),
         pk=pool_id,
     )
 
@@ -108,11 +115,15 @@ class PoolRow:
         return segments
 
 
-def pool_list_rows(*, organization, user) -> list[PoolRow]:
-    """Every visible pool with its size, how many joined in the last 30 days and how many are
-    in each stage. Three queries however many pools: pools, stages, and one GROUP BY over
-    the memberships' board index."""
-    pools = list(pools_visible(organization=organization, user=user).select_related("owner"))
+def pool_list_rows(*, organization, user, archived: bool = False) -> list[PoolRow]:
+    """Every visible pool (or every archived one) with its size, how many joined in the last
+    30 days and how many are in each stage. Three queries however many pools: pools, stages,
+    and one GROUP BY over the memberships' board index."""
+    pools = list(
+        pools_visible(organization=organization, user=user, archived=archived).select_related(
+            "owner"
+        )
+    )
     if not pools:
         return []
     stages = {
@@ -351,7 +362,10 @@ def candidate_pools_panel(*, candidate, user) -> dict:
         PoolMembership.objects.filter(
             organization_id=candidate.organization_id,
             candidate=candidate,
-            pool__in=visible,
+            # Archived pools too: their stage is still part of the candidate's story.
+            pool__in=pools_visible(
+                organization=candidate.organization_id, user=user, archived=None
+            ),
         )
         .select_related("pool", "stage")
         .order_by("pool__name", "pool_id")

@@ -259,10 +259,41 @@ def pool_update(*, pool: Pool, **fields) -> Pool:
     return pool
 
 
+def pool_archive(*, pool: Pool) -> Pool:
+    """Archive a pool (what recruiters do instead of deleting one): hidden from lists and
+    pickers, its board read-only, a smart pool no longer follows its search; memberships and
+    stage history stay, so funnel and time-in-stage analytics keep their past."""
+    if pool.archived_at is None:
+        pool.archived_at = timezone.now()
+        pool.save(update_fields=["archived_at", "updated_at"])
+    return pool
+
+
+def pool_restore(*, pool: Pool) -> Pool:
+    """Bring an archived pool back; a smart pool catches up with its search."""
+    if pool.archived_at is not None:
+        pool.archived_at = None
+        pool.save(update_fields=["archived_at", "updated_at"])
+        if pool.is_smart:
+            pool_schedule_refresh(pool=pool)
+    return pool
+
+
+def pool_history_count(*, pool: Pool) -> int:
+    """How many stage-history rows deleting this pool for good would destroy."""
+    return StageChange.objects.filter(organization_id=pool.organization_id, pool=pool).count()
+
+
+def _check_open(pool: Pool) -> None:
+    if pool.archived_at is not None:
+        raise ValidationError(f"“{pool.name}” is archived: restore it to change its board.")
+
+
 @transaction.atomic
 def pool_delete(*, pool: Pool) -> None:
-    """Delete a pool with its memberships, stage history and own stages. The candidates'
-    timelines keep the entries that mention it."""
+    """Delete a pool for good (admins only, after a confirmation that says how many history
+    rows go: see pool_history_count) with its memberships, stage history and own stages. The
+    candidates' timelines keep the entries that mention it."""
     organization_id = pool.organization_id
     RolePool.objects.filter(organization_id=organization_id, pool=pool).delete()
     StageChange.objects.filter(organization_id=organization_id, pool=pool).delete()
@@ -362,6 +393,7 @@ def pool_add_candidates(
     those already in it stay where they are. Returns how many joined."""
     if candidate_ids is None and queryset is None:
         raise TypeError("Give candidate_ids or queryset.")
+    _check_open(pool)
     candidates = Candidate.objects.filter(
         organization_id=pool.organization_id, merged_into__isnull=True
     )
@@ -383,6 +415,7 @@ def pool_add_candidates(
 
 
 def pool_remove_candidates(*, pool: Pool, candidate_ids: list[int], actor: User | None) -> int:
+    _check_open(pool)
     with transaction.atomic():
         removed = list(
             PoolMembership.objects.filter(
@@ -424,6 +457,7 @@ def membership_move(
                 "Someone removed this candidate from the pool a moment ago. Reload the board."
             )
         pool = membership.pool
+        _check_open(pool)
         _check_stage_of_pool(pool=pool, stage=to_stage)
         if locked.stage_id == membership.stage_id:
             from_stage = membership.stage
@@ -470,6 +504,7 @@ def memberships_move_bulk(
 ) -> int:
     """Move a selection of cards to one stage: one UPDATE, one bulk insert of history and of
     timeline entries. Returns how many cards moved."""
+    _check_open(pool)
     _check_stage_of_pool(pool=pool, stage=to_stage)
     now = timezone.now()
     with transaction.atomic():
@@ -651,7 +686,7 @@ def smart_pool_refresh(*, pool: Pool) -> tuple[int, int]:
     for the memberships and their timeline entries (see `_smart_pool_apply`). Returns
     (entered, left)."""
     queryset = _smart_queryset(pool)
-    if queryset is None:
+    if queryset is None or pool.archived_at is not None:  # an archived pool stays as it was
         return 0, 0
     ids_sql, ids_params = _sql(queryset)
     with transaction.atomic():
@@ -689,6 +724,7 @@ def smart_pools_reevaluate_candidate(*, candidate: Candidate) -> dict[int, str]:
             organization_id=candidate.organization_id,
             kind=Pool.Kind.SMART,
             saved_search__isnull=False,
+            archived_at__isnull=True,
         ).select_related("saved_search", "saved_search__organization")
     )
     if not pools:

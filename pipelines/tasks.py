@@ -29,9 +29,9 @@ def smart_pools_refresh_all() -> int:
 
     with scopes_disabled():
         pools = list(
-            Pool.objects.filter(kind=Pool.Kind.SMART, saved_search__isnull=False).values_list(
-                "organization_id", "pk"
-            )
+            Pool.objects.filter(
+                kind=Pool.Kind.SMART, saved_search__isnull=False, archived_at__isnull=True
+            ).values_list("organization_id", "pk")
         )
     for organization_id, pool_id in pools:
         smart_pool_refresh_task.delay(organization_id=organization_id, pool_id=pool_id)

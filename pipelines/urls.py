@@ -16,6 +16,8 @@ urlpatterns = [
     path("preview/", views.smart_pool_preview, name="smart_pool_preview"),
     path("<int:pool_id>/", views.pool_board, name="pool_board"),
     path("<int:pool_id>/edit/", views.pool_edit, name="pool_edit"),
+    path("<int:pool_id>/archive/", views.pool_archive, name="pool_archive"),
+    path("<int:pool_id>/restore/", views.pool_restore, name="pool_restore"),
     path("<int:pool_id>/delete/", views.pool_delete, name="pool_delete"),
     path("<int:pool_id>/refresh/", views.pool_refresh, name="pool_refresh"),
     # The board

@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from candidates.selectors import candidate_get, candidate_owner_choices
-from crm.permissions import recruiter_required
+from crm.permissions import admin_required, recruiter_required
 from pipelines import selectors, services
 from pipelines.forms import (
     AddToPoolForm,
@@ -41,6 +41,14 @@ def _managed_pool(request: HttpRequest, pool_id: int) -> Pool:
     return pool
 
 
+def _open_pool(request: HttpRequest, pool_id: int) -> Pool:
+    """A pool whose board may change: an archived pool's board is read-only."""
+    pool = _pool(request, pool_id)
+    if pool.is_archived:
+        raise PermissionDenied("This pool is archived: restore it to change its board.")
+    return pool
+
+
 def _safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(
@@ -61,8 +69,15 @@ def _board_url(pool: Pool, query: str = "") -> str:
 
 
 def pool_list(request, org_slug):
-    rows = selectors.pool_list_rows(organization=request.organization, user=request.user)
-    return render(request, "pipelines/pool_list.html", {"rows": rows, "active_tab": "pools"})
+    archived = request.GET.get("archived") == "1"
+    rows = selectors.pool_list_rows(
+        organization=request.organization, user=request.user, archived=archived
+    )
+    return render(
+        request,
+        "pipelines/pool_list.html",
+        {"rows": rows, "archived": archived, "active_tab": "pools"},
+    )
 
 
 @recruiter_required
@@ -107,18 +122,54 @@ def pool_edit(request, org_slug, pool_id):
 
 @require_POST
 @recruiter_required
-def pool_delete(request, org_slug, pool_id):
+def pool_archive(request, org_slug, pool_id):
     pool = _managed_pool(request, pool_id)
-    name = pool.name
-    services.pool_delete(pool=pool)
-    messages.success(request, f"The pool “{name}” was deleted.")
+    services.pool_archive(pool=pool)
+    messages.success(
+        request,
+        f"“{pool.name}” was archived. Its board and stage history are kept; "
+        "restore it from the archived pools any time.",
+    )
     return redirect("pipelines:pool_list", org_slug=org_slug)
 
 
 @require_POST
 @recruiter_required
-def pool_refresh(request, org_slug, pool_id):
+def pool_restore(request, org_slug, pool_id):
+    pool = _managed_pool(request, pool_id)
+    services.pool_restore(pool=pool)
+    messages.success(request, f"“{pool.name}” was restored.")
+    return redirect("pipelines:pool_board", org_slug=org_slug, pool_id=pool.pk)
+
+
+@admin_required
+def pool_delete(request, org_slug, pool_id):
+    """Delete for good (admins only): a page that says what goes, then a confirmed POST."""
     pool = _pool(request, pool_id)
+    history = services.pool_history_count(pool=pool)
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        name = pool.name
+        services.pool_delete(pool=pool)
+        messages.success(
+            request,
+            f"The pool “{name}” was deleted with {history} stage change"
+            f"{'s' if history != 1 else ''} of history.",
+        )
+        return redirect("pipelines:pool_list", org_slug=org_slug)
+    context = {
+        "pool": pool,
+        "history": history,
+        "size": selectors.pool_size(pool=pool),
+        "unconfirmed": request.method == "POST",
+        "active_tab": "pools",
+    }
+    return render(request, "pipelines/pool_delete.html", context)
+
+
+@require_POST
+@recruiter_required
+def pool_refresh(request, org_slug, pool_id):
+    pool = _open_pool(request, pool_id)
     if pool.is_smart:
         services.pool_schedule_refresh(pool=pool)
         messages.info(request, "Refreshing the pool from its search. Reload in a moment.")
@@ -193,7 +244,7 @@ def pool_board(request, org_slug, pool_id):
         "filtered": any(filters.values()),
         "total": sum(column.count for column in columns),
         "can_manage": selectors.pool_can_manage(pool=pool, membership=request.membership),
-        "can_write": request.membership.can_write,
+        "can_write": request.membership.can_write and not pool.is_archived,
         "query": request.GET.urlencode(),
         "active_tab": "pools",
     }
@@ -221,7 +272,7 @@ def board_column(request, org_slug, pool_id, stage_id):
         "cards": cards,
         "next_cursor": next_cursor,
         "stages": selectors.pool_stages(pool=pool),
-        "can_write": request.membership.can_write,
+        "can_write": request.membership.can_write and not pool.is_archived,
         "query": request.GET.urlencode(),
     }
     return render(request, "pipelines/pool_board.html#column_page", context)
@@ -236,7 +287,7 @@ def _query_without_paging(request) -> str:
 @require_POST
 @recruiter_required
 def card_move(request, org_slug, pool_id, pool_membership_id):
-    pool = _pool(request, pool_id)
+    pool = _open_pool(request, pool_id)
     membership = selectors.pool_membership_get(pool=pool, pool_membership_id=pool_membership_id)
     stages = selectors.pool_stages(pool=pool)
     form = MoveForm(request.POST, stages=stages)
@@ -284,7 +335,7 @@ def card_move(request, org_slug, pool_id, pool_membership_id):
 @require_POST
 @recruiter_required
 def cards_move_bulk(request, org_slug, pool_id):
-    pool = _pool(request, pool_id)
+    pool = _open_pool(request, pool_id)
     form = BulkMoveForm(request.POST, stages=selectors.pool_stages(pool=pool))
     if form.is_valid():
         moved = services.memberships_move_bulk(
@@ -305,7 +356,7 @@ def cards_move_bulk(request, org_slug, pool_id):
 @require_POST
 @recruiter_required
 def card_remove(request, org_slug, pool_id, pool_membership_id):
-    pool = _pool(request, pool_id)
+    pool = _open_pool(request, pool_id)
     membership = selectors.pool_membership_get(pool=pool, pool_membership_id=pool_membership_id)
     services.pool_remove_candidates(
         pool=pool, candidate_ids=[membership.candidate_id], actor=request.user

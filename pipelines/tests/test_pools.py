@@ -207,23 +207,6 @@ def test_pool_edit_by_another_recruiter_is_403(client, org, pool):
     assert client.get(url("pool_edit", org, pool_id=pool.pk)).status_code == 403
 
 
-def test_pool_delete_removes_memberships_and_history(
-    admin_client, org, pool, make_candidates, add, unscoped
-):
-    add(pool, make_candidates(2))
-
-    response = admin_client.post(url("pool_delete", org, pool_id=pool.pk))
-
-    assert response.status_code == 302
-    with unscoped():
-        assert not Pool.objects.filter(pk=pool.pk).exists()
-        assert PoolMembership.objects.filter(pool_id=pool.pk).count() == 0
-
-
-def test_pool_delete_get_is_405(admin_client, org, pool):
-    assert admin_client.get(url("pool_delete", org, pool_id=pool.pk)).status_code == 405
-
-
 # --- static membership ---
 
 
