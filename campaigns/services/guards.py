@@ -10,6 +10,7 @@ sweeper hands it to a send task when that time comes — it waits, it never vani
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.db.models import Max, Q
@@ -85,7 +86,13 @@ def sender_daily_cap_for(*, email_settings: EmailSettings | None) -> int | None:
 def recruiter_of(message: Message) -> str:
     """Whose daily cap a message counts against: the campaign's recruiter (the Reply-To
     address), else the From address."""
-    return (parseaddr(message.reply_to)[1] or parseaddr(message.from_email)[1]).lower()
+    return _sender_of(message.reply_to, message.from_email)
+
+
+@lru_cache(maxsize=1024)
+def _sender_of(reply_to: str, from_email: str) -> str:
+    # Cached: asked for every message of a chunk, mostly with the same one or two senders.
+    return (parseaddr(reply_to)[1] or parseaddr(from_email)[1]).lower()
 
 
 def _sender_day_key(organization_id: int, sender: str, day: date) -> str:
