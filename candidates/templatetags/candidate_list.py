@@ -48,6 +48,13 @@ def _row(candidate, detail_url: str, can_write: bool) -> str:
         )
     if candidate.role_html:
         parts.append(f'<div class="small d-md-none">{escape(candidate.role_html)}</div>\n')
+    snippet = getattr(candidate, "resume_snippet_html", None)
+    if snippet:
+        parts.append(
+            '<div class="small text-body-secondary resume-snippet">'
+            '<i class="bi bi-file-earmark-text" aria-hidden="true"></i>'
+            f'<span class="visually-hidden">Resume:</span> {escape(snippet)}</div>\n'
+        )
     parts.append("</td>\n")
 
     parts.append('<td class="d-none d-md-table-cell small candidate-role-cell">\n')

@@ -23,6 +23,7 @@ from candidates.search import (
     highlight,
     highlight_terms,
     keyset_page,
+    resume_snippets,
     skill_badges,
 )
 from candidates.selectors import (
@@ -85,7 +86,12 @@ def candidate_list(request, org_slug):
     # A search counts the ids it ranked (never more than the rank bound plus the fuzzy ones).
     total = len(matches.ids) if matches else count_capped(queryset, COUNT_CAP)
     terms = highlight_terms(q)
+    # A match in a resume shows as an excerpt (one query for the page, bounded text per row).
+    snippets = resume_snippets(
+        organization_id=organization.pk, candidate_ids=[c.pk for c in page.rows], q=q
+    )
     for candidate in page.rows:
+        candidate.resume_snippet_html = snippets.get(candidate.pk)
         candidate.name_html = highlight(candidate.full_name, terms)
         candidate.headline_html = highlight(candidate.headline, terms)
         candidate.skill_badges = skill_badges(candidate.skills, terms)
