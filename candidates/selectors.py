@@ -40,14 +40,53 @@ def custom_field_get(*, organization, field_id: int) -> CustomField:
     return get_object_or_404(CustomField, organization=organization, pk=field_id)
 
 
+# The timeline's filters: what a recruiter looks for, each a set of activity kinds.
+TIMELINE_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "notes": ("Notes", (Activity.Kind.NOTE_ADDED, Activity.Kind.FOLLOW_UP)),
+    "emails": (
+        "Emails",
+        (
+            Activity.Kind.EMAIL_SENT,
+            Activity.Kind.EMAIL_OPENED,
+            Activity.Kind.EMAIL_CLICKED,
+            Activity.Kind.EMAIL_REPLIED,
+            Activity.Kind.EMAIL_AUTO_REPLIED,
+            Activity.Kind.EMAIL_BOUNCED,
+            Activity.Kind.ENROLLMENT,
+        ),
+    ),
+    "pipeline": (
+        "Stages and pools",
+        (Activity.Kind.STAGE_CHANGED, Activity.Kind.POOL_ADDED, Activity.Kind.POOL_REMOVED),
+    ),
+    "consent": ("Consent", (Activity.Kind.CONSENT_CHANGED, Activity.Kind.UNSUBSCRIBED)),
+    "edits": (
+        "Edits and imports",
+        (
+            Activity.Kind.CREATED,
+            Activity.Kind.EDITED,
+            Activity.Kind.STATUS_CHANGED,
+            Activity.Kind.TAGGED,
+            Activity.Kind.OWNER_CHANGED,
+            Activity.Kind.ATTACHMENT_ADDED,
+            Activity.Kind.IMPORTED,
+            Activity.Kind.MERGED,
+            Activity.Kind.UNMERGED,
+        ),
+    ),
+}
+
+
 def candidate_timeline(
     *,
     candidate: Candidate,
     before: tuple[datetime, int] | None = None,
     limit: int = TIMELINE_PAGE_SIZE,
+    show: str = "",
 ) -> tuple[list[Activity], tuple[datetime, int] | None]:
     """The candidate's activities, newest first, `limit` at a time (keyset pagination on
     (occurred_at, id)); returns the page and the cursor of the next older page, or None.
+    `show` names one of TIMELINE_FILTERS (anything else: every entry).
     One query however long the page: actor and note come joined. The entries show neither
     `data` (JSON, decoded per row) nor the note's author, so neither is read."""
     activities = (
@@ -56,6 +95,8 @@ def candidate_timeline(
         .defer("data")
         .order_by("-occurred_at", "-id")
     )
+    if show in TIMELINE_FILTERS:
+        activities = activities.filter(kind__in=TIMELINE_FILTERS[show][1])
     if before is not None:
         occurred_at, activity_id = before
         activities = activities.filter(

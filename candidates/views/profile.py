@@ -18,6 +18,7 @@ from candidates.models import Activity
 from candidates.normalize import phone_display
 from candidates.panels import PROFILE_PANELS
 from candidates.selectors import (
+    TIMELINE_FILTERS,
     candidate_get,
     candidate_get_or_merged,
     candidate_pinned_notes,
@@ -86,7 +87,9 @@ def _edit_place(note, timeline) -> str:
 
 def _activity_context(request, candidate, *, note_form=None, editing=None, edit_form=None):
     before = _parse_before(request.GET.get("before", ""))
-    timeline, older = candidate_timeline(candidate=candidate, before=before)
+    show = request.GET.get("show", "")
+    show = show if show in TIMELINE_FILTERS else ""
+    timeline, older = candidate_timeline(candidate=candidate, before=before, show=show)
     pinned_notes = candidate_pinned_notes(candidate=candidate)
     for activity in timeline:
         activity.icon = TIMELINE_ICONS.get(activity.kind, "dot")
@@ -99,6 +102,10 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
         "timeline": timeline,
         "older_cursor": f"{older[0].isoformat()},{older[1]}" if older else "",
         "paged": before is not None,
+        # The timeline's filter (?show=notes…): links without JavaScript, swapped by htmx.
+        "timeline_show": show,
+        "timeline_filters": [("", "All")]
+        + [(key, label) for key, (label, _kinds) in TIMELINE_FILTERS.items()],
         "pinned_notes": pinned_notes,
         "note_form": note_form or NoteForm(),
         "editing_note": editing,
