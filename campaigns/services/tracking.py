@@ -44,9 +44,17 @@ from django.db import connection, transaction
 from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
-from campaigns.models import EmailSettings, Message
+from campaigns.models import (
+    CandidateEmailPreference,
+    EmailSettings,
+    Enrollment,
+    Message,
+    Suppression,
+)
 from campaigns.services import tokens
-from candidates.models import Activity
+from campaigns.services.sequences import enrollments_stop_for_candidates
+from candidates.models import Activity, Candidate
+from crm.models import Organization
 
 # The invisible link in every tracked email (see messages.message_build). Base 36 "rr".
 TRAP_LINK_INDEX = 999
@@ -204,6 +212,137 @@ def click_record(*, token: str, user_agent: str, ip: str = "") -> ClickOutcome |
     return ClickOutcome(target=target, is_trap=target is None)
 
 
+# --- the one-click unsubscribe ------------------------------------------------------------------
+
+# A one-click unsubscribe (RFC 8058) in one autocommitted statement: the candidate named by the
+# token (in the token's organisation) with that organisation, their preference's
+# `unsubscribed_at` set unless it was set already, and their address suppressed (an earlier
+# suppression stays). Those two are what the send path checks, so they are written before the
+# answer; the rest (enrollments stopped, the email marked, the event, the timeline entry) is
+# buffered like an open and written by the flush. A merged profile changes nothing here (its
+# links act for the surviving profile: the ordinary view follows the chain). Suppressions are
+# stored lower-cased by Python; PostgreSQL's lower() is the same for ASCII only, so other
+# addresses are suppressed from Python after the statement.
+_ONE_CLICK_SQL = """
+WITH c AS (
+    SELECT id, organization_id, email, merged_into_id FROM {candidate}
+    WHERE organization_id = %s AND id = %s
+), p AS (
+    INSERT INTO {preference} AS p ({preference_columns})
+    SELECT {preference_values} FROM c WHERE c.merged_into_id IS NULL
+    ON CONFLICT (candidate_id) DO UPDATE
+        SET unsubscribed_at = EXCLUDED.unsubscribed_at, updated_at = EXCLUDED.updated_at
+        WHERE p.unsubscribed_at IS NULL
+    RETURNING p.candidate_id
+), s AS (
+    INSERT INTO {suppression} ({suppression_columns})
+    SELECT {suppression_values} FROM c JOIN p ON p.candidate_id = c.id
+    WHERE c.email <> '' AND c.email ~ '^[ -~]*$'
+    ON CONFLICT DO NOTHING
+)
+SELECT c.merged_into_id, c.email, EXISTS (SELECT 1 FROM p), {organization_columns}
+FROM c JOIN {organization} o ON o.id = c.organization_id
+"""
+
+
+@lru_cache(maxsize=1)
+def _one_click_statement() -> tuple[str, list, list, list]:
+    """The statement, written from the models' metadata once; the fields whose values are
+    parameters (preference, suppression) and the organisation's fields, in order."""
+    quote = connection.ops.quote_name
+    from_candidate = {"organization": "c.organization_id", "candidate": "c.id"}
+    preference = [f for f in CandidateEmailPreference._meta.concrete_fields if not f.primary_key]
+    suppression = [f for f in Suppression._meta.concrete_fields if not f.primary_key]
+    organization = list(Organization._meta.concrete_fields)
+    sql = _ONE_CLICK_SQL.format(
+        candidate=quote(Candidate._meta.db_table),
+        preference=quote(CandidateEmailPreference._meta.db_table),
+        preference_columns=", ".join(quote(f.column) for f in preference),
+        preference_values=", ".join(from_candidate.get(f.name, "%s") for f in preference),
+        suppression=quote(Suppression._meta.db_table),
+        suppression_columns=", ".join(quote(f.column) for f in suppression),
+        suppression_values=", ".join(
+            {**from_candidate, "email": "lower(c.email)"}.get(f.name, "%s") for f in suppression
+        ),
+        organization=quote(Organization._meta.db_table),
+        organization_columns=", ".join(f"o.{quote(f.column)}" for f in organization),
+    )
+    preference = [f for f in preference if f.name not in from_candidate]
+    suppression = [f for f in suppression if f.name not in (*from_candidate, "email")]
+    return sql, preference, suppression, organization
+
+
+@dataclass(frozen=True)
+class OneClickOutcome:
+    organization: Organization | None  # None: no such candidate in that organisation
+    merged: bool = False  # a merged profile: nothing was changed, the ordinary view acts
+    unsubscribed_now: bool = False  # False: they were unsubscribed already
+
+
+def one_click_unsubscribe(*, token: str, source: str = "one-click") -> OneClickOutcome | None:
+    """Unsubscribe the candidate a candidate-link token names: the preference and the
+    suppression now (one statement), the rest buffered for the flush. None for a forged,
+    expired or foreign token."""
+    content = tokens.token_read(token, salt=tokens.CANDIDATE_SALT)
+    if content is None or not content.candidate_id:
+        return None
+    sql, preference_fields, suppression_fields, organization_fields = _one_click_statement()
+    now = datetime.now(tz=UTC)
+    preference = CandidateEmailPreference(unsubscribed_at=now, updated_at=now)
+    suppression = Suppression(reason=Suppression.Reason.UNSUBSCRIBED, detail=source, created_at=now)
+    params = [content.organization_id, content.candidate_id]
+    params += [
+        f.get_db_prep_save(getattr(preference, f.attname), connection) for f in preference_fields
+    ]
+    params += [
+        f.get_db_prep_save(getattr(suppression, f.attname), connection) for f in suppression_fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return OneClickOutcome(organization=None)
+    merged_into_id, email, changed = row[:3]
+    organization = _organization_from_row(organization_fields, row[3:])
+    if merged_into_id is not None:
+        return OneClickOutcome(organization=organization, merged=True)
+    if not changed:
+        return OneClickOutcome(organization=organization)
+    if email and not email.isascii():
+        Suppression.objects.bulk_create(
+            [
+                Suppression(
+                    organization_id=content.organization_id,
+                    email=email.lower(),
+                    reason=Suppression.Reason.UNSUBSCRIBED,
+                    detail=source,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+    event = {
+        "k": "unsubscribed",
+        "o": content.organization_id,
+        "c": content.candidate_id,
+        "m": content.message_id,
+        "src": source,
+    }
+    try:
+        _push(event)
+    except redis.RedisError:
+        # The unsubscribe took effect; its bookkeeping is written now rather than lost.
+        tracking_batch_write([json.dumps(event).encode()])
+    return OneClickOutcome(organization=organization, unsubscribed_now=True)
+
+
+def _organization_from_row(fields, values) -> Organization:
+    converted = []
+    for model_field, value in zip(fields, values, strict=True):
+        converter = getattr(model_field, "from_db_value", None)
+        converted.append(converter(value, None, connection) if converter else value)
+    return Organization.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
 # --- classification -----------------------------------------------------------------------------
 
 
@@ -270,6 +409,7 @@ class FlushReport:
     dropped: int = 0  # unknown message, or opens of an organisation that switched them off
     first_opens: int = 0
     first_clicks: int = 0
+    unsubscribes: int = 0
     locked: bool = False  # another flusher was running
     reasons: dict = field(default_factory=dict)
 
@@ -315,55 +455,162 @@ def tracking_batch_write(raw_events: list[bytes], report: FlushReport | None = N
     report = report or FlushReport()
     events = [json.loads(raw) for raw in raw_events]
     report.events += len(events)
-    if not events:
-        return report
+    unsubscribes = [e for e in events if e["k"] == "unsubscribed"]
+    events = [e for e in events if e["k"] != "unsubscribed"]
     with scopes_disabled(), transaction.atomic():
-        messages = {
-            m["pk"]: m
-            for m in Message.objects.filter(pk__in={e["m"] for e in events}).values(
-                "pk", "organization_id", "candidate_id", "campaign_id", "sent_at", "subject"
-            )
-        }
-        no_opens = set(
-            EmailSettings.objects.filter(
-                organization_id__in={e["o"] for e in events}, track_opens=False
-            ).values_list("organization_id", flat=True)
-        )
-        kept = []
-        for event in events:
-            message = messages.get(event["m"])
-            if (
-                message is None
-                or message["organization_id"] != event["o"]
-                or message["candidate_id"] != event["c"]
-                or (event["k"] == "opened" and event["o"] in no_opens)
-            ):
-                report.dropped += 1
-                continue
-            event["at"] = datetime.fromtimestamp(event["t"], tz=UTC)
-            event["l"] = event.get("l", 0)
-            event["reason"] = machine_reason(
-                user_agent=event["ua"], ip=event["ip"], sent_at=message["sent_at"], at=event["at"]
-            )
-            kept.append(event)
-        _classify_clicks(kept)
-        # Events of a batch written before (a flusher died before acknowledging it) are not
-        # written again; ON CONFLICT DO NOTHING covers a race with another writer.
-        already = set(
-            EngagementEvent.objects.filter(
-                organization_id__in={e["o"] for e in kept},
-                source_key__in=[e["id"] for e in kept],
-            ).values_list("source_key", flat=True)
-        )
-        rows = [_event_row(e, messages[e["m"]]) for e in kept if e["id"] not in already]
-        EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
-        report.written += len(rows)
-        for event in kept:
-            if event["reason"]:
-                report.machine += 1
-                report.reasons[event["reason"]] = report.reasons.get(event["reason"], 0) + 1
-        _record_firsts(kept, messages, report)
+        if events:
+            _record_opens_and_clicks(events, report)
+        if unsubscribes:
+            _record_unsubscribes(unsubscribes, report)
     return report
+
+
+def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
+    messages = {
+        m["pk"]: m
+        for m in Message.objects.filter(pk__in={e["m"] for e in events}).values(
+            "pk", "organization_id", "candidate_id", "campaign_id", "sent_at", "subject"
+        )
+    }
+    no_opens = set(
+        EmailSettings.objects.filter(
+            organization_id__in={e["o"] for e in events}, track_opens=False
+        ).values_list("organization_id", flat=True)
+    )
+    kept = []
+    for event in events:
+        message = messages.get(event["m"])
+        if (
+            message is None
+            or message["organization_id"] != event["o"]
+            or message["candidate_id"] != event["c"]
+            or (event["k"] == "opened" and event["o"] in no_opens)
+        ):
+            report.dropped += 1
+            continue
+        event["at"] = datetime.fromtimestamp(event["t"], tz=UTC)
+        event["l"] = event.get("l", 0)
+        event["reason"] = machine_reason(
+            user_agent=event["ua"], ip=event["ip"], sent_at=message["sent_at"], at=event["at"]
+        )
+        kept.append(event)
+    _classify_clicks(kept)
+    # Events of a batch written before (a flusher died before acknowledging it) are not
+    # written again; ON CONFLICT DO NOTHING covers a race with another writer.
+    already = set(
+        EngagementEvent.objects.filter(
+            organization_id__in={e["o"] for e in kept},
+            source_key__in=[e["id"] for e in kept],
+        ).values_list("source_key", flat=True)
+    )
+    rows = [_event_row(e, messages[e["m"]]) for e in kept if e["id"] not in already]
+    EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+    report.written += len(rows)
+    for event in kept:
+        if event["reason"]:
+            report.machine += 1
+            report.reasons[event["reason"]] = report.reasons.get(event["reason"], 0) + 1
+    _record_firsts(kept, messages, report)
+
+
+# The emails the unsubscribes came in: their first unsubscribe time set and their campaigns
+# named, only where the email is the candidate's in their organisation.
+_UNSUBSCRIBED_MESSAGES_SQL = """
+WITH v AS (
+    SELECT unnest(%s::bigint[]) AS id, unnest(%s::bigint[]) AS organization_id,
+           unnest(%s::bigint[]) AS candidate_id, unnest(%s::timestamptz[]) AS at
+), marked AS (
+    UPDATE campaigns_message AS m SET unsubscribed_at = v.at FROM v
+    WHERE m.id = v.id AND m.organization_id = v.organization_id
+      AND m.candidate_id = v.candidate_id AND m.unsubscribed_at IS NULL
+)
+SELECT m.id, m.campaign_id, c.name FROM campaigns_message AS m
+JOIN v ON m.id = v.id AND m.organization_id = v.organization_id
+      AND m.candidate_id = v.candidate_id
+LEFT JOIN campaigns_campaign AS c ON c.id = m.campaign_id
+"""
+
+
+def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
+    """The bookkeeping of one-click unsubscribes (their preference and suppression were written
+    when they were answered): active enrollments stopped, the email marked, one event and one
+    timeline entry each — what `preferences.candidate_unsubscribe` does in its transaction."""
+    known = set(
+        Candidate.objects.filter(
+            organization_id__in={e["o"] for e in events}, pk__in={e["c"] for e in events}
+        ).values_list("organization_id", "pk")
+    )
+    already = set(
+        EngagementEvent.objects.filter(
+            organization_id__in={e["o"] for e in events},
+            source_key__in=[e["id"] for e in events],
+        ).values_list("source_key", flat=True)
+    )
+    new = []
+    for event in events:
+        if (event["o"], event["c"]) not in known:
+            report.dropped += 1  # the candidate was deleted (erased) since
+        elif event["id"] not in already:
+            event["at"] = datetime.fromtimestamp(event["t"], tz=UTC)
+            new.append(event)
+    if not new:
+        return
+    by_organization: dict[int, list[int]] = defaultdict(list)
+    for event in new:
+        by_organization[event["o"]].append(event["c"])
+    for organization_id, candidate_ids in by_organization.items():
+        enrollments_stop_for_candidates(
+            organization_id=organization_id,
+            candidate_ids=candidate_ids,
+            reason=Enrollment.StopReason.UNSUBSCRIBED,
+        )
+    with_message = [e for e in new if e["m"]]
+    messages = {}
+    if with_message:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _UNSUBSCRIBED_MESSAGES_SQL,
+                [
+                    [e["m"] for e in with_message],
+                    [e["o"] for e in with_message],
+                    [e["c"] for e in with_message],
+                    [e["at"] for e in with_message],
+                ],
+            )
+            messages = {pk: (campaign_id, name) for pk, campaign_id, name in cursor.fetchall()}
+    rows, activities = [], []
+    for event in new:
+        campaign_id, campaign_name = messages.get(event["m"], (None, None))
+        data = {"source": event.get("src", "one-click")}
+        rows.append(
+            EngagementEvent(
+                organization_id=event["o"],
+                candidate_id=event["c"],
+                campaign_id=campaign_id,
+                message_id=event["m"] if event["m"] in messages else None,
+                kind=EngagementEvent.Kind.UNSUBSCRIBED,
+                occurred_at=event["at"],
+                source_key=event["id"],
+                data=data,
+            )
+        )
+        activities.append(
+            Activity(
+                organization_id=event["o"],
+                candidate_id=event["c"],
+                kind=Activity.Kind.UNSUBSCRIBED,
+                summary=(
+                    "Unsubscribed from campaign email"
+                    + (f" ({campaign_name})" if campaign_name else "")
+                )[:500],
+                data=data,
+                occurred_at=event["at"],
+            )
+        )
+    EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True)
+    Activity.objects.bulk_create(activities)
+    report.written += len(rows)
+    report.unsubscribes += len(rows)
 
 
 def _classify_clicks(events: list[dict]) -> None:
