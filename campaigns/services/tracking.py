@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import psycopg
 import redis
 from django.conf import settings
 from django.db import connection, transaction
@@ -504,7 +505,7 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
         ).values_list("source_key", flat=True)
     )
     rows = [_event_row(e, messages[e["m"]]) for e in kept if e["id"] not in already]
-    EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+    _events_insert(rows)
     report.written += len(rows)
     for event in kept:
         if event["reason"]:
@@ -583,15 +584,17 @@ def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
         campaign_id, campaign_name = messages.get(event["m"], (None, None))
         data = {"source": event.get("src", "one-click")}
         rows.append(
-            EngagementEvent(
-                organization_id=event["o"],
-                candidate_id=event["c"],
-                campaign_id=campaign_id,
-                message_id=event["m"] if event["m"] in messages else None,
-                kind=EngagementEvent.Kind.UNSUBSCRIBED,
-                occurred_at=event["at"],
-                source_key=event["id"],
-                data=data,
+            (
+                event["o"],
+                EngagementEvent.Kind.UNSUBSCRIBED.value,
+                event["c"],
+                campaign_id,
+                event["m"] if event["m"] in messages else None,
+                event["at"],
+                False,
+                "",
+                json.dumps(data),
+                event["id"],
             )
         )
         activities.append(
@@ -607,7 +610,7 @@ def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
                 occurred_at=event["at"],
             )
         )
-    EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True)
+    _events_insert(rows)
     Activity.objects.bulk_create(activities)
     report.written += len(rows)
     report.unsubscribes += len(rows)
@@ -637,22 +640,47 @@ def _classify_clicks(events: list[dict]) -> None:
         _click_reasons(clicks)
 
 
-def _event_row(event: dict, message: dict) -> EngagementEvent:
+def _event_row(event: dict, message: dict) -> tuple:
     data = {"user_agent": event["ua"]}
     if event["k"] == "clicked":
         data["link_index"] = event["l"]
-    return EngagementEvent(
-        organization_id=event["o"],
-        candidate_id=event["c"],
-        campaign_id=message["campaign_id"],
-        message_id=event["m"],
-        kind=event["k"],
-        occurred_at=event["at"],
-        is_machine=bool(event["reason"]),
-        machine_reason=event["reason"][:64],
-        source_key=event["id"],
-        data=data,
+    return (
+        event["o"],
+        event["k"],
+        event["c"],
+        message["campaign_id"],
+        event["m"],
+        event["at"],
+        bool(event["reason"]),
+        event["reason"][:64],
+        json.dumps(data),
+        event["id"],
     )
+
+
+# A batch's events in one INSERT … SELECT over arrays, bound on the server (as
+# analytics.services.engagement_events_record_bulk, with the source keys): `bulk_create` built
+# a model instance per event and quoted every value into a statement parsed afresh.
+_EVENTS_INSERT = """
+INSERT INTO analytics_engagementevent (organization_id, kind, candidate_id, campaign_id,
+    message_id, occurred_at, is_machine, machine_reason, data, source_key)
+SELECT organization_id, kind, candidate_id, campaign_id, message_id, occurred_at, is_machine,
+    machine_reason, data::jsonb, source_key
+FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
+    %s::timestamptz[], %s::boolean[], %s::text[], %s::text[], %s::text[])
+    AS event (organization_id, kind, candidate_id, campaign_id, message_id, occurred_at,
+    is_machine, machine_reason, data, source_key)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _events_insert(rows: list[tuple]) -> None:
+    """Write event rows (as `_event_row` makes them); those already written change nothing."""
+    if not rows:
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_EVENTS_INSERT, [list(column) for column in zip(*rows, strict=True)])
 
 
 _FIRST_SQL = """
