@@ -42,7 +42,7 @@ import psycopg
 import redis
 from django.conf import settings
 from django.db import connection, transaction
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from analytics.models import EngagementEvent
 from campaigns.models import (
@@ -310,17 +310,18 @@ def one_click_unsubscribe(*, token: str, source: str = "one-click") -> OneClickO
     if not changed:
         return OneClickOutcome(organization=organization)
     if email and not email.isascii():
-        Suppression.objects.bulk_create(
-            [
-                Suppression(
-                    organization_id=content.organization_id,
-                    email=email.lower(),
-                    reason=Suppression.Reason.UNSUBSCRIBED,
-                    detail=source,
-                )
-            ],
-            ignore_conflicts=True,
-        )
+        with scope(organization=organization):
+            Suppression.objects.bulk_create(
+                [
+                    Suppression(
+                        organization_id=content.organization_id,
+                        email=email.lower(),
+                        reason=Suppression.Reason.UNSUBSCRIBED,
+                        detail=source,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
     event = {
         "k": "unsubscribed",
         "o": content.organization_id,
