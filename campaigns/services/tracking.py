@@ -49,7 +49,6 @@ from campaigns.models import (
     CandidateEmailPreference,
     EmailSettings,
     Enrollment,
-    Message,
     Suppression,
 )
 from campaigns.services import tokens
@@ -468,11 +467,10 @@ def tracking_batch_write(raw_events: list[bytes], report: FlushReport | None = N
 
 
 def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
+    columns = ("pk", "organization_id", "candidate_id", "campaign_id", "sent_at", "subject")
     messages = {
-        m["pk"]: m
-        for m in Message.objects.filter(pk__in={e["m"] for e in events}).values(
-            "pk", "organization_id", "candidate_id", "campaign_id", "sent_at", "subject"
-        )
+        row[0]: dict(zip(columns, row, strict=True))
+        for row in _server_bound(_MESSAGES_SQL, [list({e["m"] for e in events})])
     }
     no_opens = set(
         EmailSettings.objects.filter(
@@ -499,12 +497,12 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
     _classify_clicks(kept)
     # Events of a batch written before (a flusher died before acknowledging it) are not
     # written again; ON CONFLICT DO NOTHING covers a race with another writer.
-    already = set(
-        EngagementEvent.objects.filter(
-            organization_id__in={e["o"] for e in kept},
-            source_key__in=[e["id"] for e in kept],
-        ).values_list("source_key", flat=True)
-    )
+    already = {
+        row[0]
+        for row in _server_bound(
+            _WRITTEN_SQL, [list({e["o"] for e in kept}), [e["id"] for e in kept]]
+        )
+    }
     rows = [_event_row(e, messages[e["m"]]) for e in kept if e["id"] not in already]
     _events_insert(rows)
     report.written += len(rows)
@@ -706,11 +704,12 @@ def _record_firsts(events: list[dict], messages: dict, report: FlushReport) -> N
                 first[event["m"]] = min(first.get(event["m"], event["at"]), event["at"])
         if not first:
             continue
-        with connection.cursor() as cursor:
-            cursor.execute(
+        changed = [
+            row[0]
+            for row in _server_bound(
                 _FIRST_SQL.format(column=column), [list(first), [first[pk] for pk in first]]
             )
-            changed = [row[0] for row in cursor.fetchall()]
+        ]
         if kind == "opened":
             report.first_opens += len(changed)
         else:
@@ -718,16 +717,43 @@ def _record_firsts(events: list[dict], messages: dict, report: FlushReport) -> N
         for pk in changed:
             message = messages[pk]
             activities.append(
-                Activity(
-                    organization_id=message["organization_id"],
-                    candidate_id=message["candidate_id"],
-                    kind=activity_kind,
-                    summary=f"{verb} “{message['subject']}”"[:500],
-                    data={"campaign_id": message["campaign_id"], "message_id": pk},
-                    occurred_at=first[pk],
+                (
+                    message["organization_id"],
+                    message["candidate_id"],
+                    activity_kind.value,
+                    f"{verb} “{message['subject']}”"[:500],
+                    json.dumps({"campaign_id": message["campaign_id"], "message_id": pk}),
+                    first[pk],
                 )
             )
-    Activity.objects.bulk_create(activities, batch_size=2000)
+    if activities:
+        _server_bound(_ACTIVITIES_INSERT, [list(c) for c in zip(*activities, strict=True)])
+
+
+# The batch's reads and writes are bound on the server: Django's cursor would quote thousands of
+# ids, keys and times into each statement, and PostgreSQL parse them afresh.
+_MESSAGES_SQL = (
+    "SELECT id, organization_id, candidate_id, campaign_id, sent_at, subject "
+    "FROM campaigns_message WHERE id = ANY(%s::bigint[])"
+)
+_WRITTEN_SQL = (
+    "SELECT source_key FROM analytics_engagementevent "
+    "WHERE organization_id = ANY(%s::bigint[]) AND source_key = ANY(%s::text[])"
+)
+_ACTIVITIES_INSERT = """
+INSERT INTO candidates_activity (organization_id, candidate_id, kind, summary, data, occurred_at)
+SELECT organization_id, candidate_id, kind, summary, data::jsonb, occurred_at
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+    AS entry (organization_id, candidate_id, kind, summary, data, occurred_at)
+"""
+
+
+def _server_bound(sql: str, params: list) -> list[tuple]:
+    """Run one statement with its parameters bound on the server; its rows, if it returns any."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def tracking_flush(*, max_batches: int = 100, batch_size: int = FLUSH_BATCH) -> FlushReport:
