@@ -23,6 +23,20 @@ class CampaignsConfig(AppConfig):
             if mover not in MERGE_MOVERS:
                 MERGE_MOVERS.append(mover)
 
+        # Where both profiles had a preferences row, the primary keeps the stricter choice of
+        # the two (an unsubscribe on either profile still holds after the merge).
+        from campaigns.merging import email_preferences_merge, email_preferences_unmerge
+        from candidates.services.merge import MERGE_HOOKS, MergeHook
+
+        if not any(hook.name == "campaigns.email_preferences" for hook in MERGE_HOOKS):
+            MERGE_HOOKS.append(
+                MergeHook(
+                    "campaigns.email_preferences",
+                    email_preferences_merge,
+                    email_preferences_unmerge,
+                )
+            )
+
         from candidates.panels import (
             BulkDestination,
             bulk_destination_register,

@@ -2,6 +2,7 @@
 messages, consent, preferences) to the primary, and undo carries it back."""
 
 import secrets
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -100,3 +101,45 @@ def test_merge_keeps_the_primarys_own_preferences(org, recruiter_user):
         candidate_merge(primary=primary, secondary=secondary, field_choices={}, actor=None)
 
     assert (_owner(mine), _owner(theirs)) == (primary.pk, secondary.pk)
+
+
+def test_merge_keeps_the_stricter_preferences_when_both_profiles_have_them(org, recruiter_user):
+    """An unsubscribe (or opted-out topic, pause, lower frequency) made on the secondary still
+    holds for the merged person; undo gives the primary its own choices back."""
+    primary, secondary = make_candidates(org, 2)
+    unsubscribed = timezone.now() - timedelta(days=3)
+    paused = timezone.localdate() + timedelta(days=60)
+    with scopes_disabled():
+        mine = CandidateEmailPreference.objects.create(
+            organization=org, candidate=primary, opted_out_topics=["events"], frequency="weekly"
+        )
+        CandidateEmailPreference.objects.create(
+            organization=org,
+            candidate=secondary,
+            opted_out_topics=["newsletter"],
+            unsubscribed_at=unsubscribed,
+            paused_until=paused,
+            frequency="monthly",
+        )
+
+    with scope(organization=org):
+        record = candidate_merge(
+            primary=primary, secondary=secondary, field_choices={}, actor=recruiter_user
+        )
+
+    with scopes_disabled():
+        mine.refresh_from_db()
+    assert mine.unsubscribed_at == unsubscribed
+    assert mine.opted_out_topics == ["events", "newsletter"]
+    assert mine.paused_until == paused
+    assert mine.frequency == "monthly"
+
+    with scope(organization=org):
+        candidate_merge_undo(record=record, actor=recruiter_user)
+
+    with scopes_disabled():
+        mine.refresh_from_db()
+    assert mine.unsubscribed_at is None
+    assert mine.opted_out_topics == ["events"]
+    assert mine.paused_until is None
+    assert mine.frequency == "weekly"
