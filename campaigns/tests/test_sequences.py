@@ -399,7 +399,16 @@ def eager_celery():
 
 
 def _auto_join_sequence(org, user, pool):
-    campaign = make_sequence(org, user=user, steps=[{}], tag="nobody-has-it", auto_join_pool=pool)
+    # The first step waits 3 days, so that joining is all that happens now: with eager tasks a
+    # step due at once would be sent in the same call whenever the wall clock is inside the
+    # sending window, and the one-step enrollment would already be done.
+    campaign = make_sequence(
+        org,
+        user=user,
+        steps=[{"delay": timedelta(days=3)}],
+        tag="nobody-has-it",
+        auto_join_pool=pool,
+    )
     with scopes_disabled():
         campaign_launch(campaign=campaign, user=user)
     return campaign
