@@ -7,6 +7,7 @@ from django import forms
 
 from campaigns.forms import BODY_HELP, ServiceErrorsMixin
 from campaigns.models import Campaign, Enrollment, Step
+from campaigns.services.campaigns import archived_pool_problem
 from campaigns.services.sequences import MAX_DELAY, WEEKDAYS, Overdue
 from campaigns.services.templates import email_problems
 from campaigns.services.topics import topic_choices
@@ -14,6 +15,10 @@ from candidates.models import SavedSearch
 
 WEEKDAY_CHOICES = [(str(index), name) for index, name in enumerate(WEEKDAYS)]
 CHECKBOXES = forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
+
+
+def _pool_label(pool) -> str:
+    return f"{pool.name} (archived)" if pool.archived_at else pool.name
 
 
 class SequenceForm(ServiceErrorsMixin, forms.Form):
@@ -101,9 +106,20 @@ class SequenceForm(ServiceErrorsMixin, forms.Form):
             )
         self.fields["saved_searches"].queryset = searches.distinct()
         self.fields["excluded_saved_searches"].queryset = searches.distinct()
+        self.campaign = campaign
         pools = Pool.objects.filter(organization=organization, archived_at__isnull=True)
-        self.fields["pools"].queryset = pools
-        self.fields["auto_join_pool"].queryset = pools
+        if campaign is not None:
+            # A pool archived after it was chosen stays a valid choice, so the rest of the
+            # settings can still be saved; clean() asks a draft to leave it out.
+            chosen = Pool.objects.filter(organization=organization, campaigns=campaign)
+            if campaign.auto_join_pool_id is not None:
+                chosen |= Pool.objects.filter(
+                    organization=organization, pk=campaign.auto_join_pool_id
+                )
+            pools = (pools | chosen).distinct()
+        for name in ("pools", "auto_join_pool"):
+            self.fields[name].queryset = pools
+            self.fields[name].label_from_instance = _pool_label
         if campaign is not None and not campaign.is_editable:
             # After launch the audience has been enrolled; the rest can still change.
             for name in ("topic", "saved_searches", "excluded_saved_searches", "pools"):
@@ -118,6 +134,13 @@ class SequenceForm(ServiceErrorsMixin, forms.Form):
         excluded = set(data.get("excluded_saved_searches") or [])
         if included & excluded:
             self.add_error("excluded_saved_searches", "A saved search cannot be in both lists.")
+        if self.campaign is None or self.campaign.is_editable:
+            for name in ("pools", "auto_join_pool"):
+                value = data.get(name)
+                chosen = value if name == "pools" else [value] if value else []
+                for pool in chosen or []:
+                    if pool.archived_at is not None:
+                        self.add_error(name, archived_pool_problem(pool))
         return data
 
 

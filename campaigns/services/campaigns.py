@@ -71,6 +71,13 @@ def step_update(*, step: Step, subject: str, preheader: str, body_markdown: str)
     return step
 
 
+def archived_pool_problem(pool) -> str:
+    return (
+        f"The talent pool “{pool.name}” has been archived: leave it out, "
+        "or restore it from the archived pools page."
+    )
+
+
 def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     """Why this campaign cannot launch now (empty: it can)."""
     organization = campaign.organization
@@ -95,6 +102,10 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
             body_markdown=step.body_markdown,
         ).values():
             problems.extend(str(p) for p in problem)
+    pools = list(campaign.pools.filter(archived_at__isnull=False))
+    if campaign.auto_join_pool_id is not None and campaign.auto_join_pool.archived_at:
+        pools.append(campaign.auto_join_pool)
+    problems.extend(archived_pool_problem(pool) for pool in pools)
     if campaign.kind == Campaign.Kind.SEQUENCE:
         joins_at_launch = campaign.saved_searches.exists() or campaign.pools.exists()
         if not joins_at_launch and campaign.auto_join_pool_id is None:

@@ -710,6 +710,64 @@ def test_sequence_settings_page_saves_the_window(recruiter_client, recruiter_use
     )
 
 
+def _settings_post(campaign, **fields):
+    return {
+        "name": campaign.name,
+        "topic": "jobs",
+        "window_days": ["0", "1", "2", "3", "4"],
+        "window_start": "09:00",
+        "window_end": "17:00",
+        **fields,
+    }
+
+
+def test_sequence_settings_still_save_after_its_pools_are_archived(
+    recruiter_client, recruiter_user, org
+):
+    from pipelines.services import pool_archive
+    from pipelines.tests.factories import PoolFactory
+
+    pool = PoolFactory(organization=org, name="Backend")
+    campaign, _ = launched(org, recruiter_user, [{"delay": timedelta(days=3)}], auto_join_pool=pool)
+    with scopes_disabled():
+        campaign.pools.set([pool])
+        pool_archive(pool=pool)
+    data = _settings_post(campaign, name="Renamed", auto_join_pool=str(pool.pk))
+    response = recruiter_client.post(url("sequence_edit", org, campaign.pk), data)
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.auto_join_pool_id) == ("Renamed", pool.pk)
+
+
+def test_draft_sequence_with_an_archived_pool_says_so_and_cannot_launch(
+    recruiter_client, recruiter_user, org
+):
+    from campaigns.services.campaigns import campaign_launch_problems
+    from pipelines.services import pool_archive
+    from pipelines.tests.factories import PoolFactory
+
+    pool = PoolFactory(organization=org, name="Backend")
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    with scopes_disabled():
+        campaign.pools.set([pool])
+        pool_archive(pool=pool)
+        problems = campaign_launch_problems(campaign=campaign)
+    message = "The talent pool “Backend” has been archived"
+    assert any(problem.startswith(message) for problem in problems)
+    data = _settings_post(campaign, pools=[str(pool.pk)])
+    response = recruiter_client.post(url("sequence_edit", org, campaign.pk), data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    with scopes_disabled():
+        assert list(campaign.pools.all()) == [pool]  # nothing saved
+    response = recruiter_client.post(
+        url("sequence_edit", org, campaign.pk), _settings_post(campaign)
+    )
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert not campaign.pools.exists()
+
+
 def test_step_create_page_adds_an_email_step(recruiter_client, recruiter_user, org, in_org):
     campaign = make_sequence(org, user=recruiter_user, steps=[{}])
     response = recruiter_client.post(
