@@ -365,7 +365,20 @@ def _terminate(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
+def _stop_on_termination_signals() -> None:
+    """SIGTERM (`kill`, `docker stop`, a supervisor) and SIGHUP (the terminal closed) stop
+    everything the way Ctrl-C does, instead of leaving the web server, the worker and the
+    embedded services running without their parent."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 def command_run() -> int:
+    _stop_on_termination_signals()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     if port_in_use(port, host):
@@ -380,43 +393,36 @@ def command_run() -> int:
         # Beat fires the tracking flush every few seconds: at "info" the console scrolls with
         # routine task lines. CELERY_LOG_LEVEL=info shows them again.
         log_level = os.environ.get("CELERY_LOG_LEVEL", "warning")
-        processes = [
-            subprocess.Popen(
-                [sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"{host}:{port}"],
-                env=env,
-            ),
-            subprocess.Popen(
-                [*celery, "worker", "-Q", "default,email,analytics", "-c", "2", "-l", log_level],
-                env=env,
-            ),
-            subprocess.Popen(
-                [
-                    *celery,
-                    "beat",
-                    "-l",
-                    log_level,
-                    "--schedule",
-                    str(DATA_DIR / "celerybeat-schedule"),
-                ],
-                env=env,
-            ),
+        commands = [
+            [sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"{host}:{port}"],
+            [*celery, "worker", "-Q", "default,email,analytics", "-c", "2", "-l", log_level],
+            [*celery, "beat", "-l", log_level, "--schedule", str(DATA_DIR / "celerybeat-schedule")],
         ]
-        time.sleep(2)
-        print(
-            "\n"
-            f"  Rapport is running at http://{host}:{port}/\n"
-            "  Demo logins (password: rapport-demo):\n"
-            "    admin@demo.rapport.test  recruiter@demo.rapport.test  viewer@demo.rapport.test\n"
-            "  Press Ctrl-C to stop the web server, worker, beat and the embedded services.\n",
-            flush=True,
-        )
+        processes: list[subprocess.Popen] = []
+        # Everything from the first Popen on is inside the try: a Ctrl-C or SIGTERM at any
+        # moment (even while the banner prints) stops what has started.
         try:
+            for command in commands:
+                processes.append(subprocess.Popen(command, env=env))
+            time.sleep(2)
+            print(
+                "\n"
+                f"  Rapport is running at http://{host}:{port}/\n"
+                "  Demo logins (password: rapport-demo):\n"
+                "    admin@demo.rapport.test  recruiter@demo.rapport.test  "
+                "viewer@demo.rapport.test\n"
+                "  Press Ctrl-C to stop the web server, worker, beat and the embedded services.\n",
+                flush=True,
+            )
             while all(process.poll() is None for process in processes):
                 time.sleep(0.5)
             _log("a process exited; stopping the others")
         except KeyboardInterrupt:
             _log("stopping…")
         finally:
+            # A second Ctrl-C or signal must not cut the clean-up short.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
             _terminate(processes)
     return 0
 

@@ -91,3 +91,64 @@ def test_manage_py_without_urls_runs_against_embedded_services_and_stops_them(tm
     assert "[rapport] PostgreSQL started" in result.stderr
     assert "[rapport] PostgreSQL stopped" in result.stderr
     assert "[rapport] Redis stopped" in result.stderr
+
+
+def test_make_run_stops_everything_on_sigterm(tmp_path):
+    """`kill`, `docker stop` or a closed terminal stop `make run` as Ctrl-C does: the web
+    server, worker and beat end and the embedded PostgreSQL and Redis are stopped."""
+    import contextlib
+    import os
+    import signal
+    import socket
+    import time
+
+    import psutil
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crm.devservices", "run"],
+        env={
+            "PORT": str(port),
+            "PATH": "/usr/bin:/bin",
+            "RAPPORT_DATA_DIR": str(tmp_path),
+            "HOME": str(tmp_path),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output, children = [], []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Rapport is running at" in line:
+                break
+        assert any("Rapport is running at" in line for line in output), "".join(output)
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 3  # the web server, the worker and beat
+
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+    finally:  # whatever failed, leave nothing running behind
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        EmbeddedPostgres(tmp_path).stop()
+        EmbeddedRedis(tmp_path).stop()
+    output.append(rest)
+    log = "".join(output)
+    assert process.returncode == 0, log
+    assert "[rapport] PostgreSQL stopped" in log and "[rapport] Redis stopped" in log
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+    assert not port_in_use(port)
