@@ -754,6 +754,8 @@ def test_draft_sequence_with_an_archived_pool_says_so_and_cannot_launch(
         problems = campaign_launch_problems(campaign=campaign)
     message = "The talent pool “Backend” has been archived"
     assert any(problem.startswith(message) for problem in problems)
+    page = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    assert "Pool: Backend (archived)" in page and message in page
     data = _settings_post(campaign, pools=[str(pool.pk)])
     response = recruiter_client.post(url("sequence_edit", org, campaign.pk), data)
     assert response.status_code == 200
