@@ -193,6 +193,10 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_")
 }
 
+# The tracking process (crm/asgi.py): threads per worker for the click's read and the one-click
+# unsubscribe's write, each with its own database connection (the pixel needs none).
+TRACKING_DATABASE_THREADS = int(os.environ.get("TRACKING_DATABASE_THREADS", "4"))
+
 # --- i18n / time ----------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
