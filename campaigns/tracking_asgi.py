@@ -7,14 +7,16 @@ The decisions and answers are `campaigns.tracking_front`'s; this turns the ASGI 
 `TrackingRequest` and the answer into ASGI messages, and hands everything the front does not
 answer to Django's ASGI application unchanged (with the body it read, replayed).
 
-On the event loop: the pixel, whose answer is an HMAC and one Redis RPUSH (tens of
-microseconds, measured in docs/performance.md). Off it, in a small pool of threads: the click
-(one indexed SELECT) and the one-click unsubscribe (one INSERT … ON CONFLICT), because Django's
-database connections are synchronous (and refuse to run on an event loop) and a write must not
-stall every other connection of the worker. Each of those threads keeps its own connection,
-checked and recycled around every request as Django's request signals would
-(close_old_connections, in TrackingFront), so a worker holds at most
-TRACKING_DATABASE_THREADS connections.
+Off the event loop, in a small pool of threads per worker (TRACKING_THREADS): every answer.
+The click's SELECT and the one-click unsubscribe's write because Django's database connections
+are synchronous (and refuse to run on an event loop), and the pixel too: its RPUSH is
+synchronous as well, and on the loop it stalled all of the worker's connections whenever Redis
+paused (p99 37-53 ms with the pixel on the loop, 25-26 ms in the pool, for ~4 % fewer requests
+a second; redis.asyncio costs more CPU per push than redis-py: docs/performance.md). The loop
+parses, routes, reads the one-click body and sends. Each thread keeps its own database
+connection once it has answered a click or an unsubscribe, checked and recycled around every
+request as Django's request signals would (close_old_connections, in TrackingFront), so a
+worker holds at most TRACKING_THREADS connections.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class TrackingASGIApplication:
         self.django = django_application
         self.front = TrackingFront()
         self.executor = executor or ThreadPoolExecutor(
-            max_workers=settings.TRACKING_DATABASE_THREADS, thread_name_prefix="tracking"
+            max_workers=settings.TRACKING_THREADS, thread_name_prefix="tracking"
         )
         # request.META's name of the proxy's HTTPS header, as a header name: b"x-forwarded-proto"
         meta_name = proxy_ssl_header()
@@ -80,11 +82,8 @@ class TrackingASGIApplication:
             if len(body) != route.body_length:
                 return await self.django(scope, receive, send)
             request = replace(request, body=body)
-        if route.uses_database:
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self.executor, self.front.answer, route, request)
-        else:
-            answer = self.front.answer(route, request)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self.executor, self.front.answer, route, request)
         if answer is None:
             return await self.django(scope, receive, send)
         await _send(answer, send)

@@ -25,9 +25,9 @@ Django's stack adds to the same responses (tests compare them).
 it: `campaigns.tracking_wsgi` (gunicorn's sync and gthread workers, crm/wsgi.py) and
 `campaigns.tracking_asgi` (gunicorn with uvicorn's worker, crm/asgi.py). An adapter turns its
 request into a `TrackingRequest`, asks `route()` whether the front answers it (None: Django
-does), reads the body when the route needs one, calls `answer()` — directly when the route
-does not use the database, in a thread when it does, if it runs on an event loop — and sends
-the `TrackingAnswer`, or hands the request to Django when the answer is None.
+does), reads the body when the route needs one, calls `answer()` (which blocks on Redis, and on
+PostgreSQL for the click and the unsubscribe: in a thread, if the adapter runs on an event loop)
+and sends the `TrackingAnswer`, or hands the request to Django when the answer is None.
 """
 
 from __future__ import annotations
@@ -95,11 +95,6 @@ class Route:
     endpoint: Endpoint
     token: str
     body_length: int = 0  # bytes of body the answer reads
-
-    @property
-    def uses_database(self) -> bool:
-        """The pixel touches only Redis; the click reads a row, the unsubscribe writes."""
-        return self.endpoint is not Endpoint.OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +193,8 @@ class TrackingFront:
 
     def answer(self, route: Route, request: TrackingRequest) -> TrackingAnswer | None:
         """The answer to a routed request (its body read, if the route needs one), with every
-        header; None: Django answers it after all. Blocks on Redis, and on PostgreSQL when
-        `route.uses_database`."""
+        header; None: Django answers it after all. Blocks on Redis, and on PostgreSQL for a
+        click or an unsubscribe."""
         try:
             if route.endpoint is Endpoint.OPEN:
                 answer = self._open(request, route.token)

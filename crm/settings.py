@@ -193,9 +193,9 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_")
 }
 
-# The tracking process (crm/asgi.py): threads per worker for the click's read and the one-click
-# unsubscribe's write, each with its own database connection (the pixel needs none).
-TRACKING_DATABASE_THREADS = int(os.environ.get("TRACKING_DATABASE_THREADS", "4"))
+# The tracking process (crm/asgi.py): threads per worker that answer the pixel, the click and
+# the one-click unsubscribe off the event loop; each keeps its own database connection.
+TRACKING_THREADS = int(os.environ.get("TRACKING_THREADS", "4"))
 
 # --- i18n / time ----------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
