@@ -1,7 +1,8 @@
 """The tracking endpoints' ASGI front, in front of Django (crm/asgi.py): what the tracking
 process serves, gunicorn with uvicorn's worker (uvicorn_worker.UvicornWorker: an HTTP parser
-and event loop in C, where gunicorn's own workers parse in Python — ~1 ms of CPU per request,
-most of what a tracking request cost; docs/performance.md).
+and event loop in C, where gunicorn's own workers parse in Python; per tracking request its
+workers took ~0.28 ms of CPU where the web process's gthread workers took ~0.4 ms, answers
+included: docs/performance.md).
 
 The decisions and answers are `campaigns.tracking_front`'s; this turns the ASGI scope into a
 `TrackingRequest` and the answer into ASGI messages, and hands everything the front does not
@@ -11,7 +12,7 @@ Off the event loop, in a small pool of threads per worker (TRACKING_THREADS): ev
 The click's SELECT and the one-click unsubscribe's write because Django's database connections
 are synchronous (and refuse to run on an event loop), and the pixel too: its RPUSH is
 synchronous as well, and on the loop it stalled all of the worker's connections whenever Redis
-paused (p99 37-53 ms with the pixel on the loop, 25-26 ms in the pool, for ~4 % fewer requests
+paused (p99 37-53 ms with the pixel on the loop, 24-32 ms in the pool, for ~4 % fewer requests
 a second; redis.asyncio costs more CPU per push than redis-py: docs/performance.md). The loop
 parses, routes, reads the one-click body and sends. Each thread keeps its own database
 connection once it has answered a click or an unsubscribe, checked and recycled around every
