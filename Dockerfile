@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
-# Rapport's production image: one image for every role (web, worker, beat, migrate).
+# Rapport's production image: one image for every role (web, tracking, worker, beat, migrate).
 #   docker build -t rapport .
 #   docker run ... rapport                                   # gunicorn on :8000 (the default)
+#   docker run ... rapport gunicorn crm.asgi:application --worker-class uvicorn_worker.UvicornWorker --bind 0.0.0.0:8000
+#                                                            # the tracking endpoints (/e/)
 #   docker run ... rapport celery -A crm worker -l info      # a Celery worker
 # Configuration comes from environment variables only: see docs/operations.md.
 

@@ -53,9 +53,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--send-timeout", type=float, default=900, help="seconds per broadcast")
     parser.add_argument("--burst-clients", type=int, default=32, help="tracking burst clients")
     parser.add_argument(
+        "--tracking-server",
+        choices=("asgi", "wsgi"),
+        default="asgi",
+        help="tracking burst through crm.asgi on uvicorn's worker (the tracking process) or "
+        "crm.wsgi on gunicorn's own workers",
+    )
+    parser.add_argument(
         "--burst-gunicorn",
         default="",
-        help="tracking burst server as WORKERSxTHREADS[:CLASS], e.g. 2x4:gthread or 3x1:sync",
+        help="tracking burst server as WORKERSxTHREADS[:CLASS], e.g. 2x4:gthread or 3x1:sync "
+        "(wsgi), 3 (asgi: workers)",
     )
     parser.add_argument(
         "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {WORKLOADS}"

@@ -60,12 +60,13 @@ def start_gunicorn(
     workers: int = GUNICORN_WORKERS,
     threads: int = GUNICORN_THREADS,
     worker_class: str = GUNICORN_CLASS,
+    application: str = "crm.wsgi:application",
 ) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
         "gunicorn",
-        "crm.wsgi:application",
+        application,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -47,11 +47,17 @@ function request()
   return requests[position]
 end
 
+-- Header names as the server wrote them: gunicorn keeps the application's case, uvicorn
+-- lower-cases them (both are HTTP).
+local function header(headers, name)
+  return headers[name] or headers[name:lower()]
+end
+
 function response(status, headers, body)
   local kind
-  if status == 200 and headers["Content-Type"] == "image/gif" then
+  if status == 200 and header(headers, "Content-Type") == "image/gif" then
     kind = "open"
-  elseif status == 302 and (headers["Location"] or ""):match("^https?://") then
+  elseif status == 302 and (header(headers, "Location") or ""):match("^https?://") then
     kind = "click"
   elseif status == 200 then
     local token = body:match('action="/e/u/([^/"]+)/resubscribe/"')

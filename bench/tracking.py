@@ -32,9 +32,14 @@ WRK_SCRIPT = Path(__file__).resolve().parent / "tracking.lua"
 WRK_THREADS = 2
 BURST_MESSAGES = 20_000  # dispatched here when no send-benchmark broadcast exists
 REQUEST_MESSAGES = 100_000  # the burst replays requests about up to this many messages
+# --tracking-server wsgi: crm.wsgi on gunicorn's gthread workers (the web process).
 GUNICORN_WORKERS = 3
 GUNICORN_THREADS = 8
 GUNICORN_CLASS = "gthread"
+# --tracking-server asgi (the default): crm.asgi on uvicorn's worker, the tracking process.
+ASGI_APPLICATION = "crm.asgi:application"
+ASGI_WORKERS = 2
+ASGI_CLASS = "uvicorn_worker.UvicornWorker"
 TARGET_RPS = 2000
 TARGET_P99_MS = 50
 _PIXEL = re.compile(r'<img src="https?://[^/"]+(/e/o/[^"]+)"')
@@ -277,13 +282,17 @@ def _reset(ctx, campaign_id: int) -> None:
     )
 
 
-def _gunicorn_config(text: str) -> tuple[int, int, str]:
-    """ "3x8:gthread" → (3, 8, "gthread"); empty → the defaults."""
+def _gunicorn_config(text: str, server: str) -> tuple[str, int, int, str]:
+    """The application and gunicorn's shape: "3x8:gthread" → (crm.wsgi, 3, 8, "gthread") for
+    wsgi, "3" → (crm.asgi, 3, 1, UvicornWorker) for asgi; empty → the defaults."""
+    if server == "asgi":
+        workers = int(text.partition("x")[0]) if text else ASGI_WORKERS
+        return ASGI_APPLICATION, workers, 1, ASGI_CLASS
     if not text:
-        return GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_CLASS
+        return "crm.wsgi:application", GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_CLASS
     sizes, _, worker_class = text.partition(":")
     workers, _, threads = sizes.partition("x")
-    return int(workers), int(threads or 1), worker_class or GUNICORN_CLASS
+    return "crm.wsgi:application", int(workers), int(threads or 1), worker_class or GUNICORN_CLASS
 
 
 def _quiesce(ctx, *, settle: float = 1.0, limit: float = 60.0) -> None:
@@ -334,11 +343,23 @@ def workload_tracking(ctx) -> list[Row]:
     raw = ctx.raw
     tracking.tracking_flush()  # nothing left over from an earlier run
     _reset(ctx, campaign_id)
-    workers, threads, worker_class = _gunicorn_config(ctx.args.burst_gunicorn)
+    application, workers, threads, worker_class = _gunicorn_config(
+        ctx.args.burst_gunicorn, ctx.args.tracking_server
+    )
+    if application == ASGI_APPLICATION:
+        shape = f"{workers} workers ({worker_class})"
+    else:
+        shape = f"{workers} workers × {threads} threads ({worker_class})"
+    server = f"gunicorn {application}, {shape}"
     port = free_port()
     log_path = BASE_DIR / ".data" / "bench-tracking-gunicorn.log"
     process = start_gunicorn(
-        port, log_path, workers=workers, threads=threads, worker_class=worker_class
+        port,
+        log_path,
+        workers=workers,
+        threads=threads,
+        worker_class=worker_class,
+        application=application,
     )
     flusher = _Flusher()
     try:
@@ -428,8 +449,7 @@ def workload_tracking(ctx) -> list[Row]:
         f" lost {lost}; recorded for requests in flight at the end {in_flight}; duplicate "
         f"unsubscribe events {duplicated}; left in the buffer {left}; flushed {flushed:,} events "
         f"({flusher.written:,} during the burst in {flusher.seconds:.1f} s of flushing, the rest"
-        f" in {final_seconds:.1f} s after it); gunicorn {workers} workers × {threads} threads "
-        f"({worker_class}); CPU during the burst: {cpu_text} = {cpu_total:.1f} s of "
+        f" in {final_seconds:.1f} s after it); {server}; CPU during the burst: {cpu_text} = {cpu_total:.1f} s of "
         f"{2 * result['wall']:.1f} core-seconds, {cpu_per_request:.2f} ms per request (two idle "
         f"cores would answer ~{2000 / cpu_per_request:,.0f} req/s at this cost)"
     )

@@ -193,6 +193,10 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_")
 }
 
+# The tracking process (crm/asgi.py): threads per worker that answer the pixel, the click and
+# the one-click unsubscribe off the event loop; each keeps its own database connection.
+TRACKING_THREADS = int(os.environ.get("TRACKING_THREADS", "4"))
+
 # --- i18n / time ----------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"

@@ -1,17 +1,24 @@
-"""The tracking endpoints' WSGI front (campaigns/tracking_wsgi.py, what gunicorn serves): the
-pixel, the click and the one-click unsubscribe POST answer with what Django's stack answers —
-status, headers, body — without it; every other case is Django's; the one-click unsubscribe
-takes effect for sending before the flush, and the flush writes its bookkeeping once."""
+"""The tracking endpoints' front (campaigns/tracking_front.py) through both of its adapters —
+the WSGI one (crm/wsgi.py, gunicorn's own workers) and the ASGI one (crm/asgi.py, the tracking
+process on uvicorn's worker): the pixel, the click and the one-click unsubscribe POST answer
+with what Django's stack answers — status, headers, body — without it; every other case is
+Django's (its WSGI or ASGI handler, with the body the front read); the one-click unsubscribe
+takes effect for sending before the answer and the flush, and the flush writes its bookkeeping
+once. Every test runs against both adapters."""
 
+import asyncio
 import io
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.asgi import get_asgi_application
 from django.core.wsgi import get_wsgi_application
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +36,7 @@ from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
 from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tracking_asgi import TrackingASGIApplication
 from campaigns.tracking_wsgi import TrackingApplication
 from candidates.models import Activity, Candidate
 
@@ -40,9 +48,22 @@ ONE_CLICK = b"List-Unsubscribe=One-Click"
 FORM = "application/x-www-form-urlencoded"
 
 
+@pytest.fixture(params=["wsgi", "asgi"])
+def make_app(request):
+    """Builds the front behind one adapter (after a test changed settings, if it does)."""
+    if request.param == "wsgi":
+        yield lambda: TrackingApplication(get_wsgi_application())
+        return
+    # One database thread, so that its connection can be closed after the test.
+    executor = ThreadPoolExecutor(max_workers=1)
+    yield lambda: TrackingASGIApplication(get_asgi_application(), executor=executor)
+    executor.submit(connections.close_all).result()
+    executor.shutdown()
+
+
 @pytest.fixture
-def app():
-    return TrackingApplication(get_wsgi_application())
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture
@@ -69,7 +90,35 @@ class Answer:
         return values[-1] if values else None
 
 
-def call(app, method, path, *, body=b"", content_type="", cookie="", query=""):
+def call(
+    app,
+    method,
+    path,
+    *,
+    body=b"",
+    content_type="",
+    cookie="",
+    query="",
+    headers=None,
+    on_start=None,
+):
+    """The answer of `app` (either adapter) to one request from a mail client or provider;
+    `on_start()` runs when the answer's status and headers are sent."""
+    headers = {"User-Agent": HUMAN, **(headers or {})}
+    if content_type:
+        headers["Content-Type"] = content_type
+    if cookie:
+        headers["Cookie"] = cookie
+    if isinstance(app, TrackingASGIApplication):
+        return asyncio.run(
+            _call_asgi(
+                app, method, path, body=body, query=query, headers=headers, on_start=on_start
+            )
+        )
+    return _call_wsgi(app, method, path, body=body, query=query, headers=headers, on_start=on_start)
+
+
+def _call_wsgi(app, method, path, *, body, query, headers, on_start):
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -79,7 +128,6 @@ def call(app, method, path, *, body=b"", content_type="", cookie="", query=""):
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "testserver",
-        "HTTP_USER_AGENT": HUMAN,
         "REMOTE_ADDR": "127.0.0.1",
         "CONTENT_LENGTH": str(len(body)),
         "wsgi.input": io.BytesIO(body),
@@ -90,14 +138,15 @@ def call(app, method, path, *, body=b"", content_type="", cookie="", query=""):
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
-    if content_type:
-        environ["CONTENT_TYPE"] = content_type
-    if cookie:
-        environ["HTTP_COOKIE"] = cookie
+    for name, value in headers.items():
+        key = name.upper().replace("-", "_")
+        environ[key if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
     started = {}
 
     def start_response(status, headers, exc_info=None):
         started.update(status=status, headers=headers)
+        if on_start:
+            on_start()
 
     result = app(environ, start_response)
     try:
@@ -106,6 +155,62 @@ def call(app, method, path, *, body=b"", content_type="", cookie="", query=""):
         if hasattr(result, "close"):
             result.close()
     return Answer(started["status"], started["headers"], body)
+
+
+async def _call_asgi(app, method, path, *, body, query, headers, on_start):
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-length", str(len(body)).encode()),
+            *((name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    # The body in two parts, as a server may deliver it.
+    incoming = [
+        {"type": "http.request", "body": body[:5], "more_body": True},
+        {"type": "http.request", "body": body[5:], "more_body": False},
+    ]
+
+    async def receive():
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # the client stays connected until it is answered
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+        if on_start and message["type"] == "http.response.start":
+            # Off the event loop, as the database must be (a thread of its own, closed after).
+            await asyncio.to_thread(_closing_connections, on_start)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    assert start["type"] == "http.response.start"
+    assert all(m["type"] == "http.response.body" for m in sent[1:])
+    return Answer(
+        str(start["status"]),
+        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in start["headers"]],
+        b"".join(m.get("body", b"") for m in sent[1:]),
+    )
+
+
+def _closing_connections(function):
+    try:
+        function()
+    finally:
+        connections.close_all()
 
 
 def _path(url: str) -> str:
@@ -401,3 +506,44 @@ def test_one_click_of_a_deleted_candidate_is_dropped_by_the_flush(app, sent):
     report = tracking.tracking_flush()
     assert (report.dropped, report.written) == (1, 0)
     assert tracking.buffered_count() == 0
+
+
+def test_one_click_is_written_before_the_answer_starts(app, sent):
+    seen = []
+    answer = call(
+        app,
+        "POST",
+        _unsubscribe(sent),
+        body=ONE_CLICK,
+        content_type=FORM,
+        on_start=lambda: seen.append(_state(sent.candidate_id)[:2]),
+    )
+    assert answer.status_code == 200
+    assert seen == [(True, [(sent.to_email.lower(), "unsubscribed")])]
+
+
+@pytest.mark.parametrize("path", ["/e/nothing/", "/e/o/", "/accounts/login/"])
+def test_other_paths_are_djangos(app, db, path):
+    answer = call(app, "GET", path)
+    reference = _django("get", path)
+    assert (answer.status_code, answer.header("Content-Type")) == (
+        reference.status_code,
+        reference["Content-Type"],
+    )
+
+
+def test_insecure_request_is_djangos_redirect_when_https_is_required(make_app, sent, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+    settings.SECURE_HSTS_PRELOAD = False
+    app = make_app()
+
+    insecure = call(app, "GET", _pixel(sent))
+    assert insecure.status_code == 301
+    assert tracking.buffered_count() == 0
+    secure = call(app, "GET", _pixel(sent), headers={"X-Forwarded-Proto": "https"})
+    assert (secure.status_code, secure.header("Content-Type")) == (200, "image/gif")
+    assert secure.header("Strict-Transport-Security") == "max-age=3600"
+    assert tracking.buffered_count() == 1
