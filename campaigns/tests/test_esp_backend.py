@@ -30,6 +30,7 @@ class FakePostmark(ThreadingHTTPServer):
         self.invalid: set[str] = set()
         self.broken: set[str] = set()
         self.message_ids: dict[str, str] = {}
+        self.cookie = ""  # a Set-Cookie to send with every answer (a load balancer's, say)
 
     @property
     def url(self) -> str:
@@ -65,6 +66,8 @@ class _PostmarkHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if server.cookie:
+            self.send_header("Set-Cookie", server.cookie)
         self.end_headers()
         self.wfile.write(data)
 
@@ -137,6 +140,17 @@ def test_postmark_backend_sends_what_anymails_postmark_backend_sends(postmark):
     assert [(r["headers"], r["body"]) for r in ours] == [(r["headers"], r["body"]) for r in stock]
     assert ours[1]["payload"]["To"] == "Bo Ek <bo@example.com>"
     assert emails[1].anymail_status.message_id == postmark.message_ids["Bo Ek <bo@example.com>"]
+
+
+def test_postmark_backend_sends_back_a_cookie_the_esp_sets(postmark):
+    postmark.cookie = "lb=node-2; Path=/"
+    backend = PostmarkBackend()
+    backend.open()
+    for email in (_email("ann@example.com", "First"), _email("bo@example.com", "Second")):
+        backend.send_messages([email])
+    backend.close()
+
+    assert [r["headers"].get("Cookie") for r in postmark.requests] == [None, "lb=node-2"]
 
 
 @pytest.fixture
