@@ -70,7 +70,8 @@ class CachedAddressesMixin:
 
 
 class ApiSession(requests.Session):
-    """A requests session that prepares an API request's method, URL and headers once."""
+    """A requests session that prepares an API request's method, URL and headers once (with
+    the session's own headers and hooks as they are then: set them before the first request)."""
 
     def __init__(self):
         super().__init__()
