@@ -1,7 +1,8 @@
 """The send workload: a personalised broadcast to 100,000 candidates of the benchmark
 organisation, end to end — `campaign_launch` → the dispatcher task → send tasks — run by two
 real Celery worker processes, (a) over SMTP into Postfix's `smtp-sink` and (b) through anymail's
-Postmark backend into a local mock of Postmark's API (bench/mock_esp.py).
+Postmark backend (`campaigns.backends.PostmarkBackend`, see there) into a local mock of
+Postmark's API (bench/mock_esp.py).
 
 Timings come from the outbox itself: `Message.sent_at` of every message. "Sustained" is the
 rate between the 10th and the 90th percentile of send times (ramp-up and tail left out); "first"
@@ -242,7 +243,8 @@ def backend_env(kind: str, port: int) -> dict:
             "EMAIL_USE_TLS": "0",
         }
     return {
-        "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+        # anymail's Postmark backend as deployments should name it (campaigns/backends.py).
+        "EMAIL_BACKEND": "campaigns.backends.PostmarkBackend",
         "ANYMAIL_POSTMARK_SERVER_TOKEN": POSTMARK_TOKEN,
         "ANYMAIL_POSTMARK_API_URL": f"http://127.0.0.1:{port}/",
     }

@@ -9,7 +9,8 @@ def anymail_webhook_secret(app_configs, **kwargs):
     """Without WEBHOOK_SECRET anymail accepts webhook posts from anyone (it only warns)."""
     backend = getattr(settings, "EMAIL_BACKEND", "")
     secret = getattr(settings, "ANYMAIL", {}).get("WEBHOOK_SECRET")
-    if backend.startswith("anymail.") and not secret:
+    # anymail's backends, or ours built on them (campaigns/backends.py)
+    if backend.startswith(("anymail.", "campaigns.backends.")) and not secret:
         return [
             Warning(
                 "ANYMAIL_WEBHOOK_SECRET is not set: the ESP webhooks under /webhooks/anymail/ "

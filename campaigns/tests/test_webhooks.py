@@ -310,10 +310,13 @@ def test_webhook_mailgun_bad_signature_is_400_and_writes_nothing(org, sent_messa
     assert _counts(org) == (0, 0)
 
 
-def test_deploy_check_warns_when_an_esp_backend_has_no_webhook_secret(settings):
+@pytest.mark.parametrize(
+    "backend", ["anymail.backends.postmark.EmailBackend", "campaigns.backends.PostmarkBackend"]
+)
+def test_deploy_check_warns_when_an_esp_backend_has_no_webhook_secret(settings, backend):
     from campaigns.checks import anymail_webhook_secret
 
-    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.EMAIL_BACKEND = backend
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "x"}
     warned = [m.id for m in anymail_webhook_secret(None)]
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "x", "WEBHOOK_SECRET": SECRET}

@@ -1,0 +1,215 @@
+"""campaigns.backends: anymail's Postmark backend without the per-message work that repeats.
+The ESP is the outside world here: a local HTTP server that answers like Postmark's API."""
+
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from anymail.backends.postmark import EmailBackend as AnymailPostmarkBackend
+from anymail.utils import parse_address_list
+from django.core.mail import EmailMultiAlternatives
+from django_scopes import scope, scopes_disabled
+
+from campaigns.backends import PostmarkBackend, addresses_parse
+from campaigns.models import Message, Suppression
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.services.sending import messages_send
+from campaigns.tests.factories import make_broadcast, make_candidates
+
+
+class FakePostmark(ThreadingHTTPServer):
+    """Records every request; answers `POST /email` like Postmark: a MessageID per accepted
+    email, 422 with ErrorCode 300 for an address in `invalid`, a 500 for one in `broken`."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _PostmarkHandler)
+        self.requests: list[dict] = []
+        self.invalid: set[str] = set()
+        self.broken: set[str] = set()
+        self.message_ids: dict[str, str] = {}
+        self.cookie = ""  # a Set-Cookie to send with every answer (a load balancer's, say)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _PostmarkHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Postmark
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        payload = json.loads(body)
+        server = self.server
+        server.requests.append(
+            {"path": self.path, "headers": dict(self.headers), "body": body, "payload": payload}
+        )
+        to = payload["To"]
+        if to in server.invalid:
+            status, answer = 422, {"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."}
+        elif to in server.broken:
+            status, answer = 500, {"ErrorCode": 500, "Message": "Internal server error"}
+        else:
+            server.message_ids[to] = str(uuid.uuid4())
+            status = 200
+            answer = {
+                "To": to,
+                "SubmittedAt": "2026-11-26T12:00:00.0000000Z",
+                "MessageID": server.message_ids[to],
+                "ErrorCode": 0,
+                "Message": "OK",
+            }
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if server.cookie:
+            self.send_header("Set-Cookie", server.cookie)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def postmark(settings):
+    server = FakePostmark()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "server-token", "POSTMARK_API_URL": server.url}
+    settings.EMAIL_BACKEND = "campaigns.backends.PostmarkBackend"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["cand@example.com"],
+        ["ann.o'neil+jobs@mail.sub.example.co.uk"],
+        ["Alex Recruiter <talent@bench.rapport.test>"],
+        ['"Doe, Jane" <jane@example.com>'],
+        ["Zoë Ünal <zoe@exämple.com>"],
+        ['"quoted local"@example.com'],
+        ["a@example.com, B <b@example.com>"],
+        ["a@example.com", "b@example.com"],
+        [],
+    ],
+)
+def test_addresses_parse_matches_anymails_parser(addresses):
+    def parts(parsed):
+        return [(a.display_name, a.username, a.domain, a.addr_spec, a.address) for a in parsed]
+
+    assert parts(addresses_parse(addresses)) == parts(parse_address_list(addresses))
+    assert parts(addresses_parse(addresses)) == parts(addresses_parse(addresses))  # cached
+
+
+def _email(to: str, subject: str) -> EmailMultiAlternatives:
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body="Hi,\n\nA role for you.",
+        from_email="Sam Sender <talent@acme.example>",
+        to=[to],
+        reply_to=["Rae Recruiter <rae@acme.example>"],
+        headers={
+            "Message-ID": f"<{uuid.uuid4().hex}@acme.example>",
+            "List-Unsubscribe": "<https://rapport.example.com/e/u/t/>, <mailto:u+t@acme.example>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    email.attach_alternative("<p>Hi,</p><p>A role for you.</p>", "text/html")
+    return email
+
+
+def test_postmark_backend_sends_what_anymails_postmark_backend_sends(postmark):
+    emails = [_email("ann@example.com", "First"), _email("Bo Ek <bo@example.com>", "Zweite ü")]
+    for backend_class in (AnymailPostmarkBackend, PostmarkBackend):
+        backend = backend_class()
+        backend.open()
+        for email in emails:
+            backend.send_messages([email])
+        backend.close()
+    stock, ours = postmark.requests[:2], postmark.requests[2:]
+
+    assert [r["path"] for r in ours] == ["/email", "/email"]
+    assert [(r["headers"], r["body"]) for r in ours] == [(r["headers"], r["body"]) for r in stock]
+    assert ours[1]["payload"]["To"] == "Bo Ek <bo@example.com>"
+    assert emails[1].anymail_status.message_id == postmark.message_ids["Bo Ek <bo@example.com>"]
+
+
+def test_postmark_backend_sends_back_a_cookie_the_esp_sets(postmark):
+    postmark.cookie = "lb=node-2; Path=/"
+    backend = PostmarkBackend()
+    backend.open()
+    for email in (_email("ann@example.com", "First"), _email("bo@example.com", "Second")):
+        backend.send_messages([email])
+    backend.close()
+
+    assert [r["headers"].get("Cookie") for r in postmark.requests] == [None, "lb=node-2"]
+
+
+@pytest.fixture
+def broadcast(org, recruiter_user, in_org):
+    candidates = make_candidates(org, 3)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+    return campaign, candidates
+
+
+def _send(org, campaign):
+    with scopes_disabled():
+        ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
+    with scope(organization=org):
+        return messages_send(organization=org, message_ids=ids)
+
+
+def test_campaign_send_through_postmark_stores_esp_ids_and_list_headers(broadcast, org, postmark):
+    campaign, candidates = broadcast
+    report = _send(org, campaign)
+    with scopes_disabled():
+        stored = {m.to_email: m for m in Message.objects.filter(campaign=campaign)}
+    sent = {r["payload"]["To"]: r["payload"] for r in postmark.requests}
+
+    assert report.sent == 3
+    assert set(sent) == {c.email for c in candidates}
+    for address, payload in sent.items():
+        message = stored[address]
+        headers = {h["Name"]: h["Value"] for h in payload["Headers"]}
+        assert message.status == Message.Status.SENT
+        assert message.esp_message_id == postmark.message_ids[address]
+        assert headers["Message-ID"] == message.message_id
+        assert headers["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
+        assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert headers["List-Id"] == message.headers["List-Id"]
+        assert (payload["HtmlBody"], payload["TextBody"]) == (message.html, message.text)
+
+
+def test_campaign_send_through_postmark_bounces_refused_and_retries_failed(
+    broadcast, org, postmark
+):
+    campaign, candidates = broadcast
+    refused, broken, fine = (c.email for c in candidates)
+    postmark.invalid.add(refused)
+    postmark.broken.add(broken)
+    report = _send(org, campaign)
+    with scopes_disabled():
+        status = {
+            m.to_email: (m.status, m.attempts, m.esp_message_id)
+            for m in Message.objects.filter(campaign=campaign)
+        }
+        suppressed = list(Suppression.objects.values_list("email", "reason"))
+
+    assert (report.sent, report.failed, report.retried) == (1, 1, 1)
+    assert status == {
+        refused: (Message.Status.BOUNCED, 1, ""),
+        broken: (Message.Status.QUEUED, 1, ""),
+        fine: (Message.Status.SENT, 1, postmark.message_ids[fine]),
+    }
+    assert suppressed == [(refused, "bounced")]
