@@ -294,6 +294,7 @@ class EmbeddedRedis:
                 if time.monotonic() > deadline:
                     raise ServiceError(f"Redis did not start; see {self.redis_dir / 'redis.log'}")
                 time.sleep(0.05)
+            self._wait_until_loaded(port)
             (self.redis_dir / "port").write_text(str(port))
             self.started_here = True
             _log(f"Redis started on 127.0.0.1:{port}")
@@ -301,6 +302,27 @@ class EmbeddedRedis:
             _log(f"Redis already running on 127.0.0.1:{port}")
         self.port = port
         return f"redis://127.0.0.1:{port}/0"
+
+    def _wait_until_loaded(self, port: int, timeout: float = 300) -> None:
+        """Redis accepts connections while it still loads its append-only file, answering
+        every command with LOADING: wait until it answers PING (a large file takes a while)."""
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except (redis.BusyLoadingError, redis.ConnectionError):
+                    if time.monotonic() > deadline:
+                        raise ServiceError(
+                            f"Redis did not finish loading; see {self.redis_dir / 'redis.log'}"
+                        ) from None
+                    time.sleep(0.1)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         pidfile = self.redis_dir / "redis.pid"
