@@ -145,7 +145,9 @@ def search_matches(queryset: QuerySet, q: str, *, limit: int | None = None) -> S
     )
     bounded = len(full_text) > bound
     ids = full_text[:bound]
-    if len(ids) < _fuzzy_below():
+    # Typo tolerance only when full text found few: a bounded result already has more matches
+    # than it ranks (with a small `limit`, adding trigram matches would pass the bound).
+    if not bounded and len(ids) < _fuzzy_below():
         seen = set(ids)
         ids += [pk for pk in _fuzzy_ids(queryset, q) if pk not in seen]
     return SearchMatches(ids=ids, bounded=bounded)
