@@ -5,3 +5,18 @@ import pytest
 def _campaign_settings(settings):
     settings.SITE_URL = "https://rapport.example.com"
     settings.CAMPAIGNS_SEND_QUEUE = "test-never-consumed"
+
+
+@pytest.fixture
+def launched_broadcast(org, recruiter_user, in_org):
+    """A broadcast to three candidates, launched and dispatched: three queued messages."""
+    from campaigns.services.campaigns import campaign_launch
+    from campaigns.services.dispatch import dispatch_due
+    from campaigns.tests.factories import make_broadcast, make_candidates
+
+    candidates = make_candidates(org, 3)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+    return campaign, candidates

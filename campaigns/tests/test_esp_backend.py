@@ -10,14 +10,11 @@ import pytest
 from anymail.backends.postmark import EmailBackend as AnymailPostmarkBackend
 from anymail.utils import parse_address_list
 from django.core.mail import EmailMultiAlternatives
-from django_scopes import scope, scopes_disabled
+from django_scopes import scopes_disabled
 
 from campaigns.backends import PostmarkBackend, addresses_parse
 from campaigns.models import Message, Suppression
-from campaigns.services.campaigns import campaign_launch
-from campaigns.services.dispatch import dispatch_due
-from campaigns.services.sending import messages_send
-from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.factories import send_all
 
 
 class FakePostmark(ThreadingHTTPServer):
@@ -153,26 +150,11 @@ def test_postmark_backend_sends_back_a_cookie_the_esp_sets(postmark):
     assert [r["headers"].get("Cookie") for r in postmark.requests] == [None, "lb=node-2"]
 
 
-@pytest.fixture
-def broadcast(org, recruiter_user, in_org):
-    candidates = make_candidates(org, 3)
-    campaign = make_broadcast(org, user=recruiter_user)
-    with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-        dispatch_due()
-    return campaign, candidates
-
-
-def _send(org, campaign):
-    with scopes_disabled():
-        ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
-    with scope(organization=org):
-        return messages_send(organization=org, message_ids=ids)
-
-
-def test_campaign_send_through_postmark_stores_esp_ids_and_list_headers(broadcast, org, postmark):
-    campaign, candidates = broadcast
-    report = _send(org, campaign)
+def test_campaign_send_through_postmark_stores_esp_ids_and_list_headers(
+    launched_broadcast, org, postmark
+):
+    campaign, candidates = launched_broadcast
+    report = send_all(org, campaign)
     with scopes_disabled():
         stored = {m.to_email: m for m in Message.objects.filter(campaign=campaign)}
     sent = {r["payload"]["To"]: r["payload"] for r in postmark.requests}
@@ -192,13 +174,13 @@ def test_campaign_send_through_postmark_stores_esp_ids_and_list_headers(broadcas
 
 
 def test_campaign_send_through_postmark_bounces_refused_and_retries_failed(
-    broadcast, org, postmark
+    launched_broadcast, org, postmark
 ):
-    campaign, candidates = broadcast
+    campaign, candidates = launched_broadcast
     refused, broken, fine = (c.email for c in candidates)
     postmark.invalid.add(refused)
     postmark.broken.add(broken)
-    report = _send(org, campaign)
+    report = send_all(org, campaign)
     with scopes_disabled():
         status = {
             m.to_email: (m.status, m.attempts, m.esp_message_id)

@@ -23,33 +23,12 @@ from campaigns.models import (
 )
 from campaigns.services.campaigns import campaign_launch, campaign_launch_problems
 from campaigns.services.dispatch import dispatch_due
-from campaigns.services.sending import messages_send
 from campaigns.tests.backends import ScriptedBackend, deferred, hard_bounce
-from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.factories import make_broadcast, make_candidates, send_all
 from candidates.models import Activity, Candidate
 from crm.emails import send_transactional_email
 
 LIST_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
-
-
-@pytest.fixture
-def launched(org, recruiter_user, in_org):
-    """A broadcast to three candidates, launched and dispatched: three queued messages."""
-    candidates = make_candidates(org, 3)
-    campaign = make_broadcast(org, user=recruiter_user)
-    with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-        dispatch_due()
-    return campaign, candidates
-
-
-def _send_all(org, campaign):
-    with scopes_disabled():
-        ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
-    from django_scopes import scope
-
-    with scope(organization=org):
-        return messages_send(organization=org, message_ids=ids)
 
 
 def test_launch_enrolls_the_audience_without_the_opted_out(org, recruiter_user, in_org):
@@ -104,8 +83,8 @@ def test_dispatch_writes_each_chunk_with_one_insert(org, recruiter_user, in_org)
     assert report.per_task == [25]
 
 
-def test_dispatch_twice_never_creates_a_second_message(launched, in_org):
-    campaign, _ = launched
+def test_dispatch_twice_never_creates_a_second_message(launched_broadcast, in_org):
+    campaign, _ = launched_broadcast
     with in_org():
         first_ids = set(Message.objects.values_list("pk", "message_id"))
         # As if the enrollments were scheduled again for the same step (a crash before the
@@ -120,8 +99,10 @@ def test_dispatch_twice_never_creates_a_second_message(launched, in_org):
     assert second_ids == first_ids
 
 
-def test_dispatch_renders_each_message_with_its_headers(launched, org, recruiter_user, in_org):
-    _campaign, candidates = launched
+def test_dispatch_renders_each_message_with_its_headers(
+    launched_broadcast, org, recruiter_user, in_org
+):
+    _campaign, candidates = launched_broadcast
     with in_org():
         message = Message.objects.get(candidate=candidates[0])
     assert message.status == Message.Status.QUEUED
@@ -134,10 +115,10 @@ def test_dispatch_renders_each_message_with_its_headers(launched, org, recruiter
 
 
 def test_sent_campaign_email_has_list_headers_parsed_by_email_module(
-    launched, org, recruiter_user, in_org
+    launched_broadcast, org, recruiter_user, in_org
 ):
-    campaign, candidates = launched
-    report = _send_all(org, campaign)
+    campaign, candidates = launched_broadcast
+    report = send_all(org, campaign)
     assert report.sent == 3
     with in_org():
         stored = Message.objects.get(candidate=candidates[0])
@@ -223,9 +204,9 @@ def test_transactional_email_is_never_blocked_by_suppression_and_has_no_list_hea
     assert [[m[h] for h in LIST_HEADERS] for m in parsed] == [[None, None, None]] * 4
 
 
-def test_send_records_events_and_timeline(launched, org, in_org):
-    campaign, _candidates = launched
-    _send_all(org, campaign)
+def test_send_records_events_and_timeline(launched_broadcast, org, in_org):
+    campaign, _candidates = launched_broadcast
+    send_all(org, campaign)
     with in_org():
         sent_events = EngagementEvent.objects.filter(kind="sent", campaign=campaign).count()
         timeline = Activity.objects.filter(kind=Activity.Kind.EMAIL_SENT).count()
@@ -266,13 +247,15 @@ def _guard(org, candidate, campaign, kind):
         ("campaign_cancelled", True),
     ],
 )
-def test_guard_rails_are_checked_at_send_time(launched, org, in_org, kind, stops_enrollment):
-    campaign, candidates = launched
+def test_guard_rails_are_checked_at_send_time(
+    launched_broadcast, org, in_org, kind, stops_enrollment
+):
+    campaign, candidates = launched_broadcast
     target = candidates[0]
     with in_org():
         # The message was rendered and queued while everything was fine; now things change.
         _guard(org, target, campaign, kind)
-    report = _send_all(org, campaign)
+    report = send_all(org, campaign)
     with in_org():
         message = Message.objects.get(candidate=target)
         enrollment = Enrollment.objects.get(candidate=target)
@@ -287,18 +270,18 @@ def test_guard_rails_are_checked_at_send_time(launched, org, in_org, kind, stops
         assert report.sent == 2
 
 
-def test_send_skips_messages_that_are_not_queued(launched, org, in_org):
-    campaign, _ = launched
-    _send_all(org, campaign)
-    report = _send_all(org, campaign)  # the same ids again: a duplicate task
+def test_send_skips_messages_that_are_not_queued(launched_broadcast, org, in_org):
+    campaign, _ = launched_broadcast
+    send_all(org, campaign)
+    report = send_all(org, campaign)  # the same ids again: a duplicate task
     assert (report.claimed, report.sent, len(mail.outbox)) == (0, 0, 3)
 
 
-def test_transient_failure_retries_later_with_backoff(launched, org, in_org, settings):
+def test_transient_failure_retries_later_with_backoff(launched_broadcast, org, in_org, settings):
     settings.EMAIL_BACKEND = "campaigns.tests.backends.ScriptedBackend"
     ScriptedBackend.script = [deferred(), None, None]
-    campaign, _ = launched
-    report = _send_all(org, campaign)
+    campaign, _ = launched_broadcast
+    report = send_all(org, campaign)
     with in_org():
         retried = Message.objects.get(status=Message.Status.QUEUED)
     assert (report.sent, report.retried) == (2, 1)
@@ -306,22 +289,24 @@ def test_transient_failure_retries_later_with_backoff(launched, org, in_org, set
     assert "421" in retried.last_error
     assert retried.next_attempt_at > timezone.now() + timedelta(seconds=50)
 
-    assert _send_all(org, campaign).sent == 0  # not due yet
+    assert send_all(org, campaign).sent == 0  # not due yet
     with in_org():
         Message.objects.filter(pk=retried.pk).update(next_attempt_at=timezone.now())
-    assert _send_all(org, campaign).sent == 1
+    assert send_all(org, campaign).sent == 1
     with in_org():
         retried.refresh_from_db()
     assert (retried.status, retried.attempts) == (Message.Status.SENT, 2)
 
 
-def test_hard_bounce_fails_the_message_and_suppresses_the_address(launched, org, in_org, settings):
+def test_hard_bounce_fails_the_message_and_suppresses_the_address(
+    launched_broadcast, org, in_org, settings
+):
     settings.EMAIL_BACKEND = "campaigns.tests.backends.ScriptedBackend"
-    campaign, _candidates = launched
+    campaign, _candidates = launched_broadcast
     with in_org():
         first = Message.objects.order_by("pk").first()
     ScriptedBackend.script = [hard_bounce(first.to_email), None, None]
-    report = _send_all(org, campaign)
+    report = send_all(org, campaign)
     with in_org():
         first.refresh_from_db()
         suppressed = list(Suppression.objects.values_list("email", "reason"))
@@ -332,24 +317,24 @@ def test_hard_bounce_fails_the_message_and_suppresses_the_address(launched, org,
     assert enrollment.stop_reason == Enrollment.StopReason.BOUNCED
 
 
-def test_rate_limit_holds_messages_back_for_a_later_minute(launched, org, in_org):
-    campaign, _ = launched
+def test_rate_limit_holds_messages_back_for_a_later_minute(launched_broadcast, org, in_org):
+    campaign, _ = launched_broadcast
     with in_org():
         EmailSettings.objects.create(organization=org, messages_per_minute=2)
-    report = _send_all(org, campaign)
+    report = send_all(org, campaign)
     with in_org():
         waiting = list(
             Message.objects.filter(status="queued").values_list("enqueued_at", flat=True)
         )
     assert (report.sent, report.throttled) == (2, 1)
     assert waiting == [None]  # the sweeper gives it a new task in a later minute
-    assert _send_all(org, campaign).sent == 0  # still this minute: nothing more
+    assert send_all(org, campaign).sent == 0  # still this minute: nothing more
 
 
 def test_lost_worker_message_is_recovered_and_resent_with_the_same_message_id(
-    launched, org, in_org, settings
+    launched_broadcast, org, in_org, settings
 ):
-    campaign, _ = launched
+    campaign, _ = launched_broadcast
     settings.CAMPAIGNS_SEND_LEASE_SECONDS = 60
     with in_org():
         message = Message.objects.order_by("pk").first()
@@ -359,7 +344,7 @@ def test_lost_worker_message_is_recovered_and_resent_with_the_same_message_id(
         )
     report = dispatch_due()
     assert report.recovered == 1
-    _send_all(org, campaign)
+    send_all(org, campaign)
     resent = next(m for m in mail.outbox if m.to == [message.to_email])
     assert resent.extra_headers["Message-ID"] == message.message_id
     with in_org():
@@ -367,19 +352,19 @@ def test_lost_worker_message_is_recovered_and_resent_with_the_same_message_id(
     assert message.status == Message.Status.SENT
 
 
-def test_sweeper_requeues_queued_messages_whose_task_is_gone(launched, org, in_org):
+def test_sweeper_requeues_queued_messages_whose_task_is_gone(launched_broadcast, org, in_org):
     with in_org():
         Message.objects.update(enqueued_at=timezone.now() - timedelta(hours=1))
     report = dispatch_due()
     assert (report.requeued, report.tasks_queued) == (3, 1)
 
 
-def test_broadcast_finishes_when_every_email_has_left_the_outbox(launched, org, in_org):
-    campaign, _ = launched
+def test_broadcast_finishes_when_every_email_has_left_the_outbox(launched_broadcast, org, in_org):
+    campaign, _ = launched_broadcast
     with in_org():
         campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.RUNNING  # every email written, none sent
-    _send_all(org, campaign)
+    send_all(org, campaign)
     with in_org():
         campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DONE

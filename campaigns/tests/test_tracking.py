@@ -2,7 +2,6 @@
 machine opens and clicks are flagged with their reason and not counted; the trap link; open
 tracking switched off; no open redirect."""
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from campaigns.services import tokens, tracking
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.tracking_links import click_paths, pixel_path, trap_path
 from candidates.models import Activity
 
 HUMAN = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko)"
@@ -50,22 +50,6 @@ def sent(org, recruiter_user, in_org):
     return _launch(org, recruiter_user, in_org, 3)
 
 
-def _path(url: str) -> str:
-    return url.removeprefix("https://rapport.example.com")
-
-
-def _pixel(message) -> str:
-    return _path(re.search(r'<img src="([^"]+/e/o/[^"]+)"', message.html)[1])
-
-
-def _links(message) -> list[str]:
-    return [_path(url) for url in re.findall(r'href="([^"]+/e/c/[^"]+)"', message.html)]
-
-
-def _trap(message) -> str:
-    return _path(re.search(r'<a href="([^"]+/e/c/[^"]+)" aria-hidden="true"', message.html)[1])
-
-
 def _events(in_org, **filters):
     with in_org():
         return list(
@@ -80,7 +64,7 @@ def _events(in_org, **filters):
 
 def test_open_is_buffered_then_written_by_the_flush(sent, client, in_org):
     _, messages = sent
-    response = client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    response = client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
     assert response.status_code == 200
     assert tracking.buffered_count() == 1
     assert _events(in_org) == []
@@ -95,7 +79,7 @@ def test_open_is_buffered_then_written_by_the_flush(sent, client, in_org):
 def test_flush_after_a_crash_mid_batch_loses_nothing(sent, client, in_org):
     _, messages = sent
     for message in messages:
-        client.get(_pixel(message), headers={"user-agent": HUMAN})
+        client.get(pixel_path(message), headers={"user-agent": HUMAN})
     # A flusher took the batch off the buffer and died before writing it.
     claimed = tracking.tracking_batch_claim(size=2)
     assert len(claimed) == 2
@@ -113,8 +97,8 @@ def test_flush_after_a_crash_mid_batch_loses_nothing(sent, client, in_org):
 
 def test_flush_after_a_crash_between_commit_and_ack_writes_nothing_twice(sent, client, in_org):
     _, messages = sent
-    client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
-    client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
+    client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
     # A flusher wrote the batch (committed) and died before removing it from processing.
     first = tracking.tracking_batch_write(tracking.tracking_batch_claim())
     assert first.written == 2
@@ -147,7 +131,7 @@ def test_claim_moves_a_large_batch_in_order_and_leaves_the_rest():
 
 def test_flush_runs_one_at_a_time(sent, client):
     _, messages = sent
-    client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
     lock_key = tracking._buffer_key() + ":lock"
     tracking._redis().set(lock_key, "another-flusher", ex=60)
 
@@ -192,7 +176,7 @@ def test_flush_drops_events_of_a_message_that_names_another_candidate(sent, clie
 )
 def test_open_classification(sent, client, in_org, user_agent, ip, reason):
     _, messages = sent
-    client.get(_pixel(messages[0]), headers={"user-agent": user_agent}, REMOTE_ADDR=ip)
+    client.get(pixel_path(messages[0]), headers={"user-agent": user_agent}, REMOTE_ADDR=ip)
     tracking.tracking_flush()
     assert _events(in_org) == [("opened", bool(reason), reason)]
     with in_org():
@@ -204,14 +188,14 @@ def test_open_seconds_after_the_send_is_a_scanner(sent, client, in_org):
     _, messages = sent
     with in_org():
         Message.objects.filter(pk=messages[0].pk).update(sent_at=timezone.now())
-    client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+    client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
     tracking.tracking_flush()
     assert _events(in_org) == [("opened", True, "seconds_after_send")]
 
 
 def test_clicks_on_many_links_within_a_second_are_a_machine(sent, client, in_org):
     _, messages = sent
-    links = _links(messages[0])
+    links = click_paths(messages[0])
     assert len(links) >= 3
     for path in links[:3]:
         assert client.get(path, headers={"user-agent": HUMAN}).status_code == 302
@@ -227,7 +211,7 @@ def test_clicks_on_many_links_within_a_second_are_a_machine(sent, client, in_org
 
 def test_a_burst_split_over_two_flushes_is_still_a_machine(sent, client, in_org):
     _, messages = sent
-    links = _links(messages[0])
+    links = click_paths(messages[0])
     client.get(links[0], headers={"user-agent": HUMAN})
     tracking.tracking_flush()
     for path in links[1:3]:
@@ -240,8 +224,8 @@ def test_a_burst_split_over_two_flushes_is_still_a_machine(sent, client, in_org)
 def test_trap_link_is_invisible_and_flags_the_scanner(sent, client, in_org):
     _, messages = sent
     assert 'aria-hidden="true" tabindex="-1" style="display:none' in messages[0].html
-    trap = client.get(_trap(messages[0]), headers={"user-agent": HUMAN})
-    real = client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    trap = client.get(trap_path(messages[0]), headers={"user-agent": HUMAN})
+    real = client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
 
     tracking.tracking_flush()
 
@@ -258,7 +242,7 @@ def test_trap_link_is_invisible_and_flags_the_scanner(sent, client, in_org):
 
 def test_a_single_human_click_counts(sent, client, in_org):
     _, messages = sent
-    client.get(_links(messages[1])[1], headers={"user-agent": HUMAN})
+    client.get(click_paths(messages[1])[1], headers={"user-agent": HUMAN})
     report = tracking.tracking_flush()
     assert report.first_clicks == 1
     assert _events(in_org) == [("clicked", False, "")]
@@ -266,9 +250,9 @@ def test_a_single_human_click_counts(sent, client, in_org):
 
 def test_machine_engagement_is_shown_separately_in_campaign_stats(sent, client, in_org):
     campaign, messages = sent
-    client.get(_pixel(messages[0]), headers={"user-agent": "Mozilla/5.0"})
-    client.get(_pixel(messages[1]), headers={"user-agent": HUMAN})
-    client.get(_trap(messages[2]), headers={"user-agent": HUMAN})
+    client.get(pixel_path(messages[0]), headers={"user-agent": "Mozilla/5.0"})
+    client.get(pixel_path(messages[1]), headers={"user-agent": HUMAN})
+    client.get(trap_path(messages[2]), headers={"user-agent": HUMAN})
     tracking.tracking_flush()
 
     with in_org():
@@ -312,7 +296,7 @@ def test_open_tracking_off_leaves_the_pixel_out_and_drops_old_pixels(
 )
 def test_click_with_a_url_in_the_request_is_a_400(sent, client, suffix):
     _, messages = sent
-    response = client.get(_links(messages[0])[0] + suffix)
+    response = client.get(click_paths(messages[0])[0] + suffix)
     assert response.status_code == 400
     assert "Location" not in response
     assert tracking.buffered_count() == 0
@@ -338,7 +322,7 @@ def test_click_never_redirects_to_an_unsafe_stored_link(sent, client, in_org, st
     _, messages = sent
     with in_org():
         Message.objects.filter(pk=messages[0].pk).update(links=[stored])
-    response = client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    response = client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
     assert response.status_code == 400
     assert tracking.buffered_count() == 0
 
@@ -357,7 +341,7 @@ def test_click_token_of_another_message_cannot_reach_its_links(sent, client):
 def test_tracking_paths_skip_sessions_and_the_rest_of_the_stack(sent, client):
     _, messages = sent
     with scopes_disabled():
-        response = client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
+        response = client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
     assert response.status_code == 200
     assert "Set-Cookie" not in response
     assert "Content-Security-Policy" not in response
@@ -380,8 +364,8 @@ def test_click_token_naming_another_organisation_cannot_reach_the_message(sent, 
 
 def test_tracking_answers_carry_their_length(sent, client):
     _, messages = sent
-    pixel = client.get(_pixel(messages[0]), headers={"user-agent": HUMAN})
-    click = client.get(_links(messages[0])[0], headers={"user-agent": HUMAN})
+    pixel = client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
+    click = client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
     assert pixel["Content-Length"] == str(len(pixel.content))
     assert click.status_code == 302
     assert click["Content-Length"] == "0"

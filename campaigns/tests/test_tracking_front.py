@@ -36,6 +36,7 @@ from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
 from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.tracking_links import click_paths, pixel_path, trap_path
 from campaigns.tracking_asgi import TrackingASGIApplication
 from campaigns.tracking_wsgi import TrackingApplication
 from candidates.models import Activity, Candidate
@@ -213,22 +214,6 @@ def _closing_connections(function):
         connections.close_all()
 
 
-def _path(url: str) -> str:
-    return url.removeprefix("https://rapport.example.com")
-
-
-def _pixel(message) -> str:
-    return _path(re.search(r'<img src="([^"]+/e/o/[^"]+)"', message.html)[1])
-
-
-def _links(message) -> list[str]:
-    return [_path(url) for url in re.findall(r'href="([^"]+/e/c/[^"]+)"', message.html)]
-
-
-def _trap(message) -> str:
-    return _path(re.search(r'<a href="([^"]+/e/c/[^"]+)" aria-hidden="true"', message.html)[1])
-
-
 def _unsubscribe(message) -> str:
     return re.search(
         r"<https://rapport\.example\.com(/e/u/[^>]+)>", message.headers["List-Unsubscribe"]
@@ -265,9 +250,9 @@ def _state(candidate_id):
 
 
 def test_pixel_answers_like_django_and_buffers_the_open(app, sent, in_org):
-    answer = call(app, "GET", _pixel(sent))
+    answer = call(app, "GET", pixel_path(sent))
     assert tracking.buffered_count() == 1
-    reference = _django("get", _pixel(sent))
+    reference = _django("get", pixel_path(sent))
     tracking.tracking_flush()
 
     assert answer.status_code == 200
@@ -288,13 +273,13 @@ def test_pixel_with_a_forged_token_is_the_same_gif_and_records_nothing(app, db):
 
 
 def test_pixel_head_is_djangos_405(app, sent):
-    assert call(app, "HEAD", _pixel(sent)).status_code == 405
+    assert call(app, "HEAD", pixel_path(sent)).status_code == 405
     assert tracking.buffered_count() == 0
 
 
 def test_click_redirects_like_django_and_buffers_the_click(app, sent, in_org):
-    answer = call(app, "GET", _links(sent)[0])
-    reference = _django("get", _links(sent)[0])
+    answer = call(app, "GET", click_paths(sent)[0])
+    reference = _django("get", click_paths(sent)[0])
     tracking.tracking_flush()
 
     assert answer.status_code == 302
@@ -312,7 +297,7 @@ def test_click_redirects_like_django_and_buffers_the_click(app, sent, in_org):
     "query", ["url=https://evil.example", "url=//evil.example", "next=javascript:alert(1)"]
 )
 def test_click_with_a_query_string_is_a_400(app, sent, query):
-    answer = call(app, "GET", _links(sent)[0], query=query)
+    answer = call(app, "GET", click_paths(sent)[0], query=query)
     assert answer.status_code == 400
     assert answer.header("Location") is None
     assert tracking.buffered_count() == 0
@@ -349,7 +334,7 @@ def test_click_with_a_forged_or_foreign_token_is_a_400(app, sent, other_org):
 
 
 def test_trap_link_answers_empty_and_is_flagged(app, sent, in_org):
-    answer = call(app, "GET", _trap(sent))
+    answer = call(app, "GET", trap_path(sent))
     tracking.tracking_flush()
     assert (answer.status_code, answer.content) == (200, b"")
     with in_org():
@@ -540,10 +525,10 @@ def test_insecure_request_is_djangos_redirect_when_https_is_required(make_app, s
     settings.SECURE_HSTS_PRELOAD = False
     app = make_app()
 
-    insecure = call(app, "GET", _pixel(sent))
+    insecure = call(app, "GET", pixel_path(sent))
     assert insecure.status_code == 301
     assert tracking.buffered_count() == 0
-    secure = call(app, "GET", _pixel(sent), headers={"X-Forwarded-Proto": "https"})
+    secure = call(app, "GET", pixel_path(sent), headers={"X-Forwarded-Proto": "https"})
     assert (secure.status_code, secure.header("Content-Type")) == (200, "image/gif")
     assert secure.header("Strict-Transport-Security") == "max-age=3600"
     assert tracking.buffered_count() == 1
