@@ -15,7 +15,6 @@ from django_scopes import scope, scopes_disabled
 from campaigns.models import Message
 from campaigns.services import smtp as pipelined
 from campaigns.services.sending import messages_send
-from campaigns.tests.test_outbox import launched  # noqa: F401 — the fixture
 
 DATA = (
     b"From: a@acme.example\r\nTo: b@example.com\r\nSubject: hi\r\n\r\n"
@@ -144,11 +143,11 @@ def test_deferred_recipient_is_a_4xx_and_421_closes(server):
     assert server.received == []
 
 
-def test_send_path_over_smtp_with_pipelining(launched, org, server, settings):  # noqa: F811
+def test_send_path_over_smtp_with_pipelining(launched_broadcast, org, server, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
     settings.EMAIL_USE_TLS = False
-    campaign, candidates = launched
+    campaign, candidates = launched_broadcast
     with scopes_disabled():
         ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
     with scope(organization=org):
