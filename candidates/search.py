@@ -22,9 +22,19 @@ that finds nobody (a typo in the first letters) does it fall back to the trigram
 
 The page, its count and the "bounded" hint all come from one list of ids fetched once
 (`search_matches`): the list view does not read the full-text matches twice more to count.
+
+Many tenants share the table, and the full-text id query carries the organisation filter.
+PostgreSQL builds at most one bitmap per table and chooses it by total cost, ignoring the
+``LIMIT``: when a second large organisation shares the table, it ANDs the full-text bitmap
+with a bitmap of every candidate of the organisation (a million btree entries, 60 to 80 ms
+here) to save heap reads that the ``LIMIT`` would never make. `_full_text_plan` raises the
+cost of an index entry for that one query so the organisation is checked on the rows the
+full-text index returns instead; a small organisation's bitmap is still worth ANDing and
+still is (docs/performance.md, "Search with two large organisations").
 """
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -91,6 +101,26 @@ def _similarity(text: str):
     return Greatest(TrigramSimilarity("search_name", text), TrigramSimilarity("email", text))
 
 
+# Ten times PostgreSQL's default: the planner then stops ANDing a bitmap of a large share of the
+# table (measured: it stops between 0.02 and 0.03 with two organisations of a million each).
+FULL_TEXT_INDEX_TUPLE_COST = "0.05"
+
+
+@contextmanager
+def _full_text_plan():
+    """Plan the queries inside with `FULL_TEXT_INDEX_TUPLE_COST` (see the module docstring);
+    the session's own value is back afterwards, also when a query fails."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('cpu_index_tuple_cost'),"
+            " set_config('cpu_index_tuple_cost', %s, true)",
+            [FULL_TEXT_INDEX_TUPLE_COST],
+        )
+        previous = cursor.fetchone()[0]
+        yield
+        cursor.execute("SELECT set_config('cpu_index_tuple_cost', %s, true)", [previous])
+
+
 def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
     """Ids of the best trigram matches of `q` on name and email (typo tolerance), best first."""
     text = _fuzzy_text(q)
@@ -102,13 +132,14 @@ def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
         scanned = queryset.filter(
             search_vector=SearchQuery(prefix, config="simple", search_type="raw")
         ).order_by()[:FUZZY_SCAN_LIMIT]
-        found = list(
-            queryset.filter(id__in=scanned.values("id"))
-            .annotate(similarity=_similarity(text))
-            .filter(similarity__gte=TRIGRAM_THRESHOLD)
-            .order_by("-similarity", "-id")
-            .values_list("id", flat=True)[: _fuzzy_limit()]
-        )
+        with _full_text_plan():
+            found = list(
+                queryset.filter(id__in=scanned.values("id"))
+                .annotate(similarity=_similarity(text))
+                .filter(similarity__gte=TRIGRAM_THRESHOLD)
+                .order_by("-similarity", "-id")
+                .values_list("id", flat=True)[: _fuzzy_limit()]
+            )
         if found:
             return found
     with transaction.atomic():
@@ -138,11 +169,12 @@ class SearchMatches:
 
 def search_matches(queryset: QuerySet, q: str, *, limit: int | None = None) -> SearchMatches:
     bound = _rank_limit(limit)
-    full_text = list(
-        queryset.filter(search_vector=search_query(q))
-        .order_by()
-        .values_list("id", flat=True)[: bound + 1]
-    )
+    with _full_text_plan():
+        full_text = list(
+            queryset.filter(search_vector=search_query(q))
+            .order_by()
+            .values_list("id", flat=True)[: bound + 1]
+        )
     bounded = len(full_text) > bound
     ids = full_text[:bound]
     # Typo tolerance only when full text found few: a bounded result already has more matches
@@ -188,7 +220,8 @@ def search_is_bounded(queryset: QuerySet, q: str, *, limit: int | None = None) -
     """Whether the full-text matches of `q` reach the ranking bound (more exist than ranked)."""
     bound = _rank_limit(limit)
     matches = queryset.filter(search_vector=search_query(q)).order_by().values("id")
-    return matches[: bound + 1].count() > bound
+    with _full_text_plan():
+        return matches[: bound + 1].count() > bound
 
 
 # --- keyset pagination -------------------------------------------------------------------------

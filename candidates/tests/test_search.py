@@ -335,3 +335,41 @@ def test_list_search_count_is_exact_beyond_the_list_cap(recruiter_client, org, m
     url = reverse("candidates:list", args=[org.slug])
     assert recruiter_client.get(url, {"q": "haskell"}).context["total_display"] == "3"
     assert recruiter_client.get(url).context["total_display"] == "2+"
+
+
+def _index_tuple_cost() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW cpu_index_tuple_cost")
+        return cursor.fetchone()[0]
+
+
+def test_full_text_ids_are_planned_with_the_raised_index_entry_cost(org, in_org):
+    """The organisation's bitmap must not be ANDed with the full-text one for a large
+    organisation (module docstring): the id query is planned with FULL_TEXT_INDEX_TUPLE_COST,
+    and the session's own value is back afterwards."""
+    CandidateFactory(organization=org, headline="Haskell developer")
+    with connection.cursor() as cursor:
+        cursor.execute("SET cpu_index_tuple_cost = 0.007")
+    try:
+        with in_org(), CaptureQueriesContext(connection) as queries:
+            matches = search_matches(Candidate.objects.filter(organization=org), "haskell")
+        after = _index_tuple_cost()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET cpu_index_tuple_cost")
+    statements = [q["sql"] for q in queries]
+    search = next(i for i, sql in enumerate(statements) if "search_vector" in sql)
+    assert "set_config('cpu_index_tuple_cost', '0.05', true)" in statements[search - 1]
+    assert "set_config('cpu_index_tuple_cost', '0.007', true)" in statements[search + 1]
+    assert len(matches.ids) == 1
+    assert after == "0.007"
+
+
+def test_a_failing_search_query_leaves_the_index_entry_cost_alone(org, in_org):
+    from candidates import search as search_module
+
+    default = _index_tuple_cost()
+    with pytest.raises(ZeroDivisionError), search_module._full_text_plan():
+        assert _index_tuple_cost() == search_module.FULL_TEXT_INDEX_TUPLE_COST
+        1 / 0  # noqa: B018
+    assert _index_tuple_cost() == default
