@@ -153,14 +153,26 @@ def _prefix_tsquery(text: str) -> str:
 
 
 def search_floor(ctx: Context, q: str):
+    from candidates.search import FULL_TEXT_INDEX_TUPLE_COST
+
     text = " ".join(q.lower().split())
     params = {"q": q, "org": ctx.org_id, "text": text, "prefix": _prefix_tsquery(text)}
 
+    def full_text(sql: str) -> list:
+        # Planned as candidates/search.py plans it (`_full_text_plan`): one index entry costs
+        # more, so a second large organisation does not get the organisation's bitmap ANDed in.
+        with ctx.raw.transaction():
+            ctx.raw.execute(
+                "SELECT set_config('cpu_index_tuple_cost', %s, true)",
+                [FULL_TEXT_INDEX_TUPLE_COST],
+            )
+            return ctx.raw.execute(sql, params).fetchall()
+
     def run():
-        ids = [row[0] for row in ctx.raw.execute(SEARCH_IDS_SQL, params).fetchall()]
+        ids = [row[0] for row in full_text(SEARCH_IDS_SQL)]
         ids = ids[:RANK_LIMIT]
         if len(ids) < FUZZY_BELOW and len(text) >= 3:
-            fuzzy = ctx.raw.execute(SEARCH_PREFIX_SQL, params).fetchall()
+            fuzzy = full_text(SEARCH_PREFIX_SQL)
             if not fuzzy:
                 with ctx.raw.transaction():
                     ctx.raw.execute(
