@@ -532,3 +532,32 @@ def test_insecure_request_is_djangos_redirect_when_https_is_required(make_app, s
     assert (secure.status_code, secure.header("Content-Type")) == (200, "image/gif")
     assert secure.header("Strict-Transport-Security") == "max-age=3600"
     assert tracking.buffered_count() == 1
+
+
+def _open_sessions() -> int:
+    """Sessions on the test database other than this test's own."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_djangos_asgi_requests_leave_no_database_session_open():
+    """Django's ASGI handler runs each request in a thread of its own: without crm.asgi closing
+    the request's connections, every request's persistent connection stays open, idle, until
+    the garbage collector happens to find it."""
+    import gc
+
+    from crm.asgi import application
+
+    before = _open_sessions()
+    gc.disable()  # what collects the leaked connections now and then
+    try:
+        answers = [call(application, "GET", reverse("healthz")) for _ in range(5)]
+        after = _open_sessions()
+    finally:
+        gc.enable()
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert after == before
