@@ -17,6 +17,9 @@ from campaigns.models import (
 )
 
 MESSAGES_PAGE_SIZE = 50
+# An email that went out: a bounce went out too, so it counts as sent (and in every rate's
+# denominator) as well as bounced.
+SENT_STATES = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED]
 
 
 def _topic_name() -> Subquery:
@@ -73,7 +76,7 @@ def campaigns_for_list(*, organization):
         Message.objects.filter(
             campaign=OuterRef("pk"),
             is_test=False,
-            status__in=[Message.Status.SENT, Message.Status.DELIVERED],
+            status__in=SENT_STATES,
         )
         .order_by()
         .values("campaign")
@@ -122,9 +125,9 @@ def campaign_machine_engagement(*, campaign: Campaign) -> dict:
 
 
 def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
-    """Per step: queued, sent, delivered, opened, clicked, unsubscribed, bounced, failed,
-    not sent (guard rails) and rates over what was sent. One query for all steps."""
-    sent_states = [Message.Status.SENT, Message.Status.DELIVERED]
+    """Per step: queued, sent (bounced ones included), delivered, opened, clicked,
+    unsubscribed, bounced, failed, not sent (guard rails) and rates over what was sent. One
+    query for all steps."""
     rows = (
         Message.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
         .exclude(is_test=True)
@@ -134,7 +137,7 @@ def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
             pending=Count(
                 "pk", filter=Q(status__in=[Message.Status.QUEUED, Message.Status.SENDING])
             ),
-            sent=Count("pk", filter=Q(status__in=sent_states)),
+            sent=Count("pk", filter=Q(status__in=SENT_STATES)),
             delivered=Count("pk", filter=Q(status=Message.Status.DELIVERED)),
             opened=Count("pk", filter=Q(opened_at__isnull=False)),
             clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
@@ -163,7 +166,7 @@ def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
                 "skipped",
             ]
         }
-        sent = counts["sent"] + counts["bounced"]
+        sent = counts["sent"]
         counts.update(
             step=step,
             open_rate=_rate(counts["opened"], sent),
@@ -207,7 +210,7 @@ def broadcast_delivery(*, progress: dict, stats: list[dict]) -> dict:
     """A broadcast's progress in emails rather than enrollments (an enrollment is done once
     its email is written, which can be a day before a capped email goes out): sent, waiting
     (to be written, or in the outbox) and not sent, and the share of recipients settled."""
-    sent = sum(row["sent"] + row["bounced"] for row in stats)
+    sent = sum(row["sent"] for row in stats)
     in_outbox = sum(row["pending"] for row in stats)
     not_sent = sum(row["skipped"] + row["failed"] for row in stats)
     waiting = progress["active"] + in_outbox
@@ -321,7 +324,7 @@ def campaign_step_results(*, campaign: Campaign) -> list[dict]:
         .values_list("current_step_id", "n")
     )
     for row in stats:
-        sent = row["sent"] + row["bounced"]
+        sent = row["sent"]
         row["replied"] = replies.get(row["step"].pk, 0)
         row["reply_rate"] = _rate(row["replied"], sent)
         row["delivery_rate"] = _rate(row["delivered"], sent)

@@ -211,6 +211,31 @@ def test_campaign_detail_results_count_replies_but_not_auto_replies(
     assert "Replied" in response.content.decode()
 
 
+def test_a_bounced_email_counts_as_sent_on_the_list_the_results_and_the_progress(
+    recruiter_client, recruiter_user, org, in_org
+):
+    """A bounce went out: the "Sent" figures agree with the rates' denominator everywhere."""
+    make_candidates(org, 4)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        Message.objects.update(status="sent", sent_at="2030-01-01T00:00Z")
+        Message.objects.filter(pk=Message.objects.order_by("pk").first().pk).update(
+            status="bounced"
+        )
+    detail = recruiter_client.get(url("detail", org, campaign.pk))
+    listed = recruiter_client.get(url("list", org))
+    row = detail.context["stats"][0]
+    assert {k: row[k] for k in ("sent", "bounced", "bounce_rate")} == {
+        "sent": 4,
+        "bounced": 1,
+        "bounce_rate": 25.0,
+    }
+    assert detail.context["delivery"]["sent"] == 4
+    assert [c.sent_count for c in listed.context["campaigns"]] == [4]
+
+
 def test_campaign_preview_renders_the_email_in_its_own_policy(viewer_client, recruiter_user, org):
     campaign = make_broadcast(org, user=recruiter_user)
     response = viewer_client.get(url("preview", org, campaign.pk))
