@@ -49,7 +49,7 @@ STEPS = [
 
 def _run_until(*, organization, now, step_at) -> None:
     """Dispatch every due step in time order up to `now`, as beat would have; each email
-    counts as sent at once, and some candidates open, click or reply."""
+    counts as sent and delivered at once, and some candidates open, click or reply."""
     for _ in range(50):
         due = (
             Enrollment.objects.filter(
@@ -103,7 +103,12 @@ def seed_demo_sequence(*, organization, users, stdout) -> None:
     def engage(messages: list[Message], at) -> None:
         for message in messages:
             counter["n"] += 1
-            changes = {"status": Message.Status.SENT, "sent_at": at}
+            # Delivered, as the ESP's webhook would report it seconds later.
+            changes = {
+                "status": Message.Status.DELIVERED,
+                "sent_at": at,
+                "delivered_at": at + timedelta(seconds=3),
+            }
             if counter["n"] % 2 == 0:
                 changes["opened_at"] = at + timedelta(hours=2)
             if counter["n"] % 4 == 0:

@@ -1092,6 +1092,8 @@ def test_seed_demo_has_a_running_sequence_with_candidates_at_different_steps(db)
             .exclude(stop_reason="replied")
             .count()
         )
+        statuses = set(campaign.messages.values_list("status", flat=True))
+    assert statuses == {"delivered"}  # as the ESP reported: the step results show deliveries
     assert campaign.status == "running"
     assert len(positions) >= 2
     assert follow_ups >= 1
