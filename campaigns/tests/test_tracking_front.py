@@ -40,6 +40,7 @@ from campaigns.tests.tracking_links import click_paths, pixel_path, trap_path
 from campaigns.tracking_asgi import TrackingASGIApplication
 from campaigns.tracking_wsgi import TrackingApplication
 from candidates.models import Activity, Candidate
+from crm import asgi as crm_asgi
 
 # The front's database work is autocommitted, as in gunicorn: no test transaction around it.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +56,9 @@ def make_app(request):
     if request.param == "wsgi":
         yield lambda: TrackingApplication(get_wsgi_application())
         return
-    # One database thread, so that its connection can be closed after the test.
+    # One database thread, so that its connection can be closed after the test. Django's ASGI
+    # handler, built anew for the test's settings, closes each of its requests' connections
+    # since crm.asgi (imported above) is (see the last test).
     executor = ThreadPoolExecutor(max_workers=1)
     yield lambda: TrackingASGIApplication(get_asgi_application(), executor=executor)
     executor.submit(connections.close_all).result()
@@ -550,12 +553,10 @@ def test_djangos_asgi_requests_leave_no_database_session_open():
     the garbage collector happens to find it."""
     import gc
 
-    from crm.asgi import application
-
     before = _open_sessions()
     gc.disable()  # what collects the leaked connections now and then
     try:
-        answers = [call(application, "GET", reverse("healthz")) for _ in range(5)]
+        answers = [call(crm_asgi.application, "GET", reverse("healthz")) for _ in range(5)]
         after = _open_sessions()
     finally:
         gc.enable()
