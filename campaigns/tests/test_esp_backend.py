@@ -195,3 +195,42 @@ def test_campaign_send_through_postmark_bounces_refused_and_retries_failed(
         fine: (Message.Status.SENT, 1, postmark.message_ids[fine]),
     }
     assert suppressed == [(refused, "bounced")]
+
+
+def _send_three(backend_class) -> None:
+    backend = backend_class()
+    backend.open()
+    for n in range(3):
+        backend.send_messages([_email(f"c{n}@example.com", f"Email {n}")])
+    backend.close()
+
+
+def test_postmark_backend_reads_the_environment_once_per_session(postmark, monkeypatch):
+    import requests.sessions
+
+    calls = []
+    original = requests.sessions.get_environ_proxies
+
+    def counting(url, no_proxy=None):
+        calls.append(url)
+        return original(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    _send_three(AnymailPostmarkBackend)
+    stock = len(calls)
+    calls.clear()
+    _send_three(PostmarkBackend)
+
+    assert (stock, len(calls)) == (3, 1)
+    assert len(postmark.requests) == 6
+
+
+def test_postmark_backend_still_goes_through_the_environments_proxy(postmark, monkeypatch):
+    """The environment is read once, not ignored: with HTTP_PROXY set (here the fake server
+    itself, which records the absolute URL a client sends to a proxy), every request uses it."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", postmark.url)
+    _send_three(PostmarkBackend)
+
+    assert [r["path"] for r in postmark.requests] == [f"{postmark.url}email"] * 3
