@@ -16,7 +16,8 @@ every one of them (measured on the send benchmark, docs/performance.md, "The any
   cookies (in the request or the session) is prepared the stock way.
 * **Reading the environment.** For every request requests also looks up the proxy variables
   (and NO_PROXY) and the CA bundle variables in the process environment for the request's URL:
-  ~170 µs a request on the bench machine. `ApiSession` does it once per URL (and stream,
+  ~170 µs a request by itself on the bench machine (the send benchmark's rate moved by less
+  than its run-to-run spread, docs/performance.md). `ApiSession` does it once per URL (and stream,
   verify and cert arguments) for the session's life — a send task's — and reuses the answer;
   a request that names its own proxies is looked up the stock way.
 
