@@ -7,10 +7,9 @@ wrote, whitespace aside; the view prepares the highlighted parts (`name_html`, `
 from django import template
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import template_localtime
 
 from candidates.models import Candidate
-from crm.dates import day_and_time, natural_day
+from crm.dates import PageClock, page_clock
 from crm.html import escape
 
 register = template.Library()
@@ -28,7 +27,7 @@ def _detail_url_parts(slug: str) -> tuple[str, str]:
     return one[:place], one[place + 1 :]
 
 
-def _row(candidate, detail_url: str, can_write: bool) -> str:
+def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
     parts = ["<tr>\n"]
     if can_write:
         parts.append(
@@ -100,10 +99,11 @@ def _row(candidate, detail_url: str, can_write: bool) -> str:
     if candidate.last_contacted_at is None:
         parts.append('<span class="text-body-secondary">Never</span>\n')
     else:
-        contacted = template_localtime(candidate.last_contacted_at)
+        contacted = clock.local(candidate.last_contacted_at)
         parts.append(
-            f'<time datetime="{contacted.isoformat()}" title="{escape(day_and_time(contacted))}">'
-            f"\n{escape(natural_day(contacted))}\n</time>\n"
+            f'<time datetime="{contacted.isoformat()}"'
+            f' title="{escape(clock.day_and_time(contacted))}">'
+            f"\n{escape(clock.natural_day(contacted))}\n</time>\n"
         )
     parts.append("</td>\n</tr>")
     return "".join(parts)
@@ -118,4 +118,4 @@ def candidate_row(context, candidate, can_write) -> SafeString:
             context["organization"].slug
         )
     detail_url = f"{url_parts[0]}{candidate.pk}{url_parts[1]}"
-    return mark_safe(_row(candidate, detail_url, can_write))  # noqa: S308 (values escaped above)
+    return mark_safe(_row(candidate, detail_url, can_write, page_clock(context)))  # noqa: S308 (values escaped above)

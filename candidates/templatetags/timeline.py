@@ -4,22 +4,19 @@ was most of the page's time. The markup is what the template wrote; a note's ent
 its note with candidates/includes/note_item.html (its actions depend on the user)."""
 
 from django import template
-from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import template_localtime
 
 from candidates.models import Activity
-from crm.dates import day_and_time, natural_time
+from crm.dates import PageClock, page_clock
 from crm.html import escape
 
 register = template.Library()
 # get_kind_display() walks all the choices on every call; a dict does not.
 KIND_LABELS = dict(Activity.Kind.choices)
 NOTE_TEMPLATE = "candidates/includes/note_item.html"
-NOW = "candidates.timeline.now"
 
 
-def _heading(activity, now) -> str:
+def _heading(activity, clock: PageClock) -> str:
     """What happened, who did it and when."""
     actor = ""
     if activity.actor_id:
@@ -27,13 +24,13 @@ def _heading(activity, now) -> str:
             f' <span class="text-body-secondary">by {escape(activity.actor.display_name)}</span>'
         )
     occurred_at = activity.occurred_at
-    local = template_localtime(occurred_at)
+    local = clock.local(occurred_at)
     return (
         '<div class="d-flex flex-wrap justify-content-between gap-2">'
         f'<div><span class="fw-semibold">{escape(KIND_LABELS.get(activity.kind, activity.kind))}'
         f"</span>{actor}</div>"
         f'<time class="small text-body-secondary text-nowrap" datetime="{local.isoformat()}"'
-        f' title="{escape(day_and_time(local))}">{escape(natural_time(occurred_at, now))}'
+        f' title="{escape(clock.day_and_time(local))}">{escape(clock.natural_time(occurred_at))}'
         "</time></div>"
     )
 
@@ -48,16 +45,12 @@ def _note(context, note) -> str:
 @register.simple_tag(takes_context=True)
 def timeline_entry(context, activity) -> SafeString:
     """The timeline's <li> for `activity` (`activity.icon` is set by the view)."""
-    now = context.render_context.get(NOW)
-    if now is None:
-        # One clock for the whole page: every "3 days ago" is counted from the same moment.
-        now = context.render_context[NOW] = timezone.now()
     anchor = f' id="timeline-note-{activity.note_id}"' if activity.note_id else ""
     parts = [
         f'<li class="timeline-item timeline-{escape(activity.kind)}"{anchor}>\n'
         f'<span class="timeline-icon" aria-hidden="true"><i class="bi bi-{escape(activity.icon)}">'
         '</i></span>\n<div class="timeline-content">\n',
-        _heading(activity, now),
+        _heading(activity, page_clock(context)),
         "\n",
     ]
     if activity.note_id:

@@ -8,7 +8,7 @@ from django.contrib.humanize.templatetags import humanize
 from django.template.defaultfilters import date as date_filter
 from django.utils import timezone, translation
 
-from crm.dates import day_and_time, day_label, natural_day, natural_time
+from crm.dates import PageClock
 
 NOW = datetime.datetime(2026, 11, 26, 4, 30, 17, 811628, tzinfo=datetime.UTC)
 
@@ -44,23 +44,37 @@ def frozen_clock(monkeypatch):
             return NOW.astimezone(tz) if tz else NOW.replace(tzinfo=None)
 
     monkeypatch.setattr(humanize, "datetime", FrozenDatetime)
-    monkeypatch.setattr("crm.dates._now", FrozenDatetime.now)
 
 
 @pytest.mark.parametrize("language", ["en", "de", "fr"])
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Los_Angeles"])
 def test_dates_match_the_template_filters(frozen_clock, language, zone):
     with translation.override(language), timezone.override(zone):
+        clock = PageClock(NOW)
         for moment in _moments():
-            local = timezone.template_localtime(moment)
-            assert day_label(local) == date_filter(local, "j M Y")
-            assert day_and_time(local) == date_filter(local, "j M Y, H:i")
+            local = clock.local(moment)
+            assert local == timezone.template_localtime(moment)
+            assert local.utcoffset() == timezone.template_localtime(moment).utcoffset()
+            assert clock.day_label(local) == date_filter(local, "j M Y")
+            assert clock.day_and_time(local) == date_filter(local, "j M Y, H:i")
             assert local.isoformat() == date_filter(local, "c")
-            assert natural_day(local) == humanize.naturalday(local, "j M Y")
-            assert natural_time(moment, NOW) == humanize.naturaltime(moment)
+            assert clock.natural_day(local) == humanize.naturalday(local, "j M Y")
+            assert clock.natural_time(moment) == humanize.naturaltime(moment)
 
 
-def test_natural_time_counts_from_the_given_moment(frozen_clock):
+def test_a_clock_keeps_the_language_and_zone_it_was_made_in(frozen_clock):
+    """A page is written in one language and zone: the clock reads them once."""
+    moment, march = NOW - datetime.timedelta(days=3), datetime.date(2026, 3, 11)
+    with translation.override("de"), timezone.override("Europe/Berlin"):
+        clock = PageClock(NOW)
+        german = humanize.naturaltime(moment), date_filter(march, "j M Y")
+    assert german == ("3\xa0Tage her", "11 Mär 2026")
+    assert (clock.natural_time(moment), clock.day_label(march)) == german
+    assert clock.local(moment).isoformat() == "2026-11-23T05:30:17.811628+01:00"
+
+
+def test_natural_time_counts_from_the_clocks_moment(frozen_clock):
     moment = NOW - datetime.timedelta(days=40, hours=3)
-    assert natural_time(moment, NOW) == "1\xa0month, 1\xa0week ago"
-    assert natural_time(moment, NOW + datetime.timedelta(days=30)) == "2\xa0months, 1\xa0week ago"
+    assert PageClock(NOW).natural_time(moment) == "1\xa0month, 1\xa0week ago"
+    later = PageClock(NOW + datetime.timedelta(days=30))
+    assert later.natural_time(moment) == "2\xa0months, 1\xa0week ago"
