@@ -5,26 +5,16 @@ wrote, whitespace aside; the view prepares the highlighted parts (`name_html`, `
 `skill_badges`…), which are already escaped. Every other value goes through `escape`."""
 
 from django import template
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from candidates.models import Candidate
 from crm.dates import PageClock, page_clock
-from crm.html import escape
+from crm.html import escape, id_url
 
 register = template.Library()
 STATUS_LABELS = dict(Candidate.Status.choices)
 SHOWN_SKILLS = 3
 DETAIL_URL = "candidates.candidate_list.detail_url"
-
-
-def _detail_url_parts(slug: str) -> tuple[str, str]:
-    """The profile URL around the candidate id, from two reversed URLs (so the id's place
-    is found even when the slug holds digits): one `reverse` per page instead of per row."""
-    one = reverse("candidates:detail", args=[slug, 1])
-    two = reverse("candidates:detail", args=[slug, 2])
-    place = next(i for i, (a, b) in enumerate(zip(one, two, strict=True)) if a != b)
-    return one[:place], one[place + 1 :]
 
 
 def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
@@ -112,10 +102,11 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
 @register.simple_tag(takes_context=True)
 def candidate_row(context, candidate, can_write) -> SafeString:
     """The list's <tr> for `candidate` (with its selection checkbox when `can_write`)."""
-    url_parts = context.render_context.get(DETAIL_URL)
-    if url_parts is None:
-        url_parts = context.render_context[DETAIL_URL] = _detail_url_parts(
-            context["organization"].slug
+    detail_url = context.render_context.get(DETAIL_URL)
+    if detail_url is None:
+        # One `reverse` per page instead of per row.
+        detail_url = context.render_context[DETAIL_URL] = id_url(
+            "candidates:detail", context["organization"].slug
         )
-    detail_url = f"{url_parts[0]}{candidate.pk}{url_parts[1]}"
-    return mark_safe(_row(candidate, detail_url, can_write, page_clock(context)))  # noqa: S308 (values escaped above)
+    row = _row(candidate, detail_url(candidate.pk), can_write, page_clock(context))
+    return mark_safe(row)  # noqa: S308 (values escaped above)

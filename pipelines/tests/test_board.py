@@ -49,6 +49,42 @@ def test_board_for_writers_has_stage_select_and_drag_script(recruiter_client, or
     assert "<noscript>" in body
 
 
+def test_board_cards_escape_their_values_and_select_their_own_stage(
+    recruiter_client, org, pool, stages, make_candidates, add, recruiter_user, unscoped
+):
+    (candidate,) = make_candidates(
+        1,
+        first_name="<b>Zoë",
+        last_name="O'Hara</b>",
+        current_title="<script>alert(1)</script>",
+        current_company="A & B",
+        owner=recruiter_user,
+    )
+    add(pool, [candidate])
+    with unscoped():
+        card = PoolMembership.objects.get(pool=pool, candidate=candidate)
+        membership_move(membership=card, to_stage=stages[2], actor=recruiter_user)
+
+    body = recruiter_client.get(url("pool_board", org, pool_id=pool.pk)).content.decode()
+
+    assert "<script>alert(1)" not in body and "<b>Zoë" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; · A &amp; B" in body
+    assert 'aria-label="Select &lt;b&gt;Zoë O&#x27;Hara&lt;/b&gt;"' in body
+    profile = reverse("candidates:detail", args=[org.slug, candidate.pk])
+    move = url("card_move", org, pool_id=pool.pk, pool_membership_id=card.pk)
+    assert f'href="{profile}"' in body and f'action="{move}" hx-post="{move}"' in body
+    form = body.split(f'action="{move}"')[1].split("</form>")[0]
+    assert 'name="csrfmiddlewaretoken"' in form
+    options = body.split(f'id="stage-of-{card.pk}"')[1].split("</select>")[0]
+    assert options.count(" selected") == 1
+    assert f'<option value="{stages[2].pk}" selected>' in options
+    initial = recruiter_user.display_name[:1].upper()
+    assert (
+        f'<span class="owner-initials" title="Owner: {recruiter_user.display_name}">{initial}'
+        in body
+    )
+
+
 def test_board_filters_by_name(recruiter_client, org, pool, cards):
     name = cards[1].candidate.last_name
 
