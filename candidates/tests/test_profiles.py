@@ -431,6 +431,44 @@ def test_candidate_detail_query_count_is_constant(org, recruiter_client, recruit
     assert counts[0] == counts[1] == counts[2]
 
 
+def test_candidate_detail_query_count_is_the_same_with_every_panel_full(
+    org, recruiter_client, recruiter_user
+):
+    """The duplicates card's suggestions and merges come with their profiles and users: a
+    field it showed but its queries had not selected would cost a query per row."""
+    from candidates.models import DuplicateSuggestion
+    from candidates.services.merge import candidate_merge
+
+    bare = CandidateFactory(organization=org)
+    _timeline(bare, 3, actor=UserFactory(), with_notes=True)
+    bare_count = _count_detail_queries(recruiter_client, org, bare)
+
+    full = CandidateFactory(organization=org, owner=recruiter_user)
+    _timeline(full, 3, actor=UserFactory(), with_notes=True)
+    with scopes_disabled():
+        for _ in range(3):
+            other = CandidateFactory(organization=org, current_company="Acme")
+            DuplicateSuggestion.objects.create(
+                organization=org,
+                candidate_a_id=min(full.pk, other.pk),
+                candidate_b_id=max(full.pk, other.pk),
+                reason="name_company",
+            )
+        for _ in range(2):
+            candidate_merge(
+                primary=full,
+                secondary=CandidateFactory(organization=org),
+                field_choices={},
+                actor=recruiter_user,
+            )
+    response = recruiter_client.get(url("detail", org, full.pk))
+    body = response.content.decode()
+
+    assert body.count("Compare and merge") == 3
+    assert body.count("bi-arrow-counterclockwise") == 2  # an Undo button per merge
+    assert _count_detail_queries(recruiter_client, org, full) == bare_count
+
+
 def test_candidate_detail_shows_current_note_body_and_pinned_notes(
     org, recruiter_client, recruiter_user, in_org
 ):
