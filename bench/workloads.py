@@ -263,6 +263,14 @@ def deep_cursor(ctx: Context) -> tuple | None:
     return ctx.raw.execute(sql, params).fetchone()
 
 
+def _facet_floor(ctx: Context, sql: str, params: dict) -> list:
+    # Planned as candidates/search.py plans its capped count (`count_capped`): without
+    # sequential scans, which PostgreSQL costs as if a tenant's rows were spread evenly.
+    with ctx.raw.transaction():
+        ctx.raw.execute("SELECT set_config('enable_seqscan', 'off', true)")
+        return ctx.raw.execute(sql, params).fetchall()
+
+
 def workload_facets(ctx: Context) -> list[Row]:
     path = _url("candidates:list")
     built = path and _built("candidates.filters") and _search_view_ready()
@@ -279,7 +287,7 @@ def workload_facets(ctx: Context) -> list[Row]:
         (f"page {DEEP_PAGES} (keyset)", deep_sql, deep_params, deep_query),
     ]:
         row = Row(f"facets (3 filters): {label}", target="p95 ≤ 60 ms", target_ms=60)
-        floor = lambda sql=sql, p=sql_params: ctx.raw.execute(sql, p).fetchall()  # noqa: E731
+        floor = lambda sql=sql, p=sql_params: _facet_floor(ctx, sql, p)  # noqa: E731
         if not built:
             _, row.floor = time_pair(None, floor, runs=ctx.args.runs, warmup=ctx.args.warmup)
             rows.append(_not_built(row, "candidates:list"))

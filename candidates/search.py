@@ -107,18 +107,19 @@ FULL_TEXT_INDEX_TUPLE_COST = "0.05"
 
 
 @contextmanager
-def _full_text_plan():
-    """Plan the queries inside with `FULL_TEXT_INDEX_TUPLE_COST` (see the module docstring);
-    the session's own value is back afterwards, also when a query fails."""
+def _planner_setting(name: str, value: str):
+    """Plan the queries inside with the planner setting `name` = `value`, local to a
+    transaction; the session's own value is back afterwards, also when a query fails."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('cpu_index_tuple_cost'),"
-            " set_config('cpu_index_tuple_cost', %s, true)",
-            [FULL_TEXT_INDEX_TUPLE_COST],
-        )
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
         previous = cursor.fetchone()[0]
         yield
-        cursor.execute("SELECT set_config('cpu_index_tuple_cost', %s, true)", [previous])
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+
+
+def _full_text_plan():
+    """Plan the queries inside with `FULL_TEXT_INDEX_TUPLE_COST` (see the module docstring)."""
+    return _planner_setting("cpu_index_tuple_cost", FULL_TEXT_INDEX_TUPLE_COST)
 
 
 def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
@@ -409,8 +410,17 @@ def keyset_page(
 
 
 def count_capped(queryset: QuerySet, cap: int) -> int:
-    """The number of rows, counted exactly up to `cap` (returns cap + 1 beyond it)."""
-    return queryset.order_by().values("id")[: cap + 1].count()
+    """The number of rows, counted exactly up to `cap` (returns cap + 1 beyond it).
+
+    Planned without sequential scans. For a count that stops at `cap`, PostgreSQL costs a
+    sequential scan as if the organisation's matching rows were spread evenly over the table,
+    but a tenant's rows lie together: on the bench's million-candidate organisation a three-facet
+    count read 21,576 pages (45-55 ms) to find its 1,001 rows; through the organisation's
+    country index it read 2,053 buffers (5-6 ms). Every filtered query has the organisation's
+    indexes to use instead, and a bitmap scan still reads a large share in table order.
+    """
+    with _planner_setting("enable_seqscan", "off"):
+        return queryset.order_by().values("id")[: cap + 1].count()
 
 
 def count_display(total: int, cap: int) -> str:

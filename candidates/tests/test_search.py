@@ -12,6 +12,7 @@ from candidates.models import Candidate
 from candidates.search import (
     SORTS,
     candidate_search,
+    count_capped,
     count_display,
     cursor_decode,
     cursor_encode,
@@ -373,3 +374,21 @@ def test_a_failing_search_query_leaves_the_index_entry_cost_alone(org, in_org):
         assert _index_tuple_cost() == search_module.FULL_TEXT_INDEX_TUPLE_COST
         1 / 0  # noqa: B018
     assert _index_tuple_cost() == default
+
+
+def test_capped_counts_are_planned_without_sequential_scans(org, in_org):
+    """A LIMITed sequential scan assumes a tenant's rows are spread over the table
+    (`count_capped`): the count runs with enable_seqscan off, and the session's setting is
+    back afterwards."""
+    for _ in range(3):
+        CandidateFactory(organization=org)
+    with in_org(), CaptureQueriesContext(connection) as queries:
+        total = count_capped(Candidate.objects.filter(organization=org), 2)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_seqscan")
+        after = cursor.fetchone()[0]
+    statements = [q["sql"] for q in queries]
+    count = next(i for i, sql in enumerate(statements) if "COUNT(*)" in sql)
+    assert "set_config('enable_seqscan', 'off', true)" in statements[count - 1]
+    assert "set_config('enable_seqscan', 'on', true)" in statements[count + 1]
+    assert (total, after) == (3, "on")
