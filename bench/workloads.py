@@ -105,17 +105,23 @@ def _captured(fn) -> list[dict]:
 # scan of the whole GIN posting list.
 TSQUERY = "(websearch_to_tsquery('simple', %(q)s) || websearch_to_tsquery('english', %(q)s))"
 # The floor does what the list view asks of the database, statement by statement: the first
-# 2,001 full-text matches (their number is the count, more than 2,000 is the "bounded" hint);
+# 2,001 full-text matches, each ranked as it is found with the same ts_rank_cd weights plus
+# the trigram similarity (their number is the count, more than 2,000 is the "bounded" hint);
 # when fewer than FUZZY_BELOW, the typo step (names and e-mails starting like each word of the
-# query, kept at trigram similarity ≥ 0.2; the trigram indexes when that finds nobody); then
-# the page: those ids ranked with the same ts_rank_cd weights plus the trigram similarity.
+# query, kept at trigram similarity ≥ 0.2; the trigram indexes when that finds nobody) and
+# those rows' ranks; then the page: the best 51 by (rank, id), ordered in Python, read by id.
 FUZZY_BELOW = 10
+SIMILARITY = "greatest(similarity(c.search_name, %(text)s), similarity(c.email, %(text)s))"
+RANK = f"ts_rank_cd('{RANK_WEIGHTS}', c.search_vector, {TSQUERY}) + {SIMILARITY}"
 SEARCH_IDS_SQL = f"""
-SELECT c.id FROM candidates_candidate c
+SELECT c.id, {RANK} FROM candidates_candidate c
 WHERE c.organization_id = %(org)s AND c.merged_into_id IS NULL AND c.search_vector @@ {TSQUERY}
 LIMIT {RANK_LIMIT + 1}
 """
-SIMILARITY = "greatest(similarity(c.search_name, %(text)s), similarity(c.email, %(text)s))"
+SEARCH_RANKS_SQL = f"""
+SELECT c.id, {RANK} FROM candidates_candidate c
+WHERE c.organization_id = %(org)s AND c.merged_into_id IS NULL AND c.id = ANY(%(ids)s)
+"""
 SEARCH_PREFIX_SQL = f"""
 SELECT c.id FROM candidates_candidate c
 WHERE c.id IN (
@@ -135,12 +141,9 @@ ORDER BY {SIMILARITY} DESC, c.id DESC
 LIMIT {FUZZY_LIMIT}
 """
 SEARCH_PAGE_SQL = f"""
-SELECT {LIST_COLUMNS},
-       ts_rank_cd('{RANK_WEIGHTS}', c.search_vector, {TSQUERY}) + {SIMILARITY} AS rank
+SELECT {LIST_COLUMNS}
 FROM candidates_candidate c LEFT JOIN crm_user u ON u.id = c.owner_id
 WHERE c.organization_id = %(org)s AND c.merged_into_id IS NULL AND c.id = ANY(%(ids)s)
-ORDER BY rank DESC, c.id DESC
-LIMIT {PAGE_SIZE + 1}
 """
 
 
@@ -169,9 +172,8 @@ def search_floor(ctx: Context, q: str):
             return ctx.raw.execute(sql, params).fetchall()
 
     def run():
-        ids = [row[0] for row in full_text(SEARCH_IDS_SQL)]
-        ids = ids[:RANK_LIMIT]
-        if len(ids) < FUZZY_BELOW and len(text) >= 3:
+        ranks = dict(full_text(SEARCH_IDS_SQL)[:RANK_LIMIT])
+        if len(ranks) < FUZZY_BELOW and len(text) >= 3:
             fuzzy = full_text(SEARCH_PREFIX_SQL)
             if not fuzzy:
                 with ctx.raw.transaction():
@@ -180,8 +182,12 @@ def search_floor(ctx: Context, q: str):
                         [str(TRIGRAM_THRESHOLD)],
                     )
                     fuzzy = ctx.raw.execute(SEARCH_TRIGRAM_SQL, params).fetchall()
-            ids += [row[0] for row in fuzzy if row[0] not in set(ids)]
-        ctx.raw.execute(SEARCH_PAGE_SQL, {**params, "ids": ids}).fetchall()
+            extra = [row[0] for row in fuzzy if row[0] not in ranks]
+            if extra:
+                ranks.update(ctx.raw.execute(SEARCH_RANKS_SQL, {**params, "ids": extra}))
+        best = sorted(((rank or 0.0, pk) for pk, rank in ranks.items()), reverse=True)
+        page = [pk for _rank, pk in best[: PAGE_SIZE + 1]]
+        ctx.raw.execute(SEARCH_PAGE_SQL, {**params, "ids": page}).fetchall()
 
     return run
 

@@ -21,7 +21,9 @@ that finds nobody (a typo in the first letters) does it fall back to the trigram
 (``%`` on `search_name` and `email`). Either way "Jonh Smiht" finds John Smith.
 
 The page, its count and the "bounded" hint all come from one list of ids fetched once
-(`search_matches`): the list view does not read the full-text matches twice more to count.
+(`search_matches`), each id with its rank computed as the row was found: the list view does not
+read the full-text matches again to count them, nor to rank them (`ranked_page` orders a page
+in Python and reads only its rows).
 
 Many tenants share the table, and the full-text id query carries the organisation filter.
 PostgreSQL builds at most one bitmap per table and chooses it by total cost, ignoring the
@@ -35,7 +37,7 @@ still is (docs/performance.md, "Search with two large organisations").
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from django.conf import settings
@@ -161,29 +163,57 @@ def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:
 @dataclass(frozen=True)
 class SearchMatches:
     """What a search found, fetched once: the ids to rank (the first `limit` full-text
-    matches in index order, then trigram matches when full text found few), and whether more
-    full-text matches exist than were ranked."""
+    matches in index order, then trigram matches when full text found few), whether more
+    full-text matches exist than were ranked, and each id's rank (`search_rank`), computed as
+    the rows were found (`ranked_page` orders a page from them)."""
 
     ids: list[int]
     bounded: bool
+    ranks: dict[int, float] = field(default_factory=dict)
 
 
-def search_matches(queryset: QuerySet, q: str, *, limit: int | None = None) -> SearchMatches:
+def search_rank(q: str):
+    """The relevance of a candidate to `q`: full-text rank (names and emails count most) plus
+    the trigram similarity of the query to the name or email (typos)."""
+    return Cast(
+        SearchRank(F("search_vector"), search_query(q), weights=RANK_WEIGHTS, cover_density=True)
+        + _similarity(_fuzzy_text(q)),
+        FloatField(),
+    )
+
+
+def search_matches(
+    queryset: QuerySet, q: str, *, limit: int | None = None, ranked: bool = False
+) -> SearchMatches:
+    """What `q` finds in `queryset` (see `SearchMatches`); with `ranked`, each id's rank too,
+    computed as the row is found: each row is read once (on the list page, a second query
+    reading the 2,000 rows again to rank them took longer than the ranking itself). Without
+    it (a smart pool's membership, a bulk selection) nothing is ranked."""
     bound = _rank_limit(limit)
+    matching = queryset.filter(search_vector=search_query(q)).order_by()
     with _full_text_plan():
-        full_text = list(
-            queryset.filter(search_vector=search_query(q))
-            .order_by()
-            .values_list("id", flat=True)[: bound + 1]
-        )
-    bounded = len(full_text) > bound
-    ids = full_text[:bound]
+        if ranked:
+            found = list(
+                matching.annotate(rank=search_rank(q)).values_list("id", "rank")[: bound + 1]
+            )
+        else:
+            found = [(pk, None) for pk in matching.values_list("id", flat=True)[: bound + 1]]
+    bounded = len(found) > bound
+    ranks = dict(found[:bound])
+    ids = list(ranks)
     # Typo tolerance only when full text found few: a bounded result already has more matches
     # than it ranks (with a small `limit`, adding trigram matches would pass the bound).
     if not bounded and len(ids) < _fuzzy_below():
-        seen = set(ids)
-        ids += [pk for pk in _fuzzy_ids(queryset, q) if pk not in seen]
-    return SearchMatches(ids=ids, bounded=bounded)
+        fuzzy = [pk for pk in _fuzzy_ids(queryset, q) if pk not in ranks]
+        if fuzzy and ranked:
+            ranks.update(
+                queryset.filter(id__in=fuzzy)
+                .order_by()
+                .annotate(rank=search_rank(q))
+                .values_list("id", "rank")
+            )
+        ids += fuzzy
+    return SearchMatches(ids=ids, bounded=bounded, ranks=ranks if ranked else {})
 
 
 def candidate_search(
@@ -204,15 +234,7 @@ def candidate_search(
     return (
         # One array parameter, not 2,000 placeholders (each one is parsed and quoted).
         queryset.filter(id__in=RawSQL("SELECT unnest(%s::bigint[])", [matches.ids]))
-        .annotate(
-            rank=Cast(
-                SearchRank(
-                    F("search_vector"), search_query(q), weights=RANK_WEIGHTS, cover_density=True
-                )
-                + _similarity(_fuzzy_text(q)),
-                FloatField(),
-            )
-        )
+        .annotate(rank=search_rank(q))
         .order_by("-rank", "-id")
     )
 
@@ -402,6 +424,58 @@ def keyset_page(
         has_next, has_previous = True, more
     else:
         has_next, has_previous = more, values is not None
+    return Page(
+        rows=rows,
+        next_cursor=cursor_encode(sort, rows[-1]) if rows and has_next else None,
+        previous_cursor=cursor_encode(sort, rows[0]) if rows and has_previous else None,
+    )
+
+
+def ranked_page(
+    queryset: QuerySet,
+    matches: SearchMatches,
+    *,
+    size: int,
+    after: str | None = None,
+    before: str | None = None,
+) -> Page:
+    """`keyset_page` of `candidate_search(queryset, q, matches=matches)` in relevance order,
+    ordered here from the ranks `search_matches` computed: only the page's rows are read
+    again, by id from `queryset` (the filtered candidates the search ran on), and nothing is
+    ranked twice. The same rows, ranks and cursors as the SQL keyset."""
+    if matches.ids and not matches.ranks:
+        raise ValueError("ranked_page needs the ranks of search_matches(…, ranked=True)")
+    sort = SORTS["relevance"]
+    reverse = False
+    values = None
+    if before:
+        values = cursor_decode(sort, before)
+        reverse = values is not None
+    if values is None and after:
+        values = cursor_decode(sort, after)
+    # (rank, id), as the query orders them: rank descending, then id descending. A rank is
+    # never NULL for a row that full text or trigrams found; 0 if it ever were.
+    keys = [(matches.ranks.get(pk) or 0.0, pk) for pk in matches.ids]
+    if reverse:
+        chosen = sorted(key for key in keys if key > values)[: size + 1]
+    else:
+        chosen = sorted((key for key in keys if values is None or key < values), reverse=True)[
+            : size + 1
+        ]
+    more = len(chosen) > size
+    chosen = chosen[:size]
+    if reverse:
+        chosen.reverse()
+        has_next, has_previous = True, more
+    else:
+        has_next, has_previous = more, values is not None
+    found = queryset.in_bulk([pk for _rank, pk in chosen])
+    rows = []
+    for rank, pk in chosen:
+        if pk in found:  # gone since (deleted or merged a moment ago): the page is shorter
+            row = found[pk]
+            row.rank = rank
+            rows.append(row)
     return Page(
         rows=rows,
         next_cursor=cursor_encode(sort, rows[-1]) if rows and has_next else None,

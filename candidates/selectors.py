@@ -143,17 +143,17 @@ def candidate_list_queryset(*, filterset, rank_limit: int | None = None):
     return candidate_list_search(filterset=filterset, rank_limit=rank_limit)[0]
 
 
-def candidate_list_search(*, filterset, rank_limit: int | None = None):
+def candidate_list_search(*, filterset, rank_limit: int | None = None, ranked: bool = False):
     """`candidate_list_queryset` and, when there is a search, what it found (`SearchMatches`:
-    the ranked ids and whether the bound was hit), so the list page counts without another
-    pass over the matches. None without a search."""
+    the ids to rank, whether the bound was hit and, when `ranked`, their ranks), so the list
+    page counts and pages without another pass over the matches. None without a search."""
     from candidates.search import candidate_search, search_matches
 
     queryset = filterset.qs
     q = (filterset.form.cleaned_data.get("q") or "").strip() if filterset.is_bound else ""
     if not q:
         return queryset, None
-    matches = search_matches(queryset, q, limit=rank_limit)
+    matches = search_matches(queryset, q, limit=rank_limit, ranked=ranked)
     return candidate_search(queryset, q, matches=matches), matches
 
 

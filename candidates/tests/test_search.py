@@ -19,6 +19,7 @@ from candidates.search import (
     highlight,
     highlight_terms,
     keyset_page,
+    ranked_page,
     search_is_bounded,
     search_matches,
     skill_badges,
@@ -216,6 +217,55 @@ def test_keyset_relevance_walks_search_results_once(org, in_org):
     assert len(set(seen)) == 5
 
 
+def _page_ids(page):
+    return [row.pk for row in page.rows], page.next_cursor, page.previous_cursor
+
+
+def test_ranked_pages_are_the_sql_keyset_pages(org, in_org):
+    """`ranked_page` orders a search's page from the ranks found with its ids; walked forward
+    and back it gives the rows and cursors of the SQL keyset over the ranked query, ties
+    (same rank, then id) included."""
+    for number in range(4):
+        CandidateFactory(organization=org, headline="Kotlin developer", first_name=f"Kim{number}")
+    for number in range(3):
+        CandidateFactory(organization=org, first_name="Kotlin", last_name=f"Ng{number}")
+    CandidateFactory(
+        organization=org, headline="Kotlin and Kotlin Multiplatform", skills=["kotlin"]
+    )
+    CandidateFactory(organization=org, first_name="Kotlyn")  # found by trigrams only
+    with in_org():
+        base = Candidate.objects.filter(organization=org)
+        matches = search_matches(base, "kotlin", ranked=True)
+        queryset = candidate_search(base, "kotlin", matches=matches)
+        ranked, sql = (
+            [ranked_page(queryset, matches, size=3)],
+            [keyset_page(queryset, sort=SORTS["relevance"], size=3)],
+        )
+        while sql[-1].next_cursor:
+            cursor = sql[-1].next_cursor
+            ranked.append(ranked_page(queryset, matches, size=3, after=ranked[-1].next_cursor))
+            sql.append(keyset_page(queryset, sort=SORTS["relevance"], size=3, after=cursor))
+        back_ranked = ranked_page(queryset, matches, size=3, before=ranked[-1].previous_cursor)
+        back_sql = keyset_page(
+            queryset, sort=SORTS["relevance"], size=3, before=sql[-1].previous_cursor
+        )
+    assert len(sql) == 3 and len(matches.ids) == 9
+    assert [_page_ids(page) for page in ranked] == [_page_ids(page) for page in sql]
+    assert _page_ids(back_ranked) == _page_ids(back_sql) == _page_ids(sql[-2])
+    assert [row.rank for row in ranked[0].rows] == [row.rank for row in sql[0].rows]
+
+
+def test_a_ranked_page_skips_a_match_deleted_since(org, in_org):
+    kept = CandidateFactory(organization=org, headline="Elixir developer")
+    gone = CandidateFactory(organization=org, headline="Elixir engineer")
+    with in_org():
+        base = Candidate.objects.filter(organization=org)
+        matches = search_matches(base, "elixir", ranked=True)
+        Candidate.objects.filter(pk=gone.pk).delete()
+        page = ranked_page(base, matches, size=5)
+    assert [row.pk for row in page.rows] == [kept.pk]
+
+
 def test_keyset_cursor_round_trips_names_with_commas(org, in_org):
     candidate = CandidateFactory(organization=org, last_name="Smith, Jr.", first_name="Bob %")
     cursor = cursor_encode(SORTS["name"], candidate)
@@ -392,3 +442,14 @@ def test_capped_counts_are_planned_without_sequential_scans(org, in_org):
     assert "set_config('enable_seqscan', 'off', true)" in statements[count - 1]
     assert "set_config('enable_seqscan', 'on', true)" in statements[count + 1]
     assert (total, after) == (3, "on")
+
+
+def test_unranked_matches_rank_nothing_and_cannot_order_a_page(org, in_org):
+    """A smart pool or a bulk selection needs only the ids: no rank is computed for them."""
+    CandidateFactory(organization=org, headline="Erlang developer")
+    with in_org(), CaptureQueriesContext(connection) as queries:
+        matches = search_matches(Candidate.objects.filter(organization=org), "erlang")
+    assert len(matches.ids) == 1 and matches.ranks == {}
+    assert not any("ts_rank_cd" in query["sql"] for query in queries)
+    with pytest.raises(ValueError), in_org():
+        ranked_page(Candidate.objects.filter(organization=org), matches, size=5)

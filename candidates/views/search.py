@@ -23,6 +23,7 @@ from candidates.search import (
     highlight,
     highlight_terms,
     keyset_page,
+    ranked_page,
     resume_snippets,
     skill_badges,
 )
@@ -68,21 +69,30 @@ def _list_url(organization, query: str = "") -> str:
 def candidate_list(request, org_slug):
     organization = request.organization
     filterset = CandidateFilterSet(request.GET or None, organization=organization)
-    queryset, matches = candidate_list_search(filterset=filterset)
-    # The list shows neither resumes nor the search vector: no reason to read them.
-    queryset = queryset.select_related("owner").defer("resume_text", "search_vector")
+    filterset.is_valid()  # cleans the form: an invalid filter is left out, with its error
     data = filterset.form.cleaned_data if filterset.is_bound else {}
     q = (data.get("q") or "").strip()
     sort_name = data.get("sort") or ("relevance" if q else "-created")
     if sort_name == "relevance" and not q:
         sort_name = "-created"
-    page = keyset_page(
-        queryset,
-        sort=SORTS[sort_name],
-        size=getattr(settings, "CANDIDATE_LIST_PAGE_SIZE", 50),
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-    )
+    # Ranked as found only when the page is in relevance order (`ranked_page`).
+    queryset, matches = candidate_list_search(filterset=filterset, ranked=sort_name == "relevance")
+
+    def listed(queryset):
+        # The list shows neither resumes nor the search vector: no reason to read them.
+        return queryset.select_related("owner").defer("resume_text", "search_vector")
+
+    paging = {
+        "size": getattr(settings, "CANDIDATE_LIST_PAGE_SIZE", 50),
+        "after": request.GET.get("after"),
+        "before": request.GET.get("before"),
+    }
+    if matches is not None and sort_name == "relevance":
+        # Ordered by the ranks the search found; only the page's rows are read (by id, from
+        # the filtered list: they need no ranking again).
+        page = ranked_page(listed(filterset.qs), matches, **paging)
+    else:
+        page = keyset_page(listed(queryset), sort=SORTS[sort_name], **paging)
     # A search counts the ids it ranked (never more than the rank bound plus the fuzzy ones).
     total = len(matches.ids) if matches else count_capped(queryset, COUNT_CAP)
     terms = highlight_terms(q)
