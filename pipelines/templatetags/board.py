@@ -6,6 +6,7 @@ what pool_board.html's card partial wrote, whitespace aside.
 What is the same for every card of a page (the stage options, the CSRF field, the URLs around
 the ids) is made once per render and kept in the render context."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import template
@@ -19,8 +20,8 @@ register = template.Library()
 
 @dataclass(frozen=True)
 class _Page:
-    profile_url: object
-    move_url: object
+    profile_url: Callable[[int], str]
+    move_url: Callable[[int], str]
     csrf_field: str
     query: str
     options: dict  # stage pk (None: none) → the <option>s with that stage selected
