@@ -346,6 +346,20 @@ def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) 
             organization_id=candidate.organization_id, candidate=candidate, is_test=False
         )
         .select_related("campaign")
+        # The card lists subjects and statuses: not the rendered bodies (kilobytes each), the
+        # headers or the links (JSON, decoded per row), nor the campaign's own content.
+        .only(
+            "id",
+            "campaign__name",
+            "subject",
+            "status",
+            "skip_reason",
+            "created_at",
+            "sent_at",
+            "opened_at",
+            "clicked_at",
+            "replied_at",
+        )
         .order_by("-created_at", "-id")[: limit + 1]
     )
     consents = list(

@@ -368,6 +368,7 @@ def candidate_pools_panel(*, candidate, user) -> dict:
             ),
         )
         .select_related("pool", "stage")
+        .only("id", "pool__name", "pool__archived_at", "stage__name")
         .order_by("pool__name", "pool_id")
     )
     member_of = {membership.pool_id for membership in memberships}
