@@ -429,6 +429,12 @@ def setup_context(url: str, meta: dict, args) -> Context:
     # fifth run and PostgreSQL then switches to a generic plan, which for the facet floor is a
     # different, 10-50x slower plan than the one for its actual values.
     ctx.raw = psycopg.connect(url, autocommit=True, prepare_threshold=None)
+    # The pages are timed in this process as a web worker serves them, and crm/wsgi.py freezes
+    # what loading left alive (crm/lifetime.py): without it, full collections walk Django's
+    # ~180,000 objects in the middle of a timed request.
+    from crm.lifetime import freeze_loaded_objects
+
+    freeze_loaded_objects()
     return ctx
 
 

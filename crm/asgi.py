@@ -31,3 +31,8 @@ def close_request_connections(sender, **kwargs):
 request_finished.connect(close_request_connections, sender=ASGIHandler)
 
 application = TrackingASGIApplication(django_application)
+
+# Loaded for the life of the worker: out of the garbage collector's sight (crm/lifetime.py).
+from crm.lifetime import freeze_loaded_objects  # noqa: E402
+
+freeze_loaded_objects()

@@ -10,3 +10,8 @@ django_application = get_wsgi_application()
 from campaigns.tracking_wsgi import TrackingApplication  # noqa: E402 (needs django.setup())
 
 application = TrackingApplication(django_application)
+
+# Loaded for the life of the worker: out of the garbage collector's sight (crm/lifetime.py).
+from crm.lifetime import freeze_loaded_objects  # noqa: E402
+
+freeze_loaded_objects()

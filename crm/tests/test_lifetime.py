@@ -1,0 +1,36 @@
+"""The web processes' entry points freeze what loading the application left alive."""
+
+import gc
+import importlib
+
+import pytest
+
+from crm.lifetime import freeze_loaded_objects
+
+
+@pytest.fixture
+def unfrozen():
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_freezing_moves_live_objects_out_of_the_collectors_generations(unfrozen):
+    loaded = [[]]  # alive when the process finished loading (a list: the collector tracks it)
+    assert gc.get_freeze_count() == 0
+    assert any(loaded is tracked for tracked in gc.get_objects())
+
+    frozen = freeze_loaded_objects()
+
+    assert frozen == gc.get_freeze_count() > 0
+    assert all(
+        loaded is not tracked for tracked in gc.get_objects()
+    )  # frozen: no generation holds it
+    made_later = [[]]
+    assert any(made_later is tracked for tracked in gc.get_objects())
+
+
+@pytest.mark.parametrize("module", ["crm.wsgi", "crm.asgi"])
+def test_each_web_entry_point_freezes_once_loaded(module, unfrozen):
+    importlib.reload(importlib.import_module(module))
+    assert gc.get_freeze_count() > 0
