@@ -1,12 +1,15 @@
 """Search: full-text ranking, typo tolerance, bounded ranking, highlighting, keyset pages."""
 
 import datetime
+import re
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString
 
 from candidates.models import Candidate
 from candidates.search import (
@@ -115,6 +118,39 @@ def test_search_query_of_punctuation_only_finds_nothing_without_error(org, in_or
 def test_highlight_marks_terms_and_escapes_everything_else():
     result = highlight("<b>Python</b> & python-dev", highlight_terms("python"))
     assert result == "&lt;b&gt;<mark>Python</mark>&lt;/b&gt; &amp; <mark>python</mark>-dev"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain text without a match",
+        "Python, PYTHON and pythonista; not cpython",
+        """Quotes " and ' <tags> & entities &amp; around python""",
+        "Zoë Müller-Łukasiewicz, python développeuse",
+        """python then "quotes", 'apostrophes' & <b>tags</b> after it""",
+        SafeString("<b>already safe</b> python"),
+    ],
+)
+def test_highlight_writes_what_django_escaping_writes(text):
+    """The same text as escaping each piece with Django's `escape` and marking with
+    `format_html`, which highlight() wrote before it joined plain strings."""
+    terms = highlight_terms("python développeuse & zoë")
+
+    def reference(text):
+        result = escape("")
+        position = 0
+        pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, terms)) + ")", re.I)
+        for match in pattern.finditer(text):
+            result += escape(text[position : match.start()])
+            result += format_html("<mark>{}</mark>", match.group(0))
+            position = match.end()
+        return result + escape(text[position:])
+
+    marked = highlight(text, terms)
+    assert marked == reference(text)
+    assert isinstance(marked, SafeString)
+    assert highlight(text, []) == escape(text)
 
 
 def test_highlight_skips_excluded_terms_and_operators():
