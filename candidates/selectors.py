@@ -225,17 +225,20 @@ def candidate_get_or_merged(*, organization, candidate_id: int) -> Candidate:
     """The live profile that `candidate_id` now stands for: the candidate itself, or — when it
     was merged — the profile it was merged into (following chains of merges). 404 when there is
     none in this organisation. A view that gets back a different id than it asked for should
-    redirect there with a message ("… was merged into this profile")."""
-    candidate = get_object_or_404(
-        Candidate.objects.select_related("owner"), organization=organization, pk=candidate_id
+    redirect there with a message ("… was merged into this profile").
+
+    The profile shows neither the resume's text nor the search columns made from it: with a
+    resume they are ~5.6 KB a candidate on the bench's data (the text and its search vector,
+    on average), read and decoded for nothing."""
+    profiles = Candidate.objects.select_related("owner").defer(
+        "resume_text", "search_vector", "search_name"
     )
+    candidate = get_object_or_404(profiles, organization=organization, pk=candidate_id)
     for _ in range(MERGE_CHAIN_LIMIT):
         if candidate.merged_into_id is None:
             return candidate
         candidate = get_object_or_404(
-            Candidate.objects.select_related("owner"),
-            organization=organization,
-            pk=candidate.merged_into_id,
+            profiles, organization=organization, pk=candidate.merged_into_id
         )
     raise Http404("Merged too many times to follow.")
 

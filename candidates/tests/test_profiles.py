@@ -469,6 +469,20 @@ def test_candidate_detail_query_count_is_the_same_with_every_panel_full(
     assert _count_detail_queries(recruiter_client, org, full) == bare_count
 
 
+def test_candidate_detail_never_reads_the_resume_text_or_search_columns(org, recruiter_client):
+    """Neither selected with the profile nor loaded later by something on the page that
+    touches a deferred field (which would cost a query on every profile)."""
+    candidate = CandidateFactory(organization=org, resume_text="Kubernetes " * 2000)
+    _timeline(candidate, 3, actor=UserFactory(), with_notes=True)
+    with CaptureQueriesContext(connection) as queries:
+        response = recruiter_client.get(url("detail", org, candidate.pk))
+    assert response.status_code == 200
+    read = [q["sql"] for q in queries if "candidates_candidate" in q["sql"]]
+    assert read
+    for column in ("resume_text", "search_vector", "search_name"):
+        assert not [sql for sql in read if f'"{column}"' in sql], column
+
+
 def test_candidate_detail_shows_current_note_body_and_pinned_notes(
     org, recruiter_client, recruiter_user, in_org
 ):
