@@ -33,3 +33,18 @@ def test_freezing_moves_live_objects_out_of_the_collectors_generations(unfrozen)
 def test_each_web_entry_point_freezes_once_loaded(module, unfrozen):
     importlib.reload(importlib.import_module(module))
     assert gc.get_freeze_count() > 0
+
+
+def test_a_celery_worker_freezes_once_ready_or_forked(unfrozen):
+    """worker_ready: the worker itself (the solo and threads pools run tasks in it);
+    worker_process_init: each process of a prefork pool, after the fork."""
+    from celery.signals import worker_process_init, worker_ready
+
+    from crm.celery import freeze_worker_objects
+
+    assert freeze_worker_objects in worker_ready._live_receivers(None)
+    assert freeze_worker_objects in worker_process_init._live_receivers(None)
+
+    worker_process_init.send(sender=None)
+
+    assert gc.get_freeze_count() > 0
