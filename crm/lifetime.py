@@ -1,4 +1,5 @@
-"""What a long-running web process does once its application is loaded.
+"""What a long-running process (a web worker, a Celery worker) does once its application is
+loaded.
 
 `freeze_loaded_objects()` moves everything alive at that moment — Django, the apps, their URL
 patterns, settings and compiled templates: ~184,000 tracked objects in the bench's process once

@@ -1,4 +1,4 @@
-"""The web processes' entry points freeze what loading the application left alive."""
+"""The web entry points and Celery workers freeze what loading the application left alive."""
 
 import gc
 import importlib
