@@ -275,6 +275,26 @@ def test_list_query_count_is_constant_in_the_number_of_rows(
     assert one == three
 
 
+def test_list_rows_read_only_the_columns_a_row_shows(recruiter_client, org, recruiter_user):
+    # LIST_COLUMNS: the 50 rows are read without the resume, the custom fields, the phone…
+    CandidateFactory(organization=org, owner=recruiter_user, resume_text="Fortran for decades")
+    for params in ({}, {"q": "fortran"}, {"sort": "name"}):
+        with CaptureQueriesContext(connection) as queries:
+            response = recruiter_client.get(_url(org), params)
+        assert response.status_code == 200
+        rows = [
+            query["sql"]
+            for query in queries
+            if '"candidates_candidate"."headline"' in query["sql"].split(" FROM ")[0]
+        ]
+        assert rows, params
+        for sql in rows:
+            selected = sql.split(" FROM ")[0]
+            for column in ("resume_text", "custom_fields", "phone", "search_vector"):
+                assert f'"candidates_candidate"."{column}"' not in selected, (params, column)
+            assert '"crm_user"."password"' not in selected
+
+
 def test_list_htmx_request_returns_only_the_results(recruiter_client, org):
     CandidateFactory(organization=org, first_name="Partial")
     response = recruiter_client.get(

@@ -398,6 +398,13 @@ def test_search_matches_fetches_ids_once_and_knows_the_bound(org, in_org):
     assert (len(unbounded.ids), unbounded.bounded) == (4, False)
 
 
+def test_search_matches_of_an_empty_queryset_ranks_nothing(org, in_org):
+    CandidateFactory(organization=org, headline="Kotlin developer")
+    with in_org():
+        matches = search_matches(Candidate.objects.none(), "kotlin", ranked=True)
+    assert (matches.ids, matches.ranks, matches.bounded) == ([], {}, False)
+
+
 def test_count_display_shows_the_cap_with_a_plus():
     assert count_display(10_001, 10_000) == "10,000+"
     assert count_display(10_000, 10_000) == "10,000"

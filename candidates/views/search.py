@@ -17,6 +17,7 @@ from candidates.forms import BulkArgumentsForm, BulkSelectionForm, SavedSearchFo
 from candidates.models import Candidate, SavedSearch
 from candidates.panels import BULK_DESTINATIONS, SAVED_SEARCH_EDITING_PANELS
 from candidates.search import (
+    LIST_COLUMNS,
     SORTS,
     count_capped,
     count_display,
@@ -79,8 +80,8 @@ def candidate_list(request, org_slug):
     queryset, matches = candidate_list_search(filterset=filterset, ranked=sort_name == "relevance")
 
     def listed(queryset):
-        # The list shows neither resumes nor the search vector: no reason to read them.
-        return queryset.select_related("owner").defer("resume_text", "search_vector")
+        # Only what a row shows and the sorts order by (`LIST_COLUMNS`).
+        return queryset.select_related("owner").only(*LIST_COLUMNS)
 
     paging = {
         "size": getattr(settings, "CANDIDATE_LIST_PAGE_SIZE", 50),
