@@ -3,11 +3,10 @@
 import json
 from datetime import datetime
 
-import psycopg
-from django.db import connection
 from django.utils import timezone
 
 from analytics.models import EngagementEvent
+from crm.db import server_bound
 
 
 def engagement_event_record(
@@ -35,32 +34,49 @@ def engagement_event_record(
     )
 
 
-# One INSERT … SELECT over arrays, bound on the server: `bulk_create` built a model instance
-# per event and Django's cursor quoted every value into a statement PostgreSQL parsed afresh
-# (in a profile of the send path, which writes a "sent" event per email, that cost more than
-# writing the email's MIME).
+# One INSERT … SELECT over arrays, bound on the server (crm.db): `bulk_create` built a model
+# instance per event and Django's cursor quoted every value into a statement PostgreSQL parsed
+# afresh (in a profile of the send path, which writes a "sent" event per email, that cost more
+# than writing the email's MIME).
+EVENT_COLUMNS = (
+    "organization_id",
+    "kind",
+    "candidate_id",
+    "campaign_id",
+    "message_id",
+    "occurred_at",
+    "is_machine",
+    "machine_reason",
+    "data",
+    "source_key",
+)
 _BULK_INSERT = (
     "INSERT INTO analytics_engagementevent (organization_id, kind, candidate_id, campaign_id,"
     " message_id, occurred_at, is_machine, machine_reason, data, source_key)"
     " SELECT organization_id, kind, candidate_id, campaign_id, message_id, occurred_at,"
-    " is_machine, machine_reason, data::jsonb, ''"
-    " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-    " %s::timestamptz[], %s::boolean[], %s::text[], %s::text[])"
+    " is_machine, machine_reason, data::jsonb, source_key"
+    " FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
+    " %b::timestamptz[], %b::boolean[], %b::text[], %b::text[], %b::text[])"
     " AS event (organization_id, kind, candidate_id, campaign_id, message_id, occurred_at,"
-    " is_machine, machine_reason, data)"
+    " is_machine, machine_reason, data, source_key)"
+    " ON CONFLICT DO NOTHING"
 )
+
+
+def engagement_events_insert(rows: list[tuple]) -> None:
+    """Write event rows, each a tuple of EVENT_COLUMNS' values (`data` as JSON text), in one
+    statement. A row whose non-empty `source_key` its organisation already has is skipped
+    (the tracking flush writes a batch again after a crash); rows without one never conflict."""
+    if rows:
+        server_bound(_BULK_INSERT, [list(column) for column in zip(*rows, strict=True)])
 
 
 def engagement_events_record_bulk(*, events: list[dict]) -> int:
     """Many events in one INSERT; each dict takes the keyword arguments of
     `engagement_event_record`."""
-    if not events:
-        return 0
     now = timezone.now()
-    columns = [[] for _ in range(9)]
-    for event in events:
-        for column, value in zip(
-            columns,
+    engagement_events_insert(
+        [
             (
                 event["organization_id"],
                 event["kind"],
@@ -71,11 +87,9 @@ def engagement_events_record_bulk(*, events: list[dict]) -> int:
                 event.get("is_machine", False),
                 event.get("machine_reason", "")[:64],
                 json.dumps(event.get("data") or {}),
-            ),
-            strict=True,
-        ):
-            column.append(value)
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_BULK_INSERT, columns)
+                "",
+            )
+            for event in events
+        ]
+    )
     return len(events)

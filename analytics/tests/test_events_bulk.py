@@ -9,27 +9,19 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
-from analytics.services import engagement_event_record, engagement_events_record_bulk
-from candidates.tests.factories import CandidateFactory
-
-FIELDS = (
-    "organization_id",
-    "kind",
-    "candidate_id",
-    "campaign_id",
-    "message_id",
-    "occurred_at",
-    "is_machine",
-    "machine_reason",
-    "data",
-    "source_key",
+from analytics.services import (
+    EVENT_COLUMNS,
+    engagement_event_record,
+    engagement_events_insert,
+    engagement_events_record_bulk,
 )
+from candidates.tests.factories import CandidateFactory
 
 
 def _rows():
     with scopes_disabled():
         return sorted(
-            (tuple(getattr(e, f) for f in FIELDS) for e in EngagementEvent.objects.all()),
+            (tuple(getattr(e, f) for f in EVENT_COLUMNS) for e in EngagementEvent.objects.all()),
             key=repr,
         )
 
@@ -83,3 +75,17 @@ def test_bulk_rolls_back_with_the_callers_transaction(org):
         engagement_events_record_bulk(events=[{"organization_id": org.pk, "kind": "sent"}])
         raise RuntimeError
     assert _rows() == []
+
+
+def test_insert_skips_a_source_key_the_organisation_has(org, other_org):
+    at = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
+
+    def row(organization, key):
+        return (organization.pk, "opened", None, None, None, at, False, "", "{}", key)
+
+    engagement_events_insert([row(org, "k1"), row(org, ""), row(other_org, "k1")])
+    engagement_events_insert([row(org, "k1"), row(org, "k2"), row(org, "")])
+    keys = sorted((o, k) for o, _, _, _, _, _, _, _, _, k in _rows())
+    assert keys == sorted(
+        [(org.pk, "k1"), (org.pk, ""), (other_org.pk, "k1"), (org.pk, "k2"), (org.pk, "")]
+    )

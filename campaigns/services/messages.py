@@ -5,12 +5,10 @@ import html as html_lib
 import json
 import re
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
 from functools import lru_cache
 
-import psycopg
 from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -21,6 +19,7 @@ from campaigns.conf import mail_domain, site_url
 from campaigns.models import Message, SenderProfile
 from campaigns.services import branding, rendering, tokens
 from campaigns.services.tracking import TRAP_LINK_INDEX
+from crm.db import server_binding_cursor
 
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 _URL_SLOT = "URLSLOT0"
@@ -390,18 +389,3 @@ def messages_insert(rows: list[dict], *, now) -> set[int]:
     with server_binding_cursor() as cursor:
         cursor.execute(sql, [*values, *arrays])
         return {pk for pk, status in cursor.fetchall() if status == Message.Status.QUEUED}
-
-
-@contextmanager
-def server_binding_cursor():
-    """A Django cursor (query logging, error translation, the connection's transaction) over a
-    psycopg cursor that sends parameters apart from the SQL instead of quoting them into it."""
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    try:
-        if connection.queries_logged:
-            yield connection.make_debug_cursor(raw)
-        else:
-            yield connection.make_cursor(raw)
-    finally:
-        raw.close()

@@ -50,12 +50,12 @@ from campaigns.models import (
 )
 from campaigns.services import guards, mime, smtp
 from campaigns.services.campaigns import campaigns_finish
-from campaigns.services.messages import server_binding_cursor
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
 from campaigns.services.sequences import enrollments_stop
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
+from crm.db import server_binding_cursor
 
 logger = logging.getLogger(__name__)
 

@@ -38,13 +38,13 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-import psycopg
 import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django_scopes import scope, scopes_disabled
 
 from analytics.models import EngagementEvent
+from analytics.services import engagement_events_insert
 from campaigns.models import (
     CandidateEmailPreference,
     EmailSettings,
@@ -54,6 +54,7 @@ from campaigns.models import (
 from campaigns.services import tokens
 from campaigns.services.sequences import enrollments_stop_for_candidates
 from candidates.models import Activity, Candidate
+from crm.db import server_bound
 from crm.models import Organization
 
 # The invisible link in every tracked email (see messages.message_build). Base 36 "rr".
@@ -470,7 +471,7 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
     columns = ("pk", "organization_id", "candidate_id", "campaign_id", "sent_at", "subject")
     messages = {
         row[0]: dict(zip(columns, row, strict=True))
-        for row in _server_bound(_MESSAGES_SQL, [list({e["m"] for e in events})])
+        for row in server_bound(_MESSAGES_SQL, [list({e["m"] for e in events})])
     }
     no_opens = set(
         EmailSettings.objects.filter(
@@ -499,12 +500,12 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
     # written again; ON CONFLICT DO NOTHING covers a race with another writer.
     already = {
         row[0]
-        for row in _server_bound(
+        for row in server_bound(
             _WRITTEN_SQL, [list({e["o"] for e in kept}), [e["id"] for e in kept]]
         )
     }
     rows = [_event_row(e, messages[e["m"]]) for e in kept if e["id"] not in already]
-    _events_insert(rows)
+    engagement_events_insert(rows)
     report.written += len(rows)
     for event in kept:
         if event["reason"]:
@@ -517,8 +518,8 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
 # named, only where the email is the candidate's in their organisation.
 _UNSUBSCRIBED_MESSAGES_SQL = """
 WITH v AS (
-    SELECT unnest(%s::bigint[]) AS id, unnest(%s::bigint[]) AS organization_id,
-           unnest(%s::bigint[]) AS candidate_id, unnest(%s::timestamptz[]) AS at
+    SELECT unnest(%b::bigint[]) AS id, unnest(%b::bigint[]) AS organization_id,
+           unnest(%b::bigint[]) AS candidate_id, unnest(%b::timestamptz[]) AS at
 ), marked AS (
     UPDATE campaigns_message AS m SET unsubscribed_at = v.at FROM v
     WHERE m.id = v.id AND m.organization_id = v.organization_id
@@ -535,17 +536,13 @@ def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
     """The bookkeeping of one-click unsubscribes (their preference and suppression were written
     when they were answered): active enrollments stopped, the email marked, one event and one
     timeline entry each — what `preferences.candidate_unsubscribe` does in its transaction."""
+    organizations = list({e["o"] for e in events})
     known = set(
-        Candidate.objects.filter(
-            organization_id__in={e["o"] for e in events}, pk__in={e["c"] for e in events}
-        ).values_list("organization_id", "pk")
+        server_bound(_KNOWN_CANDIDATES_SQL, [organizations, list({e["c"] for e in events})])
     )
-    already = set(
-        EngagementEvent.objects.filter(
-            organization_id__in={e["o"] for e in events},
-            source_key__in=[e["id"] for e in events],
-        ).values_list("source_key", flat=True)
-    )
+    already = {
+        row[0] for row in server_bound(_WRITTEN_SQL, [organizations, [e["id"] for e in events]])
+    }
     new = []
     for event in events:
         if (event["o"], event["c"]) not in known:
@@ -567,17 +564,16 @@ def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
     with_message = [e for e in new if e["m"]]
     messages = {}
     if with_message:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _UNSUBSCRIBED_MESSAGES_SQL,
-                [
-                    [e["m"] for e in with_message],
-                    [e["o"] for e in with_message],
-                    [e["c"] for e in with_message],
-                    [e["at"] for e in with_message],
-                ],
-            )
-            messages = {pk: (campaign_id, name) for pk, campaign_id, name in cursor.fetchall()}
+        rows = server_bound(
+            _UNSUBSCRIBED_MESSAGES_SQL,
+            [
+                [e["m"] for e in with_message],
+                [e["o"] for e in with_message],
+                [e["c"] for e in with_message],
+                [e["at"] for e in with_message],
+            ],
+        )
+        messages = {pk: (campaign_id, name) for pk, campaign_id, name in rows}
     rows, activities = [], []
     for event in new:
         campaign_id, campaign_name = messages.get(event["m"], (None, None))
@@ -609,7 +605,7 @@ def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
                 occurred_at=event["at"],
             )
         )
-    _events_insert(rows)
+    engagement_events_insert(rows)
     Activity.objects.bulk_create(activities)
     report.written += len(rows)
     report.unsubscribes += len(rows)
@@ -624,15 +620,18 @@ def _classify_clicks(events: list[dict]) -> None:
         return
     # Clicks of the same messages written by earlier batches count towards bursts and traps.
     earliest = min(e["at"] for clicks in clicks_by_message.values() for e in clicks)
-    earlier = EngagementEvent.objects.filter(
-        message_id__in=list(clicks_by_message),
-        kind=EngagementEvent.Kind.CLICKED,
-        occurred_at__gte=earliest - timedelta(seconds=TRAP_NEIGHBOUR_SECONDS),
-    ).exclude(source_key__in=[e["id"] for clicks in clicks_by_message.values() for e in clicks])
-    for row in earlier.values("message_id", "occurred_at", "data"):
-        index = (row["data"] or {}).get("link_index", 0)
-        clicks_by_message[row["message_id"]].append(
-            {"l": index, "at": row["occurred_at"], "reason": "earlier", "earlier": True}
+    earlier = server_bound(
+        _EARLIER_CLICKS_SQL,
+        [
+            list(clicks_by_message),
+            EngagementEvent.Kind.CLICKED.value,
+            earliest - timedelta(seconds=TRAP_NEIGHBOUR_SECONDS),
+            [e["id"] for clicks in clicks_by_message.values() for e in clicks],
+        ],
+    )
+    for message_id, occurred_at, index in earlier:
+        clicks_by_message[message_id].append(
+            {"l": index, "at": occurred_at, "reason": "earlier", "earlier": True}
         )
     for clicks in clicks_by_message.values():
         clicks.sort(key=lambda c: c["at"])
@@ -657,34 +656,9 @@ def _event_row(event: dict, message: dict) -> tuple:
     )
 
 
-# A batch's events in one INSERT … SELECT over arrays, bound on the server (as
-# analytics.services.engagement_events_record_bulk, with the source keys): `bulk_create` built
-# a model instance per event and quoted every value into a statement parsed afresh.
-_EVENTS_INSERT = """
-INSERT INTO analytics_engagementevent (organization_id, kind, candidate_id, campaign_id,
-    message_id, occurred_at, is_machine, machine_reason, data, source_key)
-SELECT organization_id, kind, candidate_id, campaign_id, message_id, occurred_at, is_machine,
-    machine_reason, data::jsonb, source_key
-FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-    %s::timestamptz[], %s::boolean[], %s::text[], %s::text[], %s::text[])
-    AS event (organization_id, kind, candidate_id, campaign_id, message_id, occurred_at,
-    is_machine, machine_reason, data, source_key)
-ON CONFLICT DO NOTHING
-"""
-
-
-def _events_insert(rows: list[tuple]) -> None:
-    """Write event rows (as `_event_row` makes them); those already written change nothing."""
-    if not rows:
-        return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_EVENTS_INSERT, [list(column) for column in zip(*rows, strict=True)])
-
-
 _FIRST_SQL = """
 UPDATE campaigns_message AS m SET {column} = v.at
-FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS at) AS v
+FROM (SELECT unnest(%b::bigint[]) AS id, unnest(%b::timestamptz[]) AS at) AS v
 WHERE m.id = v.id AND m.{column} IS NULL
 RETURNING m.id
 """
@@ -706,7 +680,7 @@ def _record_firsts(events: list[dict], messages: dict, report: FlushReport) -> N
             continue
         changed = [
             row[0]
-            for row in _server_bound(
+            for row in server_bound(
                 _FIRST_SQL.format(column=column), [list(first), [first[pk] for pk in first]]
             )
         ]
@@ -727,33 +701,36 @@ def _record_firsts(events: list[dict], messages: dict, report: FlushReport) -> N
                 )
             )
     if activities:
-        _server_bound(_ACTIVITIES_INSERT, [list(c) for c in zip(*activities, strict=True)])
+        server_bound(_ACTIVITIES_INSERT, [list(c) for c in zip(*activities, strict=True)])
 
 
 # The batch's reads and writes are bound on the server: Django's cursor would quote thousands of
 # ids, keys and times into each statement, and PostgreSQL parse them afresh.
 _MESSAGES_SQL = (
     "SELECT id, organization_id, candidate_id, campaign_id, sent_at, subject "
-    "FROM campaigns_message WHERE id = ANY(%s::bigint[])"
+    "FROM campaigns_message WHERE id = ANY(%b::bigint[])"
 )
 _WRITTEN_SQL = (
     "SELECT source_key FROM analytics_engagementevent "
-    "WHERE organization_id = ANY(%s::bigint[]) AND source_key = ANY(%s::text[])"
+    "WHERE organization_id = ANY(%b::bigint[]) AND source_key = ANY(%b::text[])"
+)
+# The clicks of the same messages that earlier batches wrote (not this batch's own).
+_EARLIER_CLICKS_SQL = (
+    "SELECT message_id, occurred_at, coalesce((data ->> 'link_index')::int, 0) "
+    "FROM analytics_engagementevent "
+    "WHERE message_id = ANY(%b::bigint[]) AND kind = %s AND occurred_at >= %s "
+    "AND NOT source_key = ANY(%b::text[])"
+)
+_KNOWN_CANDIDATES_SQL = (
+    "SELECT organization_id, id FROM candidates_candidate "
+    "WHERE organization_id = ANY(%b::bigint[]) AND id = ANY(%b::bigint[])"
 )
 _ACTIVITIES_INSERT = """
 INSERT INTO candidates_activity (organization_id, candidate_id, kind, summary, data, occurred_at)
 SELECT organization_id, candidate_id, kind, summary, data::jsonb, occurred_at
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[])
     AS entry (organization_id, candidate_id, kind, summary, data, occurred_at)
 """
-
-
-def _server_bound(sql: str, params: list) -> list[tuple]:
-    """Run one statement with its parameters bound on the server; its rows, if it returns any."""
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 def tracking_flush(*, max_batches: int = 100, batch_size: int = FLUSH_BATCH) -> FlushReport:
