@@ -163,10 +163,12 @@ def search_floor(ctx: Context, q: str):
 
     def full_text(sql: str) -> list:
         # Planned as candidates/search.py plans it (`_full_text_plan`): one index entry costs
-        # more, so a second large organisation does not get the organisation's bitmap ANDed in.
+        # more, so a second large organisation does not get the organisation's bitmap ANDed in,
+        # and a sequential scan starts at the first page (no synchronised scans).
         with ctx.raw.transaction():
             ctx.raw.execute(
-                "SELECT set_config('cpu_index_tuple_cost', %s, true)",
+                "SELECT set_config('cpu_index_tuple_cost', %s, true),"
+                " set_config('synchronize_seqscans', 'off', true)",
                 [FULL_TEXT_INDEX_TUPLE_COST],
             )
             return ctx.raw.execute(sql, params).fetchall()

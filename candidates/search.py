@@ -33,6 +33,11 @@ here) to save heap reads that the ``LIMIT`` would never make. `_full_text_plan` 
 cost of an index entry for that one query so the organisation is checked on the rows the
 full-text index returns instead; a small organisation's bitmap is still worth ANDing and
 still is (docs/performance.md, "Search with two large organisations").
+
+For a term most rows match, the cheapest plan is a sequential scan that stops at the bound, so
+which candidates are ranked depends on where the scan starts. `_full_text_plan` also turns
+synchronised scans off for that query: the scan starts at the first page every time, and the
+same search finds the same candidates (and pages through them consistently).
 """
 
 import functools
@@ -112,19 +117,36 @@ FULL_TEXT_INDEX_TUPLE_COST = "0.05"
 
 
 @contextmanager
-def _planner_setting(name: str, value: str):
-    """Plan the queries inside with the planner setting `name` = `value`, local to a
-    transaction; the session's own value is back afterwards, also when a query fails."""
+def _planner_setting(name: str, value: str, **more: str):
+    """Run the queries inside with the planner setting `name` = `value` (and `more` settings),
+    local to a transaction; the session's own values are back afterwards, also when a query
+    fails. One statement sets them all and one puts them back."""
+    values = {name: value, **more}
+    # Only placeholders are repeated into the SQL; names and values are parameters.
+    change = ", ".join(["current_setting(%s), set_config(%s, %s, true)"] * len(values))
+    restore = ", ".join(["set_config(%s, %s, true)"] * len(values))
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
-        previous = cursor.fetchone()[0]
+        cursor.execute(
+            f"SELECT {change}",
+            [item for key, new in values.items() for item in (key, key, new)],
+        )
+        previous = cursor.fetchone()[0::2]
         yield
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+        cursor.execute(
+            f"SELECT {restore}",
+            [item for key, old in zip(values, previous, strict=True) for item in (key, old)],
+        )
 
 
 def _full_text_plan():
-    """Plan the queries inside with `FULL_TEXT_INDEX_TUPLE_COST` (see the module docstring)."""
-    return _planner_setting("cpu_index_tuple_cost", FULL_TEXT_INDEX_TUPLE_COST)
+    """Plan the queries inside with `FULL_TEXT_INDEX_TUPLE_COST` (see the module docstring),
+    and have a sequential scan start at the table's first page: a ``LIMIT``ed scan that joins
+    another one in progress (PostgreSQL's synchronised scans, on for tables larger than a
+    quarter of shared_buffers) starts where that one is, so the bounded candidates of a common
+    term, and the first page of its results, changed on every reload."""
+    return _planner_setting(
+        "cpu_index_tuple_cost", FULL_TEXT_INDEX_TUPLE_COST, synchronize_seqscans="off"
+    )
 
 
 def _fuzzy_ids(queryset: QuerySet, q: str) -> list[int]:

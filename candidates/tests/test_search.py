@@ -431,16 +431,21 @@ def test_list_search_count_is_exact_beyond_the_list_cap(recruiter_client, org, m
     assert recruiter_client.get(url).context["total_display"] == "2+"
 
 
-def _index_tuple_cost() -> str:
+def _setting(name: str) -> str:
     with connection.cursor() as cursor:
-        cursor.execute("SHOW cpu_index_tuple_cost")
+        cursor.execute("SELECT current_setting(%s)", [name])
         return cursor.fetchone()[0]
+
+
+def _index_tuple_cost() -> str:
+    return _setting("cpu_index_tuple_cost")
 
 
 def test_full_text_ids_are_planned_with_the_raised_index_entry_cost(org, in_org):
     """The organisation's bitmap must not be ANDed with the full-text one for a large
     organisation (module docstring): the id query is planned with FULL_TEXT_INDEX_TUPLE_COST,
-    and the session's own value is back afterwards."""
+    and the session's own value is back afterwards. A sequential scan of it starts at the
+    first page (no synchronised scans), so a common term ranks the same candidates each time."""
     CandidateFactory(organization=org, headline="Haskell developer")
     with connection.cursor() as cursor:
         cursor.execute("SET cpu_index_tuple_cost = 0.007")
@@ -454,9 +459,11 @@ def test_full_text_ids_are_planned_with_the_raised_index_entry_cost(org, in_org)
     statements = [q["sql"] for q in queries]
     search = next(i for i, sql in enumerate(statements) if "search_vector" in sql)
     assert "set_config('cpu_index_tuple_cost', '0.05', true)" in statements[search - 1]
+    assert "set_config('synchronize_seqscans', 'off', true)" in statements[search - 1]
     assert "set_config('cpu_index_tuple_cost', '0.007', true)" in statements[search + 1]
+    assert "set_config('synchronize_seqscans', 'on', true)" in statements[search + 1]
     assert len(matches.ids) == 1
-    assert after == "0.007"
+    assert (after, _setting("synchronize_seqscans")) == ("0.007", "on")
 
 
 def test_a_failing_search_query_leaves_the_index_entry_cost_alone(org, in_org):
@@ -465,8 +472,9 @@ def test_a_failing_search_query_leaves_the_index_entry_cost_alone(org, in_org):
     default = _index_tuple_cost()
     with pytest.raises(ZeroDivisionError), search_module._full_text_plan():
         assert _index_tuple_cost() == search_module.FULL_TEXT_INDEX_TUPLE_COST
+        assert _setting("synchronize_seqscans") == "off"
         1 / 0  # noqa: B018
-    assert _index_tuple_cost() == default
+    assert (_index_tuple_cost(), _setting("synchronize_seqscans")) == (default, "on")
 
 
 def test_capped_counts_are_planned_without_sequential_scans(org, in_org):
