@@ -253,6 +253,23 @@ def search_matches(
     return SearchMatches(ids=ids, bounded=bounded, ranks=ranks if ranked else {})
 
 
+def search_filter(queryset: QuerySet, q: str) -> QuerySet:
+    """`queryset` narrowed to every candidate matching `q`, unranked and unbounded: what a
+    smart pool holds and a campaign audience reaches is everyone its saved search finds, not
+    the first CANDIDATE_SEARCH_RANK_LIMIT matches the list ranks. Typo tolerance as on the
+    list: when full text finds fewer than CANDIDATE_SEARCH_FUZZY_BELOW, the best trigram
+    matches are in too. The full-text condition stays in SQL (a term can match most of a
+    million rows), so checking one candidate is one indexed lookup."""
+    matching = queryset.filter(search_vector=search_query(q))
+    below = _fuzzy_below()
+    with _full_text_plan():
+        few = list(matching.order_by().values_list("id", flat=True)[:below])
+    if len(few) >= below:
+        return matching
+    ids = few + [pk for pk in _fuzzy_ids(queryset, q) if pk not in few]
+    return queryset.filter(id__in=ids)
+
+
 def candidate_search(
     queryset: QuerySet,
     q: str,

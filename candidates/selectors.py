@@ -188,8 +188,20 @@ def saved_search_get(*, organization, user, saved_search_id: int):
     return get_object_or_404(SavedSearch, organization=organization, owner=user, pk=saved_search_id)
 
 
+def candidates_found(*, filterset):
+    """Everyone a CandidateFilterSet finds, unordered: what a smart pool holds and a campaign
+    audience reaches. Unlike the list (`candidate_list_search`), its text search is not
+    bounded to the matches the list ranks (`search_filter`)."""
+    from candidates.search import search_filter
+
+    queryset = filterset.qs
+    q = (filterset.form.cleaned_data.get("q") or "").strip() if filterset.is_bound else ""
+    return search_filter(queryset, q) if q else queryset
+
+
 def saved_search_queryset(*, saved_search):
-    """The candidates a saved search finds now (smart pools are defined by one)."""
+    """The candidates a saved search finds now, all of them (`candidates_found`): a smart
+    pool's members, a campaign audience."""
     from django.http import QueryDict
 
     from candidates.filters import CandidateFilterSet
@@ -205,7 +217,7 @@ def saved_search_queryset(*, saved_search):
         organization=saved_search.organization,
         custom_fields=None if filters_custom_fields else [],
     )
-    return candidate_list_queryset(filterset=filterset)
+    return candidates_found(filterset=filterset)
 
 
 # --- attachments, duplicates and merges ---
@@ -353,10 +365,14 @@ def import_jobs_recent(*, organization, limit: int = 5) -> list[Job]:
     )
 
 
-def candidate_selection_queryset(*, organization, candidate_ids=(), query: str = ""):
+def candidate_selection_queryset(
+    *, organization, candidate_ids=(), query: str = "", everyone: bool = False
+):
     """The live candidates a list selection names, for apps that act on it on their own pages
     (see `candidates.panels.BulkDestination`): the ticked ids, or — "all matching" — every
-    candidate the list's filter query string finds (paging and sorting ignored)."""
+    candidate the list's filter query string finds (paging and sorting ignored): the matches
+    the list counts and ranks, or with `everyone` all of them (`candidates_found`, what a
+    saved search with that query would find)."""
     from django.http import QueryDict
 
     from candidates.filters import CandidateFilterSet
@@ -367,4 +383,6 @@ def candidate_selection_queryset(*, organization, candidate_ids=(), query: str =
     for name in ("after", "before", "sort"):
         params.pop(name, None)
     filterset = CandidateFilterSet(params, organization=organization)
+    if everyone:
+        return candidates_found(filterset=filterset)
     return candidate_list_queryset(filterset=filterset)

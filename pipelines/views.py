@@ -203,7 +203,9 @@ def smart_pool_preview(request, org_slug):
             organization=request.organization, user=request.user
         ).filter(kind=Pool.Kind.SMART, saved_search=saved_search)
         matching = candidate_selection_queryset(
-            organization=request.organization, query=request.GET.get("query", "")[:4000]
+            organization=request.organization,
+            query=request.GET.get("query", "")[:4000],
+            everyone=True,
         )
         context = {"impacts": selectors.smart_pool_impacts(pools=pools, matching=matching)}
         return render(request, "pipelines/includes/smart_impact.html", context)

@@ -344,6 +344,22 @@ def test_audience_from_pools_and_smart_pools_minus_excluded_pools(org, recruiter
     assert audience == {members[1].pk, members[2].pk, *(c.pk for c in tagged)}
 
 
+def test_audience_of_a_text_search_is_every_match_not_the_lists_ranked_few(
+    org, recruiter_user, settings
+):
+    settings.CANDIDATE_SEARCH_RANK_LIMIT = 2
+    erlang = make_candidates(org, 4, headline="Erlang developer")
+    make_candidates(org, 2, headline="Pastry chef")
+    campaign = _pool_campaign(
+        org,
+        recruiter_user,
+        searches=[SavedSearchFactory(organization=org, query={"q": ["erlang"]})],
+    )
+    with scope(organization=org):
+        audience = set(audience_queryset(campaign=campaign).values_list("pk", flat=True))
+    assert audience == {c.pk for c in erlang}
+
+
 def test_audience_saved_search_minus_a_pool(org, recruiter_user):
     newsletter = make_candidates(org, 3)
     excluded = PoolFactory(organization=org)

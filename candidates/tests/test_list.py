@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from candidates.models import Candidate, SavedSearch
-from candidates.selectors import saved_search_queryset
+from candidates.selectors import candidate_selection_queryset, saved_search_queryset
 from candidates.tests.factories import CandidateFactory, CustomFieldFactory
 
 pytestmark = pytest.mark.django_db
@@ -387,6 +387,18 @@ def test_saved_search_queryset_finds_what_the_list_finds(org, recruiter_user, in
         )
     with in_org():
         assert [c.pk for c in saved_search_queryset(saved_search=saved)] == [wanted.pk]
+
+
+def test_selection_of_everyone_is_not_bounded_like_the_lists_search(org, in_org, settings):
+    # "All matching" acts on what the list counts (its ranked matches); the smart pool preview
+    # asks for everyone the same query finds.
+    settings.CANDIDATE_SEARCH_RANK_LIMIT = 2
+    for _ in range(4):
+        CandidateFactory(organization=org, headline="Erlang developer")
+    with in_org():
+        listed = candidate_selection_queryset(organization=org, query="q=erlang&sort=name")
+        everyone = candidate_selection_queryset(organization=org, query="q=erlang", everyone=True)
+        assert (listed.count(), everyone.count()) == (2, 4)
 
 
 # --- changing a saved search on the list ---

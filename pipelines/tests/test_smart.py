@@ -55,6 +55,51 @@ def test_smart_pool_refresh_task_materialises_matching_candidates(
         assert Pool.objects.get(pk=smart_pool.pk).refreshed_at is not None
 
 
+def test_smart_pool_of_a_text_search_holds_every_match_not_the_lists_ranked_few(
+    org, recruiter_user, stages, make_candidates, settings
+):
+    # The list ranks only the first CANDIDATE_SEARCH_RANK_LIMIT matches of a search; a smart
+    # pool is everyone its saved search finds (and re-evaluating one member keeps them in).
+    settings.CANDIDATE_SEARCH_RANK_LIMIT = 2
+    erlang = make_candidates(4, headline="Erlang developer")
+    make_candidates(2, headline="Pastry chef")
+    with scopes_disabled():
+        search = SavedSearch.objects.create(
+            organization=org, owner=recruiter_user, name="Erlang", query={"q": ["erlang"]}
+        )
+    pool = PoolFactory(
+        organization=org, owner=recruiter_user, kind=Pool.Kind.SMART, saved_search=search
+    )
+
+    result = smart_pool_refresh_task.apply(
+        kwargs={"organization_id": org.pk, "pool_id": pool.pk}
+    ).get()
+
+    assert result == {"entered": 4, "left": 0}
+    assert _members(pool) == {c.pk for c in erlang}
+    with scopes_disabled():
+        assert services.smart_pools_reevaluate_candidate(candidate=erlang[-1]) == {}
+    assert _members(pool) == {c.pk for c in erlang}
+
+
+def test_smart_pool_of_a_misspelled_name_finds_the_person(
+    org, recruiter_user, stages, make_candidates
+):
+    (katarzyna,) = make_candidates(1, first_name="Katarzyna", last_name="Kowalski")
+    make_candidates(1, first_name="Tomasz", last_name="Nowak")
+    with scopes_disabled():
+        search = SavedSearch.objects.create(
+            organization=org, owner=recruiter_user, name="K", query={"q": ["Katarzyna Kowalsky"]}
+        )
+    pool = PoolFactory(
+        organization=org, owner=recruiter_user, kind=Pool.Kind.SMART, saved_search=search
+    )
+
+    smart_pool_refresh_task.apply(kwargs={"organization_id": org.pk, "pool_id": pool.pk}).get()
+
+    assert _members(pool) == {katarzyna.pk}
+
+
 def test_smart_pool_rule_edit_re_evaluates(
     org, smart_pool, saved_search, make_candidates, in_org, unscoped
 ):
