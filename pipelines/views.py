@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from candidates.search import count_capped, count_display
 from candidates.selectors import candidate_get, candidate_owner_choices
 from crm.permissions import admin_required, recruiter_required
 from pipelines import selectors, services
@@ -26,6 +27,9 @@ from pipelines.forms import (
     StageForm,
 )
 from pipelines.models import HiringRole, Pool, PoolMembership
+
+# The smart pool preview counts exactly up to this many and shows "10,000+" beyond.
+SMART_PREVIEW_COUNT_CAP = 10_000
 
 # --- helpers ---
 
@@ -212,8 +216,17 @@ def smart_pool_preview(request, org_slug):
     context = {"saved_search": saved_search}
     if saved_search is not None:
         queryset = saved_search_queryset(saved_search=saved_search)
-        context["count"] = queryset.count()
-        context["sample"] = list(queryset.order_by("last_name", "first_name", "id")[:8])
+        # Capped as the list counts: a search for a common word can find most of a million
+        # candidates, ~1 s to count exactly there, 70 ms to 10,001.
+        count = count_capped(queryset, SMART_PREVIEW_COUNT_CAP)
+        sample = list(queryset.order_by("last_name", "first_name", "id")[:8])
+        context["count"] = count
+        context["count_text"] = count_display(count, SMART_PREVIEW_COUNT_CAP)
+        context["sample"] = sample
+        if count > SMART_PREVIEW_COUNT_CAP:
+            context["more_text"] = "more"
+        elif count > len(sample):
+            context["more_text"] = f"{count - len(sample):,} more"
         context["rule"] = saved_search_describe(saved_search=saved_search)
         if saved_search.owner_id == request.user.pk:
             querystring = saved_search_querystring(saved_search)

@@ -203,6 +203,22 @@ def test_smart_pool_preview_counts_matches(recruiter_client, org, saved_search, 
     assert "finds 2 candidates now" in response.content.decode()
 
 
+def test_smart_pool_preview_caps_its_count(
+    recruiter_client, org, saved_search, make_candidates, monkeypatch
+):
+    monkeypatch.setattr("pipelines.views.SMART_PREVIEW_COUNT_CAP", 10)
+    url = reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug})
+    make_candidates(10, city="Lisbon")
+    body = recruiter_client.get(url, {"saved_search": saved_search.pk}).content.decode()
+    assert "finds 10 candidates now" in body
+    assert "and 2 more" in body
+
+    make_candidates(1, city="Lisbon")
+    body = recruiter_client.get(url, {"saved_search": saved_search.pk}).content.decode()
+    assert "finds 10+ candidates now" in body
+    assert "and more</li>" in body
+
+
 def test_smart_pool_preview_of_someone_elses_search_shows_nothing(
     admin_client, org, saved_search, make_candidates
 ):
