@@ -10,6 +10,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from candidates.search import count_capped, count_display
 from pipelines.models import (
     FollowUp,
     HiringRole,
@@ -323,17 +324,38 @@ class SmartPoolImpact:
     matching: int
     joining: int
     leaving: int
+    # The counts stop at cap + 1 ("10,000+"); None: exact.
+    cap: int | None = None
+
+    def _text(self, count: int) -> str:
+        return count_display(count, self.cap) if self.cap else f"{count:,}"
+
+    @property
+    def joining_text(self) -> str:
+        return self._text(self.joining)
+
+    @property
+    def leaving_text(self) -> str:
+        return self._text(self.leaving)
 
 
-def smart_pool_impacts(*, pools, matching: QuerySet) -> list[SmartPoolImpact]:
+def smart_pool_impacts(
+    *, pools, matching: QuerySet, cap: int | None = None
+) -> list[SmartPoolImpact]:
     """What giving these smart pools the rule `matching` (the candidates it would find) would
     do to each: who would join (matching, not yet in it) and who would leave (in it because
-    they matched, and no longer would). Counted by the database, a few queries per pool."""
+    they matched, and no longer would). Counted by the database, a few queries per pool; with
+    `cap`, each count stops there (a rule of a common word finds most of a million candidates:
+    counting who would join a 300,000-member pool exactly took seconds)."""
     pools = list(pools)
     if not pools:
         return []
+
+    def count(queryset: QuerySet) -> int:
+        return count_capped(queryset, cap) if cap else queryset.order_by().count()
+
     found = matching.order_by().values("pk")
-    matching_count = matching.order_by().count()
+    matching_count = count(matching)
     impacts = []
     for pool in pools:
         members = PoolMembership.objects.filter(organization_id=pool.organization_id, pool=pool)
@@ -342,10 +364,13 @@ def smart_pool_impacts(*, pools, matching: QuerySet) -> list[SmartPoolImpact]:
                 pool=pool,
                 size=members.count(),
                 matching=matching_count,
-                joining=matching.order_by().exclude(pk__in=members.values("candidate_id")).count(),
-                leaving=members.filter(source=PoolMembership.Source.SMART)
-                .exclude(candidate_id__in=found)
-                .count(),
+                joining=count(matching.exclude(pk__in=members.values("candidate_id"))),
+                leaving=count(
+                    members.filter(source=PoolMembership.Source.SMART).exclude(
+                        candidate_id__in=found
+                    )
+                ),
+                cap=cap,
             )
         )
     return impacts

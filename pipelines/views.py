@@ -28,7 +28,8 @@ from pipelines.forms import (
 )
 from pipelines.models import HiringRole, Pool, PoolMembership
 
-# The smart pool preview counts exactly up to this many and shows "10,000+" beyond.
+# The smart pool preview and the impact of a rule change count exactly up to this many and
+# show "10,000+" beyond.
 SMART_PREVIEW_COUNT_CAP = 10_000
 
 # --- helpers ---
@@ -211,7 +212,11 @@ def smart_pool_preview(request, org_slug):
             query=request.GET.get("query", "")[:4000],
             everyone=True,
         )
-        context = {"impacts": selectors.smart_pool_impacts(pools=pools, matching=matching)}
+        context = {
+            "impacts": selectors.smart_pool_impacts(
+                pools=pools, matching=matching, cap=SMART_PREVIEW_COUNT_CAP
+            )
+        }
         return render(request, "pipelines/includes/smart_impact.html", context)
     context = {"saved_search": saved_search}
     if saved_search is not None:

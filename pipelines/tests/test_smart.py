@@ -429,3 +429,23 @@ def test_candidate_list_banner_loads_the_smart_pool_impact(
     body = response.content.decode()
     assert "smart-impact" in body
     assert f"saved_search={saved_search.pk}&amp;query=city%3DPorto&amp;impact=1" in body
+
+
+def test_smart_pool_impact_caps_its_counts(
+    recruiter_client, org, smart_pool, saved_search, make_candidates, in_org, monkeypatch
+):
+    monkeypatch.setattr("pipelines.views.SMART_PREVIEW_COUNT_CAP", 2)
+    make_candidates(3, city="Lisbon", seniority="junior")
+    make_candidates(3, city="Porto", seniority="senior")
+    with in_org():
+        services.smart_pool_refresh(pool=smart_pool)
+
+    response = recruiter_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk, "impact": "1", "query": "seniority=senior"},
+    )
+
+    (impact,) = response.context["impacts"]
+    assert (impact.size, impact.joining_text, impact.leaving_text) == (3, "2+", "2+")
+    body = response.content.decode()
+    assert ">2+</strong>" in body
