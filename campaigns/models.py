@@ -384,9 +384,12 @@ class Enrollment(models.Model):
         indexes = [
             models.Index(fields=["organization", "campaign", "status"]),
             models.Index(fields=["organization", "candidate"]),
-            # The dispatcher's scan across all organisations: only active rows are indexed.
+            # The dispatcher's scan across all organisations: only active rows are indexed, in
+            # the order it claims them. With `next_run_at` alone a broadcast's enrollments (one
+            # `next_run_at` for all) had to be sorted by id for every chunk: 94 ms to claim 500
+            # of 100,000, against 0.7 ms read in index order (docs/performance.md).
             models.Index(
-                fields=["next_run_at"],
+                fields=["next_run_at", "id"],
                 condition=Q(status="active"),
                 name="enrollment_due",
             ),

@@ -42,7 +42,6 @@ same search finds the same candidates (and pages through them consistently).
 
 import functools
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape as html_escape
 from urllib.parse import quote, unquote
@@ -57,6 +56,8 @@ from django.db.models.functions import Cast, Greatest
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from crm.db import planner_settings
 
 # Weights for ts_rank_cd, in PostgreSQL's order {D, C, B, A}: a name or email match (A) counts
 # ten times a resume match (D).
@@ -116,36 +117,14 @@ def _similarity(text: str):
 FULL_TEXT_INDEX_TUPLE_COST = "0.05"
 
 
-@contextmanager
-def _planner_setting(name: str, value: str, **more: str):
-    """Run the queries inside with the planner setting `name` = `value` (and `more` settings),
-    local to a transaction; the session's own values are back afterwards, also when a query
-    fails. One statement sets them all and one puts them back."""
-    values = {name: value, **more}
-    # Only placeholders are repeated into the SQL; names and values are parameters.
-    change = ", ".join(["current_setting(%s), set_config(%s, %s, true)"] * len(values))
-    restore = ", ".join(["set_config(%s, %s, true)"] * len(values))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {change}",
-            [item for key, new in values.items() for item in (key, key, new)],
-        )
-        previous = cursor.fetchone()[0::2]
-        yield
-        cursor.execute(
-            f"SELECT {restore}",
-            [item for key, old in zip(values, previous, strict=True) for item in (key, old)],
-        )
-
-
 def _full_text_plan():
     """Plan the queries inside with `FULL_TEXT_INDEX_TUPLE_COST` (see the module docstring),
     and have a sequential scan start at the table's first page: a ``LIMIT``ed scan that joins
     another one in progress (PostgreSQL's synchronised scans, on for tables larger than a
     quarter of shared_buffers) starts where that one is, so the bounded candidates of a common
     term, and the first page of its results, changed on every reload."""
-    return _planner_setting(
-        "cpu_index_tuple_cost", FULL_TEXT_INDEX_TUPLE_COST, synchronize_seqscans="off"
+    return planner_settings(
+        cpu_index_tuple_cost=FULL_TEXT_INDEX_TUPLE_COST, synchronize_seqscans="off"
     )
 
 
@@ -571,7 +550,7 @@ def count_capped(queryset: QuerySet, cap: int) -> int:
     country index it read 2,053 buffers (5-6 ms). Every filtered query has the organisation's
     indexes to use instead, and a bitmap scan still reads a large share in table order.
     """
-    with _planner_setting("enable_seqscan", "off"):
+    with planner_settings(enable_seqscan="off"):
         return queryset.order_by().values("id")[: cap + 1].count()
 
 

@@ -46,6 +46,7 @@ from campaigns.services import rendering, sequences
 from campaigns.services.audience import campaign_pool_names
 from campaigns.services.campaigns import audience_enroll_pending, campaigns_finish
 from candidates.models import Candidate
+from crm.db import planner_settings
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,10 @@ def _allocate_message_ids(count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _claim_chunk(*, now: datetime, organization_id: int | None, limit: int) -> list[Enrollment]:
+def due_enrollments(*, now: datetime, organization_id: int | None = None):
+    """The enrollments to claim, in claim order, locked as they are read (skipping those another
+    dispatcher holds). The order is the `enrollment_due` index's, so a chunk is read off the
+    index rather than sorted out of every due row."""
     due = Enrollment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
         status=Enrollment.Status.ACTIVE,
         next_run_at__lte=now,
@@ -107,7 +111,19 @@ def _claim_chunk(*, now: datetime, organization_id: int | None, limit: int) -> l
     )
     if organization_id is not None:
         due = due.filter(organization_id=organization_id)
-    return list(due.order_by("next_run_at", "id")[:limit])
+    return due.order_by("next_run_at", "id")
+
+
+# The claim is planned without a sort whatever the statistics say. Right after a launch they
+# still count the enrollments it has just made active as a few thousand at most, so the planner
+# sorted all 100,000 of a broadcast for every chunk of 500 (85 ms) instead of reading the first
+# 500 off `enrollment_due` (1.1 ms).
+CLAIM_PLANNER_SETTINGS = {"enable_sort": "off"}
+
+
+def _claim_chunk(*, now: datetime, organization_id: int | None, limit: int) -> list[Enrollment]:
+    with planner_settings(**CLAIM_PLANNER_SETTINGS):
+        return list(due_enrollments(now=now, organization_id=organization_id)[:limit])
 
 
 def _dispatch_chunk(

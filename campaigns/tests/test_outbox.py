@@ -22,10 +22,11 @@ from campaigns.models import (
     Suppression,
 )
 from campaigns.services.campaigns import campaign_launch, campaign_launch_problems
-from campaigns.services.dispatch import dispatch_due
+from campaigns.services.dispatch import CLAIM_PLANNER_SETTINGS, dispatch_due, due_enrollments
 from campaigns.tests.backends import ScriptedBackend, deferred, hard_bounce
 from campaigns.tests.factories import make_broadcast, make_candidates, send_all
 from candidates.models import Activity, Candidate
+from crm.db import planner_settings
 from crm.emails import send_transactional_email
 
 LIST_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
@@ -81,6 +82,41 @@ def test_dispatch_writes_each_chunk_with_one_insert(org, recruiter_user, in_org)
     assert "ON CONFLICT DO NOTHING" in inserts[0]
     assert (report.claimed, report.messages_created, report.tasks_queued) == (25, 25, 1)
     assert report.per_task == [25]
+
+
+def _plan_nodes(plan: dict) -> list[str]:
+    return [plan["Node Type"], *(n for p in plan.get("Plans", []) for n in _plan_nodes(p))]
+
+
+def test_dispatch_claims_in_index_order_without_sorting_the_due(org, recruiter_user, in_org):
+    """A broadcast's enrollments share one `next_run_at`: the claim's order (then by id) comes
+    from the `enrollment_due` index, or every chunk sorts all the due rows (85 ms a chunk of 500
+    out of 100,000 on the bench). The claim is planned with sorting off, since the statistics
+    right after a launch count few active enrollments; with sorting off an index in another
+    order would still need a Sort node, which is what this checks."""
+    make_candidates(org, 5)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+    with scopes_disabled():  # the dispatcher's scan spans organisations
+        sql, params = due_enrollments(now=timezone.now()).query.sql_with_params()
+    with planner_settings(**CLAIM_PLANNER_SETTINGS), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql} LIMIT 500", params)
+        plan = cursor.fetchone()[0][0]["Plan"]
+    nodes = _plan_nodes(plan)
+    assert not any("Sort" in node for node in nodes), nodes
+    assert "Index Scan" in nodes, nodes
+
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch_due().claimed == 5
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    claim = next(
+        i
+        for i, sql in enumerate(statements)
+        if sql.startswith('SELECT "campaigns_enrollment"') and "SKIP LOCKED" in sql
+    )
+    assert "set_config('enable_sort', 'off', true)" in statements[claim - 1]
+    assert "set_config('enable_sort', 'on', true)" in statements[claim + 1]
 
 
 def test_dispatch_twice_never_creates_a_second_message(launched_broadcast, in_org):
