@@ -333,22 +333,27 @@ def run_broadcast(ctx, kind: str, port: int, *, timeout: float) -> dict:
         with scope(organization=organization):
             enrolled = campaign_launch(campaign=campaign, user=ctx.user)
         launched = time.perf_counter() - began
-        done_statuses = ("sent", "failed", "skipped", "bounced")
-        counts: dict = {}
+        # Poll the campaign's own status: the send task marks it done once nothing is left in
+        # the outbox (`campaigns_finish`). Counting the messages by status instead cost the
+        # database ~50 ms a poll at 100,000 messages, ~170 µs per message sent: CPU taken
+        # from the two cores being measured.
         while time.perf_counter() - began < timeout:
             time.sleep(0.5)
-            counts = dict(
-                ctx.raw.execute(
-                    "SELECT status, count(*) FROM campaigns_message "
-                    "WHERE organization_id = %s AND campaign_id = %s GROUP BY status",
-                    [ctx.org_id, campaign.pk],
-                ).fetchall()
-            )
-            if sum(counts.get(s, 0) for s in done_statuses) >= enrolled:
+            status = ctx.raw.execute(
+                "SELECT status FROM campaigns_campaign WHERE id = %s", [campaign.pk]
+            ).fetchone()[0]
+            if status == "done":
                 break
         wall = time.perf_counter() - began
     finally:
         stop(workers)
+    counts = dict(
+        ctx.raw.execute(
+            "SELECT status, count(*) FROM campaigns_message "
+            "WHERE organization_id = %s AND campaign_id = %s GROUP BY status",
+            [ctx.org_id, campaign.pk],
+        ).fetchall()
+    )
     times = [
         row[0]
         for row in ctx.raw.execute(
