@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery, Task
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
@@ -55,3 +55,21 @@ def _announce_worker(**kwargs):
     from crm.tasks import heartbeat
 
     heartbeat.delay()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(task=None, **kwargs):
+    """A worker's database connections live by Django's rules for a request: before and after
+    each task, a connection older than CONN_MAX_AGE, or one whose last query failed and that no
+    longer answers, is closed, and the next task's first query checks the connection it reuses
+    (CONN_HEALTH_CHECKS), so a server-side disconnect costs a reconnect, not a failed task.
+
+    Celery's fixup would otherwise close every connection around every task (settings:
+    CELERY_DB_REUSE_MAX). Eager runs (tests, `.apply()`) happen inside the caller's own
+    connection and transaction, which are not the task's to close."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -295,6 +295,12 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = False
+# Celery's Django fixup closes the database connection before and after every task unless this
+# is set; then it closes it every N tasks. A worker's connection instead follows Django's own
+# rules, as a web request's does (crm/celery.py: CONN_MAX_AGE, health checks, errors), and the
+# fixup's count is only a backstop. A fresh connection per task cost the send benchmark a
+# PostgreSQL backend with cold caches for every chunk of 500 emails.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "crm.heartbeat",

@@ -111,6 +111,50 @@ def test_worker_heartbeat_through_real_worker_makes_healthz_ok(client, celery_wo
     assert body["status"] == "ok"
 
 
+def _heartbeat_through(queue: str, previous=None, timeout: float = 60):
+    """Run one heartbeat on the worker; the time it recorded, once it has."""
+    heartbeat.apply_async(queue=queue)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = WorkerHeartbeat.objects.values_list("seen_at", flat=True).first()
+        if seen is not None and seen != previous:
+            return seen
+        time.sleep(0.1)
+    pytest.fail("the worker did not run the heartbeat")
+
+
+def _worker_backends() -> list[int]:
+    """The test database's other client connections: the worker's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def test_a_worker_keeps_its_database_connection_across_tasks(celery_worker_process):
+    """Not a new PostgreSQL backend for every task (Celery's fixup closes the connection around
+    each task unless told otherwise): the connection follows CONN_MAX_AGE, as in the web."""
+    first = _heartbeat_through(celery_worker_process)
+    after_first = _worker_backends()
+    _heartbeat_through(celery_worker_process, previous=first, timeout=20)
+    after_second = _worker_backends()
+    assert len(after_first) == 1
+    assert after_second == after_first
+
+
+def test_a_worker_reconnects_when_the_server_dropped_its_connection(celery_worker_process):
+    """A kept connection that the server closed (a restart, an idle timeout) is checked before
+    the next task uses it: that task runs on a new connection instead of failing."""
+    first = _heartbeat_through(celery_worker_process)
+    [dropped] = _worker_backends()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+    _heartbeat_through(celery_worker_process, previous=first, timeout=20)
+    assert dropped not in _worker_backends()
+
+
 def test_celery_configuration_is_safe_for_email():
     conf = app.conf
     assert conf.task_acks_late is True
