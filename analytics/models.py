@@ -28,7 +28,8 @@ class EngagementEvent(models.Model):
         SKIPPED = "skipped", "Not sent (guard rail)"
         FAILED = "failed", "Failed"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    # No index of its own: both indexes below (and the source-key constraint) lead with it.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     candidate = models.ForeignKey(
         "candidates.Candidate", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

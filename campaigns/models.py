@@ -359,7 +359,8 @@ class Enrollment(models.Model):
         STAGE_WON = "stage_won", "Moved to a won stage"
         STAGE_LOST = "stage_lost", "Moved to a lost stage"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    # No index of its own: enrollment_unique and the indexes below lead with it.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
     candidate = models.ForeignKey(
         "candidates.Candidate", on_delete=models.CASCADE, related_name="enrollments"
@@ -464,7 +465,8 @@ class Message(models.Model):
         ENROLLMENT_STOPPED = "enrollment_stopped", "Removed from the campaign"
         NO_CONSENT = "no_consent", "No recorded consent"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    # No index of its own: message_once_per_step and three indexes below lead with it.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     # Empty only for test sends from the template editor.
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
