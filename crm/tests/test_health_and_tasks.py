@@ -69,11 +69,13 @@ def test_organization_task_requires_organization_id(db):
 def celery_worker_process(transactional_db):
     """A real Celery worker in a subprocess, on the test database and a private queue."""
     db = connection.settings_dict
+    queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        # The worker's connections are named after its queue (see _worker_backends).
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        f"?application_name={queue}",
     }
-    queue = f"test-{uuid.uuid4().hex[:8]}"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -123,13 +125,10 @@ def _heartbeat_through(queue: str, previous=None, timeout: float = 60):
     pytest.fail("the worker did not run the heartbeat")
 
 
-def _worker_backends() -> list[int]:
-    """The test database's other client connections: the worker's."""
+def _worker_backends(queue: str) -> list[int]:
+    """The worker's connections to the database (named after its queue by the fixture)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        )
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [queue])
         return sorted(row[0] for row in cursor.fetchall())
 
 
@@ -137,9 +136,9 @@ def test_a_worker_keeps_its_database_connection_across_tasks(celery_worker_proce
     """Not a new PostgreSQL backend for every task (Celery's fixup closes the connection around
     each task unless told otherwise): the connection follows CONN_MAX_AGE, as in the web."""
     first = _heartbeat_through(celery_worker_process)
-    after_first = _worker_backends()
+    after_first = _worker_backends(celery_worker_process)
     _heartbeat_through(celery_worker_process, previous=first, timeout=20)
-    after_second = _worker_backends()
+    after_second = _worker_backends(celery_worker_process)
     assert len(after_first) == 1
     assert after_second == after_first
 
@@ -148,11 +147,11 @@ def test_a_worker_reconnects_when_the_server_dropped_its_connection(celery_worke
     """A kept connection that the server closed (a restart, an idle timeout) is checked before
     the next task uses it: that task runs on a new connection instead of failing."""
     first = _heartbeat_through(celery_worker_process)
-    [dropped] = _worker_backends()
+    [dropped] = _worker_backends(celery_worker_process)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
     _heartbeat_through(celery_worker_process, previous=first, timeout=20)
-    assert dropped not in _worker_backends()
+    assert dropped not in _worker_backends(celery_worker_process)
 
 
 def test_celery_configuration_is_safe_for_email():
