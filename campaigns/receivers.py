@@ -3,7 +3,7 @@
 from anymail.signals import inbound, tracking
 from django.dispatch import receiver
 
-from campaigns.services.replies import inbound_email_record
+from campaigns.services.replies import inbound_receive
 from campaigns.services.webhooks import tracking_event_record
 
 
@@ -14,4 +14,4 @@ def on_tracking(sender, event, esp_name, **kwargs):
 
 @receiver(inbound, dispatch_uid="campaigns.inbound")
 def on_inbound(sender, event, esp_name, **kwargs):
-    inbound_email_record(message=event.message, esp_name=esp_name)
+    inbound_receive(message=event.message, esp_name=esp_name)

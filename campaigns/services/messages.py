@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from campaigns.conf import mail_domain, site_url
 from campaigns.models import Message, SenderProfile
 from campaigns.services import branding, rendering, tokens
+from campaigns.services.replies import unsubscribe_mailto
 from campaigns.services.tracking import TRAP_LINK_INDEX
 from crm.db import server_binding_cursor
 
@@ -202,7 +203,7 @@ def message_build(
     message_id = make_msgid(idstring=f"m{message_pk}", domain=domain)
     headers = {"Message-ID": message_id}
     if campaign is not None:
-        mailto = f"mailto:unsubscribe+{links['token'] or 'test'}@{domain}"
+        mailto = unsubscribe_mailto(token=links["token"] or "test", domain=domain)
         headers.update(
             {
                 "List-Unsubscribe": f"<{links['unsubscribe_url']}>, <{mailto}>",

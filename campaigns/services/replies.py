@@ -1,6 +1,12 @@
-"""Inbound replies (anymail's `inbound` signal): match the email to the campaign Message it
-answers, keep only what the candidate wrote, tell auto-replies from real ones, and for a real
-reply record it and stop the candidate's enrollment.
+"""Inbound email (anymail's `inbound` signal).
+
+An email to a campaign email's mailto: List-Unsubscribe address (`unsubscribe+<token>@…`,
+RFC 2369) unsubscribes the candidate its signed token names, whatever it says: mail clients
+without RFC 8058 one-click send such an email when the reader presses "Unsubscribe".
+
+Anything else may be a reply: match it to the campaign Message it answers, keep only what the
+candidate wrote, tell auto-replies from real ones, and for a real reply record it and stop the
+candidate's enrollment.
 
 Matching: the `In-Reply-To` and `References` headers name our Message-ID (stored on every
 Message); when a mail client drops them, the per-message reply address
@@ -21,7 +27,7 @@ from mailparser_reply import EmailReplyParser
 from analytics.services import engagement_event_record
 from campaigns.conf import setting
 from campaigns.models import Enrollment, InboundEmail, Message
-from campaigns.services import tokens
+from campaigns.services import preferences, tokens
 from campaigns.services.enrollments import enrollment_stop
 from candidates.models import Activity
 from candidates.services.activities import activity_record
@@ -30,6 +36,7 @@ REPLY_SALT = "campaigns.reply"
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _REPLY_ADDRESS = re.compile(r"^reply\+([A-Za-z0-9._-]+)@", re.IGNORECASE)
+_UNSUBSCRIBE_ADDRESS = re.compile(r"^unsubscribe\+([A-Za-z0-9._-]+)@", re.IGNORECASE)
 
 # Subjects of out-of-office and other automatic answers, in several languages (lower case).
 AUTO_REPLY_SUBJECTS = (
@@ -75,6 +82,13 @@ AUTO_REPLY_SUBJECTS = (
 
 def reply_domain() -> str:
     return setting("CAMPAIGNS_REPLY_DOMAIN", "")
+
+
+def unsubscribe_mailto(*, token: str, domain: str) -> str:
+    """The mailto: List-Unsubscribe address of a campaign email. On CAMPAIGNS_REPLY_DOMAIN
+    when it is set: that domain's mail already reaches the inbound webhook (docs/operations.md),
+    so these requests arrive here (`inbound_receive`); otherwise on `domain`, the sender's."""
+    return f"mailto:unsubscribe+{token}@{reply_domain() or domain}"
 
 
 def reply_address_for(message: Message) -> str:
@@ -209,6 +223,32 @@ def _full_text(email_message) -> str:
         return text
     html = getattr(email_message, "html", None)
     return strip_tags(html) if html else ""
+
+
+def inbound_receive(*, message, esp_name: str = "") -> None:
+    """Everything anymail's inbound webhook hands us: an unsubscribe request, or else perhaps a
+    reply."""
+    if inbound_unsubscribe(message=message):
+        return
+    inbound_email_record(message=message, esp_name=esp_name)
+
+
+def inbound_unsubscribe(*, message) -> bool:
+    """Unsubscribe the candidate named by an `unsubscribe+<token>@` recipient of an inbound
+    email. True when the email was such a request with a valid token (already unsubscribed
+    included: nothing changes twice); a forged, expired or foreign token changes nothing."""
+    for address in _recipients(message):
+        match = _UNSUBSCRIBE_ADDRESS.match(address)
+        found = preferences.candidate_from_token(match.group(1)) if match else None
+        if found is None:
+            continue
+        organization, candidate, message_id = found
+        with scope(organization=organization):
+            preferences.candidate_unsubscribe(
+                candidate=candidate, message_id=message_id, source="mailto"
+            )
+        return True
+    return False
 
 
 def inbound_email_record(*, message, esp_name: str = "") -> InboundEmail | None:
