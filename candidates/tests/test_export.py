@@ -107,6 +107,29 @@ def test_export_viewer_gets_403(viewer_client, org):
     assert _export(viewer_client, org, "csv", ids=candidate.pk).status_code == 403
 
 
+def test_export_job_page_and_download_are_403_for_a_viewer(
+    recruiter_client, viewer_client, org, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.CANDIDATE_EXPORT_INLINE_LIMIT = 1
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: None)
+    CandidateFactory(organization=org, first_name="One")
+    CandidateFactory(organization=org, first_name="Two")
+    with django_capture_on_commit_callbacks(execute=True):
+        _export(recruiter_client, org, "csv", select_all="1", query="")
+    with scopes_disabled():
+        job = Job.objects.get()
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+    page = viewer_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+    download = viewer_client.get(reverse("candidates:job_download", args=[org.slug, job.pk]))
+    assert (page.status_code, download.status_code) == (403, 403)
+    assert (
+        recruiter_client.get(
+            reverse("candidates:job_download", args=[org.slug, job.pk])
+        ).status_code
+        == 200
+    )
+
+
 def test_export_large_selection_runs_as_a_job_with_a_download(
     recruiter_client, org, settings, django_capture_on_commit_callbacks, monkeypatch
 ):

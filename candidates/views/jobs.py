@@ -1,5 +1,8 @@
 """The progress page of a long job (import, bulk action, export), polled by htmx, and the
-download of its output file (through a view that checks membership, never a public URL)."""
+download of its output file (through a view that checks membership, never a public URL).
+
+Recruiters and admins only, like every action that starts a job: an export's file or an
+import's failed rows are candidate data in bulk, which a viewer cannot export either."""
 
 from django.http import FileResponse, Http404
 from django.shortcuts import render
@@ -7,6 +10,7 @@ from django.shortcuts import render
 from candidates.models import Job
 from candidates.panels import BULK_DESTINATIONS
 from candidates.selectors import import_failed_rows, job_get
+from crm.permissions import recruiter_required
 
 # How many failed rows of an import the summary lists (the downloadable file has them all).
 FAILED_ROWS_SHOWN = 10
@@ -22,6 +26,7 @@ def _import_outcome(job) -> list[tuple[str, int, str]]:
     ]
 
 
+@recruiter_required
 def job_detail(request, org_slug, job_id):
     job = job_get(organization=request.organization, job_id=job_id)
     # Once an import has landed, its candidates can go on to a pool or a sequence together.
@@ -37,6 +42,7 @@ def job_detail(request, org_slug, job_id):
     return render(request, "candidates/job_detail.html", context)
 
 
+@recruiter_required
 def job_download(request, org_slug, job_id):
     job = job_get(organization=request.organization, job_id=job_id)
     if not job.output_file:
