@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef
-from django.db.models.functions import Greatest
+from django.db.models import Exists, F, Max, OuterRef, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from analytics.models import EngagementEvent
@@ -585,13 +585,29 @@ def campaign_pause(*, campaign: Campaign, user: User | None, now: datetime | Non
 
 
 def campaign_overdue_count(*, campaign: Campaign, now: datetime | None = None) -> int:
-    """Pending steps whose time has come while the campaign was paused."""
-    return Enrollment.objects.filter(
+    """Pending steps whose time has come while the campaign was paused: steps not yet rendered,
+    and emails rendered before the pause (or held by a cap) that are waiting to go out."""
+    now = now or timezone.now()
+    steps = Enrollment.objects.filter(
         organization_id=campaign.organization_id,
         campaign=campaign,
         status=Enrollment.Status.ACTIVE,
-        next_run_at__lte=now or timezone.now(),
+        next_run_at__lte=now,
     ).count()
+    emails = (
+        _queued_messages(campaign)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .count()
+    )
+    return steps + emails
+
+
+def _queued_messages(campaign: Campaign):
+    return Message.objects.filter(
+        organization_id=campaign.organization_id,
+        campaign=campaign,
+        status=Message.Status.QUEUED,
+    )
 
 
 @transaction.atomic
@@ -617,6 +633,14 @@ def campaign_resume(
             status=Enrollment.Status.ACTIVE,
             next_run_at__isnull=False,
         ).update(next_run_at=Greatest(F("next_run_at") + pause, now))
+        # Emails rendered before the pause keep their wait too: one that was due when the
+        # campaign was paused goes out now, one held by a cap until after the pause began
+        # waits as long again as it had left then, instead of all going out at once.
+        _queued_messages(campaign).update(
+            next_attempt_at=Greatest(
+                Coalesce(F("next_attempt_at"), Value(campaign.paused_at or now)) + pause, now
+            )
+        )
     campaign.status = Campaign.Status.RUNNING
     campaign.paused_at = None
     campaign.save(update_fields=["status", "paused_at"])
