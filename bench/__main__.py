@@ -25,6 +25,7 @@ WORKLOADS = [
     "served",
     "pools",
     "board",
+    "duplicates",
     "import",
     "send",
     "tracking",

@@ -443,6 +443,7 @@ def setup_context(url: str, meta: dict, args) -> Context:
 def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
     from bench import served
     from bench.board import workload_board
+    from bench.duplicates import workload_duplicates
     from bench.imports import physical_anchor, workload_import
     from bench.pools import workload_pools
     from bench.send import workload_send
@@ -475,6 +476,7 @@ def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
         "served": served.workload_served,
         "pools": workload_pools,
         "board": workload_board,
+        "duplicates": workload_duplicates,
         "import": workload_import,
         "send": workload_send,
         "tracking": workload_tracking,

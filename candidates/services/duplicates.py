@@ -7,7 +7,8 @@ Three signals, each answered by an index rather than by comparing every pair in 
 * the same phone number (cand_org_phone);
 * a similar name (pg_trgm similarity of ``search_name`` at least
   ``DUPLICATE_NAME_SIMILARITY``, through the ``%`` operator) *and* the same current company,
-  case-insensitively (cand_org_company).
+  case-insensitively (cand_org_company); the organisation-wide scan compares names only within
+  a company's people sharing a first or a last name (``_SCAN_MATCHES``).
 
 Everything is one set-based ``INSERT … SELECT … ON CONFLICT`` per call: suggestions are pairs
 (a < b) with the strongest reason; an existing open suggestion only gets a better score, and a
@@ -32,6 +33,10 @@ NAME_SIMILARITY = 0.6
 # A phone or email shared by more people than this is a switchboard or a placeholder, not a
 # duplicate; such groups are skipped by the organisation-wide scan.
 MAX_GROUP_SIZE = 50
+# The organisation-wide scan compares names within a company only among people sharing a first
+# or a last name; a block larger than this (a very common name at a very large employer) is
+# skipped, as its pairs grow with the square of its size.
+MAX_NAME_BLOCK_SIZE = 200
 SCORES = {"email": 1.0, "phone": 0.9, "name_company": 0.8}  # name: times the trigram similarity
 
 _INSERT = """
@@ -89,11 +94,17 @@ WITH source AS (
 )
 """
 
-# Every match within the organisation, set-based: groups by email and phone, and a self-join
-# on the (indexed) lower-cased company narrowed by trigram similarity — never all pairs.
+# Every match within the organisation, set-based: groups by email and by phone, and names
+# compared by trigram similarity only within blocks of one company sharing a first or a last
+# name (case-insensitively) — never all pairs, not even all pairs of one company: a company
+# with 12,000 candidates is 72 million pairs, and the self-join on company that this replaced
+# did not finish in five minutes at a million candidates (the blocks: 34 s, docs/performance.md).
+# Two names that differ in both first and last name are left to the check run when a
+# candidate is created or edited, which compares with the whole company.
 _SCAN_MATCHES = """
 WITH live AS NOT MATERIALIZED (
-    SELECT id, email, alternate_emails, phone, search_name, current_company
+    SELECT id, email, alternate_emails, phone, search_name, current_company, first_name,
+           last_name
     FROM candidates_candidate
     WHERE organization_id = %(organization_id)s AND merged_into_id IS NULL
 ), addresses AS (
@@ -108,6 +119,16 @@ WITH live AS NOT MATERIALIZED (
 ), phone_groups AS (
     SELECT array_agg(id) AS ids FROM live WHERE phone <> ''
     GROUP BY phone HAVING count(*) BETWEEN 2 AND %(max_group)s
+), name_blocks AS (
+    SELECT array_agg(id) AS ids, array_agg(search_name) AS names
+    FROM live WHERE current_company <> '' AND search_name <> '' AND last_name <> ''
+    GROUP BY lower(current_company), lower(last_name)
+    HAVING count(*) BETWEEN 2 AND %(max_block)s
+    UNION ALL
+    SELECT array_agg(id), array_agg(search_name)
+    FROM live WHERE current_company <> '' AND search_name <> '' AND first_name <> ''
+    GROUP BY lower(current_company), lower(first_name)
+    HAVING count(*) BETWEEN 2 AND %(max_block)s
 ), matches AS (
     SELECT one.id AS one_id, two.id AS two_id, 'email' AS reason, %(email)s::float AS score
     FROM email_groups, unnest(ids) AS one(id), unnest(ids) AS two(id)
@@ -117,13 +138,11 @@ WITH live AS NOT MATERIALIZED (
     FROM phone_groups, unnest(ids) AS one(id), unnest(ids) AS two(id)
     WHERE one.id < two.id
     UNION ALL
-    SELECT one.id, two.id, 'name_company',
-           %(name_company)s * similarity(one.search_name, two.search_name)
-    FROM live one JOIN live two
-        ON lower(two.current_company) = lower(one.current_company)
-       AND two.id > one.id
-       AND one.search_name %% two.search_name
-    WHERE one.current_company <> '' AND one.search_name <> ''
+    SELECT one.id, two.id, 'name_company', %(name_company)s * similarity(one.name, two.name)
+    FROM name_blocks,
+         unnest(ids, names) AS one(id, name),
+         unnest(ids, names) AS two(id, name)
+    WHERE one.id < two.id AND one.name %% two.name
 )
 """
 
@@ -133,6 +152,7 @@ def _params(organization_id: int, **extra) -> dict:
         "organization_id": organization_id,
         "now": timezone.now(),
         "max_group": int(getattr(settings, "DUPLICATE_MAX_GROUP_SIZE", MAX_GROUP_SIZE)),
+        "max_block": int(getattr(settings, "DUPLICATE_MAX_NAME_BLOCK_SIZE", MAX_NAME_BLOCK_SIZE)),
         **SCORES,
         **extra,
     }

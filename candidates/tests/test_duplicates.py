@@ -449,3 +449,38 @@ def test_import_queues_a_duplicate_scan_that_flags_new_rows(
     ((pair, reason),) = _pairs(org).items()
     assert existing.pk in pair
     assert reason == DuplicateSuggestion.Reason.PHONE
+
+
+def test_duplicates_scan_compares_names_within_blocks_of_one_company_and_name(org, settings):
+    """Similar names at one company are compared only among people sharing a first or a last
+    name there; a block above DUPLICATE_MAX_NAME_BLOCK_SIZE is skipped (its pairs grow with the
+    square of its size), which the old company-wide self-join never did."""
+    jon = CandidateFactory(
+        organization=org, first_name="Jon", last_name="Smith", current_company="Acme"
+    )
+    john = CandidateFactory(
+        organization=org, first_name="John", last_name="Smith", current_company="ACME"
+    )
+    jane = CandidateFactory(
+        organization=org, first_name="Jane", last_name="Doe", current_company="Acme"
+    )
+    jane_typo = CandidateFactory(
+        organization=org, first_name="jane", last_name="Doe-", current_company="acme"
+    )
+    CandidateFactory(
+        organization=org, first_name="Jon", last_name="Smith", current_company="Initech"
+    )
+
+    with scopes_disabled():
+        duplicates_scan(organization=org)
+    assert set(_pairs(org)) == {_pair(jon, john), _pair(jane, jane_typo)}
+
+    # Three Smiths at Acme now: the last-name block (3) is over the limit; Jon and John share
+    # no first name either, so their pair is not looked at; Jane's pair (first-name block of
+    # 2) still is.
+    CandidateFactory(organization=org, first_name="Mary", last_name="Smith", current_company="Acme")
+    settings.DUPLICATE_MAX_NAME_BLOCK_SIZE = 2
+    with scopes_disabled():
+        DuplicateSuggestion.objects.all().delete()
+        duplicates_scan(organization=org)
+    assert set(_pairs(org)) == {_pair(jane, jane_typo)}
