@@ -4,16 +4,17 @@ rolled-back transaction queues nothing on the real broker."""
 
 import threading
 import uuid
+from collections import Counter
 
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.db import connection, connections, transaction
-from django.db.models import Count
+from django.db import connections, transaction
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from campaigns.models import Campaign, Enrollment, Message, Step
+from campaigns.services import dispatch
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
@@ -71,65 +72,132 @@ def _in_threads(target, count=2):
     return results
 
 
-def test_two_dispatchers_at_once_claim_each_enrollment_once(org, recruiter_user, settings):
-    settings.CAMPAIGNS_SEND_QUEUE = f"test-{uuid.uuid4().hex[:8]}"
-    campaign = _due_enrollments(org, recruiter_user, 1500)  # three chunks of 500
+@pytest.fixture
+def queue(settings):
+    """A send queue of this test's own, emptied at the end (the dispatcher queues send tasks)."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CAMPAIGNS_SEND_QUEUE = name
+    yield name
+    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).delete(name)
 
-    reports = _in_threads(lambda _: dispatch_due())
 
-    claimed = [report.claimed for report in reports]
+class TwoDispatchers:
+    """Runs the real dispatcher (`dispatch_due`) in two threads, each on its own database
+    connection, and records what each one claimed and rendered.
+
+    Each dispatcher's first claim is held open — its rows read (and, with the lock, locked),
+    its transaction not yet written — until the other has made its own first claim too, so
+    the two claims always overlap. Claims and renders are counted, not only Messages: the
+    unique (enrollment, step) constraint and `ON CONFLICT DO NOTHING` would hide a double
+    claim from a count of Messages."""
+
+    def __init__(self, monkeypatch):
+        self.claimed: list[list[list[int]]] = [[], []]  # per dispatcher: the ids of each claim
+        self.rendered: list[Counter] = [Counter(), Counter()]  # per dispatcher: enrollment ids
+        self.reports = []
+        self._local = threading.local()
+        self._overlap = threading.Barrier(2, timeout=30)
+        claim_chunk, message_row = dispatch._claim_chunk, dispatch._message_row
+
+        def claim_and_hold(**kwargs):
+            enrollments = claim_chunk(**kwargs)
+            claims = self.claimed[self._local.index]
+            claims.append([enrollment.pk for enrollment in enrollments])
+            if len(claims) == 1:
+                self._overlap.wait()  # after the read, before anything is written
+            return enrollments
+
+        def render_and_count(**kwargs):
+            self.rendered[self._local.index][kwargs["enrollment"].pk] += 1
+            return message_row(**kwargs)
+
+        monkeypatch.setattr(dispatch, "_claim_chunk", claim_and_hold)
+        monkeypatch.setattr(dispatch, "_message_row", render_and_count)
+
+    def run(self) -> None:
+        def dispatcher(index):
+            self._local.index = index
+            return dispatch_due()
+
+        self.reports = _in_threads(dispatcher)
+
+    def claims_per_enrollment(self) -> Counter:
+        return Counter(pk for claims in self.claimed for claim in claims for pk in claim)
+
+    def renders_per_enrollment(self) -> Counter:
+        return self.rendered[0] + self.rendered[1]
+
+
+def _messages_per_enrollment(campaign) -> Counter:
     with scopes_disabled():
-        messages = Message.objects.filter(campaign=campaign).count()
-        per_enrollment = set(
-            Message.objects.filter(campaign=campaign)
-            .values("enrollment")
-            .annotate(n=Count("pk"))
-            .values_list("n", flat=True)
+        return Counter(
+            Message.objects.filter(campaign=campaign).values_list("enrollment_id", flat=True)
         )
-    assert sum(claimed) == 1500  # no enrollment claimed twice…
-    assert messages == 1500  # …and one message each
-    assert per_enrollment == {1}
-    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).delete(settings.CAMPAIGNS_SEND_QUEUE)
 
 
-CLAIM_WITHOUT_LOCK = """
-    SELECT id FROM campaigns_enrollment
-    WHERE status = 'active' AND next_run_at <= now() ORDER BY id LIMIT 500
-"""
-CLAIM_WITH_LOCK = CLAIM_WITHOUT_LOCK + " FOR UPDATE SKIP LOCKED"
+def _enrollment_ids(campaign) -> set[int]:
+    with scopes_disabled():
+        return set(Enrollment.objects.filter(campaign=campaign).values_list("pk", flat=True))
 
 
-def _claim_with(sql):
-    """Two claimers run `sql` at the same moment, each in its own transaction, and hold their
-    claim until both have looked (the barrier), as a slow dispatcher would."""
-    barrier = threading.Barrier(2)
+def test_two_dispatchers_at_once_claim_each_enrollment_once(
+    org, recruiter_user, queue, monkeypatch
+):
+    campaign = _due_enrollments(org, recruiter_user, 1500)  # three chunks of 500
+    dispatchers = TwoDispatchers(monkeypatch)
 
-    def claim(_):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql)
-            ids = [row[0] for row in cursor.fetchall()]
-            barrier.wait(timeout=30)
-            cursor.execute(
-                "UPDATE campaigns_enrollment SET status = 'done' WHERE id = ANY(%s)", [ids]
-            )
-            return ids
+    dispatchers.run()
 
-    return _in_threads(claim)
-
-
-def test_control_claim_without_the_lock_claims_enrollments_twice(org, recruiter_user):
-    _due_enrollments(org, recruiter_user, 300)
-    first, second = _claim_with(CLAIM_WITHOUT_LOCK)
-    # The measurement used above detects the race: without the lock both take all 300.
-    assert len(first) + len(second) == 600
-    assert set(first) & set(second) == set(first)
+    everyone = _enrollment_ids(campaign)
+    first_claims = [set(claims[0]) for claims in dispatchers.claimed]
+    # Both first claims were made while the other was held open, and neither came back empty:
+    # the two dispatchers really did claim at the same time…
+    assert all(first_claims), dispatchers.claimed
+    # …and SKIP LOCKED gave them different enrollments.
+    assert first_claims[0].isdisjoint(first_claims[1])
+    assert dispatchers.claims_per_enrollment() == Counter(dict.fromkeys(everyone, 1))
+    assert dispatchers.renders_per_enrollment() == Counter(dict.fromkeys(everyone, 1))
+    assert sum(report.claimed for report in dispatchers.reports) == 1500
+    assert _messages_per_enrollment(campaign) == Counter(dict.fromkeys(everyone, 1))
 
 
-def test_control_claim_with_skip_locked_claims_each_once(org, recruiter_user):
-    _due_enrollments(org, recruiter_user, 300)
-    first, second = _claim_with(CLAIM_WITH_LOCK)
-    assert len(first) + len(second) == 300
-    assert set(first) & set(second) == set()
+def _claim_without_the_lock(monkeypatch) -> None:
+    """The dispatcher's claim query as it is, minus `FOR UPDATE SKIP LOCKED`: the only change."""
+    due_enrollments = dispatch.due_enrollments
+
+    def due_unlocked(**kwargs):
+        queryset = due_enrollments(**kwargs).all()
+        queryset.query.select_for_update = False
+        return queryset
+
+    now = timezone.now()
+    with scopes_disabled(), transaction.atomic():  # FOR UPDATE compiles only in a transaction
+        locked_sql = str(due_enrollments(now=now).query)
+        unlocked_sql = str(due_unlocked(now=now).query)
+    assert "FOR UPDATE" in locked_sql and "FOR UPDATE" not in unlocked_sql
+    assert unlocked_sql == locked_sql[: locked_sql.index(" FOR UPDATE")]
+    monkeypatch.setattr(dispatch, "due_enrollments", due_unlocked)
+
+
+def test_control_two_dispatchers_without_the_lock_claim_each_enrollment_twice(
+    org, recruiter_user, queue, monkeypatch
+):
+    """The control run: the same dispatchers and the same counting, with the lock taken out of
+    the claim. Both read the same due enrollments before either writes (the barrier), so both
+    claim and render every one of them — which the count of Messages alone would not show."""
+    campaign = _due_enrollments(org, recruiter_user, 300)  # one chunk: both read all 300
+    _claim_without_the_lock(monkeypatch)
+    dispatchers = TwoDispatchers(monkeypatch)
+
+    dispatchers.run()
+
+    everyone = _enrollment_ids(campaign)
+    assert [set(claims[0]) for claims in dispatchers.claimed] == [everyone, everyone]
+    assert dispatchers.claims_per_enrollment() == Counter(dict.fromkeys(everyone, 2))
+    assert dispatchers.renders_per_enrollment() == Counter(dict.fromkeys(everyone, 2))
+    assert sum(report.claimed for report in dispatchers.reports) == 600
+    # The outbox still holds one Message each: the unique constraint hid the double claim.
+    assert _messages_per_enrollment(campaign) == Counter(dict.fromkeys(everyone, 1))
 
 
 def test_rolled_back_launch_queues_nothing_on_the_broker(org, recruiter_user, settings):
