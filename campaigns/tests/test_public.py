@@ -19,6 +19,7 @@ from campaigns.models import (
     Message,
     Suppression,
 )
+from campaigns.services import preferences as preference_service
 from campaigns.services import tokens, tracking
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
@@ -322,6 +323,23 @@ def test_preferences_update_topics_pause_and_profile(sent_message, client, in_or
     assert sorted(preference.opted_out_topics) == ["jobs", "newsletter"]
     assert preference.paused_until > timezone.localdate() + timedelta(days=80)
     assert (candidate.current_title, candidate.city) == ("CTO", "Leeds")
+
+
+def test_preferences_show_the_candidates_own_title_and_city(sent_message, client, in_org):
+    with in_org():
+        Candidate.objects.filter(pk=sent_message.candidate_id).update(
+            current_title="Staff Engineer", city="Leeds", first_name="Ada"
+        )
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    found = preference_service.candidate_from_token(token)
+    page = client.get(reverse("campaigns_public:preferences", args=[token])).content.decode()
+    assert (found[1].first_name, found[1].current_title, found[1].city) == (
+        "Ada",
+        "Staff Engineer",
+        "Leeds",
+    )
+    assert re.search(r'name="current_title"[^>]*value="Staff Engineer"', page)
+    assert re.search(r'name="city"[^>]*value="Leeds"', page)
 
 
 def test_preferences_frequency_and_interests_are_saved_and_shown(
