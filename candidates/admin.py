@@ -1,7 +1,9 @@
 """Django admin for operators (staff). The admin runs with scopes disabled (see
 crm.middleware), so every list shows the organisation column and filters by it."""
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 
 from candidates.models import (
     Activity,
@@ -15,12 +17,29 @@ from candidates.models import (
     Note,
     SavedSearch,
 )
+from candidates.normalize import normalize_email
 
 # --- profiles, notes, timeline, custom fields ---
 
 
+class CandidateAdminForm(forms.ModelForm):
+    """Addresses stored as every other writer stores them (candidate_email_lower_case), so
+    the uniqueness among live profiles is checked on the stored value: a taken address in
+    other capitals is a form error, not a database error. (The admin supplies the model and
+    the fields.)"""
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+    def clean_alternate_emails(self) -> list[str]:
+        emails = (normalize_email(email) for email in self.cleaned_data["alternate_emails"])
+        return list(dict.fromkeys(email for email in emails if email))
+
+
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):
+    form = CandidateAdminForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # as the app's forms
     list_display = ["full_name", "email", "current_company", "status", "organization", "created_at"]
     list_filter = ["organization", "status", "source"]
     search_fields = ["first_name", "last_name", "email", "current_company"]

@@ -58,7 +58,8 @@ class Candidate(models.Model):
     )
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100, blank=True)
-    # Stored lower-cased (see services.normalize_email); unique per organisation.
+    # Stored lower-cased (candidate_email_lower_case; writers use normalize.normalize_email);
+    # unique per organisation among live profiles.
     email = models.EmailField(max_length=254, blank=True)
     alternate_emails = ArrayField(models.EmailField(max_length=254), default=list, blank=True)
     phone = models.CharField(max_length=32, blank=True, help_text="E.164, e.g. +447700900123")
@@ -96,8 +97,10 @@ class Candidate(models.Model):
     has_resume = models.BooleanField(default=False)
     # Text extracted from resumes, concatenated; feeds the search vector (weight D).
     resume_text = models.TextField(blank=True)
+    # A merged-away profile is the survivor's person: deleting the survivor deletes it too
+    # (never live again, and an erasure erases it).
     merged_into = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="merged_from"
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="merged_from"
     )
     # Maintained by the database trigger `candidates_search_update` (migration 0002), so that
     # every write path — forms, bulk updates, COPY-based imports — keeps search current.
@@ -116,6 +119,13 @@ class Candidate(models.Model):
                 "email",
                 condition=~Q(email="") & Q(merged_into__isnull=True),
                 name="candidate_email_unique_per_org",
+            ),
+            # The uniqueness above is case-sensitive: it holds for addresses only because every
+            # writer (admin, shell and raw SQL included) must store them lower-cased.
+            models.CheckConstraint(
+                condition=Q(email=Lower("email")),
+                name="candidate_email_lower_case",
+                violation_error_message="Email addresses are stored in lower case.",
             ),
             # The target of the (organization_id, candidate_id) foreign keys of the tables that
             # hold many rows per candidate (timeline, pool memberships): one check proves both

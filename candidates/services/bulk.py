@@ -159,9 +159,15 @@ def bulk_apply_batch(
         if until:
             summary += f" until {date.fromisoformat(until):%-d %b %Y}"
     elif action == "delete":
-        doomed = Candidate.objects.filter(organization_id=organization_id, id__in=ids)
-        _, per_model = doomed.delete()
-        return per_model.get(Candidate._meta.label, 0)
+        # Counted before deleting: the profiles merged into these go with them (merged_into
+        # cascades) but were not selected. Stored files go after the commit (receivers.py).
+        doomed = list(
+            Candidate.objects.select_for_update()
+            .filter(organization_id=organization_id, merged_into__isnull=True, id__in=ids)
+            .values_list("id", flat=True)
+        )
+        Candidate.objects.filter(id__in=doomed).delete()
+        return len(doomed)
     else:
         raise ValueError(f"Unknown bulk action {action!r}")
     if changed:

@@ -3,9 +3,9 @@
 The secondary profile is folded into the primary: the recruiter picks, field by field, which
 value to keep; skills, tags and email addresses are combined; the secondary's notes, timeline
 and files move to the primary; the secondary stays in the database with ``merged_into`` set, so
-it disappears from lists and its old URL can lead to the primary. A MergeRecord keeps the
-primary's values before the merge and the ids of every moved row, which is exactly what undo
-needs.
+it disappears from lists and its old URL can lead to the primary; deleting the primary deletes
+it too (``merged_into`` cascades: it is the same person). A MergeRecord keeps the primary's
+values before the merge and the ids of every moved row, which is exactly what undo needs.
 
 Other apps whose rows belong to a candidate register a mover so that merges carry those rows
 too, e.g. in their AppConfig.ready():

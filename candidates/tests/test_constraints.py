@@ -3,10 +3,12 @@ lets through what it must not refuse (the conditions of the partial ones)."""
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from candidates.models import Candidate, CustomField, DuplicateSuggestion, SavedSearch
 from candidates.tests.factories import CandidateFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +73,53 @@ def test_duplicate_pairs_are_ordered_and_unique(org):
     assert _refused(pair(first, first))
     assert not _refused(pair(first, second))
     assert _refused(pair(first, second))  # once per pair
+
+
+def test_candidate_email_is_stored_lower_cased_whoever_writes_it(org):
+    candidate = CandidateFactory(organization=org, email="ada@example.com")
+
+    def store(email):
+        return lambda: Candidate.objects.filter(pk=candidate.pk).update(email=email)
+
+    # Mixed case would dodge candidate_email_unique_per_org ("Ada@…" next to "ada@…").
+    assert _refused(store("Mixed@Example.com"))
+    assert _refused(store("ÅSA.ÖBERG@EXAMPLE.COM"))
+    # What candidates.normalize.normalize_email stores is always accepted.
+    assert not _refused(store("åsa.öberg@example.com"))
+    assert not _refused(store(""))
+
+
+def _admin_add(client, org, email):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client.post(
+        reverse("admin:candidates_candidate_add"),
+        {
+            "organization": org.pk,
+            "first_name": "Ada",
+            "email": email,
+            "source": Candidate.Source.SOURCED,
+            "status": Candidate.Status.ACTIVE,
+            "custom_fields": "{}",
+        },
+    )
+
+
+def test_candidate_admin_stores_the_email_as_the_services_do(org, client):
+    response = _admin_add(client, org, " Ada.Lovelace@Example.COM ")
+
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert list(Candidate.objects.values_list("email", flat=True)) == [
+            "ada.lovelace@example.com"
+        ]
+
+
+def test_candidate_admin_refuses_a_live_profiles_email_in_another_case(org, client):
+    CandidateFactory(organization=org, email="ada@example.com")
+
+    response = _admin_add(client, org, "ADA@example.com")
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    with scopes_disabled():
+        assert list(Candidate.objects.values_list("email", flat=True)) == ["ada@example.com"]

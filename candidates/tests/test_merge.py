@@ -438,3 +438,71 @@ def test_profile_of_a_merged_candidate_redirects_to_the_survivor(recruiter_clien
     assert response.url == reverse("candidates:detail", args=[org.slug, primary.pk])
     follow = recruiter_client.get(response.url)
     assert "merged into this one" in follow.content.decode()
+
+
+# --- deleting a merged profile -----------------------------------------------------------
+
+
+def _in_org(org) -> dict[str, set[int]]:
+    with scopes_disabled():
+        return {
+            "live": set(
+                Candidate.objects.filter(organization=org).live().values_list("pk", flat=True)
+            ),
+            "all": set(Candidate.objects.filter(organization=org).values_list("pk", flat=True)),
+            "merges": set(
+                MergeRecord.objects.filter(organization=org).values_list("pk", flat=True)
+            ),
+        }
+
+
+def test_deleting_a_merge_survivor_in_bulk_deletes_the_profiles_merged_into_it(
+    org, pair, admin_user
+):
+    from candidates.services.bulk import bulk_start
+
+    primary, secondary = pair
+    earlier = CandidateFactory(organization=org, first_name="Countess")
+    _merge(secondary, earlier)  # a chain: earlier → secondary → primary
+    _merge(primary, secondary)
+    bystander = CandidateFactory(organization=org)
+
+    with scopes_disabled():
+        outcome = bulk_start(
+            organization=org,
+            actor=admin_user,
+            action="delete",
+            args={},
+            selection={"ids": [primary.pk]},
+        )
+
+    assert outcome.changed == 1  # the selection; the merged-away profiles go with it
+    assert _in_org(org) == {"live": {bystander.pk}, "all": {bystander.pk}, "merges": set()}
+
+
+def test_deleting_a_merge_survivor_in_the_admin_deletes_the_profiles_merged_into_it(
+    org, pair, client
+):
+    from tests.factories import UserFactory
+
+    primary, secondary = pair
+    _merge(primary, secondary)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.post(
+        reverse("admin:candidates_candidate_delete", args=[primary.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert _in_org(org) == {"live": set(), "all": set(), "merges": set()}
+
+
+def test_deleting_a_merge_survivor_never_makes_its_merged_profiles_live_again(org, pair):
+    primary, secondary = pair
+    _merge(primary, secondary)  # the primary keeps its own email; the secondary's is free
+    newcomer = CandidateFactory(organization=org, email=secondary.email)
+
+    with scopes_disabled():
+        Candidate.objects.filter(pk=primary.pk).delete()
+
+    assert _in_org(org) == {"live": {newcomer.pk}, "all": {newcomer.pk}, "merges": set()}
