@@ -9,3 +9,5 @@ class CandidatesConfig(AppConfig):
         from crm.home import home_panel_register
 
         home_panel_register("candidates/includes/home_panel.html")
+
+        from candidates import receivers  # noqa: F401  (stored files follow deleted rows)

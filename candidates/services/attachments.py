@@ -169,11 +169,9 @@ def _queue_extraction(attachment: Attachment) -> None:
 
 
 def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> None:
-    """Delete the row (the timeline says who removed which file), then the stored file once
-    the deletion has committed."""
+    """Delete the row (the timeline says who removed which file); the stored file goes once
+    the deletion has committed (attachment_file_delete_on_commit)."""
     candidate_id = attachment.candidate_id
-    name = attachment.file.name
-    storage = attachment.file.storage
     with transaction.atomic():
         activity_record(
             candidate=attachment.candidate,
@@ -184,7 +182,16 @@ def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> N
         )
         attachment.delete()
         candidate_refresh_resume_text(candidate_id=candidate_id)
-        transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+
+def attachment_file_delete_on_commit(*, attachment: Attachment, using: str) -> None:
+    """Delete the stored file of a deleted Attachment row once the deletion commits (a rolled
+    back deletion keeps it). The candidates receiver calls this for every row deleted, however
+    it goes: attachment_delete, a candidate's cascade (a bulk delete, the admin), an
+    organisation's deletion. A storage error is logged, not raised: the rows are gone already."""
+    name, storage = attachment.file.name, attachment.file.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name), using=using, robust=True)
 
 
 class ExtractionTimeout(Exception):

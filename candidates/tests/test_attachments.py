@@ -6,6 +6,7 @@ from django.contrib.messages import get_messages
 from django.contrib.postgres.search import SearchQuery
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
@@ -397,6 +398,64 @@ def test_attachment_delete_get_is_not_allowed(recruiter_client, org, candidate):
     )
 
     assert response.status_code == 405
+
+
+def test_bulk_delete_of_a_candidate_removes_their_stored_files(
+    org, admin_user, candidate, django_capture_on_commit_callbacks
+):
+    from candidates.services.bulk import bulk_start
+
+    paths = [make_attachment(candidate).file.name, make_attachment(candidate).file.name]
+
+    with scopes_disabled(), django_capture_on_commit_callbacks(execute=True):
+        bulk_start(
+            organization=org,
+            actor=admin_user,
+            action="delete",
+            args={},
+            selection={"ids": [candidate.pk]},
+        )
+
+    with scopes_disabled():
+        assert not Attachment.objects.filter(candidate_id=candidate.pk).exists()
+    assert [default_storage.exists(path) for path in paths] == [False, False]
+
+
+def test_deleting_a_candidate_in_the_admin_removes_their_stored_files(
+    client, candidate, django_capture_on_commit_callbacks
+):
+    from tests.factories import UserFactory
+
+    path = make_attachment(candidate).file.name
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:candidates_candidate_delete", args=[candidate.pk]), {"post": "yes"}
+        )
+
+    assert response.status_code == 302
+    assert not default_storage.exists(path)
+
+
+def test_a_rolled_back_candidate_delete_keeps_their_stored_files(
+    candidate, django_capture_on_commit_callbacks
+):
+    path = make_attachment(candidate).file.name
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        scopes_disabled(),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        Candidate.objects.filter(pk=candidate.pk).delete()
+        raise RuntimeError("something later in the transaction failed")
+
+    assert callbacks == []
+    with scopes_disabled():
+        assert Attachment.objects.filter(candidate_id=candidate.pk).exists()
+    assert default_storage.exists(path)
 
 
 # --- the profile's Files card ------------------------------------------------------------
