@@ -20,16 +20,25 @@ does not offer.
 
 A live task stops claiming and sending after half its lease and gives back what it has not
 sent, so the sweeper never re-queues a message that a slow but living worker still holds.
+
+**Provider throttling.** An ESP's HTTP 429 ("slow down") is not a failed attempt: the message
+was not accepted, so it goes back to ``queued`` with its Message-ID, its attempts unchanged and
+a later ``next_attempt_at`` (the provider's Retry-After, else a backoff that grows while the
+throttling lasts, see `throttle_delay`), and the task stops there: the rest of its chunk goes
+back to the queue with it, untried. The sweeper hands them all to a new task when they are due.
+Throttling alone never makes a message ``failed``.
 """
 
 import contextlib
 import logging
+import re
 import smtplib
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
+from email.utils import parsedate_to_datetime
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -39,7 +48,12 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from analytics.services import engagement_events_record_bulk
-from campaigns.conf import MAX_ATTEMPTS, send_lease_seconds
+from campaigns.conf import (
+    MAX_ATTEMPTS,
+    THROTTLE_BACKOFF_MAX_SECONDS,
+    THROTTLE_RETRY_AFTER_MAX_SECONDS,
+    send_lease_seconds,
+)
 from campaigns.models import (
     Campaign,
     CandidateEmailPreference,
@@ -76,7 +90,8 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     released: int = 0
-    throttled: int = 0
+    throttled: int = 0  # over the organisation's rate limit: not claimed, left queued
+    provider_throttled: int = 0  # the provider answered 429: back in the queue until later
     held: int = 0  # over a cap: back in the queue until later (services/guards.py)
     skip_reasons: dict = field(default_factory=dict)
 
@@ -91,9 +106,53 @@ class PermanentError(Exception):
         self.hard_bounce = hard_bounce
 
 
+class ProviderThrottled(Exception):
+    """The provider asks us to slow down (HTTP 429): not a failed attempt. `retry_after` is
+    its Retry-After, when it gave one."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff: 1, 2, 4, 8, 16 minutes… capped at an hour."""
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+def throttle_delay(times: int) -> timedelta:
+    """The wait after the provider throttled a message `times` times in a row, when it gave no
+    Retry-After: 1, 2, 4, 8… minutes, capped at THROTTLE_BACKOFF_MAX_SECONDS."""
+    minutes = 2 ** min(20, max(0, times - 1))
+    return timedelta(seconds=min(THROTTLE_BACKOFF_MAX_SECONDS, 60 * minutes))
+
+
+# What a throttled message's `last_error` says (the operator's view, and where the next
+# throttle reads how many came before: the model has no field for it).
+_THROTTLED = "Waiting: the email provider is throttling sends (HTTP 429), {times} in a row"
+_THROTTLED_TIMES = re.compile(r"throttling sends \(HTTP 429\), (\d+) in a row")
+
+
+def _throttled_times(last_error: str) -> int:
+    match = _THROTTLED_TIMES.search(last_error or "")
+    return int(match[1]) if match else 0
+
+
+def _retry_after(response) -> timedelta | None:
+    """An HTTP answer's Retry-After (seconds, or an HTTP date), at most a day."""
+    headers = getattr(response, "headers", None) or {}
+    value = (headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            until = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if until.tzinfo is None:  # "-0000": UTC
+            until = until.replace(tzinfo=UTC)
+        seconds = (until - timezone.now()).total_seconds()
+    return timedelta(seconds=min(THROTTLE_RETRY_AFTER_MAX_SECONDS, max(0.0, seconds)))
 
 
 def skip_reason_for(*, message: Message, candidate, preference, suppressed: set[str], now) -> str:
@@ -232,7 +291,11 @@ def _session_reads_environment_once(connection) -> None:
 
 
 def _classify(error: Exception) -> Exception:
-    """Turn a backend's exception into TransientError or PermanentError."""
+    """Turn a backend's exception into ProviderThrottled, TransientError or PermanentError.
+
+    Only an HTTP API's 429 is throttling. SMTP has no reply that means only that: a 421 or
+    a 45x may as well be greylisting, a full mailbox or a server going down, so SMTP 4xx stay
+    transient failures that count towards MAX_ATTEMPTS."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in error.recipients.values()]
         if codes and all(500 <= code < 600 for code in codes):
@@ -250,7 +313,11 @@ def _classify(error: Exception) -> Exception:
         return PermanentError(str(error), hard_bounce=True)
     if AnymailAPIError and isinstance(error, AnymailAPIError):
         status = getattr(error, "status_code", None) or 500
-        if 400 <= status < 500 and status != 429:
+        if status == 429:
+            return ProviderThrottled(
+                str(error), retry_after=_retry_after(getattr(error, "response", None))
+            )
+        if 400 <= status < 500:
             return PermanentError(str(error))
         return TransientError(str(error))
     return TransientError(f"{type(error).__name__}: {error}")
@@ -377,6 +444,13 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                     esp_id = _deliver(connection, message)
                 except Exception as error:
                     outcome = _classify(error)
+                    if isinstance(outcome, ProviderThrottled):
+                        # Nothing more to this provider now: this message and the rest of the
+                        # chunk wait in the queue, none of them counted as an attempt.
+                        report.provider_throttled = _record_provider_throttled(
+                            messages[index:], outcome
+                        )
+                        break
                     if isinstance(outcome, PermanentError):
                         _record_failed(message, str(outcome))
                         (bounced if outcome.hard_bounce else failed).append(message)
@@ -455,6 +529,25 @@ def _record_retry(message: Message, error: str) -> None:
         claimed_at=None,
         enqueued_at=None,
     )
+
+
+def _record_provider_throttled(messages: list[Message], throttled: ProviderThrottled) -> int:
+    """Put the throttled message and the rest of its chunk (claimed, not tried) back in the
+    queue until the provider's Retry-After, else `throttle_delay`; `attempts` is unchanged, so
+    throttling never fails a message. Each remembers in `last_error` how many throttles in a
+    row it has waited through, so the backoff grows while the throttling lasts."""
+    times = 1 + max(_throttled_times(m.last_error) for m in messages)
+    delay = throttled.retry_after if throttled.retry_after is not None else throttle_delay(times)
+    until = timezone.now() + delay
+    why = _THROTTLED.format(times=times)
+    count = guards.messages_hold(holds={m.pk: (until, why) for m in messages})
+    logger.warning(
+        "campaigns.send: the provider throttled (HTTP 429); %d messages wait until %s: %s",
+        count,
+        until.isoformat(),
+        (str(throttled).splitlines() or [""])[0],
+    )
+    return count
 
 
 def _record_failed(message: Message, error: str, attempts: int | None = None) -> None:
