@@ -356,11 +356,20 @@ def _in_apple_network(ip: str) -> bool:
     return any(address in network for network in APPLE_NETWORKS)
 
 
-def machine_reason(*, user_agent: str, ip: str, sent_at: datetime | None, at: datetime) -> str:
-    """Why one open or click looks automated ("" when it looks like a person)."""
+def machine_reason(
+    *,
+    user_agent: str,
+    ip: str,
+    sent_at: datetime | None,
+    at: datetime,
+    agent_expected: bool = True,
+) -> str:
+    """Why one open or click looks automated ("" when it looks like a person). A missing user
+    agent is a sign only where every client sends one (`agent_expected`): our own pixel and
+    links, not an ESP's event, which may leave it out."""
     agent = (user_agent or "").strip()
     lowered = agent.lower()
-    if not agent:
+    if not agent and agent_expected:
         return "no_user_agent"
     if "googleimageproxy" in lowered or "ggpht.com" in lowered:
         return "google_image_proxy"

@@ -11,7 +11,6 @@ and written as an analytics.EngagementEvent and a timeline entry.
 import hashlib
 import json
 import logging
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -22,6 +21,7 @@ from analytics.services import engagement_event_record
 from campaigns.models import EspEvent, Message, Suppression
 from campaigns.services.enrollments import enrollment_stop
 from campaigns.services.preferences import candidate_unsubscribe
+from campaigns.services.tracking import machine_reason
 from candidates.models import Activity
 from candidates.services.activities import activity_record
 
@@ -65,18 +65,15 @@ def message_for_esp_id(esp_message_id: str) -> Message | None:
         )
 
 
-# ESPs report opens and clicks that scanners and privacy proxies make, too: the cheap signs.
-_MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "bingpreview", "barracuda", "mimecast")
-MACHINE_SECONDS_AFTER_SEND = 5
-
-
 def _machine_reason(*, message: Message, user_agent: str, at) -> str:
-    agent = user_agent.lower()
-    if any(marker in agent for marker in _MACHINE_AGENTS):
-        return "proxy_user_agent"
-    if message.sent_at and at - message.sent_at < timedelta(seconds=MACHINE_SECONDS_AFTER_SEND):
-        return "seconds_after_send"
-    return ""
+    """ESPs report the opens and clicks of privacy proxies (Apple Mail Privacy Protection's bare
+    `Mozilla/5.0`, Google's image proxy) and link scanners too: the same signs as our own
+    pixel and links (`tracking.machine_reason`), without the address, which anymail does not
+    pass on. An event without a user agent is not held against the reader here: several ESPs
+    leave it out of their events."""
+    return machine_reason(
+        user_agent=user_agent, ip="", sent_at=message.sent_at, at=at, agent_expected=False
+    )
 
 
 def tracking_event_record(*, event, esp_name: str) -> str:
