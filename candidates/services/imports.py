@@ -866,15 +866,17 @@ def import_run(*, job: Job) -> Job:
             candidates_changed_in_bulk.send(
                 sender=Candidate, organization=job.organization, job=job
             )
-        if job.result.get("created"):
+        if job.result.get("created") or job.result.get("updated"):
+            # New profiles, and updated ones (an import can give a profile another's phone).
             _duplicates_scan_queue(organization_id=job.organization_id)
         return job
 
 
 def _duplicates_scan_queue(*, organization_id: int) -> None:
-    """New profiles are checked for duplicates by the organisation-wide scan, queued once the
-    import has landed: it is set-based and skips switchboard phones and placeholder emails,
-    where checking a large batch row against the organisation could pair thousands."""
+    """New and updated profiles are checked for duplicates by the organisation-wide scan,
+    queued once the import has landed: it is set-based and skips switchboard phones and
+    placeholder emails, where checking a large batch row against the organisation could pair
+    thousands."""
     from candidates.tasks import duplicates_scan
 
     transaction.on_commit(lambda: duplicates_scan.delay(organization_id=organization_id))

@@ -451,6 +451,38 @@ def test_import_queues_a_duplicate_scan_that_flags_new_rows(
     assert reason == DuplicateSuggestion.Reason.PHONE
 
 
+def test_import_that_only_updates_profiles_also_queues_the_duplicate_scan(
+    org, recruiter_user, django_capture_on_commit_callbacks
+):
+    """An import can give an existing profile another's phone: updates are checked too."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django_scopes import scope
+
+    from candidates.importing.reading import inspect_file
+    from candidates.services import imports
+    from crm.celery import app as celery_app
+
+    existing = CandidateFactory(organization=org, email="kim@example.com", phone="+4915123452709")
+    updated = CandidateFactory(organization=org, email="lee@example.com", phone="")
+    data = b"First name,Last name,Email,Phone\nLee,Updated,lee@example.com,+4915123452709\n"
+    upload = SimpleUploadedFile("people.csv", data)
+    info = inspect_file(upload)
+    with scope(organization=org):
+        job = imports.import_create(organization=org, user=recruiter_user, upload=upload, info=info)
+        job = imports.import_configure(
+            job=job, mapping=job.params["mapping"], options=job.params["options"]
+        )
+        celery_app.conf.task_always_eager = True
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                job = imports.import_run(job=job)
+        finally:
+            celery_app.conf.task_always_eager = False
+
+    assert (job.result["created"], job.result["updated"]) == (0, 1)
+    assert _pairs(org) == {_pair(existing, updated): DuplicateSuggestion.Reason.PHONE}
+
+
 def test_duplicates_scan_compares_names_within_blocks_of_one_company_and_name(org, settings):
     """Similar names at one company are compared only among people sharing a first or a last
     name there; a block above DUPLICATE_MAX_NAME_BLOCK_SIZE is skipped (its pairs grow with the
