@@ -20,3 +20,17 @@ def launched_broadcast(org, recruiter_user, in_org):
         campaign_launch(campaign=campaign, user=recruiter_user)
         dispatch_due()
     return campaign, candidates
+
+
+@pytest.fixture
+def postmark(settings):
+    """A local fake of Postmark's API (campaigns.tests.fake_postmark), with our anymail
+    Postmark backend pointed at it."""
+    from campaigns.tests.fake_postmark import FakePostmark
+
+    server = FakePostmark()
+    server.start()
+    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "server-token", "POSTMARK_API_URL": server.url}
+    settings.EMAIL_BACKEND = "campaigns.backends.PostmarkBackend"
+    yield server
+    server.stop()

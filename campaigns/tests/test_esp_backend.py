@@ -1,10 +1,8 @@
 """campaigns.backends: anymail's Postmark backend without the per-message work that repeats.
-The ESP is the outside world here: a local HTTP server that answers like Postmark's API."""
+The ESP is the outside world here: a local HTTP server that answers like Postmark's API (the
+`postmark` fixture)."""
 
-import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from anymail.backends.postmark import EmailBackend as AnymailPostmarkBackend
@@ -15,73 +13,6 @@ from django_scopes import scopes_disabled
 from campaigns.backends import PostmarkBackend, addresses_parse
 from campaigns.models import Message, Suppression
 from campaigns.tests.factories import send_all
-
-
-class FakePostmark(ThreadingHTTPServer):
-    """Records every request; answers `POST /email` like Postmark: a MessageID per accepted
-    email, 422 with ErrorCode 300 for an address in `invalid`, a 500 for one in `broken`."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _PostmarkHandler)
-        self.requests: list[dict] = []
-        self.invalid: set[str] = set()
-        self.broken: set[str] = set()
-        self.message_ids: dict[str, str] = {}
-        self.cookie = ""  # a Set-Cookie to send with every answer (a load balancer's, say)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
-
-
-class _PostmarkHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as Postmark
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        payload = json.loads(body)
-        server = self.server
-        server.requests.append(
-            {"path": self.path, "headers": dict(self.headers), "body": body, "payload": payload}
-        )
-        to = payload["To"]
-        if to in server.invalid:
-            status, answer = 422, {"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."}
-        elif to in server.broken:
-            status, answer = 500, {"ErrorCode": 500, "Message": "Internal server error"}
-        else:
-            server.message_ids[to] = str(uuid.uuid4())
-            status = 200
-            answer = {
-                "To": to,
-                "SubmittedAt": "2026-11-26T12:00:00.0000000Z",
-                "MessageID": server.message_ids[to],
-                "ErrorCode": 0,
-                "Message": "OK",
-            }
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if server.cookie:
-            self.send_header("Set-Cookie", server.cookie)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def postmark(settings):
-    server = FakePostmark()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "server-token", "POSTMARK_API_URL": server.url}
-    settings.EMAIL_BACKEND = "campaigns.backends.PostmarkBackend"
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,10 @@
 """A provider's throttling (HTTP 429) never drops a message: throttled messages wait in the
 queue and go out later, exactly once. The ESP is the outside world here: a local HTTP server
-that answers like Postmark's API, and that can answer 429 instead; the clock is frozen and
-moved on by the tests."""
+that answers like Postmark's API (the `postmark` fixture), scripted to answer 429 instead; the
+clock is frozen and moved on by the tests."""
 
-import json
-import threading
-import uuid
 from datetime import timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -19,68 +15,6 @@ from campaigns.models import Message
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates, send_all
-
-
-class ThrottlingPostmark(ThreadingHTTPServer):
-    """Records every request; answers `POST /email` like Postmark. `answers` scripts the
-    next requests' answers, each a status or (status, headers); when it runs out, 200 with a
-    MessageID. `always` answers every request with a status instead (an endless throttle)."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict] = []
-        self.answers: list = []
-        self.always: int | None = None
-        self.message_ids: dict[str, str] = {}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
-
-    @property
-    def recipients(self) -> list[str]:
-        return [r["To"] for r in self.requests]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        server = self.server
-        headers = {h["Name"]: h["Value"] for h in payload.get("Headers", [])}
-        server.requests.append({"To": payload["To"], "Message-ID": headers.get("Message-ID")})
-        answer = server.answers.pop(0) if server.answers else (server.always or 200)
-        status, extra = answer if isinstance(answer, tuple) else (answer, {})
-        if status == 200:
-            server.message_ids[payload["To"]] = str(uuid.uuid4())
-            body = {"To": payload["To"], "MessageID": server.message_ids[payload["To"]]}
-            body |= {"SubmittedAt": "2026-11-26T12:00:00Z", "ErrorCode": 0, "Message": "OK"}
-        else:
-            body = {"ErrorCode": 0, "Message": "Rate limit exceeded, retry later."}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def postmark(settings):
-    server = ThrottlingPostmark()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "server-token", "POSTMARK_API_URL": server.url}
-    settings.EMAIL_BACKEND = "campaigns.backends.PostmarkBackend"
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 class Clock:

@@ -324,12 +324,26 @@ def test_deploy_check_warns_when_an_esp_backend_has_no_webhook_secret(settings, 
     assert anymail_webhook_secret(None) == []
 
 
+def _open(sent_message, **fields) -> None:
+    payload = {"RecordType": "Open", "FirstOpen": True, "MessageID": ESP_ID, **fields}
+    payload |= {"ReceivedAt": _now_iso(), "Recipient": sent_message.to_email}
+    _postmark(_auth_client(), payload)
+
+
+def _the_open(org, sent_message) -> tuple[bool, str, object]:
+    with scope(organization=org):
+        event = EngagementEvent.objects.get(kind="opened")
+        sent_message.refresh_from_db()
+    return event.is_machine, event.machine_reason, sent_message.opened_at
+
+
 @pytest.mark.parametrize(
     ("user_agent", "reason"),
     [
         ("Mozilla/5.0", "apple_privacy_proxy"),
         (
-            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com"
+            " GoogleImageProxy)",
             "google_image_proxy",
         ),
         ("Mozilla/5.0 (compatible; Barracuda Sentinel)", "scanner_user_agent"),
@@ -338,38 +352,14 @@ def test_deploy_check_warns_when_an_esp_backend_has_no_webhook_secret(settings, 
 def test_webhook_machine_opens_are_flagged_like_our_own_pixel(
     org, sent_message, user_agent, reason
 ):
-    _postmark(
-        _auth_client(),
-        {
-            "RecordType": "Open",
-            "FirstOpen": True,
-            "UserAgent": user_agent,
-            "MessageID": ESP_ID,
-            "ReceivedAt": _now_iso(),
-            "Recipient": sent_message.to_email,
-        },
-    )
-    with scope(organization=org):
-        event = EngagementEvent.objects.get(kind="opened")
-        sent_message.refresh_from_db()
-    assert (event.is_machine, event.machine_reason) == (True, reason)
-    assert sent_message.opened_at is None  # not counted as engagement
+    _open(sent_message, UserAgent=user_agent)
+    # Flagged, and not counted as engagement (no opened_at).
+    assert _the_open(org, sent_message) == (True, reason, None)
 
 
 def test_webhook_open_without_a_user_agent_counts(org, sent_message):
     """Several ESPs leave the user agent out of their events: not a sign of a machine."""
-    _postmark(
-        _auth_client(),
-        {
-            "RecordType": "Open",
-            "FirstOpen": True,
-            "MessageID": ESP_ID,
-            "ReceivedAt": _now_iso(),
-            "Recipient": sent_message.to_email,
-        },
-    )
-    with scope(organization=org):
-        event = EngagementEvent.objects.get(kind="opened")
-        sent_message.refresh_from_db()
-    assert (event.is_machine, event.machine_reason) == (False, "")
-    assert sent_message.opened_at is not None
+    _open(sent_message)
+    is_machine, reason, opened_at = _the_open(org, sent_message)
+    assert (is_machine, reason) == (False, "")
+    assert opened_at is not None

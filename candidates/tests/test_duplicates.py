@@ -419,9 +419,9 @@ def test_creating_a_candidate_flags_a_duplicate_at_once(org, recruiter_user):
     assert _pairs(org) == {_pair(existing, new): DuplicateSuggestion.Reason.PHONE}
 
 
-def test_import_queues_a_duplicate_scan_that_flags_new_rows(
-    org, recruiter_user, django_capture_on_commit_callbacks
-):
+def _import_with_eager_tasks(org, user, data: bytes, capture_on_commit):
+    """Run a CSV import with its default mapping; the tasks it queues on commit run at once.
+    Returns the job and the on-commit callbacks."""
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django_scopes import scope
 
@@ -429,21 +429,30 @@ def test_import_queues_a_duplicate_scan_that_flags_new_rows(
     from candidates.services import imports
     from crm.celery import app as celery_app
 
-    existing = CandidateFactory(organization=org, email="kim@example.com", phone="+4915123452709")
-    data = b"First name,Last name,Email,Phone\nKim,Second,kim.second@example.com,+4915123452709\n"
     upload = SimpleUploadedFile("people.csv", data)
     info = inspect_file(upload)
     with scope(organization=org):
-        job = imports.import_create(organization=org, user=recruiter_user, upload=upload, info=info)
+        job = imports.import_create(organization=org, user=user, upload=upload, info=info)
         job = imports.import_configure(
             job=job, mapping=job.params["mapping"], options=job.params["options"]
         )
         celery_app.conf.task_always_eager = True
         try:
-            with django_capture_on_commit_callbacks(execute=True) as callbacks:
-                imports.import_run(job=job)
+            with capture_on_commit(execute=True) as callbacks:
+                job = imports.import_run(job=job)
         finally:
             celery_app.conf.task_always_eager = False
+    return job, callbacks
+
+
+def test_import_queues_a_duplicate_scan_that_flags_new_rows(
+    org, recruiter_user, django_capture_on_commit_callbacks
+):
+    existing = CandidateFactory(organization=org, email="kim@example.com", phone="+4915123452709")
+    data = b"First name,Last name,Email,Phone\nKim,Second,kim.second@example.com,+4915123452709\n"
+    _, callbacks = _import_with_eager_tasks(
+        org, recruiter_user, data, django_capture_on_commit_callbacks
+    )
 
     assert len(callbacks) == 1
     ((pair, reason),) = _pairs(org).items()
@@ -455,29 +464,10 @@ def test_import_that_only_updates_profiles_also_queues_the_duplicate_scan(
     org, recruiter_user, django_capture_on_commit_callbacks
 ):
     """An import can give an existing profile another's phone: updates are checked too."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-    from django_scopes import scope
-
-    from candidates.importing.reading import inspect_file
-    from candidates.services import imports
-    from crm.celery import app as celery_app
-
     existing = CandidateFactory(organization=org, email="kim@example.com", phone="+4915123452709")
     updated = CandidateFactory(organization=org, email="lee@example.com", phone="")
     data = b"First name,Last name,Email,Phone\nLee,Updated,lee@example.com,+4915123452709\n"
-    upload = SimpleUploadedFile("people.csv", data)
-    info = inspect_file(upload)
-    with scope(organization=org):
-        job = imports.import_create(organization=org, user=recruiter_user, upload=upload, info=info)
-        job = imports.import_configure(
-            job=job, mapping=job.params["mapping"], options=job.params["options"]
-        )
-        celery_app.conf.task_always_eager = True
-        try:
-            with django_capture_on_commit_callbacks(execute=True):
-                job = imports.import_run(job=job)
-        finally:
-            celery_app.conf.task_always_eager = False
+    job, _ = _import_with_eager_tasks(org, recruiter_user, data, django_capture_on_commit_callbacks)
 
     assert (job.result["created"], job.result["updated"]) == (0, 1)
     assert _pairs(org) == {_pair(existing, updated): DuplicateSuggestion.Reason.PHONE}
