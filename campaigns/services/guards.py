@@ -109,6 +109,11 @@ def sender_daily_take(
     )
 
 
+# How long an email waits when only another worker's email in flight to the same candidate
+# puts it over the frequency cap: then it is checked again.
+IN_FLIGHT_RECHECK = timedelta(minutes=2)
+
+
 def _frequency_holds(
     *, organization, messages: list[Message], email_settings: EmailSettings, now: datetime
 ) -> dict[int, tuple[datetime, str]]:
@@ -117,18 +122,26 @@ def _frequency_holds(
         return {}
     window = timedelta(days=days)
     candidate_ids = {m.candidate_id for m in messages if m.candidate_id and m.campaign_id}
+    # Counted: the emails sent within the window, and those another worker has claimed and is
+    # sending now (not this batch's own). Without the latter, two workers sending two
+    # campaigns' emails to one candidate at the same moment both passed the cap. An email held
+    # only because of one in flight waits IN_FLIGHT_RECHECK and is checked again, by then
+    # against that email's real outcome (sent, or back in the queue).
+    in_flight = Q(status=Message.Status.SENDING) & ~Q(pk__in=[m.pk for m in messages])
     sent: dict[int, list[datetime]] = defaultdict(list)
+    flying: dict[int, int] = defaultdict(int)
     for candidate_id, sent_at in (
         Message.objects.filter(
-            organization=organization,
-            candidate_id__in=candidate_ids,
-            sent_at__gte=now - window,
-            is_test=False,
+            organization=organization, candidate_id__in=candidate_ids, is_test=False
         )
         .filter(~Q(campaign=None))
+        .filter(Q(sent_at__gte=now - window) | in_flight)
         .values_list("candidate_id", "sent_at")
     ):
-        sent[candidate_id].append(sent_at)
+        if sent_at is None:
+            flying[candidate_id] += 1
+        else:
+            sent[candidate_id].append(sent_at)
     holds = {}
     for message in messages:
         if not message.candidate_id or not message.campaign_id:
@@ -138,6 +151,8 @@ def _frequency_holds(
             # The first moment one of the counted emails leaves the window.
             until = times[len(times) - limit] + window
             holds[message.pk] = (max(until, now + timedelta(minutes=1)), HOLD_FREQUENCY_CAP)
+        elif len(times) + flying[message.candidate_id] >= limit:
+            holds[message.pk] = (now + IN_FLIGHT_RECHECK, HOLD_FREQUENCY_CAP)
         else:
             sent[message.candidate_id].append(now)  # counts for the rest of this batch
     return holds

@@ -103,6 +103,35 @@ def test_frequency_cap_counts_emails_of_the_same_batch(org, recruiter_user):
     assert (report.sent, report.held) == (1, 1)
 
 
+def test_frequency_cap_counts_another_workers_email_in_flight(org, recruiter_user):
+    """Another worker has claimed an email of another campaign to the same candidate and is
+    sending it: with a cap of one, this one waits and is checked again shortly, then sends
+    only if that one did not go out."""
+    _settings(org, frequency_cap_messages=1, frequency_cap_days=7)
+    (candidate,) = make_candidates(org, 1)
+    other = _earlier_email(org, recruiter_user, candidate, days_ago=0)
+    with scopes_disabled():
+        Message.objects.filter(pk=other.pk).update(
+            status=Message.Status.SENDING, sent_at=None, claimed_at=timezone.now()
+        )
+    campaign = _launch(org, recruiter_user)
+
+    before = timezone.now()
+    report = _send(org, campaign)
+    with scopes_disabled():
+        held = Message.objects.get(campaign=campaign)
+    assert (report.sent, report.held, len(mail.outbox)) == (0, 1, 0)
+    assert held.last_error == guards.HOLD_FREQUENCY_CAP
+    assert before + guards.IN_FLIGHT_RECHECK <= held.next_attempt_at
+    assert held.next_attempt_at <= timezone.now() + guards.IN_FLIGHT_RECHECK
+
+    # The other worker's send failed and went back to the queue: this one goes out now.
+    with scopes_disabled():
+        Message.objects.filter(pk=other.pk).update(status=Message.Status.QUEUED)
+        Message.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
+    assert _send(org, campaign).sent == 1
+
+
 def test_frequency_cap_off_sends_everything(org, recruiter_user):
     _settings(org, frequency_cap_messages=0)
     (candidate,) = make_candidates(org, 1)
