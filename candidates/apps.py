@@ -9,5 +9,3 @@ class CandidatesConfig(AppConfig):
         from crm.home import home_panel_register
 
         home_panel_register("candidates/includes/home_panel.html")
-
-        from candidates import receivers  # noqa: F401  (stored files follow deleted rows)

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 from candidates.models import Activity, Attachment, Candidate
@@ -169,9 +170,10 @@ def _queue_extraction(attachment: Attachment) -> None:
 
 
 def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> None:
-    """Delete the row (the timeline says who removed which file); the stored file goes once
-    the deletion has committed (attachment_file_delete_on_commit)."""
+    """Delete the row (the timeline says who removed which file), then the stored file once
+    the deletion has committed."""
     candidate_id = attachment.candidate_id
+    name = attachment.file.name
     with transaction.atomic():
         activity_record(
             candidate=attachment.candidate,
@@ -182,16 +184,39 @@ def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> N
         )
         attachment.delete()
         candidate_refresh_resume_text(candidate_id=candidate_id)
+        _files_delete_on_commit([name] if name else [])
 
 
-def attachment_file_delete_on_commit(*, attachment: Attachment, using: str) -> None:
-    """Delete the stored file of a deleted Attachment row once the deletion commits (a rolled
-    back deletion keeps it). The candidates receiver calls this for every row deleted, however
-    it goes: attachment_delete, a candidate's cascade (a bulk delete, the admin), an
-    organisation's deletion. A storage error is logged, not raised: the rows are gone already."""
-    name, storage = attachment.file.name, attachment.file.storage
-    if name:
-        transaction.on_commit(lambda: storage.delete(name), using=using, robust=True)
+def candidates_delete(*, candidate_ids: list[int]) -> None:
+    """Delete candidates — with everything that cascades from them, the profiles merged into
+    them included — and, once the deletion commits, their stored files (a rolled-back
+    deletion keeps them). The paths that delete candidates go through here (bulk delete, the
+    admin); deleting a whole organisation removes its files itself
+    (crm.services.organization_delete)."""
+    ids = list(candidate_ids)
+    # Merging moves files to the surviving profile; a merged-away one may still hold some
+    # if it was merged before that (or by hand): theirs go too.
+    names = list(
+        Attachment.objects.filter(
+            Q(candidate_id__in=ids) | Q(candidate__merged_into_id__in=ids)
+        ).values_list("file", flat=True)
+    )
+    Candidate.objects.filter(id__in=ids).delete()
+    _files_delete_on_commit([name for name in names if name])
+
+
+def _files_delete_on_commit(names: list[str]) -> None:
+    """Remove stored files once the transaction commits. A storage error is logged, not
+    raised: the rows are gone already."""
+    if not names:
+        return
+    storage = Attachment._meta.get_field("file").storage
+
+    def remove() -> None:
+        for name in names:
+            storage.delete(name)
+
+    transaction.on_commit(remove, robust=True)
 
 
 class ExtractionTimeout(Exception):

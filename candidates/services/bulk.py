@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from candidates.models import Activity, Candidate, Job
 from candidates.services.activities import activities_record_bulk
+from candidates.services.attachments import candidates_delete
 from candidates.services.export import (
     export_filename,
     export_headers,
@@ -160,13 +161,13 @@ def bulk_apply_batch(
             summary += f" until {date.fromisoformat(until):%-d %b %Y}"
     elif action == "delete":
         # Counted before deleting: the profiles merged into these go with them (merged_into
-        # cascades) but were not selected. Stored files go after the commit (receivers.py).
+        # cascades) but were not selected. Stored files go after the commit.
         doomed = list(
             Candidate.objects.select_for_update()
             .filter(organization_id=organization_id, merged_into__isnull=True, id__in=ids)
             .values_list("id", flat=True)
         )
-        Candidate.objects.filter(id__in=doomed).delete()
+        candidates_delete(candidate_ids=doomed)
         return len(doomed)
     else:
         raise ValueError(f"Unknown bulk action {action!r}")

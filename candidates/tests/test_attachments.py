@@ -16,6 +16,7 @@ from candidates.services.attachments import (
     PDF,
     attachment_clean_name,
     attachment_create,
+    candidates_delete,
 )
 from candidates.tasks import attachment_extract_text
 from candidates.tests.factories import CandidateFactory, make_attachment, make_docx, make_pdf
@@ -449,7 +450,7 @@ def test_a_rolled_back_candidate_delete_keeps_their_stored_files(
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        Candidate.objects.filter(pk=candidate.pk).delete()
+        candidates_delete(candidate_ids=[candidate.pk])
         raise RuntimeError("something later in the transaction failed")
 
     assert callbacks == []
