@@ -41,14 +41,6 @@ class CandidateAdminForm(forms.ModelForm):
 class CandidateAdmin(admin.ModelAdmin):
     form = CandidateAdminForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # as the app's forms
-
-    # Through the service, so that stored files go with the rows.
-    def delete_model(self, request, obj) -> None:
-        candidates_delete(candidate_ids=[obj.pk])
-
-    def delete_queryset(self, request, queryset) -> None:
-        candidates_delete(candidate_ids=list(queryset.values_list("pk", flat=True)))
-
     list_display = ["full_name", "email", "current_company", "status", "organization", "created_at"]
     list_filter = ["organization", "status", "source"]
     search_fields = ["first_name", "last_name", "email", "current_company"]
@@ -56,6 +48,13 @@ class CandidateAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at", "search_name"]
     exclude = ["search_vector"]
     list_select_related = ["organization"]
+
+    # Through the service, so that stored files go with the rows.
+    def delete_model(self, request, obj) -> None:
+        candidates_delete(candidate_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset) -> None:
+        candidates_delete(candidate_ids=list(queryset.values_list("pk", flat=True)))
 
 
 @admin.register(CustomField)
