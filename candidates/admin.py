@@ -18,7 +18,7 @@ from candidates.models import (
     SavedSearch,
 )
 from candidates.normalize import normalize_email
-from candidates.services.attachments import candidates_delete
+from candidates.services.profiles import candidates_delete
 
 # --- profiles, notes, timeline, custom fields ---
 

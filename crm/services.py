@@ -13,6 +13,7 @@ from django_scopes import scopes_disabled
 
 from crm.emails import send_transactional_email
 from crm.models import Invitation, Membership, Organization, Role, User
+from crm.storage import stored_files_delete_on_commit
 
 
 def _hash_token(token: str) -> str:
@@ -159,8 +160,6 @@ def organization_delete(*, organization: Organization) -> dict[str, int]:
     History rows guard their stages with RESTRICT, not PROTECT: inside a living organisation a
     stage that cards went through cannot be deleted, but here every row that names it goes in
     the same cascade, which RESTRICT allows."""
-    from django.core.files.storage import default_storage
-
     from candidates.models import Attachment, Job
 
     with scopes_disabled():
@@ -173,14 +172,5 @@ def organization_delete(*, organization: Organization) -> dict[str, int]:
             files += [input_file, output_file]
         files.append(organization.logo.name if organization.logo else "")
         _, deleted = organization.delete()
-    names = [name for name in files if name]
-
-    def remove_files() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:  # already gone, or storage trouble: the rows are what matter
-                continue
-
-    transaction.on_commit(remove_files)
+    stored_files_delete_on_commit(files)
     return deleted

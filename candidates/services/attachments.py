@@ -22,12 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 from candidates.models import Activity, Attachment, Candidate
 from candidates.services.activities import activity_record
 from crm.models import User
+from crm.storage import stored_files_delete_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -184,39 +184,7 @@ def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> N
         )
         attachment.delete()
         candidate_refresh_resume_text(candidate_id=candidate_id)
-        _files_delete_on_commit([name] if name else [])
-
-
-def candidates_delete(*, candidate_ids: list[int]) -> None:
-    """Delete candidates — with everything that cascades from them, the profiles merged into
-    them included — and, once the deletion commits, their stored files (a rolled-back
-    deletion keeps them). The paths that delete candidates go through here (bulk delete, the
-    admin); deleting a whole organisation removes its files itself
-    (crm.services.organization_delete)."""
-    ids = list(candidate_ids)
-    # Merging moves files to the surviving profile; a merged-away one may still hold some
-    # if it was merged before that (or by hand): theirs go too.
-    names = list(
-        Attachment.objects.filter(
-            Q(candidate_id__in=ids) | Q(candidate__merged_into_id__in=ids)
-        ).values_list("file", flat=True)
-    )
-    Candidate.objects.filter(id__in=ids).delete()
-    _files_delete_on_commit([name for name in names if name])
-
-
-def _files_delete_on_commit(names: list[str]) -> None:
-    """Remove stored files once the transaction commits. A storage error is logged, not
-    raised: the rows are gone already."""
-    if not names:
-        return
-    storage = Attachment._meta.get_field("file").storage
-
-    def remove() -> None:
-        for name in names:
-            storage.delete(name)
-
-    transaction.on_commit(remove, robust=True)
+        stored_files_delete_on_commit([name])
 
 
 class ExtractionTimeout(Exception):

@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from candidates.models import Activity, Candidate, Job
 from candidates.services.activities import activities_record_bulk
-from candidates.services.attachments import candidates_delete
 from candidates.services.export import (
     export_filename,
     export_headers,
@@ -31,6 +30,7 @@ from candidates.services.export import (
     export_write_csv,
     export_write_xlsx,
 )
+from candidates.services.profiles import candidates_delete
 from candidates.signals import candidates_changed_in_bulk
 from crm.models import Organization, User
 

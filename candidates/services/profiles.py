@@ -10,14 +10,16 @@ from pathlib import Path
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from candidates.models import Activity, Candidate, Note
+from candidates.models import Activity, Attachment, Candidate, Note
 from candidates.normalize import normalize_email, normalize_phone, normalize_tags
 from candidates.services.activities import activity_record
 from candidates.services.custom_fields import custom_field_values_clean
 from candidates.services.duplicates import duplicates_check_candidate
 from candidates.signals import candidate_changed
 from crm.models import Membership, Organization, Role, User
+from crm.storage import stored_files_delete_on_commit
 
 # Fields a profile form or an API client may set, with the words the timeline uses for them.
 PROFILE_FIELDS = {
@@ -375,3 +377,21 @@ def note_pin(*, note: Note, actor: User, pinned: bool = True) -> Note:
     note.pinned = pinned
     note.save(update_fields=["pinned"])
     return note
+
+
+def candidates_delete(*, candidate_ids: list[int]) -> None:
+    """Delete candidates — with everything that cascades from them, the profiles merged into
+    them included — and, once the deletion commits, their stored files (a rolled-back
+    deletion keeps them). The paths that delete candidates go through here (bulk delete, the
+    admin); deleting a whole organisation removes its files itself
+    (crm.services.organization_delete)."""
+    ids = list(candidate_ids)
+    # Merging moves files to the surviving profile; a merged-away one may still hold some
+    # if it was merged before that (or by hand): theirs go too.
+    names = list(
+        Attachment.objects.filter(
+            Q(candidate_id__in=ids) | Q(candidate__merged_into_id__in=ids)
+        ).values_list("file", flat=True)
+    )
+    Candidate.objects.filter(id__in=ids).delete()
+    stored_files_delete_on_commit(names)

@@ -16,8 +16,8 @@ from candidates.services.attachments import (
     PDF,
     attachment_clean_name,
     attachment_create,
-    candidates_delete,
 )
+from candidates.services.profiles import candidates_delete
 from candidates.tasks import attachment_extract_text
 from candidates.tests.factories import CandidateFactory, make_attachment, make_docx, make_pdf
 
