@@ -329,6 +329,15 @@ NOTES = [
     "Declined politely — family move planned. Said to reach out again next year.",
     "Very strong portfolio. Case study on onboarding flows was the best we've seen this year.",
 ]
+# "Last contacted" comes from somewhere: a demo candidate contacted outside a campaign has one
+# of these logged at that time (Note.Contact, what it was).
+CONTACT_NOTES = [
+    ("call", "Quick call about {skill} roles. Open to hearing about new openings later on."),
+    ("call", "Caught up by phone: happy in the current team, ask again after their review."),
+    ("message", "LinkedIn message about our {skill} work; they replied and asked for details."),
+    ("meeting", "Coffee near the office. Curious about how our teams work with {skill}."),
+    ("email", "Sent a personal email with the engineering blog post; short, friendly reply."),
+]
 PINNED_NOTES = [
     "Key contact for {skill} hires — always ask before reaching out about junior roles.",
     "Do not mention the old Brightwave project; they left on difficult terms.",
@@ -515,6 +524,28 @@ def seed_demo_candidates(*, organization, users, stdout) -> None:
                 data={"fields": ["tags"]},
                 occurred_at=joined + timedelta(days=rng.randint(1, age - 1)),
             )
+        if candidate.last_contacted_at:
+            contact, template = rng.choice(CONTACT_NOTES)
+            author = candidate.owner or rng.choice(actors)
+            note = Note.objects.create(
+                organization=organization,
+                candidate=candidate,
+                author=author,
+                body=template.format(skill=candidate.skills[0], title=candidate.current_title),
+                contact=contact,
+            )
+            contacted_at = candidate.last_contacted_at
+            Note.objects.filter(pk=note.pk).update(created_at=contacted_at, updated_at=contacted_at)
+            activity_record(
+                candidate=candidate,
+                kind=Activity.Kind.NOTE_ADDED,
+                actor=author,
+                summary=note.body[:200],
+                data={"contact": contact},
+                note=note,
+                occurred_at=contacted_at,
+            )
+            notes_written += 1
         if index not in noted:
             continue
         count = rng.choice([1, 1, 2, 2, 3, 4])

@@ -5,7 +5,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from candidates.models import Candidate, CustomField
+from candidates.models import Candidate, CustomField, Note
 from candidates.normalize import normalize_email, normalize_phone, normalize_tags
 from candidates.selectors import candidate_owner_choices
 from candidates.services.custom_fields import custom_fields_active
@@ -251,6 +251,12 @@ class NoteForm(ServiceErrorsMixin, forms.Form):
         label="Add a note",
         max_length=20000,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What did you learn? Next steps?"}),
+    )
+    contact = forms.ChoiceField(
+        label="This note records",
+        choices=[("", "Just a note"), *Note.Contact.choices],
+        required=False,
+        help_text="A call, meeting or message updates “last contacted”.",
     )
     pinned = forms.BooleanField(label="Pin to the top of the profile", required=False)
 

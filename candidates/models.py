@@ -204,12 +204,25 @@ class CustomField(models.Model):
 
 
 class Note(models.Model):
+    """A recruiter's note on a candidate. A note can also record a contact made outside
+    Rapport's campaign email (a call, a meeting, a message): that moves the candidate's
+    "last contacted" as a campaign email does."""
+
+    class Contact(models.TextChoices):
+        CALL = "call", "Call"
+        MEETING = "meeting", "Meeting"
+        MESSAGE = "message", "Message (LinkedIn, text, chat)"
+        EMAIL = "email", "Email sent outside Rapport"
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     body = models.TextField()
+    contact = models.CharField(
+        max_length=10, choices=Contact.choices, blank=True, help_text="Blank: just a note."
+    )
     pinned = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

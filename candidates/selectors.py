@@ -87,6 +87,7 @@ TIMELINE_COLUMNS = (
     "actor__name",
     "actor__email",
     "note__body",
+    "note__contact",
     "note__pinned",
     "note__author_id",
     "note__created_at",

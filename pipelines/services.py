@@ -24,6 +24,7 @@ from candidates.services.activities import (
     activities_insert_sql,
     activities_record_bulk,
     activity_record,
+    candidates_mark_contacted,
 )
 from crm.models import Organization, Role, User
 from pipelines.models import (
@@ -856,11 +857,17 @@ def follow_up_create(
     return follow_up
 
 
+@transaction.atomic
 def follow_up_complete(*, follow_up: FollowUp, actor: User | None) -> FollowUp:
     if follow_up.completed_at is None:
         follow_up.completed_at = timezone.now()
         follow_up.completed_by = actor
         follow_up.save(update_fields=["completed_at", "completed_by"])
+        if follow_up.source == FollowUp.Source.CAMPAIGN:
+            # A sequence's task is a call or a message to the candidate: done, it was a contact.
+            candidates_mark_contacted(
+                candidate_ids=[follow_up.candidate_id], at=follow_up.completed_at
+            )
         activity_record(
             candidate=follow_up.candidate,
             kind=Activity.Kind.FOLLOW_UP,

@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.postgres.search import SearchQuery
+from django.db.models import Q
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -43,6 +44,17 @@ def test_demo_has_varied_candidates_notes_and_searchable_resumes(demo):
         resume_words = candidates.filter(search_vector=SearchQuery("mentored", config="english"))
         assert 290 <= candidates.count() <= 320
         assert Note.objects.filter(organization=organization).count() >= 80
+        # "Last contacted" is backed by the timeline: a logged call, meeting or message, or a
+        # campaign email.
+        contacted = set(
+            candidates.filter(last_contacted_at__isnull=False).values_list("pk", flat=True)
+        )
+        backed = set(
+            Activity.objects.filter(organization=organization, candidate_id__in=contacted)
+            .filter(Q(kind="email_sent") | Q(kind="note_added", note__contact__gt=""))
+            .values_list("candidate_id", flat=True)
+        )
+        assert len(contacted) >= 100 and backed == contacted
         assert candidates.exclude(tags=[]).count() >= 50
         assert len(set(candidates.values_list("status", flat=True))) == 4
         assert resumes.count() == 12

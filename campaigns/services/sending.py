@@ -68,7 +68,7 @@ from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
 from campaigns.services.sequences import enrollments_stop
 from candidates.models import Activity, Candidate
-from candidates.services.activities import activities_record_bulk
+from candidates.services.activities import activities_record_bulk, candidates_mark_contacted
 from crm.db import server_binding_cursor
 
 logger = logging.getLogger(__name__)
@@ -633,7 +633,7 @@ def _record_events(organization, *, sent, failed, skipped) -> None:
             summary=f"Campaign email sent: {names[campaign_id]}",
             data={"campaign_id": campaign_id},
         )
-        Candidate.objects.filter(pk__in=candidate_ids).update(last_contacted_at=timezone.now())
+        candidates_mark_contacted(candidate_ids=candidate_ids, at=timezone.now())
 
 
 def _event(organization, message: Message, kind: str, data: dict | None = None) -> dict:

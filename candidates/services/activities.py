@@ -1,10 +1,12 @@
-"""The one way to put something on a candidate's timeline. Every app writes through here."""
+"""The one way to put something on a candidate's timeline. Every app writes through here; and
+the one way to say we contacted a candidate ("last contacted")."""
 
 import json
 from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from candidates.models import Activity, Candidate, Note
@@ -30,6 +32,16 @@ def activity_record(
         data=data or {},
         note=note,
         occurred_at=occurred_at or timezone.now(),
+    )
+
+
+def candidates_mark_contacted(*, candidate_ids, at: datetime) -> int:
+    """Record that we reached these candidates at `at` (a campaign email sent; a call, meeting
+    or message logged; a sequence's task done): "last contacted" only ever moves forward."""
+    return (
+        Candidate.objects.filter(pk__in=candidate_ids)
+        .filter(Q(last_contacted_at__isnull=True) | Q(last_contacted_at__lt=at))
+        .update(last_contacted_at=at)
     )
 
 

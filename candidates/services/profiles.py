@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from candidates.models import Activity, Attachment, Candidate, Note
 from candidates.normalize import normalize_email, normalize_phone, normalize_tags
-from candidates.services.activities import activity_record
+from candidates.services.activities import activity_record, candidates_mark_contacted
 from candidates.services.custom_fields import custom_field_values_clean
 from candidates.services.duplicates import duplicates_check_candidate
 from candidates.signals import candidate_changed
@@ -339,12 +339,19 @@ def require_note_author(*, note: Note, actor: User) -> None:
 
 
 @transaction.atomic
-def note_create(*, candidate: Candidate, author: User, body: str, pinned: bool = False) -> Note:
+def note_create(
+    *, candidate: Candidate, author: User, body: str, pinned: bool = False, contact: str = ""
+) -> Note:
+    """A note; with `contact` (a Note.Contact) it also records a call, meeting or message,
+    which moves the candidate's "last contacted"."""
+    if contact and contact not in Note.Contact.values:
+        raise ValidationError({"contact": "Choose what kind of contact this was."})
     note = Note.objects.create(
         organization_id=candidate.organization_id,
         candidate=candidate,
         author=author,
         body=_clean_body(body),
+        contact=contact,
         pinned=pinned,
     )
     activity_record(
@@ -352,9 +359,12 @@ def note_create(*, candidate: Candidate, author: User, body: str, pinned: bool =
         kind=Activity.Kind.NOTE_ADDED,
         actor=author,
         summary=note.body[:200],
+        data={"contact": contact} if contact else None,
         note=note,
         occurred_at=note.created_at,
     )
+    if contact:
+        candidates_mark_contacted(candidate_ids=[candidate.pk], at=note.created_at)
     return note
 
 

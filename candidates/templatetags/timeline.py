@@ -6,7 +6,7 @@ its note with candidates/includes/note_item.html (its actions depend on the user
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from candidates.models import Activity
+from candidates.models import Activity, Note
 from crm.dates import PageClock, page_clock
 from crm.html import escape
 
@@ -14,6 +14,19 @@ register = template.Library()
 # get_kind_display() walks all the choices on every call; a dict does not.
 KIND_LABELS = dict(Activity.Kind.choices)
 NOTE_TEMPLATE = "candidates/includes/note_item.html"
+# A note that records a contact is headed by what the contact was.
+CONTACT_LABELS = {
+    Note.Contact.CALL: "Call",
+    Note.Contact.MEETING: "Meeting",
+    Note.Contact.MESSAGE: "Message",
+    Note.Contact.EMAIL: "Email outside Rapport",
+}
+
+
+def _label(activity) -> str:
+    if activity.note_id and activity.note.contact:
+        return CONTACT_LABELS.get(activity.note.contact, KIND_LABELS[activity.kind])
+    return KIND_LABELS.get(activity.kind, activity.kind)
 
 
 def _heading(activity, clock: PageClock) -> str:
@@ -27,7 +40,7 @@ def _heading(activity, clock: PageClock) -> str:
     local = clock.local(occurred_at)
     return (
         '<div class="d-flex flex-wrap justify-content-between gap-2">'
-        f'<div><span class="fw-semibold">{escape(KIND_LABELS.get(activity.kind, activity.kind))}'
+        f'<div><span class="fw-semibold">{escape(_label(activity))}'
         f"</span>{actor}</div>"
         f'<time class="small text-body-secondary text-nowrap" datetime="{local.isoformat()}"'
         f' title="{escape(clock.day_and_time(local))}">{escape(clock.natural_time(occurred_at))}'

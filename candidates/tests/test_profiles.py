@@ -199,6 +199,36 @@ def test_note_create_adds_a_timeline_entry_pointing_at_the_note(org, recruiter_u
     )
 
 
+def test_note_that_records_a_contact_moves_last_contacted_forward_only(org, recruiter_user, in_org):
+    earlier = timezone.now() - datetime.timedelta(days=3)
+    later = timezone.now() + datetime.timedelta(days=1)
+    plain, called, ahead = (
+        CandidateFactory(organization=org, last_contacted_at=earlier) for _ in range(3)
+    )
+    with in_org():
+        Candidate.objects.filter(pk=ahead.pk).update(last_contacted_at=later)
+        profiles.note_create(candidate=plain, author=recruiter_user, body="Just a thought")
+        note = profiles.note_create(
+            candidate=called, author=recruiter_user, body="Talked for 20 min", contact="call"
+        )
+        profiles.note_create(candidate=ahead, author=recruiter_user, body="Met", contact="meeting")
+        activity = Activity.objects.get(note=note)
+        for candidate in (plain, called, ahead):
+            candidate.refresh_from_db()
+    assert plain.last_contacted_at == earlier
+    assert called.last_contacted_at == note.created_at
+    assert ahead.last_contacted_at == later  # never moved back
+    assert (note.contact, activity.data) == ("call", {"contact": "call"})
+
+
+def test_note_with_an_unknown_contact_kind_is_rejected(org, recruiter_user, in_org):
+    candidate = CandidateFactory(organization=org)
+    with in_org(), pytest.raises(ValidationError):
+        profiles.note_create(candidate=candidate, author=recruiter_user, body="x", contact="fax")
+    with scopes_disabled():
+        assert not Note.objects.filter(candidate=candidate).exists()
+
+
 def test_note_update_only_by_its_author(org, recruiter_user, admin_user, in_org):
     note = NoteFactory(candidate=CandidateFactory(organization=org), author=recruiter_user)
     with in_org():
@@ -520,6 +550,48 @@ def test_note_add_with_htmx_returns_the_activity_column(org, recruiter_client):
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="activity"')
     assert "Via htmx" in body and "Pinned" in body
+
+
+def test_note_add_logging_a_call_shows_it_on_the_timeline_and_the_header(org, recruiter_client):
+    candidate = CandidateFactory(organization=org, last_contacted_at=None)
+    response = recruiter_client.post(
+        url("note_add", org, candidate.pk),
+        {"body": "Caught up about the platform team", "contact": "call"},
+        follow=True,
+    )
+    body = response.content.decode()
+    candidate.refresh_from_db()
+    assert candidate.last_contacted_at is not None
+    assert "Contact logged." in body
+    assert "bi-telephone" in body and '<span class="fw-semibold">Call</span>' in body
+
+
+def test_note_add_logging_a_call_with_htmx_also_swaps_the_last_contacted_fact(
+    org, recruiter_client
+):
+    candidate = CandidateFactory(organization=org, last_contacted_at=None)
+    plain = recruiter_client.post(
+        url("note_add", org, candidate.pk), {"body": "Thoughts"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    logged = recruiter_client.post(
+        url("note_add", org, candidate.pk),
+        {"body": "Met for coffee", "contact": "meeting"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "last-contacted" not in plain
+    fact = logged[logged.index('<dd id="last-contacted" hx-swap-oob="true">') :]
+    assert "Never" not in fact[: fact.index("</dd>")] and "now" in fact[: fact.index("</dd>")]
+
+
+def test_note_add_with_an_unknown_contact_kind_shows_an_error(org, recruiter_client):
+    candidate = CandidateFactory(organization=org)
+    response = recruiter_client.post(
+        url("note_add", org, candidate.pk), {"body": "Hello", "contact": "pigeon"}
+    )
+    assert response.status_code == 200
+    assert "contact" in response.context["note_form"].errors
+    with scopes_disabled():
+        assert not Note.objects.filter(candidate=candidate).exists()
 
 
 def test_note_add_empty_body_shows_an_error(org, recruiter_client):

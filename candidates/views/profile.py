@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from candidates.forms import CandidateForm, NoteEditForm, NoteForm
-from candidates.models import Activity
+from candidates.models import Activity, Note
 from candidates.normalize import phone_display
 from candidates.panels import PROFILE_PANELS
 from candidates.selectors import (
@@ -68,6 +69,13 @@ TIMELINE_ICONS = {
     Activity.Kind.FOLLOW_UP: "alarm",
     Activity.Kind.ENROLLMENT: "diagram-3",
 }
+# A note that records a contact shows what kind (the label comes from the timeline tag).
+CONTACT_ICONS = {
+    Note.Contact.CALL: "telephone",
+    Note.Contact.MEETING: "people",
+    Note.Contact.MESSAGE: "chat-left-text",
+    Note.Contact.EMAIL: "envelope-paper",
+}
 EDITED_AFTER = timedelta(minutes=1)
 
 
@@ -95,6 +103,7 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
         activity.icon = TIMELINE_ICONS.get(activity.kind, "dot")
         if activity.note is not None:
             _mark_edited(activity.note)
+            activity.icon = CONTACT_ICONS.get(activity.note.contact, activity.icon)
     for note in pinned_notes:
         _mark_edited(note)
     return {
@@ -192,11 +201,25 @@ def note_add(request, org_slug, candidate_id):
     candidate = candidate_get(organization=request.organization, candidate_id=candidate_id)
     form = NoteForm(request.POST)
     if form.is_valid():
-        profiles.note_create(candidate=candidate, author=request.user, **form.cleaned_data)
-        if request.htmx:
-            return _render_profile(request, candidate)
-        messages.success(request, "Note added.")
-        return redirect(_profile_url(candidate))
+        try:
+            note = profiles.note_create(
+                candidate=candidate, author=request.user, **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            if request.htmx:
+                response = _render_profile(request, candidate)
+                if note.contact:  # the header's "Last contacted" changes too
+                    candidate.refresh_from_db(fields=["last_contacted_at"])
+                    response.content += render_to_string(
+                        "candidates/candidate_detail.html#last_contacted",
+                        {"candidate": candidate, "swap_oob": True},
+                        request=request,
+                    ).encode()
+                return response
+            messages.success(request, "Contact logged." if note.contact else "Note added.")
+            return redirect(_profile_url(candidate))
     return _render_profile(request, candidate, note_form=form)
 
 

@@ -116,6 +116,27 @@ def test_follow_up_done(recruiter_client, org, recruiter_user, make_candidates, 
     assert follow_up.completed_by == recruiter_user
 
 
+def test_a_sequence_task_done_counts_as_contact_and_a_reminder_does_not(
+    recruiter_client, org, recruiter_user, make_candidates, unscoped
+):
+    task_for, reminded = make_candidates(2)
+    task = FollowUpFactory(
+        candidate=task_for, owner=recruiter_user, source=FollowUp.Source.CAMPAIGN
+    )
+    reminder = FollowUpFactory(candidate=reminded, owner=recruiter_user)
+
+    for follow_up in (task, reminder):
+        response = recruiter_client.post(url("follow_up_done", org, follow_up_id=follow_up.pk))
+        assert response.status_code == 302
+
+    with unscoped():
+        task.refresh_from_db()
+        task_for.refresh_from_db()
+        reminded.refresh_from_db()
+    assert task_for.last_contacted_at == task.completed_at
+    assert reminded.last_contacted_at is None
+
+
 def test_follow_up_done_viewer_is_403(viewer_client, org, make_candidates):
     (candidate,) = make_candidates(1)
     follow_up = FollowUpFactory(candidate=candidate)
