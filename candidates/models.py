@@ -220,8 +220,14 @@ class Note(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     body = models.TextField()
+    # db_default: rows written in SQL (the benchmark's seed) are plain notes.
     contact = models.CharField(
-        max_length=10, choices=Contact.choices, blank=True, help_text="Blank: just a note."
+        max_length=10,
+        choices=Contact.choices,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Blank: just a note.",
     )
     pinned = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
