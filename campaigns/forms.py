@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
 from campaigns.services.branding import brand_color_problem
+from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
 from crm.models import Organization, brand_color_validator
@@ -58,7 +59,54 @@ class EmailTemplateForm(EmailFieldsForm):
         super().__init__(*args, **kwargs)
 
 
-class BroadcastForm(ServiceErrorsMixin, forms.Form):
+def comma_list(value: str, *, name: str, limit: int = 10) -> list[str]:
+    """ "Berlin,  lisbon , Berlin" → ["Berlin", "lisbon"]: trimmed, spaces collapsed, the
+    first spelling of each once; at most `limit` items of at most 60 characters."""
+    items = list(dict.fromkeys(" ".join(part.split()) for part in value.split(",")))
+    items = [item for item in items if item]
+    if len(items) > limit:
+        raise ValidationError(f"Name at most {limit} {name}.")
+    if any(len(item) > 60 for item in items):
+        raise ValidationError("Keep each one under 60 characters.")
+    return items
+
+
+class InterestTargetingForm(forms.Form):
+    """A campaign's targeting by what candidates told the preference centre (broadcasts and
+    sequences). Call `interest_fields_setup` in __init__: the choices are the organisation's."""
+
+    interest_role_families = forms.MultipleChoiceField(
+        label="Only candidates interested in",
+        choices=[],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
+        help_text="Role families candidates chose in their preference centre. "
+        "None ticked: whatever their interests.",
+    )
+    interest_locations = forms.CharField(
+        label="…and in these locations",
+        max_length=1300,
+        required=False,
+        help_text="Cities or regions, separated with commas. Matched, whatever the case, with "
+        "the places candidates named and the city they live in; “Remote” also finds those "
+        "open to remote work.",
+    )
+    interest_include_unstated = forms.BooleanField(
+        label="Also include candidates who haven't told us their interests",
+        required=False,
+        initial=True,
+    )
+
+    def interest_fields_setup(self, *, organization, chosen: list[str] = ()) -> None:
+        self.fields["interest_role_families"].choices = role_family_choices(
+            organization=organization, keep=list(chosen)
+        )
+
+    def clean_interest_locations(self):
+        return comma_list(self.cleaned_data["interest_locations"], name="locations", limit=20)
+
+
+class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
     SEND_NOW, SEND_LATER = "now", "later"
 
     name = forms.CharField(max_length=150, help_text="Only your team sees it.")
@@ -123,6 +171,7 @@ class BroadcastForm(ServiceErrorsMixin, forms.Form):
         pools = pools_visible(organization=organization, user=user)
         self.fields["pools"].queryset = pools
         self.fields["excluded_pools"].queryset = pools
+        self.interest_fields_setup(organization=organization)
 
     def clean(self):
         data = super().clean()
@@ -203,11 +252,18 @@ class PreferencesForm(forms.Form):
         choices=CandidateEmailPreference.Frequency.choices,
         required=False,
     )
+    role_families = forms.MultipleChoiceField(
+        label="The kinds of role you are interested in",
+        choices=[],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        required=False,
+    )
     interested_roles = forms.CharField(
-        label="Roles you are interested in",
+        label="Other roles",
         max_length=400,
         required=False,
-        help_text="Separate them with commas, e.g. Backend engineer, Engineering manager.",
+        help_text="Anything the list above misses; separate them with commas, e.g. "
+        "Backend engineer, Engineering manager.",
     )
     interested_locations = forms.CharField(
         label="Where you would like to work",
@@ -219,28 +275,25 @@ class PreferencesForm(forms.Form):
     current_title = forms.CharField(label="Your current job title", max_length=200, required=False)
     city = forms.CharField(label="Where you are based (city)", max_length=100, required=False)
 
-    def __init__(self, *args, topics: list[tuple[str, str]], **kwargs):
+    def __init__(
+        self,
+        *args,
+        topics: list[tuple[str, str]],
+        role_families: list[tuple[str, str]] = (),
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.fields["topics"].choices = topics
-
-    @staticmethod
-    def _list(value: str, name: str) -> list[str]:
-        items = list(dict.fromkeys(" ".join(part.split()) for part in value.split(",")))
-        items = [item for item in items if item]
-        if len(items) > 10:
-            raise ValidationError(f"Name at most 10 {name}.")
-        if any(len(item) > 60 for item in items):
-            raise ValidationError("Keep each one under 60 characters.")
-        return items
+        self.fields["role_families"].choices = list(role_families)
 
     def clean_interested_roles(self):
-        return self._list(self.cleaned_data["interested_roles"], "roles")
+        return comma_list(self.cleaned_data["interested_roles"], name="roles")
 
     def clean_interested_locations(self):
-        return self._list(self.cleaned_data["interested_locations"], "places")
+        return comma_list(self.cleaned_data["interested_locations"], name="places")
 
 
-# --- settings: email sending, topics; consent -------------------------------------------------
+# --- settings: email sending, topics, role families; consent ------------------------------------
 
 
 class SenderForm(forms.ModelForm):
@@ -369,6 +422,13 @@ class TopicForm(ServiceErrorsMixin, forms.Form):
         max_length=300,
         required=False,
         help_text="Candidates see it in their preference centre.",
+    )
+
+
+class RoleFamilyForm(ServiceErrorsMixin, forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="Candidates tick it in their preference centre; campaigns can target it.",
     )
 
 

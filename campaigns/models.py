@@ -61,6 +61,54 @@ class Topic(models.Model):
         return self.archived_at is not None
 
 
+class DefaultRoleFamily(models.TextChoices):
+    """The role families every organisation starts with (admins rename, add and archive them in
+    Settings → Role families). Candidates' interests and campaigns' targeting store a family's
+    `key`."""
+
+    ENGINEERING = "engineering", "Engineering"
+    DATA = "data", "Data & analytics"
+    PRODUCT = "product", "Product"
+    DESIGN = "design", "Design"
+    SALES = "sales", "Sales"
+    MARKETING = "marketing", "Marketing"
+    OPERATIONS = "operations", "Operations"
+    PEOPLE = "people", "People & HR"
+    FINANCE = "finance", "Finance"
+
+
+class RoleFamily(models.Model):
+    """A kind of role candidates say they are interested in (preference centre), and that
+    campaigns target ("only candidates interested in …").
+
+    Like a Topic: `key` never changes once created, so a rename keeps everyone's choices;
+    archiving hides a family from the preference centre and from new campaigns, and keeps the
+    choices already made."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    key = models.SlugField(max_length=20)
+    name = models.CharField(max_length=100)
+    position = models.PositiveSmallIntegerField(default=0)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="rolefamily_key_unique"),
+            models.UniqueConstraint("organization", Lower("name"), name="rolefamily_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+
 class EmailSettings(models.Model):
     """Per-organisation sending settings (one row, created on first use)."""
 
@@ -243,6 +291,17 @@ class Campaign(models.Model):
     pools = models.ManyToManyField("pipelines.Pool", blank=True, related_name="campaigns")
     excluded_pools = models.ManyToManyField(
         "pipelines.Pool", blank=True, related_name="excluded_from_campaigns"
+    )
+    # Targeting by what candidates told the preference centre: when families or locations are
+    # set, only candidates interested in one of the families (RoleFamily keys) and in one of
+    # the locations (or living there) are in the audience; `interest_include_unstated` keeps
+    # those who have not stated that interest (services/audience.py).
+    interest_role_families = ArrayField(
+        models.CharField(max_length=20), default=list, blank=True, help_text="RoleFamily keys."
+    )
+    interest_locations = ArrayField(models.CharField(max_length=60), default=list, blank=True)
+    interest_include_unstated = models.BooleanField(
+        "also include candidates who haven't told us their interests", default=True
     )
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -599,8 +658,12 @@ class CandidateEmailPreference(models.Model):
     # How often the candidate wants campaign email: enforced at send time like the
     # organisation's frequency cap (services/guards.py); over it, an email waits.
     frequency = models.CharField(max_length=10, choices=Frequency.choices, blank=True)
-    # What the candidate is interested in, so job alerts and campaigns fit (free text, as the
-    # candidate wrote it).
+    # What the candidate is interested in, so job alerts and campaigns fit: role families they
+    # ticked (RoleFamily keys; campaigns target them), other roles and places as they wrote
+    # them (free text).
+    interested_role_families = ArrayField(
+        models.CharField(max_length=20), default=list, blank=True, help_text="RoleFamily keys."
+    )
     interested_roles = ArrayField(models.CharField(max_length=60), default=list, blank=True)
     interested_locations = ArrayField(models.CharField(max_length=60), default=list, blank=True)
     open_to_remote = models.BooleanField(default=False)

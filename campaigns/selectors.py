@@ -2,16 +2,32 @@
 for anything that is not the current organisation's (the same answer for missing and
 foreign)."""
 
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from campaigns.models import (
     Campaign,
+    DefaultTopic,
     EmailSettings,
     EmailTemplate,
     Enrollment,
     Message,
+    RoleFamily,
     Step,
     Topic,
 )
@@ -22,12 +38,39 @@ MESSAGES_PAGE_SIZE = 50
 SENT_STATES = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED]
 
 
-def _topic_name() -> Subquery:
-    """The name of the campaign's topic (topics are per organisation, referred to by key)."""
-    return Subquery(
-        Topic.objects.filter(organization=OuterRef("organization"), key=OuterRef("topic")).values(
-            "name"
-        )[:1]
+def _topic_name() -> Coalesce:
+    """The name of the campaign's topic (topics are per organisation, referred to by key).
+    An organisation gets its default topics on first use (services/topics.py): until then a
+    default key is named by its default label, not shown as the bare key."""
+    return Coalesce(
+        Subquery(
+            Topic.objects.filter(
+                organization=OuterRef("organization"), key=OuterRef("topic")
+            ).values("name")[:1]
+        ),
+        Case(*(When(topic=key, then=Value(label)) for key, label in DefaultTopic.choices)),
+    )
+
+
+class _KeyIn(Func):
+    """`key = ANY(<the outer row's array of keys>)`: whether a Topic's or RoleFamily's key is
+    one of those the outer row stores."""
+
+    template = "%(expressions)s)"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+
+    def __init__(self, keys_field: str):
+        super().__init__(F("key"), OuterRef(keys_field))
+
+
+def _role_family_names(keys_field: str) -> ArraySubquery:
+    """The names of the role families whose keys the outer row's array holds, in the
+    organisation's order (archived ones too: a choice made before stays)."""
+    return ArraySubquery(
+        RoleFamily.objects.filter(_KeyIn(keys_field), organization=OuterRef("organization"))
+        .order_by("position", "name")
+        .values("name")
     )
 
 
@@ -35,7 +78,10 @@ def campaign_get(*, organization, campaign_id: int) -> Campaign:
     return get_object_or_404(
         Campaign.objects.select_related(
             "template", "sender", "created_by", "organization"
-        ).annotate(topic_name=_topic_name()),
+        ).annotate(
+            topic_name=_topic_name(),
+            interest_family_names=_role_family_names("interest_role_families"),
+        ),
         organization=organization,
         pk=campaign_id,
     )
@@ -337,8 +383,9 @@ CANDIDATE_MESSAGES_LIMIT = 20
 
 def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) -> dict:
     """The candidate's campaign emails, newest first, with their campaign (one query), their
-    consent state (one query) and what they chose in the preference centre (one query): the
-    "Sent emails" card of the profile."""
+    consent state (one query) and what they chose in the preference centre, with the names
+    of the topics they get and of the role families they chose (one query): the "Sent
+    emails" card of the profile."""
     from campaigns.models import Consent
 
     messages = list(
@@ -369,12 +416,27 @@ def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) 
     )
     from campaigns.models import CandidateEmailPreference
 
-    preference = CandidateEmailPreference.objects.filter(
-        organization_id=candidate.organization_id, candidate=candidate
-    ).first()
+    wanted_topics = ArraySubquery(
+        Topic.objects.filter(organization=OuterRef("organization"), archived_at__isnull=True)
+        .exclude(_KeyIn("opted_out_topics"))
+        .order_by("position", "name")
+        .values("name")
+    )
+    preference = (
+        CandidateEmailPreference.objects.filter(
+            organization_id=candidate.organization_id, candidate=candidate
+        )
+        .annotate(
+            topic_names=wanted_topics,
+            role_family_names=_role_family_names("interested_role_families"),
+        )
+        .first()
+    )
+    paused = preference is not None and preference.paused_until is not None
     return {
         "messages": messages[:limit],
         "has_more": len(messages) > limit,
         "consent": consents[0] if consents else None,
         "preference": preference,
+        "paused": paused and preference.paused_until >= timezone.localdate(),
     }

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django import forms
 
-from campaigns.forms import BODY_HELP, ServiceErrorsMixin
+from campaigns.forms import BODY_HELP, InterestTargetingForm, ServiceErrorsMixin
 from campaigns.models import Campaign, Enrollment, Step
 from campaigns.services.campaigns import archived_pool_problem
 from campaigns.services.sequences import MAX_DELAY, WEEKDAYS, Overdue
@@ -21,7 +21,7 @@ def _pool_label(pool) -> str:
     return f"{pool.name} (archived)" if pool.archived_at else pool.name
 
 
-class SequenceForm(ServiceErrorsMixin, forms.Form):
+class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
     name = forms.CharField(max_length=150, help_text="Only your team sees it.")
     topic = forms.ChoiceField(
         choices=[], help_text="Candidates who opted out of this topic are not sent to."
@@ -81,6 +81,9 @@ class SequenceForm(ServiceErrorsMixin, forms.Form):
                 "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
                 "pools": list(campaign.pools.all()),
                 "auto_join_pool": campaign.auto_join_pool_id,
+                "interest_role_families": list(campaign.interest_role_families),
+                "interest_locations": ", ".join(campaign.interest_locations),
+                "interest_include_unstated": campaign.interest_include_unstated,
                 "window_days": [str(day) for day in campaign.window_days],
                 "window_start": campaign.window_start,
                 "window_end": campaign.window_end,
@@ -99,6 +102,11 @@ class SequenceForm(ServiceErrorsMixin, forms.Form):
         from pipelines.models import Pool
 
         self.fields["topic"].choices = topic_choices(organization=organization)
+        # A family archived after the sequence chose it stays a valid choice.
+        self.interest_fields_setup(
+            organization=organization,
+            chosen=campaign.interest_role_families if campaign is not None else [],
+        )
         searches = SavedSearch.objects.filter(organization=organization, owner=user)
         if campaign is not None:  # keep searches a colleague chose
             searches = searches | SavedSearch.objects.filter(
@@ -122,7 +130,15 @@ class SequenceForm(ServiceErrorsMixin, forms.Form):
             self.fields[name].label_from_instance = _pool_label
         if campaign is not None and not campaign.is_editable:
             # After launch the audience has been enrolled; the rest can still change.
-            for name in ("topic", "saved_searches", "excluded_saved_searches", "pools"):
+            for name in (
+                "topic",
+                "saved_searches",
+                "excluded_saved_searches",
+                "pools",
+                "interest_role_families",
+                "interest_locations",
+                "interest_include_unstated",
+            ):
                 self.fields[name].disabled = True
 
     def clean(self):

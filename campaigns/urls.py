@@ -44,6 +44,17 @@ urlpatterns = [
     path("settings/topics/", settings.topic_list, name="topic_list"),
     path("settings/topics/<int:topic_id>/", settings.topic_edit, name="topic_edit"),
     path("settings/topics/<int:topic_id>/archive/", settings.topic_archive, name="topic_archive"),
+    path("settings/role-families/", settings.role_family_list, name="role_family_list"),
+    path(
+        "settings/role-families/<int:role_family_id>/",
+        settings.role_family_edit,
+        name="role_family_edit",
+    ),
+    path(
+        "settings/role-families/<int:role_family_id>/archive/",
+        settings.role_family_archive,
+        name="role_family_archive",
+    ),
     path(
         "candidates/<int:candidate_id>/consent/",
         consent.consent_request,

@@ -1,8 +1,9 @@
 """Which top-level navigation entry a page belongs to.
 
 Most pages belong to their app's entry (Candidates, Talent pools, Campaigns). Organisation
-settings pages live in several apps (custom fields in candidates, email settings and topics in
-campaigns) but belong under Settings, where their tabs are (templates/crm/settings_tabs.html).
+settings pages live in several apps (custom fields in candidates; email settings, topics and
+role families in campaigns) but belong under Settings, where their tabs are
+(templates/crm/settings_tabs.html).
 """
 
 SETTINGS_VIEWS = {
@@ -15,6 +16,8 @@ SETTINGS_VIEWS = {
     "campaigns:email_settings",
     "campaigns:topic_list",
     "campaigns:topic_edit",
+    "campaigns:role_family_list",
+    "campaigns:role_family_edit",
 }
 APP_SECTIONS = {"candidates", "pipelines", "campaigns", "analytics"}
 

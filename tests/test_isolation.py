@@ -241,6 +241,17 @@ def _topic(org) -> int:
         ).pk
 
 
+def _role_family(org) -> int:
+    from campaigns.models import RoleFamily
+
+    with scopes_disabled():
+        return RoleFamily.objects.create(
+            organization=org,
+            key=f"f-{secrets.token_hex(4)}",
+            name=f"{SECRET_MARKER} {secrets.token_hex(3)}",
+        ).pk
+
+
 def _sequence_step(org) -> int:
     from campaigns.models import Campaign, Step
 
@@ -291,6 +302,7 @@ OBJECT_KWARGS: dict[str, Callable] = {
     "step_id": _sequence_step,
     "enrollment_id": _enrollment,
     "topic_id": _topic,
+    "role_family_id": _role_family,
     "domain_id": _sending_domain,
     "pool_id": _pool,
     "stage_id": _stage,

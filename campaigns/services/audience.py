@@ -1,13 +1,18 @@
 """Who a campaign reaches: its saved searches and talent pools (static pools: their members;
 smart pools: their members and everyone their saved search finds now), minus everyone in its
 excluded saved searches and pools, minus everyone campaign email must not go to anyway (no
-address, do not contact, unsubscribed, suppressed)."""
+address, do not contact, unsubscribed, suppressed), and — when the campaign targets interests —
+only the candidates whose preference-centre interests fit."""
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.fields.array import ArrayOverlap
+from django.db.models import CharField, Exists, F, Func, OuterRef, Q, QuerySet, Value
 
 from campaigns.models import Campaign, CandidateEmailPreference, Suppression
 from candidates.models import Candidate
 from candidates.selectors import saved_search_queryset
+
+REMOTE = "remote"  # a targeted location that also finds candidates open to remote work
 
 
 def _ids(saved_searches) -> QuerySet | None:
@@ -36,6 +41,61 @@ def _either(first: Q | None, second: Q | None) -> Q | None:
     return first | second
 
 
+LOWER_ARRAY = "lower(%(expressions)s::text)::varchar(100)[]"
+
+
+def _lower_array(expression) -> Func:
+    """An array with every element lower-cased, through its text form (`{London,"New York"}`
+    → `{london,"new york"}`), in SQL on both sides of a comparison so that the database's
+    idea of lower case is the only one."""
+    return Func(
+        expression, template=LOWER_ARRAY, output_field=ArrayField(CharField(max_length=100))
+    )
+
+
+def interest_condition(*, campaign) -> Q | None:
+    """Who fits the campaign's interest targeting (None: it targets no interest).
+
+    Each targeted dimension must fit: role families — the candidate ticked one of them
+    (array overlap, `&&`); locations — one of the places they named, or the city they live
+    in, is one of them, whatever the case ("remote" also finds those open to remote work).
+    With `interest_include_unstated`, a candidate who has stated nothing for a dimension (no
+    preferences, or none of that kind) fits it too. Each part is one uncorrelated subquery
+    over the organisation's preferences (a hashed subplan), not a lookup per candidate."""
+    families = list(campaign.interest_role_families or [])
+    locations = list(dict.fromkeys(place.lower() for place in campaign.interest_locations or []))
+    if not families and not locations:
+        return None
+    preferences = CandidateEmailPreference.objects.filter(
+        organization_id=campaign.organization_id
+    ).order_by()
+    unstated_fits = campaign.interest_include_unstated
+    condition = Q()
+    if families:
+        if unstated_fits:  # everyone but those who ticked families, none of these
+            others = preferences.exclude(interested_role_families=[]).exclude(
+                interested_role_families__overlap=families
+            )
+            condition &= ~Q(pk__in=others.values("candidate_id"))
+        else:
+            fitting = preferences.filter(interested_role_families__overlap=families)
+            condition &= Q(pk__in=fitting.values("candidate_id"))
+    if locations:
+        wanted = _lower_array(Value(locations, output_field=ArrayField(CharField(max_length=60))))
+        named = Q(places__overlap=wanted)
+        if REMOTE in locations:
+            named |= Q(open_to_remote=True)
+        places = preferences.alias(places=_lower_array(F("interested_locations")))
+        if unstated_fits:  # everyone but those who named places, none of these
+            others = places.exclude(interested_locations=[]).exclude(named)
+            fits = ~Q(pk__in=others.values("candidate_id"))
+        else:
+            fits = Q(pk__in=places.filter(named).values("candidate_id"))
+        city = Func(F("city"), function="ARRAY", template="ARRAY[%(expressions)s]")
+        condition &= fits | Q(ArrayOverlap(_lower_array(city), wanted))
+    return condition
+
+
 def audience_queryset(*, campaign) -> QuerySet:
     """The candidates a launch would enroll now (an empty audience without sources)."""
     organization = campaign.organization
@@ -52,6 +112,9 @@ def audience_queryset(*, campaign) -> QuerySet:
     )
     if excluded is not None:
         audience = audience.exclude(excluded)
+    interests = interest_condition(campaign=campaign)
+    if interests is not None:
+        audience = audience.filter(interests)
     return (
         audience.exclude(email="")
         .exclude(status=Candidate.Status.DO_NOT_CONTACT)

@@ -34,15 +34,22 @@ def campaign_create_broadcast(
     pools=(),
     excluded_pools=(),
     scheduled_at: datetime | None = None,
+    interest_role_families=(),
+    interest_locations=(),
+    interest_include_unstated: bool = True,
 ) -> Campaign:
     """A draft broadcast whose one email step is a copy of `template` (editing the template
-    later does not change a campaign that was already written)."""
+    later does not change a campaign that was already written). `interest_*`: only candidates
+    interested in these role families and locations (services/audience.py)."""
     campaign = Campaign.objects.create(
         organization=organization,
         name=name,
         kind=Campaign.Kind.BROADCAST,
         topic=topic,
         template=template,
+        interest_role_families=list(interest_role_families),
+        interest_locations=list(interest_locations),
+        interest_include_unstated=interest_include_unstated,
         sender=user,
         scheduled_at=scheduled_at,
         created_by=user,

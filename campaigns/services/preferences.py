@@ -12,6 +12,7 @@ from django.utils import timezone
 from analytics.services import engagement_event_record
 from campaigns.models import CandidateEmailPreference, Enrollment, Suppression
 from campaigns.services import tokens
+from campaigns.services.role_families import role_families_for
 from campaigns.services.sequences import enrollments_stop_for_candidates
 from campaigns.services.topics import topics_for
 from candidates.models import Activity, Candidate
@@ -256,18 +257,25 @@ def candidate_preferences_update(
     current_title: str,
     city: str,
     frequency: str = "",
+    role_families: list[str] | None = None,
     interested_roles: list[str] | None = None,
     interested_locations: list[str] | None = None,
     open_to_remote: bool = False,
 ) -> CandidateEmailPreference:
     """Save the preference centre: the topics the candidate wants (the rest are opted out),
-    how often, an optional pause, what they are interested in (roles, places, remote) and
-    their current title and city."""
+    how often, an optional pause, what they are interested in (role families, other roles,
+    places, remote) and their current title and city."""
     preference = preference_for(candidate=candidate)
     offered = [topic.key for topic in topics_for(organization=candidate.organization)]
     # Archived topics are not offered: their opt-outs stay as they were.
     kept = [key for key in preference.opted_out_topics or [] if key not in offered]
     preference.opted_out_topics = kept + [key for key in offered if key not in topics]
+    families = [f.key for f in role_families_for(organization=candidate.organization)]
+    # Archived families are not offered: a candidate who chose one keeps it.
+    chosen = set(role_families or [])
+    preference.interested_role_families = [
+        key for key in preference.interested_role_families or [] if key not in families
+    ] + [key for key in families if key in chosen]
     if pause_months:
         preference.paused_until = _add_months(timezone.localdate(), pause_months)
     elif pause_months == 0:
@@ -281,6 +289,7 @@ def candidate_preferences_update(
             "opted_out_topics",
             "paused_until",
             "frequency",
+            "interested_role_families",
             "interested_roles",
             "interested_locations",
             "open_to_remote",
@@ -307,6 +316,7 @@ def candidate_preferences_update(
             else None,
             "changed": sorted(changed),
             "frequency": preference.frequency,
+            "interested_role_families": preference.interested_role_families,
             "interested_roles": preference.interested_roles,
             "interested_locations": preference.interested_locations,
             "open_to_remote": preference.open_to_remote,

@@ -27,6 +27,7 @@ from campaigns.models import (
     Step,
     Suppression,
 )
+from campaigns.services.audience import interest_condition
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
 from crm.models import User
@@ -460,22 +461,26 @@ def sequence_enroll(
     candidate_ids: list[int],
     now: datetime | None = None,
     summary: str = "",
+    by_interest: bool = False,
 ) -> int:
     """Enroll candidates in a launched sequence at its first step (those already enrolled
-    once, now or before, are left alone: nobody goes through a sequence twice). Returns how
+    once, now or before, are left alone: nobody goes through a sequence twice). With
+    `by_interest` (candidates joining from the auto-join pool), only those who fit the
+    sequence's interest targeting join; a recruiter's own choice is not filtered. Returns how
     many joined."""
     now = now or timezone.now()
     first = campaign.steps.order_by("position").first()
     if first is None:
         return 0
     already = Enrollment.objects.filter(campaign=campaign, candidate_id=OuterRef("pk"))
+    candidates = Candidate.objects.live().filter(
+        organization_id=campaign.organization_id, pk__in=list(candidate_ids)
+    )
+    interests = interest_condition(campaign=campaign) if by_interest else None
+    if interests is not None:
+        candidates = candidates.filter(interests)
     joining = list(
-        _contactable(
-            Candidate.objects.live().filter(
-                organization_id=campaign.organization_id, pk__in=list(candidate_ids)
-            ),
-            campaign.organization_id,
-        )
+        _contactable(candidates, campaign.organization_id)
         .exclude(Exists(already))
         .only("pk", "time_zone")
     )
@@ -522,6 +527,7 @@ def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
                 candidate_ids=candidate_ids,
                 summary=f"Joined the campaign “{campaign.name}” "
                 f"(entered the pool “{campaign.auto_join_pool.name}”)",
+                by_interest=True,
             )
     if joined:
         _dispatch_soon(campaigns[0].organization_id)
@@ -653,11 +659,21 @@ def campaign_resume(
 SETTINGS_FIELDS = (
     "name",
     "topic",
+    "interest_role_families",
+    "interest_locations",
+    "interest_include_unstated",
     "auto_join_pool",
     "window_days",
     "window_start",
     "window_end",
     "use_candidate_time_zone",
+)
+# Settings that only change before launch, like the audience itself.
+LAUNCH_FIXED_FIELDS = (
+    "topic",
+    "interest_role_families",
+    "interest_locations",
+    "interest_include_unstated",
 )
 
 
@@ -694,13 +710,14 @@ def sequence_update(
     pools=None,
     **settings,
 ) -> Campaign:
-    """Change a sequence's settings. The audience and topic only change before launch; the
-    window and the auto-join pool change any time (they apply from the next step on)."""
+    """Change a sequence's settings. The audience, its interest targeting and the topic only
+    change before launch; the window and the auto-join pool change any time (they apply from
+    the next step on)."""
     if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
         raise ValidationError("A finished campaign cannot be changed.")
     names = [name for name in SETTINGS_FIELDS if name in settings]
     if not campaign.is_editable:
-        names = [name for name in names if name != "topic"]
+        names = [name for name in names if name not in LAUNCH_FIXED_FIELDS]
     for name in names:
         setattr(campaign, name, settings[name])
     campaign.save(update_fields=names)

@@ -76,3 +76,15 @@ def send_all(org, campaign):
         ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
     with scope(organization=org):
         return messages_send(organization=org, message_ids=ids)
+
+
+def profile_email_preferences(html: str) -> dict[str, str]:
+    """The "Their email preferences" rows of a profile page: {label: value}, whitespace
+    collapsed (empty when the candidate has no preferences row)."""
+    import re
+
+    section = html.split('id="email-preferences"', 1)[1].split("</dl>", 1)[0]
+    return {
+        " ".join(label.split()): " ".join(value.split())
+        for label, value in re.findall(r"<dt[^>]*>(.*?)</dt>\s*<dd[^>]*>(.*?)</dd>", section, re.S)
+    }

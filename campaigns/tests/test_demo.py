@@ -7,7 +7,16 @@ from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
 from campaigns.demo_broadcast import NAME
-from campaigns.models import Campaign, EmailTemplate, InboundEmail, Message, Suppression
+from campaigns.demo_preferences import NAME as DEMO_TARGETED
+from campaigns.models import (
+    Campaign,
+    CandidateEmailPreference,
+    EmailTemplate,
+    InboundEmail,
+    Message,
+    Suppression,
+)
+from campaigns.tests.factories import profile_email_preferences
 from candidates.models import Activity
 
 pytestmark = pytest.mark.django_db
@@ -58,3 +67,24 @@ def test_seed_demo_has_templates_and_a_sent_broadcast_with_realistic_events(clie
     body = page.content.decode()
     assert "Silver medallists: what&#x27;s new" in body
     assert "Replied" in body
+
+    # Some candidates told the preference centre what they are interested in, and a draft
+    # broadcast targets those interested in engineering in London or remote.
+    with scopes_disabled():
+        interested = CandidateEmailPreference.objects.filter(
+            organization=campaign.organization
+        ).exclude(interested_role_families=[])
+        assert interested.count() >= 50
+        assert interested.exclude(interested_locations=[]).exists()
+        assert interested.filter(open_to_remote=True).exists()
+        targeted = Campaign.objects.get(name=DEMO_TARGETED)
+        fan = interested.filter(interested_role_families__contains=["data"]).first()
+        assert (targeted.status, targeted.interest_role_families) == ("draft", ["engineering"])
+        assert targeted.interest_locations == ["London", "Remote"]
+    page = client.get(reverse("campaigns:detail", args=["demo", targeted.pk])).content.decode()
+    assert 'id="interest-targeting"' in page and "Engineering" in page
+    profile = client.get(reverse("candidates:detail", args=["demo", fan.candidate_id]))
+    assert (
+        "Data &amp; analytics"
+        in profile_email_preferences(profile.content.decode())["Role families"]
+    )

@@ -143,3 +143,44 @@ def test_merge_keeps_the_stricter_preferences_when_both_profiles_have_them(org, 
     assert mine.opted_out_topics == ["events"]
     assert mine.paused_until is None
     assert mine.frequency == "weekly"
+
+
+def test_merge_keeps_the_interests_told_to_either_profile_and_undo_puts_them_back(
+    org, recruiter_user
+):
+    primary, secondary = make_candidates(org, 2)
+    with scopes_disabled():
+        mine = CandidateEmailPreference.objects.create(
+            organization=org,
+            candidate=primary,
+            interested_role_families=["engineering"],
+            interested_locations=["Berlin"],
+        )
+        CandidateEmailPreference.objects.create(
+            organization=org,
+            candidate=secondary,
+            interested_role_families=["data", "engineering"],
+            interested_roles=["Staff engineer"],
+            interested_locations=["Lisbon"],
+            open_to_remote=True,
+        )
+
+    with scope(organization=org):
+        record = candidate_merge(
+            primary=primary, secondary=secondary, field_choices={}, actor=recruiter_user
+        )
+
+    with scopes_disabled():
+        mine.refresh_from_db()
+    assert mine.interested_role_families == ["engineering", "data"]
+    assert mine.interested_roles == ["Staff engineer"]
+    assert mine.interested_locations == ["Berlin", "Lisbon"]
+    assert mine.open_to_remote is True
+
+    with scope(organization=org):
+        candidate_merge_undo(record=record, actor=recruiter_user)
+
+    with scopes_disabled():
+        mine.refresh_from_db()
+    assert (mine.interested_role_families, mine.interested_roles) == (["engineering"], [])
+    assert (mine.interested_locations, mine.open_to_remote) == (["Berlin"], False)

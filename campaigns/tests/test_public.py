@@ -23,7 +23,11 @@ from campaigns.services import preferences as preference_service
 from campaigns.services import tokens, tracking
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
-from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.factories import (
+    make_broadcast,
+    make_candidates,
+    profile_email_preferences,
+)
 from candidates.models import Activity, Candidate
 from tests.factories import OrganizationFactory
 
@@ -376,9 +380,10 @@ def test_preferences_frequency_and_interests_are_saved_and_shown(
     )
     assert 'value="Backend engineer, engineering manager"' in again
     assert '<option value="weekly" selected>' in again
-    assert "At most once a week." in profile
-    assert "Interested in: Backend engineer, engineering manager" in profile
-    assert "Would work in: Berlin, Lisbon" in profile and "open to remote" in profile
+    panel = profile_email_preferences(profile)
+    assert panel["How often"] == "At most once a week"
+    assert panel["Other roles"] == "Backend engineer, engineering manager"
+    assert (panel["Locations"], panel["Open to remote"]) == ("Berlin, Lisbon", "Yes")
 
 
 def test_preferences_too_many_interests_rerender_with_the_error(sent_message, client, in_org):

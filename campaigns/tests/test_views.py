@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
-from campaigns.models import Campaign, EmailTemplate, Message
+from campaigns.models import Campaign, EmailTemplate, Message, Topic
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.replies import inbound_email_record
@@ -17,6 +17,7 @@ from campaigns.tests.factories import (
     make_broadcast,
     make_candidates,
 )
+from candidates.tests.factories import CustomFieldFactory
 
 
 def url(name, org, *args):
@@ -36,6 +37,18 @@ def test_campaign_list_anonymous_is_sent_to_login(client, org):
 
 def test_campaign_list_other_org_is_404(outsider_client, org):
     assert outsider_client.get(url("list", org)).status_code == 404
+
+
+def test_campaign_list_names_the_topic_before_the_organisation_has_topic_rows(
+    recruiter_client, recruiter_user, org
+):
+    # Default topics are created on first use; until then a campaign shows the default label.
+    make_broadcast(org, user=recruiter_user, name="Spring roles")
+    with scopes_disabled():
+        Campaign.objects.filter(organization=org).update(topic="newsletter")
+        Topic.objects.filter(organization=org).delete()
+    body = recruiter_client.get(url("list", org)).content.decode()
+    assert "Broadcast · Newsletter" in body and "· newsletter" not in body
 
 
 @pytest.mark.parametrize("count", [1, 3])
@@ -333,6 +346,20 @@ def test_template_list_and_create(recruiter_client, org, in_org):
         template = EmailTemplate.objects.get()
     assert response.status_code == 302
     assert response["Location"] == url("template_edit", org, template.pk)
+
+
+def test_template_editor_lists_custom_fields_with_their_label_and_a_sample(recruiter_client, org):
+    CustomFieldFactory(
+        organization=org,
+        key="work_mode",
+        label="Work mode",
+        field_type="choice",
+        choices=["Hybrid", "Remote"],
+    )
+    CustomFieldFactory(organization=org, key="old_field", label="Old", archived=True)
+    body = recruiter_client.get(url("template_create", org)).content.decode()
+    assert "custom.work_mode" in body and "Work mode (choice custom field)" in body
+    assert "e.g. Hybrid" in body and "custom.old_field" not in body
 
 
 def test_template_create_shows_errors_at_their_line(recruiter_client, org):

@@ -29,6 +29,7 @@ from campaigns.services import rendering
 from campaigns.services import templates as template_service
 from campaigns.services.audience import audience_count, audience_queryset
 from campaigns.views.common import email_html_response, frame_view, problems_html
+from candidates.services.custom_fields import custom_fields_active
 from crm.permissions import recruiter_required
 
 
@@ -58,6 +59,9 @@ def campaign_create(request, org_slug):
             pools=data["pools"],
             excluded_pools=data["excluded_pools"],
             scheduled_at=data["scheduled_at"],
+            interest_role_families=data["interest_role_families"],
+            interest_locations=data["interest_locations"],
+            interest_include_unstated=data["interest_include_unstated"],
         )
         messages.success(request, "The campaign is ready as a draft. Check it, then launch it.")
         return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
@@ -168,7 +172,7 @@ def _email_editor(request, campaign, form):
             "campaign": campaign,
             "form": form,
             "merge_fields": rendering.MERGE_FIELDS.values(),
-            "custom_keys": template_service.custom_field_keys(organization=request.organization),
+            "custom_fields": custom_fields_active(organization=request.organization),
             "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
             "preview_form": PreviewCandidateForm(candidates=_preview_candidates(campaign)),
         },

@@ -16,6 +16,7 @@ from django_scopes import scope
 from campaigns.forms import PreferencesForm
 from campaigns.services import preferences as preference_service
 from campaigns.services import tracking
+from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -80,9 +81,10 @@ def preferences(request, token):
     with scope(organization=organization):
         preference = preference_service.preference_read(candidate=candidate)
         topics = topic_choices(organization=organization, with_descriptions=True)
+        families = role_family_choices(organization=organization)
         saved = False
         if request.method == "POST":
-            form = PreferencesForm(request.POST, topics=topics)
+            form = PreferencesForm(request.POST, topics=topics, role_families=families)
             if form.is_valid():
                 preference = preference_service.candidate_preferences_update(
                     candidate=candidate, **form.cleaned_data
@@ -91,9 +93,11 @@ def preferences(request, token):
         else:
             form = PreferencesForm(
                 topics=topics,
+                role_families=families,
                 initial={
                     "topics": [k for k, _ in topics if k not in preference.opted_out_topics],
                     "frequency": preference.frequency,
+                    "role_families": list(preference.interested_role_families or []),
                     "interested_roles": ", ".join(preference.interested_roles or []),
                     "interested_locations": ", ".join(preference.interested_locations or []),
                     "open_to_remote": preference.open_to_remote,

@@ -1,5 +1,5 @@
 """Settings → Email: sender, postal address, sending rules and sending domains (warm-up);
-Settings → Email topics."""
+Settings → Email topics; Settings → Role families."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,15 +11,17 @@ from django.views.decorators.http import require_http_methods, require_POST
 from campaigns.forms import (
     BrandingForm,
     EmailSettingsForm,
+    RoleFamilyForm,
     SenderForm,
     SendingDomainForm,
     TopicForm,
 )
-from campaigns.models import SendingDomain, Topic
+from campaigns.models import RoleFamily, SendingDomain, Topic
 from campaigns.selectors import email_settings_for
 from campaigns.services import branding as branding_service
 from campaigns.services import domains as domain_service
 from campaigns.services import email_settings as settings_service
+from campaigns.services import role_families as role_family_service
 from campaigns.services import topics as topic_service
 from campaigns.services.guards import local_day
 from crm.permissions import admin_required
@@ -27,6 +29,10 @@ from crm.permissions import admin_required
 
 def _topic_get(request, topic_id: int) -> Topic:
     return get_object_or_404(Topic, organization=request.organization, pk=topic_id)
+
+
+def _role_family_get(request, role_family_id: int) -> RoleFamily:
+    return get_object_or_404(RoleFamily, organization=request.organization, pk=role_family_id)
 
 
 @admin_required
@@ -164,3 +170,56 @@ def topic_archive(request, org_slug, topic_id):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("campaigns:topic_list", org_slug=org_slug)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def role_family_list(request, org_slug):
+    form = RoleFamilyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            role_family_service.role_family_create(
+                organization=request.organization, **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "Role family added.")
+            return redirect("campaigns:role_family_list", org_slug=org_slug)
+    families = role_family_service.role_families_for(
+        organization=request.organization, include_archived=True
+    )
+    return render(
+        request, "campaigns/settings/role_families.html", {"families": families, "form": form}
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def role_family_edit(request, org_slug, role_family_id):
+    family = _role_family_get(request, role_family_id)
+    form = RoleFamilyForm(request.POST or None, initial={"name": family.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            role_family_service.role_family_update(role_family=family, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "Role family saved.")
+            return redirect("campaigns:role_family_list", org_slug=org_slug)
+    return render(
+        request, "campaigns/settings/role_family_form.html", {"family": family, "form": form}
+    )
+
+
+@require_POST
+@admin_required
+def role_family_archive(request, org_slug, role_family_id):
+    family = _role_family_get(request, role_family_id)
+    if request.POST.get("restore"):
+        role_family_service.role_family_restore(role_family=family)
+        messages.success(request, f"“{family.name}” is back.")
+    else:
+        role_family_service.role_family_archive(role_family=family)
+        messages.success(request, f"“{family.name}” is archived.")
+    return redirect("campaigns:role_family_list", org_slug=org_slug)

@@ -11,6 +11,7 @@ from campaigns.services import rendering
 from campaigns.services import templates as template_service
 from campaigns.views.common import email_html_response, frame_view, problems_html
 from candidates.models import Candidate
+from candidates.services.custom_fields import custom_fields_active
 from crm.permissions import recruiter_required
 
 
@@ -24,7 +25,6 @@ def template_list(request, org_slug):
 
 
 def _editor(request, form, template=None):
-    keys = template_service.custom_field_keys(organization=request.organization)
     return render(
         request,
         "campaigns/template_form.html",
@@ -32,7 +32,7 @@ def _editor(request, form, template=None):
             "form": form,
             "template": template,
             "merge_fields": rendering.MERGE_FIELDS.values(),
-            "custom_keys": keys,
+            "custom_fields": custom_fields_active(organization=request.organization),
             "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
             "preview_form": PreviewCandidateForm(
                 request.GET or None, candidates=_preview_candidates(request.organization)

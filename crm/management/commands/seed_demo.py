@@ -25,6 +25,7 @@ DEMO_SEEDERS: list[str] = [
     "pipelines.demo.seed_demo_data",
     "campaigns.demo_sequences.seed_demo_sequence",
     "campaigns.demo_broadcast.seed_demo_broadcast",
+    "campaigns.demo_preferences.seed_demo_preferences",
 ]
 
 
