@@ -29,17 +29,16 @@ class DefaultTopic(models.TextChoices):
     NEWSLETTER = "newsletter", "Newsletter"
 
 
-class Topic(models.Model):
-    """What an email is about; candidates opt out of topics in the preference centre.
+class OrganizationChoice(models.Model):
+    """An entry in a list each organisation edits for itself (email topics, role families).
 
-    `key` never changes once created (campaigns and candidates' opt-outs refer to it), so a
-    rename keeps everyone's choices; archiving hides a topic from new campaigns and from the
-    preference centre, and keeps opt-outs in force for campaigns that still use it."""
+    `key` never changes once created (campaigns and candidates' choices store it), so a rename
+    keeps everyone's choices; archiving hides an entry from new choices and keeps the choices
+    already made. The constraints are named after the concrete model (`topic_key_unique`…)."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     key = models.SlugField(max_length=20)
     name = models.CharField(max_length=100)
-    description = models.CharField(max_length=300, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
     archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -47,10 +46,11 @@ class Topic(models.Model):
     objects = ScopedManager(organization="organization")
 
     class Meta:
+        abstract = True
         ordering = ["position", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "key"], name="topic_key_unique"),
-            models.UniqueConstraint("organization", Lower("name"), name="topic_name_unique"),
+            models.UniqueConstraint(fields=["organization", "key"], name="%(class)s_key_unique"),
+            models.UniqueConstraint("organization", Lower("name"), name="%(class)s_name_unique"),
         ]
 
     def __str__(self) -> str:
@@ -59,6 +59,15 @@ class Topic(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+
+class Topic(OrganizationChoice):
+    """What an email is about; candidates opt out of topics in the preference centre.
+
+    Archiving hides a topic from new campaigns and from the preference centre, and keeps
+    opt-outs in force for campaigns that still use it."""
+
+    description = models.CharField(max_length=300, blank=True)
 
 
 class DefaultRoleFamily(models.TextChoices):
@@ -77,36 +86,12 @@ class DefaultRoleFamily(models.TextChoices):
     FINANCE = "finance", "Finance"
 
 
-class RoleFamily(models.Model):
+class RoleFamily(OrganizationChoice):
     """A kind of role candidates say they are interested in (preference centre), and that
     campaigns target ("only candidates interested in …").
 
-    Like a Topic: `key` never changes once created, so a rename keeps everyone's choices;
-    archiving hides a family from the preference centre and from new campaigns, and keeps the
+    Archiving hides a family from the preference centre and from new campaigns, and keeps the
     choices already made."""
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-    key = models.SlugField(max_length=20)
-    name = models.CharField(max_length=100)
-    position = models.PositiveSmallIntegerField(default=0)
-    archived_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        ordering = ["position", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "key"], name="rolefamily_key_unique"),
-            models.UniqueConstraint("organization", Lower("name"), name="rolefamily_name_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_archived(self) -> bool:
-        return self.archived_at is not None
 
 
 class EmailSettings(models.Model):

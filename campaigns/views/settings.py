@@ -1,6 +1,8 @@
 """Settings → Email: sender, postal address, sending rules and sending domains (warm-up);
 Settings → Email topics; Settings → Role families."""
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,23 +18,81 @@ from campaigns.forms import (
     SendingDomainForm,
     TopicForm,
 )
-from campaigns.models import RoleFamily, SendingDomain, Topic
+from campaigns.models import OrganizationChoice, SendingDomain
 from campaigns.selectors import email_settings_for
 from campaigns.services import branding as branding_service
+from campaigns.services import choice_lists as choice_service
 from campaigns.services import domains as domain_service
 from campaigns.services import email_settings as settings_service
 from campaigns.services import role_families as role_family_service
 from campaigns.services import topics as topic_service
+from campaigns.services.choice_lists import ChoiceList
 from campaigns.services.guards import local_day
 from crm.permissions import admin_required
 
 
-def _topic_get(request, topic_id: int) -> Topic:
-    return get_object_or_404(Topic, organization=request.organization, pk=topic_id)
+@dataclass(frozen=True, kw_only=True)
+class _ChoicePage:
+    """What tells Settings → Email topics from Settings → Role families: both pages share their
+    views and templates (settings/choice_list.html, settings/choice_form.html)."""
+
+    choice_list: ChoiceList
+    form_class: type[TopicForm] | type[RoleFamilyForm]
+    url_prefix: str  # "topic": the URL names campaigns:topic_list, topic_edit, topic_archive
+    tab: str  # the settings tab shown active
+    title: str
+    intro: str  # above the list
+    rename_intro: str  # above the rename form
+    empty_text: str = ""  # shown when the list has no entry at all
+
+    @property
+    def noun(self) -> str:
+        return self.choice_list.noun
+
+    @property
+    def list_url(self) -> str:
+        return f"campaigns:{self.url_prefix}_list"
+
+    @property
+    def edit_url(self) -> str:
+        return f"campaigns:{self.url_prefix}_edit"
+
+    @property
+    def archive_url(self) -> str:
+        return f"campaigns:{self.url_prefix}_archive"
 
 
-def _role_family_get(request, role_family_id: int) -> RoleFamily:
-    return get_object_or_404(RoleFamily, organization=request.organization, pk=role_family_id)
+_TOPICS = _ChoicePage(
+    choice_list=topic_service.TOPICS,
+    form_class=TopicForm,
+    url_prefix="topic",
+    tab="topics",
+    title="Email topics",
+    intro=(
+        "Each campaign is about one topic; candidates choose the topics they want in their "
+        "preference centre. Archived topics are hidden from new campaigns and from candidates; "
+        "their opt-outs stay in force."
+    ),
+    rename_intro="Campaigns and candidates' choices keep pointing at this topic.",
+)
+_ROLE_FAMILIES = _ChoicePage(
+    choice_list=role_family_service.ROLE_FAMILIES,
+    form_class=RoleFamilyForm,
+    url_prefix="role_family",
+    tab="role_families",
+    title="Role families",
+    intro=(
+        "Candidates tick in their preference centre the kinds of role they are interested in; "
+        "campaigns can go only to those interested in some of them. Archived families are "
+        "hidden from candidates and new campaigns; the choices already made stay."
+    ),
+    rename_intro="Candidates' choices and campaigns keep pointing at this role family.",
+    empty_text="No role families yet: add the first one.",
+)
+
+
+def _choice_get(request, page: _ChoicePage, entry_id: int) -> OrganizationChoice:
+    return get_object_or_404(page.choice_list.model, organization=request.organization, pk=entry_id)
 
 
 @admin_required
@@ -122,104 +182,99 @@ def sending_domain_edit(request, org_slug, domain_id):
     )
 
 
-@admin_required
-@require_http_methods(["GET", "POST"])
-def topic_list(request, org_slug):
-    form = TopicForm(request.POST or None)
+def _choice_list(request, *, page: _ChoicePage):
+    form = page.form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            topic_service.topic_create(organization=request.organization, **form.cleaned_data)
+            choice_service.choice_create(
+                choice_list=page.choice_list,
+                organization=request.organization,
+                **form.cleaned_data,
+            )
         except ValidationError as error:
             form.add_service_errors(error)
         else:
-            messages.success(request, "Topic added.")
-            return redirect("campaigns:topic_list", org_slug=org_slug)
-    topics = topic_service.topics_for(organization=request.organization, include_archived=True)
-    return render(request, "campaigns/settings/topics.html", {"topics": topics, "form": form})
+            messages.success(request, f"{page.noun.capitalize()} added.")
+            return redirect(page.list_url, org_slug=request.organization.slug)
+    entries = choice_service.choices_for(
+        choice_list=page.choice_list, organization=request.organization, include_archived=True
+    )
+    return render(
+        request,
+        "campaigns/settings/choice_list.html",
+        {"page": page, "entries": entries, "form": form},
+    )
+
+
+def _choice_edit(request, *, page: _ChoicePage, entry_id: int):
+    entry = _choice_get(request, page, entry_id)
+    form = page.form_class(
+        request.POST or None,
+        # The form's fields are what may change: the name, and a topic's description.
+        initial={name: getattr(entry, name) for name in page.form_class.base_fields},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            choice_service.choice_update(
+                choice_list=page.choice_list, entry=entry, **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"{page.noun.capitalize()} saved.")
+            return redirect(page.list_url, org_slug=request.organization.slug)
+    return render(
+        request,
+        "campaigns/settings/choice_form.html",
+        {"page": page, "entry": entry, "form": form},
+    )
+
+
+def _choice_archive(request, *, page: _ChoicePage, entry_id: int):
+    entry = _choice_get(request, page, entry_id)
+    try:
+        if request.POST.get("restore"):
+            choice_service.choice_restore(entry=entry)
+            messages.success(request, f"“{entry.name}” is back.")
+        else:
+            choice_service.choice_archive(choice_list=page.choice_list, entry=entry)
+            messages.success(request, f"“{entry.name}” is archived.")
+    except ValidationError as error:  # the last topic: campaigns need one
+        messages.error(request, " ".join(error.messages))
+    return redirect(page.list_url, org_slug=request.organization.slug)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def topic_list(request, org_slug):
+    return _choice_list(request, page=_TOPICS)
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def topic_edit(request, org_slug, topic_id):
-    topic = _topic_get(request, topic_id)
-    form = TopicForm(
-        request.POST or None, initial={"name": topic.name, "description": topic.description}
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            topic_service.topic_update(topic=topic, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_service_errors(error)
-        else:
-            messages.success(request, "Topic saved.")
-            return redirect("campaigns:topic_list", org_slug=org_slug)
-    return render(request, "campaigns/settings/topic_form.html", {"topic": topic, "form": form})
+    return _choice_edit(request, page=_TOPICS, entry_id=topic_id)
 
 
 @require_POST
 @admin_required
 def topic_archive(request, org_slug, topic_id):
-    topic = _topic_get(request, topic_id)
-    try:
-        if request.POST.get("restore"):
-            topic_service.topic_restore(topic=topic)
-            messages.success(request, f"“{topic.name}” is back.")
-        else:
-            topic_service.topic_archive(topic=topic)
-            messages.success(request, f"“{topic.name}” is archived.")
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    return redirect("campaigns:topic_list", org_slug=org_slug)
+    return _choice_archive(request, page=_TOPICS, entry_id=topic_id)
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def role_family_list(request, org_slug):
-    form = RoleFamilyForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            role_family_service.role_family_create(
-                organization=request.organization, **form.cleaned_data
-            )
-        except ValidationError as error:
-            form.add_service_errors(error)
-        else:
-            messages.success(request, "Role family added.")
-            return redirect("campaigns:role_family_list", org_slug=org_slug)
-    families = role_family_service.role_families_for(
-        organization=request.organization, include_archived=True
-    )
-    return render(
-        request, "campaigns/settings/role_families.html", {"families": families, "form": form}
-    )
+    return _choice_list(request, page=_ROLE_FAMILIES)
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def role_family_edit(request, org_slug, role_family_id):
-    family = _role_family_get(request, role_family_id)
-    form = RoleFamilyForm(request.POST or None, initial={"name": family.name})
-    if request.method == "POST" and form.is_valid():
-        try:
-            role_family_service.role_family_update(role_family=family, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_service_errors(error)
-        else:
-            messages.success(request, "Role family saved.")
-            return redirect("campaigns:role_family_list", org_slug=org_slug)
-    return render(
-        request, "campaigns/settings/role_family_form.html", {"family": family, "form": form}
-    )
+    return _choice_edit(request, page=_ROLE_FAMILIES, entry_id=role_family_id)
 
 
 @require_POST
 @admin_required
 def role_family_archive(request, org_slug, role_family_id):
-    family = _role_family_get(request, role_family_id)
-    if request.POST.get("restore"):
-        role_family_service.role_family_restore(role_family=family)
-        messages.success(request, f"“{family.name}” is back.")
-    else:
-        role_family_service.role_family_archive(role_family=family)
-        messages.success(request, f"“{family.name}” is archived.")
-    return redirect("campaigns:role_family_list", org_slug=org_slug)
+    return _choice_archive(request, page=_ROLE_FAMILIES, entry_id=role_family_id)
