@@ -516,3 +516,18 @@ def _topics_and_families(org):
     with scope(organization=org):
         topics_ensure_defaults(organization=org)
         role_family_service.role_families_ensure_defaults(organization=org)
+
+
+@pytest.mark.parametrize(
+    ("name", "intro"),
+    [
+        ("create", "Narrow the audience to what candidates told the preference centre."),
+        ("sequence_create", "Narrow who joins — on launch and from the pool — to what"),
+    ],
+)
+def test_broadcast_and_sequence_forms_offer_the_interest_fields(recruiter_client, org, name, intro):
+    body = recruiter_client.get(url(name, org)).content.decode()
+    assert ">Interests</h2>" in body and intro in body
+    for field in ("interest_role_families", "interest_locations", "interest_include_unstated"):
+        assert f'name="{field}"' in body
+    assert "Data &amp; analytics" in body  # a default role family to tick
