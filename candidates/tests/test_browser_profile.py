@@ -1,0 +1,56 @@
+"""The profile in a real browser: logging a call through the note form (an htmx request) puts
+it on the timeline and updates the header's "Last contacted" in place, without a reload."""
+
+import pytest
+from django_scopes import scopes_disabled
+from playwright.sync_api import expect
+
+from candidates.models import Candidate, Note
+from candidates.tests.factories import CandidateFactory
+from crm.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.test_browser import ARTIFACTS, chromium_page
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_logging_a_call_updates_the_timeline_and_last_contacted_in_place(live_server, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread (see tests/test_browser.py).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    organization = OrganizationFactory(name="Profile Org", slug="profile-org")
+    user = UserFactory(email="call.recruiter@example.com")
+    MembershipFactory(organization=organization, user=user, role=Role.RECRUITER)
+    candidate = CandidateFactory(
+        organization=organization, first_name="Marta", last_name="Ruiz", last_contacted_at=None
+    )
+    problems: list[str] = []
+
+    with chromium_page(problems) as page:
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=login]", user.email)
+        page.fill("input[name=password]", "correct horse battery")
+        page.locator("form button[type=submit]").first.click()
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{live_server.url}/o/{organization.slug}/candidates/{candidate.pk}/")
+        expect(page.locator("#last-contacted")).to_have_text("Never")
+        # Anything the swap replaces is gone afterwards; this marker survives only if the page
+        # was not reloaded.
+        page.evaluate("window.notReloaded = true")
+
+        page.locator("#note-form textarea").fill("Called her about the data team. Keen.")
+        page.get_by_label("This note records").select_option("call")
+        page.locator("#note-form button[type=submit]").click()
+
+        entry = page.locator("#activity .timeline-item").first
+        expect(entry).to_contain_text("Call")
+        expect(entry).to_contain_text("Called her about the data team. Keen.")
+        expect(page.locator("#last-contacted")).to_contain_text("now")
+        assert page.evaluate("window.notReloaded") is True
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "profile-call-logged.png"), full_page=True)
+
+    assert problems == []
+    with scopes_disabled():
+        note = Note.objects.get(candidate=candidate)
+        contacted = Candidate.objects.get(pk=candidate.pk).last_contacted_at
+    assert note.contact == "call" and contacted == note.created_at
