@@ -378,6 +378,37 @@ def campaign_step_results(*, campaign: Campaign) -> list[dict]:
     return stats
 
 
+# The results chart's bars, in funnel order: (key of a campaign_step_results row, label).
+RESULTS_CHART_MEASURES = [
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("opened", "Opened"),
+    ("clicked", "Clicked"),
+    ("replied", "Replied"),
+    ("unsubscribed", "Unsubscribed"),
+    ("bounced", "Bounced"),
+]
+
+
+def campaign_results_chart(*, results: list[dict]) -> dict | None:
+    """The campaign page's results chart (Chart.js data, through json_script): one bar per
+    measure and email step, from the rows of campaign_step_results (the table beside it
+    shows the same numbers). None while no email step has sent anything."""
+    rows = [row for row in results if row["step"].kind == Step.Kind.EMAIL and row["sent"]]
+    if not rows:
+        return None
+    return {
+        "labels": [label for _key, label in RESULTS_CHART_MEASURES],
+        "datasets": [
+            {
+                "label": f"Email {row['step'].position}" if len(results) > 1 else "Emails",
+                "data": [row[key] for key, _label in RESULTS_CHART_MEASURES],
+            }
+            for row in rows
+        ],
+    }
+
+
 CANDIDATE_MESSAGES_LIMIT = 20
 
 

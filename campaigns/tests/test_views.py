@@ -190,6 +190,37 @@ def test_campaign_detail_after_sending_shows_step_results(
     assert "Results" in body and "50.0%" in body
 
 
+def test_campaign_detail_draws_the_results_as_a_chart_once_emails_went_out(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 2)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+    queued = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    with in_org():
+        Message.objects.update(status="delivered")
+        Message.objects.filter(pk=Message.objects.first().pk).update(opened_at="2030-01-01T00:00Z")
+    response = recruiter_client.get(url("detail", org, campaign.pk))
+    body = response.content.decode()
+    assert "results-chart-data" not in queued  # nothing sent yet: no chart
+    assert response.context["results_chart"] == {
+        "labels": [
+            "Sent",
+            "Delivered",
+            "Opened",
+            "Clicked",
+            "Replied",
+            "Unsubscribed",
+            "Bounced",
+        ],
+        "datasets": [{"label": "Emails", "data": [2, 2, 1, 0, 0, 0, 0]}],
+    }
+    assert '<script id="results-chart-data" type="application/json">' in body
+    assert "chart.umd.min.js" in body and "step-stats" in body  # the table stays
+
+
 def test_campaign_detail_results_count_replies_but_not_auto_replies(
     recruiter_client, recruiter_user, org, in_org
 ):
@@ -417,3 +448,18 @@ def test_template_test_send(recruiter_client, org, in_org, django_capture_on_com
     assert response.status_code == 302
     with in_org():
         assert Message.objects.get().is_test is True
+
+
+def test_results_chart_has_a_bar_group_per_email_step_that_sent_and_none_for_tasks():
+    from campaigns.models import Step
+    from campaigns.selectors import RESULTS_CHART_MEASURES, campaign_results_chart
+
+    def row(position, kind="email", sent=0):
+        counts = dict.fromkeys((key for key, _ in RESULTS_CHART_MEASURES), 0)
+        return {**counts, "step": Step(position=position, kind=kind), "sent": sent}
+
+    results = [row(1, sent=10), row(2, kind="task"), row(3, sent=4), row(4)]
+    chart = campaign_results_chart(results=results)
+    assert [d["label"] for d in chart["datasets"]] == ["Email 1", "Email 3"]
+    assert [d["data"][0] for d in chart["datasets"]] == [10, 4]
+    assert campaign_results_chart(results=[row(1), row(2, kind="task")]) is None

@@ -19,6 +19,7 @@ from campaigns.selectors import (
     campaign_message_get,
     campaign_messages,
     campaign_progress,
+    campaign_results_chart,
     campaign_step_results,
     campaign_waiting,
     campaigns_for_list,
@@ -115,6 +116,7 @@ def campaign_detail(request, org_slug, campaign_id):
         if is_draft
         else [],
         "stats": stats,
+        "results_chart": campaign_results_chart(results=stats),
         "machine": None if is_draft else campaign_machine_engagement(campaign=campaign),
         "progress": progress,
         "delivery": broadcast_delivery(progress=progress, stats=stats),

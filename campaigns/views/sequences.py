@@ -18,6 +18,7 @@ from campaigns.selectors import (
     campaign_enrollments,
     campaign_get,
     campaign_progress,
+    campaign_results_chart,
     campaign_step_results,
     campaign_waiting,
     sequence_step_get,
@@ -52,12 +53,13 @@ def sequence_detail(request, campaign):
     filter_form = EnrollmentFilterForm(request.GET or None)
     status = filter_form.cleaned_data["status"] if filter_form.is_valid() else ""
     page = Paginator(campaign_enrollments(campaign=campaign, status=status), ENROLLMENTS_PAGE_SIZE)
+    results = campaign_step_results(campaign=campaign)
     context = {
         "campaign": campaign,
         "steps": [
-            {**row, "wait": sequence_service.delay_text(row["step"].delay)}
-            for row in campaign_step_results(campaign=campaign)
+            {**row, "wait": sequence_service.delay_text(row["step"].delay)} for row in results
         ],
+        "results_chart": campaign_results_chart(results=results),
         "progress": campaign_progress(campaign=campaign),
         "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
         "window": sequence_service.window_summary(campaign=campaign),

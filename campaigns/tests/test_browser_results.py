@@ -1,0 +1,58 @@
+"""A sent broadcast's page in a real browser: Chart.js draws the results chart under the
+page's Content Security Policy (no inline script or style), with no console error."""
+
+import pytest
+from django_scopes import scope, scopes_disabled
+from playwright.sync_api import expect
+
+from campaigns.models import Message
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
+from campaigns.tests.factories import make_broadcast, make_candidates
+from crm.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.test_browser import ARTIFACTS, chromium_page
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_sent_broadcast_page_draws_the_results_chart(live_server, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread (see tests/test_browser.py).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    organization = OrganizationFactory(name="Chart Org", slug="chart-org")
+    user = UserFactory(email="chart.recruiter@example.com")
+    MembershipFactory(organization=organization, user=user, role=Role.RECRUITER)
+    make_candidates(organization, 3)
+    campaign = make_broadcast(organization, user=user)
+    with scope(organization=organization):
+        campaign_launch(campaign=campaign, user=user)
+        dispatch_due()
+    with scopes_disabled():
+        Message.objects.filter(campaign=campaign).update(status="delivered")
+    problems: list[str] = []
+
+    with chromium_page(problems) as page:
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=login]", user.email)
+        page.fill("input[name=password]", "correct horse battery")
+        page.locator("form button[type=submit]").first.click()
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{live_server.url}/o/{organization.slug}/campaigns/{campaign.pk}/")
+
+        canvas = page.locator("#results-chart")
+        expect(canvas).to_be_visible()
+        page.wait_for_function("Boolean(window.Chart && window.Chart.getChart('results-chart'))")
+        drawn = page.evaluate(
+            "(() => { const c = window.Chart.getChart('results-chart');"
+            " return [c.data.labels, c.data.datasets.map(d => d.data)]; })()"
+        )
+        box = canvas.bounding_box()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "campaign-results-chart.png"), full_page=True)
+
+    assert problems == []  # a CSP violation would be a console error
+    assert drawn == [
+        ["Sent", "Delivered", "Opened", "Clicked", "Replied", "Unsubscribed", "Bounced"],
+        [[3, 3, 0, 0, 0, 0, 0]],
+    ]
+    assert box["width"] > 300 and box["height"] > 150
