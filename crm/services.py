@@ -33,11 +33,18 @@ def organization_create(*, user: User, name: str, slug: str, **details) -> Organ
 def organization_setup_defaults(*, organization: Organization) -> None:
     """Give a new organisation what every organisation starts with.
 
-    Apps that need per-organisation defaults (stages, topics…) extend this function.
+    Apps that need per-organisation defaults (stages, topics…) extend this function. Email
+    topics and role families are also created on first use, for organisations made before they
+    existed; creating them here keeps that first use (which can be a page view) from writing.
     """
+    from campaigns.services.role_families import role_families_ensure_defaults
+    from campaigns.services.topics import topics_ensure_defaults
     from pipelines.services import stages_create_defaults
 
     stages_create_defaults(organization=organization)
+    with scopes_disabled():
+        topics_ensure_defaults(organization=organization)
+        role_families_ensure_defaults(organization=organization)
 
 
 def _admin_count(organization: Organization) -> int:

@@ -33,6 +33,21 @@ def test_organization_create_makes_creator_admin(client):
     assert (membership.organization.name, membership.role) == ("Initech Talent", Role.ADMIN)
 
 
+def test_a_new_organisation_has_its_email_topics_and_role_families_before_any_page_view():
+    from campaigns.models import DefaultRoleFamily, DefaultTopic, RoleFamily, Topic
+    from crm.services import organization_create
+
+    organization = organization_create(user=UserFactory(), name="Fresh", slug="fresh-lists")
+
+    with scopes_disabled():
+        topics = list(Topic.objects.filter(organization=organization).values_list("key", flat=True))
+        families = list(
+            RoleFamily.objects.filter(organization=organization).values_list("key", flat=True)
+        )
+    assert topics == list(DefaultTopic.values)
+    assert families == list(DefaultRoleFamily.values)
+
+
 def test_organization_create_invalid_input_rerenders_with_errors(client):
     OrganizationFactory(slug="taken")
     client.force_login(UserFactory())
