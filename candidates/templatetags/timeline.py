@@ -6,7 +6,7 @@ its note with candidates/includes/note_item.html (its actions depend on the user
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from candidates.models import Activity, Note
+from candidates.models import Activity
 from crm.dates import PageClock, page_clock
 from crm.html import escape
 
@@ -14,19 +14,11 @@ register = template.Library()
 # get_kind_display() walks all the choices on every call; a dict does not.
 KIND_LABELS = dict(Activity.Kind.choices)
 NOTE_TEMPLATE = "candidates/includes/note_item.html"
-# A note that records a contact is headed by what the contact was.
-CONTACT_LABELS = {
-    Note.Contact.CALL: "Call",
-    Note.Contact.MEETING: "Meeting",
-    Note.Contact.MESSAGE: "Message",
-    Note.Contact.EMAIL: "Email outside Rapport",
-}
 
 
 def _label(activity) -> str:
-    if activity.note_id and activity.note.contact:
-        return CONTACT_LABELS.get(activity.note.contact, KIND_LABELS[activity.kind])
-    return KIND_LABELS.get(activity.kind, activity.kind)
+    """The entry's heading: the view's own (a logged call: "Call"), else the kind's label."""
+    return getattr(activity, "heading", None) or KIND_LABELS.get(activity.kind, activity.kind)
 
 
 def _heading(activity, clock: PageClock) -> str:
@@ -57,7 +49,8 @@ def _note(context, note) -> str:
 
 @register.simple_tag(takes_context=True)
 def timeline_entry(context, activity) -> SafeString:
-    """The timeline's <li> for `activity` (`activity.icon` is set by the view)."""
+    """The timeline's <li> for `activity` (`activity.icon`, and `activity.heading` when the
+    kind's label is not the heading, are set by the view)."""
     anchor = f' id="timeline-note-{activity.note_id}"' if activity.note_id else ""
     parts = [
         f'<li class="timeline-item timeline-{escape(activity.kind)}"{anchor}>\n'

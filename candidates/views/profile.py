@@ -69,12 +69,12 @@ TIMELINE_ICONS = {
     Activity.Kind.FOLLOW_UP: "alarm",
     Activity.Kind.ENROLLMENT: "diagram-3",
 }
-# A note that records a contact shows what kind (the label comes from the timeline tag).
-CONTACT_ICONS = {
-    Note.Contact.CALL: "telephone",
-    Note.Contact.MEETING: "people",
-    Note.Contact.MESSAGE: "chat-left-text",
-    Note.Contact.EMAIL: "envelope-paper",
+# A note that records a contact is headed by what the contact was: (heading, icon).
+CONTACT_HEADINGS = {
+    Note.Contact.CALL: ("Call", "telephone"),
+    Note.Contact.MEETING: ("Meeting", "people"),
+    Note.Contact.MESSAGE: ("Message", "chat-left-text"),
+    Note.Contact.EMAIL: ("Email outside Rapport", "envelope-paper"),
 }
 EDITED_AFTER = timedelta(minutes=1)
 
@@ -103,7 +103,8 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
         activity.icon = TIMELINE_ICONS.get(activity.kind, "dot")
         if activity.note is not None:
             _mark_edited(activity.note)
-            activity.icon = CONTACT_ICONS.get(activity.note.contact, activity.icon)
+            if activity.note.contact in CONTACT_HEADINGS:
+                activity.heading, activity.icon = CONTACT_HEADINGS[activity.note.contact]
     for note in pinned_notes:
         _mark_edited(note)
     return {
