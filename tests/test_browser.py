@@ -15,6 +15,7 @@ from django.conf import settings as django_settings
 from playwright.sync_api import Page, expect, sync_playwright
 
 PASSWORD = "a long and memorable passphrase"
+FACTORY_PASSWORD = "correct horse battery"  # tests.factories.UserFactory's
 ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -52,6 +53,15 @@ def chromium_page(console_problems: list[str]) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
+
+
+def log_in(page: Page, live_server, email: str) -> None:
+    """Sign in a factory-made user (tests.factories.UserFactory) through the login form."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", FACTORY_PASSWORD)
+    page.locator("form button[type=submit]").first.click()
+    page.wait_for_load_state("networkidle")
 
 
 @pytest.mark.browser

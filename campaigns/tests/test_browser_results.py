@@ -11,7 +11,7 @@ from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
 from crm.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.test_browser import ARTIFACTS, chromium_page
+from tests.test_browser import ARTIFACTS, chromium_page, log_in
 
 
 @pytest.mark.browser
@@ -32,11 +32,7 @@ def test_sent_broadcast_page_draws_the_results_chart(live_server, monkeypatch):
     problems: list[str] = []
 
     with chromium_page(problems) as page:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("input[name=login]", user.email)
-        page.fill("input[name=password]", "correct horse battery")
-        page.locator("form button[type=submit]").first.click()
-        page.wait_for_load_state("networkidle")
+        log_in(page, live_server, user.email)
         page.goto(f"{live_server.url}/o/{organization.slug}/campaigns/{campaign.pk}/")
 
         canvas = page.locator("#results-chart")

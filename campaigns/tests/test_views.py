@@ -176,14 +176,21 @@ def test_campaign_launch_enrolls_and_queues_the_dispatcher(
     assert campaign.status == "running"
 
 
+def _dispatched_broadcast(org, user, in_org, *, candidates: int):
+    """A broadcast to `candidates` candidates, launched and dispatched: its messages queued."""
+    make_candidates(org, candidates)
+    campaign = make_broadcast(org, user=user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=user)
+        dispatch_due()
+    return campaign
+
+
 def test_campaign_detail_after_sending_shows_step_results(
     recruiter_client, recruiter_user, org, in_org
 ):
-    make_candidates(org, 2)
-    campaign = make_broadcast(org, user=recruiter_user)
+    campaign = _dispatched_broadcast(org, recruiter_user, in_org, candidates=2)
     with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-        dispatch_due()
         Message.objects.update(status="sent")
         Message.objects.filter(pk=Message.objects.first().pk).update(opened_at="2030-01-01T00:00Z")
     body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
@@ -193,11 +200,7 @@ def test_campaign_detail_after_sending_shows_step_results(
 def test_campaign_detail_draws_the_results_as_a_chart_once_emails_went_out(
     recruiter_client, recruiter_user, org, in_org
 ):
-    make_candidates(org, 2)
-    campaign = make_broadcast(org, user=recruiter_user)
-    with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-        dispatch_due()
+    campaign = _dispatched_broadcast(org, recruiter_user, in_org, candidates=2)
     queued = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
     with in_org():
         Message.objects.update(status="delivered")
@@ -224,11 +227,8 @@ def test_campaign_detail_draws_the_results_as_a_chart_once_emails_went_out(
 def test_campaign_detail_results_count_replies_but_not_auto_replies(
     recruiter_client, recruiter_user, org, in_org
 ):
-    make_candidates(org, 4)
-    campaign = make_broadcast(org, user=recruiter_user)
+    campaign = _dispatched_broadcast(org, recruiter_user, in_org, candidates=4)
     with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-        dispatch_due()
         Message.objects.update(status="delivered", sent_at="2030-01-01T00:00Z")
         first, second = Message.objects.order_by("pk")[:2]
     for message, extra in ((first, {}), (second, {"Auto-Submitted": "auto-replied"})):

@@ -9,7 +9,7 @@ from candidates.models import Candidate, Note
 from candidates.tests.factories import CandidateFactory
 from crm.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.test_browser import ARTIFACTS, chromium_page
+from tests.test_browser import ARTIFACTS, chromium_page, log_in
 
 
 @pytest.mark.browser
@@ -26,11 +26,7 @@ def test_logging_a_call_updates_the_timeline_and_last_contacted_in_place(live_se
     problems: list[str] = []
 
     with chromium_page(problems) as page:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("input[name=login]", user.email)
-        page.fill("input[name=password]", "correct horse battery")
-        page.locator("form button[type=submit]").first.click()
-        page.wait_for_load_state("networkidle")
+        log_in(page, live_server, user.email)
         page.goto(f"{live_server.url}/o/{organization.slug}/candidates/{candidate.pk}/")
         expect(page.locator("#last-contacted")).to_have_text("Never")
         # Anything the swap replaces is gone afterwards; this marker survives only if the page

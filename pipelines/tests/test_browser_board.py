@@ -4,10 +4,8 @@ path) moves a card too."""
 
 import shutil
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from django_scopes import scope, scopes_disabled
 from playwright.sync_api import expect, sync_playwright
@@ -19,16 +17,7 @@ from pipelines.selectors import stages_default
 from pipelines.services import pool_add_candidates
 from pipelines.tests.factories import PoolFactory
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-
-ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, log_in
 
 
 @pytest.fixture
@@ -76,11 +65,7 @@ def board_page(live_server, board):
         )
         page.on("pageerror", lambda error: problems.append(str(error)))
         try:
-            page.goto(f"{live_server.url}/accounts/login/")
-            page.fill("input[name=login]", board["user"].email)
-            page.fill("input[name=password]", "correct horse battery")
-            page.locator("form button[type=submit]").first.click()
-            page.wait_for_load_state("networkidle")
+            log_in(page, live_server, board["user"].email)
             page.goto(f"{live_server.url}/o/{board['organization'].slug}/pools/{board['pool'].pk}/")
             expect(page.locator(f"#card-{board['card'].pk}")).to_be_visible()
             yield page
