@@ -29,7 +29,7 @@ import psycopg
 from bench import vocab
 from bench.db import write_meta
 
-SEED_VERSION = 1
+SEED_VERSION = 2  # 2: "last contacted" in candidates_candidatecontact
 BENCH_SLUG = "bench"
 SMALL_SLUG = "bench-small-{}"
 IMPORT_SLUG = "bench-import"
@@ -69,7 +69,6 @@ CANDIDATE_COLUMNS = (
     "custom_fields",
     "created_at",
     "updated_at",
-    "last_contacted_at",
     "engagement_score",
     "has_resume",
     "resume_text",
@@ -209,11 +208,9 @@ class CandidateGenerator:
             updated = datetime.fromtimestamp(
                 created_ts + rng.random() * (now_ts - created_ts), tz=UTC
             )
-            contacted = (
-                datetime.fromtimestamp(created_ts + rng.random() * (now_ts - created_ts), tz=UTC)
-                if rng.random() < 0.6
-                else None
-            )
+            # "Last contacted" is written in SQL after the COPY (`seed_contacts`); these two
+            # draws stay so that every other column is what earlier seeds generated.
+            rng.random(), rng.random()
             has_resume = rng.random() < 0.10
             resume = self.resume(first, last, title, company, city, skills) if has_resume else ""
             source = sources[index]
@@ -249,7 +246,6 @@ class CandidateGenerator:
                 else "{}",
                 created,
                 updated,
-                contacted,
                 rng.randint(0, 100) if rng.random() < 0.7 else None,
                 has_resume,
                 resume,
@@ -313,6 +309,15 @@ def create_organisations(spec: Spec) -> dict:
             defaults={"role": Role.RECRUITER},
         )
     return orgs
+
+
+SEED_CONTACTS = """
+    INSERT INTO candidates_candidatecontact (candidate_id, organization_id, last_contacted_at)
+    SELECT id, organization_id,
+           created_at + (now() - created_at) * (((hashint8(id) >> 10) & 1023) / 1024.0)
+    FROM candidates_candidate
+    WHERE (hashint8(id) & 1023) < 614
+"""
 
 
 # --- COPY helpers -----------------------------------------------------------------------------
@@ -506,7 +511,15 @@ def seed(url: str, spec: Spec) -> dict:
         if small_total:
             print(f"    {small_total / seconds:,.0f} rows/s ({seconds:.1f} s)")
 
-        # 3. A "created" timeline entry for every candidate (server-side INSERT … SELECT).
+        # 3. "Last contacted" for ~60 % of every organisation's candidates, some time between
+        # their creation and now (derived from the id's hash: the same on every seed).
+        print("  last contacted…", flush=True)
+        t0 = time.perf_counter()
+        conn.execute(SEED_CONTACTS)
+        timings["contacts_seconds"] = time.perf_counter() - t0
+        print(f"    {timings['contacts_seconds']:.1f} s")
+
+        # 4. A "created" timeline entry for every candidate (server-side INSERT … SELECT).
         print("  timeline: a 'created' entry per candidate…", flush=True)
         t0 = time.perf_counter()
         act_indexes = secondary_indexes(conn, "candidates_activity")
@@ -523,7 +536,7 @@ def seed(url: str, spec: Spec) -> dict:
         timings["activity_created_seconds"] = time.perf_counter() - t0
         print(f"    {timings['activity_created_seconds']:.1f} s")
 
-        # 4. Profiles with a full timeline: spread over the big organisation.
+        # 5. Profiles with a full timeline: spread over the big organisation.
         step = max(1, spec.main // PROFILE_SAMPLE)
         ids = [
             row[0]

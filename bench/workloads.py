@@ -36,7 +36,7 @@ COUNT_CAP = 1_000
 LIST_COLUMNS = (
     "c.id, c.first_name, c.last_name, c.email, c.headline, c.current_title, c.current_company,"
     " c.city, c.country, c.skills, c.tags, c.status, c.source, c.created_at,"
-    " c.last_contacted_at, c.has_resume, c.owner_id, u.name AS owner_name, u.email AS owner_email"
+    " k.last_contacted_at, c.has_resume, c.owner_id, u.name AS owner_name, u.email AS owner_email"
 )
 
 
@@ -143,6 +143,7 @@ LIMIT {FUZZY_LIMIT}
 SEARCH_PAGE_SQL = f"""
 SELECT {LIST_COLUMNS}
 FROM candidates_candidate c LEFT JOIN crm_user u ON u.id = c.owner_id
+LEFT JOIN candidates_candidatecontact k ON k.candidate_id = c.id
 WHERE c.organization_id = %(org)s AND c.merged_into_id IS NULL AND c.id = ANY(%(ids)s)
 """
 
@@ -246,8 +247,24 @@ SELECT {LIST_COLUMNS}, (
     ) capped
 ) AS total
 FROM candidates_candidate c LEFT JOIN crm_user u ON u.id = c.owner_id
+LEFT JOIN candidates_candidatecontact k ON k.candidate_id = c.id
 WHERE {FACET_WHERE} {{after}}
 ORDER BY c.created_at DESC, c.id DESC
+LIMIT {PAGE_SIZE + 1}
+"""
+
+# The same page sorted by "Recently contacted": the floor reads the contacts' index in order.
+CONTACTED_FLOOR_SQL = f"""
+SELECT {LIST_COLUMNS}, (
+    SELECT count(*) FROM (
+        SELECT 1 FROM candidates_candidate c
+        WHERE {FACET_WHERE} LIMIT {COUNT_CAP + 1}
+    ) capped
+) AS total
+FROM candidates_candidatecontact k JOIN candidates_candidate c ON c.id = k.candidate_id
+LEFT JOIN crm_user u ON u.id = c.owner_id
+WHERE k.organization_id = %(org)s AND {FACET_WHERE}
+ORDER BY k.last_contacted_at DESC, k.candidate_id DESC
 LIMIT {PAGE_SIZE + 1}
 """
 
@@ -293,6 +310,12 @@ def workload_facets(ctx: Context) -> list[Row]:
     for label, sql, sql_params, http_params in [
         ("page 1", page1_sql, params, query),
         (f"page {DEEP_PAGES} (keyset)", deep_sql, deep_params, deep_query),
+        (
+            "page 1, recently contacted",
+            CONTACTED_FLOOR_SQL,
+            params,
+            {**query, "sort": "-contacted"},
+        ),
     ]:
         row = Row(f"facets (3 filters): {label}", target="p95 ≤ 60 ms", target_ms=60)
         floor = lambda sql=sql, p=sql_params: _facet_floor(ctx, sql, p)  # noqa: E731
@@ -320,8 +343,10 @@ def workload_facets(ctx: Context) -> list[Row]:
 
 # --- profile ------------------------------------------------------------------------------------
 PROFILE_FLOOR_SQL = [
-    "SELECT c.*, u.name, u.email FROM candidates_candidate c LEFT JOIN crm_user u"
-    " ON u.id = c.owner_id WHERE c.organization_id = %(org)s AND c.id = %(id)s"
+    "SELECT c.*, u.name, u.email, k.last_contacted_at FROM candidates_candidate c"
+    " LEFT JOIN crm_user u ON u.id = c.owner_id"
+    " LEFT JOIN candidates_candidatecontact k ON k.candidate_id = c.id"
+    " WHERE c.organization_id = %(org)s AND c.id = %(id)s"
     " AND c.merged_into_id IS NULL",
     "SELECT a.*, u.name, u.email, n.body, n.pinned, n.created_at, n.updated_at, nu.name"
     " FROM candidates_activity a LEFT JOIN crm_user u ON u.id = a.actor_id"

@@ -24,8 +24,8 @@ from campaigns.services.dispatch import dispatch_due
 from campaigns.services.preferences import candidate_unsubscribe
 from campaigns.services.replies import inbound_email_record
 from campaigns.services.templates import email_template_create
-from candidates.models import Activity, Candidate
-from candidates.services.activities import activities_record_bulk
+from candidates.models import Activity
+from candidates.services.activities import activities_record_bulk, candidates_mark_contacted
 from crm.models import Role
 from pipelines.models import Pool
 
@@ -196,9 +196,7 @@ def seed_demo_broadcast(*, organization, users, stdout) -> None:
                 data={"campaign_id": campaign.pk},
                 occurred_at=item["occurred_at"],
             )
-    Candidate.objects.filter(pk__in=[m.candidate_id for m in messages]).update(
-        last_contacted_at=launched
-    )
+    candidates_mark_contacted(candidate_ids=[m.candidate_id for m in messages], at=launched)
     Enrollment.objects.filter(campaign=campaign).update(status=Enrollment.Status.DONE)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DONE)
     stdout.write(f"Demo templates and the broadcast “{NAME}” to {len(messages)} candidates.")

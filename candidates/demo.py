@@ -12,7 +12,7 @@ import phonenumbers
 from django.db import transaction
 from django.utils import timezone
 
-from candidates.models import Activity, Candidate, CustomField, Note
+from candidates.models import Activity, Candidate, CandidateContact, CustomField, Note
 from candidates.normalize import normalize_tags
 from candidates.services.activities import activity_record
 from candidates.services.custom_fields import custom_field_create
@@ -412,6 +412,7 @@ def seed_demo_candidates(*, organization, users, stdout) -> None:
 
     candidates: list[Candidate] = []
     created_at: list = []
+    contacted: list = []  # when each was last contacted (None: never)
     used_emails: set[str] = set()
     for index in range(CANDIDATE_COUNT):
         first_names, last_names, places = rng.choice(CULTURES)
@@ -474,20 +475,28 @@ def seed_demo_candidates(*, organization, users, stdout) -> None:
                 if status == "not_now"
                 else None,
                 custom_fields=custom,
-                last_contacted_at=joined + timedelta(days=rng.randint(1, 60))
-                if rng.random() < 0.55
-                else None,
                 engagement_score=None,
             )
         )
         created_at.append(joined)
+        contacted.append(
+            joined + timedelta(days=rng.randint(1, 60)) if rng.random() < 0.55 else None
+        )
 
     Candidate.objects.bulk_create(candidates, batch_size=500)
-    for candidate, joined in zip(candidates, created_at, strict=True):
+    for index, (candidate, joined) in enumerate(zip(candidates, created_at, strict=True)):
         candidate.created_at = joined
-        if candidate.last_contacted_at and candidate.last_contacted_at > now:
-            candidate.last_contacted_at = now - timedelta(hours=rng.randint(1, 48))
-    Candidate.objects.bulk_update(candidates, ["created_at", "last_contacted_at"], batch_size=500)
+        if contacted[index] and contacted[index] > now:
+            contacted[index] = now - timedelta(hours=rng.randint(1, 48))
+    Candidate.objects.bulk_update(candidates, ["created_at"], batch_size=500)
+    CandidateContact.objects.bulk_create(
+        [
+            CandidateContact(candidate=candidate, organization=organization, last_contacted_at=when)
+            for candidate, when in zip(candidates, contacted, strict=True)
+            if when
+        ],
+        batch_size=500,
+    )
 
     notes_written = 0
     noted = set(rng.sample(range(len(candidates)), k=80))
@@ -524,7 +533,7 @@ def seed_demo_candidates(*, organization, users, stdout) -> None:
                 data={"fields": ["tags"]},
                 occurred_at=joined + timedelta(days=rng.randint(1, age - 1)),
             )
-        if candidate.last_contacted_at:
+        if contacted[index]:
             contact, template = rng.choice(CONTACT_NOTES)
             author = candidate.owner or rng.choice(actors)
             note = Note.objects.create(
@@ -534,7 +543,7 @@ def seed_demo_candidates(*, organization, users, stdout) -> None:
                 body=template.format(skill=candidate.skills[0], title=candidate.current_title),
                 contact=contact,
             )
-            contacted_at = candidate.last_contacted_at
+            contacted_at = contacted[index]
             Note.objects.filter(pk=note.pk).update(created_at=contacted_at, updated_at=contacted_at)
             activity_record(
                 candidate=candidate,

@@ -184,13 +184,15 @@ class CandidateFilterSet(django_filters.FilterSet):
         return queryset.filter(created_at__lt=_day_start(value + datetime.timedelta(days=1)))
 
     def filter_contacted_after(self, queryset, name, value):
-        return queryset.filter(last_contacted_at__gte=_day_start(value))
+        return queryset.filter(contact__last_contacted_at__gte=_day_start(value))
 
     def filter_contacted_before(self, queryset, name, value):
-        return queryset.filter(last_contacted_at__lt=_day_start(value + datetime.timedelta(days=1)))
+        return queryset.filter(
+            contact__last_contacted_at__lt=_day_start(value + datetime.timedelta(days=1))
+        )
 
     def filter_never_contacted(self, queryset, name, value):
-        return queryset.filter(last_contacted_at__isnull=True) if value else queryset
+        return queryset.filter(contact__isnull=True) if value else queryset
 
     def filter_import_job(self, queryset, name, value):
         if not value:

@@ -24,6 +24,20 @@ class CandidateQuerySet(models.QuerySet):
         """Candidates that are not merged into another profile."""
         return self.filter(merged_into__isnull=True)
 
+    def with_last_contacted(self, organization_id: int | None = None):
+        """Each candidate's `last_contacted_at` (None: never), read from its CandidateContact
+        through a left join, for lists that show, sort or filter by it. With the organisation
+        the join names it too, so that a sort by it reads the contacts' index in order
+        (`contact_org_recent` leads with the organisation; see `search.keyset_page`)."""
+        if organization_id is None:
+            return self.annotate(last_contacted_at=models.F("contact__last_contacted_at"))
+        return self.annotate(
+            contact_here=models.FilteredRelation(
+                "contact", condition=Q(contact__organization_id=organization_id)
+            ),
+            last_contacted_at=models.F("contact_here__last_contacted_at"),
+        )
+
 
 class Candidate(models.Model):
     class Source(models.TextChoices):
@@ -92,7 +106,7 @@ class Candidate(models.Model):
     custom_fields = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
-    last_contacted_at = models.DateTimeField(null=True, blank=True)
+    # "Last contacted" is a CandidateContact row (`candidate.contact`), not a column here.
     engagement_score = models.PositiveSmallIntegerField(null=True, blank=True)
     has_resume = models.BooleanField(default=False)
     # Text extracted from resumes, concatenated; feeds the search vector (weight D).
@@ -137,9 +151,6 @@ class Candidate(models.Model):
             models.Index(
                 fields=["organization", "last_name", "first_name", "id"], name="cand_org_name"
             ),
-            models.Index(
-                fields=["organization", "-last_contacted_at", "-id"], name="cand_org_contacted"
-            ),
             models.Index(fields=["organization", "status"], name="cand_org_status"),
             models.Index(fields=["organization", "owner"], name="cand_org_owner"),
             models.Index(fields=["organization", "phone"], name="cand_org_phone"),
@@ -172,6 +183,38 @@ class Candidate(models.Model):
     @property
     def initials(self) -> str:
         return (self.first_name[:1] + self.last_name[:1]).upper()
+
+
+class CandidateContact(models.Model):
+    """When Rapport last reached a candidate: a campaign email sent, a call, meeting or message
+    logged, a sequence's task done (`candidates_mark_contacted`). No row: never contacted.
+
+    A narrow row of its own, not a column of the candidate: every campaign email moves it, and
+    the candidate's row has twenty indexes, seven of them GIN. As a column, each email rewrote
+    the whole candidate with a new entry in every one of those indexes (~300 µs of database
+    time per email, the largest single cost of a send: docs/performance.md, run 8); this row
+    has two. The candidate list sorts and filters by it through a join (`with_last_contacted`).
+    """
+
+    candidate = models.OneToOneField(
+        Candidate, on_delete=models.CASCADE, primary_key=True, related_name="contact"
+    )
+    # No index of its own: `contact_org_recent` leads with it.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    last_contacted_at = models.DateTimeField()
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["organization", "-last_contacted_at", "-candidate"],
+                name="contact_org_recent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.candidate_id} last contacted {self.last_contacted_at:%Y-%m-%d %H:%M}"
 
 
 class CustomField(models.Model):

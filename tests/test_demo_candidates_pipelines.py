@@ -46,9 +46,7 @@ def test_demo_has_varied_candidates_notes_and_searchable_resumes(demo):
         assert Note.objects.filter(organization=organization).count() >= 80
         # "Last contacted" is backed by the timeline: a logged call, meeting or message, or a
         # campaign email.
-        contacted = set(
-            candidates.filter(last_contacted_at__isnull=False).values_list("pk", flat=True)
-        )
+        contacted = set(candidates.filter(contact__isnull=False).values_list("pk", flat=True))
         backed = set(
             Activity.objects.filter(organization=organization, candidate_id__in=contacted)
             .filter(Q(kind="email_sent") | Q(kind="note_added", note__contact__gt=""))

@@ -6,10 +6,9 @@ from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
-from candidates.models import Activity, Candidate, Note
+from candidates.models import Activity, Candidate, CandidateContact, Note
 from crm.models import User
 
 
@@ -37,11 +36,35 @@ def activity_record(
 
 def candidates_mark_contacted(*, candidate_ids, at: datetime) -> int:
     """Record that we reached these candidates at `at` (a campaign email sent; a call, meeting
-    or message logged; a sequence's task done): "last contacted" only ever moves forward."""
+    or message logged; a sequence's task done): "last contacted" only ever moves forward.
+
+    One statement for any number of candidates, into their CandidateContact rows (see there
+    for why not a column of the candidate), in id order so that two concurrent callers lock
+    shared rows in the same order. Returns how many candidates' time moved."""
+    ids = sorted({int(pk) for pk in candidate_ids})
+    if not ids:
+        return 0
+    table = CandidateContact._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} AS k (candidate_id, organization_id, last_contacted_at)
+            SELECT id, organization_id, %s FROM {Candidate._meta.db_table}
+            WHERE id = ANY(%s) ORDER BY id
+            ON CONFLICT (candidate_id) DO UPDATE SET last_contacted_at = EXCLUDED.last_contacted_at
+            WHERE k.last_contacted_at < EXCLUDED.last_contacted_at
+            """,  # noqa: S608 - table names from the models
+            [at, ids],
+        )
+        return cursor.rowcount
+
+
+def candidate_last_contacted(candidate: Candidate) -> datetime | None:
+    """When we last reached this candidate (None: never), read afresh."""
     return (
-        Candidate.objects.filter(pk__in=candidate_ids)
-        .filter(Q(last_contacted_at__isnull=True) | Q(last_contacted_at__lt=at))
-        .update(last_contacted_at=at)
+        CandidateContact.objects.filter(candidate_id=candidate.pk)
+        .values_list("last_contacted_at", flat=True)
+        .first()
     )
 
 

@@ -91,7 +91,12 @@ def export_rows(
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[list]:
     """One neutralised list of cell values per candidate, in id order, read in chunks."""
-    rows = queryset.select_related("owner").order_by("id").iterator(chunk_size=CHUNK_SIZE)
+    rows = (
+        queryset.select_related("owner")
+        .with_last_contacted()
+        .order_by("id")
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
     count = 0
     for candidate in rows:
         values = [getter(candidate) for _, getter in COLUMNS]

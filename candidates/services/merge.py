@@ -25,6 +25,7 @@ so what depends on them (smart pools) follows.
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from django.apps import apps
@@ -32,8 +33,18 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from candidates.models import Activity, Candidate, DuplicateSuggestion, MergeRecord
-from candidates.services.activities import activity_record
+from candidates.models import (
+    Activity,
+    Candidate,
+    CandidateContact,
+    DuplicateSuggestion,
+    MergeRecord,
+)
+from candidates.services.activities import (
+    activity_record,
+    candidate_last_contacted,
+    candidates_mark_contacted,
+)
 from candidates.services.attachments import candidate_refresh_resume_text
 from candidates.signals import candidate_changed
 from crm.models import User
@@ -85,8 +96,9 @@ CHOICE_FIELDS = [
 # Fields combined from both profiles.
 UNION_FIELDS = ["skills", "tags", "alternate_emails"]
 CUSTOM_PREFIX = "custom:"
-# What undo restores on the primary.
-SNAPSHOT_FIELDS = [*CHOICE_FIELDS, *UNION_FIELDS, "custom_fields", "last_contacted_at"]
+# What undo restores on the primary (and "last_contacted_at", its CandidateContact).
+SNAPSHOT_FIELDS = [*CHOICE_FIELDS, *UNION_FIELDS, "custom_fields"]
+CONTACTED = "last_contacted_at"
 
 
 class MergeError(Exception):
@@ -154,6 +166,8 @@ def _snapshot(candidate: Candidate) -> dict:
         if value is not None and isinstance(field, models.DateField):
             value = value.isoformat()  # DateTimeField is a DateField too
         snapshot[field.attname] = value
+    contacted = candidate_last_contacted(candidate)
+    snapshot[CONTACTED] = contacted.isoformat() if contacted else None
     return snapshot
 
 
@@ -166,6 +180,15 @@ def _restore(candidate: Candidate, snapshot: dict) -> None:
         if value is not None and isinstance(field, models.DateField):
             value = field.to_python(value)
         setattr(candidate, field.attname, value)
+    if CONTACTED in snapshot:
+        contacted = snapshot[CONTACTED]
+        CandidateContact.objects.filter(candidate_id=candidate.pk).delete()
+        if contacted:
+            CandidateContact.objects.create(
+                candidate_id=candidate.pk,
+                organization_id=candidate.organization_id,
+                last_contacted_at=datetime.fromisoformat(contacted),
+            )
 
 
 def _lock_pair(first_id: int, second_id: int) -> dict[int, Candidate]:
@@ -236,10 +259,9 @@ def candidate_merge(
         primary.alternate_emails = [
             address for address in _union(addresses) if address and address != primary.email
         ]
-        if secondary.last_contacted_at and (
-            not primary.last_contacted_at or secondary.last_contacted_at > primary.last_contacted_at
-        ):
-            primary.last_contacted_at = secondary.last_contacted_at
+        contacted = candidate_last_contacted(secondary)
+        if contacted:
+            candidates_mark_contacted(candidate_ids=[primary.pk], at=contacted)
 
         # The secondary leaves the live set first: its email may now be the primary's, and
         # emails are unique among live candidates.

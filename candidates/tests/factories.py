@@ -2,15 +2,17 @@
 tests/factories.ScopesDisabledFactory). Each area appends its factories below."""
 
 import factory
+from django_scopes import scopes_disabled
 
 from candidates.demo import minimal_pdf
-from candidates.models import Candidate
+from candidates.models import Candidate, CandidateContact
 from tests.factories import OrganizationFactory, ScopesDisabledFactory
 
 
 class CandidateFactory(ScopesDisabledFactory):
     class Meta:
         model = Candidate
+        skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
     first_name = factory.Faker("first_name")
@@ -20,6 +22,17 @@ class CandidateFactory(ScopesDisabledFactory):
     current_company = factory.Sequence(lambda n: f"Company {n}")
     city = "London"
     country = "United Kingdom"
+
+    @factory.post_generation
+    def last_contacted_at(candidate, create, when, **kwargs):
+        """`CandidateFactory(last_contacted_at=…)`: its CandidateContact row."""
+        if create and when:
+            with scopes_disabled():
+                CandidateContact.objects.create(
+                    candidate=candidate,
+                    organization_id=candidate.organization_id,
+                    last_contacted_at=when,
+                )
 
 
 # --- profiles, notes, custom fields ---

@@ -6,9 +6,14 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_scopes import scope
 
-from candidates.models import Activity
-from candidates.services.activities import activities_record_bulk
+from candidates.models import Activity, CandidateContact
+from candidates.services.activities import (
+    activities_record_bulk,
+    candidate_last_contacted,
+    candidates_mark_contacted,
+)
 from candidates.tests.factories import CandidateFactory
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +71,45 @@ def test_timeline_entry_for_another_organisations_candidate_is_refused_by_the_da
         with pytest.raises(IntegrityError), transaction.atomic():
             activities_record_bulk(organization_id=org.pk, candidate_ids=[theirs.pk], kind="edited")
             connection.check_constraints()
+
+
+def test_candidates_mark_contacted_moves_each_forward_in_one_statement_and_never_back(
+    org, other_org, in_org
+):
+    never, earlier, ahead = (CandidateFactory(organization=org) for _ in range(3))
+    elsewhere = CandidateFactory(organization=other_org)
+    now = timezone.now()
+    with in_org():
+        candidates_mark_contacted(candidate_ids=[earlier.pk], at=now - datetime.timedelta(days=9))
+        candidates_mark_contacted(candidate_ids=[ahead.pk], at=now + datetime.timedelta(days=1))
+    with in_org(), CaptureQueriesContext(connection) as queries:
+        moved = candidates_mark_contacted(
+            candidate_ids=[ahead.pk, earlier.pk, never.pk, never.pk], at=now
+        )
+    with in_org():
+        contacted = [candidate_last_contacted(c) for c in (never, earlier, ahead)]
+    assert (moved, len(queries)) == (2, 1)
+    assert contacted == [now, now, now + datetime.timedelta(days=1)]
+    with scope(organization=other_org):
+        candidates_mark_contacted(candidate_ids=[elsewhere.pk], at=now)
+        row = CandidateContact.objects.get(candidate=elsewhere)
+    # The row belongs to its candidate's organisation, whoever asked.
+    assert row.organization_id == other_org.pk
+
+
+def test_candidates_mark_contacted_never_rewrites_the_candidates_row(org, in_org):
+    """The point of CandidateContact: a campaign email must not rewrite the candidate (twenty
+    indexes, seven GIN). The row's system column `xmin` changes with every new version."""
+    candidate = CandidateFactory(organization=org)
+
+    def version():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT xmin::text FROM candidates_candidate WHERE id = %s", [candidate.pk]
+            )
+            return cursor.fetchone()[0]
+
+    before = version()
+    with in_org():
+        candidates_mark_contacted(candidate_ids=[candidate.pk], at=timezone.now())
+    assert version() == before

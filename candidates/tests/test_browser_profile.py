@@ -5,7 +5,8 @@ import pytest
 from django_scopes import scopes_disabled
 from playwright.sync_api import expect
 
-from candidates.models import Candidate, Note
+from candidates.models import Note
+from candidates.services.activities import candidate_last_contacted
 from candidates.tests.factories import CandidateFactory
 from crm.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -48,5 +49,5 @@ def test_logging_a_call_updates_the_timeline_and_last_contacted_in_place(live_se
     assert problems == []
     with scopes_disabled():
         note = Note.objects.get(candidate=candidate)
-        contacted = Candidate.objects.get(pk=candidate.pk).last_contacted_at
+        contacted = candidate_last_contacted(candidate)
     assert note.contact == "call" and contacted == note.created_at

@@ -15,7 +15,11 @@ from candidates.models import (
     Note,
 )
 from candidates.selectors import candidate_get_or_merged
-from candidates.services.activities import activity_record
+from candidates.services.activities import (
+    activity_record,
+    candidate_last_contacted,
+    candidates_mark_contacted,
+)
 from candidates.services.merge import MergeError, candidate_merge, candidate_merge_undo
 from candidates.tests.factories import CandidateFactory, make_attachment, make_pdf
 
@@ -211,6 +215,40 @@ def test_candidate_merge_undo_restores_both_profiles_exactly(org, pair, recruite
     }
     assert (record.undone_by, record.undone_at is not None) == (recruiter_user, True)
     assert suggestion.state == DuplicateSuggestion.State.OPEN
+
+
+@pytest.mark.parametrize(
+    "primary_contacted", [None, datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC)]
+)
+def test_candidate_merge_keeps_the_later_last_contacted_and_undo_puts_it_back(
+    pair, primary_contacted
+):
+    primary, secondary = pair
+    later = datetime.datetime(2026, 5, 1, tzinfo=datetime.UTC)
+    with scopes_disabled():
+        if primary_contacted:
+            candidates_mark_contacted(candidate_ids=[primary.pk], at=primary_contacted)
+        candidates_mark_contacted(candidate_ids=[secondary.pk], at=later)
+    record = _merge(primary, secondary)
+    with scopes_disabled():
+        merged = candidate_last_contacted(primary)
+        candidate_merge_undo(record=record, actor=None)
+        after_undo = (candidate_last_contacted(primary), candidate_last_contacted(secondary))
+    assert merged == later
+    assert after_undo == (primary_contacted, later)
+
+
+def test_candidate_merge_never_moves_last_contacted_back(pair):
+    primary, secondary = pair
+    recent = datetime.datetime(2026, 5, 1, tzinfo=datetime.UTC)
+    with scopes_disabled():
+        candidates_mark_contacted(candidate_ids=[primary.pk], at=recent)
+        candidates_mark_contacted(
+            candidate_ids=[secondary.pk], at=recent - datetime.timedelta(days=30)
+        )
+    _merge(primary, secondary)
+    with scopes_disabled():
+        assert candidate_last_contacted(primary) == recent
 
 
 def test_candidate_merge_undo_is_refused_while_a_later_merge_involves_the_profiles(org, pair):

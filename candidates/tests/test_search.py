@@ -221,13 +221,54 @@ def test_keyset_walks_every_candidate_exactly_once_with_ties(org, in_org, sort):
         ids.append(candidate.pk)
     with in_org():
         Candidate.objects.filter(organization=org).update(created_at=moment)
-        queryset = Candidate.objects.filter(organization=org)
+        queryset = Candidate.objects.filter(organization=org).with_last_contacted()
         seen, pages = _walk(queryset, sort)
         again, _ = _walk(queryset, sort)
     assert sorted(seen) == sorted(ids)
     assert len(seen) == len(set(seen))
     assert pages == 3
     assert seen == again
+
+
+@pytest.mark.parametrize("sort", ["-contacted", "contacted"])
+def test_keyset_by_last_contacted_pages_both_ways_across_never_contacted(
+    org, other_org, in_org, sort
+):
+    """The contacted and the never-contacted are read as two segments (`_rows_by_segment`):
+    pages that straddle them, forwards and back, give the one order."""
+    start = timezone.now() - datetime.timedelta(days=30)
+    times = [start + datetime.timedelta(days=day) for day in (3, 1, 3, 2)] + [None] * 3
+    candidates = [CandidateFactory(organization=org, last_contacted_at=when) for when in times]
+    CandidateFactory(organization=other_org, last_contacted_at=start)
+    descending = sort == "-contacted"
+    # Nulls are the smallest value; ties by id in the sort's direction.
+    expected = [
+        c.pk
+        for c, _ in sorted(
+            zip(candidates, times, strict=True),
+            key=lambda pair: (pair[1] is not None, pair[1] or start, pair[0].pk),
+            reverse=descending,
+        )
+    ]
+    with in_org():
+        queryset = Candidate.objects.filter(organization=org).with_last_contacted(
+            organization_id=org.pk
+        )
+        forward, pages, cursor = [], [], None
+        while True:
+            page = keyset_page(queryset, sort=SORTS[sort], size=3, after=cursor)
+            pages.append(page)
+            forward += [c.pk for c in page.rows]
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+        backward, cursor = [], pages[-1].previous_cursor
+        while cursor:
+            page = keyset_page(queryset, sort=SORTS[sort], size=3, before=cursor)
+            backward = [c.pk for c in page.rows] + backward
+            cursor = page.previous_cursor
+    assert forward == expected
+    assert backward + [c.pk for c in pages[-1].rows] == expected
 
 
 def test_keyset_previous_page_returns_the_page_before(org, in_org):

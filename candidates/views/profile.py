@@ -212,7 +212,9 @@ def note_add(request, org_slug, candidate_id):
             if request.htmx:
                 response = _render_profile(request, candidate)
                 if note.contact:  # the header's "Last contacted" changes too
-                    candidate.refresh_from_db(fields=["last_contacted_at"])
+                    candidate = candidate_get_or_merged(
+                        organization=request.organization, candidate_id=candidate.pk
+                    )
                     response.content += render_to_string(
                         "candidates/candidate_detail.html#last_contacted",
                         {"candidate": candidate, "swap_oob": True},

@@ -81,7 +81,11 @@ def candidate_list(request, org_slug):
 
     def listed(queryset):
         # Only what a row shows and the sorts order by (`LIST_COLUMNS`).
-        return queryset.select_related("owner").only(*LIST_COLUMNS)
+        return (
+            queryset.select_related("owner")
+            .only(*LIST_COLUMNS)
+            .with_last_contacted(organization_id=organization.pk)
+        )
 
     paging = {
         "size": getattr(settings, "CANDIDATE_LIST_PAGE_SIZE", 50),
