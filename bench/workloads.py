@@ -239,13 +239,15 @@ def _search_view_ready() -> bool:
 FACET_WHERE = """c.organization_id = %(org)s AND c.merged_into_id IS NULL
   AND c.skills && %(skills)s::varchar[] AND upper(c.country) = upper(%(country)s)
   AND c.status = ANY(%(status)s)"""
-FACET_FLOOR_SQL = f"""
-SELECT {LIST_COLUMNS}, (
+# The list's capped count of the same matches, beside each page.
+FACET_COUNT_SQL = f"""(
     SELECT count(*) FROM (
         SELECT 1 FROM candidates_candidate c
         WHERE {FACET_WHERE} LIMIT {COUNT_CAP + 1}
     ) capped
-) AS total
+) AS total"""
+FACET_FLOOR_SQL = f"""
+SELECT {LIST_COLUMNS}, {FACET_COUNT_SQL}
 FROM candidates_candidate c LEFT JOIN crm_user u ON u.id = c.owner_id
 LEFT JOIN candidates_candidatecontact k ON k.candidate_id = c.id
 WHERE {FACET_WHERE} {{after}}
@@ -255,12 +257,7 @@ LIMIT {PAGE_SIZE + 1}
 
 # The same page sorted by "Recently contacted": the floor reads the contacts' index in order.
 CONTACTED_FLOOR_SQL = f"""
-SELECT {LIST_COLUMNS}, (
-    SELECT count(*) FROM (
-        SELECT 1 FROM candidates_candidate c
-        WHERE {FACET_WHERE} LIMIT {COUNT_CAP + 1}
-    ) capped
-) AS total
+SELECT {LIST_COLUMNS}, {FACET_COUNT_SQL}
 FROM candidates_candidatecontact k JOIN candidates_candidate c ON c.id = k.candidate_id
 LEFT JOIN crm_user u ON u.id = c.owner_id
 WHERE k.organization_id = %(org)s AND {FACET_WHERE}
