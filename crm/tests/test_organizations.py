@@ -146,3 +146,12 @@ def test_settings_non_admin_gets_403(request, org, client_fixture):
     assert client.post(f"/o/{org.slug}/settings/", {"name": "Hacked"}).status_code == 403
     org.refresh_from_db()
     assert org.name == "Acme Talent"
+
+
+@pytest.mark.parametrize(
+    ("client_name", "role"),
+    [("admin_client", "Admin"), ("viewer_client", "Viewer (read-only)")],
+)
+def test_dashboard_greets_with_the_members_role(request, org, client_name, role):
+    response = request.getfixturevalue(client_name).get(f"/o/{org.slug}/")
+    assert f"Your role here: {role}." in response.content.decode()
