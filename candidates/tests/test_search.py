@@ -28,6 +28,7 @@ from candidates.search import (
     skill_badges,
 )
 from candidates.tests.factories import CandidateFactory
+from crm.db import planner_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -545,3 +546,31 @@ def test_unranked_matches_rank_nothing_and_cannot_order_a_page(org, in_org):
     assert not any("ts_rank_cd" in query["sql"] for query in queries)
     with pytest.raises(ValueError), in_org():
         ranked_page(Candidate.objects.filter(organization=org), matches, size=5)
+
+
+def _plan_nodes(plan: dict) -> list[str]:
+    return [plan["Node Type"], *(n for p in plan.get("Plans", []) for n in _plan_nodes(p))]
+
+
+@pytest.mark.parametrize("sort", ["-contacted", "contacted"])
+def test_keyset_by_last_contacted_reads_each_segment_without_sorting(org, in_org, sort):
+    """Each segment's query can be read off an index in the sort's order: the contacted through
+    `contact_org_recent` (the join names the organisation), the never contacted in id order by
+    an anti-join. With sorting off, a query no index can order (one ORDER BY … NULLS LAST over
+    the left join, as before) still needs a Sort node, which is what this checks."""
+    for days in (None, 3, None, 1):
+        CandidateFactory(
+            organization=org,
+            last_contacted_at=timezone.now() - datetime.timedelta(days=days) if days else None,
+        )
+    with in_org(), CaptureQueriesContext(connection) as queries:
+        queryset = Candidate.objects.filter(organization=org).with_last_contacted(
+            organization_id=org.pk
+        )
+        page = keyset_page(queryset, sort=SORTS[sort], size=10)
+    assert len(page.rows) == 4 and len(queries) == 2  # both segments, one query each
+    for query in queries:
+        with planner_settings(enable_sort="off"), connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {query['sql']}")
+            nodes = _plan_nodes(cursor.fetchone()[0][0]["Plan"])
+        assert not any("Sort" in node for node in nodes), (query["sql"], nodes)
