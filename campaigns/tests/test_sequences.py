@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
@@ -939,6 +940,9 @@ def test_step_send_a_test_to_me_goes_through_the_outbox(
         None,
     )
     assert "Step two" in message.html
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"A test of step 2 is on its way to {recruiter_user.email}."
+    ]
     assert viewer_client.post(test_url).status_code == 403
 
 

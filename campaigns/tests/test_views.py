@@ -2,6 +2,7 @@
 
 import pytest
 from anymail.inbound import AnymailInboundMessage
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -304,6 +305,9 @@ def test_campaign_test_send_goes_to_me_through_the_outbox(
         message = Message.objects.get()
     assert (message.is_test, message.to_email) == (True, recruiter_user.email)
     assert message.subject.startswith("[Test] ")
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"A test email is on its way to {recruiter_user.email}."
+    ]
 
 
 def test_campaign_email_edit_shows_template_errors_at_their_line(

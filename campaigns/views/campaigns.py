@@ -29,7 +29,12 @@ from campaigns.services import messages as message_service
 from campaigns.services import rendering
 from campaigns.services import templates as template_service
 from campaigns.services.audience import audience_count, audience_queryset
-from campaigns.views.common import email_html_response, frame_view, problems_html
+from campaigns.views.common import (
+    email_html_response,
+    frame_view,
+    step_preview_response,
+    step_send_test,
+)
 from candidates.services.custom_fields import custom_fields_active
 from crm.permissions import recruiter_required
 
@@ -211,21 +216,9 @@ def campaign_preview(request, org_slug, campaign_id):
     step = campaign_first_step(campaign=campaign)
     if step is None:
         raise Http404("This campaign has no email.")
-    source = request.POST if request.method == "POST" else {}
-    preview_form = PreviewCandidateForm(
-        request.POST if source else request.GET, candidates=_preview_candidates(campaign)
+    return step_preview_response(
+        request, campaign=campaign, step=step, candidates=_preview_candidates(campaign)
     )
-    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
-    built, problems = template_service.email_preview(
-        organization=request.organization,
-        user=request.user,
-        subject=source.get("subject", step.subject),
-        preheader=source.get("preheader", step.preheader),
-        body_markdown=source.get("body_markdown", step.body_markdown),
-        candidate=candidate,
-        campaign=campaign,
-    )
-    return email_html_response(built.html if built else problems_html(problems))
 
 
 @require_POST
@@ -235,22 +228,13 @@ def campaign_test_send(request, org_slug, campaign_id):
     step = campaign_first_step(campaign=campaign)
     if step is None:
         raise Http404("This campaign has no email.")
-    preview_form = PreviewCandidateForm(request.POST, candidates=_preview_candidates(campaign))
-    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
-    try:
-        template_service.email_send_test(
-            organization=request.organization,
-            user=request.user,
-            subject=step.subject,
-            preheader=step.preheader,
-            body_markdown=step.body_markdown,
-            candidate=candidate,
-            campaign=campaign,
-        )
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"A test email is on its way to {request.user.email}.")
+    step_send_test(
+        request,
+        campaign=campaign,
+        step=step,
+        candidates=_preview_candidates(campaign),
+        what="A test email",
+    )
     return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
 
 

@@ -1,7 +1,12 @@
 """Helpers shared by the campaign views."""
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
+
+from campaigns.forms import PreviewCandidateForm
+from campaigns.services import templates as template_service
 
 # Rendered emails are shown in a sandboxed <iframe> on our own pages. They carry inline styles
 # (email clients need them), so they get their own strict policy instead of the site's: no
@@ -31,3 +36,46 @@ def problems_html(problems: list[str]) -> str:
 
 
 frame_view = xframe_options_sameorigin
+
+
+def step_preview_response(request, *, campaign, step, candidates) -> HttpResponse:
+    """A campaign email for its preview frame: the saved step (GET) or the editor's unsaved
+    text (POST), as a chosen candidate among `candidates` or with the sample values."""
+    source = request.POST if request.method == "POST" else {}
+    preview_form = PreviewCandidateForm(
+        request.POST if source else request.GET, candidates=candidates
+    )
+    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
+    built, problems = template_service.email_preview(
+        organization=request.organization,
+        user=request.user,
+        subject=source.get("subject", step.subject),
+        preheader=source.get("preheader", step.preheader),
+        body_markdown=source.get("body_markdown", step.body_markdown),
+        candidate=candidate,
+        campaign=campaign,
+    )
+    return email_html_response(built.html if built else problems_html(problems))
+
+
+def step_send_test(request, *, campaign, step, candidates, what: str) -> None:
+    """ "Send a test to me": the step's saved email, as a chosen candidate among `candidates`
+    (or the samples) would get it, to the recruiter's own address through the outbox; the
+    outcome is a message for the next page, `what` names the email in it ("A test email")."""
+    preview_form = PreviewCandidateForm(request.POST, candidates=candidates)
+    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
+    try:
+        template_service.email_send_test(
+            organization=request.organization,
+            user=request.user,
+            subject=step.subject,
+            preheader=step.preheader,
+            body_markdown=step.body_markdown,
+            candidate=candidate,
+            campaign=campaign,
+            step=step,
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{what} is on its way to {request.user.email}.")

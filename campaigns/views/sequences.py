@@ -29,7 +29,7 @@ from campaigns.services import rendering
 from campaigns.services import sequences as sequence_service
 from campaigns.services import templates as template_service
 from campaigns.services.audience import audience_count, audience_queryset
-from campaigns.views.common import email_html_response, frame_view, problems_html
+from campaigns.views.common import frame_view, step_preview_response, step_send_test
 from candidates.models import Candidate
 from crm.permissions import recruiter_required
 
@@ -194,21 +194,9 @@ def step_preview(request, org_slug, campaign_id, step_id):
     step = sequence_step_get(campaign=campaign, step_id=step_id)
     if step.kind != Step.Kind.EMAIL:
         raise Http404("A task step has no email.")
-    source = request.POST if request.method == "POST" else {}
-    preview_form = PreviewCandidateForm(
-        request.POST if source else request.GET, candidates=_step_preview_candidates(campaign)
+    return step_preview_response(
+        request, campaign=campaign, step=step, candidates=_step_preview_candidates(campaign)
     )
-    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
-    built, problems = template_service.email_preview(
-        organization=request.organization,
-        user=request.user,
-        subject=source.get("subject", step.subject),
-        preheader=source.get("preheader", step.preheader),
-        body_markdown=source.get("body_markdown", step.body_markdown),
-        candidate=candidate,
-        campaign=campaign,
-    )
-    return email_html_response(built.html if built else problems_html(problems))
 
 
 @require_POST
@@ -220,25 +208,13 @@ def step_test_send(request, org_slug, campaign_id, step_id):
     step = sequence_step_get(campaign=campaign, step_id=step_id)
     if step.kind != Step.Kind.EMAIL:
         raise Http404("A task step has no email.")
-    preview_form = PreviewCandidateForm(request.POST, candidates=_step_preview_candidates(campaign))
-    candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
-    try:
-        template_service.email_send_test(
-            organization=request.organization,
-            user=request.user,
-            subject=step.subject,
-            preheader=step.preheader,
-            body_markdown=step.body_markdown,
-            candidate=candidate,
-            campaign=campaign,
-            step=step,
-        )
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(
-            request, f"A test of step {step.position} is on its way to {request.user.email}."
-        )
+    step_send_test(
+        request,
+        campaign=campaign,
+        step=step,
+        candidates=_step_preview_candidates(campaign),
+        what=f"A test of step {step.position}",
+    )
     return redirect(
         "campaigns:step_edit", org_slug=org_slug, campaign_id=campaign.pk, step_id=step.pk
     )
