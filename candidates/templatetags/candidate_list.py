@@ -18,6 +18,15 @@ DETAIL_URL = "candidates.candidate_list.detail_url"
 
 
 def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
+    if candidate.last_contacted_at is None:
+        contacted_html = '<span class="text-body-secondary">Never</span>\n'
+    else:
+        contacted = clock.local(candidate.last_contacted_at)
+        contacted_html = (
+            f'<time datetime="{contacted.isoformat()}"'
+            f' title="{escape(clock.day_and_time(contacted))}">'
+            f"\n{escape(clock.natural_day(contacted))}\n</time>\n"
+        )
     parts = ["<tr>\n"]
     if can_write:
         parts.append(
@@ -37,6 +46,11 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
         )
     if candidate.role_html:
         parts.append(f'<div class="small d-md-none">{escape(candidate.role_html)}</div>\n')
+    # Phones have no "Last contacted" column: it is a line here.
+    line = (
+        "Never contacted" if candidate.last_contacted_at is None else f"Contacted {contacted_html}"
+    )
+    parts.append(f'<div class="small text-body-secondary d-md-none">{line}</div>\n')
     snippet = getattr(candidate, "resume_snippet_html", None)
     if snippet:
         parts.append(
@@ -85,16 +99,7 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
         f'<td class="d-none d-xxl-table-cell small">\n{owner_cell}\n</td>\n'
     )
 
-    parts.append('<td class="d-none d-md-table-cell small text-nowrap">\n')
-    if candidate.last_contacted_at is None:
-        parts.append('<span class="text-body-secondary">Never</span>\n')
-    else:
-        contacted = clock.local(candidate.last_contacted_at)
-        parts.append(
-            f'<time datetime="{contacted.isoformat()}"'
-            f' title="{escape(clock.day_and_time(contacted))}">'
-            f"\n{escape(clock.natural_day(contacted))}\n</time>\n"
-        )
+    parts.append(f'<td class="d-none d-md-table-cell small text-nowrap">\n{contacted_html}')
     parts.append("</td>\n</tr>")
     return "".join(parts)
 

@@ -1,6 +1,7 @@
 """The candidate list page: filters, empty states, query counts, htmx, saved searches."""
 
 import datetime
+import re
 
 import pytest
 from django.db import connection
@@ -500,4 +501,19 @@ def test_saved_search_describe_puts_the_filters_in_words(org, recruiter_user, in
         ("Status", "Active, Not now"),
         ("Seniority", "Senior"),
         ("Resume", "no resume"),
+    ]
+
+
+def test_list_rows_say_when_each_was_last_contacted_also_on_phones(recruiter_client, org):
+    """The "Last contacted" column is hidden on phones (`d-md-none` line in the name cell)."""
+    CandidateFactory(organization=org, first_name="Reached", last_contacted_at=timezone.now())
+    CandidateFactory(organization=org, first_name="Quiet", last_contacted_at=None)
+    body = recruiter_client.get(_url(org), {"sort": "-contacted"}).content.decode()
+    rows = re.findall(r"<tr>.*?</tr>", body, re.S)[1:]  # the header row first
+    phone_lines = [
+        re.search(r'text-body-secondary d-md-none">(.*?)</div>', row, re.S).group(1) for row in rows
+    ]
+    assert [" ".join(re.sub(r"<[^>]+>", "", line).split()) for line in phone_lines] == [
+        "Contacted today",
+        "Never contacted",
     ]
