@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
-from campaigns.models import Campaign, EmailTemplate, Message, Topic
+from campaigns.models import Campaign, EmailTemplate, Enrollment, Message, Topic
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.replies import inbound_email_record
@@ -50,6 +50,22 @@ def test_campaign_list_names_the_topic_before_the_organisation_has_topic_rows(
         Topic.objects.filter(organization=org).delete()
     body = recruiter_client.get(url("list", org)).content.decode()
     assert "Broadcast · Newsletter" in body and "· newsletter" not in body
+
+
+def test_campaign_list_gives_phones_the_counts_under_the_name(
+    recruiter_client, recruiter_user, org, in_org
+):
+    """Phones hide the count columns (`d-none d-sm-table-cell`); a line under the name has them."""
+    make_candidates(org, 2)
+    campaign = make_broadcast(org, user=recruiter_user, name="Spring roles")
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        enrolled = Enrollment.objects.filter(campaign=campaign).count()
+    body = recruiter_client.get(url("list", org)).content.decode()
+    start = body.index('<div class="small text-body-secondary d-sm-none">')
+    line = " ".join(body[body.index(">", start) + 1 : body.index("</div>", start)].split())
+    assert enrolled >= 2 and line == f"{enrolled} candidates · 0 sent"
+    assert body.count('class="text-end d-none d-sm-table-cell"') == 4  # 2 headers, 2 cells
 
 
 @pytest.mark.parametrize("count", [1, 3])
