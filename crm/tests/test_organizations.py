@@ -139,10 +139,18 @@ def test_settings_admin_can_update_organization(admin_client, org):
     assert (org.name, org.time_zone) == ("Acme Careers", "Europe/Paris")
 
 
-@pytest.mark.parametrize("client_fixture", ["viewer_client", "recruiter_client"])
-def test_settings_non_admin_gets_403(request, org, client_fixture):
+@pytest.mark.parametrize(
+    ("client_fixture", "explanation"),
+    [
+        ("viewer_client", "Viewers can read dashboards and profiles."),
+        ("recruiter_client", "settings, members and deleting candidates are for admins."),
+    ],
+)
+def test_settings_non_admin_gets_403(request, org, client_fixture, explanation):
     client = request.getfixturevalue(client_fixture)
-    assert client.get(f"/o/{org.slug}/settings/").status_code == 403
+    response = client.get(f"/o/{org.slug}/settings/")
+    # The page says what this member's role allows.
+    assert response.status_code == 403 and explanation in response.content.decode()
     assert client.post(f"/o/{org.slug}/settings/", {"name": "Hacked"}).status_code == 403
     org.refresh_from_db()
     assert org.name == "Acme Talent"
