@@ -50,6 +50,10 @@ def test_campaign_list_names_the_topic_before_the_organisation_has_topic_rows(
         Topic.objects.filter(organization=org).delete()
     body = recruiter_client.get(url("list", org)).content.decode()
     assert "Broadcast · Newsletter" in body and "· newsletter" not in body
+    with scopes_disabled():
+        campaign = Campaign.objects.get(organization=org)
+    detail = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    assert " ".join(detail.split()).count("Broadcast · Newsletter") == 1
 
 
 def test_campaign_list_gives_phones_the_counts_under_the_name(
