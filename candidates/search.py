@@ -323,14 +323,26 @@ SORTS: dict[str, Sort] = {
     "-contacted": Sort(
         "Recently contacted",
         (
-            SortKey("last_contacted_at", True, "datetime", True, "contact__isnull"),
+            SortKey(
+                "last_contacted_at",
+                True,
+                "datetime",
+                nullable=True,
+                null_lookup="contact__isnull",
+            ),
             SortKey("id", True, "int"),
         ),
     ),
     "contacted": Sort(
         "Longest since contact",
         (
-            SortKey("last_contacted_at", False, "datetime", True, "contact__isnull"),
+            SortKey(
+                "last_contacted_at",
+                False,
+                "datetime",
+                nullable=True,
+                null_lookup="contact__isnull",
+            ),
             SortKey("id", False, "int"),
         ),
     ),
@@ -338,9 +350,9 @@ SORTS: dict[str, Sort] = {
 
 
 # What a row of the candidate list shows (`{% candidate_row %}`) and what every sort above orders
-# by, with `last_contacted_at` from `with_last_contacted()`: the list reads only these columns of
-# its 50 rows. A candidate has ~45 (a resume's text and
-# search vector among them), and each selected column is work for the compiler and for each row.
+# by (`last_contacted_at` comes from `with_last_contacted()`): the list reads only these columns
+# of its 50 rows. A candidate has ~45 (a resume's text and search vector among them), and each
+# selected column is work for the compiler and for each row.
 LIST_COLUMNS = (
     "id",
     "organization_id",
