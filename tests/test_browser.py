@@ -55,6 +55,20 @@ def chromium_page(console_problems: list[str]) -> Iterator[Page]:
             browser.close()
 
 
+def browser_recruiter(monkeypatch, *, name: str, slug: str, email: str):
+    """An organisation with one recruiter, for a browser test: (organization, user). Also lets
+    the test touch the database while Playwright's sync API runs an event loop in this
+    thread."""
+    from crm.models import Role
+    from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    organization = OrganizationFactory(name=name, slug=slug)
+    user = UserFactory(email=email)
+    MembershipFactory(organization=organization, user=user, role=Role.RECRUITER)
+    return organization, user
+
+
 def log_in(page: Page, live_server, email: str) -> None:
     """Sign in a factory-made user (tests.factories.UserFactory) through the login form."""
     page.goto(f"{live_server.url}/accounts/login/")

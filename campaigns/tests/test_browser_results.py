@@ -9,19 +9,15 @@ from campaigns.models import Message
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
-from crm.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.test_browser import ARTIFACTS, chromium_page, log_in
+from tests.test_browser import ARTIFACTS, browser_recruiter, chromium_page, log_in
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_sent_broadcast_page_draws_the_results_chart(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread (see tests/test_browser.py).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    organization = OrganizationFactory(name="Chart Org", slug="chart-org")
-    user = UserFactory(email="chart.recruiter@example.com")
-    MembershipFactory(organization=organization, user=user, role=Role.RECRUITER)
+    organization, user = browser_recruiter(
+        monkeypatch, name="Chart Org", slug="chart-org", email="chart.recruiter@example.com"
+    )
     make_candidates(organization, 3)
     campaign = make_broadcast(organization, user=user)
     with scope(organization=organization):

@@ -8,19 +8,15 @@ from playwright.sync_api import expect
 from candidates.models import Note
 from candidates.services.activities import candidate_last_contacted
 from candidates.tests.factories import CandidateFactory
-from crm.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.test_browser import ARTIFACTS, chromium_page, log_in
+from tests.test_browser import ARTIFACTS, browser_recruiter, chromium_page, log_in
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_logging_a_call_updates_the_timeline_and_last_contacted_in_place(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread (see tests/test_browser.py).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    organization = OrganizationFactory(name="Profile Org", slug="profile-org")
-    user = UserFactory(email="call.recruiter@example.com")
-    MembershipFactory(organization=organization, user=user, role=Role.RECRUITER)
+    organization, user = browser_recruiter(
+        monkeypatch, name="Profile Org", slug="profile-org", email="call.recruiter@example.com"
+    )
     candidate = CandidateFactory(
         organization=organization, first_name="Marta", last_name="Ruiz", last_contacted_at=None
     )

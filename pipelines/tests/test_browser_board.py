@@ -11,22 +11,19 @@ from django_scopes import scope, scopes_disabled
 from playwright.sync_api import expect, sync_playwright
 
 from candidates.tests.factories import CandidateFactory
-from crm.models import Role
 from pipelines.models import PoolMembership, Stage, StageChange
 from pipelines.selectors import stages_default
 from pipelines.services import pool_add_candidates
 from pipelines.tests.factories import PoolFactory
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, log_in
+from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, browser_recruiter, log_in
 
 
 @pytest.fixture
 def board(transactional_db, monkeypatch):
     """A recruiter's pool with three cards in its first stage."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    organization = OrganizationFactory(name="Board Org", slug="board-org")
-    user = UserFactory(email="drag.recruiter@example.com")
-    MembershipFactory(organization=organization, user=user, role=Role.RECRUITER)
+    organization, user = browser_recruiter(
+        monkeypatch, name="Board Org", slug="board-org", email="drag.recruiter@example.com"
+    )
     candidates = [
         CandidateFactory(organization=organization, first_name=name, last_name="Tester")
         for name in ("Ada", "Grace", "Linus")
