@@ -14,7 +14,7 @@ from django_scopes import scopes_disabled
 
 from analytics.services import engagement_event_record
 from campaigns.conf import site_url
-from campaigns.models import Consent, Topic
+from campaigns.models import CandidateEmailPreference, Consent, Suppression, Topic
 from campaigns.services import tokens
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activity_record
@@ -52,15 +52,52 @@ def consent_from_token(token: str) -> tuple[Organization, Candidate, Consent] | 
     return consent.organization, consent.candidate, consent
 
 
+def consent_request_refusal(*, candidate: Candidate) -> str:
+    """Why `candidate` may not be sent a double opt-in request, or "" when they may."""
+    if candidate.status == Candidate.Status.DO_NOT_CONTACT:
+        return "This candidate is marked “Do not contact”: no confirmation email is sent."
+    if CandidateEmailPreference.objects.filter(
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        unsubscribed_at__isnull=False,
+    ).exists():
+        return (
+            "This candidate unsubscribed: no confirmation email is sent. They can resubscribe"
+            " from the link in any email they had from you."
+        )
+    suppression = Suppression.objects.filter(
+        organization_id=candidate.organization_id, email=candidate.email.lower()
+    ).first()
+    if suppression is not None:
+        return (
+            f"{candidate.email} is suppressed ({suppression.get_reason_display().lower()}):"
+            " no confirmation email is sent."
+        )
+    return ""
+
+
 @transaction.atomic
 def consent_request_double_opt_in(
-    *, candidate: Candidate, source: str, wording: str, topic: Topic | None = None
+    *,
+    candidate: Candidate,
+    source: str,
+    wording: str,
+    topic: Topic | None = None,
+    on_candidates_request: bool = False,
 ) -> Consent:
     """Record a consent request and email the confirmation link (transactional: no list
     headers, not blocked by campaign suppressions). A candidate who already consented gets no
-    email; the active consent is returned."""
+    email; the active consent is returned.
+
+    A recruiter's request is refused for anyone who asked not to hear from the organisation:
+    a candidate marked "do not contact", an unsubscribed one (they can resubscribe from any
+    email's link themselves) or a suppressed address. A request the candidate made themselves
+    (`on_candidates_request`: a sign-up form) gets its confirmation whatever came before —
+    confirming it is how they opt in again."""
     if not candidate.email:
         raise ValidationError("This candidate has no email address.")
+    if not on_candidates_request and (reason := consent_request_refusal(candidate=candidate)):
+        raise ValidationError(reason)
     if not wording.strip():
         raise ValidationError({"wording": "Say what the candidate agrees to."})
     existing = Consent.objects.filter(

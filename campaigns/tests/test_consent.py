@@ -28,10 +28,10 @@ def candidate(org):
     return CandidateFactory(organization=org, email="jane@example.com", first_name="Jane")
 
 
-def _request(org, candidate) -> Consent:
+def _request(org, candidate, **kwargs) -> Consent:
     with scope(organization=org):
         return consent_request_double_opt_in(
-            candidate=candidate, source="Career fair 2026", wording=WORDING
+            candidate=candidate, source="Career fair 2026", wording=WORDING, **kwargs
         )
 
 
@@ -44,8 +44,9 @@ def test_double_opt_in_sends_only_a_transactional_confirmation(
 ):
     with scopes_disabled():
         Suppression.objects.create(organization=org, email="jane@example.com", reason="manual")
+    # The candidate asked (a sign-up form): a suppression does not hold back the confirmation.
     with django_capture_on_commit_callbacks(execute=True):
-        consent = _request(org, candidate)
+        consent = _request(org, candidate, on_candidates_request=True)
     (email,) = mail.outbox
     assert email.to == ["jane@example.com"]
     assert "List-Unsubscribe" not in email.extra_headers
@@ -145,6 +146,59 @@ def test_consent_request_view_sends_for_a_recruiter(
     assert b"confirmation email is on its way" in response.content
     assert consent.source == "Phone call"
     assert len(mail.outbox) == 1
+
+
+def _unsubscribe(org, candidate):
+    from campaigns.services.preferences import candidate_unsubscribe
+
+    with scope(organization=org):
+        candidate_unsubscribe(candidate=candidate, source="preference centre")
+
+
+def _suppress(org, candidate):
+    with scopes_disabled():
+        Suppression.objects.create(
+            organization=org, email=candidate.email, reason=Suppression.Reason.BOUNCED
+        )
+
+
+def _do_not_contact(org, candidate):
+    with scopes_disabled():
+        candidate.status = "do_not_contact"
+        candidate.save(update_fields=["status"])
+
+
+@pytest.mark.parametrize(
+    ("opt_out", "reason", "on_profile"),
+    [
+        (_do_not_contact, "Do not contact", "Not offered: the candidate is marked"),
+        (_unsubscribe, "unsubscribed", "Not offered: the candidate unsubscribed."),
+        (_suppress, "suppressed (hard bounce)", None),
+    ],
+)
+def test_consent_request_is_refused_for_those_who_opted_out(
+    recruiter_client,
+    org,
+    candidate,
+    django_capture_on_commit_callbacks,
+    opt_out,
+    reason,
+    on_profile,
+):
+    opt_out(org, candidate)
+    profile = recruiter_client.get(reverse("candidates:detail", args=[org.slug, candidate.pk]))
+    url = reverse("campaigns:consent_request", args=[org.slug, candidate.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(
+            url, {"source": "Phone call", "wording": WORDING}, follow=True
+        )
+    with scopes_disabled():
+        assert Consent.objects.count() == 0
+    assert mail.outbox == []
+    assert reason in response.content.decode()
+    if on_profile:  # the form is not offered; the page says why
+        assert on_profile in profile.content.decode()
+        assert url not in profile.content.decode()
 
 
 def test_consent_request_view_without_wording_changes_nothing(recruiter_client, org, candidate):
