@@ -84,6 +84,7 @@ def consent_request_double_opt_in(
     wording: str,
     topic: Topic | None = None,
     on_candidates_request: bool = False,
+    actor=None,
 ) -> Consent:
     """Record a consent request and email the confirmation link (transactional: no list
     headers, not blocked by campaign suppressions). A candidate who already consented gets no
@@ -140,6 +141,7 @@ def consent_request_double_opt_in(
         kind=Activity.Kind.CONSENT_CHANGED,
         summary=f"Asked to confirm consent to campaign email ({consent.source})",
         data={"consent_id": consent.pk},
+        actor=actor,
     )
     return consent
 

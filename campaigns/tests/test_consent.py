@@ -6,6 +6,7 @@ import re
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils.html import escape
 from django_scopes import scope, scopes_disabled
 
 from campaigns.models import Consent, EmailSettings, Message, Suppression
@@ -264,3 +265,26 @@ def test_profile_sent_emails_query_count_does_not_grow_with_emails(
     assert response.content.decode().count("Campaign ") >= campaigns
     # the messages with their campaigns, the consent, the candidate's preferences
     assert len(panel_queries) == 3
+
+
+def test_the_timeline_says_who_changed_consent(
+    recruiter_client, client, org, candidate, recruiter_user, django_capture_on_commit_callbacks
+):
+    url = reverse("campaigns:consent_request", args=[org.slug, candidate.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        recruiter_client.post(url, {"source": "Phone call", "wording": WORDING})
+    with scopes_disabled():
+        consent = Consent.objects.get(candidate=candidate)
+    client.post(_url(consent))  # the candidate confirms
+
+    profile = recruiter_client.get(reverse("candidates:detail", args=[org.slug, candidate.pk]))
+    entries = re.findall(
+        r'<li class="timeline-item timeline-consent_changed".*?</li>',
+        profile.content.decode(),
+        re.S,
+    )
+
+    assert len(entries) == 2
+    assert "Confirmed consent" in entries[0] and "by the candidate" in entries[0]
+    assert "Asked to confirm" in entries[1]
+    assert f"by {escape(recruiter_user.display_name)}" in entries[1]

@@ -25,6 +25,7 @@ def consent_request(request, org_slug, candidate_id):
                 candidate=candidate,
                 source=form.cleaned_data["source"],
                 wording=form.cleaned_data["wording"],
+                actor=request.user,
             )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))

@@ -21,6 +21,12 @@ def _label(activity) -> str:
     return getattr(activity, "heading", None) or KIND_LABELS.get(activity.kind, activity.kind)
 
 
+# Entries that only the candidate causes when no user is named: their own unsubscribe (a link,
+# their mail client's one-click button, a complaint, a reply asking for it), resubscribe,
+# preference choices and double opt-in confirmation. A recruiter's consent request names them.
+BY_THE_CANDIDATE = {Activity.Kind.UNSUBSCRIBED, Activity.Kind.CONSENT_CHANGED}
+
+
 def _heading(activity, clock: PageClock) -> str:
     """What happened, who did it and when."""
     actor = ""
@@ -28,6 +34,8 @@ def _heading(activity, clock: PageClock) -> str:
         actor = (
             f' <span class="text-body-secondary">by {escape(activity.actor.display_name)}</span>'
         )
+    elif activity.kind in BY_THE_CANDIDATE:
+        actor = ' <span class="text-body-secondary">by the candidate</span>'
     occurred_at = activity.occurred_at
     local = clock.local(occurred_at)
     return (

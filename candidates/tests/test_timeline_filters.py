@@ -133,7 +133,7 @@ def test_empty_filter_says_so(recruiter_client, org):
 
     body = recruiter_client.get(detail(org, candidate), {"show": "consent"}).content.decode()
 
-    assert "Nothing of this kind" in body
+    assert "Nothing under “Consent” yet" in body
 
 
 def test_filtered_profile_has_the_same_query_count(recruiter_client, org, candidate):
