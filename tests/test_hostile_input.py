@@ -107,3 +107,37 @@ def test_no_page_answers_hostile_input_with_a_server_error(client, org, admin_us
     # The sweep read what the pages offer (so a page's new field is swept without listing it).
     assert {"q", "sort", "skills", "status", "created_after"} <= seen["candidates:list"]
     assert {"name", "subject"} & seen["campaigns:create"]
+
+
+def test_no_candidate_page_answers_hostile_input_with_a_server_error(client, org):
+    """The pages a candidate opens from an email (no login; a signed token in the address),
+    with a valid token, given the same treatment."""
+    from django_scopes import scope
+
+    from campaigns.services.consent import consent_request_double_opt_in, consent_token
+    from campaigns.services.tokens import candidate_token
+
+    candidate = CandidateFactory(organization=org)
+    token = candidate_token(organization_id=org.pk, candidate_id=candidate.pk)
+    with scope(organization=org):
+        consent = consent_request_double_opt_in(
+            candidate=candidate, source="Sign-up form", wording="Keep me posted."
+        )
+    urls = [
+        reverse("campaigns_public:preferences", args=[token]),
+        reverse("campaigns_public:unsubscribe", args=[token]),
+        reverse("campaigns_public:resubscribe", args=[token]),
+        reverse("campaigns_public:consent_confirm", args=[consent_token(consent=consent)]),
+    ]
+    failures: list[str] = []
+    for url in urls:
+        page = client.get(url)
+        fields, params = _names(page.content) if page.status_code == 200 else (set(), set())
+        names = sorted(fields | params) or ["q"]
+        for value in HOSTILE_VALUES:
+            query = {name: value for name in names}
+            _check(failures, "GET", url, client.get(url, query), value)
+            _check(failures, "POST", url, client.post(url, query), value)
+            _check(failures, "POST", url, client.post(url, {n: [value, "1"] for n in names}), value)
+    assert failures == []
+    assert "topics" in _names(client.get(urls[0]).content)[0]
