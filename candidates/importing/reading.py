@@ -3,8 +3,9 @@
 The format is decided by the content, never by the file name: an XLSX file is a zip archive
 holding `[Content_Types].xml` and an `xl/` folder; anything else must decode as text (UTF-8
 with or without a byte-order mark, UTF-16 with a byte-order mark, or else Windows-1252) and is
-read as CSV with a sniffed delimiter. Every problem is an `ImportFileError` whose message can
-be shown to the person who uploaded the file as it is.
+read as CSV with a sniffed delimiter and strict quoting (a broken row refuses the whole file:
+see `_csv_rows`). Every problem is an `ImportFileError` whose message can be shown to the person
+who uploaded the file as it is.
 
 Row numbers are the ones a spreadsheet program shows: the header is the row it sits on, blank
 rows count, and a quoted value spanning several lines is still one row.
@@ -31,7 +32,7 @@ DELIMITERS = (",", ";", "\t")
 
 # Magic numbers of files people upload by mistake, for a helpful message.
 _KNOWN_BINARIES = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
     (b"%PDF", "a PDF document"),
@@ -206,9 +207,15 @@ def _detect_encoding(raw, head: bytes) -> str:
     return encoding
 
 
-def _looks_binary(text: str) -> bool:
-    controls = sum(1 for char in text if ord(char) < 32 and char not in "\t\r\n")
-    return "\x00" in text or controls > max(2, len(text) // 100)
+def _looks_binary(text: str, encoding: str) -> bool:
+    """Whether decoded text is really binary data: control characters (other than tabs and line
+    breaks) and, in an encoding that was guessed, bytes the encoding does not have (decoded as
+    U+FFFD) are not in anything a spreadsheet program writes. One or two stray ones are
+    tolerated. (A U+FFFD in valid UTF-8 is a real character, and kept.)"""
+    odd = sum(1 for char in text if ord(char) < 32 and char not in "\t\r\n")
+    if encoding not in ("utf-8", "utf-8-sig"):
+        odd += text.count("\ufffd")
+    return "\x00" in text or odd > max(2, len(text) // 100)
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -231,19 +238,19 @@ def _sniff_delimiter(sample: str) -> str:
 def _inspect_csv(raw, head: bytes) -> FileInfo:
     encoding = _detect_encoding(raw, head)
     sample = head.decode(encoding, errors="replace")
-    if _looks_binary(sample.lstrip("\ufeff")):
+    if _looks_binary(sample.lstrip("\ufeff"), encoding):
         raise ImportFileError(
             "This file is not a text (CSV) or Excel file: it contains binary data."
         )
     delimiter = _sniff_delimiter(sample.lstrip("\ufeff"))
     text = open_text(raw, encoding)
     try:
+        # Reading every row to count them also finds a broken row anywhere in the file, so
+        # such a file is refused at upload (see `_csv_rows`).
         rows = _csv_rows(text, delimiter)
         header_index, headers = _find_header(rows)
         samples = _samples(rows, len(headers))
         count = len(samples) + sum(1 for cells in rows if not _is_blank(cells))
-    except csv.Error as error:
-        raise ImportFileError(f"This CSV file could not be read: {error}.") from error
     finally:
         text.detach()
     return FileInfo(
@@ -267,7 +274,51 @@ def open_text(raw, encoding: str) -> io.TextIOWrapper:
 
 
 def _csv_rows(text, delimiter: str) -> Iterator[list[str]]:
-    return csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    """The rows of a CSV file, read strictly: a quote that is never closed, or text after a
+    closing quote, stops the reading with an `ImportFileError` naming the line to fix (as a
+    text editor numbers lines).
+
+    Such an error is the whole file's, not one row's. A quote that is never closed turns every
+    line after it into one value, so the "rows" after it are not rows at all: failing one row
+    would hide that the rest of the file was lost, and a lenient reader imports the lot as one
+    odd candidate. Text after a closing quote means the quoting is not what the file's other
+    rows suggest, and columns may have shifted. `inspect_file` reads the whole file, so the
+    upload is refused before anything is imported, with the line to fix."""
+    reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
+    while True:
+        start = reader.line_num + 1  # a row starts on the line after the previous row's last
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ImportFileError(_csv_error_message(error, start, reader.line_num)) from error
+        yield cells
+
+
+def _csv_error_message(error: csv.Error, start: int, line: int) -> str:
+    """Why the row starting on line `start` could not be read; `line` is where reading stopped
+    (for a quote never closed, the end of the file)."""
+    reason = str(error)
+    fix = "Fix the file (a text editor shows line numbers) and upload it again."
+    if "unexpected end of data" in reason:
+        return (
+            f'The row starting on line {start} has a quote (") that is never closed, so the '
+            "rest of the file would be read as one value. Close the quote, or write a quote "
+            f'inside a value as two (""). {fix}'
+        )
+    if "expected after" in reason:
+        return (
+            f'Line {line} has text right after a closing quote ("). A value that starts with a '
+            f'quote must end with one, and a quote inside a value is written as two (""). {fix}'
+        )
+    if "field larger than field limit" in reason:
+        return (
+            f"The row starting on line {start} has a value longer than "
+            f'{csv.field_size_limit():,} characters: usually a quote (") that is never closed. '
+            f"{fix}"
+        )
+    return f"The row starting on line {start} could not be read ({reason}). {fix}"
 
 
 def _cell_text(value) -> str:
@@ -364,8 +415,6 @@ def iter_data_rows(fileobj, info: FileInfo) -> Iterator[tuple[int, list[str]]]:
         text = open_text(raw, info.encoding)
         try:
             yield from _numbered(_csv_rows(text, info.delimiter), info.header_index)
-        except csv.Error as error:
-            raise ImportFileError(f"The file could not be read further: {error}.") from error
         finally:
             text.detach()
 

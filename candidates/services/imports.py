@@ -189,6 +189,10 @@ class Preview:
     def rows_with_errors(self) -> int:
         return sum(1 for row in self.rows if row.has_errors)
 
+    @property
+    def rows_without_errors(self) -> int:
+        return len(self.rows) - self.rows_with_errors
+
 
 # Where a derived value is shown in the preview, and which error goes in which column.
 _DERIVED_COLUMNS = {

@@ -5,6 +5,7 @@ import codecs
 import csv
 import datetime
 import io
+import re
 import zipfile
 from unittest import mock
 
@@ -621,10 +622,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256))
         ("bomb.xlsx", _zip_bomb(), "zip bomb"),
         ("docs.xlsx", b"PK\x03\x04garbage that is not a zip", "damaged zip"),
         ("old.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "old-style Excel"),
+        # Bytes that decode as Windows-1252 "text" without a control character in them.
+        ("high.csv", bytes(range(0x80, 0x100)) * 16, "not a text (CSV) or Excel file"),
+        ("fake.csv", b"\x89PNG not really an image", "This file is a PNG image"),
     ],
     ids=[
         *["binary", "png", "empty", "blank", "header-only", "duplicate-header", "empty-header"],
-        *["zip-bomb", "broken-zip", "xls"],
+        *["zip-bomb", "broken-zip", "xls", "high-bytes", "png-signature-only"],
     ],
 )
 def test_import_upload_rejects_malformed_files_with_a_message(
@@ -638,6 +642,60 @@ def test_import_upload_rejects_malformed_files_with_a_message(
     assert message in errors
     with scopes_disabled():
         assert not Job.objects.filter(organization=org).exists()
+
+
+UNCLOSED_QUOTE = 'has a quote (") that is never closed, so the rest of the file would be read'
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'name,email\n"unterminated,foo\n', f"The row starting on line 2 {UNCLOSED_QUOTE}"),
+        (b'name,email\n"unterminated,foo', f"The row starting on line 2 {UNCLOSED_QUOTE}"),
+        (
+            b'Name,Email\nAda,ada@example.com\n\n"Grace,grace@example.com\nAlan,alan@example.com\n',
+            f"The row starting on line 4 {UNCLOSED_QUOTE}",
+        ),
+        (
+            codecs.BOM_UTF16_LE
+            + 'Name;Email\r\nAda;ada@example.com\r\n"Grace;g@example.com\r\n'.encode("utf-16-le"),
+            f"The row starting on line 3 {UNCLOSED_QUOTE}",
+        ),
+        (
+            b'Name,Email,Notes\nAda,ada@example.com,"one\ntwo" three\n',
+            "Line 3 has text right after a closing quote",
+        ),
+        (
+            b'Name,Email\n"Ada,ada@example.com\n' + b"Grace,grace@example.com\n" * 7_000,
+            "The row starting on line 2 has a value longer than 131,072 characters",
+        ),
+    ],
+    ids=["unclosed", "unclosed-at-end", "unclosed-after-rows", "utf-16", "after-quote", "huge"],
+)
+def test_import_upload_rejects_broken_quoting_naming_the_line(
+    org, recruiter_client, content, message
+):
+    url = reverse("candidates:import", args=[org.slug])
+
+    response = recruiter_client.post(url, {"file": SimpleUploadedFile("people.csv", content)})
+
+    assert response.status_code == 200
+    [error] = response.context["form"].errors["file"]
+    assert message in error
+    assert error.endswith("Fix the file (a text editor shows line numbers) and upload it again.")
+    with scopes_disabled():
+        assert not Job.objects.filter(organization=org).exists()
+
+
+def test_import_latin_1_file_with_a_stray_undefined_byte_is_still_text(org, recruiter_user):
+    # 0x81 is not a Windows-1252 character; one such byte in a real file is not binary data.
+    content = ACCENTED.encode("latin-1") + "Ada,Lovelace,ada@example.com,,Analyst\x81\n".encode(
+        "latin-1"
+    )
+
+    job = _run(org, _job(org, recruiter_user, content))
+
+    assert job.result == {"created": 2, "updated": 0, "skipped": 0, "failed": 0}
 
 
 def test_import_upload_rejects_zip_that_is_not_a_workbook(org):
@@ -855,6 +913,113 @@ def test_import_preview_shows_invalid_cells_with_reasons(org, recruiter_client, 
     ]
     assert "The first name is missing." in body
     assert "table-danger" in body
+
+
+def _preview_outcome(response) -> str:
+    body = response.content.decode()
+    outcome = re.search(r'<p class="[^"]*" id="import-outcome">(.*?)</p>', body, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", "", outcome).split())
+
+
+def _import_button(response) -> str:
+    body = response.content.decode()
+    button = re.search(r'<button type="submit"[^>]*import-outcome[^>]*>(.*?)</button>', body, re.S)
+    return " ".join(re.sub(r"<[^>]+>", "", button.group(1)).split())
+
+
+def test_import_preview_says_how_many_rows_will_fail_when_it_shows_them_all(
+    org, recruiter_client, recruiter_user
+):
+    content = (
+        HEADER
+        + "Ada,Lovelace,ada@example.com,,\n"
+        + "Grace,Hopper,not-an-email,,\n"
+        + ",Turing,alan@example.com,,\n"
+        + "Edsger,Dijkstra,edsger@,,\n"
+    ).encode()
+    job = _job(org, recruiter_user, content)
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert _import_button(response) == "Import 4 rows"
+    assert _preview_outcome(response) == (
+        "3 of the 4 rows have problems and will be reported as failed, not imported. "
+        "The other 1 is ready to import."
+    )
+    assert "Rows with problems in the first" not in response.content.decode()
+
+
+def test_import_preview_of_the_first_rows_claims_nothing_about_the_rest(
+    org, recruiter_client, recruiter_user
+):
+    rows = [f"Person,{n},person{n}@example.com,,\n" for n in range(30)]
+    rows[3] = "Person,3,bad-email,,\n"
+    job = _job(org, recruiter_user, (HEADER + "".join(rows)).encode())
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert _import_button(response) == "Import 30 rows"
+    assert _preview_outcome(response) == (
+        "1 of the first 20 rows has a problem and will be reported as failed, not imported. "
+        "The rest of the file is checked as it is imported."
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "outcome"),
+    [
+        (["Ada,Lovelace,ada@example.com,,"], "No problems found: every row is ready to import."),
+        (
+            ["Ada,Lovelace,bad,,", "Grace,Hopper,bad,,"],
+            "All 2 rows have problems and will be reported as failed: no candidate will be "
+            "imported.",
+        ),
+        (
+            ["Ada,Lovelace,bad,,"],
+            "The row has a problem and will be reported as failed: no candidate will be imported.",
+        ),
+    ],
+    ids=["all-good", "all-bad", "one-bad"],
+)
+def test_import_preview_outcome_of_a_whole_file(
+    org, recruiter_client, recruiter_user, lines, outcome
+):
+    job = _job(org, recruiter_user, (HEADER + "\n".join(lines) + "\n").encode())
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert _preview_outcome(response) == outcome
+
+
+def test_import_preview_of_a_workbook_counts_only_the_rows_it_shows(
+    org, recruiter_client, recruiter_user
+):
+    content = _xlsx([["First Name", "Last Name", "Email"], ["Ada", "Lovelace", "bad"]])
+    job = _job(org, recruiter_user, content, name="people.xlsx")
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    # A workbook's row count is an estimate: the preview cannot know it saw every row.
+    assert _import_button(response) == "Import about 1 row"
+    assert _preview_outcome(response) == (
+        "The first row has a problem and will be reported as failed, not imported. "
+        "The rest of the file is checked as it is imported."
+    )
+
+
+def test_import_preview_of_a_draft_whose_file_cannot_be_read_goes_back_to_the_upload(
+    org, recruiter_client, recruiter_user
+):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    # A draft uploaded before the reader refused unclosed quotes.
+    job.input_file.save("broken.csv", io.BytesIO(HEADER.encode() + b'"Ada,Lovelace\n'))
+
+    response = recruiter_client.get(
+        reverse("candidates:import_preview", args=[org.slug, job.pk]), follow=True
+    )
+
+    assert response.redirect_chain == [(reverse("candidates:import", args=[org.slug]), 302)]
+    assert "The row starting on line 2 has a quote" in response.content.decode()
 
 
 def test_import_mapping_requires_a_name_column_and_unique_fields(

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from candidates.forms import ImportMappingForm, ImportUploadForm
-from candidates.importing.reading import max_upload_bytes
+from candidates.importing.reading import ImportFileError, max_upload_bytes
 from candidates.models import Job
 from candidates.selectors import import_job_get, import_jobs_recent
 from candidates.services import imports
@@ -73,11 +73,19 @@ def import_preview(request, org_slug, job_id):
         return started
     if not job.params.get("configured"):
         return redirect("candidates:import_mapping", org_slug=org_slug, job_id=job.pk)
+    try:
+        preview = imports.import_preview(job=job)
+    except ImportFileError as error:  # a draft uploaded before the reader learnt to refuse it
+        messages.error(request, str(error))
+        return redirect("candidates:import", org_slug=org_slug)
+    file = job.params["file"]
     context = {
         "job": job,
-        "file": job.params["file"],
+        "file": file,
         "options": job.params["options"],
-        "preview": imports.import_preview(job=job),
+        "preview": preview,
+        # Whether the preview shows every row, so that its problems are all the file's.
+        "whole_file": file["rows_exact"] and len(preview.rows) >= file["rows"],
         "step": 3,
     }
     return render(request, "candidates/import_preview.html", context)
