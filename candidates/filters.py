@@ -28,6 +28,9 @@ PAGING_PARAMS = ("after", "before")
 # `editing=<saved search id>`: the list is editing that saved search's filters (a banner offers
 # to save them back); kept in the list's links, never part of a saved query.
 EDITING_PARAM = "editing"
+# `selected=<id>` (repeated) and `select_all=1`: the bulk selection of a bulk form sent back
+# with an error, ticked again on the list; dropped by the list's links, never a filter.
+SELECTION_PARAMS = ("selected", "select_all")
 
 
 class DateInput(forms.DateInput):
@@ -222,11 +225,24 @@ class CandidateFilterSet(django_filters.FilterSet):
         return sum(1 for name, value in data.items() if name not in ignored and value)
 
 
-def _number_range_widget():
+def _named_ends(widget, label: str, ends: tuple[str, str]):
+    """Give the two inputs of a range widget their own accessible names ("Salary, minimum"):
+    the filter's label names the group (a fieldset's legend), not either input."""
+    for subwidget, end in zip(widget.widgets, ends, strict=True):
+        subwidget.attrs["aria-label"] = f"{label}, {end}"
+    return widget
+
+
+def _number_range_widget(label: str):
     widget = django_filters.widgets.RangeWidget(attrs={"inputmode": "decimal"})
     widget.widgets[0].attrs["placeholder"] = "Min"
     widget.widgets[1].attrs["placeholder"] = "Max"
-    return widget
+    return _named_ends(widget, label, ("minimum", "maximum"))
+
+
+def _date_range_widget(label: str):
+    widget = django_filters.widgets.DateRangeWidget(attrs={"type": "date"})
+    return _named_ends(widget, label, ("from", "until"))
 
 
 def _custom_field_filters(field: CustomField) -> dict[str, django_filters.Filter]:
@@ -274,7 +290,7 @@ def _custom_field_filters(field: CustomField) -> dict[str, django_filters.Filter
             name: django_filters.RangeFilter(
                 label=field.label,
                 method=filter_number,
-                widget=_number_range_widget(),
+                widget=_number_range_widget(field.label),
             )
         }
 
@@ -294,7 +310,7 @@ def _custom_field_filters(field: CustomField) -> dict[str, django_filters.Filter
             name: django_filters.DateFromToRangeFilter(
                 label=field.label,
                 method=filter_date,
-                widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
+                widget=_date_range_widget(field.label),
             )
         }
 

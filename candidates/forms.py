@@ -483,7 +483,7 @@ class IdListField(forms.Field):
         ids = []
         for item in value:
             item = str(item).strip()
-            if not item.isdigit() or len(item) > 12:
+            if not (item.isascii() and item.isdigit()) or len(item) > 12:
                 raise ValidationError("The selection is not valid; go back and select again.")
             ids.append(int(item))
         if len(ids) > 10000:
@@ -496,7 +496,13 @@ class BulkSelectionForm(forms.Form):
 
     from candidates.services.bulk import ACTIONS as _ACTIONS
 
-    action = forms.ChoiceField(choices=list(_ACTIONS.items()))
+    action = forms.ChoiceField(
+        choices=list(_ACTIONS.items()),
+        error_messages={
+            "required": "Choose what to do with the selected candidates.",
+            "invalid_choice": "Choose what to do with the selected candidates.",
+        },
+    )
     ids = IdListField(required=False)
 
     def __init__(self, *args, **kwargs):

@@ -29,9 +29,11 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
         )
     parts = ["<tr>\n"]
     if can_write:
+        # Ticked again when a bulk form came back with an error (the view sets `selected`).
+        checked = " checked" if getattr(candidate, "selected", False) else ""
         parts.append(
             '<td class="select-col">\n<input type="checkbox" class="form-check-input"'
-            f' name="ids" value="{candidate.pk}" form="bulk-form"'
+            f' name="ids" value="{candidate.pk}" form="bulk-form"{checked}'
             f' aria-label="Select {escape(candidate.full_name)}">\n</td>\n'
         )
 

@@ -1,5 +1,6 @@
 """Bulk actions: confirmation, inline runs, the batched Celery task and its resumption."""
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -95,6 +96,72 @@ def test_bulk_without_selection_goes_back_with_a_message(recruiter_client, org):
     assert "Select at least one candidate first." in response.content.decode()
 
 
+def _ticked(response) -> list[int]:
+    body = response.content.decode()
+    return sorted(
+        int(pk) for pk in re.findall(r'name="ids" value="(\d+)" form="bulk-form" checked', body)
+    )
+
+
+def test_bulk_without_an_action_goes_back_with_the_selection_ticked(recruiter_client, org):
+    first, second, _other = _candidates(org, 3, city="Berlin")
+
+    response = recruiter_client.get(
+        _bulk_url(org),
+        {"action": "", "ids": [first.pk, second.pk], "query": "city=Berlin"},
+        follow=True,
+    )
+
+    assert response.redirect_chain[0][0].endswith(
+        f"?city=Berlin&selected={first.pk}&selected={second.pk}"
+    )
+    body = response.content.decode()
+    assert "Choose what to do with the selected candidates." in body
+    assert "This field is required." not in body
+    assert _ticked(response) == [first.pk, second.pk]
+    assert re.search(r'id="bulk-selected"[^>]*>\s*2 selected\s*<', body)
+
+
+def test_bulk_without_an_action_keeps_all_matching_and_the_page(recruiter_client, org, settings):
+    settings.CANDIDATE_LIST_PAGE_SIZE = 2
+    _candidates(org, 5)
+    first_page = recruiter_client.get(reverse("candidates:list", args=[org.slug]))
+    cursor = first_page.context["page"].next_cursor
+
+    response = recruiter_client.get(
+        _bulk_url(org), {"action": "", "select_all": "1", "query": "", "after": cursor}, follow=True
+    )
+
+    assert response.context["page"].rows[0].pk not in [
+        c.pk for c in first_page.context["page"].rows
+    ]
+    body = response.content.decode()
+    assert re.search(r'checked\s+id="select-all-matching"', body)
+    assert len(_ticked(response)) == 2
+    assert "All 5 matching selected" in body
+    assert "Choose what to do with the selected candidates." in body
+    # The selection is not a filter: the bulk form, the pager and saving a search leave it out.
+    assert 'name="query" value=""' in body
+    assert "select_all=1" not in body.split('id="candidate-results"')[1]
+
+
+@pytest.mark.parametrize("action", ["", "nonsense"])
+def test_bulk_action_is_required_on_the_list_and_named_in_the_message(
+    recruiter_client, org, action
+):
+    candidate = CandidateFactory(organization=org)
+    list_page = recruiter_client.get(reverse("candidates:list", args=[org.slug]))
+
+    response = recruiter_client.get(
+        _bulk_url(org), {"action": action, "ids": candidate.pk}, follow=True
+    )
+
+    assert re.search(
+        r'<select name="action"\s+id="bulk-action"[^>]*\srequired>', list_page.content.decode()
+    )
+    assert "Choose what to do with the selected candidates." in response.content.decode()
+
+
 def test_bulk_invalid_arguments_rerender_with_errors(recruiter_client, org):
     candidate = CandidateFactory(organization=org)
     response = recruiter_client.post(
@@ -104,7 +171,7 @@ def test_bulk_invalid_arguments_rerender_with_errors(recruiter_client, org):
     assert "Enter at least one tag." in response.content.decode()
 
 
-@pytest.mark.parametrize("ids", ["abc", "-1", "1;drop"])
+@pytest.mark.parametrize("ids", ["abc", "-1", "1;drop", "²"])
 def test_bulk_invalid_ids_go_back_without_500(recruiter_client, org, ids):
     response = recruiter_client.get(_bulk_url(org), {"action": "tag", "ids": ids})
     assert response.status_code == 302

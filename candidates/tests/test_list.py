@@ -204,6 +204,60 @@ def test_list_filter_custom_fields(recruiter_client, org):
     assert _ids(available) == [second.pk]
 
 
+def test_list_range_filters_are_named_groups_of_named_inputs(recruiter_client, org):
+    CustomFieldFactory(
+        organization=org, key="notice", label="Notice period (weeks)", field_type="number"
+    )
+    CustomFieldFactory(organization=org, key="available", label="Available", field_type="date")
+
+    body = recruiter_client.get(_url(org)).content.decode()
+
+    assert 'for=""' not in body
+    notice = re.search(
+        r"<fieldset[^>]*>\s*<legend[^>]*>Notice period \(weeks\)</legend>(.*?)</fieldset>",
+        body,
+        re.S,
+    )
+    assert re.findall(r'<input[^>]*aria-label="([^"]*)"', notice.group(1)) == [
+        "Notice period (weeks), minimum",
+        "Notice period (weeks), maximum",
+    ]
+    available = re.search(
+        r"<fieldset[^>]*>\s*<legend[^>]*>Available</legend>(.*?)</fieldset>", body, re.S
+    )
+    assert re.findall(r'<input[^>]*aria-label="([^"]*)"', available.group(1)) == [
+        "Available, from",
+        "Available, until",
+    ]
+    # The built-in date ranges are pairs of fields, each with its own label.
+    for name, label in [("created_after", "Added from"), ("contacted_before", "Contacted until")]:
+        assert (
+            f'<label class="form-label small fw-semibold" for="id_{name}">{label}</label>' in body
+        )
+
+
+def test_list_range_filter_errors_are_announced_on_both_inputs(recruiter_client, org):
+    CustomFieldFactory(organization=org, key="notice", label="Notice", field_type="number")
+
+    body = recruiter_client.get(_url(org), {"cf_notice_min": "lots"}).content.decode()
+
+    inputs = re.findall(r'<input[^>]*name="cf_notice_m(?:in|ax)"[^>]*>', body)
+    assert len(inputs) == 2
+    assert all('aria-describedby="id_cf_notice_errors"' in tag for tag in inputs)
+    assert 'id="id_cf_notice_errors"' in body
+
+
+def test_list_ignores_a_selection_that_is_not_candidate_ids(recruiter_client, org):
+    candidate = CandidateFactory(organization=org)
+
+    response = recruiter_client.get(
+        _url(org), {"selected": ["²", "x", "9" * 20, str(candidate.pk)]}
+    )
+
+    assert response.status_code == 200
+    assert f'value="{candidate.pk}" form="bulk-form" checked' in response.content.decode()
+
+
 def test_list_search_combines_with_filters(recruiter_client, org):
     berlin = CandidateFactory(organization=org, headline="Python developer", city="Berlin")
     CandidateFactory(organization=org, headline="Python developer", city="Paris")

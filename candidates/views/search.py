@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
-from candidates.filters import EDITING_PARAM, PAGING_PARAMS, CandidateFilterSet
+from candidates.filters import EDITING_PARAM, PAGING_PARAMS, SELECTION_PARAMS, CandidateFilterSet
 from candidates.forms import BulkArgumentsForm, BulkSelectionForm, SavedSearchForm
 from candidates.models import Candidate, SavedSearch
 from candidates.panels import BULK_DESTINATIONS, SAVED_SEARCH_EDITING_PANELS
@@ -52,14 +52,24 @@ from crm.permissions import recruiter_required
 # every matching row: to 10,000 that is ~10,000 random heap reads (150 to 500 ms at a million
 # candidates with three facets), to 1,000 a tenth of it. The bulk confirmation counts exactly.
 COUNT_CAP = 1_000
+# A bulk form sent back with an error ticks its candidates again (at most this many: a page).
+SELECTION_CAP = 500
 
 
 def _filter_query(params: QueryDict) -> str:
-    """The list's query string without the pagination cursor."""
+    """The list's query string without the pagination cursor (or a bulk selection)."""
     params = params.copy()
-    for key in PAGING_PARAMS:
+    for key in (*PAGING_PARAMS, *SELECTION_PARAMS):
         params.pop(key, None)
     return params.urlencode()
+
+
+def _selected_ids(params: QueryDict) -> set[int]:
+    """The candidates a bulk form sent back ticked (`?selected=…`); anything else is ignored."""
+    values = params.getlist("selected")[:SELECTION_CAP]
+    return {
+        int(value) for value in values if value.isascii() and value.isdigit() and len(value) <= 12
+    }
 
 
 def _list_url(organization, query: str = "") -> str:
@@ -101,6 +111,8 @@ def candidate_list(request, org_slug):
     # A search counts the ids it ranked (never more than the rank bound plus the fuzzy ones).
     total = len(matches.ids) if matches else count_capped(queryset, COUNT_CAP)
     terms = highlight_terms(q)
+    select_all = request.GET.get("select_all") == "1"
+    selected_ids = _selected_ids(request.GET)
     # A match in a resume shows as an excerpt (one query for the page, bounded text per row).
     snippets = resume_snippets(
         organization_id=organization.pk, candidate_ids=[c.pk for c in page.rows], q=q
@@ -115,10 +127,13 @@ def candidate_list(request, org_slug):
         candidate.role_html = highlight(
             " · ".join(filter(None, [candidate.current_title, candidate.current_company])), terms
         )
+        candidate.selected = select_all or candidate.pk in selected_ids
+    selected_count = sum(1 for candidate in page.rows if candidate.selected)
     filter_query = _filter_query(request.GET)
     editing = _editing(request)
     without_editing = request.GET.copy()
-    without_editing.pop(EDITING_PARAM, None)
+    for key in (EDITING_PARAM, *SELECTION_PARAMS):
+        without_editing.pop(key, None)
     context = {
         "filterset": filterset,
         "page": page,
@@ -135,6 +150,8 @@ def candidate_list(request, org_slug):
         and not Candidate.objects.live().filter(organization=organization).exists(),
         "filter_query": filter_query,
         "bulk_destinations": BULK_DESTINATIONS.values(),
+        "select_all": select_all,
+        "selected_count": selected_count,
         "saved_search_form": SavedSearchForm(initial={"query": filter_query}),
         "can_write": request.membership.can_write,
         # Editing a saved search: the list is the live preview of its new filters.
@@ -229,6 +246,20 @@ def _bulk_hand_over(request, destination, selection: dict):
     return redirect(f"{url}?{params.urlencode()}")
 
 
+def _selection_query(data: QueryDict, selection_form: BulkSelectionForm) -> str:
+    """Back to the list a bulk form came from (its filters and page) with the same candidates
+    ticked, so that a mistake such as a missing action does not lose the selection."""
+    params = QueryDict(_filter_query(QueryDict(data.get("query", "")[:4000])), mutable=True)
+    for key in PAGING_PARAMS:
+        if data.get(key):
+            params[key] = data[key][:1000]
+    cleaned = getattr(selection_form, "cleaned_data", {})
+    params.setlist("selected", [str(pk) for pk in (cleaned.get("ids") or [])[:SELECTION_CAP]])
+    if cleaned.get("select_all"):
+        params["select_all"] = "1"
+    return params.urlencode()
+
+
 @recruiter_required
 def candidate_bulk(request, org_slug):
     """GET: the confirmation (exactly how many candidates will change); POST: do it."""
@@ -238,7 +269,7 @@ def candidate_bulk(request, org_slug):
     if not selection_form.is_valid():
         for errors in selection_form.errors.values():
             messages.error(request, errors[0])
-        return redirect(_list_url(organization, _filter_query(QueryDict(data.get("query", "")))))
+        return redirect(_list_url(organization, _selection_query(data, selection_form)))
     action = selection_form.cleaned_data["action"]
     if action in BULK_DESTINATIONS:
         return _bulk_hand_over(request, BULK_DESTINATIONS[action], selection_form.cleaned_data)
