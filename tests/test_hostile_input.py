@@ -31,6 +31,7 @@ HOSTILE_VALUES = [
     "-99999999999999999999999999",
     "2024-13-45T99:99",
     "Zm9v:bar,,'; DROP TABLE x; --<script>\u202e",
+    "\u00b2",  # "²": str.isdigit() says yes, int() says no
 ]
 
 # Django's CSRF token (the test client does not check it; a broken token is CSRF's business).
