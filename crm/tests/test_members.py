@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from crm.models import Invitation, Membership, Role, User
+from crm.tests.markup import attributes, elements, form_of, submit_buttons, text
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -205,11 +206,29 @@ def test_member_writes_need_admin(request, org, admin_user, client_fixture):
     assert mail.outbox == []
 
 
+def test_members_page_role_select_saves_only_with_its_button(admin_client, org, recruiter_user):
+    """An arrow key on the select must not change a role (WCAG 3.2.2): no autosubmit, a Save
+    button in the select's own form, which posts to the role change."""
+    membership = _membership(org, recruiter_user)
+
+    html = admin_client.get(f"/o/{org.slug}/settings/members/").content.decode()
+
+    form = form_of(html, f"role-{membership.pk}")
+    select = next(element for element in elements(form) if element.name == "select")
+    assert attributes(form)["action"] == f"/o/{org.slug}/settings/members/{membership.pk}/role/"
+    assert "data-autosubmit" not in attributes(select)
+    assert [text(button) for button in submit_buttons(form)] == [
+        f"Save the role of {recruiter_user.display_name}"
+    ]
+    assert "data-autosubmit" not in html
+
+
 def test_members_page_viewer_can_read(viewer_client, org, admin_user):
     response = viewer_client.get(f"/o/{org.slug}/settings/members/")
     assert response.status_code == 200
     assert admin_user.email.encode() in response.content
     assert b"Invite a teammate" not in response.content
+    assert b"<select" not in response.content and b"Remove" not in response.content
 
 
 def test_members_page_query_count_is_constant(admin_client, org, django_assert_max_num_queries):

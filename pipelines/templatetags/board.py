@@ -53,15 +53,17 @@ def _move_form(page: _Page, card, name: str) -> str:
     # A stage that is no longer on the board: nothing selected.
     options = page.options.get(card.stage_id, page.options[None])
     return (
-        '<form class="card-move-form d-flex gap-1 ms-auto" method="post"'
+        '<form class="card-move-form d-flex justify-content-end gap-1 ms-auto" method="post"'
         f' action="{move_url}" hx-post="{move_url}" hx-target="#card-{card.pk}"'
         ' hx-swap="outerHTML">\n'
         f'{page.csrf_field}\n<input type="hidden" name="query" value="{page.query}">\n'
         f'<label class="visually-hidden" for="stage-of-{card.pk}">Stage of {name}</label>\n'
-        '<select class="form-select form-select-sm" name="stage"'
-        f' id="stage-of-{card.pk}" data-autosubmit>\n{options}\n</select>\n'
-        '<noscript>\n<button class="btn btn-sm btn-outline-secondary" type="submit">Move</button>'
-        "\n</noscript>\n</form>\n"
+        f'<select class="form-select form-select-sm" name="stage" id="stage-of-{card.pk}">\n'
+        f"{options}\n</select>\n"
+        # No submit on change (WCAG 3.2.2): an arrow key on the select must not move the card.
+        # The button shows once the select differs from the card's stage (rapport.css).
+        '<button class="btn btn-sm btn-outline-primary card-move-button" type="submit">'
+        f'Move<span class="visually-hidden"> {name}</span></button>\n</form>\n'
     )
 
 
@@ -99,7 +101,9 @@ def board_card(context, card) -> SafeString:
             '<span class="drag-handle text-body-tertiary" aria-hidden="true"'
             ' title="Drag to another stage"><i class="bi bi-grip-vertical"></i></span>\n'
         )
-    parts.append('</div>\n<div class="d-flex align-items-center gap-2 small mt-2 card-meta">\n')
+    parts.append(
+        '</div>\n<div class="d-flex flex-wrap align-items-center gap-2 small mt-2 card-meta">\n'
+    )
     if candidate.engagement_score is not None:
         parts.append(
             '<span class="badge engagement-badge" title="Engagement score">'

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django_scopes import scope, scopes_disabled
 
 from candidates.models import Activity
+from crm.tests.markup import attributes, elements, form_of, submit_buttons, text
 from pipelines import selectors
 from pipelines.models import PoolMembership, StageChange
 from pipelines.services import membership_move
@@ -46,7 +47,22 @@ def test_board_for_writers_has_stage_select_and_drag_script(recruiter_client, or
 
     assert f'id="stage-of-{cards[0].pk}"' in body
     assert "vendor/sortablejs/Sortable.min.js" in body
-    assert "<noscript>" in body
+
+
+def test_board_stage_select_moves_only_with_its_button(recruiter_client, org, pool, cards):
+    """An arrow key on a card's stage select must not move the card (WCAG 3.2.2): no
+    autosubmit, a Move button in the select's own form, which posts the move."""
+    card = cards[0]
+
+    body = recruiter_client.get(url("pool_board", org, pool_id=pool.pk)).content.decode()
+
+    form = form_of(body, f"stage-of-{card.pk}")
+    select = next(element for element in elements(form) if element.name == "select")
+    move = url("card_move", org, pool_id=pool.pk, pool_membership_id=card.pk)
+    assert (attributes(form)["action"], attributes(form)["hx-post"]) == (move, move)
+    assert "data-autosubmit" not in attributes(select)
+    assert [text(button) for button in submit_buttons(form)] == [f"Move {card.candidate.full_name}"]
+    assert "data-autosubmit" not in body
 
 
 def test_board_cards_escape_their_values_and_select_their_own_stage(

@@ -1,6 +1,6 @@
 """The pipeline board in a real browser: drag a card to another column and it is saved; a
-move the server refuses puts the card back with the reason; the stage select (the keyboard
-path) moves a card too."""
+move the server refuses puts the card back with the reason; the stage select and its Move
+button (the keyboard path) move a card too, the select alone never."""
 
 import shutil
 from contextlib import contextmanager
@@ -134,11 +134,41 @@ def test_board_stage_select_moves_the_card_without_dragging(live_server, board):
     target = stages[1]
 
     with board_page(live_server, board) as page:
-        page.locator(f"#stage-of-{card.pk}").select_option(str(target.pk))
+        select = page.locator(f"#stage-of-{card.pk}")
+        move = page.locator(f"#card-{card.pk} .card-move-button")
+        expect(move).to_be_hidden()  # until the select differs from the card's stage
+        select.select_option(str(target.pk))
+        expect(move).to_be_visible()
+        move.click()
 
         expect(page.locator(f"#cards-{target.pk} #card-{card.pk}")).to_be_visible()
         expect(page.locator(f"#stage-count-{target.pk}")).to_have_text("1")
+        expect(page.locator(f"#card-{card.pk} .card-move-button")).to_be_hidden()
 
     with scopes_disabled():
         card.refresh_from_db()
     assert card.stage_id == target.pk
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_board_arrow_key_on_the_stage_select_moves_nothing(live_server, board):
+    """WCAG 3.2.2: changing the select is not a move; its Move button is."""
+    card, stages = board["card"], board["stages"]
+
+    with board_page(live_server, board) as page:
+        select = page.locator(f"#stage-of-{card.pk}")
+        select.focus()
+        page.keyboard.press("ArrowDown")
+        expect(select).to_have_value(str(stages[1].pk))
+        page.keyboard.press("Tab")
+        expect(page.locator(f"#card-{card.pk} .card-move-button")).to_be_focused()
+        page.wait_for_timeout(500)  # time for a request, were one sent
+
+        expect(page.locator(f"#cards-{stages[0].pk} #card-{card.pk}")).to_be_visible()
+        expect(page.locator(f"#stage-count-{stages[0].pk}")).to_have_text("3")
+
+    with scopes_disabled():
+        card.refresh_from_db()
+        assert not StageChange.objects.filter(membership=card).exists()
+    assert card.stage_id == stages[0].pk

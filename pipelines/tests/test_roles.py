@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from crm.tests.markup import attributes, elements, form_of, submit_buttons, text
 from pipelines import selectors, services
 from pipelines.models import HiringRole, PoolMembership, RolePool
 from pipelines.tests.factories import HiringRoleFactory, PoolFactory
@@ -119,6 +120,17 @@ def test_role_list_query_count_does_not_grow_with_roles(recruiter_client, org, p
         _link(HiringRoleFactory(organization=org), pool)
 
     assert _role_list_queries(recruiter_client, org) == one
+
+
+def test_role_list_status_filter_applies_with_its_button(viewer_client, org):
+    """Choosing a status does not reload the page by itself (WCAG 3.2.2): Show does."""
+    html = viewer_client.get(url("role_list", org)).content.decode()
+
+    form = form_of(html, "role-status")
+    select = next(element for element in elements(form) if element.name == "select")
+    assert attributes(form)["method"] == "get"
+    assert "data-autosubmit" not in attributes(select)
+    assert [text(button) for button in submit_buttons(form)] == ["Show"]
 
 
 def test_role_list_empty_state(recruiter_client, org):
