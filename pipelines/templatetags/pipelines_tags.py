@@ -31,3 +31,14 @@ def follow_ups_home(context):
     due = follow_ups_open(organization=context["organization"], owner=context["request"].user)
     due = list(due.filter(due_on__lte=today)[:6])
     return {"items": due[:5], "more": len(due) > 5, "today": today}
+
+
+@register.simple_tag(takes_context=True)
+def pools_home(context):
+    """The home page's pools for readers (who have no follow-ups of their own): the largest
+    pools they can see, with their size and growth. Three queries (pool_list_rows)."""
+    from pipelines.selectors import pool_list_rows
+
+    rows = pool_list_rows(organization=context["organization"], user=context["request"].user)
+    rows.sort(key=lambda row: (-row.size, row.pool.name.lower()))
+    return {"rows": rows[:5], "more": len(rows) > 5}

@@ -10,10 +10,53 @@
     }
   });
 
-  // Selects that submit their form on change (with a no-JS submit button beside them).
+  // Selects that submit their form on change (with a no-JS submit button beside them). Only
+  // for GET filters: a select that changes data (a role, a stage) has its own submit button,
+  // or one arrow key would save (WCAG 3.2.2).
   document.addEventListener("change", function (event) {
     if (event.target.matches("[data-autosubmit]")) {
       event.target.form.requestSubmit();
     }
   });
+
+  // A table wider than its box scrolls sideways; mark the edges that hide columns, which
+  // rapport.css fades, so that a phone (whose scrollbars are hidden) shows there is more.
+  function markScrollEdges(box) {
+    const hidden = box.scrollWidth - box.clientWidth;
+    box.classList.toggle("scrolls-left", box.scrollLeft > 1);
+    box.classList.toggle("scrolls-right", hidden - box.scrollLeft > 1);
+  }
+  const resized = window.ResizeObserver
+    ? new ResizeObserver(function (entries) {
+        entries.forEach(function (entry) {
+          markScrollEdges(entry.target);
+        });
+      })
+    : null;
+  function watchTables(root) {
+    const boxes = Array.from(root.querySelectorAll(".table-responsive"));
+    if (root instanceof Element && root.matches(".table-responsive")) {
+      boxes.push(root);
+    }
+    boxes.forEach(function (box) {
+      markScrollEdges(box);
+      if (resized) {
+        resized.observe(box);
+      }
+    });
+  }
+  watchTables(document);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    watchTables(event.target);
+  });
+  // Scroll events do not bubble: listen while they are captured.
+  document.addEventListener(
+    "scroll",
+    function (event) {
+      if (event.target instanceof Element && event.target.matches(".table-responsive")) {
+        markScrollEdges(event.target);
+      }
+    },
+    { capture: true, passive: true },
+  );
 })();
