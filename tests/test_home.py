@@ -52,3 +52,17 @@ def test_home_of_an_empty_organisation_shows_empty_states(recruiter_client, org)
     assert "No candidates yet" in page
     assert "Nothing due today" in page
     assert "No campaigns yet" in page
+
+
+def test_a_viewers_home_shows_no_figures_about_themselves(
+    viewer_client, recruiter_client, viewer_user, org
+):
+    CandidateFactory(organization=org, owner=viewer_user)
+
+    viewer_page = viewer_client.get(reverse("dashboard", args=[org.slug])).content.decode()
+    recruiter_page = recruiter_client.get(reverse("dashboard", args=[org.slug])).content.decode()
+
+    assert "Owned by you" not in viewer_page  # a read-only viewer owns no candidates
+    assert "Your follow-ups due" not in viewer_page
+    assert "Added in the last 30 days" in viewer_page
+    assert "Owned by you" in recruiter_page
