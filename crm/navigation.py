@@ -29,6 +29,4 @@ def nav_section(resolver_match) -> str:
         return "settings"
     if resolver_match.app_name in APP_SECTIONS:
         return resolver_match.app_name
-    if resolver_match.url_name == "analytics_placeholder":
-        return "analytics"
     return resolver_match.url_name or ""

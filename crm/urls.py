@@ -8,12 +8,6 @@ organization_patterns = [
     path("candidates/", include("candidates.urls")),
     path("pools/", include("pipelines.urls")),
     path("campaigns/", include("campaigns.urls")),
-    path(
-        "analytics/",
-        views.section_placeholder,
-        {"section": "analytics"},
-        name="analytics_placeholder",
-    ),
     path("settings/", views.organization_settings, name="organization_settings"),
     path("settings/members/", views.members, name="members"),
     path("settings/members/invite/", views.member_invite, name="member_invite"),

@@ -47,12 +47,6 @@ def dashboard(request, org_slug):
     return render(request, "crm/dashboard.html", {"home_panels": HOME_PANELS})
 
 
-def section_placeholder(request, org_slug, section):
-    """Sections that a later release fills in (analytics dashboards)."""
-    titles = {"analytics": "Analytics"}
-    return render(request, "crm/section_empty.html", {"section": section, "title": titles[section]})
-
-
 @admin_required
 def organization_settings(request, org_slug):
     form = OrganizationForm(request.POST or None, instance=request.organization)
