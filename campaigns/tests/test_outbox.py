@@ -229,8 +229,12 @@ def test_transactional_email_is_never_blocked_by_suppression_and_has_no_list_hea
             organization=org, email=blocked[0], role="recruiter", invited_by=admin_user
         )
         follow_up_digest_send(organization=org, user=recruiter_user, today=timezone.localdate())
+        # The candidate's own request (a sign-up form): a recruiter may not ask them.
         consent_request_double_opt_in(
-            candidate=candidate, source="Recruiter request", wording="Send me jobs."
+            candidate=candidate,
+            source="Sign-up form",
+            wording="Send me jobs.",
+            on_candidates_request=True,
         )
     client.post(reverse("account_reset_password"), {"email": recruiter_user.email})
 
