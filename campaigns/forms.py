@@ -43,6 +43,12 @@ class EmailFieldsForm(ServiceErrorsMixin, forms.Form):
         help_text=BODY_HELP,
     )
 
+    def __init__(self, *args, read_only: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if read_only:  # a viewer reads the email but cannot change it
+            for field in self.fields.values():
+                field.disabled = True
+
 
 class EmailTemplateForm(EmailFieldsForm):
     name = forms.CharField(max_length=150, help_text="Only your team sees it.")

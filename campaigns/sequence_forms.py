@@ -51,8 +51,9 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
         label="Also enroll whoever enters the pool",
         queryset=None,
         required=False,
-        empty_label="No — only the saved searches at launch",
-        help_text="From launch on, candidates join the moment they are added to this pool.",
+        empty_label="No — only the saved searches and pools above, at launch",
+        help_text="From launch on, candidates join the moment they are added to this pool. "
+        "Those already in it join at launch only if the pool is also ticked above.",
     )
     window_days = forms.TypedMultipleChoiceField(
         label="Send on",
@@ -162,9 +163,15 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
 
 class StepForm(ServiceErrorsMixin, forms.Form):
     HOURS, DAYS = "hours", "days"
+    # What each kind of step needs: its labels say so (none of them is "optional"), and only
+    # the chosen kind's fields are required when the form is checked.
+    KIND_FIELDS = {Step.Kind.EMAIL: ("subject", "body_markdown"), Step.Kind.TASK: ("task_note",)}
+    FIRST_STEP_CONDITION = "The first step has no previous email to look at: it always goes out."
 
     kind = forms.ChoiceField(
-        choices=Step.Kind.choices, widget=forms.RadioSelect(attrs={"class": "form-check-input"})
+        choices=Step.Kind.choices,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+        help_text="Then fill in the part below that is for it.",
     )
     delay_amount = forms.IntegerField(label="Wait", min_value=0, max_value=365 * 24, initial=2)
     delay_unit = forms.ChoiceField(
@@ -176,25 +183,27 @@ class StepForm(ServiceErrorsMixin, forms.Form):
         required=False,
         help_text="Otherwise the candidate's sequence ends here (they engaged).",
     )
-    subject = forms.CharField(max_length=255, required=False)
+    subject = forms.CharField(
+        max_length=255, error_messages={"required": "An email step needs this."}
+    )
     preheader = forms.CharField(
         max_length=255, required=False, help_text="The preview line inboxes show."
     )
     body_markdown = forms.CharField(
         label="Body",
-        required=False,
         widget=forms.Textarea(attrs={"rows": 12, "class": "font-monospace email-body-input"}),
         help_text=BODY_HELP,
+        error_messages={"required": "An email step needs this."},
     )
     task_note = forms.CharField(
         label="What should the recruiter do?",
         max_length=400,
-        required=False,
         help_text="E.g. “Call them about the platform role” or “Send a LinkedIn message”. "
         "It becomes a follow-up for the candidate's owner (else the campaign's sender).",
+        error_messages={"required": "Say what the recruiter should do."},
     )
 
-    def __init__(self, *args, organization, step: Step | None = None, **kwargs):
+    def __init__(self, *args, organization, first_step: bool, step: Step | None = None, **kwargs):
         if step is not None and "initial" not in kwargs:
             hours = int(step.delay.total_seconds() // 3600)
             in_days = hours % 24 == 0
@@ -211,6 +220,27 @@ class StepForm(ServiceErrorsMixin, forms.Form):
         kwargs.setdefault("initial", {"kind": Step.Kind.EMAIL})
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.first_step = first_step
+        if first_step:
+            # Every condition looks at the previous email: the first step has none.
+            condition = self.fields["condition"]
+            condition.choices = [(Step.Condition.ALWAYS, Step.Condition.ALWAYS.label)]
+            condition.error_messages["invalid_choice"] = self.FIRST_STEP_CONDITION
+            condition.help_text = self.FIRST_STEP_CONDITION
+
+    def full_clean(self):
+        # The other kind's fields are not required while the form is checked.
+        chosen = self.data.get(self.add_prefix("kind"))
+        relaxed = [
+            name for kind, names in self.KIND_FIELDS.items() if kind != chosen for name in names
+        ]
+        for name in relaxed:
+            self.fields[name].required = False
+        try:
+            super().full_clean()
+        finally:
+            for name in relaxed:
+                self.fields[name].required = True
 
     def clean(self):
         data = super().clean()
@@ -220,21 +250,15 @@ class StepForm(ServiceErrorsMixin, forms.Form):
             if delay > MAX_DELAY:
                 self.add_error("delay_amount", "Wait at most a year.")
             data["delay"] = delay
-        if data.get("kind") == Step.Kind.EMAIL:
-            for name in ("subject", "body_markdown"):
-                if not data.get(name):
-                    self.add_error(name, "An email step needs this.")
-            if not self.errors:
-                problems = email_problems(
-                    organization=self.organization,
-                    subject=data["subject"],
-                    preheader=data.get("preheader", ""),
-                    body_markdown=data["body_markdown"],
-                )
-                for name, found in problems.items():
-                    self.add_error(name, [str(problem) for problem in found])
-        elif data.get("kind") == Step.Kind.TASK and not data.get("task_note"):
-            self.add_error("task_note", "Say what the recruiter should do.")
+        if data.get("kind") == Step.Kind.EMAIL and not self.errors:
+            problems = email_problems(
+                organization=self.organization,
+                subject=data["subject"],
+                preheader=data.get("preheader", ""),
+                body_markdown=data["body_markdown"],
+            )
+            for name, found in problems.items():
+                self.add_error(name, [str(problem) for problem in found])
         return data
 
     def step_fields(self) -> dict:

@@ -48,3 +48,31 @@ def test_sent_broadcast_page_draws_the_results_chart(live_server, monkeypatch):
         [[3, 3, 0, 0, 0, 0, 0]],
     ]
     assert box["width"] > 300 and box["height"] > 150
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_step_form_shows_only_the_chosen_kinds_part(live_server, monkeypatch):
+    """rapport.js's data-show-when hook: the email part for an email step, the task part for a
+    task, switched as the kind is chosen."""
+    from campaigns.tests.test_sequences import make_sequence
+
+    organization, user = browser_recruiter(
+        monkeypatch, name="Step Org", slug="step-org", email="step.recruiter@example.com"
+    )
+    campaign = make_sequence(organization, user=user, steps=[{}])
+    problems: list[str] = []
+
+    with chromium_page(problems) as page:
+        log_in(page, live_server, user.email)
+        page.goto(f"{live_server.url}/o/{organization.slug}/campaigns/{campaign.pk}/steps/new/")
+        email_part = page.locator('[data-show-when="kind=email"]')
+        task_part = page.locator('[data-show-when="kind=task"]')
+        expect(email_part).to_be_visible()
+        expect(task_part).to_be_hidden()
+
+        page.locator('input[name="kind"][value="task"]').check()
+        expect(task_part).to_be_visible()
+        expect(email_part).to_be_hidden()
+
+    assert problems == []

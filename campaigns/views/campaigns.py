@@ -26,16 +26,15 @@ from campaigns.selectors import (
 )
 from campaigns.services import campaigns as campaign_service
 from campaigns.services import messages as message_service
-from campaigns.services import rendering
 from campaigns.services import templates as template_service
 from campaigns.services.audience import audience_count, audience_queryset
 from campaigns.views.common import (
     email_html_response,
     frame_view,
+    merge_fields_context,
     step_preview_response,
     step_send_test,
 )
-from candidates.services.custom_fields import custom_fields_active
 from crm.permissions import recruiter_required
 
 
@@ -166,7 +165,8 @@ def campaign_email_edit(request, org_slug, campaign_id):
             "subject": step.subject,
             "preheader": step.preheader,
             "body_markdown": step.body_markdown,
-        }
+        },
+        read_only=not request.membership.can_write,
     )
     return _email_editor(request, campaign, form)
 
@@ -178,9 +178,7 @@ def _email_editor(request, campaign, form):
         {
             "campaign": campaign,
             "form": form,
-            "merge_fields": rendering.MERGE_FIELDS.values(),
-            "custom_fields": custom_fields_active(organization=request.organization),
-            "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
+            **merge_fields_context(organization=request.organization),
             "preview_form": PreviewCandidateForm(candidates=_preview_candidates(campaign)),
         },
     )

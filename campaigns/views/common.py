@@ -6,7 +6,9 @@ from django.http import HttpResponse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from campaigns.forms import PreviewCandidateForm
+from campaigns.services import rendering
 from campaigns.services import templates as template_service
+from candidates.services.custom_fields import custom_fields_active
 
 # Rendered emails are shown in a sandboxed <iframe> on our own pages. They carry inline styles
 # (email clients need them), so they get their own strict policy instead of the site's: no
@@ -36,6 +38,16 @@ def problems_html(problems: list[str]) -> str:
 
 
 frame_view = xframe_options_sameorigin
+
+
+def merge_fields_context(*, organization) -> dict:
+    """What the merge-field list beside every email editor shows: the built-in fields, the
+    organisation's custom.* fields and the filters."""
+    return {
+        "merge_fields": rendering.MERGE_FIELDS.values(),
+        "custom_fields": custom_fields_active(organization=organization),
+        "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
+    }
 
 
 def step_preview_response(request, *, campaign, step, candidates) -> HttpResponse:

@@ -25,11 +25,14 @@ from campaigns.selectors import (
 )
 from campaigns.sequence_forms import EnrollmentFilterForm, ResumeForm, SequenceForm, StepForm
 from campaigns.services import campaigns as campaign_service
-from campaigns.services import rendering
 from campaigns.services import sequences as sequence_service
-from campaigns.services import templates as template_service
 from campaigns.services.audience import audience_count, audience_queryset
-from campaigns.views.common import frame_view, step_preview_response, step_send_test
+from campaigns.views.common import (
+    frame_view,
+    merge_fields_context,
+    step_preview_response,
+    step_send_test,
+)
 from candidates.models import Candidate
 from crm.permissions import recruiter_required
 
@@ -140,9 +143,7 @@ def _step_page(request, campaign, form, step=None):
             "campaign": campaign,
             "step": step,
             "form": form,
-            "merge_fields": rendering.MERGE_FIELDS.values(),
-            "custom_keys": template_service.custom_field_keys(organization=request.organization),
-            "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
+            **merge_fields_context(organization=request.organization),
             "preview_form": PreviewCandidateForm(
                 request.GET or None, candidates=_step_preview_candidates(campaign)
             )
@@ -156,7 +157,11 @@ def _step_page(request, campaign, form, step=None):
 @require_http_methods(["GET", "POST"])
 def step_create(request, org_slug, campaign_id):
     campaign = _sequence_get(request, campaign_id)
-    form = StepForm(request.POST or None, organization=request.organization)
+    form = StepForm(
+        request.POST or None,
+        organization=request.organization,
+        first_step=not campaign.steps.exists(),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             sequence_service.step_create(campaign=campaign, **form.step_fields())
@@ -173,7 +178,12 @@ def step_create(request, org_slug, campaign_id):
 def step_edit(request, org_slug, campaign_id, step_id):
     campaign = _sequence_get(request, campaign_id)
     step = sequence_step_get(campaign=campaign, step_id=step_id)
-    form = StepForm(request.POST or None, organization=request.organization, step=step)
+    form = StepForm(
+        request.POST or None,
+        organization=request.organization,
+        first_step=not campaign.steps.filter(position__lt=step.position).exists(),
+        step=step,
+    )
     if request.method == "POST" and form.is_valid():
         try:
             sequence_service.step_save(step=step, **form.step_fields())

@@ -7,11 +7,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns.forms import EmailTemplateForm, PreviewCandidateForm
 from campaigns.selectors import email_template_get, email_templates_for_list
-from campaigns.services import rendering
 from campaigns.services import templates as template_service
-from campaigns.views.common import email_html_response, frame_view, problems_html
+from campaigns.views.common import (
+    email_html_response,
+    frame_view,
+    merge_fields_context,
+    problems_html,
+)
 from candidates.models import Candidate
-from candidates.services.custom_fields import custom_fields_active
 from crm.permissions import recruiter_required
 
 
@@ -31,9 +34,7 @@ def _editor(request, form, template=None):
         {
             "form": form,
             "template": template,
-            "merge_fields": rendering.MERGE_FIELDS.values(),
-            "custom_fields": custom_fields_active(organization=request.organization),
-            "allowed_filters": sorted(rendering.ALLOWED_FILTERS),
+            **merge_fields_context(organization=request.organization),
             "preview_form": PreviewCandidateForm(
                 request.GET or None, candidates=_preview_candidates(request.organization)
             ),
@@ -62,7 +63,8 @@ def template_edit(request, org_slug, template_id):
     template = email_template_get(organization=request.organization, template_id=template_id)
     if request.method == "POST":
         return _template_save(request, template)
-    return _editor(request, EmailTemplateForm(template=template), template)
+    form = EmailTemplateForm(template=template, read_only=not request.membership.can_write)
+    return _editor(request, form, template)
 
 
 @recruiter_required

@@ -19,6 +19,28 @@
     }
   });
 
+  // Parts of a form that fit one choice only: <fieldset data-show-when="kind=email"> shows
+  // while the form's "kind" field (radio buttons or a select) is "email". Without JavaScript
+  // every part shows, with a heading that says which choice it is for.
+  function showChosenParts(form) {
+    form.querySelectorAll("[data-show-when]").forEach(function (part) {
+      const [name, value] = part.dataset.showWhen.split("=");
+      const field = form.elements.namedItem(name);
+      part.hidden = Boolean(field && field.value) && field.value !== value;
+    });
+  }
+  document.querySelectorAll("form").forEach(function (form) {
+    if (form.querySelector("[data-show-when]")) {
+      showChosenParts(form);
+    }
+  });
+  document.addEventListener("change", function (event) {
+    const form = event.target.form;
+    if (form && form.querySelector("[data-show-when]")) {
+      showChosenParts(form);
+    }
+  });
+
   // A table wider than its box scrolls sideways; mark the edges that hide columns, which
   // rapport.css fades, so that a phone (whose scrollbars are hidden) shows there is more.
   function markScrollEdges(box) {
