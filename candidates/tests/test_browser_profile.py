@@ -47,3 +47,30 @@ def test_logging_a_call_updates_the_timeline_and_last_contacted_in_place(live_se
         note = Note.objects.get(candidate=candidate)
         contacted = candidate_last_contacted(candidate)
     assert note.contact == "call" and contacted == note.created_at
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_note_gets_its_error_and_the_focus(live_server, monkeypatch):
+    """The form comes back from htmx with the error; focus goes to the field in error (not to
+    <body>, where the swap left it), so a screen reader reads the field and its message."""
+    organization, user = browser_recruiter(
+        monkeypatch, name="Profile Org", slug="profile-org", email="note.recruiter@example.com"
+    )
+    candidate = CandidateFactory(organization=organization)
+    problems: list[str] = []
+
+    with chromium_page(problems) as page:
+        log_in(page, live_server, user.email)
+        page.goto(f"{live_server.url}/o/{organization.slug}/candidates/{candidate.pk}/")
+        # Spaces pass the browser's own `required` check; the server refuses them.
+        page.locator("#note-form textarea").fill("   ")
+        page.locator("#note-form button[type=submit]").click()
+
+        expect(page.locator("#note-form .invalid-feedback")).to_contain_text("required")
+        expect(page.locator("#note-form textarea")).to_be_focused()
+        assert page.locator("#note-form textarea").get_attribute("aria-describedby")
+
+    assert problems == []
+    with scopes_disabled():
+        assert not Note.objects.filter(candidate=candidate).exists()

@@ -70,6 +70,16 @@
   watchTables(document);
   document.addEventListener("htmx:afterSettle", function (event) {
     watchTables(event.target);
+    // A form sent by htmx that comes back with errors: move focus to the first field in error
+    // (its message is tied to it by aria-describedby), instead of leaving it on <body> where
+    // the swap dropped it and a screen reader says nothing.
+    const config = event.detail && event.detail.requestConfig;
+    if (config && config.verb !== "get" && event.target instanceof Element) {
+      const invalid = event.target.querySelector(".is-invalid, [aria-invalid=true]");
+      if (invalid && typeof invalid.focus === "function") {
+        invalid.focus();
+      }
+    }
   });
   // Scroll events do not bubble: listen while they are captured.
   document.addEventListener(
