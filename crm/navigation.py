@@ -14,6 +14,7 @@ SETTINGS_VIEWS = {
     "candidates:field_add",
     "candidates:field_edit",
     "campaigns:email_settings",
+    "campaigns:sending_domain_edit",
     "campaigns:topic_list",
     "campaigns:topic_edit",
     "campaigns:role_family_list",

@@ -8,11 +8,26 @@ from crm.tests.markup import headings
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("path", ["settings/", "settings/members/"])
-def test_settings_page_has_one_h1(admin_client, org, path):
-    html = admin_client.get(f"/o/{org.slug}/{path}").content.decode()
+def test_every_settings_page_has_one_h1(admin_client, org):
+    """Every page under the Settings entry, whichever app it lives in (SETTINGS_VIEWS)."""
+    from django.urls import reverse
 
-    assert headings(html, 1) == ["Settings"]
+    from crm.navigation import SETTINGS_VIEWS
+    from tests.test_isolation import OBJECT_KWARGS, tenant_routes
+
+    pages = {}
+    for route in tenant_routes():
+        if route.name in SETTINGS_VIEWS:
+            objects = {k: OBJECT_KWARGS[k](org) for k in route.kwargs if k != "org_slug"}
+            url = reverse(route.name, kwargs={"org_slug": org.slug, **objects})
+            response = admin_client.get(url)
+            if response.status_code == 405:  # a POST-only action (inviting), not a page
+                continue
+            assert response.status_code == 200, url
+            pages[route.name] = headings(response.content.decode(), 1)
+
+    assert len(pages) >= len(SETTINGS_VIEWS) - 1
+    assert all(h1s == ["Settings"] for h1s in pages.values()), pages
 
 
 def test_organization_settings_titles_its_form_with_an_h2(admin_client, org):
