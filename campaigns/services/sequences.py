@@ -770,6 +770,7 @@ def step_delete(*, step: Step) -> None:
     for later in campaign.steps.filter(position__gt=position).order_by("position"):
         later.position -= 1  # one at a time, in order: positions are unique
         later.save(update_fields=["position"])
+    _first_step_always(campaign)
 
 
 @transaction.atomic
@@ -792,3 +793,13 @@ def step_move(*, step: Step, direction: str) -> None:
     neighbour.save(update_fields=["position"])
     step.position = theirs
     step.save(update_fields=["position"])
+    _first_step_always(campaign)
+
+
+def _first_step_always(campaign: Campaign) -> None:
+    """A step's condition looks at the previous email; the first step has none, so a step that
+    becomes first (by a move or a deletion) goes out always, as the step form shows it."""
+    first = campaign.steps.order_by("position").first()
+    if first is not None and first.condition != Step.Condition.ALWAYS:
+        first.condition = Step.Condition.ALWAYS
+        first.save(update_fields=["condition"])

@@ -615,6 +615,27 @@ def test_steps_reorder_and_delete_keep_positions_dense(org, recruiter_user):
         ]
 
 
+@pytest.mark.parametrize("change", ["move", "delete"])
+def test_a_step_that_becomes_first_loses_its_condition(org, recruiter_user, change):
+    """Its condition looked at the previous email; as the first step it has none."""
+    campaign = make_sequence(
+        org, user=recruiter_user, steps=[{}, {"condition": Step.Condition.NOT_OPENED}, {}]
+    )
+    with scopes_disabled():
+        first, second, _third = campaign.steps.order_by("position")
+        if change == "move":
+            sequences.step_move(step=second, direction="up")
+        else:
+            sequences.step_delete(step=first)
+        second.refresh_from_db()
+        conditions = list(campaign.steps.order_by("position").values_list("condition", flat=True))
+
+    assert second.position == 1
+    assert conditions[0] == Step.Condition.ALWAYS
+    if change == "move":  # the step that was first keeps its own (empty) condition
+        assert conditions[1] == Step.Condition.ALWAYS
+
+
 def test_steps_cannot_change_after_launch(org, recruiter_user):
     from django.core.exceptions import ValidationError
 
