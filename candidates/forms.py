@@ -14,6 +14,7 @@ from candidates.services.profiles import (
     candidate_email_taken,
     organization_phone_region,
 )
+from crm.ids import id_from
 from crm.models import TIME_ZONE_CHOICES
 
 # --- profiles ---
@@ -482,10 +483,10 @@ class IdListField(forms.Field):
             value = value.split(",")
         ids = []
         for item in value:
-            item = str(item).strip()
-            if not (item.isascii() and item.isdigit()) or len(item) > 12:
+            pk = id_from(item)
+            if pk is None:
                 raise ValidationError("The selection is not valid; go back and select again.")
-            ids.append(int(item))
+            ids.append(pk)
         if len(ids) > 10000:
             raise ValidationError("Select fewer candidates, or use “all matching”.")
         return sorted(set(ids))

@@ -5,6 +5,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from candidates.models import SavedSearch
+from crm.ids import id_from
 from pipelines.models import FollowUp, HiringRole, Pool, Stage
 
 
@@ -94,7 +95,7 @@ class BulkMoveForm(MoveForm):
         super().__init__(*args, **kwargs)
         # Any integers: the service keeps only cards of this pool.
         values = self.data.getlist("membership") if hasattr(self.data, "getlist") else []
-        self.fields["membership"].choices = [(v, v) for v in values if str(v).isdigit()]
+        self.fields["membership"].choices = [(v, v) for v in values if id_from(v) is not None]
         self.fields["membership"].error_messages["required"] = "Select at least one card."
 
 
@@ -134,7 +135,7 @@ class AddToPoolForm(forms.Form):
         values = []
         if hasattr(self.data, "getlist"):
             values = self.data.getlist("candidate")
-        self.fields["candidate"].choices = [(v, v) for v in values if str(v).isdigit()]
+        self.fields["candidate"].choices = [(v, v) for v in values if id_from(v) is not None]
         self.fields["candidate"].widget = forms.MultipleHiddenInput()
 
     def clean(self):

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from candidates.search import count_capped, count_display
+from crm.ids import id_from
 from pipelines.models import (
     FollowUp,
     HiringRole,
@@ -184,8 +185,8 @@ def _memberships(*, pool: Pool, q: str = "", owner: str = "") -> QuerySet[PoolMe
         )
     if owner == "unassigned":
         memberships = memberships.filter(candidate__owner__isnull=True)
-    elif owner.isdigit():
-        memberships = memberships.filter(candidate__owner_id=int(owner))
+    elif (owner_id := id_from(owner)) is not None:
+        memberships = memberships.filter(candidate__owner_id=owner_id)
     return memberships
 
 
@@ -204,9 +205,10 @@ def parse_cursor(value: str) -> tuple[datetime, int] | None:
 
     stamp, _, pk = (value or "").rpartition("_")
     moment = parse_datetime(stamp) if stamp else None
-    if moment is None or not pk.isdigit():
+    card_id = id_from(pk)
+    if moment is None or card_id is None:
         return None
-    return moment, int(pk)
+    return moment, card_id
 
 
 def pool_board(

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from candidates.search import count_capped, count_display
 from candidates.selectors import candidate_get, candidate_owner_choices
+from crm.ids import id_from, ids_from
 from crm.permissions import admin_required, recruiter_required
 from pipelines import selectors, services
 from pipelines.forms import (
@@ -191,14 +192,14 @@ def smart_pool_preview(request, org_slug):
     from candidates.selectors import candidate_selection_queryset, saved_search_queryset
     from candidates.services.saved_searches import saved_search_describe, saved_search_querystring
 
-    saved_search_id = request.GET.get("saved_search", "")
+    saved_search_id = id_from(request.GET.get("saved_search", ""))
     saved_search = None
-    if saved_search_id.isdigit() and len(saved_search_id) <= 12:
+    if saved_search_id is not None:
         smart_pools = selectors.pools_visible(
             organization=request.organization, user=request.user
         ).filter(kind=Pool.Kind.SMART)
         saved_search = (
-            SavedSearch.objects.filter(organization=request.organization, pk=int(saved_search_id))
+            SavedSearch.objects.filter(organization=request.organization, pk=saved_search_id)
             .filter(Q(owner=request.user) | Q(smart_pools__in=smart_pools))
             .distinct()
             .first()
@@ -414,7 +415,7 @@ def pool_add(request, org_slug):
     )
     data = request.POST if request.method == "POST" else request.GET
     form = AddToPoolForm(data if "pool" in data else None, pools=pools, initial=data.dict())
-    candidate_ids = [int(v) for v in data.getlist("candidate") if v.isdigit()]
+    candidate_ids = ids_from(data.getlist("candidate"))
     query = data.get("query", "")
     if request.method == "POST" and form.is_valid():
         pool = form.cleaned_data["pool"]
@@ -587,8 +588,8 @@ def stage_archive(request, org_slug, stage_id, pool_id=None):
             messages.success(request, f"“{stage.name}” is back on the boards.")
         else:
             move_to = None
-            move_to_id = request.POST.get("move_to", "")
-            if move_to_id.isdigit() and len(move_to_id) <= 12:
+            move_to_id = id_from(request.POST.get("move_to", ""))
+            if move_to_id is not None:
                 move_to = next(
                     (
                         other
@@ -597,7 +598,7 @@ def stage_archive(request, org_slug, stage_id, pool_id=None):
                             if pool is None
                             else selectors.pool_stages(pool=pool)
                         )
-                        if other.pk == int(move_to_id)
+                        if other.pk == move_to_id
                     ),
                     None,
                 )
@@ -814,7 +815,7 @@ def follow_up_later(request, org_slug, follow_up_id):
     days = request.POST.get("days", "")
     if follow_up.completed_at is not None:
         messages.info(request, "That follow-up is already done.")
-    elif not days.isdigit() or int(days) not in services.FOLLOW_UP_SNOOZE_DAYS:
+    elif id_from(days) not in services.FOLLOW_UP_SNOOZE_DAYS:
         messages.error(request, "Choose when to be reminded again.")
     else:
         services.follow_up_snooze(

@@ -142,7 +142,7 @@ def _retry_after(response) -> timedelta | None:
     """An HTTP answer's Retry-After (seconds, or an HTTP date), at most a day."""
     headers = getattr(response, "headers", None) or {}
     value = (headers.get("Retry-After") or "").strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         seconds = float(value)
     else:
         try:

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from campaigns.models import Campaign
 from campaigns.services.sequences import sequence_enroll
 from candidates.selectors import candidate_selection_queryset
+from crm.ids import id_from, ids_from
 from crm.permissions import recruiter_required
 
 
@@ -25,7 +26,7 @@ class EnrollForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["campaign"].queryset = sequences
         values = self.data.getlist("candidate") if hasattr(self.data, "getlist") else []
-        self.fields["candidate"].choices = [(v, v) for v in values if str(v).isdigit()]
+        self.fields["candidate"].choices = [(v, v) for v in values if id_from(v) is not None]
 
     def clean(self):
         data = super().clean()
@@ -49,7 +50,7 @@ def campaign_enroll(request, org_slug):
     sequences = _sequences(organization)
     data = request.POST if request.method == "POST" else request.GET
     form = EnrollForm(data if request.method == "POST" else None, sequences=sequences)
-    candidate_ids = [int(v) for v in data.getlist("candidate") if v.isdigit()]
+    candidate_ids = ids_from(data.getlist("candidate"))
     query = data.get("query", "")
     selection = (
         candidate_selection_queryset(

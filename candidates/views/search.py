@@ -46,6 +46,7 @@ from candidates.services.saved_searches import (
     saved_search_querystring,
     saved_search_update,
 )
+from crm.ids import id_from, ids_from
 from crm.permissions import recruiter_required
 
 # The list counts matches exactly up to this many and shows "1,000+" beyond. Counting reads
@@ -66,10 +67,7 @@ def _filter_query(params: QueryDict) -> str:
 
 def _selected_ids(params: QueryDict) -> set[int]:
     """The candidates a bulk form sent back ticked (`?selected=…`); anything else is ignored."""
-    values = params.getlist("selected")[:SELECTION_CAP]
-    return {
-        int(value) for value in values if value.isascii() and value.isdigit() and len(value) <= 12
-    }
+    return set(ids_from(params.getlist("selected")[:SELECTION_CAP]))
 
 
 def _list_url(organization, query: str = "") -> str:
@@ -175,11 +173,11 @@ def candidate_list(request, org_slug):
 
 def _editing(request) -> SavedSearch | None:
     """The user's saved search named by `?editing=<id>`, if any."""
-    value = request.GET.get(EDITING_PARAM, "")
-    if not value.isdigit() or len(value) > 12 or not request.membership.can_write:
+    pk = id_from(request.GET.get(EDITING_PARAM, ""))
+    if pk is None or not request.membership.can_write:
         return None
     return SavedSearch.objects.filter(
-        organization=request.organization, owner=request.user, pk=int(value)
+        organization=request.organization, owner=request.user, pk=pk
     ).first()
 
 
