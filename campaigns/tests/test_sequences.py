@@ -21,6 +21,7 @@ from campaigns.services.sending import messages_send
 from campaigns.tests.factories import SavedSearchFactory, make_candidates
 from candidates.models import Activity
 from crm.celery import app as celery_app
+from crm.tests.markup import applies_with_show_button
 from pipelines.models import FollowUp, Stage
 
 LONDON = ZoneInfo("Europe/London")
@@ -1047,6 +1048,7 @@ def test_sequence_detail_enrollment_filter_and_bad_page(recruiter_client, recrui
     assert stopped.content.decode().count("enrollment-row") == 0
     bad = recruiter_client.get(url("detail", org, campaign.pk) + "?status=nonsense")
     assert bad.content.decode().count("enrollment-row") == 2
+    assert applies_with_show_button(bad.content.decode(), "id_status")
 
 
 def test_pause_and_resume_pages(recruiter_client, recruiter_user, org):

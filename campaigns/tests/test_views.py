@@ -19,6 +19,7 @@ from campaigns.tests.factories import (
     make_candidates,
 )
 from candidates.tests.factories import CustomFieldFactory
+from crm.tests.markup import applies_with_show_button
 
 
 def url(name, org, *args):
@@ -312,6 +313,8 @@ def test_campaign_preview_with_a_real_candidate(viewer_client, recruiter_user, o
     campaign = make_broadcast(org, user=recruiter_user)
     response = viewer_client.get(url("preview", org, campaign.pk) + f"?candidate={candidate.pk}")
     assert "Hi Grace" in response.content.decode()
+    detail = viewer_client.get(url("detail", org, campaign.pk) + f"?candidate={candidate.pk}")
+    assert applies_with_show_button(detail.content.decode(), "id_candidate")
 
 
 def test_campaign_test_send_goes_to_me_through_the_outbox(
@@ -363,6 +366,7 @@ def test_sent_emails_view_lists_the_outbox(viewer_client, recruiter_user, org, i
     response = viewer_client.get(url("messages", org, campaign.pk))
     assert response.status_code == 200
     assert response.content.decode().count("message-status-queued") == 3
+    assert applies_with_show_button(response.content.decode(), "id_status")
     detail = viewer_client.get(url("message_detail", org, campaign.pk, message.pk))
     assert "List-Unsubscribe" in detail.content.decode()
     html = viewer_client.get(url("message_html", org, campaign.pk, message.pk)).content.decode()

@@ -14,6 +14,7 @@ from candidates.services.duplicates import (
 from candidates.tasks import duplicates_scan as duplicates_scan_task
 from candidates.tasks import duplicates_scan_all
 from candidates.tests.factories import CandidateFactory
+from crm.tests.markup import applies_with_show_button
 
 pytestmark = pytest.mark.django_db
 
@@ -273,6 +274,7 @@ def test_duplicate_list_filters_by_reason(recruiter_client, org, people):
     body = response.content.decode()
     assert people["bobby"].full_name in body
     assert people["ada_again"].full_name not in body
+    assert applies_with_show_button(body, "id_reason")
 
 
 def test_duplicate_list_empty_state(recruiter_client, org):

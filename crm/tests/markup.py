@@ -47,3 +47,18 @@ def submit_buttons(form: Element) -> list[Element]:
         for element in elements(form)
         if element.name == "button" and attributes(element).get("type", "submit") == "submit"
     ]
+
+
+def applies_with_show_button(html: str, control_id: str) -> bool:
+    """Whether the GET filter holding #control_id applies only when its visible Show button is
+    pressed: choosing an option does not reload the page by itself (WCAG 3.2.2 On Input; one
+    arrow key in a select would otherwise navigate away)."""
+    form = form_of(html, control_id)
+    control = next(e for e in elements(form) if attributes(e).get("id") == control_id)
+    buttons = [text(button) for button in submit_buttons(form)]
+    return (
+        attributes(form).get("method") == "get"
+        and "data-autosubmit" not in attributes(control)
+        and not any(e.name == "noscript" for e in elements(form))
+        and buttons == ["Show"]
+    )

@@ -10,15 +10,6 @@
     }
   });
 
-  // Selects that submit their form on change (with a no-JS submit button beside them). Only
-  // for GET filters: a select that changes data (a role, a stage) has its own submit button,
-  // or one arrow key would save (WCAG 3.2.2).
-  document.addEventListener("change", function (event) {
-    if (event.target.matches("[data-autosubmit]")) {
-      event.target.form.requestSubmit();
-    }
-  });
-
   // Parts of a form that fit one choice only: <fieldset data-show-when="kind=email"> shows
   // while the form's "kind" field (radio buttons or a select) is "email". Without JavaScript
   // every part shows, with a heading that says which choice it is for.
