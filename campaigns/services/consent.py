@@ -52,28 +52,41 @@ def consent_from_token(token: str) -> tuple[Organization, Candidate, Consent] | 
     return consent.organization, consent.candidate, consent
 
 
-def consent_request_refusal(*, candidate: Candidate) -> str:
-    """Why `candidate` may not be sent a double opt-in request, or "" when they may."""
+def consent_refusal_reason(
+    *, candidate: Candidate, unsubscribed: bool, suppression: Suppression | None = None
+) -> str:
+    """Why `candidate` may not be sent a double opt-in request, from what is known of them
+    (whether they unsubscribed, their address's suppression if any), or "" when they may.
+    The profile asks it with what its card has already read; `consent_request_refusal`
+    reads everything."""
     if candidate.status == Candidate.Status.DO_NOT_CONTACT:
         return "This candidate is marked “Do not contact”: no confirmation email is sent."
-    if CandidateEmailPreference.objects.filter(
-        organization_id=candidate.organization_id,
-        candidate=candidate,
-        unsubscribed_at__isnull=False,
-    ).exists():
+    if unsubscribed:
         return (
             "This candidate unsubscribed: no confirmation email is sent. They can resubscribe"
             " from the link in any email they had from you."
         )
-    suppression = Suppression.objects.filter(
-        organization_id=candidate.organization_id, email=candidate.email.lower()
-    ).first()
     if suppression is not None:
         return (
             f"{candidate.email} is suppressed ({suppression.get_reason_display().lower()}):"
             " no confirmation email is sent."
         )
     return ""
+
+
+def consent_request_refusal(*, candidate: Candidate) -> str:
+    """Why `candidate` may not be sent a double opt-in request, or "" when they may."""
+    unsubscribed = CandidateEmailPreference.objects.filter(
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        unsubscribed_at__isnull=False,
+    ).exists()
+    suppression = Suppression.objects.filter(
+        organization_id=candidate.organization_id, email=candidate.email.lower()
+    ).first()
+    return consent_refusal_reason(
+        candidate=candidate, unsubscribed=unsubscribed, suppression=suppression
+    )
 
 
 @transaction.atomic

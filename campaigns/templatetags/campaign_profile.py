@@ -4,7 +4,7 @@ from django import template
 
 from campaigns.forms import ConsentRequestForm
 from campaigns.selectors import candidate_emails_panel as panel_for
-from candidates.models import Candidate
+from campaigns.services.consent import consent_refusal_reason
 
 register = template.Library()
 
@@ -19,11 +19,11 @@ def candidate_emails_panel(candidate, organization):
         },
         auto_id="consent_%s",
     )
-    # Why the double opt-in request is not offered (what the page already knows; a suppressed
-    # address is refused, with its reason, when the form is sent).
+    # Why the double opt-in request is not offered, from what the card has already read (a
+    # suppressed address is refused, with its reason, when the form is sent).
     preference = panel["preference"]
-    if candidate.status == Candidate.Status.DO_NOT_CONTACT:
-        panel["consent_refusal"] = "Not offered: the candidate is marked “Do not contact”."
-    elif preference is not None and preference.unsubscribed_at is not None:
-        panel["consent_refusal"] = "Not offered: the candidate unsubscribed."
+    panel["consent_refusal"] = consent_refusal_reason(
+        candidate=candidate,
+        unsubscribed=preference is not None and preference.unsubscribed_at is not None,
+    )
     return panel

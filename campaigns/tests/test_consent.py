@@ -172,8 +172,8 @@ def _do_not_contact(org, candidate):
 @pytest.mark.parametrize(
     ("opt_out", "reason", "on_profile"),
     [
-        (_do_not_contact, "Do not contact", "Not offered: the candidate is marked"),
-        (_unsubscribe, "unsubscribed", "Not offered: the candidate unsubscribed."),
+        (_do_not_contact, "Do not contact", "This candidate is marked “Do not contact”"),
+        (_unsubscribe, "unsubscribed", "This candidate unsubscribed: no confirmation"),
         (_suppress, "suppressed (hard bounce)", None),
     ],
 )
