@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 PASSWORD = "a long and memorable passphrase"
@@ -53,6 +54,10 @@ def chromium_page(console_problems: list[str]) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
+            # Playwright's loop makes this thread "async" to Django: ORM calls inside the block
+            # get connections of their own (asgiref's Local follows the context), which
+            # nothing else would close; left open, they block dropping the test database.
+            connections.close_all()
 
 
 def browser_recruiter(monkeypatch, *, name: str, slug: str, email: str):
