@@ -1,9 +1,11 @@
 """Forms of the campaigns app. Tenant-dependent choices get their querysets in __init__."""
 
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.utils import timezone
 
 from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
@@ -14,6 +16,28 @@ from candidates.models import Candidate, SavedSearch
 from crm.models import Organization, brand_color_validator
 from pipelines.models import Pool
 from pipelines.selectors import pools_visible
+
+# How far ahead a broadcast can be scheduled or a warm-up can start.
+SCHEDULE_HORIZON = timedelta(days=365)
+SCHEDULE_HORIZON_PROBLEM = "Choose a time within the next 12 months."
+# Bounds of the number inputs: realistic, and well inside their database columns
+# (PositiveIntegerField up to 2147483647, PositiveSmallIntegerField up to 32767).
+MAX_EMAILS_PER_DAY = 1_000_000
+
+
+def org_wall_clock_to_aware(when: datetime, *, time_zone: str) -> datetime | None:
+    """A wall-clock time typed in the organisation's time zone, as an aware datetime (None
+    when it cannot be one: at the edge of the calendar, 9999-12-31 23:59 in Los Angeles is
+    already in year 10000 in UTC). `when` is what a DateTimeField cleaned: the wall clock,
+    made aware in the current time zone."""
+    try:
+        wall_clock = timezone.make_naive(when)
+        aware = timezone.make_aware(wall_clock, ZoneInfo(time_zone))
+        aware.astimezone(UTC)  # raises OverflowError past the end of the calendar in UTC
+    except (OverflowError, ValueError):
+        return None
+    return aware
+
 
 BODY_HELP = (
     "Markdown: **bold**, *italic*, [link text](https://…), lists with “- ”. "
@@ -183,15 +207,19 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
         data = super().clean()
         if data.get("send_when") == self.SEND_LATER:
             when = data.get("scheduled_at")
-            if when is not None:
-                # The browser sends a wall-clock time: read it in the organisation's time zone.
-                wall_clock = timezone.make_naive(when)
-                when = timezone.make_aware(wall_clock, ZoneInfo(self.organization.time_zone))
-                data["scheduled_at"] = when
             if when is None:
-                self.add_error("scheduled_at", "Choose when to send it.")
-            elif when <= timezone.now():
-                self.add_error("scheduled_at", "Choose a time in the future.")
+                if "scheduled_at" not in self.errors:
+                    self.add_error("scheduled_at", "Choose when to send it.")
+            else:
+                # The browser sends a wall-clock time: read it in the organisation's time zone.
+                when = org_wall_clock_to_aware(when, time_zone=self.organization.time_zone)
+                now = timezone.now()
+                if when is not None and when <= now:
+                    self.add_error("scheduled_at", "Choose a time in the future.")
+                elif when is None or when > now + SCHEDULE_HORIZON:
+                    self.add_error("scheduled_at", SCHEDULE_HORIZON_PROBLEM)
+                else:
+                    data["scheduled_at"] = when
         else:
             data["scheduled_at"] = None
         included = set(data.get("saved_searches") or [])
@@ -372,6 +400,19 @@ class EmailSettingsForm(forms.ModelForm):
             "sender_daily_cap",
         ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Realistic bounds, well inside the columns (the browser's number input gets them too).
+        for name, most in (
+            ("frequency_cap_messages", 1000),
+            ("frequency_cap_days", 365),
+            ("sender_daily_cap", MAX_EMAILS_PER_DAY),
+        ):
+            field = self.fields[name]
+            field.max_value = most
+            field.validators.append(MaxValueValidator(most))
+            field.widget.attrs["max"] = most
+
     def clean(self):
         data = super().clean()
         if data.get("frequency_cap_messages") and not data.get("frequency_cap_days"):
@@ -394,7 +435,11 @@ class SendingDomainForm(ServiceErrorsMixin, forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     warmup_first_day = forms.IntegerField(
-        label="Emails on the first day", min_value=1, initial=50, help_text="Across all recruiters."
+        label="Emails on the first day",
+        min_value=1,
+        max_value=MAX_EMAILS_PER_DAY,
+        initial=50,
+        help_text="Across all recruiters.",
     )
     warmup_growth_percent = forms.IntegerField(
         label="Daily increase (%)",
@@ -406,9 +451,16 @@ class SendingDomainForm(ServiceErrorsMixin, forms.Form):
     warmup_target_per_day = forms.IntegerField(
         label="Warmed up at (emails per day)",
         min_value=2,
+        max_value=MAX_EMAILS_PER_DAY,
         initial=5000,
         help_text="When the ramp reaches this many emails a day, the warm-up ends.",
     )
+
+    def clean_warmup_started_on(self):
+        day = self.cleaned_data["warmup_started_on"]
+        if day is not None and day > timezone.localdate() + SCHEDULE_HORIZON:
+            raise ValidationError("Choose a day within the next 12 months.")
+        return day
 
     def clean(self):
         data = super().clean()

@@ -12,6 +12,8 @@ from campaigns.services.sequences import MAX_DELAY, WEEKDAYS, Overdue
 from campaigns.services.templates import email_problems
 from campaigns.services.topics import topic_choices
 from candidates.models import SavedSearch
+from pipelines.models import Pool
+from pipelines.selectors import pools_visible
 
 WEEKDAY_CHOICES = [(str(index), name) for index, name in enumerate(WEEKDAYS)]
 CHECKBOXES = forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
@@ -100,8 +102,6 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
             },
         )
         super().__init__(*args, **kwargs)
-        from pipelines.models import Pool
-
         self.fields["topic"].choices = topic_choices(organization=organization)
         # A family archived after the sequence chose it stays a valid choice.
         self.interest_fields_setup(
@@ -116,10 +116,12 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
         self.fields["saved_searches"].queryset = searches.distinct()
         self.fields["excluded_saved_searches"].queryset = searches.distinct()
         self.campaign = campaign
-        pools = Pool.objects.filter(organization=organization, archived_at__isnull=True)
+        # The organisation's shared pools and the user's own private ones, like a broadcast.
+        pools = pools_visible(organization=organization, user=user)
         if campaign is not None:
-            # A pool archived after it was chosen stays a valid choice, so the rest of the
-            # settings can still be saved; clean() asks a draft to leave it out.
+            # The pools the sequence already has stay valid choices, even a colleague's private
+            # one or one archived after it was chosen, so saving the rest of the settings does
+            # not silently drop them; clean() asks a draft to leave an archived one out.
             chosen = Pool.objects.filter(organization=organization, campaigns=campaign)
             if campaign.auto_join_pool_id is not None:
                 chosen |= Pool.objects.filter(
@@ -217,7 +219,10 @@ class StepForm(ServiceErrorsMixin, forms.Form):
                 "body_markdown": step.body_markdown,
                 "task_note": step.task_note,
             }
-        kwargs.setdefault("initial", {"kind": Step.Kind.EMAIL})
+        # The first step usually goes out at once; later ones wait the field's default.
+        kwargs.setdefault(
+            "initial", {"kind": Step.Kind.EMAIL, **({"delay_amount": 0} if first_step else {})}
+        )
         super().__init__(*args, **kwargs)
         self.organization = organization
         self.first_step = first_step

@@ -431,3 +431,53 @@ def test_preference_centre_shows_topic_descriptions(client, org):
     token = candidate_token(organization_id=org.pk, candidate_id=candidate.pk)
     page = client.get(reverse("campaigns_public:preferences", args=[token]))
     assert "Alumni news — Once a quarter" in page.content.decode()
+
+
+# --- audit: number and date inputs stay inside realistic bounds (never a 500) ---
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("warmup_first_day", "3000000000", "less than or equal to 1000000"),
+        ("warmup_target_per_day", "3000000000", "less than or equal to 1000000"),
+        ("warmup_growth_percent", "40000", "less than or equal to 1000"),
+        ("warmup_started_on", "9999-12-31", "Choose a day within the next 12 months."),
+    ],
+)
+def test_sending_domain_form_refuses_values_out_of_bounds(admin_client, org, field, value, message):
+    admin_client.get(_email_url(org))
+    with scopes_disabled():
+        domain = SendingDomain.objects.get(organization=org)
+    data = {
+        "warmup": "on",
+        "warmup_started_on": timezone.localdate().isoformat(),
+        "warmup_first_day": "40",
+        "warmup_growth_percent": "50",
+        "warmup_target_per_day": "100",
+        field: value,
+    }
+
+    response = admin_client.post(_domain_url(org, domain), data)
+
+    domain.refresh_from_db()
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert domain.warmup_started_on is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("rules-frequency_cap_messages", "40000", "less than or equal to 1000"),
+        ("rules-frequency_cap_days", "40000", "less than or equal to 365"),
+        ("rules-sender_daily_cap", "3000000000", "less than or equal to 1000000"),
+    ],
+)
+def test_email_settings_refuse_caps_out_of_bounds(admin_client, org, field, value, message):
+    response = admin_client.post(_email_url(org), _valid_post(**{field: value}))
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    with scopes_disabled():
+        assert not EmailSettings.objects.filter(organization=org, sender_daily_cap=500).exists()
