@@ -229,6 +229,11 @@ class TemplateProblem:
         return f"Line {self.line}: {self.message}" if self.line else self.message
 
 
+def _stored_names(target: nodes.Node) -> set[str]:
+    found = [target] if isinstance(target, nodes.Name) else target.find_all(nodes.Name)
+    return {node.name for node in found if node.ctx in ("store", "param")}
+
+
 @dataclass
 class _Checker:
     custom_keys: frozenset[str]
@@ -284,20 +289,37 @@ class _Checker:
             if loop_depth >= MAX_LOOP_DEPTH:
                 self.report(node, f"Loops may be nested at most {MAX_LOOP_DEPTH} deep.")
                 return
-            for child in (node.target, node.iter, node.test):
-                if child is not None:
-                    self.visit(child, loop_depth)
+            self.visit(node.iter, loop_depth)
+            outside = set(self.local_names)  # the loop's names exist only inside it
+            self.local_names |= _stored_names(node.target) | {"loop"}
+            if node.test is not None:
+                self.visit(node.test, loop_depth)
             for child in node.body:
                 self.visit(child, loop_depth + 1)
+            self.local_names = outside
             for child in node.else_:
                 self.visit(child, loop_depth)
+            return
+        if isinstance(node, nodes.Assign):  # {% set %}: the name exists from here on
+            self.visit(node.node, loop_depth)
+            self.local_names |= _stored_names(node.target)
+            return
+        if isinstance(node, nodes.With):  # {% with %}: the names exist inside it only
+            for child in node.values:
+                self.visit(child, loop_depth)
+            outside = set(self.local_names)
+            for target in node.targets:
+                self.local_names |= _stored_names(target)
+            for child in node.body:
+                self.visit(child, loop_depth)
+            self.local_names = outside
             return
         for child in node.iter_child_nodes():
             self.visit(child, loop_depth)
 
     def check_attribute(self, node: nodes.Node, target: nodes.Node, attribute: str) -> None:
         if isinstance(target, nodes.Name):
-            if target.name == "loop" and target.name not in MERGE_FIELDS:
+            if target.name == "loop" and target.name in self.local_names:
                 if attribute in LOOP_ATTRIBUTES:
                     return
             elif target.name == "custom":
@@ -313,23 +335,129 @@ class _Checker:
         self.report(node, f"“{attribute}” cannot be used here: only declared fields can.")
 
 
+_BRACKETS = {")": "(", "]": "[", "}": "{"}
+_OPENERS = {"else": "if", "elif": "if"}
+
+
+def _unknown_tag(match: re.Match) -> str:
+    tag = match.group(1)
+    opener = _OPENERS.get(tag) or (tag[3:] if tag.startswith("end") else None)
+    if opener == "if" and not tag.startswith("end"):
+        return f"{{% {tag} %}} is only allowed inside an {{% if %}} block."
+    if opener:
+        return f"{{% {tag} %}} has no {{% {opener} %}} before it to close."
+    return (
+        f"“{{% {tag} %}}” is not a tag email templates know: they can use {{% if %}}, "
+        "{% for %}, {% set %} and {% with %}."
+    )
+
+
+def _unclosed_char(match: re.Match) -> str:
+    char = match.group(2)
+    if char in "\"'":
+        return "a quoted text is not closed: end it with the same quote mark."
+    return f"the character “{char}” cannot be used inside a merge field or tag."
+
+
+def _unclosed_bracket(match: re.Match) -> str:
+    closing = match.group(1)
+    return f"a “{_BRACKETS[closing]}” is not closed: add “{closing}”."
+
+
+# Jinja's parser messages, in a recruiter's words (the line number is added in front).
+_SYNTAX_MESSAGES: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (
+        re.compile(r"unexpected end of template, expected 'end of print statement'"),
+        lambda m: "a merge field is not closed — end it with }}",
+    ),
+    (
+        re.compile(r"unexpected end of template, expected 'end of statement block'"),
+        lambda m: "a tag is not closed — end it with %}",
+    ),
+    (
+        re.compile(r"Missing end of comment tag"),
+        lambda m: "a comment is not closed — end it with #}",
+    ),
+    (
+        re.compile(r"Unexpected end of template\..* needs to be closed is '(\w+)'", re.DOTALL),
+        lambda m: f"a {{% {m[1]} %}} block is not closed with {{% end{m[1]} %}}",
+    ),
+    (
+        re.compile(r"Encountered unknown tag '(\w+)'\..* needs to be closed is '(\w+)'", re.DOTALL),
+        lambda m: (
+            f"{{% {m[1]} %}} does not fit here: the {{% {m[2]} %}} block before it "
+            f"is still open — close it with {{% end{m[2]} %}} first"
+        ),
+    ),
+    (re.compile(r"Encountered unknown tag '(\w+)'\.$"), _unknown_tag),
+    (
+        re.compile(r"Expected an expression, got 'end of print statement'"),
+        lambda m: "a merge field is empty: put a field between {{ and }}, e.g. {{ first_name }}",
+    ),
+    (
+        re.compile(r"Expected an expression, got 'end of statement block'"),
+        lambda m: "a tag is missing what it works on, e.g. {% if city %}",
+    ),
+    (
+        re.compile(r"expected token 'end of print statement', got '(.+)'"),
+        lambda m: (
+            f"“{m[1]}” is unexpected in this merge field: use one field per {{{{ }}}}, "
+            'with filters after a |, e.g. {{ first_name|default("there") }}'
+        ),
+    ),
+    (
+        re.compile(r"expected token 'name', got 'end of print statement'"),
+        lambda m: "a filter's name is missing after the |, e.g. {{ first_name|upper }}",
+    ),
+    (
+        re.compile(r"unexpected 'end of print statement'"),
+        lambda m: "a merge field ends too early: something is missing before the }}",
+    ),
+    (re.compile(r"unexpected '.+', expected '([)\]])'"), _unclosed_bracket),
+    (
+        re.compile(r"unexpected '}'$"),
+        lambda m: "a merge field ends with a single } — end it with }}",
+    ),
+    (re.compile(r"unexpected char (['\"])(.)\1 at \d+"), _unclosed_char),
+    (
+        re.compile(r"expected name or number"),
+        lambda m: "a field's name is missing after the dot, e.g. {{ recruiter.name }}",
+    ),
+    (re.compile(r"tag name expected"), lambda m: "a tag is empty, e.g. write {% if city %}"),
+]
+
+
+def syntax_message(message: str) -> str:
+    """A Jinja parser message in plain words; an unrecognised one is kept, so nothing is
+    lost."""
+    message = (message or "").strip()
+    for pattern, plain in _SYNTAX_MESSAGES:
+        match = pattern.match(message)
+        if match:
+            text = plain(match)
+            return text if text[-1] in ".}" else f"{text}."
+    if not message:
+        return "The template cannot be read here."
+    return f"the template cannot be read here ({message.rstrip('.')})."
+
+
 def template_problems(source: str, *, custom_keys: Iterable[str] = ()) -> list[TemplateProblem]:
     """Everything wrong with a template, each with its line (empty list: it is fine)."""
     try:
         tree = TEXT_ENV.parse(source)
     except TemplateSyntaxError as error:
-        return [TemplateProblem(error.lineno, error.message or "Syntax error.")]
+        return [TemplateProblem(error.lineno, syntax_message(error.message or ""))]
+    # Names a template sets ({% set %}, {% for %}, {% with %}) are known where Jinja defines
+    # them: after a {% set %}, inside their loop or {% with %}; anywhere else they are as
+    # unknown as a misspelt merge field.
     checker = _Checker(custom_keys=frozenset(custom_keys))
-    checker.local_names = {
-        node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")
-    } | {"loop"}
     checker.visit(tree)
     return sorted(checker.problems, key=lambda problem: problem.line or 0)
 
 
 # --- compiling and rendering --------------------------------------------------------------------
 
-_JINJA_SEGMENT = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+JINJA_SEGMENT = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(
     ["table", "strikethrough"]
 )
@@ -344,7 +472,7 @@ def markdown_to_html_source(body_markdown: str) -> str:
         segments.append(match.group(0))
         return f"JINJASEGMENT{len(segments) - 1}X"
 
-    html = _markdown.render(_JINJA_SEGMENT.sub(hide, body_markdown))
+    html = _markdown.render(JINJA_SEGMENT.sub(hide, body_markdown))
     return re.sub(r"JINJASEGMENT(\d+)X", lambda m: segments[int(m.group(1))], html)
 
 

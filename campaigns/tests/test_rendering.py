@@ -169,3 +169,65 @@ def test_merge_context_leaves_empty_values_undefined_so_fallbacks_apply():
         '/{{ custom.notice|default("soon") }}/{{ skills|join(",") }}',
     )
     assert rendering.email_render(compiled, context).text_body == "there/Recruiter/soon/\n"
+
+
+# --- syntax errors in plain words; names a template sets, where Jinja defines them ---
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("Hi {{ first_name", "Line 1: a merge field is not closed — end it with }}"),
+        (
+            "Hi\n\n{% if city %}in {{ city }}",
+            "Line 3: a {% if %} block is not closed with {% endif %}",
+        ),
+        (
+            "{% for skill in skills %}{{ skill }}",
+            "Line 1: a {% for %} block is not closed with {% endfor %}",
+        ),
+        ("{{ first_name }", "Line 1: a merge field ends with a single } — end it with }}"),
+        ("{% endif %}", "Line 1: {% endif %} has no {% if %} before it to close."),
+        ("{{ city|default('x' }}", "Line 1: a “(” is not closed: add “)”."),
+        (
+            "{{ }}",
+            "Line 1: a merge field is empty: put a field between {{ and }}, e.g. {{ first_name }}",
+        ),
+        ("{# note", "Line 1: a comment is not closed — end it with #}"),
+        ("{% if city", "Line 1: a tag is not closed — end it with %}"),
+    ],
+)
+def test_template_syntax_errors_are_said_in_plain_words_with_their_line(source, problem):
+    assert [str(p) for p in rendering.template_problems(source)] == [problem]
+
+
+def test_template_syntax_error_not_recognised_keeps_jinjas_words():
+    assert rendering.syntax_message("something new and odd") == (
+        "the template cannot be read here (something new and odd)."
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ unknown_field }}",
+        "{{ unknown_field }}{% set unknown_field = 'x' %}",
+        "{% for unknown_field in skills %}{% endfor %}{{ unknown_field }}",
+        "{% with unknown_field = city %}{% endwith %}{{ unknown_field }}",
+        "{% for skill in skills %}{% set unknown_field = skill %}{% endfor %}{{ unknown_field }}",
+    ],
+)
+def test_template_unknown_field_is_rejected_outside_where_the_template_sets_it(source):
+    assert [str(p) for p in rendering.template_problems(source)] == [
+        "Line 1: Unknown merge field “unknown_field”."
+    ]
+
+
+def test_template_names_it_sets_are_known_where_jinja_defines_them():
+    source = (
+        "{% set greeting = first_name|default('there') %}{{ greeting }}\n"
+        "{% for skill in skills %}{{ loop.index }} {{ skill }}{% endfor %}\n"
+        "{% with place = city %}{{ place }}{% endwith %}\n"
+        "{% if city %}{% set where = city %}{% endif %}{{ where }}"
+    )
+    assert rendering.template_problems(source) == []
