@@ -147,7 +147,7 @@ def seed_demo_broadcast(*, organization, users, stdout) -> None:
                 "opened",
                 sent + timedelta(seconds=4),
                 is_machine=True,
-                machine_reason="scanner: within seconds of delivery",
+                machine_reason="seconds_after_send",
             )
         if index % 2 == 0 and index != 5:
             opened = sent + timedelta(hours=3 + index)

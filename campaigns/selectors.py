@@ -145,9 +145,26 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part * 100 / whole, 1) if whole else None
 
 
+# Why an open or click was taken for a machine's (services.tracking.machine_reason), as the
+# campaign page says it.
+MACHINE_REASONS = {
+    "no_user_agent": "no browser or mail app named itself",
+    "google_image_proxy": "Gmail's image proxy",
+    "apple_privacy_proxy": "Apple Mail Privacy Protection",
+    "proxy_user_agent": "a mail provider's image proxy",
+    "scanner_user_agent": "security scanner",
+    "seconds_after_send": "security scanner: fetched within seconds of delivery",
+    "trap_link": "link scanner: followed a link no person can see",
+    "trap_link_scanner": "link scanner: clicked together with a link no person can see",
+    "many_links_at_once": "link scanner: clicked several links at once",
+    # Written by older versions of the demo data.
+    "scanner: within seconds of delivery": "security scanner: fetched within seconds of delivery",
+}
+
+
 def campaign_machine_engagement(*, campaign: Campaign) -> dict:
     """Opens and clicks by machines (privacy proxies, scanners, the trap link), which the step
-    statistics leave out: counts per kind and per reason. One query."""
+    statistics leave out: counts per kind, and per reason as (words, count). One query."""
     from analytics.models import EngagementEvent
 
     rows = (
@@ -166,7 +183,10 @@ def campaign_machine_engagement(*, campaign: Campaign) -> dict:
     for row in rows:
         result[row["kind"]] += row["count"]
         by_reason[row["machine_reason"]] = by_reason.get(row["machine_reason"], 0) + row["count"]
-    result["reasons"] = sorted(by_reason.items())
+    result["reasons"] = sorted(
+        (MACHINE_REASONS.get(reason, reason or "other signs"), count)
+        for reason, count in by_reason.items()
+    )
     return result
 
 

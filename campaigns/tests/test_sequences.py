@@ -13,6 +13,7 @@ from django_scopes import scopes_disabled
 
 from analytics.services import engagement_event_record
 from campaigns.models import Campaign, Enrollment, InboundEmail, Message, Step
+from campaigns.sequence_forms import SequenceForm
 from campaigns.services import sequences
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
@@ -1151,3 +1152,106 @@ def test_candidate_time_zone_is_set_on_the_profile_form(recruiter_client, org, i
         {"first_name": "Ana", "time_zone": "Mars/Olympus_Mons", "status": "active"},
     )
     assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
+
+
+# --- audit: private pools, the first step's wait, the page after launch ----------------------
+
+
+def test_sequence_form_hides_and_refuses_another_users_private_pool(
+    recruiter_client, recruiter_user, admin_user, org, in_org
+):
+    from pipelines.models import Pool
+    from pipelines.tests.factories import PoolFactory
+
+    shared = PoolFactory(organization=org, name="Shared backend")
+    mine = PoolFactory(
+        organization=org,
+        name="My shortlist",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    theirs = PoolFactory(
+        organization=org, name="Admin's secret", owner=admin_user, visibility=Pool.Visibility.OWNER
+    )
+
+    page = recruiter_client.get(url("sequence_create", org)).content.decode()
+    data = {**_settings_post(Campaign(name="Nurture")), "pools": [str(theirs.pk)]}
+    as_pool = recruiter_client.post(url("sequence_create", org), data)
+    data = {**_settings_post(Campaign(name="Nurture")), "auto_join_pool": str(theirs.pk)}
+    as_auto_join = recruiter_client.post(url("sequence_create", org), data)
+
+    assert "Shared backend" in page and "My shortlist" in page
+    assert "Admin&#x27;s secret" not in page and "Admin's secret" not in page
+    for response in (as_pool, as_auto_join):
+        assert response.status_code == 200
+        assert "Select a valid choice" in response.content.decode()
+    with in_org():
+        assert not Campaign.objects.filter(name="Nurture").exists()
+    with in_org():
+        offered = SequenceForm(organization=org, user=recruiter_user).fields["pools"].queryset
+        assert {pool.pk for pool in offered} == {shared.pk, mine.pk}
+
+
+def test_sequence_settings_keep_a_colleagues_private_pool_already_chosen(
+    recruiter_client, recruiter_user, admin_user, org, in_org
+):
+    from pipelines.models import Pool
+    from pipelines.tests.factories import PoolFactory
+
+    theirs = PoolFactory(
+        organization=org, name="Admin's secret", owner=admin_user, visibility=Pool.Visibility.OWNER
+    )
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}], auto_join_pool=theirs)
+    with in_org():
+        campaign.pools.set([theirs])
+
+    data = _settings_post(
+        campaign, name="Renamed", pools=[str(theirs.pk)], auto_join_pool=str(theirs.pk)
+    )
+    response = recruiter_client.post(url("sequence_edit", org, campaign.pk), data)
+
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    with in_org():
+        assert (campaign.name, list(campaign.pools.all())) == ("Renamed", [theirs])
+    assert campaign.auto_join_pool_id == theirs.pk
+
+
+def test_step_form_starts_the_first_step_at_once_and_later_ones_after_two_days(
+    recruiter_client, recruiter_user, org
+):
+    empty = make_sequence(org, user=recruiter_user, steps=[], name="Empty")
+    with_one = make_sequence(org, user=recruiter_user, steps=[{}], name="One step")
+
+    first = recruiter_client.get(url("step_create", org, empty.pk)).context["form"]
+    second = recruiter_client.get(url("step_create", org, with_one.pk)).context["form"]
+
+    assert first["delay_amount"].value() == 0
+    assert second["delay_amount"].value() == 2
+
+
+def test_running_sequence_says_who_joined_instead_of_the_launch_estimate(
+    recruiter_client, recruiter_user, org
+):
+    campaign, _ = launched(org, recruiter_user, [{"delay": timedelta(days=2)}], candidates=3)
+
+    body = " ".join(recruiter_client.get(url("detail", org, campaign.pk)).content.decode().split())
+
+    assert "On launch" not in body and "Left out" not in body
+    assert '<dd class="col-sm-7 sequence-joined"> 3 candidates </dd>' in body
+    assert "At launch, from" in body
+
+
+def test_sequence_page_shows_step_subjects_as_merge_field_chips_and_header_like_a_broadcast(
+    recruiter_client, recruiter_user, org
+):
+    campaign = make_sequence(
+        org, user=recruiter_user, steps=[{"subject": "{{ first_name|default('Hello') }}, hi"}]
+    )
+
+    body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+
+    assert 'title="{{ first_name|default(&#x27;Hello&#x27;) }}">first name</span>, hi' in body
+    assert '<div class="page-header flex-md-nowrap">' in body
+    assert '<div class="d-flex flex-wrap gap-2 flex-shrink-0">' in body
+    assert url("messages", org, campaign.pk) not in body  # a draft has sent nothing

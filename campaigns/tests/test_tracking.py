@@ -261,7 +261,10 @@ def test_machine_engagement_is_shown_separately_in_campaign_stats(sent, client, 
     assert machine == {
         "opened": 1,
         "clicked": 1,
-        "reasons": [("apple_privacy_proxy", 1), ("trap_link", 1)],
+        "reasons": [
+            ("Apple Mail Privacy Protection", 1),
+            ("link scanner: followed a link no person can see", 1),
+        ],
     }
 
 

@@ -491,3 +491,192 @@ def test_results_chart_has_a_bar_group_per_email_step_that_sent_and_none_for_tas
     assert [d["label"] for d in chart["datasets"]] == ["Email 1", "Email 3"]
     assert [d["data"][0] for d in chart["datasets"]] == [10, 4]
     assert campaign_results_chart(results=[row(1), row(2, kind="task")]) is None
+
+
+# --- audit: far-future schedules, merge fields at save, the broadcast page's wording ---------
+
+
+def _broadcast_post(template, search, **fields):
+    return {
+        "name": "Later",
+        "template": template.pk,
+        "topic": "jobs",
+        "saved_searches": [search.pk],
+        "send_when": "later",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    "scheduled_at",
+    [
+        "9999-12-31T23:59",  # year 10000 in UTC: psycopg could not read it back
+        "9999-12-31T15:00",
+        "2100-01-01T09:00",
+    ],
+)
+def test_campaign_create_later_refuses_a_time_more_than_a_year_ahead(
+    recruiter_client, recruiter_user, org, in_org, scheduled_at
+):
+    org.time_zone = "America/Los_Angeles"
+    org.save(update_fields=["time_zone"])
+    template = EmailTemplateFactory(organization=org)
+    search = SavedSearchFactory(organization=org, owner=recruiter_user)
+
+    response = recruiter_client.post(
+        url("create", org), _broadcast_post(template, search, scheduled_at=scheduled_at)
+    )
+
+    assert response.status_code == 200
+    assert "Choose a time within the next 12 months." in response.content.decode()
+    with in_org():
+        assert not Campaign.objects.exists()
+    assert recruiter_client.get(url("list", org)).status_code == 200
+
+
+def test_campaign_create_later_keeps_a_time_within_the_year_in_the_org_zone(
+    recruiter_client, recruiter_user, org, in_org
+):
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    org.time_zone = "America/Los_Angeles"
+    org.save(update_fields=["time_zone"])
+    template = EmailTemplateFactory(organization=org)
+    search = SavedSearchFactory(organization=org, owner=recruiter_user)
+    wall_clock = (timezone.now() + timedelta(days=300)).astimezone(ZoneInfo(org.time_zone))
+    typed = wall_clock.strftime("%Y-%m-%dT%H:%M")
+
+    response = recruiter_client.post(
+        url("create", org), _broadcast_post(template, search, scheduled_at=typed)
+    )
+
+    assert response.status_code == 302
+    with in_org():
+        campaign = Campaign.objects.get()
+    local = campaign.scheduled_at.astimezone(ZoneInfo(org.time_zone))
+    assert local.strftime("%Y-%m-%dT%H:%M") == typed
+
+
+@pytest.mark.parametrize("part", ["subject", "preheader", "body_markdown"])
+def test_template_save_rejects_an_unknown_merge_field_with_its_line(
+    recruiter_client, org, in_org, part
+):
+    data = {"name": "Check-in", "subject": "Hello", "preheader": "", "body_markdown": "Hi"}
+    data[part] = "{{ unknown_field }}"
+    template = EmailTemplateFactory(organization=org)
+
+    created = recruiter_client.post(url("template_create", org), data)
+    edited = recruiter_client.post(url("template_edit", org, template.pk), data)
+
+    for response in (created, edited):
+        assert response.status_code == 200
+        assert "Line 1: Unknown merge field “unknown_field”." in response.content.decode()
+    with in_org():
+        assert list(EmailTemplate.objects.values_list("pk", flat=True)) == [template.pk]
+        assert EmailTemplate.objects.get().name != "Check-in"
+
+
+@pytest.mark.parametrize("part", ["subject", "preheader", "body_markdown"])
+def test_campaign_email_save_rejects_an_unknown_merge_field_with_its_line(
+    recruiter_client, recruiter_user, org, in_org, part
+):
+    campaign = make_broadcast(org, user=recruiter_user)
+    data = {"subject": "Hello", "preheader": "", "body_markdown": "Hi"}
+    data[part] = "Hi\n{{ unknown_field }}" if part == "body_markdown" else "{{ unknown_field }}"
+
+    response = recruiter_client.post(url("email_edit", org, campaign.pk), data)
+
+    line = 2 if part == "body_markdown" else 1
+    assert response.status_code == 200
+    assert f"Line {line}: Unknown merge field “unknown_field”." in response.content.decode()
+    with in_org():
+        step = campaign.steps.get()
+    assert "unknown_field" not in step.subject + step.preheader + step.body_markdown
+
+
+def test_template_save_explains_syntax_errors_in_plain_words(recruiter_client, org, in_org):
+    response = recruiter_client.post(
+        url("template_create", org),
+        {
+            "name": "Check-in",
+            "subject": "Hi {{ first_name",
+            "preheader": "",
+            "body_markdown": "Hello\n\n{% if city %}In {{ city }}?",
+        },
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Line 1: a merge field is not closed — end it with }}" in body
+    assert "Line 3: a {% if %} block is not closed with {% endif %}" in body
+    assert "end of print statement" not in body and "Jinja was looking" not in body
+    with in_org():
+        assert not EmailTemplate.objects.exists()
+
+
+def test_template_list_shows_subject_merge_fields_as_chips(recruiter_client, org):
+    EmailTemplateFactory(organization=org, subject="{{ first_name|default('Hello') }}, new roles")
+
+    body = recruiter_client.get(url("template_list", org)).content.decode()
+
+    import re
+
+    visible = re.sub(r"<[^>]+>", "", body.split("<tbody>")[1])
+    assert "{{" not in visible
+    assert (
+        '<span class="badge rounded-pill text-bg-light border fw-normal merge-chip" '
+        'title="{{ first_name|default(&#x27;Hello&#x27;) }}">first name</span>, new roles'
+    ) in body
+
+
+def test_broadcast_page_says_machine_activity_in_words_and_has_no_step_column(
+    recruiter_client, launched_broadcast, org, in_org
+):
+    from analytics.services import engagement_event_record
+
+    campaign, _ = launched_broadcast
+    with in_org():
+        engagement_event_record(
+            organization_id=org.pk,
+            kind="opened",
+            campaign_id=campaign.pk,
+            is_machine=True,
+            machine_reason="seconds_after_send",
+        )
+
+    body = " ".join(recruiter_client.get(url("detail", org, campaign.pk)).content.decode().split())
+
+    assert (
+        "Flagged as machine activity, not counted: 1 open (security scanner: fetched within "
+        "seconds of delivery)."
+    ) in body
+    assert "Machines:" not in body
+    assert '<th scope="col">Step</th>' not in body and "Email 1" not in body
+
+
+def test_draft_broadcast_has_no_sent_emails_button_until_launched(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    sent_emails = url("messages", org, campaign.pk)
+
+    draft = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+    launched = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+
+    assert f'href="{sent_emails}"' not in draft
+    assert f'href="{sent_emails}"' in launched
+
+
+def test_new_broadcast_page_says_pools_can_be_chosen_too(recruiter_client, org):
+    body = " ".join(recruiter_client.get(url("create", org)).content.decode().split())
+    assert "everyone a saved search finds" not in body
+    assert (
+        "One email to everyone your chosen saved searches find and everyone in your chosen "
+        "talent pools."
+    ) in body
