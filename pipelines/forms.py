@@ -3,9 +3,11 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from candidates.models import SavedSearch
 from crm.ids import id_from
+from pipelines import services
 from pipelines.models import FollowUp, HiringRole, Pool, Stage
 
 
@@ -23,6 +25,23 @@ class DateInput(forms.DateInput):
 
     def __init__(self, attrs=None):
         super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+def bound_date_ahead(field: forms.Field) -> None:
+    """Limit a date field to `services.YEARS_AHEAD` years from today: the date picker's `max`
+    and the same limit when the form is cleaned (see `clean_date_ahead`)."""
+    latest = services.latest_date_ahead(today=timezone.localdate())
+    field.widget.attrs["max"] = latest.isoformat()
+
+
+def clean_date_ahead(value):
+    """`value` when it is no later than `services.YEARS_AHEAD` years from today."""
+    latest = services.latest_date_ahead(today=timezone.localdate())
+    if value is not None and value > latest:
+        raise ValidationError(
+            f"Choose a date within {services.YEARS_AHEAD} years (by {latest:%-d %b %Y})."
+        )
+    return value
 
 
 class PoolForm(ServiceErrorsMixin, forms.ModelForm):
@@ -163,10 +182,14 @@ class RoleForm(ServiceErrorsMixin, forms.ModelForm):
         self.fields["pools"].queryset = pools
         self.fields["headcount"].min_value = 1
         self.fields["headcount"].widget.attrs["min"] = 1
+        bound_date_ahead(self.fields["target_date"])
         if self.instance.pk:
             self.fields["pools"].initial = list(
                 self.instance.role_pools.values_list("pool_id", flat=True)
             )
+
+    def clean_target_date(self):
+        return clean_date_ahead(self.cleaned_data["target_date"])
 
     def clean_headcount(self):
         value = self.cleaned_data["headcount"]
@@ -187,6 +210,10 @@ class FollowUpForm(forms.ModelForm):
         self.fields["owner"].queryset = owners
         self.fields["owner"].empty_label = "Nobody in particular"
         self.fields["note"].widget.attrs["placeholder"] = "e.g. Ask about the new team lead role"
+        bound_date_ahead(self.fields["due_on"])
+
+    def clean_due_on(self):
+        return clean_date_ahead(self.cleaned_data["due_on"])
 
 
 class PoolPickForm(forms.Form):

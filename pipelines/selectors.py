@@ -3,7 +3,7 @@ through these and get a 404 for anything that is not theirs to see (the same ans
 missing, foreign and private)."""
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, OuterRef, Q, QuerySet
@@ -201,13 +201,20 @@ def _cursor(card: PoolMembership) -> str:
 
 
 def parse_cursor(value: str) -> tuple[datetime, int] | None:
+    """The board's "show more" cursor, or None when `value` is not one (missing, malformed or
+    naming an impossible moment such as 30 February): treated as no cursor at all."""
     from django.utils.dateparse import parse_datetime
 
     stamp, _, pk = (value or "").rpartition("_")
-    moment = parse_datetime(stamp) if stamp else None
+    try:
+        moment = parse_datetime(stamp) if stamp else None
+    except ValueError:  # well-formed but impossible, e.g. 2024-02-30
+        return None
     card_id = id_from(pk)
     if moment is None or card_id is None:
         return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
     return moment, card_id
 
 

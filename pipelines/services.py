@@ -881,6 +881,19 @@ def follow_up_complete(*, follow_up: FollowUp, actor: User | None) -> FollowUp:
 # "Later" choices on a follow-up: how many days to push it by.
 FOLLOW_UP_SNOOZE_DAYS = {1: "Tomorrow", 7: "In a week", 30: "In a month"}
 
+# How far ahead a follow-up or a role's target date may be set (the forms refuse later dates,
+# so the date arithmetic below never nears `date.max`).
+YEARS_AHEAD = 5
+
+
+def latest_date_ahead(*, today: date) -> date:
+    """The latest date a follow-up or a role's target date may be: `YEARS_AHEAD` years from
+    `today` (28 February when today is 29 February)."""
+    year = today.year + YEARS_AHEAD
+    if (today.month, today.day) == (2, 29):
+        return date(year, 2, 28)
+    return today.replace(year=year)
+
 
 def follow_up_update(
     *, follow_up: FollowUp, due_on: date, note: str, owner: User | None, actor: User | None
@@ -909,7 +922,13 @@ def follow_up_snooze(
     when it is still ahead."""
     if days not in FOLLOW_UP_SNOOZE_DAYS:
         raise ValidationError("Choose when to be reminded again.")
-    due_on = max(follow_up.due_on, today) + timedelta(days=days)
+    start = max(follow_up.due_on, today)
+    # Compared before adding: a date near `date.max` plus the days would overflow.
+    if start > latest_date_ahead(today=today) - timedelta(days=days):
+        raise ValidationError(
+            f"A follow-up can be at most {YEARS_AHEAD} years ahead: change its date instead."
+        )
+    due_on = start + timedelta(days=days)
     return follow_up_update(
         follow_up=follow_up, due_on=due_on, note=follow_up.note, owner=follow_up.owner, actor=actor
     )

@@ -704,9 +704,14 @@ FOLLOW_UP_VIEWS = {"mine": "Mine", "unassigned": "Unassigned", "everyone": "Ever
 
 
 def follow_ups(request, org_slug):
-    show = request.GET.get("show", "mine")
-    if show not in FOLLOW_UP_VIEWS:
-        show = "mine"
+    # A viewer cannot own follow-ups: "Mine" would always be empty, so they see everyone's.
+    views, default = FOLLOW_UP_VIEWS, "mine"
+    if not request.membership.can_write:
+        views = {key: label for key, label in views.items() if key != "mine"}
+        default = "everyone"
+    show = request.GET.get("show", default)
+    if show not in views:
+        show = default
     follow_ups = selectors.follow_ups_open(
         organization=request.organization,
         owner=request.user if show == "mine" else None,
@@ -717,7 +722,7 @@ def follow_ups(request, org_slug):
     context = {
         "groups": groups,
         "show": show,
-        "views": FOLLOW_UP_VIEWS,
+        "views": views,
         "today": today,
         "total": sum(len(items) for items in groups.values()),
         "snooze_choices": services.FOLLOW_UP_SNOOZE_DAYS.items(),
@@ -818,15 +823,19 @@ def follow_up_later(request, org_slug, follow_up_id):
     elif id_from(days) not in services.FOLLOW_UP_SNOOZE_DAYS:
         messages.error(request, "Choose when to be reminded again.")
     else:
-        services.follow_up_snooze(
-            follow_up=follow_up,
-            days=int(days),
-            today=timezone.localdate(),
-            actor=request.user,
-        )
-        messages.success(
-            request,
-            f"Follow-up with {follow_up.candidate.full_name} moved to "
-            f"{follow_up.due_on:%-d %b %Y}.",
-        )
+        try:
+            services.follow_up_snooze(
+                follow_up=follow_up,
+                days=int(days),
+                today=timezone.localdate(),
+                actor=request.user,
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(
+                request,
+                f"Follow-up with {follow_up.candidate.full_name} moved to "
+                f"{follow_up.due_on:%-d %b %Y}.",
+            )
     return redirect(_safe_next(request, fallback))

@@ -153,6 +153,31 @@ def test_board_columns_paginate_with_a_cursor(
     assert 'id="more-' in body
 
 
+@pytest.mark.parametrize(
+    "after", ["2024-02-30T00:00:00_1", "2024-13-01T00:00:00+00:00_1", "not-a-cursor", ""]
+)
+def test_board_column_with_an_invalid_cursor_is_an_empty_page_not_an_error(
+    recruiter_client, org, pool, make_candidates, add, stages, after
+):
+    add(pool, make_candidates(3))
+
+    response = recruiter_client.get(
+        url("board_column", org, pool_id=pool.pk, stage_id=stages[0].pk),
+        {"after": after},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    assert 'class="board-card card"' not in response.content.decode()
+
+
+def test_parse_cursor_refuses_impossible_dates_and_reads_naive_ones_as_utc():
+    assert selectors.parse_cursor("2024-02-30T00:00:00_1") is None
+    assert selectors.parse_cursor("2024-02-28T00:00:00_x") is None
+    moment, pk = selectors.parse_cursor("2024-02-28T10:00:00_7")
+    assert (moment.isoformat(), pk) == ("2024-02-28T10:00:00+00:00", 7)
+
+
 def test_board_column_of_a_stage_outside_the_pool_is_404(recruiter_client, org, pool, other_org):
     from pipelines.tests.factories import StageFactory
 

@@ -60,6 +60,32 @@ def test_follow_up_create_invalid_date_shows_error(recruiter_client, org, make_c
     assert "Enter a valid date." in response.content.decode()
 
 
+@pytest.mark.parametrize("due_on", ["9999-12-31", "far"])
+def test_follow_up_more_than_five_years_ahead_is_refused(
+    recruiter_client, org, make_candidates, unscoped, due_on
+):
+    (candidate,) = make_candidates(1)
+    latest = services.latest_date_ahead(today=timezone.localdate())
+    if due_on == "far":
+        due_on = (latest + timedelta(days=1)).isoformat()
+
+    page = recruiter_client.get(url("follow_up_create", org, candidate_id=candidate.pk))
+    response = recruiter_client.post(
+        url("follow_up_create", org, candidate_id=candidate.pk), {"due_on": due_on}
+    )
+
+    assert f'max="{latest.isoformat()}"' in page.content.decode()
+    assert response.status_code == 200
+    assert f"Choose a date within 5 years (by {latest:%-d %b %Y})." in (response.content.decode())
+    with unscoped():
+        assert not FollowUp.objects.exists()
+
+
+def test_follow_up_latest_date_ahead_is_five_years_from_today():
+    assert services.latest_date_ahead(today=date(2026, 11, 27)) == date(2031, 11, 27)
+    assert services.latest_date_ahead(today=date(2028, 2, 29)) == date(2033, 2, 28)
+
+
 def test_follow_up_create_viewer_is_403(viewer_client, org, make_candidates):
     (candidate,) = make_candidates(1)
 
@@ -85,6 +111,37 @@ def test_my_follow_ups_groups_overdue_today_upcoming(
     assert [f.candidate for f in groups["overdue"]] == [a]
     assert [f.candidate for f in groups["today"]] == [b]
     assert [f.candidate for f in groups["upcoming"]] == [c]
+
+
+def test_a_viewer_sees_everyones_follow_ups_and_no_action_they_cannot_take(
+    viewer_client, org, recruiter_user, make_candidates
+):
+    (candidate,) = make_candidates(1)
+    FollowUpFactory(candidate=candidate, owner=recruiter_user, due_on=timezone.localdate())
+
+    response = viewer_client.get(url("follow_ups", org))
+    mine = viewer_client.get(url("follow_ups", org), {"show": "mine"})
+
+    body = response.content.decode()
+    assert response.context["show"] == "everyone"
+    assert candidate.full_name in body
+    assert "?show=mine" not in body  # they own no follow-ups: no "Mine" view to pick
+    assert mine.context["show"] == "everyone"
+
+
+def test_a_viewers_empty_follow_ups_page_offers_nothing_they_cannot_do(viewer_client, org):
+    body = viewer_client.get(url("follow_ups", org)).content.decode()
+
+    assert "Nothing to follow up" in body
+    assert "Set a follow-up from a candidate" not in body
+    assert "morning email" not in body
+
+
+def test_a_recruiters_empty_follow_ups_page_says_how_to_set_one(recruiter_client, org):
+    response = recruiter_client.get(url("follow_ups", org))
+
+    assert response.context["show"] == "mine"
+    assert "Set a follow-up from a candidate" in response.content.decode()
 
 
 def _follow_up_page_queries(client, org):
@@ -226,6 +283,27 @@ def test_follow_up_later_pushes_it_from_today_or_from_its_date(
     with unscoped():
         follow_up.refresh_from_db()
     assert follow_up.due_on == today + timedelta(days=expected_in)
+
+
+@pytest.mark.parametrize("due_on", [date(9999, 12, 31), None], ids=["date-max", "at-the-limit"])
+def test_follow_up_later_beyond_the_limit_is_refused_not_an_error(
+    recruiter_client, org, make_candidates, unscoped, due_on
+):
+    """A follow-up stored before the forms bounded the date (9999-12-31) overflowed
+    `date + timedelta` and gave a 500."""
+    (candidate,) = make_candidates(1)
+    due_on = due_on or services.latest_date_ahead(today=timezone.localdate())
+    follow_up = FollowUpFactory(candidate=candidate, due_on=due_on)
+
+    response = recruiter_client.post(
+        url("follow_up_later", org, follow_up_id=follow_up.pk), {"days": "7"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "A follow-up can be at most 5 years ahead" in response.content.decode()
+    with unscoped():
+        follow_up.refresh_from_db()
+    assert follow_up.due_on == due_on
 
 
 def test_follow_up_later_with_an_odd_choice_changes_nothing(

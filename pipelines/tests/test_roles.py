@@ -163,6 +163,22 @@ def test_role_create_invalid_headcount_shows_error(recruiter_client, org):
     assert "At least one hire." in response.content.decode()
 
 
+def test_role_target_date_more_than_five_years_ahead_is_refused(recruiter_client, org, unscoped):
+    latest = services.latest_date_ahead(today=timezone.localdate())
+
+    page = recruiter_client.get(url("role_create", org)).content.decode()
+    response = recruiter_client.post(
+        url("role_create", org),
+        {"title": "Far", "target_date": "9999-12-31", "headcount": "1", "status": "planned"},
+    )
+
+    assert f'max="{latest.isoformat()}"' in page
+    assert response.status_code == 200
+    assert "Choose a date within 5 years" in response.content.decode()
+    with unscoped():
+        assert not HiringRole.objects.filter(title="Far").exists()
+
+
 def test_role_edit_changes_pools(recruiter_client, org, pool, recruiter_user, unscoped):
     other = PoolFactory(organization=org, owner=recruiter_user)
     role = HiringRoleFactory(organization=org)
