@@ -7,8 +7,9 @@ from crm.models import Invitation, Membership, Organization, Role
 class OrganizationForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["name", "slug", "time_zone", "postal_address", "sender_name", "sender_email"]
-        widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
+        # The sender and postal address of campaign email live on the Email settings tab
+        # (campaigns.forms.SenderForm), where launching a campaign requires them.
+        fields = ["name", "slug", "time_zone"]
 
     def clean_slug(self):
         slug = self.cleaned_data["slug"].lower()

@@ -32,10 +32,12 @@ def home(request):
 
 @login_required
 def organization_create(request):
-    form = OrganizationForm(request.POST or None, initial={"sender_email": request.user.email})
+    form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         organization = services.organization_create(
             user=request.user,
+            # The creator's address is the default sender until the Email tab changes it.
+            sender_email=request.user.email,
             **{field: form.cleaned_data[field] for field in form.Meta.fields},
         )
         messages.success(request, f"{organization.name} is ready. Welcome!")

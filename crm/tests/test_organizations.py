@@ -5,6 +5,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from crm.models import Membership, Organization, Role
+from crm.tests.markup import attributes, elements
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,9 +21,6 @@ def test_organization_create_makes_creator_admin(client):
             "name": "Initech Talent",
             "slug": "initech",
             "time_zone": "Europe/Berlin",
-            "postal_address": "Initech GmbH\nBerlin",
-            "sender_name": "Ina",
-            "sender_email": "ina@initech.example",
         },
     )
 
@@ -31,6 +29,8 @@ def test_organization_create_makes_creator_admin(client):
     with scopes_disabled():
         membership = Membership.objects.get(user=user)
     assert (membership.organization.name, membership.role) == ("Initech Talent", Role.ADMIN)
+    # The sender starts as the creator; the Email settings tab changes it.
+    assert membership.organization.sender_email == user.email
 
 
 def test_a_new_organisation_has_its_email_topics_and_role_families_before_any_page_view():
@@ -129,14 +129,46 @@ def test_settings_admin_can_update_organization(admin_client, org):
             "name": "Acme Careers",
             "slug": "acme",
             "time_zone": "Europe/Paris",
-            "postal_address": "2 rue de la Paix\nParis",
-            "sender_name": "Ada",
-            "sender_email": "ada@acme.example",
         },
     )
     org.refresh_from_db()
     assert response.status_code == 302
     assert (org.name, org.time_zone) == ("Acme Careers", "Europe/Paris")
+
+
+def test_settings_sender_and_postal_address_live_only_on_the_email_tab(admin_client, org):
+    """The Organisation tab once offered the sender and postal address as "(optional)" while
+    the Email tab required them: one home for them, the Email tab."""
+    org.sender_name, org.sender_email = "Ada", "ada@acme.example"
+    org.postal_address = "2 rue de la Paix\nParis"
+    org.save()
+
+    page = admin_client.get(f"/o/{org.slug}/settings/").content.decode()
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/",
+        {
+            "name": "Acme Talent",
+            "slug": "acme",
+            "time_zone": "Europe/London",
+            "sender_name": "Mallory",
+            "sender_email": "mallory@evil.example",
+            "postal_address": "",
+        },
+    )
+
+    assert not {"sender_name", "sender_email", "postal_address"} & {
+        attributes(element).get("name") for element in elements(page)
+    }
+    assert "Sender and postal address for campaign email are on the" in page
+    email_tab = reverse("campaigns:email_settings", kwargs={"org_slug": org.slug})
+    assert f'the <a href="{email_tab}">Email tab</a>' in page
+    assert response.status_code == 302
+    org.refresh_from_db()
+    assert (org.sender_name, org.sender_email, org.postal_address) == (
+        "Ada",
+        "ada@acme.example",
+        "2 rue de la Paix\nParis",
+    )
 
 
 @pytest.mark.parametrize(
