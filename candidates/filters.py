@@ -41,7 +41,18 @@ class DateInput(forms.DateInput):
 
 
 def _day_start(day: datetime.date) -> datetime.datetime:
+    """Midnight at the start of `day` in the current time zone. At 0001-01-01 east of UTC that
+    instant is in year 0 in UTC, which Python cannot convert but PostgreSQL takes as sent (an
+    ISO string with its offset): no overflow, tested."""
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+def _day_after_start(day: datetime.date) -> datetime.datetime | None:
+    """The start of the day after `day` (the exclusive end of an "until `day`" range), or None
+    at 9999-12-31, which has no day after: nothing is later, so there is no upper bound."""
+    if day >= datetime.date.max:
+        return None
+    return _day_start(day + datetime.timedelta(days=1))
 
 
 class ResumeSelect(forms.NullBooleanSelect):
@@ -184,15 +195,17 @@ class CandidateFilterSet(django_filters.FilterSet):
         return queryset.filter(created_at__gte=_day_start(value))
 
     def filter_created_before(self, queryset, name, value):
-        return queryset.filter(created_at__lt=_day_start(value + datetime.timedelta(days=1)))
+        end = _day_after_start(value)
+        return queryset if end is None else queryset.filter(created_at__lt=end)
 
     def filter_contacted_after(self, queryset, name, value):
         return queryset.filter(contact__last_contacted_at__gte=_day_start(value))
 
     def filter_contacted_before(self, queryset, name, value):
-        return queryset.filter(
-            contact__last_contacted_at__lt=_day_start(value + datetime.timedelta(days=1))
-        )
+        end = _day_after_start(value)
+        if end is None:  # until the end of time: still only those who were contacted
+            return queryset.filter(contact__last_contacted_at__isnull=False)
+        return queryset.filter(contact__last_contacted_at__lt=end)
 
     def filter_never_contacted(self, queryset, name, value):
         return queryset.filter(contact__isnull=True) if value else queryset

@@ -6,6 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
+from django.core.validators import DecimalValidator
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -13,6 +14,15 @@ from candidates.models import CustomField
 from crm.models import Organization
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+# The size of a number custom field's value, for the profile form and for every other way in
+# (an import, the API): 0 or more (notice periods, salaries, years, ratings: none is negative),
+# 11 digits before the point, 4 after. Checked on the Decimal's digits
+# and exponent, before it is turned into an int or a float: `1e5000` is a 5,001-digit integer
+# (too long for str(), and minutes of work at `1e1000000`).
+NUMBER_MAX_DIGITS = 15
+NUMBER_DECIMAL_PLACES = 4
+NUMBER_MIN = 0
+_number_size = DecimalValidator(NUMBER_MAX_DIGITS, NUMBER_DECIMAL_PLACES)
 
 
 def custom_fields_active(*, organization: Organization) -> list[CustomField]:
@@ -118,6 +128,12 @@ def custom_field_value_clean(*, field: CustomField, value):
             raise ValidationError(f"{field.label}: enter a number.") from error
         if not number.is_finite():
             raise ValidationError(f"{field.label}: enter a number.")
+        try:
+            _number_size(number)
+        except ValidationError as error:
+            raise ValidationError(f"{field.label}: {' '.join(error.messages)}") from error
+        if number < NUMBER_MIN:
+            raise ValidationError(f"{field.label}: enter a number of {NUMBER_MIN} or more.")
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == CustomField.FieldType.DATE:
         if isinstance(value, datetime.datetime):

@@ -101,7 +101,16 @@ def test_custom_field_value_clean_accepts_valid_values(field_type, raw, stored):
 
 @pytest.mark.parametrize(
     ("field_type", "raw"),
-    [("number", "four"), ("number", "NaN"), ("date", "01/03/2025"), ("choice", "Maybe")],
+    [
+        ("number", "four"),
+        ("number", "NaN"),
+        ("number", "1e5000"),
+        ("number", "1e1000000"),
+        ("number", "-5"),
+        ("number", "123456789012"),
+        ("date", "01/03/2025"),
+        ("choice", "Maybe"),
+    ],
 )
 def test_custom_field_value_clean_rejects_invalid_values(field_type, raw):
     field = CustomField(
@@ -307,3 +316,40 @@ def test_settings_tabs_show_custom_fields_to_admins_only(org, admin_client, recr
         url("fields", org)
         not in recruiter_client.get(reverse("members", args=[org.slug])).content.decode()
     )
+
+
+def test_custom_field_number_refuses_huge_exponents_at_once():
+    import time
+
+    field = CustomField(label="Notice", key="notice", field_type="number")
+    started = time.monotonic()
+
+    with pytest.raises(ValidationError) as raised:
+        custom_fields.custom_field_value_clean(field=field, value="1e1000000")
+
+    assert time.monotonic() - started < 0.5
+    assert raised.value.messages == [
+        "Notice: Ensure that there are no more than 15 digits in total."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"), [("-5", "greater than or equal to 0"), ("1e20", "digits")]
+)
+def test_candidate_edit_custom_number_out_of_range_shows_error_next_to_field(
+    org, recruiter_client, notice, raw, error
+):
+    candidate = CandidateFactory(organization=org)
+    response = recruiter_client.post(
+        reverse("candidates:edit", args=[org.slug, candidate.pk]),
+        {
+            "first_name": "Ada",
+            "source": "sourced",
+            "status": "active",
+            "cf_notice_weeks": raw,
+        },
+    )
+
+    assert response.status_code == 200
+    [message] = response.context["form"].errors["cf_notice_weeks"]
+    assert error in message

@@ -571,3 +571,93 @@ def test_list_rows_say_when_each_was_last_contacted_also_on_phones(recruiter_cli
         "Contacted today",
         "Never contacted",
     ]
+
+
+# --- date filters at the ends of the calendar ---
+
+CALENDAR_ENDS = {
+    "created_after": "0001-01-01",
+    "created_before": "9999-12-31",
+    "contacted_after": "0001-01-01",
+    "contacted_before": "9999-12-31",
+}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize("name", sorted(CALENDAR_ENDS))
+def test_list_filter_dates_at_the_ends_of_the_calendar_are_open_ranges(
+    recruiter_client, org, zone, name
+):
+    contacted = CandidateFactory(
+        organization=org, last_contacted_at=timezone.make_aware(datetime.datetime(2024, 5, 20))
+    )
+    never = CandidateFactory(organization=org, last_contacted_at=None)
+
+    with timezone.override(zone):
+        response = recruiter_client.get(_url(org), {name: CALENDAR_ENDS[name]})
+
+    assert response.status_code == 200
+    expected = [contacted.pk] if name.startswith("contacted") else sorted([contacted.pk, never.pk])
+    assert _ids(response) == expected
+
+
+def test_list_filter_until_the_day_before_the_last_still_bounds(recruiter_client, org, in_org):
+    candidate = CandidateFactory(organization=org)
+    with in_org():
+        Candidate.objects.filter(pk=candidate.pk).update(
+            created_at=datetime.datetime(9999, 12, 31, 12, tzinfo=datetime.UTC)
+        )
+
+    response = recruiter_client.get(_url(org), {"created_before": "9999-12-30"})
+
+    assert response.status_code == 200
+    assert _ids(response) == []
+
+
+def test_smart_pool_of_a_saved_search_until_the_last_day_refreshes_and_reevaluates(
+    org, recruiter_user, in_org
+):
+    from pipelines.models import Pool
+    from pipelines.selectors import stages_default
+    from pipelines.services import smart_pool_refresh, smart_pools_reevaluate_candidate
+    from pipelines.tests.factories import PoolFactory
+
+    contacted = CandidateFactory(
+        organization=org, last_contacted_at=timezone.make_aware(datetime.datetime(2024, 5, 20))
+    )
+    with scopes_disabled():
+        saved = SavedSearch.objects.create(
+            organization=org,
+            owner=recruiter_user,
+            name="Everyone ever contacted",
+            query={key: [value] for key, value in CALENDAR_ENDS.items()},
+        )
+    with in_org():
+        stages_default(organization=org)
+    pool = PoolFactory(
+        organization=org, owner=recruiter_user, kind=Pool.Kind.SMART, saved_search=saved
+    )
+
+    with in_org(), timezone.override("Europe/Berlin"):
+        refreshed = smart_pool_refresh(pool=pool)
+        later = CandidateFactory(
+            organization=org,
+            last_contacted_at=timezone.make_aware(datetime.datetime(2025, 1, 2)),
+        )
+        reevaluated = smart_pools_reevaluate_candidate(candidate=later)
+        found = sorted(c.pk for c in saved_search_queryset(saved_search=saved))
+
+    assert refreshed == (1, 0)
+    assert reevaluated == {pool.pk: "entered"}
+    assert found == sorted([contacted.pk, later.pk])
+
+
+def test_list_long_unbroken_name_and_skill_wrap_inside_their_columns(recruiter_client, org):
+    CandidateFactory(organization=org, first_name="N" * 100, last_name="", skills=["s" * 64])
+
+    body = recruiter_client.get(_url(org)).content.decode()
+
+    assert re.search(r'<a class="fw-semibold text-break" href="[^"]*">N{100}</a>', body)
+    assert re.search(
+        r'<span class="badge rounded-pill [^"]*text-wrap text-break mw-100[^"]*">s{64}<', body
+    )
