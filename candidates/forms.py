@@ -6,9 +6,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from candidates.models import Candidate, CustomField, Note
-from candidates.normalize import normalize_email, normalize_phone, normalize_tags
+from candidates.normalize import normalize_email, normalize_phone, profile_url_error, tags_clean
 from candidates.selectors import candidate_owner_choices
-from candidates.services.custom_fields import custom_fields_active
+from candidates.services.custom_fields import (
+    NUMBER_DECIMAL_PLACES,
+    NUMBER_MAX_DIGITS,
+    NUMBER_MIN,
+    custom_fields_active,
+)
 from candidates.services.profiles import (
     DUPLICATE_EMAIL_MESSAGE,
     candidate_email_taken,
@@ -18,6 +23,12 @@ from crm.ids import id_from
 from crm.models import TIME_ZONE_CHOICES
 
 # --- profiles ---
+
+
+def _profile_url(url: str, name: str) -> str:
+    if error := profile_url_error(name, url):
+        raise ValidationError(error)
+    return url
 
 
 class DateInput(forms.DateInput):
@@ -166,7 +177,12 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
     def _custom_form_field(field: CustomField) -> forms.Field:
         common = {"label": field.label, "required": False}
         if field.field_type == CustomField.FieldType.NUMBER:
-            return forms.DecimalField(max_digits=15, decimal_places=4, **common)
+            return forms.DecimalField(
+                max_digits=NUMBER_MAX_DIGITS,
+                decimal_places=NUMBER_DECIMAL_PLACES,
+                min_value=NUMBER_MIN,
+                **common,
+            )
         if field.field_type == CustomField.FieldType.DATE:
             return forms.DateField(widget=DateInput(), **common)
         if field.field_type == CustomField.FieldType.CHOICE:
@@ -223,11 +239,17 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
                 "code (e.g. +44 7911 123456)."
             ) from error
 
+    def clean_linkedin_url(self):
+        return _profile_url(self.cleaned_data["linkedin_url"], "linkedin_url")
+
+    def clean_github_url(self):
+        return _profile_url(self.cleaned_data["github_url"], "github_url")
+
     def clean_skills(self):
-        return normalize_tags(self.cleaned_data["skills"])
+        return tags_clean(self.cleaned_data["skills"])
 
     def clean_tags(self):
-        return normalize_tags(self.cleaned_data["tags"])
+        return tags_clean(self.cleaned_data["tags"])
 
     def clean(self):
         cleaned = super().clean()
@@ -419,7 +441,7 @@ class MergeForm(MergeTargetForm):
                     ("secondary", _merge_display(secondary, name)),
                 ],
                 initial=merge_default_choice(primary=primary, secondary=secondary, name=name),
-                required=False,  # not answered: the default (the primary's, unless empty)
+                required=False,  # not answered: merge_default_choice
                 widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
             )
 
@@ -579,7 +601,7 @@ class BulkArgumentsForm(forms.Form):
             ]
 
     def clean_tags(self):
-        tags = normalize_tags(self.cleaned_data["tags"])
+        tags = tags_clean(self.cleaned_data["tags"])
         if not tags:
             raise ValidationError("Enter at least one tag.")
         return tags
@@ -667,11 +689,16 @@ class ImportMappingForm(forms.Form):
     duplicates = forms.ChoiceField(
         label="When a row's email matches an existing candidate",
         choices=[
-            ("update", "Update the existing candidate (non-empty cells win, tags are added)"),
+            (
+                "fill",
+                "Fill in the candidate's empty fields (what it has stays; skills and tags "
+                "are added)",
+            ),
+            ("update", "Update the candidate: the row's non-empty cells replace its values"),
             ("skip", "Skip the row and leave the candidate as it is"),
         ],
         widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
-        initial="update",
+        initial="fill",
     )
     tags = forms.CharField(
         label="Tags to add to every imported candidate",
@@ -716,7 +743,7 @@ class ImportMappingForm(forms.Form):
         self.fields["phone_region"].choices = _phone_region_choices()
 
     def clean_tags(self):
-        return normalize_tags(self.cleaned_data["tags"])
+        return tags_clean(self.cleaned_data["tags"])
 
     def clean(self):
         cleaned = super().clean()

@@ -18,7 +18,15 @@ from django.core.exceptions import ValidationError
 
 from candidates.importing.fields import CUSTOM_PREFIX, IGNORE
 from candidates.models import Candidate, CustomField
-from candidates.normalize import normalize_phone, normalize_tag
+from candidates.normalize import (
+    PROFILE_URL_SITES,
+    TAG_MAX_LENGTH,
+    normalize_phone,
+    normalize_tag,
+    profile_url_error,
+    tag_too_long_message,
+    url_on_site,
+)
 from candidates.services.custom_fields import custom_field_value_clean
 
 # Values written to the staging table, in its column order (see services.imports).
@@ -95,9 +103,14 @@ _tag_words: dict[str, str] = {}
 _tag_cells: dict[str, tuple[str, ...]] = {}
 
 
+class _TagTooLong(Exception):
+    pass
+
+
 def _tag_list(value: str) -> tuple[str, ...]:
     """Tags and skills separated by commas or semicolons: the same as
-    `normalize_tags(value.replace(";", ","))`, word by word from a cache."""
+    `tags_clean(value.replace(";", ","))`, word by word from a cache. Raises _TagTooLong for
+    a tag longer than TAG_MAX_LENGTH (never cut: the profile and bulk forms refuse it too)."""
     found = _tag_cells.get(value)
     if found is not None:
         return found
@@ -106,9 +119,11 @@ def _tag_list(value: str) -> tuple[str, ...]:
     for part in value.replace(";", ",").split(","):
         tag = words.get(part)
         if tag is None:
-            tag = normalize_tag(part)
+            tag = normalize_tag(part, max_length=None)
             if len(words) < _CACHE_LIMIT:
                 words[part] = tag
+        if len(tag) > TAG_MAX_LENGTH:
+            raise _TagTooLong(tag)
         if tag:
             seen[tag] = None
     found = tuple(seen)
@@ -131,6 +146,8 @@ def _url_setter(target: str) -> Callable:
         url = clean_url(value)
         if url is None:
             return f"“{value}” is not a valid web address."
+        if error := profile_url_error(target, url):
+            return error
         values[target] = url
         return None
 
@@ -141,7 +158,7 @@ def _url_setter(target: str) -> Callable:
 class Options:
     """What the mapping screen decided, besides the columns."""
 
-    duplicates: str = "update"  # or "skip"
+    duplicates: str = "update"  # or "fill" or "skip" (services.imports)
     tags: tuple[str, ...] = ()
     phone_region: str = ""
     # ISO date for "Not now" rows without one of their own: when they come back to active.
@@ -295,20 +312,27 @@ class RowConverter:
             url = clean_url(part)
             if url is None:
                 return f"“{part}” is not a valid web address."
-            lowered = url.lower()
-            if "linkedin.com/" in lowered:
+            if url_on_site(url, PROFILE_URL_SITES["linkedin_url"][0]):
                 values.setdefault("linkedin_url", url)
-            elif "github.com/" in lowered:
+            elif url_on_site(url, PROFILE_URL_SITES["github_url"][0]):
                 values.setdefault("github_url", url)
             else:
                 values.setdefault("portfolio_url", url)
         return None
 
-    def _set_skills(self, value: str, values: dict) -> None:
-        values["skills"] = list(_tag_list(value))
+    def _set_skills(self, value: str, values: dict) -> str | None:
+        try:
+            values["skills"] = list(_tag_list(value))
+        except _TagTooLong as error:
+            return tag_too_long_message(str(error))
+        return None
 
-    def _set_tags(self, value: str, values: dict) -> None:
-        values["tags"] = list(_tag_list(value))
+    def _set_tags(self, value: str, values: dict) -> str | None:
+        try:
+            values["tags"] = list(_tag_list(value))
+        except _TagTooLong as error:
+            return tag_too_long_message(str(error))
+        return None
 
     def _set_seniority(self, value: str, values: dict) -> str | None:
         found = _SENIORITIES.get(value.casefold().replace("-", " "))

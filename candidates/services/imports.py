@@ -69,6 +69,10 @@ from candidates.signals import candidates_changed_in_bulk
 from crm.models import Membership, Organization, User
 
 PREVIEW_ROWS = 20
+# What a row whose email belongs to an existing candidate does to that candidate. FILL (the
+# default): fill in its empty fields, add skills, tags and addresses; its name, title and
+# other values stay. UPDATE: the row's non-empty cells replace its values. SKIP: nothing.
+FILL = "fill"
 UPDATE = "update"
 SKIP = "skip"
 
@@ -144,7 +148,7 @@ def import_create(*, organization: Organization, user: User, upload, info: readi
             "file": info.as_dict(),
             "mapping": guess_mapping(info.headers, custom_fields),
             "options": {
-                "duplicates": UPDATE,
+                "duplicates": FILL,
                 "tags": [],
                 "source": Candidate.Source.IMPORT.value,
                 "phone_region": organization_phone_region(organization=organization) or "",
@@ -170,10 +174,21 @@ class PreviewCell:
 
 
 @dataclass
+class ExistingCandidate:
+    """The live candidate a previewed row's email belongs to: the row updates it (or is
+    skipped), it does not create anyone."""
+
+    pk: int
+    name: str
+
+
+@dataclass
 class PreviewRow:
     row_number: int
     cells: list[PreviewCell]
     row_error: str = ""
+    email: str = ""
+    existing: ExistingCandidate | None = None
 
     @property
     def has_errors(self) -> bool:
@@ -183,6 +198,7 @@ class PreviewRow:
 @dataclass
 class Preview:
     columns: list[tuple[str, str]]  # (key, label)
+    duplicates: str = FILL  # what a row of an existing candidate does (FILL, UPDATE, SKIP)
     rows: list[PreviewRow] = field(default_factory=list)
 
     @property
@@ -192,6 +208,16 @@ class Preview:
     @property
     def rows_without_errors(self) -> int:
         return len(self.rows) - self.rows_with_errors
+
+    @property
+    def rows_of_existing_candidates(self) -> int:
+        return sum(1 for row in self.rows if row.existing)
+
+    @property
+    def rows_to_import(self) -> int:
+        """The previewed rows that will create or update a candidate."""
+        skipped = self.rows_of_existing_candidates if self.duplicates == SKIP else 0
+        return self.rows_without_errors - skipped
 
 
 # Where a derived value is shown in the preview, and which error goes in which column.
@@ -231,7 +257,7 @@ def import_preview(*, job: Job, limit: int = PREVIEW_ROWS) -> Preview:
         keys.append("not_now_until")  # a "Not now" row shows the day it comes back
     columns = [(key, _PREVIEW_LABELS.get(key) or target_label(key, custom_labels)) for key in keys]
     owner_emails = {owner_id: email for email, owner_id in converter.owners.items()}
-    preview = Preview(columns=columns)
+    preview = Preview(columns=columns, duplicates=converter.options.duplicates)
     with job.input_file.open("rb") as fileobj:
         rows = reading.iter_data_rows(fileobj, info)
         try:
@@ -247,11 +273,33 @@ def import_preview(*, job: Job, limit: int = PREVIEW_ROWS) -> Preview:
                         shown = _display(key, values, owner_emails)
                     preview_cells.append(PreviewCell(value=shown, error=error))
                 preview.rows.append(
-                    PreviewRow(row_number=row_number, cells=preview_cells, row_error=errors.get(""))
+                    PreviewRow(
+                        row_number=row_number,
+                        cells=preview_cells,
+                        row_error=errors.get(""),
+                        email="" if errors else values.get("email") or "",
+                    )
                 )
         finally:
             rows.close()
+    _preview_existing(job=job, rows=preview.rows)
     return preview
+
+
+def _preview_existing(*, job: Job, rows: list[PreviewRow]) -> None:
+    """Name, on each previewed row, the existing candidate its email belongs to: one query for
+    all the rows (the import itself finds them in its merge statement, not row by row)."""
+    emails = {row.email for row in rows if row.email}
+    if not emails:
+        return
+    found = {
+        email: ExistingCandidate(pk=pk, name=f"{first} {last}".strip() or email)
+        for pk, email, first, last in Candidate.objects.filter(
+            organization_id=job.organization_id, merged_into__isnull=True, email__in=emails
+        ).values_list("pk", "email", "first_name", "last_name")
+    }
+    for row in rows:
+        row.existing = found.get(row.email)
 
 
 def _display(key: str, values: dict, owner_emails: dict[int, str]) -> str:
@@ -314,7 +362,7 @@ def _converter(job: Job) -> RowConverter:
         headers=params["file"]["headers"],
         mapping=mapping,
         options=Options(
-            duplicates=options.get("duplicates", UPDATE),
+            duplicates=options.get("duplicates", UPDATE),  # drafts from before FILL
             tags=tuple(options.get("tags", ())),
             phone_region=options.get("phone_region", ""),
             not_now_default=(
@@ -395,14 +443,19 @@ def _stage_row(ord_: int, values: dict) -> tuple:
     )
 
 
-def _fold(earlier: dict, later: dict) -> None:
-    """Apply a later row with the same email onto an earlier one (update semantics)."""
+def _fold(earlier: dict, later: dict, *, fill: bool = False) -> None:
+    """Apply a later row with the same email onto an earlier one, as the merge applies a row to
+    an existing candidate: UPDATE (the later row's non-empty values win) or `fill` (they only
+    fill the earlier row's empty values; a status still follows the later row). So a file
+    means the same whether its rows with one email fall in one batch or in several."""
     for key, value in later.items():
         if key in _ARRAY_KEYS:
             earlier[key] = list(dict.fromkeys([*earlier[key], *value]))
         elif key == "custom_fields":
-            earlier[key] = {**earlier[key], **value}
-        elif value not in ("", None):
+            earlier[key] = {**value, **earlier[key]} if fill else {**earlier[key], **value}
+        elif value not in ("", None) and (
+            not fill or key == "status" or earlier.get(key) in ("", None)
+        ):
             earlier[key] = value
     if later.get("status"):  # a later status comes with its own "not now" date (or none)
         earlier["not_now_until"] = later.get("not_now_until")
@@ -429,7 +482,8 @@ def _prepare(
     labels: dict[str, str],
     previous_emails: frozenset[str] = frozenset(),
 ) -> Batch:
-    update = converter.options.duplicates == UPDATE
+    update = converter.options.duplicates != SKIP
+    fill = converter.options.duplicates == FILL
     kept: dict[str, dict] = {}  # email -> values of the row that stays
     valid: list[dict] = []
     failures = []
@@ -446,7 +500,7 @@ def _prepare(
             if email in kept:
                 folded += 1
                 if update:
-                    _fold(kept[email], values)
+                    _fold(kept[email], values, fill=fill)
                 continue
             kept[email] = values
         valid.append(values)
@@ -549,28 +603,42 @@ def _array_union(column: str) -> str:
     )
 
 
-# How an existing candidate takes an imported row: non-empty cells win, lists are added to,
-# custom fields are merged, the source stays. The status column cannot carry "no value" in the
-# proposed row (it is NOT NULL, checked before the conflict), so it is read from the staging
-# table, and only when the file has a status column.
+# How an existing candidate takes an imported row (UPDATE): non-empty cells win, lists are
+# added to, custom fields are merged, the source stays. The status column cannot carry "no
+# value" in the proposed row (it is NOT NULL, checked before the conflict), so it is read from
+# the staging table, and only when the file has a status column. FILL keeps every value the
+# candidate has and takes the row's only where the candidate's is empty; lists are added to
+# all the same, and a mapped status column still sets the status (a status is never empty:
+# mapping the column is the choice to set it, and a "Do not contact" in the file is kept).
+_COMMON_SET = [
+    "status = CASE WHEN %(status_mapped)s THEN COALESCE((SELECT NULLIF(s.status, '') "
+    "FROM import_stage s WHERE s.email = EXCLUDED.email), c.status) ELSE c.status END",
+    # A new status brings its "not now" date (none for other statuses); no status, no change.
+    "not_now_until = CASE WHEN %(status_mapped)s AND EXISTS (SELECT 1 FROM import_stage s "
+    "WHERE s.email = EXCLUDED.email AND s.status <> '') THEN EXCLUDED.not_now_until "
+    "ELSE c.not_now_until END",
+    "skills = " + _array_union("skills"),
+    "tags = " + _array_union("tags"),
+    # an alternate email equal to the main one is pointless
+    "alternate_emails = ARRAY(SELECT a FROM unnest("  # noqa: S608
+    + _array_union("alternate_emails")
+    + ") AS a WHERE a <> c.email)",
+    "updated_at = %(now)s",
+]
+_FILL_SET = ",\n        ".join(
+    [f"{name} = COALESCE(NULLIF(c.{name}, ''), EXCLUDED.{name})" for name in _TEXT_KEYS]
+    + _COMMON_SET
+    + [
+        "owner_id = COALESCE(c.owner_id, EXCLUDED.owner_id)",
+        "custom_fields = EXCLUDED.custom_fields || c.custom_fields",
+    ]
+)
 _UPDATE_SET = ",\n        ".join(
     [f"{name} = COALESCE(NULLIF(EXCLUDED.{name}, ''), c.{name})" for name in _TEXT_KEYS]
+    + _COMMON_SET
     + [
-        "status = CASE WHEN %(status_mapped)s THEN COALESCE((SELECT NULLIF(s.status, '') "
-        "FROM import_stage s WHERE s.email = EXCLUDED.email), c.status) ELSE c.status END",
-        # A new status brings its "not now" date (none for other statuses); no status, no change.
-        "not_now_until = CASE WHEN %(status_mapped)s AND EXISTS (SELECT 1 FROM import_stage s "
-        "WHERE s.email = EXCLUDED.email AND s.status <> '') THEN EXCLUDED.not_now_until "
-        "ELSE c.not_now_until END",
-        "skills = " + _array_union("skills"),
-        "tags = " + _array_union("tags"),
-        # an alternate email equal to the main one is pointless
-        "alternate_emails = ARRAY(SELECT a FROM unnest("  # noqa: S608
-        + _array_union("alternate_emails")
-        + ") AS a WHERE a <> c.email)",
         "owner_id = COALESCE(EXCLUDED.owner_id, c.owner_id)",
         "custom_fields = c.custom_fields || EXCLUDED.custom_fields",
-        "updated_at = %(now)s",
     ]
 )
 
@@ -599,6 +667,7 @@ WITH merged AS (
 SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM merged
 """  # noqa: S608 (built from the constants above, no user input)
 MERGE_UPDATE = _MERGE.replace("{on_conflict}", f"DO UPDATE SET {_UPDATE_SET}")
+MERGE_FILL = _MERGE.replace("{on_conflict}", f"DO UPDATE SET {_FILL_SET}")
 MERGE_SKIP = _MERGE.replace("{on_conflict}", "DO NOTHING")
 
 
@@ -627,7 +696,8 @@ def _write_batch(
     batch merges its late rows — those with an email of the previous batch — and commits
     only after its predecessor, so rows with one email apply in file order and the committed
     batches are always the first ones of the file."""
-    update = job.params.get("options", {}).get("duplicates", UPDATE) == UPDATE
+    duplicates = job.params.get("options", {}).get("duplicates", UPDATE)
+    update = duplicates != SKIP
     status_mapped = bool({"status", "not_now_until"} & set(job.params["mapping"]))
     params = {
         "organization": job.organization_id,
@@ -639,8 +709,8 @@ def _write_batch(
         "updated_summary": f"Updated by an import from {job.input_name}"[:500],
         "status_mapped": status_mapped,
     }
-    merge = {"sql": MERGE_UPDATE if update else MERGE_SKIP, "params": params}
-    merge["index"] = update and status_mapped
+    sql = {FILL: MERGE_FILL, SKIP: MERGE_SKIP}.get(duplicates, MERGE_UPDATE)
+    merge = {"sql": sql, "params": params, "index": update and status_mapped}
     with transaction.atomic(), connection.cursor() as cursor:
         # Let the GIN indexes (search vector, trigrams, tags) collect the batch in their
         # pending lists and merge it in bulk, which is much cheaper than entry by entry;

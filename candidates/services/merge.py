@@ -128,7 +128,35 @@ def merge_differences(*, primary: Candidate, secondary: Candidate) -> list[str]:
     ]
 
 
+# How strongly a status holds Rapport back from contacting someone: a merge keeps the stricter
+# of the two by default, like the email preferences (a "Do not contact" is never lost because
+# the profile that said it was the secondary).
+_STATUS_STRICTNESS = {Candidate.Status.DO_NOT_CONTACT: 2, Candidate.Status.NOT_NOW: 1}
+
+
+def _stricter(primary: Candidate, secondary: Candidate) -> Choice:
+    strictness = _STATUS_STRICTNESS.get
+    return (
+        "secondary"
+        if strictness(secondary.status, 0) > strictness(primary.status, 0)
+        else "primary"
+    )
+
+
 def merge_default_choice(*, primary: Candidate, secondary: Candidate, name: str) -> Choice:
+    """What a merge keeps unless the recruiter chooses: the stricter status (and, with a "not
+    now" status, its date: the later one when both say "not now"); otherwise the primary's
+    value, unless it is empty."""
+    if name == "status":
+        return _stricter(primary, secondary)
+    if name == "not_now_until" and secondary.status == Candidate.Status.NOT_NOW:
+        if primary.status == Candidate.Status.NOT_NOW:
+            later = (secondary.not_now_until or datetime.min.date()) > (
+                primary.not_now_until or datetime.min.date()
+            )
+            return "secondary" if later else "primary"
+        if _stricter(primary, secondary) == "secondary":
+            return "secondary"
     return "secondary" if _empty(_value(primary, name)) else "primary"
 
 
@@ -222,7 +250,8 @@ def candidate_merge(
     actor: User | None,
 ) -> MergeRecord:
     """Merge `secondary` into `primary`, keeping for each differing field the value named in
-    `field_choices` (missing entries keep the default: the primary's, unless it is empty)."""
+    `field_choices` (missing entries keep `merge_default_choice`: the stricter status, else the
+    primary's value unless it is empty)."""
     if primary.organization_id != secondary.organization_id or primary.pk == secondary.pk:
         raise MergeError("These two profiles cannot be merged.")
     with transaction.atomic():

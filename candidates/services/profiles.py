@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from candidates.models import Activity, Attachment, Candidate, Note
-from candidates.normalize import normalize_email, normalize_phone, normalize_tags
+from candidates.normalize import normalize_email, normalize_phone, profile_url_error, tags_clean
 from candidates.services.activities import activity_record, candidates_mark_contacted
 from candidates.services.custom_fields import custom_field_values_clean
 from candidates.services.duplicates import duplicates_check_candidate
@@ -154,12 +154,18 @@ def _normalize(*, organization: Organization, candidate: Candidate | None, field
                 validate_url(value)
             except ValidationError:
                 errors.setdefault(name, []).append("Enter a valid web address.")
+            else:
+                if site_error := profile_url_error(name, value):
+                    errors.setdefault(name, []).append(site_error)
             clean[name] = value
         elif name in clean:
             clean[name] = ""
     for name in ("skills", "tags"):
         if name in clean:
-            clean[name] = normalize_tags(clean[name] or [])
+            try:
+                clean[name] = tags_clean(clean[name] or [])
+            except ValidationError as error:
+                errors.setdefault(name, []).extend(error.messages)
     for name, choices in (
         ("seniority", Candidate.Seniority.values),
         ("source", Candidate.Source.values),

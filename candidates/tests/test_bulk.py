@@ -497,3 +497,18 @@ def test_bulk_selection_of_ids_drops_foreign_and_unknown_ids(org, other_org, in_
             organization=org, ids=[mine.pk, foreign.pk, 99999999], select_all=False, query=""
         )
     assert selection == {"ids": [mine.pk]}
+
+
+def test_bulk_tag_longer_than_64_characters_is_refused_not_cut(recruiter_client, org):
+    candidate = CandidateFactory(organization=org, tags=[])
+    long_tag = "a" * 65
+
+    response = recruiter_client.post(
+        _bulk_url(org), {"action": "tag", "ids": candidate.pk, "tags": f"fine, {long_tag}"}
+    )
+
+    assert response.status_code == 200
+    assert "longer than 64 characters" in response.content.decode()
+    with scopes_disabled():
+        candidate.refresh_from_db()
+    assert candidate.tags == []

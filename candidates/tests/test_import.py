@@ -19,7 +19,7 @@ from candidates.importing import rows as import_rows
 from candidates.importing.fields import guess_mapping
 from candidates.importing.reading import ImportFileError, inspect_file
 from candidates.models import Activity, Candidate, ImportRowError, Job
-from candidates.normalize import normalize_tags
+from candidates.normalize import tags_clean
 from candidates.services import imports
 from candidates.tests.factories import CandidateFactory, CustomFieldFactory
 
@@ -262,16 +262,63 @@ def test_import_tags_with_quotes_backslashes_and_braces_survive_copy(org, recrui
         "Python, python ,  Machine   Learning;machine learning",
         ";;, ,",
         "Go; Rust, go",
-        "x" * 80 + ", " + "x" * 70,
+        "x" * 64 + ", " + "x" * 63,
         'C\\ "quoted"; {braces}',
         "\tTabbed\tword, Ω",
     ],
 )
 def test_import_tag_cells_split_like_the_shared_normaliser(cell):
     """The import caches normalised words; the result is the shared normaliser's, twice."""
-    expected = tuple(normalize_tags(cell.replace(";", ",")))
+    expected = tuple(tags_clean(cell.replace(";", ",")))
     assert import_rows._tag_list(cell) == expected
     assert import_rows._tag_list(cell) == expected  # from the cache
+
+
+def test_import_fails_a_row_with_a_tag_or_skill_longer_than_64_characters(org, recruiter_user):
+    content = _csv(
+        [
+            ["Name", "Email", "Tags", "Skills"],
+            ["Ada Lovelace", "ada@example.com", "fine; " + "t" * 65, ""],
+            ["Grace Hopper", "grace@example.com", "", "s" * 80],
+            ["Alan Turing", "alan@example.com", "t" * 64, "s" * 64],
+        ]
+    )
+
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 2}
+    [alan] = _candidates(org)
+    assert (alan.tags, alan.skills) == (["t" * 64], ["s" * 64])
+    reasons = [row[-1] for row in _failed_rows(org, job)[1:]]
+    assert all("longer than 64 characters" in reason for reason in reasons)
+
+
+def test_import_links_must_be_on_their_sites(org, recruiter_user):
+    content = _csv(
+        [
+            ["Name", "Email", "LinkedIn URL", "GitHub URL", "Links"],
+            ["Ada Lovelace", "ada@example.com", "https://example.com/not-linkedin", "", ""],
+            ["Grace Hopper", "grace@example.com", "", "https://gitlab.com/grace", ""],
+            [
+                "Alan Turing",
+                "alan@example.com",
+                "uk.linkedin.com/in/alan",
+                "https://github.com/alan",
+                "https://linkedin.com.example.org/x, https://alan.dev",
+            ],
+        ]
+    )
+
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 2}
+    [alan] = _candidates(org)
+    assert alan.linkedin_url == "https://uk.linkedin.com/in/alan"
+    assert alan.github_url == "https://github.com/alan"
+    assert alan.portfolio_url == "https://linkedin.com.example.org/x"  # not LinkedIn's site
+    reasons = [row[-1] for row in _failed_rows(org, job)[1:]]
+    assert "Enter a LinkedIn address (on linkedin.com)" in reasons[0]
+    assert "Enter a GitHub address (on github.com)" in reasons[1]
 
 
 def test_import_status_column_updates_existing_status_only_when_given(org, recruiter_user):
@@ -408,7 +455,7 @@ def test_import_preview_shows_when_a_not_now_row_comes_back(org, recruiter_user)
 # --- duplicates -------------------------------------------------------------------------------
 
 
-def test_import_duplicate_email_updates_existing_candidate(org, recruiter_user):
+def test_import_duplicate_email_update_replaces_values_with_non_empty_cells(org, recruiter_user):
     existing = CandidateFactory(
         organization=org,
         first_name="Ada",
@@ -418,7 +465,9 @@ def test_import_duplicate_email_updates_existing_candidate(org, recruiter_user):
         tags=["vip"],
     )
     content = HEADER + "Ada,Lovelace,ADA@Example.COM,,\n"
-    job = _run(org, _job(org, recruiter_user, content.encode(), tags=["imported"]))
+    job = _run(
+        org, _job(org, recruiter_user, content.encode(), tags=["imported"], duplicates="update")
+    )
 
     assert job.result == {"created": 0, "updated": 1, "skipped": 0, "failed": 0}
     [candidate] = _candidates(org)
@@ -441,9 +490,13 @@ def test_import_duplicate_email_skip_leaves_existing_candidate(org, recruiter_us
     assert [c.last_name for c in _candidates(org)] == ["L", "Hopper"]
 
 
+@pytest.mark.parametrize(
+    ("duplicates", "expected"),
+    [("update", ("King", "Countess")), ("fill", ("Lovelace", "Analyst"))],
+)
 @pytest.mark.parametrize("batch_size", [1000, 2], ids=["same-batch", "across-batches"])
 def test_import_duplicates_within_file_update_applies_rows_in_order(
-    org, recruiter_user, settings, batch_size
+    org, recruiter_user, settings, batch_size, duplicates, expected
 ):
     settings.CANDIDATE_IMPORT_BATCH_SIZE = batch_size
     content = (
@@ -453,11 +506,12 @@ def test_import_duplicates_within_file_update_applies_rows_in_order(
         "Ada,King,ADA@example.com,,engines\n"
         "Ada,,ada@EXAMPLE.com,Countess,\n"
     )
-    job = _run(org, _job(org, recruiter_user, content.encode()))
+    job = _run(org, _job(org, recruiter_user, content.encode(), duplicates=duplicates))
 
     assert job.result == {"created": 2, "updated": 2, "skipped": 0, "failed": 0}
     ada = next(c for c in _candidates(org) if c.email == "ada@example.com")
-    assert (ada.last_name, ada.current_title, ada.tags) == ("King", "Countess", ["math", "engines"])
+    assert (ada.last_name, ada.current_title) == expected
+    assert ada.tags == ["math", "engines"]
 
 
 @pytest.mark.parametrize("batch_size", [1000, 2], ids=["same-batch", "across-batches"])
@@ -941,7 +995,7 @@ def test_import_preview_says_how_many_rows_will_fail_when_it_shows_them_all(
 
     response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
 
-    assert _import_button(response) == "Import 4 rows"
+    assert _import_button(response) == "Import 1 row (3 with problems will not be imported)"
     assert _preview_outcome(response) == (
         "3 of the 4 rows have problems and will be reported as failed, not imported. "
         "The other 1 is ready to import."
@@ -958,7 +1012,9 @@ def test_import_preview_of_the_first_rows_claims_nothing_about_the_rest(
 
     response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
 
-    assert _import_button(response) == "Import 30 rows"
+    assert _import_button(response) == (
+        "Import 30 rows (at least 1 with problems will not be imported)"
+    )
     assert _preview_outcome(response) == (
         "1 of the first 20 rows has a problem and will be reported as failed, not imported. "
         "The rest of the file is checked as it is imported."
@@ -1000,7 +1056,9 @@ def test_import_preview_of_a_workbook_counts_only_the_rows_it_shows(
     response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
 
     # A workbook's row count is an estimate: the preview cannot know it saw every row.
-    assert _import_button(response) == "Import about 1 row"
+    assert _import_button(response) == (
+        "Import about 1 row (at least 1 with problems will not be imported)"
+    )
     assert _preview_outcome(response) == (
         "The first row has a problem and will be reported as failed, not imported. "
         "The rest of the file is checked as it is imported."
@@ -1100,8 +1158,8 @@ def test_import_summary_lists_outcome_failed_rows_and_their_file(
 
     body = response.content.decode()
     assert response.context["import_outcome"] == [
-        ("Created", 1, "text-success"),
-        ("Updated", 0, ""),
+        ("New profiles created", 1, "text-success"),
+        ("Existing profiles updated", 0, ""),
         ("Skipped", 0, "text-body-secondary"),
         ("Failed", 12, "text-danger"),
     ]
@@ -1171,3 +1229,169 @@ def test_import_anonymous_is_sent_to_login(org, client):
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+# --- rows of existing candidates: preview, fill or update, summary -----------------------------
+
+
+def test_import_duplicate_email_fill_by_default_keeps_values_and_fills_empty_ones(
+    org, recruiter_user
+):
+    CustomFieldFactory(organization=org, key="notice", label="Notice", field_type="number")
+    existing = CandidateFactory(
+        organization=org,
+        first_name="Ada",
+        last_name="King",
+        email="ada@example.com",
+        phone="",
+        current_title="",
+        custom_fields={"notice": 4},
+        tags=["vip"],
+    )
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", "Phone", "Current Title", "Notice"],
+            ["Ada", "Lovelace", "ada@example.com", "+44 7911 123456", "Analyst", "8"],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode(), tags=["imported"]))
+
+    assert job.params["options"]["duplicates"] == "fill"
+    assert job.result == {"created": 0, "updated": 1, "skipped": 0, "failed": 0}
+    [candidate] = _candidates(org)
+    assert candidate.pk == existing.pk
+    assert (candidate.first_name, candidate.last_name) == ("Ada", "King")  # kept
+    assert (candidate.phone, candidate.current_title) == ("+447911123456", "Analyst")  # filled
+    assert candidate.custom_fields == {"notice": 4}
+    assert candidate.tags == ["vip", "imported"]
+
+
+def test_import_duplicate_email_fill_still_applies_a_do_not_contact_status(org, recruiter_user):
+    CandidateFactory(organization=org, email="ada@example.com", status="active")
+    content = "Name,Email,Status\nAda Lovelace,ada@example.com,Do not contact\n"
+
+    _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert [c.status for c in _candidates(org)] == ["do_not_contact"]
+
+
+def test_import_mapping_offers_fill_update_and_skip_with_fill_first(org, recruiter_client):
+    response = _upload(
+        recruiter_client, org, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode()
+    )
+
+    page = recruiter_client.get(response["Location"])
+
+    field = page.context["form"]["duplicates"]
+    assert [value for value, _ in field.field.choices] == ["fill", "update", "skip"]
+    assert field.value() == "fill"
+
+
+@pytest.mark.parametrize(
+    ("duplicates", "says"),
+    [
+        ("fill", "Updates the existing profile Ada King: fills in only its empty fields"),
+        ("update", "Updates the existing profile Ada King: this row's non-empty cells replace"),
+        ("skip", "Skipped: the existing profile Ada King has this email"),
+    ],
+)
+def test_import_preview_names_the_existing_profile_each_row_updates(
+    org, recruiter_client, recruiter_user, duplicates, says
+):
+    existing = CandidateFactory(
+        organization=org, first_name="Ada", last_name="King", email="ada@example.com"
+    )
+    content = HEADER + "Ada,Lovelace,ADA@example.com,,\nGrace,Hopper,grace@example.com,,\n"
+    job = _job(org, recruiter_user, content.encode(), duplicates=duplicates)
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    body = response.content.decode()
+    notes = re.findall(r'<tr class="table-info import-existing">(.*?)</tr>', body, re.S)
+    assert len(notes) == 1
+    assert says in " ".join(re.sub(r"<[^>]+>", "", notes[0]).split())
+    assert f'href="{reverse("candidates:detail", args=[org.slug, existing.pk])}"' in notes[0]
+    assert [row.existing and row.existing.pk for row in response.context["preview"].rows] == [
+        existing.pk,
+        None,
+    ]
+    expected = "Import 1 row" if duplicates == "skip" else "Import 2 rows"
+    assert _import_button(response) == expected
+
+
+def test_import_preview_finds_existing_profiles_in_one_query(org, recruiter_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(count):
+        people = [
+            CandidateFactory(organization=org, email=f"p{count}-{n}@example.com")
+            for n in range(count)
+        ]
+        content = HEADER + "".join(f"P,{n},{p.email},,\n" for n, p in enumerate(people))
+        job = _job(org, recruiter_user, content.encode())
+        with scope(organization=org), CaptureQueriesContext(connection) as captured:
+            preview = imports.import_preview(job=job)
+        assert preview.rows_of_existing_candidates == count
+        return len(captured)
+
+    assert queries(1) == queries(3)
+
+
+def test_import_summary_says_how_many_existing_profiles_were_updated(
+    org, recruiter_client, recruiter_user
+):
+    CandidateFactory(organization=org, email="ada@example.com")
+    content = HEADER + "Ada,Lovelace,ada@example.com,,\nGrace,Hopper,grace@example.com,,\n"
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    response = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+
+    assert response.context["import_outcome"][:2] == [
+        ("New profiles created", 1, "text-success"),
+        ("Existing profiles updated", 1, ""),
+    ]
+    assert "Existing profiles updated" in response.content.decode()
+
+
+# --- number custom fields of any size ---------------------------------------------------------
+
+HUGE_NUMBERS = ["1e5000", "1e1000000", "123456789012", "1.23456"]
+
+
+@pytest.mark.parametrize("huge", HUGE_NUMBERS)
+def test_import_preview_reports_an_oversized_number_cell(
+    org, recruiter_client, recruiter_user, huge
+):
+    CustomFieldFactory(organization=org, key="salary", label="Salary", field_type="number")
+    content = _csv(
+        [["Name", "Email", "Salary"], ["Ada Lovelace", "ada@example.com", huge], ["Grace", "", "5"]]
+    )
+    job = _job(org, recruiter_user, content.encode())
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert response.status_code == 200
+    first, second = response.context["preview"].rows
+    [error] = [cell.error for cell in first.cells if cell.error]
+    assert error.startswith("Salary: Ensure that there are no more than")
+    assert not second.has_errors
+
+
+@pytest.mark.parametrize("huge", HUGE_NUMBERS)
+def test_import_run_fails_only_the_row_of_an_oversized_number_cell(org, recruiter_user, huge):
+    CustomFieldFactory(organization=org, key="salary", label="Salary", field_type="number")
+    content = _csv(
+        [
+            ["Name", "Email", "Salary"],
+            ["Ada Lovelace", "ada@example.com", huge],
+            ["Grace Hopper", "grace@example.com", "99999999999.5"],
+        ]
+    )
+
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 1}
+    [grace] = _candidates(org)
+    assert grace.custom_fields == {"salary": 99999999999.5}
+    assert "Salary: Ensure that there are no more than" in _failed_rows(org, job)[1][-1]

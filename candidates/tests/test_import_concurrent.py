@@ -186,7 +186,8 @@ def test_a_batch_overtaking_a_slow_one_waits_before_its_late_rows(
         return real(cursor, rows, **kwargs)
 
     monkeypatch.setattr(imports, "_stage_and_merge", slow_first_batch)
-    job = _run(org, _job(org, recruiter_user, content))
+    # "update": the later row's values win, so the order the rows were applied in shows.
+    job = _run(org, _job(org, recruiter_user, content, duplicates="update"))
 
     assert job.result == {"created": 5, "updated": 1, "skipped": 0, "failed": 0}
     assert order == ["edsger@example.com", "ada@example.com", "ada@example.com"]

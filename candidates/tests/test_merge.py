@@ -544,3 +544,76 @@ def test_deleting_a_merge_survivor_never_makes_its_merged_profiles_live_again(or
         Candidate.objects.filter(pk=primary.pk).delete()
 
     assert _in_org(org) == {"live": {newcomer.pk}, "all": {newcomer.pk}, "merges": set()}
+
+
+# --- the stricter status by default ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("primary_status", "secondary_status", "kept"),
+    [
+        ("active", "do_not_contact", "do_not_contact"),
+        ("not_now", "do_not_contact", "do_not_contact"),
+        ("do_not_contact", "active", "do_not_contact"),
+        ("hired", "do_not_contact", "do_not_contact"),
+        ("active", "not_now", "not_now"),
+        ("not_now", "active", "not_now"),
+        ("hired", "active", "hired"),
+    ],
+)
+def test_candidate_merge_keeps_the_stricter_status_by_default(
+    org, primary_status, secondary_status, kept
+):
+    primary = CandidateFactory(organization=org, status=primary_status)
+    secondary = CandidateFactory(
+        organization=org,
+        status=secondary_status,
+        not_now_until=datetime.date(2031, 5, 1) if secondary_status == "not_now" else None,
+    )
+
+    _merge(primary, secondary)
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+    assert primary.status == kept
+    if kept == "not_now" and secondary_status == "not_now":
+        assert primary.not_now_until == datetime.date(2031, 5, 1)
+
+
+def test_candidate_merge_of_two_not_now_profiles_keeps_the_later_date(org):
+    primary = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2030, 1, 1)
+    )
+    secondary = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2031, 1, 1)
+    )
+
+    _merge(primary, secondary)
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+    assert primary.not_now_until == datetime.date(2031, 1, 1)
+
+
+def test_merge_view_preselects_do_not_contact_of_the_secondary(recruiter_client, org):
+    primary = CandidateFactory(organization=org, status="active")
+    secondary = CandidateFactory(organization=org, status="do_not_contact")
+
+    response = recruiter_client.get(_merge_url(org, primary, secondary))
+
+    assert response.context["form"]["choice_status"].value() == "secondary"
+
+
+def test_merge_view_can_still_keep_the_primarys_status(recruiter_client, org):
+    primary = CandidateFactory(organization=org, status="active")
+    secondary = CandidateFactory(organization=org, status="do_not_contact")
+
+    recruiter_client.post(
+        _merge_url(org, primary), {"other": secondary.pk, "choice_status": "primary"}
+    )
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+        secondary.refresh_from_db()
+    assert secondary.merged_into_id == primary.pk
+    assert primary.status == "active"

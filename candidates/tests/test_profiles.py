@@ -1,4 +1,5 @@
 import datetime
+import re
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -730,3 +731,74 @@ def test_candidate_detail_timeline_entry_shows_kind_actor_and_time(
     assert f"by {recruiter_user.display_name}" in body
     assert "3\xa0days ago</time>" in body
     assert "Moved to Interviewing" in body
+
+
+# --- profile links on their sites, tags never cut ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        ("linkedin_url", "https://www.linkedin.com/in/amara", True),
+        ("linkedin_url", "uk.linkedin.com/in/amara", True),
+        ("linkedin_url", "https://linkedin.com/in/amara", True),
+        ("linkedin_url", "https://example.com/not-linkedin", False),
+        ("linkedin_url", "https://linkedin.com.evil.example/in/amara", False),
+        ("linkedin_url", "https://notlinkedin.com/in/amara", False),
+        ("github_url", "https://github.com/amara", True),
+        ("github_url", "https://gist.github.com/amara", True),
+        ("github_url", "https://gitlab.com/amara", False),
+        ("portfolio_url", "https://example.com/anything", True),
+    ],
+)
+def test_candidate_form_profile_links_must_be_on_their_site(org, in_org, field, value, valid):
+    with in_org():
+        form = CandidateForm(_form_data(**{field: value}), organization=org)
+        assert form.is_valid() is valid
+    if not valid:
+        site = "linkedin.com" if field == "linkedin_url" else "github.com"
+        [error] = form.errors[field]
+        assert f"(on {site})" in error
+
+
+def test_candidate_create_service_refuses_a_linkedin_link_elsewhere(org, recruiter_user, in_org):
+    with in_org(), pytest.raises(ValidationError) as raised:
+        profiles.candidate_create(
+            organization=org,
+            actor=recruiter_user,
+            first_name="Amara",
+            linkedin_url="https://example.com/not-linkedin",
+        )
+    assert list(raised.value.message_dict) == ["linkedin_url"]
+
+
+def test_candidate_form_refuses_a_tag_longer_than_64_characters(org, in_org):
+    long_tag = "x" * 65
+    with in_org():
+        form = CandidateForm(_form_data(tags=f"ok, {long_tag}", skills="y" * 70), organization=org)
+        assert not form.is_valid()
+    assert set(form.errors) == {"tags", "skills"}
+    assert "longer than 64 characters" in form.errors["tags"][0]
+
+
+def test_candidate_form_keeps_a_tag_of_64_characters(org, in_org):
+    with in_org():
+        form = CandidateForm(_form_data(tags="x" * 64), organization=org)
+        assert form.is_valid()
+    assert form.cleaned_data["tags"] == ["x" * 64]
+
+
+def test_candidate_detail_long_unbroken_name_and_skill_can_wrap(org, viewer_client):
+    long_name = "A" * 100
+    candidate = CandidateFactory(
+        organization=org, first_name=long_name, last_name="", skills=["s" * 64], tags=["t" * 64]
+    )
+
+    body = viewer_client.get(url("detail", org, candidate.pk)).content.decode()
+
+    assert re.search(r'<h1 class="[^"]*\btext-break\b[^"]*" id="candidate-name">A{100}', body)
+    assert re.search(r'<li class="[^"]*\btext-break\b[^"]*" aria-current="page">A{100}', body)
+    assert re.search(r'<span class="[^"]*\btext-wrap text-break mw-100\b[^"]*">s{64}', body)
+    assert re.search(
+        r"\btext-wrap text-break mw-100\b[^>]*>\s*<i class=\"bi bi-tag\"[^>]*></i> t{64}", body
+    )

@@ -19,8 +19,9 @@ FAILED_ROWS_SHOWN = 10
 def _import_outcome(job) -> list[tuple[str, int, str]]:
     result = job.result or {}
     return [
-        ("Created", int(result.get("created", 0)), "text-success"),
-        ("Updated", int(result.get("updated", 0)), ""),
+        ("New profiles created", int(result.get("created", 0)), "text-success"),
+        # Rows folded into an earlier row with the same email count here too (see imports).
+        ("Existing profiles updated", int(result.get("updated", 0)), ""),
         ("Skipped", int(result.get("skipped", 0)), "text-body-secondary"),
         ("Failed", int(result.get("failed", 0)), "text-danger" if result.get("failed") else ""),
     ]
