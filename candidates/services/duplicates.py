@@ -230,6 +230,16 @@ def duplicates_scan_job_run(*, job: Job) -> int:
     return written
 
 
+def duplicate_shared_emails(*, one: Candidate, other: Candidate) -> set[str]:
+    """The addresses (main or alternate, compared without case) that both profiles have: what
+    a "Same email" suggestion matched on, to be shown even when it is an alternate address."""
+
+    def addresses(candidate: Candidate) -> set[str]:
+        return {a.lower() for a in [candidate.email, *candidate.alternate_emails] if a}
+
+    return addresses(one) & addresses(other)
+
+
 def duplicate_dismiss(*, suggestion: DuplicateSuggestion) -> DuplicateSuggestion:
     """ "Not a duplicate": the pair is never suggested again."""
     suggestion.state = DuplicateSuggestion.State.DISMISSED

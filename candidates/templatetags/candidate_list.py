@@ -39,7 +39,8 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
 
     parts.append(
         '<td class="candidate-name-cell">\n'
-        f'<a class="fw-semibold" href="{escape(detail_url)}">{escape(candidate.name_html)}</a>\n'
+        f'<a class="fw-semibold text-break" href="{escape(detail_url)}">'
+        f"{escape(candidate.name_html)}</a>\n"
     )
     if candidate.headline:
         parts.append(
@@ -62,7 +63,7 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
         )
     parts.append("</td>\n")
 
-    parts.append('<td class="d-none d-md-table-cell small candidate-role-cell">\n')
+    parts.append('<td class="d-none d-md-table-cell small candidate-role-cell text-break">\n')
     if candidate.current_title:
         parts.append(f"<div>{escape(candidate.title_html)}</div>\n")
     if candidate.current_company:
@@ -78,7 +79,11 @@ def _row(candidate, detail_url: str, can_write: bool, clock: PageClock) -> str:
     parts.append('<td class="d-none d-lg-table-cell">\n<div class="skill-badges">\n')
     for skill, matched in candidate.skill_badges[:SHOWN_SKILLS]:
         css = "skill-matched" if matched else "text-bg-light border"
-        parts.append(f'<span class="badge rounded-pill {css}">{escape(skill)}</span>\n')
+        # A long skill wraps inside its column (a badge does not wrap by default).
+        parts.append(
+            f'<span class="badge rounded-pill {css} text-wrap text-break mw-100 text-start">'
+            f"{escape(skill)}</span>\n"
+        )
     skills = candidate.skills or []
     if len(skills) > SHOWN_SKILLS:
         parts.append(

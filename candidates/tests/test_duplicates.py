@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -508,3 +510,34 @@ def test_duplicates_scan_compares_names_within_blocks_of_one_company_and_name(or
         DuplicateSuggestion.objects.all().delete()
         duplicates_scan(organization=org)
     assert set(_pairs(org)) == {_pair(jane, jane_typo)}
+
+
+def test_duplicate_list_highlights_the_alternate_email_that_matches(recruiter_client, org):
+    first = CandidateFactory(
+        organization=org, email="ada@work.example", alternate_emails=["ada@home.example"]
+    )
+    CandidateFactory(organization=org, email="ada@home.example", phone="")
+    with scope(organization=org):
+        duplicates_check_candidate(candidate=first)
+
+    response = recruiter_client.get(reverse("candidates:duplicates", args=[org.slug]))
+
+    body = response.content.decode()
+    [suggestion] = response.context["suggestions"]
+    assert suggestion.get_reason_display() == "Same email"
+    assert suggestion.shared_emails == {"ada@home.example"}
+    marked = re.findall(r'<mark class="duplicate-match">([^<]*)</mark>', body)
+    assert marked == ["ada@home.example", "ada@home.example"]  # once on each side
+    assert "ada@work.example" in body  # shown, not marked
+
+
+def test_duplicate_list_highlights_the_phone_that_matches(recruiter_client, org):
+    first = CandidateFactory(organization=org, phone="+4915123452709", email="a@x.example")
+    CandidateFactory(organization=org, phone="+4915123452709", email="b@x.example")
+    with scope(organization=org):
+        duplicates_check_candidate(candidate=first)
+
+    body = recruiter_client.get(reverse("candidates:duplicates", args=[org.slug])).content.decode()
+
+    marked = re.findall(r'<mark class="duplicate-match">([^<]*)</mark>', body)
+    assert marked == ["+49 1512 3452709", "+49 1512 3452709"]

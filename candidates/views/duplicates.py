@@ -24,7 +24,11 @@ from candidates.selectors import (
     duplicate_suggestions_open,
     merge_record_get,
 )
-from candidates.services.duplicates import duplicate_dismiss, duplicates_scan_start
+from candidates.services.duplicates import (
+    duplicate_dismiss,
+    duplicate_shared_emails,
+    duplicates_scan_start,
+)
 from candidates.services.merge import (
     MergeError,
     candidate_merge,
@@ -67,6 +71,12 @@ def duplicate_list(request, org_slug):
     rows = list(page.object_list)
     for suggestion in rows:
         suggestion.sides = (suggestion.candidate_a, suggestion.candidate_b)
+        # The badge "Same email" is backed by the address shown highlighted on both sides.
+        suggestion.shared_emails = duplicate_shared_emails(
+            one=suggestion.candidate_a, other=suggestion.candidate_b
+        )
+        phone = suggestion.candidate_a.phone
+        suggestion.shared_phone = phone if phone == suggestion.candidate_b.phone else ""
     context = {"filter": suggestions, "page": page, "suggestions": rows}
     return render(request, "candidates/duplicates.html", context)
 
