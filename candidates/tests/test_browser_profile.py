@@ -74,3 +74,27 @@ def test_an_empty_note_gets_its_error_and_the_focus(live_server, monkeypatch):
     assert problems == []
     with scopes_disabled():
         assert not Note.objects.filter(candidate=candidate).exists()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_new_profile_with_errors_comes_back_with_the_focus_on_the_first(live_server, monkeypatch):
+    """A whole page re-rendered with field errors (no htmx): focus starts on the first field in
+    error, not at the top of the page."""
+    organization, user = browser_recruiter(
+        monkeypatch, name="Profile Org", slug="profile-org", email="new.recruiter@example.com"
+    )
+    problems: list[str] = []
+
+    with chromium_page(problems) as page:
+        log_in(page, live_server, user.email)
+        page.goto(f"{live_server.url}/o/{organization.slug}/candidates/new/")
+        # Both pass the browser's own checks; the server refuses both.
+        page.get_by_label("First name").fill("   ")
+        page.get_by_label("LinkedIn").fill("https://example.com/not-linkedin")
+        page.get_by_role("button", name="Add candidate").click()
+
+        expect(page.get_by_text("on linkedin.com")).to_be_visible()
+        expect(page.get_by_label("First name")).to_be_focused()
+
+    assert problems == []

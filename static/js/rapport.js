@@ -69,6 +69,15 @@
     });
   }
   watchTables(document);
+  // A page that comes back from a form post with errors (a full page, not an htmx swap): focus
+  // goes to the first field in error, as after an htmx swap below, so the keyboard and a
+  // screen reader start where the problem is rather than at the top of the page.
+  const firstInvalid = document.querySelector(
+    "form[method=post] :is(input, select, textarea).is-invalid",
+  );
+  if (firstInvalid) {
+    firstInvalid.focus();
+  }
   document.addEventListener("htmx:afterSettle", function (event) {
     watchTables(event.target);
     // A form sent by htmx that comes back with errors: move focus to the first field in error
