@@ -70,9 +70,15 @@ def campaign_create_broadcast(
     return campaign
 
 
+@transaction.atomic
 def step_update(*, step: Step, subject: str, preheader: str, body_markdown: str) -> Step:
-    if not step.campaign.is_editable:
-        raise ValidationError("Only a draft campaign's emails can be changed.")
+    """Change a draft campaign's email. The campaign's row lock (the one `campaign_launch` takes)
+    keeps a launch from checking the email while it changes; the status is read under it."""
+    campaign = Campaign.objects.select_for_update().get(pk=step.campaign_id)
+    if not campaign.is_editable:
+        raise ValidationError(
+            "This campaign has been launched, so its email can no longer be changed."
+        )
     step.subject, step.preheader, step.body_markdown = subject, preheader, body_markdown
     step.save(update_fields=["subject", "preheader", "body_markdown"])
     return step

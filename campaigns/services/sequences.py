@@ -741,6 +741,15 @@ def _check_draft(campaign: Campaign) -> None:
         raise ValidationError("Steps can only be changed before the sequence is launched.")
 
 
+def _step_reread(step: Step) -> None:
+    """Re-read the step's position under the campaign's lock (take it first, with
+    `_check_draft`): a move or deletion that finished while we waited may have changed it."""
+    try:
+        step.refresh_from_db(fields=["position"])
+    except Step.DoesNotExist:
+        raise ValidationError("This step has been deleted meanwhile.") from None
+
+
 @transaction.atomic
 def step_create(*, campaign: Campaign, **fields) -> Step:
     """A new last step of a draft sequence."""
@@ -754,6 +763,7 @@ def step_create(*, campaign: Campaign, **fields) -> Step:
 @transaction.atomic
 def step_save(*, step: Step, **fields) -> Step:
     _check_draft(step.campaign)
+    _step_reread(step)  # refused with a message if it was deleted meanwhile
     for name, value in fields.items():
         setattr(step, name, value)
     step.save(update_fields=list(fields))
@@ -765,6 +775,7 @@ def step_delete(*, step: Step) -> None:
     """Delete a step; the ones after it move up."""
     campaign = step.campaign
     _check_draft(campaign)
+    _step_reread(step)
     position = step.position
     step.delete()
     for later in campaign.steps.filter(position__gt=position).order_by("position"):
@@ -778,6 +789,7 @@ def step_move(*, step: Step, direction: str) -> None:
     """Swap a step with the one before ("up") or after ("down") it."""
     campaign = step.campaign
     _check_draft(campaign)
+    _step_reread(step)
     siblings = campaign.steps.order_by("position")
     neighbour = (
         siblings.filter(position__lt=step.position).last()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from campaigns.models import Campaign, Enrollment, Message, Step
-from campaigns.services import dispatch
+from campaigns.services import dispatch, sequences
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
@@ -242,3 +242,36 @@ def test_rolled_back_dispatch_queues_no_send_task(org, recruiter_user, settings)
     with scopes_disabled():
         assert (Message.objects.count(), Step.objects.count()) == (0, 1)
     assert broker.llen(queue) == 0
+
+
+def test_two_moves_of_the_same_step_at_once_both_apply(org, recruiter_user):
+    """Two requests loaded the third step before either moved it up. The second waits for the
+    campaign's lock, then moves the step on from where the first left it (before: it moved from
+    the stale position and hit the unique position, an IntegrityError and a 500)."""
+    with scopes_disabled():
+        campaign = Campaign.objects.create(
+            organization=org,
+            name="Platform nurture",
+            kind=Campaign.Kind.SEQUENCE,
+            sender=recruiter_user,
+            created_by=recruiter_user,
+        )
+        for position in (1, 2, 3):
+            Step.objects.create(
+                organization=org,
+                campaign=campaign,
+                position=position,
+                subject=f"Email {position}",
+                body_markdown="Hi",
+            )
+        loaded = [campaign.steps.get(position=3) for _ in range(2)]
+
+    def move(index):
+        with scopes_disabled():
+            sequences.step_move(step=loaded[index], direction="up")
+
+    _in_threads(move)
+
+    with scopes_disabled():
+        subjects = list(campaign.steps.order_by("position").values_list("subject", flat=True))
+    assert subjects == ["Email 3", "Email 1", "Email 2"]

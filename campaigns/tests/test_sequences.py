@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
@@ -636,6 +637,39 @@ def test_a_step_that_becomes_first_loses_its_condition(org, recruiter_user, chan
     assert conditions[0] == Step.Condition.ALWAYS
     if change == "move":  # the step that was first keeps its own (empty) condition
         assert conditions[1] == Step.Condition.ALWAYS
+
+
+def test_step_move_reads_the_position_after_a_concurrent_move(org, recruiter_user):
+    """The step was loaded before another request moved it: the move starts from where it is
+    now (under the campaign's lock), not from the stale position (an IntegrityError before)."""
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}, {}, {}])
+    with scopes_disabled():
+        stale_third = campaign.steps.get(position=3)
+        sequences.step_move(step=campaign.steps.get(position=3), direction="up")
+
+        sequences.step_move(step=stale_third, direction="up")
+
+        subjects = list(campaign.steps.order_by("position").values_list("subject", flat=True))
+    assert subjects == ["Email 3", "Email 1", "Email 2"]
+
+
+@pytest.mark.parametrize("change", ["move", "delete", "save"])
+def test_step_change_of_a_step_deleted_meanwhile_is_refused(org, recruiter_user, change):
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}, {}, {}])
+    with scopes_disabled():
+        stale_second = campaign.steps.get(position=2)
+        sequences.step_delete(step=campaign.steps.get(position=2))
+
+        with pytest.raises(ValidationError, match="deleted meanwhile"):
+            if change == "move":
+                sequences.step_move(step=stale_second, direction="down")
+            elif change == "save":
+                sequences.step_save(step=stale_second, subject="Too late")
+            else:
+                sequences.step_delete(step=stale_second)
+
+        positions = list(campaign.steps.order_by("position").values_list("position", "subject"))
+    assert positions == [(1, "Email 1"), (2, "Email 3")]
 
 
 def test_steps_cannot_change_after_launch(org, recruiter_user):

@@ -3,13 +3,14 @@
 import pytest
 from anymail.inbound import AnymailInboundMessage
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Message, Topic
-from campaigns.services.campaigns import campaign_launch
+from campaigns.services.campaigns import campaign_launch, step_update
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.replies import inbound_email_record
 from campaigns.tests.factories import (
@@ -595,6 +596,40 @@ def test_campaign_email_save_rejects_an_unknown_merge_field_with_its_line(
     with in_org():
         step = campaign.steps.get()
     assert "unknown_field" not in step.subject + step.preheader + step.body_markdown
+
+
+def test_step_update_of_a_campaign_launched_after_it_was_loaded_is_refused(org, recruiter_user):
+    """The editor loaded the email while the campaign was a draft; a launch came first. The
+    status is read under the campaign's lock, so the email the launch checked stays as it was."""
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scopes_disabled():
+        step = campaign.steps.select_related("campaign").get()
+        subject = step.subject
+        campaign_launch(campaign=campaign, user=recruiter_user)
+
+        with pytest.raises(ValidationError, match="has been launched"):
+            step_update(step=step, subject="Changed", preheader="", body_markdown="Changed")
+
+        step.refresh_from_db()
+    assert step.subject == subject
+
+
+def test_campaign_email_save_after_launch_says_why_it_was_not_saved(
+    recruiter_client, recruiter_user, org, in_org
+):
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+    data = {"subject": "Changed", "preheader": "", "body_markdown": "Changed"}
+
+    response = recruiter_client.post(url("email_edit", org, campaign.pk), data)
+
+    assert response.status_code == 200
+    assert "This campaign has been launched, so its email can no longer be changed." in (
+        response.content.decode()
+    )
+    with in_org():
+        assert campaign.steps.get().subject != "Changed"
 
 
 def test_template_save_explains_syntax_errors_in_plain_words(recruiter_client, org, in_org):
