@@ -45,7 +45,8 @@ def attachment_extract_text(*, organization_id: int, attachment_id: int) -> str 
     attachment = Attachment.objects.filter(pk=attachment_id).first()
     if attachment is None:
         return None  # deleted before the worker got to it
-    return attachments.attachment_extract_text(attachment=attachment).extraction_status
+    extracted = attachments.attachment_extract_text(attachment=attachment)
+    return extracted.extraction_status if extracted is not None else None  # None: deleted
 
 
 # --- duplicates ---

@@ -215,9 +215,10 @@ def _extract_docx(handle) -> str:
     return "\n".join(parts)
 
 
-def attachment_extract_text(*, attachment: Attachment) -> Attachment:
+def attachment_extract_text(*, attachment: Attachment) -> Attachment | None:
     """Fill ``extracted_text`` (done) or ``extraction_error`` (failed), then refresh the
-    candidate's resume text. Never raises for a bad file."""
+    candidate's resume text. Never raises for a bad file. None: the attachment was deleted
+    while its text was read (nothing left to fill in)."""
     max_chars = _limit("EXTRACTED_TEXT_MAX_CHARS", EXTRACTED_TEXT_MAX_CHARS)
     deadline = time.monotonic() + _limit("EXTRACT_MAX_SECONDS", EXTRACT_MAX_SECONDS)
     try:
@@ -244,7 +245,15 @@ def attachment_extract_text(*, attachment: Attachment) -> Attachment:
         attachment.extraction_status = Attachment.Extraction.DONE
         attachment.extraction_error = ""
     with transaction.atomic():
-        attachment.save(update_fields=["extracted_text", "extraction_status", "extraction_error"])
+        # An UPDATE of the row, not save(): the attachment may have been deleted meanwhile.
+        written = Attachment.objects.filter(pk=attachment.pk).update(
+            extracted_text=attachment.extracted_text,
+            extraction_status=attachment.extraction_status,
+            extraction_error=attachment.extraction_error,
+        )
+        if not written:
+            logger.info("Attachment %s was deleted during text extraction.", attachment.pk)
+            return None
         candidate_refresh_resume_text(candidate_id=attachment.candidate_id)
     return attachment
 

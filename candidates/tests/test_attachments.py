@@ -11,11 +11,13 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from candidates.models import Activity, Attachment, Candidate
+from candidates.services import attachments
 from candidates.services.attachments import (
     DOCX,
     PDF,
     attachment_clean_name,
     attachment_create,
+    attachment_delete,
 )
 from candidates.services.profiles import candidates_delete
 from candidates.tasks import attachment_extract_text
@@ -287,6 +289,32 @@ def test_attachment_extract_text_of_a_deleted_attachment_does_nothing(org):
     result = attachment_extract_text.apply(kwargs={"organization_id": org.pk, "attachment_id": 0})
 
     assert result.get() is None
+
+
+def test_attachment_extract_text_of_an_attachment_deleted_meanwhile_ends_quietly(
+    org, candidate, recruiter_user, monkeypatch, caplog
+):
+    """The recruiter deletes the file while the worker reads it: the task writes nothing and
+    ends without an error (before: save(update_fields=…) raised DatabaseError in the worker)."""
+    attachment = make_attachment(candidate, content=make_pdf("Astronomer"))
+
+    def read_while_deleted(handle, **kwargs):
+        attachment_delete(attachment=Attachment.objects.get(pk=attachment.pk), actor=recruiter_user)
+        return "Astronomer"
+
+    monkeypatch.setattr(attachments, "_extract_pdf", read_while_deleted)
+
+    with caplog.at_level("INFO", logger="candidates.services.attachments"):
+        result = attachment_extract_text.apply(
+            kwargs={"organization_id": org.pk, "attachment_id": attachment.pk}
+        )
+
+    assert result.get() is None
+    assert f"Attachment {attachment.pk} was deleted during text extraction." in caplog.messages
+    with scopes_disabled():
+        assert not Attachment.objects.filter(pk=attachment.pk).exists()
+        candidate.refresh_from_db()
+    assert (candidate.resume_text, candidate.has_resume) == ("", False)
 
 
 # --- download -----------------------------------------------------------------------------
