@@ -336,7 +336,7 @@ class SenderForm(forms.ModelForm):
     class Meta:
         model = Organization
         fields = ["sender_name", "sender_email", "postal_address"]
-        widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
+        widgets = {"postal_address": forms.Textarea(attrs={"rows": 5})}  # a full address
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -355,3 +355,19 @@ def test_home_panel_gives_phones_the_counts_under_the_name(
     line = " ".join(panel[panel.index(">", start) + 1 : panel.index("</div>", start)].split())
     assert line == "2 candidates · 0 sent"
     assert panel.count('class="text-end d-none d-sm-table-cell"') == 4  # 2 headers, 2 cells
+
+
+def test_home_panel_colours_the_status_badge_as_the_campaign_list_does(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user, name="Spring roles")
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+
+    body = recruiter_client.get(reverse("dashboard", args=[org.slug])).content.decode()
+
+    start = body.index('id="home-campaigns-title"')
+    panel = body[start : body.index("</section>", start)]
+    badge = '<span class="badge campaign-status campaign-status-running">Sending</span>'
+    assert badge in panel

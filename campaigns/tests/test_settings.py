@@ -94,6 +94,17 @@ def test_email_settings_shows_why_campaigns_cannot_launch(admin_client, org):
     assert "No postal address" in response.content.decode()
 
 
+def test_email_settings_postal_address_box_shows_a_five_line_address(admin_client, org):
+    org.postal_address = "Northwind Talent Ltd\nFloor 3\n12 Market Street\nLondon\nUnited Kingdom"
+    org.save()
+
+    body = admin_client.get(_email_url(org)).content.decode()
+
+    start = body.index('name="sender-postal_address"')
+    textarea = body[body.rindex("<textarea", 0, start) : body.index(">", start)]
+    assert 'rows="5"' in textarea
+
+
 def test_email_settings_roles_and_tenancy(client, recruiter_client, outsider_client, org):
     assert "/accounts/login/" in client.get(_email_url(org))["Location"]
     assert recruiter_client.get(_email_url(org)).status_code == 403

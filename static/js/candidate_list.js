@@ -80,6 +80,7 @@
     if (!label) {
       return;
     }
+    showNothingTicked(label, false);
     if (allMatching && allMatching.checked) {
       label.textContent = "All " + label.dataset.total + " matching selected";
     } else if (ticked) {
@@ -106,7 +107,20 @@
     }
   });
 
-  // Choosing a bulk action with nothing ticked: say so instead of a round trip.
+  // The "nothing ticked" error: red and announced while it shows, the grey hint otherwise.
+  function showNothingTicked(label, shown) {
+    label.classList.toggle("text-danger", shown);
+    label.classList.toggle("text-body-secondary", !shown);
+    if (shown) {
+      label.setAttribute("role", "alert");
+      label.textContent = "Tick at least one candidate first";
+    } else {
+      label.removeAttribute("role");
+    }
+  }
+
+  // Choosing a bulk action with nothing ticked: say so instead of a round trip, and take the
+  // keyboard to the first checkbox.
   document.addEventListener("submit", function (event) {
     const form = event.target;
     if (form.id !== "bulk-form") {
@@ -118,7 +132,11 @@
     const label = document.getElementById("bulk-selected");
     if (!ticked && !(allMatching && allMatching.checked)) {
       event.preventDefault();
-      label.textContent = "Tick at least one candidate first";
+      showNothingTicked(label, true);
+      const firstBox = rowBoxes()[0] || allMatching;
+      if (firstBox) {
+        firstBox.focus();
+      }
     } else if (action && !action.value) {
       event.preventDefault();
       action.focus();
