@@ -6,6 +6,8 @@ that page (a GET only shows the button: mail scanners follow links). Until they 
 nothing but that confirmation email goes to them (see services/guards.consent_skips).
 """
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -89,6 +91,35 @@ def consent_request_refusal(*, candidate: Candidate) -> str:
     )
 
 
+# How long an unanswered request stops another from being sent: a recruiter's (a double click,
+# or a colleague asking again the same day) and a candidate's own (a sign-up form sent twice;
+# also what keeps someone from flooding a stranger's inbox with confirmations).
+RECRUITER_RESEND_AFTER = timedelta(hours=24)
+CANDIDATE_RESEND_AFTER = timedelta(minutes=10)
+
+
+def _pending_request(*, candidate: Candidate, topic, on_candidates_request: bool) -> Consent | None:
+    """The unanswered request for the same consent sent within the resend interval, if any.
+    Reads under a lock on the candidate, so two requests at once send one email."""
+    Candidate.objects.select_for_update().filter(pk=candidate.pk).first()
+    since = timezone.now() - (
+        CANDIDATE_RESEND_AFTER if on_candidates_request else RECRUITER_RESEND_AFTER
+    )
+    return (
+        Consent.objects.filter(
+            organization_id=candidate.organization_id,
+            candidate=candidate,
+            purpose=Consent.Purpose.CAMPAIGN_EMAIL,
+            topic=topic,
+            granted_at__isnull=True,
+            withdrawn_at__isnull=True,
+            requested_at__gte=since,
+        )
+        .order_by("-requested_at")
+        .first()
+    )
+
+
 @transaction.atomic
 def consent_request_double_opt_in(
     *,
@@ -124,6 +155,17 @@ def consent_request_double_opt_in(
     ).first()
     if existing is not None:
         return existing
+    pending = _pending_request(
+        candidate=candidate, topic=topic, on_candidates_request=on_candidates_request
+    )
+    if pending is not None:
+        if on_candidates_request:
+            return pending  # a form sent twice: one confirmation email is enough
+        raise ValidationError(
+            f"A confirmation email went to {candidate.email} "
+            f"{timezone.localtime(pending.requested_at):%-d %b at %H:%M} and is still waiting "
+            f"for them: you can ask again {RECRUITER_RESEND_AFTER.days * 24} hours after it."
+        )
     consent = Consent.objects.create(
         organization_id=candidate.organization_id,
         candidate=candidate,

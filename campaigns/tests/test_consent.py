@@ -288,3 +288,47 @@ def test_the_timeline_says_who_changed_consent(
     assert "Confirmed consent" in entries[0] and "by the candidate" in entries[0]
     assert "Asked to confirm" in entries[1]
     assert f"by {escape(recruiter_user.display_name)}" in entries[1]
+
+
+def test_a_second_recruiter_request_while_one_waits_sends_nothing_and_says_why(
+    recruiter_client, org, candidate, django_capture_on_commit_callbacks
+):
+    """A double click, or a colleague asking the same day: one confirmation email, and the
+    second request says when the first went out."""
+    url = reverse("campaigns:consent_request", args=[org.slug, candidate.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        recruiter_client.post(url, {"source": "Phone call", "wording": WORDING})
+        second = recruiter_client.post(
+            url, {"source": "Phone call", "wording": WORDING}, follow=True
+        )
+    with scopes_disabled():
+        assert Consent.objects.filter(candidate=candidate).count() == 1
+    assert len(mail.outbox) == 1
+    assert "is still waiting for them" in second.content.decode()
+
+
+def test_a_request_can_be_sent_again_after_a_day(
+    org, candidate, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _request(org, candidate)
+    with scopes_disabled():
+        Consent.objects.filter(pk=first.pk).update(
+            requested_at=first.requested_at - timedelta(hours=25)
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        second = _request(org, candidate)
+    assert second.pk != first.pk
+    assert len(mail.outbox) == 2
+
+
+def test_a_sign_up_form_sent_twice_sends_one_confirmation(
+    org, candidate, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _request(org, candidate, on_candidates_request=True)
+        again = _request(org, candidate, on_candidates_request=True)
+    assert again == first
+    assert len(mail.outbox) == 1
