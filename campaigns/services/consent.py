@@ -98,6 +98,17 @@ RECRUITER_RESEND_AFTER = timedelta(hours=24)
 CANDIDATE_RESEND_AFTER = timedelta(minutes=10)
 
 
+def _consents(*, candidate: Candidate, topic):
+    """The candidate's consents to campaign email on `topic` that were not withdrawn."""
+    return Consent.objects.filter(
+        organization_id=candidate.organization_id,
+        candidate=candidate,
+        purpose=Consent.Purpose.CAMPAIGN_EMAIL,
+        topic=topic,
+        withdrawn_at__isnull=True,
+    )
+
+
 def _pending_request(*, candidate: Candidate, topic, on_candidates_request: bool) -> Consent | None:
     """The unanswered request for the same consent sent within the resend interval, if any.
     Reads under a lock on the candidate, so two requests at once send one email."""
@@ -106,15 +117,8 @@ def _pending_request(*, candidate: Candidate, topic, on_candidates_request: bool
         CANDIDATE_RESEND_AFTER if on_candidates_request else RECRUITER_RESEND_AFTER
     )
     return (
-        Consent.objects.filter(
-            organization_id=candidate.organization_id,
-            candidate=candidate,
-            purpose=Consent.Purpose.CAMPAIGN_EMAIL,
-            topic=topic,
-            granted_at__isnull=True,
-            withdrawn_at__isnull=True,
-            requested_at__gte=since,
-        )
+        _consents(candidate=candidate, topic=topic)
+        .filter(granted_at__isnull=True, requested_at__gte=since)
         .order_by("-requested_at")
         .first()
     )
@@ -145,14 +149,7 @@ def consent_request_double_opt_in(
         raise ValidationError(reason)
     if not wording.strip():
         raise ValidationError({"wording": "Say what the candidate agrees to."})
-    existing = Consent.objects.filter(
-        organization_id=candidate.organization_id,
-        candidate=candidate,
-        purpose=Consent.Purpose.CAMPAIGN_EMAIL,
-        topic=topic,
-        granted_at__isnull=False,
-        withdrawn_at__isnull=True,
-    ).first()
+    existing = _consents(candidate=candidate, topic=topic).filter(granted_at__isnull=False).first()
     if existing is not None:
         return existing
     pending = _pending_request(

@@ -339,18 +339,21 @@ def test_broadcast_results_are_a_grid_on_phones_and_a_table_above(
     ]
 
 
+def _home_panel_after_a_launch(client, user, org, in_org, *, candidates: int) -> str:
+    """The home page's campaigns panel once a broadcast to `candidates` people is launched."""
+    make_candidates(org, candidates)
+    campaign = make_broadcast(org, user=user, name="Spring roles")
+    with in_org():
+        campaign_launch(campaign=campaign, user=user)
+    body = client.get(reverse("dashboard", args=[org.slug])).content.decode()
+    start = body.index('id="home-campaigns-title"')
+    return body[start : body.index("</section>", start)]
+
+
 def test_home_panel_gives_phones_the_counts_under_the_name(
     recruiter_client, recruiter_user, org, in_org
 ):
-    make_candidates(org, 2)
-    campaign = make_broadcast(org, user=recruiter_user, name="Spring roles")
-    with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-
-    body = recruiter_client.get(reverse("dashboard", args=[org.slug])).content.decode()
-
-    start = body.index('id="home-campaigns-title"')
-    panel = body[start : body.index("</section>", start)]
+    panel = _home_panel_after_a_launch(recruiter_client, recruiter_user, org, in_org, candidates=2)
     start = panel.index('<div class="small text-body-secondary d-sm-none">')
     line = " ".join(panel[panel.index(">", start) + 1 : panel.index("</div>", start)].split())
     assert line == "2 candidates · 0 sent"
@@ -360,14 +363,6 @@ def test_home_panel_gives_phones_the_counts_under_the_name(
 def test_home_panel_colours_the_status_badge_as_the_campaign_list_does(
     recruiter_client, recruiter_user, org, in_org
 ):
-    make_candidates(org, 1)
-    campaign = make_broadcast(org, user=recruiter_user, name="Spring roles")
-    with in_org():
-        campaign_launch(campaign=campaign, user=recruiter_user)
-
-    body = recruiter_client.get(reverse("dashboard", args=[org.slug])).content.decode()
-
-    start = body.index('id="home-campaigns-title"')
-    panel = body[start : body.index("</section>", start)]
+    panel = _home_panel_after_a_launch(recruiter_client, recruiter_user, org, in_org, candidates=1)
     badge = '<span class="badge campaign-status campaign-status-running">Sending</span>'
     assert badge in panel
