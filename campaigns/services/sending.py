@@ -367,19 +367,8 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
         .only(*_SEND_FIELDS)
         .order_by("pk")
     )
-    candidate_ids = [m.candidate_id for m in messages if m.candidate_id]
-    preferences = {
-        p.candidate_id: p
-        for p in CandidateEmailPreference.objects.filter(
-            organization=organization, candidate_id__in=candidate_ids
-        )
-    }
-    suppressed = set(
-        Suppression.objects.filter(
-            organization=organization,
-            email__in={m.to_email.lower() for m in messages},
-        ).values_list("email", flat=True)
-    )
+    preferences, suppressed = _opt_outs(organization, messages)
+    opt_outs_read = time.monotonic()
 
     # Guard rails that need more than one message (consent, frequency cap, sender cap).
     guarded = [m for m in messages if not m.is_test]
@@ -422,6 +411,17 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                         _status_is(Message.Status.SENDING), pk__in=rest
                     ).update(status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None)
                     break
+                if (
+                    index
+                    and index % OPT_OUTS_REREAD_EVERY == 0
+                    and time.monotonic() - opt_outs_read >= OPT_OUTS_REREAD_SECONDS
+                ):
+                    # A candidate who unsubscribes (or is suppressed or marked "do not
+                    # contact") while this chunk goes out is not sent the rest of it.
+                    preferences, suppressed = _opt_outs(
+                        organization, messages[index:], refresh_status=True
+                    )
+                    opt_outs_read = time.monotonic()
                 if not message.is_test:
                     reason = skip_reason_for(
                         message=message,
@@ -477,6 +477,47 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     # The chunk's results are committed: if it held a campaign's last emails, it is done now.
     campaigns_finish(campaign_ids={m.campaign_id for m in messages if m.campaign_id})
     return report
+
+
+# How often a chunk being sent reads its candidates' opt-outs again: every this many messages,
+# once this many seconds have passed since the last read. An unsubscribe is then honoured
+# within about a second even on a slow server, for two small queries a second at full speed
+# (a chunk of a few messages, as in the query-count tests, reads them once).
+OPT_OUTS_REREAD_EVERY = 50
+OPT_OUTS_REREAD_SECONDS = 1.0
+
+
+def _opt_outs(
+    organization, messages: list[Message], *, refresh_status: bool = False
+) -> tuple[dict, set[str]]:
+    """The email preferences of `messages`' candidates and which of their addresses are
+    suppressed; with `refresh_status`, a candidate marked "do not contact" since the messages
+    were loaded is marked so on them too."""
+    candidate_ids = [m.candidate_id for m in messages if m.candidate_id]
+    if refresh_status:
+        do_not_contact = set(
+            Candidate.objects.filter(
+                organization=organization,
+                pk__in=candidate_ids,
+                status=Candidate.Status.DO_NOT_CONTACT,
+            ).values_list("pk", flat=True)
+        )
+        for message in messages:
+            if message.candidate_id in do_not_contact:
+                message.candidate.status = Candidate.Status.DO_NOT_CONTACT
+    preferences = {
+        p.candidate_id: p
+        for p in CandidateEmailPreference.objects.filter(
+            organization=organization, candidate_id__in=candidate_ids
+        )
+    }
+    suppressed = set(
+        Suppression.objects.filter(
+            organization=organization,
+            email__in={m.to_email.lower() for m in messages},
+        ).values_list("email", flat=True)
+    )
+    return preferences, suppressed
 
 
 def _status_is(status: str) -> RawSQL:

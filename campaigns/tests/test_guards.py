@@ -16,6 +16,7 @@ from campaigns.models import (
     EmailSettings,
     Message,
     SendingDomain,
+    Suppression,
 )
 from campaigns.services import domains, guards
 from campaigns.services.campaigns import campaign_launch
@@ -436,3 +437,62 @@ def test_sender_daily_cap_off_means_no_cap(org, recruiter_user, cap):
     make_candidates(org, 3)
     campaign = _launch(org, recruiter_user)
     assert _send(org, campaign).sent == 3
+
+
+def test_opting_out_while_a_chunk_is_sent_stops_the_rest_of_it(
+    org, recruiter_user, monkeypatch
+):
+    """A chunk of up to 500 emails reads its candidates' opt-outs again as it goes (here before
+    every message; in production every 50 messages once a second has passed): someone who
+    unsubscribes, or is marked "do not contact" or suppressed, while it goes out is not sent
+    the rest of it."""
+    from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+
+    from campaigns.services import sending
+    from campaigns.services.preferences import candidate_unsubscribe
+    from candidates.models import Candidate
+
+    monkeypatch.setattr(sending, "OPT_OUTS_REREAD_EVERY", 1)
+    monkeypatch.setattr(sending, "OPT_OUTS_REREAD_SECONDS", 0)
+    make_candidates(org, 4)
+    campaign = _launch(org, recruiter_user)
+    with scopes_disabled():
+        queued = list(Message.objects.filter(campaign=campaign).order_by("pk"))
+    first, unsubscribing, do_not_contact, suppressed = queued
+
+    class OptOutsArriveMeanwhile(LocmemBackend):
+        def send_messages(self, email_messages):
+            sent = super().send_messages(email_messages)
+            if len(mail.outbox) == 1:  # right after the first email was accepted
+                with scopes_disabled():
+                    candidate_unsubscribe(
+                        candidate=unsubscribing.candidate, source="preference centre"
+                    )
+                    Candidate.objects.filter(pk=do_not_contact.candidate_id).update(
+                        status=Candidate.Status.DO_NOT_CONTACT
+                    )
+                    Suppression.objects.create(
+                        organization=org, email=suppressed.to_email, reason="manual"
+                    )
+            return sent
+
+    with scope(organization=org):
+        report = messages_send(
+            organization=org,
+            message_ids=[m.pk for m in queued],
+            connection=OptOutsArriveMeanwhile(),
+        )
+
+    assert [email.to for email in mail.outbox] == [[first.to_email]]
+    assert report.sent == 1
+    with scopes_disabled():
+        reasons = dict(
+            Message.objects.filter(campaign=campaign).values_list("pk", "skip_reason")
+        )
+    assert reasons == {
+        first.pk: "",
+        # An unsubscribe also suppresses the address, which is checked first.
+        unsubscribing.pk: Message.SkipReason.SUPPRESSED,
+        do_not_contact.pk: Message.SkipReason.DO_NOT_CONTACT,
+        suppressed.pk: Message.SkipReason.SUPPRESSED,
+    }
