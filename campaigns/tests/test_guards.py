@@ -439,9 +439,7 @@ def test_sender_daily_cap_off_means_no_cap(org, recruiter_user, cap):
     assert _send(org, campaign).sent == 3
 
 
-def test_opting_out_while_a_chunk_is_sent_stops_the_rest_of_it(
-    org, recruiter_user, monkeypatch
-):
+def test_opting_out_while_a_chunk_is_sent_stops_the_rest_of_it(org, recruiter_user, monkeypatch):
     """A chunk of up to 500 emails reads its candidates' opt-outs again as it goes (here before
     every message; in production every 50 messages once a second has passed): someone who
     unsubscribes, or is marked "do not contact" or suppressed, while it goes out is not sent
@@ -486,9 +484,7 @@ def test_opting_out_while_a_chunk_is_sent_stops_the_rest_of_it(
     assert [email.to for email in mail.outbox] == [[first.to_email]]
     assert report.sent == 1
     with scopes_disabled():
-        reasons = dict(
-            Message.objects.filter(campaign=campaign).values_list("pk", "skip_reason")
-        )
+        reasons = dict(Message.objects.filter(campaign=campaign).values_list("pk", "skip_reason"))
     assert reasons == {
         first.pk: "",
         # An unsubscribe also suppresses the address, which is checked first.
