@@ -13,7 +13,7 @@ from email.utils import parseaddr
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 
 from campaigns.models import (
     CandidateEmailPreference,
@@ -183,18 +183,26 @@ def _candidate_frequency_holds(
     }
     if not periods:
         return {}
-    last_sent = dict(
+    # As for the organisation's cap: an email another worker has claimed and is sending now
+    # counts too (its sent_at is still empty), else two workers sending two campaigns' emails
+    # to a "once a week" candidate at the same moment would both go out.
+    in_flight = Q(status=Message.Status.SENDING) & ~Q(pk__in=[m.pk for m in messages])
+    last_sent: dict[int, datetime] = {}
+    flying: set[int] = set()
+    for candidate_id, last, sending in (
         Message.objects.filter(
-            organization=organization,
-            candidate_id__in=list(periods),
-            sent_at__gte=now - max(periods.values()),
-            is_test=False,
+            organization=organization, candidate_id__in=list(periods), is_test=False
         )
         .filter(~Q(campaign=None))
+        .filter(Q(sent_at__gte=now - max(periods.values())) | in_flight)
         .values("candidate_id")
-        .annotate(last=Max("sent_at"))
-        .values_list("candidate_id", "last")
-    )
+        .annotate(last=Max("sent_at"), sending=Count("pk", filter=in_flight))
+        .values_list("candidate_id", "last", "sending")
+    ):
+        if last is not None:
+            last_sent[candidate_id] = last
+        if sending:
+            flying.add(candidate_id)
     holds = {}
     for message in messages:
         period = periods.get(message.candidate_id)
@@ -204,6 +212,9 @@ def _candidate_frequency_holds(
         if last is not None and last + period > now:
             until = max(last + period, now + timedelta(minutes=1))
             holds[message.pk] = (until, HOLD_CANDIDATE_FREQUENCY)
+        elif message.candidate_id in flying:
+            # Checked again shortly, by then against that email's real outcome.
+            holds[message.pk] = (now + IN_FLIGHT_RECHECK, HOLD_CANDIDATE_FREQUENCY)
         else:
             last_sent[message.candidate_id] = now  # the rest of this batch waits a period
     return holds

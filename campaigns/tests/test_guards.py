@@ -213,6 +213,45 @@ def test_candidates_own_frequency_choice_holds_the_email_until_the_period_is_ove
     assert [m.to for m in mail.outbox] == [[anytime.email], [weekly.email]]
 
 
+def test_candidates_own_frequency_choice_counts_another_workers_email_in_flight(
+    org, recruiter_user
+):
+    """A "once a week" candidate: another worker is sending them another campaign's email
+    right now. This one waits and is checked again shortly; once that email has gone, it
+    waits the week."""
+    (candidate,) = make_candidates(org, 1)
+    with scopes_disabled():
+        CandidateEmailPreference.objects.create(
+            organization=org, candidate=candidate, frequency="weekly"
+        )
+    other = _earlier_email(org, recruiter_user, candidate, days_ago=0)
+    with scopes_disabled():
+        Message.objects.filter(pk=other.pk).update(
+            status=Message.Status.SENDING, sent_at=None, claimed_at=timezone.now()
+        )
+    campaign = _launch(org, recruiter_user)
+
+    before = timezone.now()
+    report = _send(org, campaign)
+    with scopes_disabled():
+        held = Message.objects.get(campaign=campaign)
+    assert (report.sent, report.held, len(mail.outbox)) == (0, 1, 0)
+    assert held.last_error == guards.HOLD_CANDIDATE_FREQUENCY
+    assert before + guards.IN_FLIGHT_RECHECK <= held.next_attempt_at
+    assert held.next_attempt_at <= timezone.now() + guards.IN_FLIGHT_RECHECK
+
+    # The other worker's email went out: now this one waits the candidate's week.
+    sent_at = timezone.now()
+    with scopes_disabled():
+        Message.objects.filter(pk=other.pk).update(status=Message.Status.SENT, sent_at=sent_at)
+        Message.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
+    report = _send(org, campaign)
+    with scopes_disabled():
+        held.refresh_from_db()
+    assert (report.sent, report.held, len(mail.outbox)) == (0, 1, 0)
+    assert held.next_attempt_at == sent_at + timedelta(days=7)
+
+
 def test_sender_daily_cap_holds_the_rest_until_tomorrow(org, recruiter_user, monkeypatch):
     _settings(org, sender_daily_cap=2)
     make_candidates(org, 5)
