@@ -5,7 +5,6 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
 from django.utils import timezone
 
 from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
@@ -388,7 +387,17 @@ class BrandingForm(forms.Form):
         return color
 
 
+def _email_settings_field(name: str, *, max_value: int) -> forms.Field:
+    """The form field Django makes for `EmailSettings.<name>`, at most `max_value`."""
+    return EmailSettings._meta.get_field(name).formfield(max_value=max_value)
+
+
 class EmailSettingsForm(forms.ModelForm):
+    # Realistic bounds, well inside the columns (the browser's number input gets them too).
+    frequency_cap_messages = _email_settings_field("frequency_cap_messages", max_value=1000)
+    frequency_cap_days = _email_settings_field("frequency_cap_days", max_value=365)
+    sender_daily_cap = _email_settings_field("sender_daily_cap", max_value=MAX_EMAILS_PER_DAY)
+
     class Meta:
         model = EmailSettings
         fields = [
@@ -399,19 +408,6 @@ class EmailSettingsForm(forms.ModelForm):
             "consent_required",
             "sender_daily_cap",
         ]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Realistic bounds, well inside the columns (the browser's number input gets them too).
-        for name, most in (
-            ("frequency_cap_messages", 1000),
-            ("frequency_cap_days", 365),
-            ("sender_daily_cap", MAX_EMAILS_PER_DAY),
-        ):
-            field = self.fields[name]
-            field.max_value = most
-            field.validators.append(MaxValueValidator(most))
-            field.widget.attrs["max"] = most
 
     def clean(self):
         data = super().clean()

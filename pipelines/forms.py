@@ -20,28 +20,33 @@ class ServiceErrorsMixin:
             self.add_error(None, error)
 
 
-class DateInput(forms.DateInput):
+class DateAheadInput(forms.DateInput):
+    """The date picker of a `DateAheadField`: its `max` is the latest date allowed, worked out
+    from today each time it renders."""
+
     input_type = "date"
 
     def __init__(self, attrs=None):
         super().__init__(attrs=attrs, format="%Y-%m-%d")
 
-
-def bound_date_ahead(field: forms.Field) -> None:
-    """Limit a date field to `services.YEARS_AHEAD` years from today: the date picker's `max`
-    and the same limit when the form is cleaned (see `clean_date_ahead`)."""
-    latest = services.latest_date_ahead(today=timezone.localdate())
-    field.widget.attrs["max"] = latest.isoformat()
+    def get_context(self, name, value, attrs):
+        latest = services.latest_date_ahead(today=timezone.localdate())
+        return super().get_context(name, value, {"max": latest.isoformat(), **(attrs or {})})
 
 
-def clean_date_ahead(value):
-    """`value` when it is no later than `services.YEARS_AHEAD` years from today."""
-    latest = services.latest_date_ahead(today=timezone.localdate())
-    if value is not None and value > latest:
-        raise ValidationError(
-            f"Choose a date within {services.YEARS_AHEAD} years (by {latest:%-d %b %Y})."
-        )
-    return value
+class DateAheadField(forms.DateField):
+    """A date at most `services.YEARS_AHEAD` years from today: the date picker's `max`, and the
+    same limit when the form is cleaned."""
+
+    widget = DateAheadInput
+
+    def validate(self, value):
+        super().validate(value)
+        latest = services.latest_date_ahead(today=timezone.localdate())
+        if value is not None and value > latest:
+            raise ValidationError(
+                f"Choose a date within {services.YEARS_AHEAD} years (by {latest:%-d %b %Y})."
+            )
 
 
 class PoolForm(ServiceErrorsMixin, forms.ModelForm):
@@ -175,21 +180,18 @@ class RoleForm(ServiceErrorsMixin, forms.ModelForm):
     class Meta:
         model = HiringRole
         fields = ["title", "team", "location", "target_date", "headcount", "status", "notes"]
-        widgets = {"target_date": DateInput, "notes": forms.Textarea(attrs={"rows": 3})}
+        field_classes = {"target_date": DateAheadField}
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, pools, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["pools"].queryset = pools
         self.fields["headcount"].min_value = 1
         self.fields["headcount"].widget.attrs["min"] = 1
-        bound_date_ahead(self.fields["target_date"])
         if self.instance.pk:
             self.fields["pools"].initial = list(
                 self.instance.role_pools.values_list("pool_id", flat=True)
             )
-
-    def clean_target_date(self):
-        return clean_date_ahead(self.cleaned_data["target_date"])
 
     def clean_headcount(self):
         value = self.cleaned_data["headcount"]
@@ -202,7 +204,7 @@ class FollowUpForm(forms.ModelForm):
     class Meta:
         model = FollowUp
         fields = ["due_on", "note", "owner"]
-        widgets = {"due_on": DateInput}
+        field_classes = {"due_on": DateAheadField}
         labels = {"due_on": "Due on", "owner": "For"}
 
     def __init__(self, *args, owners, **kwargs):
@@ -210,10 +212,6 @@ class FollowUpForm(forms.ModelForm):
         self.fields["owner"].queryset = owners
         self.fields["owner"].empty_label = "Nobody in particular"
         self.fields["note"].widget.attrs["placeholder"] = "e.g. Ask about the new team lead role"
-        bound_date_ahead(self.fields["due_on"])
-
-    def clean_due_on(self):
-        return clean_date_ahead(self.cleaned_data["due_on"])
 
 
 class PoolPickForm(forms.Form):
