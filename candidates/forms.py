@@ -1,11 +1,14 @@
 """Forms of the candidates app. Each area keeps its forms in its own section."""
 
+from decimal import Decimal
+
 import phonenumbers
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.text import capfirst
 
-from candidates.models import Candidate, CustomField, Note
+from candidates.models import Candidate, CustomField, Note, number_text
 from candidates.normalize import normalize_email, normalize_phone, profile_url_error, tags_clean
 from candidates.selectors import candidate_owner_choices
 from candidates.services.custom_fields import (
@@ -160,9 +163,25 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
             self.fields["phone"].help_text = help_text
         self.custom_field_definitions = custom_fields_active(organization=organization)
         for field in self.custom_field_definitions:
-            self.fields[CUSTOM_FIELD_PREFIX + field.key] = self._custom_form_field(field)
+            name = CUSTOM_FIELD_PREFIX + field.key
+            self.fields[name] = self._custom_form_field(field)
             if candidate is not None and field.key in candidate.custom_fields:
-                self.initial[CUSTOM_FIELD_PREFIX + field.key] = candidate.custom_fields[field.key]
+                self.initial[name] = candidate.custom_fields[field.key]
+                if field.field_type == CustomField.FieldType.NUMBER and not self.is_bound:
+                    self._flag_stored_number(name)
+
+    def _flag_stored_number(self, name: str) -> None:
+        """A stored number outside the field's limits (they changed after it was saved) stays
+        until the profile is saved again, which refuses it; say so before the recruiter saves."""
+        value = self.initial[name]
+        try:
+            self.fields[name].clean(value)
+        except ValidationError as error:
+            reason = " ".join(error.messages).rstrip(".")
+            self.fields[name].help_text = (
+                f"The stored value {value} is no longer allowed ({reason[:1].lower()}"
+                f"{reason[1:]}): correct or clear it to save the profile."
+            )
 
     @staticmethod
     def initial_from(candidate: Candidate) -> dict:
@@ -177,10 +196,22 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
     def _custom_form_field(field: CustomField) -> forms.Field:
         common = {"label": field.label, "required": False}
         if field.field_type == CustomField.FieldType.NUMBER:
+            # The field's own limits name themselves in the error ("At most 60.") and become
+            # the input's min and max attributes, written as people write them (60, not 60.0000).
+            low, high = field.min_value, field.max_value
+            messages = {}
+            if low is not None:
+                messages["min_value"] = f"At least {number_text(low)}."
+            if high is not None:
+                messages["max_value"] = f"At most {number_text(high)}."
+            if field.limits_text:
+                common["help_text"] = f"{capfirst(field.limits_text)}."
             return forms.DecimalField(
                 max_digits=NUMBER_MAX_DIGITS,
                 decimal_places=NUMBER_DECIMAL_PLACES,
-                min_value=NUMBER_MIN,
+                min_value=NUMBER_MIN if low is None else Decimal(number_text(low)),
+                max_value=None if high is None else Decimal(number_text(high)),
+                error_messages=messages,
                 **common,
             )
         if field.field_type == CustomField.FieldType.DATE:
@@ -304,6 +335,22 @@ class CustomFieldForm(ServiceErrorsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="For choice fields: one choice per line.",
     )
+    # Checked by the service (custom_field_create/update), which ignores them for any type but
+    # number: text here, so that what is typed for another type is no error.
+    min_value = forms.CharField(
+        label="Minimum",
+        required=False,
+        widget=forms.NumberInput(attrs={"min": NUMBER_MIN, "step": "any"}),
+        help_text="For number fields: the smallest value a candidate may have. Leave empty for "
+        f"no limit (numbers are never below {NUMBER_MIN}).",
+    )
+    max_value = forms.CharField(
+        label="Maximum",
+        required=False,
+        widget=forms.NumberInput(attrs={"min": NUMBER_MIN, "step": "any"}),
+        help_text="For number fields: the largest value a candidate may have. Leave empty for "
+        "no limit.",
+    )
     key = forms.SlugField(
         max_length=50,
         required=False,
@@ -320,6 +367,8 @@ class CustomFieldForm(ServiceErrorsMixin, forms.Form):
                 "label": field.label,
                 "field_type": field.field_type,
                 "choices": "\n".join(field.choices),
+                "min_value": "" if field.min_value is None else number_text(field.min_value),
+                "max_value": "" if field.max_value is None else number_text(field.max_value),
                 "key": field.key,
                 "position": field.position,
             }
@@ -335,6 +384,16 @@ class CustomFieldForm(ServiceErrorsMixin, forms.Form):
                 self.fields["choices"].help_text = "One choice per line."
             else:
                 del self.fields["choices"]
+            if field.field_type == CustomField.FieldType.NUMBER:
+                low, high = self.fields["min_value"], self.fields["max_value"]
+                low.help_text = (
+                    "The smallest value a candidate may have; empty for no limit. Values stored "
+                    "before a limit changed stay as they are until their profile is next saved, "
+                    "which then asks for a value inside the limits."
+                )
+                high.help_text = "The largest value a candidate may have; empty for no limit."
+            else:
+                del self.fields["min_value"], self.fields["max_value"]
 
     def clean(self):
         cleaned = super().clean()

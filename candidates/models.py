@@ -6,6 +6,7 @@ constraints and composite indexes start with `organization`.
 """
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -233,17 +234,52 @@ class CustomField(models.Model):
     choices = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
     archived = models.BooleanField(default=False)
+    # Number fields only: the smallest and largest value a candidate may have (None: no limit
+    # beyond what every number has, 0 or more with 15 digits, 4 after the point; see
+    # services.custom_fields). Changing them leaves stored values as they are.
+    min_value = models.DecimalField(
+        "minimum", max_digits=15, decimal_places=4, null=True, blank=True
+    )
+    max_value = models.DecimalField(
+        "maximum", max_digits=15, decimal_places=4, null=True, blank=True
+    )
 
     objects = ScopedManager(organization="organization")
 
     class Meta:
         ordering = ["position", "label"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "key"], name="customfield_key_unique")
+            models.UniqueConstraint(fields=["organization", "key"], name="customfield_key_unique"),
+            models.CheckConstraint(
+                condition=Q(min_value__isnull=True)
+                | Q(max_value__isnull=True)
+                | Q(min_value__lte=models.F("max_value")),
+                name="customfield_min_value_lte_max_value",
+                violation_error_message="The maximum cannot be lower than the minimum.",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.label
+
+    @property
+    def limits_text(self) -> str:
+        """A number field's limits as people read them: "from 0 to 60", "at least 0",
+        "at most 60", or "" without limits."""
+        low, high = self.min_value, self.max_value
+        if low is not None and high is not None:
+            return f"from {number_text(low)} to {number_text(high)}"
+        if low is not None:
+            return f"at least {number_text(low)}"
+        if high is not None:
+            return f"at most {number_text(high)}"
+        return ""
+
+
+def number_text(value: Decimal) -> str:
+    """A number as people write it: Decimal("60.0000") → "60", Decimal("2.5000") → "2.5"
+    (never "6E+1")."""
+    return f"{Decimal(value).normalize():f}"
 
 
 class Note(models.Model):

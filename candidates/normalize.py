@@ -34,18 +34,16 @@ def normalize_tags(values, *, max_length: int | None = TAG_MAX_LENGTH) -> list[s
     return list(seen)
 
 
-def tag_too_long_message(tag: str) -> str:
-    return f"“{tag[:24]}…” is longer than {TAG_MAX_LENGTH} characters: shorten it."
-
-
 def tags_clean(values) -> list[str]:
-    """What people type as tags or skills (the profile, bulk actions, an import's tags):
-    `normalize_tags`, but a tag longer than TAG_MAX_LENGTH is an error, never silently cut
-    (the import's cells follow the same rule in `importing.rows`)."""
+    """What people type as tags or skills (the profile, bulk actions, an import's tags and
+    cells): `normalize_tags`, but a tag longer than TAG_MAX_LENGTH is an error, never silently
+    cut (the import's cells come here when `importing.rows` finds one)."""
     tags = normalize_tags(values, max_length=None)
     for tag in tags:
         if len(tag) > TAG_MAX_LENGTH:
-            raise ValidationError(tag_too_long_message(tag))
+            raise ValidationError(
+                f"“{tag[:24]}…” is longer than {TAG_MAX_LENGTH} characters: shorten it."
+            )
     return tags
 
 

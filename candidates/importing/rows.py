@@ -24,7 +24,7 @@ from candidates.normalize import (
     normalize_phone,
     normalize_tag,
     profile_url_error,
-    tag_too_long_message,
+    tags_clean,
     url_on_site,
 )
 from candidates.services.custom_fields import custom_field_value_clean
@@ -103,14 +103,11 @@ _tag_words: dict[str, str] = {}
 _tag_cells: dict[str, tuple[str, ...]] = {}
 
 
-class _TagTooLong(Exception):
-    pass
-
-
 def _tag_list(value: str) -> tuple[str, ...]:
     """Tags and skills separated by commas or semicolons: the same as
-    `tags_clean(value.replace(";", ","))`, word by word from a cache. Raises _TagTooLong for
-    a tag longer than TAG_MAX_LENGTH (never cut: the profile and bulk forms refuse it too)."""
+    `tags_clean(value.replace(";", ","))`, word by word from a cache. A tag longer than
+    TAG_MAX_LENGTH is never cut: the cell goes to `tags_clean` itself, whose ValidationError
+    refuses it as the profile and bulk forms do."""
     found = _tag_cells.get(value)
     if found is not None:
         return found
@@ -123,7 +120,7 @@ def _tag_list(value: str) -> tuple[str, ...]:
             if len(words) < _CACHE_LIMIT:
                 words[part] = tag
         if len(tag) > TAG_MAX_LENGTH:
-            raise _TagTooLong(tag)
+            return tuple(tags_clean(value.replace(";", ",")))  # raises ValidationError
         if tag:
             seen[tag] = None
     found = tuple(seen)
@@ -323,15 +320,15 @@ class RowConverter:
     def _set_skills(self, value: str, values: dict) -> str | None:
         try:
             values["skills"] = list(_tag_list(value))
-        except _TagTooLong as error:
-            return tag_too_long_message(str(error))
+        except ValidationError as error:
+            return " ".join(error.messages)
         return None
 
     def _set_tags(self, value: str, values: dict) -> str | None:
         try:
             values["tags"] = list(_tag_list(value))
-        except _TagTooLong as error:
-            return tag_too_long_message(str(error))
+        except ValidationError as error:
+            return " ".join(error.messages)
         return None
 
     def _set_seniority(self, value: str, values: dict) -> str | None:

@@ -10,7 +10,7 @@ from django.core.validators import DecimalValidator
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from candidates.models import CustomField
+from candidates.models import CustomField, number_text
 from crm.models import Organization
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -48,6 +48,39 @@ def _clean_choices(choices) -> list[str]:
     return list(seen)
 
 
+def _limit_clean(value, name: str) -> Decimal | None:
+    """A number field's minimum or maximum: a number a value may be (0 or more, 15 digits, 4
+    after the point), or None for no limit."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise ValidationError({name: "Enter a number."}) from error
+    if not number.is_finite():
+        raise ValidationError({name: "Enter a number."})
+    try:
+        _number_size(number)
+    except ValidationError as error:
+        raise ValidationError({name: error.messages}) from error
+    if number < NUMBER_MIN:
+        raise ValidationError({name: f"Enter {NUMBER_MIN} or more: values are never negative."})
+    return number
+
+
+def _limits_clean(*, field_type: str, min_value, max_value) -> tuple[Decimal | None, ...]:
+    """(min_value, max_value) of a field of `field_type`: both None for anything but a number
+    field; a maximum lower than the minimum is an error on the maximum."""
+    if field_type != CustomField.FieldType.NUMBER:
+        return None, None
+    low, high = _limit_clean(min_value, "min_value"), _limit_clean(max_value, "max_value")
+    if low is not None and high is not None and low > high:
+        raise ValidationError(
+            {"max_value": f"The maximum cannot be lower than the minimum ({number_text(low)})."}
+        )
+    return low, high
+
+
 def custom_field_create(
     *,
     organization: Organization,
@@ -56,7 +89,11 @@ def custom_field_create(
     choices=(),
     key: str = "",
     position: int | None = None,
+    min_value=None,
+    max_value=None,
 ) -> CustomField:
+    """A new field on every candidate profile. `min_value` / `max_value` (number fields only,
+    ignored for the others) limit the values candidates may have."""
     label = " ".join(label.split())
     key = (key or _key_from_label(label)).strip().lower()
     if not _KEY.match(key):
@@ -70,6 +107,9 @@ def custom_field_create(
         raise ValidationError({"choices": "A choice field needs at least one choice."})
     if field_type != CustomField.FieldType.CHOICE:
         choices = []
+    min_value, max_value = _limits_clean(
+        field_type=field_type, min_value=min_value, max_value=max_value
+    )
     if CustomField.objects.filter(organization=organization, key=key).exists():
         raise ValidationError({"key": f"A field with the key “{key}” already exists."})
     if position is None:
@@ -83,25 +123,37 @@ def custom_field_create(
                 field_type=field_type,
                 choices=choices,
                 position=position,
+                min_value=min_value,
+                max_value=max_value,
             )
     except IntegrityError as error:
         raise ValidationError({"key": f"A field with the key “{key}” already exists."}) from error
 
 
 def custom_field_update(
-    *, field: CustomField, label: str, choices=(), position: int | None = None
+    *,
+    field: CustomField,
+    label: str,
+    choices=(),
+    position: int | None = None,
+    min_value=None,
+    max_value=None,
 ) -> CustomField:
-    """Rename or reorder a field, or change its choices. The key and the type stay: the stored
-    values of every candidate depend on them."""
+    """Rename or reorder a field, or change its choices or its limits. The key and the type
+    stay: the stored values of every candidate depend on them. New limits leave stored values
+    as they are; a value outside them is refused the next time someone saves it (the profile
+    form marks it, see forms.CandidateForm)."""
+    limits = _limits_clean(field_type=field.field_type, min_value=min_value, max_value=max_value)
     field.label = " ".join(label.split())
     if field.field_type == CustomField.FieldType.CHOICE:
         choices = _clean_choices(choices)
         if not choices:
             raise ValidationError({"choices": "A choice field needs at least one choice."})
         field.choices = choices
+    field.min_value, field.max_value = limits
     if position is not None:
         field.position = position
-    field.save(update_fields=["label", "choices", "position"])
+    field.save(update_fields=["label", "choices", "position", "min_value", "max_value"])
     return field
 
 
@@ -134,6 +186,10 @@ def custom_field_value_clean(*, field: CustomField, value):
             raise ValidationError(f"{field.label}: {' '.join(error.messages)}") from error
         if number < NUMBER_MIN:
             raise ValidationError(f"{field.label}: enter a number of {NUMBER_MIN} or more.")
+        if field.min_value is not None and number < field.min_value:
+            raise ValidationError(f"{field.label}: at least {number_text(field.min_value)}.")
+        if field.max_value is not None and number > field.max_value:
+            raise ValidationError(f"{field.label}: at most {number_text(field.max_value)}.")
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == CustomField.FieldType.DATE:
         if isinstance(value, datetime.datetime):

@@ -1,6 +1,8 @@
 """The database's own guarantees for candidates data: each constraint refuses what it must and
 lets through what it must not refuse (the conditions of the partial ones)."""
 
+from decimal import Decimal
+
 import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -56,6 +58,20 @@ def test_custom_field_key_and_saved_search_name_are_unique_per_scope(
     assert not _refused(
         lambda: SavedSearch.objects.create(organization=org, owner=admin_user, name="Mine")
     )
+
+
+def test_custom_field_minimum_is_never_above_its_maximum(org):
+    def field(key, low, high):
+        return lambda: CustomField.objects.create(
+            organization=org, key=key, label=key, field_type="number", min_value=low, max_value=high
+        )
+
+    assert _refused(field("a", Decimal("60.5"), Decimal("60")))
+    # Equal limits, one limit, no limit: all allowed.
+    assert not _refused(field("b", Decimal("60"), Decimal("60")))
+    assert not _refused(field("c", Decimal("5"), None))
+    assert not _refused(field("d", None, Decimal("5")))
+    assert not _refused(field("e", None, None))
 
 
 def test_duplicate_pairs_are_ordered_and_unique(org):

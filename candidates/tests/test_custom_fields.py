@@ -1,4 +1,6 @@
 import datetime
+import re
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -8,7 +10,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from candidates.forms import CandidateForm
-from candidates.models import CustomField
+from candidates.models import Candidate, CustomField
 from candidates.services import custom_fields, profiles
 from candidates.tests.factories import CandidateFactory, CustomFieldFactory
 
@@ -353,3 +355,212 @@ def test_candidate_edit_custom_number_out_of_range_shows_error_next_to_field(
     assert response.status_code == 200
     [message] = response.context["form"].errors["cf_notice_weeks"]
     assert error in message
+
+
+# --- a number field's minimum and maximum -------------------------------------------------
+
+
+@pytest.fixture
+def years(org):
+    return CustomFieldFactory(
+        organization=org,
+        key="years",
+        label="Years of experience",
+        field_type="number",
+        min_value=Decimal("1"),
+        max_value=Decimal("60"),
+    )
+
+
+def _profile(**custom):
+    return {"first_name": "Ada", "source": "sourced", "status": "active", **custom}
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"), [("1", 1), ("60", 60), ("60.0000", 60), ("2.5", 2.5), ("", None)]
+)
+def test_custom_field_value_clean_accepts_values_inside_the_limits(raw, stored):
+    field = CustomField(
+        label="Years", key="years", field_type="number", min_value=Decimal("1"), max_value=60
+    )
+    assert custom_fields.custom_field_value_clean(field=field, value=raw) == stored
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("61", "Years: at most 60."),
+        ("60.0001", "Years: at most 60."),
+        ("0.5", "Years: at least 1."),
+    ],
+)
+def test_custom_field_value_clean_refuses_values_outside_the_limits_naming_them(raw, message):
+    field = CustomField(
+        label="Years",
+        key="years",
+        field_type="number",
+        min_value=Decimal("1.0000"),
+        max_value=Decimal("60.0000"),
+    )
+    with pytest.raises(ValidationError) as error:
+        custom_fields.custom_field_value_clean(field=field, value=raw)
+    assert error.value.messages == [message]
+
+
+def test_custom_field_create_keeps_limits_of_number_fields_only(org, in_org):
+    with in_org():
+        number = custom_fields.custom_field_create(
+            organization=org, label="Years", field_type="number", min_value="0", max_value="60"
+        )
+        text = custom_fields.custom_field_create(
+            organization=org, label="Notes", field_type="text", min_value="0", max_value="60"
+        )
+    number.refresh_from_db()
+    text.refresh_from_db()
+    assert (number.min_value, number.max_value) == (Decimal("0"), Decimal("60"))
+    assert (text.min_value, text.max_value) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "errors"),
+    [
+        ("61", "60", {"max_value": ["The maximum cannot be lower than the minimum (61)."]}),
+        ("-1", "", {"min_value": ["Enter 0 or more: values are never negative."]}),
+        ("", "soon", {"max_value": ["Enter a number."]}),
+    ],
+)
+def test_custom_field_create_refuses_impossible_limits(org, in_org, low, high, errors):
+    with in_org(), pytest.raises(ValidationError) as error:
+        custom_fields.custom_field_create(
+            organization=org, label="Years", field_type="number", min_value=low, max_value=high
+        )
+    assert error.value.message_dict == errors
+
+
+def test_field_add_number_field_with_limits(org, admin_client):
+    response = admin_client.post(
+        url("field_add", org),
+        {
+            "label": "Years of experience",
+            "field_type": "number",
+            "min_value": "0",
+            "max_value": "60",
+        },
+    )
+    assert response.status_code == 302
+    with scopes_disabled():
+        field = CustomField.objects.get(organization=org)
+    assert (field.min_value, field.max_value) == (Decimal("0"), Decimal("60"))
+    assert "From 0 to 60" in admin_client.get(url("fields", org)).content.decode()
+
+
+def test_field_add_minimum_above_maximum_is_an_error_next_to_the_maximum(org, admin_client):
+    response = admin_client.post(
+        url("field_add", org),
+        {"label": "Years", "field_type": "number", "min_value": "60", "max_value": "10"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "max_value": ["The maximum cannot be lower than the minimum (60)."]
+    }
+    with scopes_disabled():
+        assert not CustomField.objects.filter(organization=org).exists()
+
+
+def test_field_add_ignores_limits_typed_for_another_type(org, admin_client):
+    response = admin_client.post(
+        url("field_add", org),
+        {"label": "Notes", "field_type": "text", "min_value": "60", "max_value": "oops"},
+    )
+    assert response.status_code == 302
+    with scopes_disabled():
+        field = CustomField.objects.get(organization=org)
+    assert (field.field_type, field.min_value, field.max_value) == ("text", None, None)
+
+
+def test_field_add_page_shows_the_limits_as_a_number_fields_part(org, admin_client):
+    body = admin_client.get(url("field_add", org)).content.decode()
+    assert 'data-show-when="field_type=number"' in body
+    assert 'name="min_value"' in body and 'name="max_value"' in body
+
+
+def test_field_edit_shows_limits_for_number_fields_only(org, admin_client, years, authorisation):
+    number_page = admin_client.get(url("field_edit", org, years.pk)).content.decode()
+    choice_page = admin_client.get(url("field_edit", org, authorisation.pk)).content.decode()
+    assert 'name="max_value"' in number_page and 'value="60"' in number_page
+    assert 'name="min_value"' not in choice_page and 'name="max_value"' not in choice_page
+
+
+def test_field_edit_changes_and_removes_limits(org, admin_client, years):
+    response = admin_client.post(
+        url("field_edit", org, years.pk),
+        {"label": years.label, "min_value": "", "max_value": "40.5"},
+    )
+    assert response.status_code == 302
+    years.refresh_from_db()
+    assert (years.min_value, years.max_value) == (None, Decimal("40.5"))
+
+
+def test_field_edit_minimum_above_maximum_is_an_error_and_keeps_the_limits(
+    org, admin_client, years
+):
+    response = admin_client.post(
+        url("field_edit", org, years.pk),
+        {"label": years.label, "min_value": "50", "max_value": "40"},
+    )
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["max_value"]
+    years.refresh_from_db()
+    assert (years.min_value, years.max_value) == (Decimal("1"), Decimal("60"))
+
+
+@pytest.mark.parametrize(("raw", "message"), [("61", "At most 60."), ("0", "At least 1.")])
+def test_candidate_edit_refuses_a_number_outside_the_limits_naming_the_limit(
+    org, recruiter_client, years, raw, message
+):
+    candidate = CandidateFactory(organization=org, custom_fields={"years": 5})
+    response = recruiter_client.post(url("edit", org, candidate.pk), _profile(cf_years=raw))
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"cf_years": [message]}
+    candidate.refresh_from_db()
+    assert candidate.custom_fields == {"years": 5}
+
+
+def test_candidate_new_saves_a_number_on_the_limit(org, recruiter_client, years):
+    response = recruiter_client.post(url("new", org), _profile(cf_years="60"))
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Candidate.objects.get(organization=org).custom_fields == {"years": 60}
+
+
+def test_candidate_form_number_input_carries_the_limits(org, recruiter_client, years):
+    body = recruiter_client.get(url("new", org)).content.decode()
+    [number_input] = re.findall(r'<input[^>]*name="cf_years"[^>]*>', body)
+    assert 'type="number"' in number_input
+    assert 'min="1"' in number_input and 'max="60"' in number_input
+    assert "From 1 to 60." in body
+
+
+def test_candidate_edit_flags_a_stored_value_outside_new_limits(org, recruiter_client, years):
+    candidate = CandidateFactory(organization=org, custom_fields={"years": 75})
+    page = recruiter_client.get(url("edit", org, candidate.pk)).content.decode()
+    assert (
+        "The stored value 75 is no longer allowed (at most 60): correct or clear it to save "
+        "the profile." in page
+    )
+    # Saving it unchanged is refused; clearing it saves.
+    response = recruiter_client.post(url("edit", org, candidate.pk), _profile(cf_years="75"))
+    assert response.context["form"].errors == {"cf_years": ["At most 60."]}
+    response = recruiter_client.post(url("edit", org, candidate.pk), _profile(cf_years=""))
+    assert response.status_code == 302
+    candidate.refresh_from_db()
+    assert candidate.custom_fields == {}
+
+
+def test_candidate_update_refuses_a_number_outside_the_limits(org, recruiter_user, years, in_org):
+    candidate = CandidateFactory(organization=org)
+    with in_org(), pytest.raises(ValidationError) as error:
+        profiles.candidate_update(
+            candidate=candidate, actor=recruiter_user, custom_fields={"years": "61"}
+        )
+    assert error.value.message_dict == {"custom_fields": ["Years of experience: at most 60."]}

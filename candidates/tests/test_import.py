@@ -1395,3 +1395,56 @@ def test_import_run_fails_only_the_row_of_an_oversized_number_cell(org, recruite
     [grace] = _candidates(org)
     assert grace.custom_fields == {"salary": 99999999999.5}
     assert "Salary: Ensure that there are no more than" in _failed_rows(org, job)[1][-1]
+
+
+# --- a number field's minimum and maximum ---------------------------------------------------
+
+YEARS_ROWS = [
+    ["Name", "Email", "Years"],
+    ["Ada Lovelace", "ada@example.com", "61"],
+    ["Grace Hopper", "grace@example.com", "60"],
+    ["Alan Turing", "alan@example.com", "0"],
+]
+
+
+def _years_field(org):
+    return CustomFieldFactory(
+        organization=org,
+        key="years",
+        label="Years of experience",
+        field_type="number",
+        min_value=1,
+        max_value=60,
+    )
+
+
+def test_import_run_fails_only_the_rows_outside_a_number_fields_limits(org, recruiter_user):
+    _years_field(org)
+
+    job = _run(org, _job(org, recruiter_user, _csv(YEARS_ROWS).encode()))
+
+    assert job.result == {"created": 1, "updated": 0, "skipped": 0, "failed": 2}
+    [grace] = _candidates(org)
+    assert grace.custom_fields == {"years": 60}
+    failed = _failed_rows(org, job)
+    assert [(row[0], row[-1]) for row in failed[1:]] == [
+        ("2", "Years of experience: at most 60."),
+        ("4", "Years of experience: at least 1."),
+    ]
+
+
+def test_import_preview_reports_a_number_outside_the_limits_in_its_cell(
+    org, recruiter_client, recruiter_user
+):
+    _years_field(org)
+    job = _job(org, recruiter_user, _csv(YEARS_ROWS).encode())
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert response.status_code == 200
+    rows = response.context["preview"].rows
+    assert [[cell.error for cell in row.cells if cell.error] for row in rows] == [
+        ["Years of experience: at most 60."],
+        [],
+        ["Years of experience: at least 1."],
+    ]

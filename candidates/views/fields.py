@@ -47,6 +47,8 @@ def field_edit(request, org_slug, field_id):
                 label=form.cleaned_data["label"],
                 choices=form.cleaned_data.get("choices", ""),
                 position=form.cleaned_data["position"],
+                min_value=form.cleaned_data.get("min_value"),
+                max_value=form.cleaned_data.get("max_value"),
             )
         except ValidationError as error:
             form.add_service_errors(error)
