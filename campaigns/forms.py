@@ -1,14 +1,16 @@
 """Forms of the campaigns app. Tenant-dependent choices get their querysets in __init__."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
 from campaigns.services.branding import brand_color_problem
+from campaigns.services.preferences import pause_end
 from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
@@ -313,11 +315,52 @@ class PreferencesForm(forms.Form):
         *args,
         topics: list[tuple[str, str]],
         role_families: list[tuple[str, str]] = (),
+        paused_until: date | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.fields["topics"].choices = topics
         self.fields["role_families"].choices = list(role_families)
+        if paused_until:
+            # A paused candidate who saves a new city keeps the pause; "Resume emails now"
+            # ends it (the service keeps the pause when pause_months is None).
+            field = self.fields["pause_months"]
+            field.choices = [
+                ("", f"Keep the pause (until {date_format(paused_until, 'j F Y')})"),
+                ("0", "Resume emails now"),
+                *[(value, label) for value, label in field.choices if value != "0"],
+            ]
+            field.required = False
+            field.empty_value = None
+            field.initial = ""
+
+    @classmethod
+    def for_candidate(
+        cls,
+        data=None,
+        *,
+        candidate: Candidate,
+        preference: CandidateEmailPreference,
+        topics: list[tuple[str, str]],
+        role_families: list[tuple[str, str]] = (),
+    ) -> "PreferencesForm":
+        """The preference centre's form: bound to what was posted, or showing what is saved."""
+        return cls(
+            data,
+            topics=topics,
+            role_families=role_families,
+            paused_until=pause_end(preference),
+            initial={
+                "topics": [k for k, _ in topics if k not in preference.opted_out_topics],
+                "frequency": preference.frequency,
+                "role_families": list(preference.interested_role_families or []),
+                "interested_roles": ", ".join(preference.interested_roles or []),
+                "interested_locations": ", ".join(preference.interested_locations or []),
+                "open_to_remote": preference.open_to_remote,
+                "current_title": candidate.current_title,
+                "city": candidate.city,
+            },
+        )
 
     def clean_interested_roles(self):
         return comma_list(self.cleaned_data["interested_roles"], name="roles")

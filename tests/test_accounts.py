@@ -279,4 +279,5 @@ def test_account_page_renders_for_logged_in_user(client, url_name):
         assert "auth-entrance" in html  # confirming sign-out is an entrance card
     else:
         assert 'aria-label="Account settings"' in html
+        assert 'class="nav nav-underline section-tabs mb-4"' in html  # like Settings' tabs
         assert 'aria-current="page"' in html

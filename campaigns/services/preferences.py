@@ -248,6 +248,13 @@ def _add_months(day: date, months: int) -> date:
     return day.replace(year=year, month=month, day=min(day.day, 28))
 
 
+def pause_end(preference: CandidateEmailPreference) -> date | None:
+    """The day a candidate's pause ends, while it lasts (campaign emails wait until then)."""
+    if preference.paused_until and preference.paused_until > timezone.localdate():
+        return preference.paused_until
+    return None
+
+
 @transaction.atomic
 def candidate_preferences_update(
     *,

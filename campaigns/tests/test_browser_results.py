@@ -76,3 +76,47 @@ def test_step_form_shows_only_the_chosen_kinds_part(live_server, monkeypatch):
         expect(email_part).to_be_hidden()
 
     assert problems == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_sequence_page_puts_progress_under_the_steps_on_a_phone(live_server, monkeypatch):
+    """On a phone the side column (Progress, Who joins) follows the steps, before the long
+    candidates list, and nothing is wider than the screen; on a laptop it sits beside them."""
+    from campaigns.tests.test_sequences import launched
+
+    organization, user = browser_recruiter(
+        monkeypatch, name="Phone Org", slug="phone-org", email="phone.recruiter@example.com"
+    )
+    campaign, _ = launched(organization, user, [{}, {}], candidates=3)
+    problems: list[str] = []
+
+    with chromium_page(problems) as page:
+        log_in(page, live_server, user.email)
+        boxes = {}
+        for width in (390, 1280):
+            page.set_viewport_size({"width": width, "height": 844})
+            page.goto(f"{live_server.url}/o/{organization.slug}/campaigns/{campaign.pk}/")
+            boxes[width] = {
+                name: page.locator(f"section[aria-labelledby='{name}-heading']").bounding_box()
+                for name in ("steps", "progress", "audience", "enrollments")
+            }
+            boxes[width]["overflow"] = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"sequence-{width}.png"), full_page=True)
+
+    phone, laptop = boxes[390], boxes[1280]
+    assert problems == []
+    assert phone["overflow"] == 0
+    assert (
+        phone["steps"]["y"] + phone["steps"]["height"]
+        < phone["progress"]["y"]
+        < phone["audience"]["y"]
+        < phone["enrollments"]["y"]
+    )
+    assert laptop["overflow"] == 0
+    assert laptop["progress"]["x"] > laptop["steps"]["x"] + laptop["steps"]["width"]
+    assert laptop["progress"]["y"] == laptop["steps"]["y"]
+    assert laptop["enrollments"]["y"] > laptop["steps"]["y"] + laptop["steps"]["height"]

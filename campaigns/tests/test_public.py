@@ -267,6 +267,21 @@ def test_resubscribe_undoes_the_unsubscribe(sent_message, client):
     assert _state(sent_message)[:2] == (None, 0)
 
 
+def test_resubscribe_lands_on_the_preferences_saying_so(sent_message, client):
+    url = _unsubscribe_url(sent_message)
+    token = url.split("/")[3]
+    client.post(url, {"List-Unsubscribe": "One-Click"})
+    preferences = reverse("campaigns_public:preferences", args=[token])
+    # The flag alone says nothing while the candidate is still unsubscribed.
+    before = client.get(preferences + "?resubscribed=1").content.decode()
+
+    response = client.post(reverse("campaigns_public:resubscribe", args=[token]), follow=True)
+
+    assert response.redirect_chain == [(preferences + "?resubscribed=1", 302)]
+    assert "You are subscribed again." in response.content.decode()
+    assert "You are subscribed again." not in before
+
+
 @pytest.mark.parametrize(
     "token",
     [
@@ -398,9 +413,51 @@ def test_preferences_too_many_interests_rerender_with_the_error(sent_message, cl
     )
     with in_org():
         saved = CandidateEmailPreference.objects.filter(interested_roles__len__gt=0).exists()
+    page = response.content.decode()
     assert response.status_code == 200
-    assert "Name at most 10 roles." in response.content.decode()
+    assert "Name at most 10 roles." in page
+    # The page reloads at its top: the summary there links to the answer to fix.
+    assert "Nothing was saved. Please check:" in page
+    assert '<a class="alert-link" href="#id_interested_roles">Other roles</a>' in page
     assert saved is False
+
+
+def _preferences_post(client, url, **changes):
+    data = {"topics": ["jobs"], "pause_months": "3", "current_title": "", "city": ""}
+    return client.post(url, {**data, **changes})
+
+
+def test_preferences_of_a_paused_candidate_keep_the_pause_until_resumed(
+    sent_message, client, in_org
+):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    url = reverse("campaigns_public:preferences", args=[token])
+    _preferences_post(client, url)
+    with in_org():
+        paused_until = CandidateEmailPreference.objects.get().paused_until
+    until = f"{paused_until.day} {paused_until:%B %Y}"
+
+    page = client.get(url).content.decode()
+    _preferences_post(client, url, pause_months="", city="Leeds")  # "Keep the pause"
+    with in_org():
+        kept = CandidateEmailPreference.objects.get().paused_until
+    _preferences_post(client, url, pause_months="0")  # "Resume emails now"
+    with in_org():
+        resumed = CandidateEmailPreference.objects.get().paused_until
+
+    assert f'<option value="" selected>Keep the pause (until {until})</option>' in page
+    assert '<option value="0">Resume emails now</option>' in page
+    assert f"Emails are paused until {until}." in page
+    assert (kept, resumed) == (paused_until, None)
+
+
+def test_preferences_of_a_candidate_who_is_not_paused_offer_no_pause_to_keep(sent_message, client):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+
+    page = client.get(reverse("campaigns_public:preferences", args=[token])).content.decode()
+
+    assert '<option value="0" selected>Don&#x27;t pause</option>' in page
+    assert "Keep the pause" not in page and "Emails are paused" not in page
 
 
 def test_preferences_get_never_changes_state(sent_message, client, in_org):

@@ -1081,6 +1081,7 @@ def test_sequence_detail_enrollment_filter_and_bad_page(recruiter_client, recrui
     stopped = recruiter_client.get(url("detail", org, campaign.pk) + "?status=stopped&page=x")
     assert stopped.status_code == 200
     assert stopped.content.decode().count("enrollment-row") == 0
+    assert "Nobody with this status." in stopped.content.decode()  # not "Nobody here yet."
     bad = recruiter_client.get(url("detail", org, campaign.pk) + "?status=nonsense")
     assert bad.content.decode().count("enrollment-row") == 2
     assert applies_with_show_button(bad.content.decode(), "id_status")

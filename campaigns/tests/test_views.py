@@ -377,6 +377,22 @@ def test_sent_emails_view_lists_the_outbox(viewer_client, recruiter_user, org, i
     assert "Hi " in html
 
 
+def test_sent_emails_filtered_to_nothing_says_so_not_that_nothing_was_sent(
+    viewer_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+    emails = url("messages", org, campaign.pk)
+
+    page = viewer_client.get(emails, {"status": "failed"}).content.decode()
+
+    assert "No emails with this status" in page and "No emails yet" not in page
+    assert f'href="{emails}">Show every email</a>' in page
+
+
 @pytest.mark.parametrize("count", [1, 3])
 def test_sent_emails_query_count_does_not_grow(viewer_client, recruiter_user, org, in_org, count):
     make_candidates(org, count)

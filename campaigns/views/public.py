@@ -8,6 +8,7 @@ import base64
 
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -68,7 +69,7 @@ def resubscribe(request, token):
     organization, candidate, _ = found
     with scope(organization=organization):
         preference_service.candidate_resubscribe(candidate=candidate)
-    return redirect("campaigns_public:preferences", token=token)
+    return redirect(reverse("campaigns_public:preferences", args=[token]) + "?resubscribed=1")
 
 
 @never_cache
@@ -82,28 +83,21 @@ def preferences(request, token):
         preference = preference_service.preference_read(candidate=candidate)
         topics = topic_choices(organization=organization, with_descriptions=True)
         families = role_family_choices(organization=organization)
-        saved = False
-        if request.method == "POST":
-            form = PreferencesForm(request.POST, topics=topics, role_families=families)
-            if form.is_valid():
-                preference = preference_service.candidate_preferences_update(
-                    candidate=candidate, **form.cleaned_data
-                )
-                saved = True
-        else:
-            form = PreferencesForm(
-                topics=topics,
-                role_families=families,
-                initial={
-                    "topics": [k for k, _ in topics if k not in preference.opted_out_topics],
-                    "frequency": preference.frequency,
-                    "role_families": list(preference.interested_role_families or []),
-                    "interested_roles": ", ".join(preference.interested_roles or []),
-                    "interested_locations": ", ".join(preference.interested_locations or []),
-                    "open_to_remote": preference.open_to_remote,
-                    "current_title": candidate.current_title,
-                    "city": candidate.city,
-                },
+        form = PreferencesForm.for_candidate(
+            request.POST if request.method == "POST" else None,
+            candidate=candidate,
+            preference=preference,
+            topics=topics,
+            role_families=families,
+        )
+        saved = form.is_bound and form.is_valid()
+        if saved:
+            preference = preference_service.candidate_preferences_update(
+                candidate=candidate, **form.cleaned_data
+            )
+            # Shown again as saved (a pause just chosen is now "Keep the pause").
+            form = PreferencesForm.for_candidate(
+                candidate=candidate, preference=preference, topics=topics, role_families=families
             )
         return render(
             request,
@@ -115,6 +109,10 @@ def preferences(request, token):
                 "preference": preference,
                 "token": token,
                 "saved": saved,
+                # After the Resubscribe button (a redirect here); only says what is true.
+                "resubscribed": request.GET.get("resubscribed") == "1"
+                and not preference.unsubscribed_at,
+                "paused_until": preference_service.pause_end(preference),
             },
         )
 

@@ -111,6 +111,18 @@ def test_board_filters_by_name(recruiter_client, org, pool, cards):
     assert response.context["filtered"] is True
 
 
+def test_board_filter_button_looks_like_the_other_get_filters(recruiter_client, org, pool, cards):
+    """A GET filter's button is quiet (outline-secondary, like the "Show" buttons of the other
+    lists); outline-primary is for actions."""
+    body = recruiter_client.get(url("pool_board", org, pool_id=pool.pk)).content.decode()
+
+    buttons = submit_buttons(form_of(body, "id_q"))
+
+    assert [(text(b), set(attributes(b)["class"].split())) for b in buttons] == [
+        ("Filter", {"btn", "btn-sm", "btn-outline-secondary"})
+    ]
+
+
 def _board_queries(client, org, pool):
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url("pool_board", org, pool_id=pool.pk))
