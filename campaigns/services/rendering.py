@@ -12,7 +12,8 @@ internals at render time.
 
 HTML: the Markdown body is turned into HTML first (with the Jinja tags set aside so Markdown
 cannot mangle them), then rendered with autoescape on, so candidate-supplied values are always
-escaped. The plain-text part is the Markdown source rendered without escaping.
+escaped. The plain-text part is the same Markdown written as plain text (links as
+"label (address)", no emphasis marks; `markdown_to_text_source`), rendered without escaping.
 """
 
 import re
@@ -463,17 +464,130 @@ _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(
 )
 
 
-def markdown_to_html_source(body_markdown: str) -> str:
-    """Markdown → HTML, keeping the Jinja tags intact: they are swapped for inert placeholders
-    while Markdown runs (so quotes, underscores and pipes inside them are not touched)."""
+_PLACEHOLDER = re.compile(r"JINJASEGMENT(\d+)X")
+
+
+def _hide_jinja(source: str) -> tuple[str, list[str]]:
+    """`source` with its Jinja tags swapped for inert placeholders (so Markdown does not touch
+    the quotes, underscores and pipes inside them), and the tags to put back."""
     segments: list[str] = []
 
     def hide(match: re.Match) -> str:
         segments.append(match.group(0))
         return f"JINJASEGMENT{len(segments) - 1}X"
 
-    html = _markdown.render(JINJA_SEGMENT.sub(hide, body_markdown))
-    return re.sub(r"JINJASEGMENT(\d+)X", lambda m: segments[int(m.group(1))], html)
+    return JINJA_SEGMENT.sub(hide, source), segments
+
+
+def markdown_to_html_source(body_markdown: str) -> str:
+    """Markdown → HTML, keeping the Jinja tags intact."""
+    hidden, segments = _hide_jinja(body_markdown)
+    html = _markdown.render(hidden)
+    return _PLACEHOLDER.sub(lambda m: segments[int(m.group(1))], html)
+
+
+def markdown_to_text_source(body_markdown: str) -> str:
+    """Markdown → the plain-text part, keeping the Jinja tags intact: what a text-only mail
+    client shows. Emphasis marks go, a link becomes "label (https://…)" (only the address when
+    that is its label), list items keep "- " or "1. ", quotes keep "> ", tables become rows of
+    cells separated by " | ", code stays as written.
+
+    The Markdown source itself is used instead when the conversion cannot keep every Jinja tag
+    once and in order (a tag inside a link's title), or would make new Jinja syntax out of
+    escaped braces: the text part then says what the HTML says, never something else."""
+    hidden, segments = _hide_jinja(body_markdown)
+    text = _text_from_tokens(_markdown.parse(hidden))
+    found = [int(index) for index in _PLACEHOLDER.findall(text)]
+    if found != list(range(len(segments))) or JINJA_SEGMENT.search(text) or "{#" in text:
+        return body_markdown
+    return _PLACEHOLDER.sub(lambda m: segments[int(m.group(1))], text)
+
+
+def _inline_text(children) -> str:
+    out: list[str] = []
+    links: list[tuple[int, str]] = []
+    for token in children or ():
+        kind = token.type
+        if kind in ("text", "code_inline"):
+            out.append(token.content)
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind == "image":
+            out.append(token.content)  # the alt text
+        elif kind == "link_open":
+            links.append((len(out), str(token.attrGet("href") or "")))
+        elif kind == "link_close" and links:
+            start, href = links.pop()
+            shown = href.removeprefix("mailto:")
+            if shown and "".join(out[start:]).strip() != shown:
+                out.append(f" ({shown})")
+        # strong, em and s open/close: the words stay, the marks go
+    return "".join(out)
+
+
+def _text_from_tokens(tokens) -> str:
+    blocks: list[str] = []
+    quote = 0
+    lists: list[list] = []  # per open list: [ordered, next number, tight]
+    widths: list[int] = []  # per open list item: the width of its marker
+    marker = ""  # the marker of a list item whose first block is still to come
+    join_tight = False  # the next block follows the previous one on the next line
+    row: list[str] = []
+
+    def emit(text: str) -> None:
+        nonlocal marker, join_tight
+        outer = " " * sum(widths[:-1] if marker else widths)
+        inner = " " * sum(widths)
+        mark = "> " * quote
+        lines = text.split("\n")
+        shaped = [mark + outer + marker + lines[0]]
+        shaped += [(mark + inner + line) if line else mark.rstrip() for line in lines[1:]]
+        block = "\n".join(shaped)
+        if blocks and join_tight:
+            blocks[-1] += "\n" + block
+        else:
+            blocks.append(block)
+        marker, join_tight = "", False
+
+    for index, token in enumerate(tokens):
+        kind = token.type
+        if kind == "inline":
+            if tokens[index - 1].type in ("th_open", "td_open"):
+                row.append(_inline_text(token.children).strip())
+            else:
+                emit(_inline_text(token.children))
+        elif kind in ("fence", "code_block"):
+            emit(token.content.rstrip("\n"))
+        elif kind == "hr":
+            emit("-" * 20)
+        elif kind == "blockquote_open":
+            quote += 1
+        elif kind == "blockquote_close":
+            quote -= 1
+        elif kind in ("bullet_list_open", "ordered_list_open"):
+            start = int(token.attrGet("start") or 1)
+            tight = index + 2 < len(tokens) and tokens[index + 2].hidden
+            # A nested list follows its item's text on the next line in a tight list.
+            join_tight = bool(lists and lists[-1][2] and tight)
+            lists.append([kind == "ordered_list_open", start, tight])
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+        elif kind == "list_item_open":
+            ordered, number, tight = lists[-1]
+            marker = f"{number}. " if ordered else "- "
+            lists[-1][1] += 1
+            widths.append(len(marker))
+            if tight and tokens[index - 1].type == "list_item_close":
+                join_tight = True
+        elif kind == "list_item_close":
+            widths.pop()
+            marker = ""
+        elif kind == "tr_close":
+            emit(" | ".join(row))
+            join_tight, row = True, []
+        elif kind == "table_close":
+            join_tight = False
+    return "\n\n".join(blocks)
 
 
 @dataclass(frozen=True)
@@ -491,7 +605,7 @@ def email_compile(*, subject: str, preheader: str, body_markdown: str) -> Compil
         subject=TEXT_ENV.from_string(subject),
         preheader=TEXT_ENV.from_string(preheader),
         html=HTML_ENV.from_string(markdown_to_html_source(body_markdown)),
-        text=TEXT_ENV.from_string(body_markdown),
+        text=TEXT_ENV.from_string(markdown_to_text_source(body_markdown)),
     )
 
 

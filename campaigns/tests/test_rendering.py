@@ -108,8 +108,42 @@ def test_render_escapes_candidate_values_in_html_but_not_in_text():
     assert "<script>" not in rendered.html_body
     assert "&lt;script&gt;" in rendered.html_body
     assert "<strong>" in rendered.html_body
-    assert rendered.text_body == 'Hello **<script>alert("x")</script>**\n'
+    assert rendered.text_body == 'Hello <script>alert("x")</script>\n'
     assert rendered.subject == 'Hi <script>alert("x")</script>'
+
+
+def test_text_part_is_the_markdown_written_as_plain_text():
+    source = (
+        "Hi {{ first_name }},\n\n"
+        "We have **new roles** in _{{ city }}_: see [open roles](https://acme.example/jobs?a=1)"
+        " or <https://acme.example>.\n\n"
+        "- one\n- [preferences]({{ preferences_url }})\n  1. nested\n\n"
+        "> quoted *words*\n\n"
+        "| Role | City |\n|---|---|\n| Backend | Berlin |\n\n"
+        "Write to [me](mailto:ana@acme.example).\n{{ recruiter.name }}"
+    )
+    compiled = rendering.email_compile(subject="s", preheader="", body_markdown=source)
+    context = {**rendering.sample_context(), "first_name": "**Ada** [x](y)", "city": "Leeds"}
+
+    text = rendering.email_render(compiled, context).text_body
+
+    preferences = context["preferences_url"]
+    assert text == (
+        "Hi **Ada** [x](y),\n\n"  # the candidate's value is never Markdown
+        "We have new roles in Leeds: see open roles (https://acme.example/jobs?a=1)"
+        " or https://acme.example.\n\n"
+        f"- one\n- preferences ({preferences})\n  1. nested\n\n"
+        "> quoted words\n\n"
+        "Role | City\nBackend | Berlin\n\n"
+        f"Write to me (ana@acme.example).\n{context['recruiter']['name']}\n"
+    )
+
+
+def test_text_part_falls_back_to_the_source_when_a_jinja_tag_would_be_lost():
+    # A tag inside a link's title has no place in the text: the source is used as it is.
+    source = '[a](https://acme.example "{{ first_name }}") and \\{\\{ b }}'
+    assert rendering.markdown_to_text_source(source) == source
+    assert rendering.markdown_to_text_source("\\{\\{ b }}") == "\\{\\{ b }}"
 
 
 def test_render_candidate_markdown_is_not_interpreted():
