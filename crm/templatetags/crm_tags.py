@@ -18,12 +18,17 @@ def bootstrap_widget(field, **extra):
             filter(None, [css, widget.attrs.get("class", ""), extra.pop("class", "")])
         )
     }
+    # Read out after the label: the errors first, then the help text (which often says what
+    # a valid answer is), as includes/form_field.html shows them.
+    described_by = []
     if field.errors:
         attrs["class"] += " is-invalid"
         attrs["aria-invalid"] = "true"
-        attrs["aria-describedby"] = f"{field.auto_id}_errors"
-    elif field.help_text:
-        attrs["aria-describedby"] = f"{field.auto_id}_helptext"
+        described_by.append(f"{field.auto_id}_errors")
+    if field.help_text:
+        described_by.append(f"{field.auto_id}_helptext")
+    if described_by:
+        attrs["aria-describedby"] = " ".join(described_by)
     attrs.update(extra)
     return field.as_widget(attrs=attrs)
 
