@@ -210,7 +210,9 @@ def _enroll_audience(
 def _batch_enroll(*, batch_id: int) -> int:
     """Enroll one batch and delete it, in the caller's transaction: both happen or neither,
     and the unique (organization, campaign, candidate) constraint makes a repeat a no-op.
-    Candidates deleted since the launch are left out. Returns how many joined."""
+    Candidates deleted since the launch are left out; one merged into another profile since
+    the launch is replaced by that profile (once, if both were in the audience), so the person
+    gets the campaign once, at the address kept. Returns how many joined."""
     enrollments, batches = Enrollment._meta.db_table, AudienceBatch._meta.db_table
     candidates = Candidate._meta.db_table
     with connection.cursor() as cursor:
@@ -220,8 +222,12 @@ def _batch_enroll(*, batch_id: int) -> int:
             "SELECT batch.organization_id, batch.campaign_id, candidate.id, batch.step_id, "
             "batch.run_at, %s, '', batch.enrolled_at, NULL "
             f"FROM {batches} AS batch CROSS JOIN LATERAL unnest(batch.candidate_ids) AS ids(id) "
+            f"JOIN {candidates} AS listed "
+            "  ON listed.id = ids.id AND listed.organization_id = batch.organization_id "
             f"JOIN {candidates} AS candidate "
-            "  ON candidate.id = ids.id AND candidate.organization_id = batch.organization_id "
+            "  ON candidate.id = COALESCE(listed.merged_into_id, listed.id) "
+            "  AND candidate.organization_id = batch.organization_id "
+            "  AND candidate.merged_into_id IS NULL "
             "WHERE batch.id = %s ORDER BY candidate.id "
             "ON CONFLICT DO NOTHING",
             [Enrollment.Status.ACTIVE, batch_id],

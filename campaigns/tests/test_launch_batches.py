@@ -28,6 +28,7 @@ from campaigns.services.dispatch import dispatch_due
 from campaigns.tasks import dispatch_task, enroll_task
 from campaigns.tests.factories import make_broadcast
 from candidates.models import Candidate
+from candidates.services.merge import candidate_merge
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,6 +166,41 @@ def test_a_deleted_candidate_is_left_out_and_the_batch_still_enrolls(
 
     assert audience_enroll_pending(campaign_id=campaign.pk) == 2
     assert _enrolled(campaign) == Counter(audience - {gone})
+
+
+def test_a_candidate_merged_after_launch_is_replaced_by_the_profile_kept(
+    org, recruiter_user, queue, monkeypatch
+):
+    """Merged after the launch, before their batch was enrolled: the profile kept joins
+    instead, once, even when it was in the audience too."""
+    _batches(monkeypatch, 3)
+    audience = sorted(_audience(org, 6))
+    with scopes_disabled():
+        outsider = Candidate.objects.create(organization=org, first_name="O", email="o@x.example")
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        pending = list(AudienceBatch.objects.filter(campaign=campaign))
+        late = pending[0].candidate_ids
+        both_listed, merged_away = late[0], late[1]
+        # One merged into another listed profile, one into a profile outside the audience.
+        candidate_merge(
+            primary=Candidate.objects.get(pk=both_listed),
+            secondary=Candidate.objects.get(pk=merged_away),
+            field_choices={},
+            actor=None,
+        )
+        candidate_merge(
+            primary=outsider,
+            secondary=Candidate.objects.get(pk=late[2]),
+            field_choices={},
+            actor=None,
+        )
+
+    audience_enroll_pending(campaign_id=campaign.pk)
+
+    expected = (set(audience) - {merged_away, late[2]}) | {outsider.pk}
+    assert _enrolled(campaign) == Counter(expected)
 
 
 def test_batches_of_a_cancelled_campaign_are_dropped(org, recruiter_user, queue, monkeypatch):
