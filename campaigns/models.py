@@ -7,7 +7,7 @@ the dispatcher's and sweeper's partial indexes, which serve a scan across all or
 and the globally unique RFC 5322 Message-ID, which inbound replies are matched by.
 """
 
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -402,6 +402,7 @@ class Enrollment(models.Model):
         ENGAGED = "engaged", "Engaged, so the next step was not needed"
         STAGE_WON = "stage_won", "Moved to a won stage"
         STAGE_LOST = "stage_lost", "Moved to a lost stage"
+        MERGED = "merged", "Merged into another profile"
 
     # No index of its own: enrollment_unique and the indexes below lead with it.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
@@ -508,6 +509,8 @@ class Message(models.Model):
         CAMPAIGN_CANCELLED = "campaign_cancelled", "Campaign cancelled"
         ENROLLMENT_STOPPED = "enrollment_stopped", "Removed from the campaign"
         NO_CONSENT = "no_consent", "No recorded consent"
+        MERGED = "merged", "Merged into another profile"
+        CANDIDATE_DELETED = "candidate_deleted", "Candidate deleted"
 
     # No index of its own: message_once_per_step and three indexes below lead with it.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
@@ -661,6 +664,13 @@ class CandidateEmailPreference(models.Model):
 
     def __str__(self) -> str:
         return f"Preferences of {self.candidate_id}"
+
+    def is_paused_on(self, day: date) -> bool:
+        """Whether the pause ("Pause all emails for N months") holds emails on `day`, a date in
+        the organisation's time zone. It ends ON `paused_until`: paused on 15 May for a month,
+        the candidate gets emails again from 15 June, the day the preference centre says they
+        are paused "until". The send path and the profile both ask this."""
+        return self.paused_until is not None and day < self.paused_until
 
 
 class Consent(models.Model):

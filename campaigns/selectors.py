@@ -2,6 +2,8 @@
 for anything that is not the current organisation's (the same answer for missing and
 foreign)."""
 
+from zoneinfo import ZoneInfo
+
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import (
     BooleanField,
@@ -480,14 +482,18 @@ def candidate_emails_panel(*, candidate, limit: int = CANDIDATE_MESSAGES_LIMIT) 
         .annotate(
             topic_names=wanted_topics,
             role_family_names=_role_family_names("interested_role_families"),
+            organization_time_zone=F("organization__time_zone"),
         )
         .first()
     )
-    paused = preference is not None and preference.paused_until is not None
+    # Paused as the send path sees it: on the organisation's date (is_paused_on).
+    paused = preference is not None and preference.is_paused_on(
+        timezone.localdate(timezone=ZoneInfo(preference.organization_time_zone or "UTC"))
+    )
     return {
         "messages": messages[:limit],
         "has_more": len(messages) > limit,
         "consent": consents[0] if consents else None,
         "preference": preference,
-        "paused": paused and preference.paused_until >= timezone.localdate(),
+        "paused": paused,
     }

@@ -153,6 +153,7 @@ def _dispatch_chunk(
             {e.candidate_id for e in enrollments}
         )
         claimed = len(enrollments)
+        enrollments = _stop_merged_away(enrollments, candidates, now=now)
         # Sequences: stop rules, the sending window, branches and task steps (those set aside
         # are stopped, finished or moved to a later time; the rest run now).
         enrollments = sequences.sequence_enrollments_due(
@@ -224,6 +225,31 @@ def _dispatch_chunk(
                 by_organization[row["organization_id"]].append(row["id"])
         _enqueue_on_commit(report, by_organization)
     return claimed
+
+
+def _stop_merged_away(
+    enrollments: list[Enrollment], candidates: dict[int, Candidate], *, now: datetime
+) -> list[Enrollment]:
+    """Stop (reason `merged`) the enrollments of merged-away profiles: the person is the
+    surviving profile, whose own enrollments reach them. The merge stops them itself; this is
+    the backstop for one that did not (stopped here, they leave the due index instead of being
+    claimed again every round). Returns the others."""
+    merged: dict[int, list[int]] = defaultdict(list)
+    for enrollment in enrollments:
+        candidate = candidates.get(enrollment.candidate_id)
+        if candidate is not None and candidate.merged_into_id is not None:
+            merged[enrollment.organization_id].append(enrollment.pk)
+    if not merged:
+        return enrollments
+    for organization_id, ids in merged.items():
+        sequences.enrollments_stop(
+            organization_id=organization_id,
+            enrollment_ids=ids,
+            reason=Enrollment.StopReason.MERGED,
+            now=now,
+        )
+    stopped = {pk for ids in merged.values() for pk in ids}
+    return [e for e in enrollments if e.pk not in stopped]
 
 
 def _step(steps: list[Step], step_id: int) -> Step:

@@ -2,9 +2,10 @@
 
 A sending domain is the domain of the From address of campaign email. Its optional warm-up
 limits how many campaign emails leave from it each day — across every recruiter, campaign and
-worker (a Redis counter per organisation, domain and local day, see services/guards.py) — so a
-new domain builds a reputation with mailbox providers instead of landing in spam. Emails over
-the day's allowance wait in the queue for the next day; none is dropped.
+worker (a Redis counter per organisation, domain and local day, see services/guards.py; an
+email that was not sent after all gives its unit back) — so a new domain builds a reputation
+with mailbox providers instead of landing in spam. Emails over the day's allowance wait in
+the queue for the next day; none is dropped.
 """
 
 import contextlib
@@ -78,29 +79,28 @@ def warmup_finished_on(*, domain: SendingDomain) -> date | None:
     return schedule[-1][1] + timedelta(days=1) if schedule else domain.warmup_started_on
 
 
-def _day_key(organization_id: int, domain: str, day: date) -> str:
+def domain_day_key(organization_id: int, domain: str, day: date) -> str:
+    """The Redis key of the domain's counter for `day`."""
     return f"campaigns:domain-day:{organization_id}:{domain}:{day.isoformat()}"
 
 
 def domain_day_take(*, organization_id: int, domain: str, day: date, wanted: int, cap: int) -> int:
     """Take up to `wanted` of the domain's allowance for `day` from the counter shared by all
     workers; returns how many were granted."""
-    return daily_counter_take(key=_day_key(organization_id, domain, day), wanted=wanted, cap=cap)
-
-
-def domain_day_give_back(*, organization_id: int, domain: str, day: date, count: int) -> None:
-    """Return allowance taken for emails that did not go out after all (held by another cap)."""
-    daily_counter_give_back(key=_day_key(organization_id, domain, day), count=count)
+    return daily_counter_take(
+        key=domain_day_key(organization_id, domain, day), wanted=wanted, cap=cap
+    )
 
 
 def domain_day_used(*, organization_id: int, domain: str, day: date) -> int:
-    return int(cache.get(_day_key(organization_id, domain, day)) or 0)
+    return int(cache.get(domain_day_key(organization_id, domain, day)) or 0)
 
 
 def daily_counter_take(*, key: str, wanted: int, cap: int) -> int:
     """Atomically add `wanted` to a day's counter in Redis (INCRBY: every worker sees the same
     count), keep the part that fits under `cap` and hand the rest straight back, so the
-    counter holds what was granted. Returns how many were granted. Two workers racing at the
+    counter holds what was granted. Returns how many were granted (the send path gives back,
+    with `daily_counter_give_back`, what the emails it was granted for did not use). Two workers racing at the
     cap can each see the other's not-yet-returned excess and take less than fits: the error
     is on the safe side (an email waits for tomorrow), never above the cap."""
     if wanted <= 0:
@@ -117,6 +117,7 @@ def daily_counter_take(*, key: str, wanted: int, cap: int) -> int:
 
 
 def daily_counter_give_back(*, key: str, count: int) -> None:
+    """Return `count` units to a day's counter (granted for emails that did not go out)."""
     if count <= 0:
         return
     with contextlib.suppress(ValueError):  # the day's counter is gone: nothing to give back

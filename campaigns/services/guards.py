@@ -4,10 +4,13 @@ warm-up ramp and each recruiter's daily cap.
 
 Consent is a *skip* (the message is not sent, with the reason). The caps are *holds*: an
 over-cap message goes back to `queued` with a later `next_attempt_at` and the dispatcher's
-sweeper hands it to a send task when that time comes — it waits, it never vanishes.
+sweeper hands it to a send task when that time comes — it waits, it never vanishes. The two
+daily allowances are taken before a chunk is sent and given back for what it did not send
+(`SendHolds`).
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
@@ -220,21 +223,52 @@ def _candidate_frequency_holds(
     return holds
 
 
+@dataclass
+class SendHolds:
+    """What `send_holds` decided for a chunk: the messages that must wait, and the daily
+    allowance (warm-up, recruiter cap) the others took. An allowance is taken before the
+    messages are sent; whatever does not end up `sent` (skipped, held, retried, throttled by
+    the provider, given back at the deadline, paused) gets its unit back through `give_back`
+    — so a day's counter counts the emails that went out. A message that failed for good
+    (a 5xx, a hard bounce, the last retry) keeps its unit: the provider was asked to deliver
+    it, and that weighs on the domain's reputation as much as a delivery."""
+
+    holds: dict[int, tuple[datetime, str]] = field(default_factory=dict)
+    # message pk → the day counters (Redis keys, naming the organisation, the domain or the
+    # recruiter, and the day) it took one unit from.
+    taken: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def give_back(self, message_ids) -> int:
+        """Return the units these messages took (each once); returns how many."""
+        counts = Counter(key for pk in message_ids for key in self.taken.pop(pk, ()))
+        for key, count in counts.items():
+            domains.daily_counter_give_back(key=key, count=count)
+        return sum(counts.values())
+
+
 def send_holds(
     *,
     organization,
     messages: list[Message],
     email_settings: EmailSettings | None,
     now: datetime,
-) -> dict[int, tuple[datetime, str]]:
-    """{message pk: (when to try again, why)} for the messages that must wait: over the
+) -> SendHolds:
+    """The messages that must wait ({message pk: (when to try again, why)}): over the
     frequency cap, over the sending domain's warm-up allowance for today, or over the
     recruiter's daily cap. The two daily allowances are Redis counters shared by all workers;
-    allowance taken for a message that another cap then holds is given back."""
-    holds = {}
+    the result remembers which counters each message took from, so that the send path gives
+    back what it did not use (see SendHolds). Allowance taken for a message that another cap
+    then holds is given back here."""
+    result = SendHolds()
+    holds = result.holds
     if email_settings is not None:
-        holds = _frequency_holds(
-            organization=organization, messages=messages, email_settings=email_settings, now=now
+        holds.update(
+            _frequency_holds(
+                organization=organization,
+                messages=messages,
+                email_settings=email_settings,
+                now=now,
+            )
         )
     holds.update(
         _candidate_frequency_holds(
@@ -257,7 +291,6 @@ def send_holds(
             organization=organization, domain__in=list(by_domain), warmup_started_on__isnull=False
         )
     }
-    took_domain: dict[int, str] = {}  # message pk → the domain whose allowance it took
     for name, domain_messages in by_domain.items():
         allowance = domains.warmup_allowance(domain=warming.get(name), day=day)
         if allowance is None:
@@ -269,8 +302,9 @@ def send_holds(
             wanted=len(domain_messages),
             cap=allowance,
         )
+        key = domains.domain_day_key(organization.pk, name, day)
         for message in domain_messages[:allowed]:
-            took_domain[message.pk] = name
+            result.taken[message.pk].append(key)
         for message in domain_messages[allowed:]:
             holds[message.pk] = (tomorrow, HOLD_DOMAIN_WARMUP)
 
@@ -281,7 +315,7 @@ def send_holds(
         for message in messages:
             if message.pk not in holds:
                 by_sender[recruiter_of(message)].append(message)
-        give_back: dict[str, int] = defaultdict(int)
+        over_cap: list[int] = []
         for sender, sender_messages in by_sender.items():
             allowed = sender_daily_take(
                 organization_id=organization.pk,
@@ -290,15 +324,14 @@ def send_holds(
                 wanted=len(sender_messages),
                 cap=cap,
             )
+            key = _sender_day_key(organization.pk, sender, day)
+            for message in sender_messages[:allowed]:
+                result.taken[message.pk].append(key)
             for message in sender_messages[allowed:]:
                 holds[message.pk] = (tomorrow, HOLD_SENDER_CAP)
-                if message.pk in took_domain:
-                    give_back[took_domain[message.pk]] += 1
-        for name, count in give_back.items():
-            domains.domain_day_give_back(
-                organization_id=organization.pk, domain=name, day=day, count=count
-            )
-    return holds
+                over_cap.append(message.pk)
+        result.give_back(over_cap)  # the warm-up allowance they took
+    return result
 
 
 def messages_hold(*, holds: dict[int, tuple[datetime, str]]) -> int:

@@ -37,12 +37,12 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -66,7 +66,7 @@ from campaigns.services import guards, mime, smtp
 from campaigns.services.campaigns import campaigns_finish
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
-from campaigns.services.sequences import enrollments_stop
+from campaigns.services.sequences import enrollments_stop, step_run_at
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk, candidates_mark_contacted
 from crm.db import server_binding_cursor
@@ -79,6 +79,7 @@ _STOPPING = {
     Message.SkipReason.UNSUBSCRIBED: Enrollment.StopReason.UNSUBSCRIBED,
     Message.SkipReason.DO_NOT_CONTACT: Enrollment.StopReason.DO_NOT_CONTACT,
     Message.SkipReason.CAMPAIGN_CANCELLED: Enrollment.StopReason.CANCELLED,
+    Message.SkipReason.MERGED: Enrollment.StopReason.MERGED,
 }
 
 
@@ -93,6 +94,7 @@ class SendReport:
     throttled: int = 0  # over the organisation's rate limit: not claimed, left queued
     provider_throttled: int = 0  # the provider answered 429: back in the queue until later
     held: int = 0  # over a cap: back in the queue until later (services/guards.py)
+    paused: int = 0  # the campaign was paused meanwhile: back in the queue, for after the resume
     skip_reasons: dict = field(default_factory=dict)
 
 
@@ -155,12 +157,21 @@ def _retry_after(response) -> timedelta | None:
     return timedelta(seconds=min(THROTTLE_RETRY_AFTER_MAX_SECONDS, max(0.0, seconds)))
 
 
-def skip_reason_for(*, message: Message, candidate, preference, suppressed: set[str], now) -> str:
-    """Why this message must not go out now ("" when it may). Checked at send time."""
+def skip_reason_for(
+    *, message: Message, candidate, preference, suppressed: set[str], today: date
+) -> str:
+    """Why this message must not go out now ("" when it may). Checked at send time. `today`
+    is the date in the organisation's time zone (for the candidate's pause)."""
     if message.campaign.status == Campaign.Status.CANCELLED:
         return Message.SkipReason.CAMPAIGN_CANCELLED
     if message.enrollment is not None and message.enrollment.status == Enrollment.Status.STOPPED:
         return Message.SkipReason.ENROLLMENT_STOPPED
+    if candidate is None:  # deleted (bulk delete, erasure) since the message was written
+        return Message.SkipReason.CANDIDATE_DELETED
+    if candidate.merged_into_id is not None:
+        # A merged-away profile: the person is the surviving profile, whose own emails reach
+        # them (the merge stops this profile's enrollments; this is the backstop).
+        return Message.SkipReason.MERGED
     if not message.to_email:
         return Message.SkipReason.NO_EMAIL
     if message.to_email.lower() in suppressed:
@@ -172,7 +183,7 @@ def skip_reason_for(*, message: Message, candidate, preference, suppressed: set[
             return Message.SkipReason.UNSUBSCRIBED
         if message.campaign.topic in (preference.opted_out_topics or []):
             return Message.SkipReason.TOPIC_OPTED_OUT
-        if preference.paused_until is not None and preference.paused_until > now.date():
+        if preference.is_paused_on(today):
             return Message.SkipReason.PAUSED
     # Consent, the frequency cap and the per-sender daily cap need more than one message:
     # services/guards.py, called from messages_send.
@@ -196,8 +207,17 @@ _SEND_FIELDS = (
     "campaign__status",
     "campaign__topic",
     "campaign__name",
+    # A sequence's held or retried email waits for its sending window (`_within_window`).
+    "campaign__kind",
+    "campaign__window_days",
+    "campaign__window_start",
+    "campaign__window_end",
+    "campaign__use_candidate_time_zone",
+    "campaign__organization__time_zone",
     "enrollment__status",
     "candidate__status",
+    "candidate__merged_into",
+    "candidate__time_zone",
 )
 
 
@@ -360,22 +380,23 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
 
     messages = list(
         Message.objects.filter(pk__in=claimed_ids)
-        .select_related("campaign", "enrollment", "candidate")
+        .select_related("campaign__organization", "enrollment", "candidate")
         # Only what the guard rails, the email and the bookkeeping read: building whole
         # campaign, enrollment and candidate instances was most of the ~0.3 ms per message
         # that loading a chunk took (docs/performance.md).
         .only(*_SEND_FIELDS)
         .order_by("pk")
     )
+    today = guards.local_day(organization, now)
     preferences, suppressed = _opt_outs(organization, messages)
     opt_outs_read = time.monotonic()
 
     # Guard rails that need more than one message (consent, frequency cap, sender cap).
-    guarded = [m for m in messages if not m.is_test]
+    guarded = [m for m in messages if not m.is_test and not _campaign_paused(m)]
     reasons = guards.consent_skips(
         organization=organization, messages=guarded, email_settings=email_settings
     )
-    holds = guards.send_holds(
+    caps = guards.send_holds(
         organization=organization,
         messages=[
             m
@@ -386,7 +407,7 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                 candidate=m.candidate,
                 preference=preferences.get(m.candidate_id),
                 suppressed=suppressed,
-                now=now,
+                today=today,
             )
         ],
         email_settings=email_settings,
@@ -398,6 +419,8 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     sent: list[Message] = []
     failed: list[Message] = []
     bounced: list[Message] = []
+    paused: list[int] = []
+    gave_up: list[int] = []  # transient failures on their last attempt: failed for good
     connection = connection or get_connection(timeout=max(5, min(30, lease // 4)))
     opened = False
     # One server-bound statement per accepted message (see _record_sent).
@@ -406,35 +429,35 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
             for index, message in enumerate(messages):
                 if time.monotonic() > deadline:
                     # Give back what is left: this task must not outlive its lease.
-                    rest = [m.pk for m in messages[index:]]
-                    report.released = Message.objects.filter(
-                        _status_is(Message.Status.SENDING), pk__in=rest
-                    ).update(status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None)
+                    report.released = _back_in_queue([m.pk for m in messages[index:]])
                     break
                 if (
                     index
                     and index % OPT_OUTS_REREAD_EVERY == 0
                     and time.monotonic() - opt_outs_read >= OPT_OUTS_REREAD_SECONDS
                 ):
-                    # A candidate who unsubscribes (or is suppressed or marked "do not
-                    # contact") while this chunk goes out is not sent the rest of it.
-                    preferences, suppressed = _opt_outs(
-                        organization, messages[index:], refresh_status=True
-                    )
+                    # What changed while this chunk goes out applies to the rest of it: an
+                    # unsubscribe, a suppression, "do not contact", a candidate deleted or
+                    # merged away, the campaign paused or cancelled, the enrollment stopped.
+                    preferences, suppressed = _reread(organization, messages[index:])
                     opt_outs_read = time.monotonic()
+                if _campaign_paused(message):
+                    paused.append(message.pk)
+                    continue
                 if not message.is_test:
                     reason = skip_reason_for(
                         message=message,
                         candidate=message.candidate,
                         preference=preferences.get(message.candidate_id),
                         suppressed=suppressed,
-                        now=now,
+                        today=today,
                     ) or reasons.get(message.pk, "")
                     if reason:
                         skipped.append((message, reason))
                         continue
-                    if message.pk in holds:
-                        held[message.pk] = holds[message.pk]
+                    if message.pk in caps.holds:
+                        until, why = caps.holds[message.pk]
+                        held[message.pk] = (_within_window(message, until), why)
                         continue
                 if not opened:
                     connection.open()
@@ -456,7 +479,8 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                         (bounced if outcome.hard_bounce else failed).append(message)
                         report.failed += 1
                     else:
-                        _record_retry(message, str(outcome))
+                        if _record_retry(message, str(outcome)):
+                            gave_up.append(message.pk)
                         report.retried += 1
                         # The connection may be broken: start a fresh one for the next message.
                         _close_quietly(connection)
@@ -470,41 +494,102 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
             if opened:
                 _close_quietly(connection)
 
+    # A campaign paused while its chunk went out: the rest waits for the resume, as it would
+    # had the pause come before the chunk was claimed (the claim and the sweeper skip paused
+    # campaigns).
+    report.paused = _back_in_queue(paused)
     _record_skips(skipped, report)
     report.held = guards.messages_hold(holds=held)
     _record_bounces(organization, bounced)
     _record_events(organization, sent=sent, failed=failed + bounced, skipped=skipped)
+    # The day's allowances count the emails that went out (and those that failed for good):
+    # everything else gives its unit back — skipped, held, retried, throttled by the provider,
+    # released at the deadline, paused. A worker lost before this line keeps the units it
+    # took: the error is on the safe side (an email waits for tomorrow), never over a cap.
+    used = {m.pk for m in [*sent, *failed, *bounced]} | set(gave_up)
+    caps.give_back([pk for pk in list(caps.taken) if pk not in used])
     # The chunk's results are committed: if it held a campaign's last emails, it is done now.
     campaigns_finish(campaign_ids={m.campaign_id for m in messages if m.campaign_id})
     return report
 
 
-# How often a chunk being sent reads its candidates' opt-outs again: every this many messages,
-# once this many seconds have passed since the last read. An unsubscribe is then honoured
-# within about a second even on a slow server, for two small queries a second at full speed
-# (a chunk of a few messages, as in the query-count tests, reads them once).
+def _campaign_paused(message: Message) -> bool:
+    return message.campaign_id is not None and message.campaign.status == Campaign.Status.PAUSED
+
+
+def _back_in_queue(message_ids: list[int]) -> int:
+    """Claimed messages that were not tried go back to `queued`, due as they were; the sweeper
+    hands them to a new task."""
+    if not message_ids:
+        return 0
+    return Message.objects.filter(_status_is(Message.Status.SENDING), pk__in=message_ids).update(
+        status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None
+    )
+
+
+def _within_window(message: Message, moment: datetime) -> datetime:
+    """When a held or retried email may be tried again: `moment`, or for a sequence's email
+    the next opening of its sending window from then on (in the organisation's time zone, or
+    the candidate's), so that a wait until the next midnight or a retry's backoff does not
+    send it at night or at the weekend."""
+    if message.campaign_id is None:
+        return moment
+    return step_run_at(campaign=message.campaign, candidate=message.candidate, due=moment)
+
+
+# How often a chunk being sent reads again what may stop its emails: every this many messages,
+# once this many seconds have passed since the last read. An unsubscribe, a deletion or a
+# pause is then honoured within about a second even on a slow server, for three small queries
+# a second at full speed (a chunk of a few messages, as in the query-count tests, reads them
+# once).
 OPT_OUTS_REREAD_EVERY = 50
 OPT_OUTS_REREAD_SECONDS = 1.0
 
 
-def _opt_outs(
-    organization, messages: list[Message], *, refresh_status: bool = False
-) -> tuple[dict, set[str]]:
-    """The email preferences of `messages`' candidates and which of their addresses are
-    suppressed; with `refresh_status`, a candidate marked "do not contact" since the messages
-    were loaded is marked so on them too."""
-    candidate_ids = [m.candidate_id for m in messages if m.candidate_id]
-    if refresh_status:
-        do_not_contact = set(
-            Candidate.objects.filter(
-                organization=organization,
-                pk__in=candidate_ids,
-                status=Candidate.Status.DO_NOT_CONTACT,
-            ).values_list("pk", flat=True)
+def _reread(organization, messages: list[Message]) -> tuple[dict, set[str]]:
+    """Bring the rest of a chunk up to date (see `_refresh`) and read its opt-outs again."""
+    _refresh(organization, messages)
+    return _opt_outs(organization, messages)
+
+
+def _refresh(organization, messages: list[Message]) -> None:
+    """One query over the messages themselves, joined to their campaign, enrollment and
+    candidate: what changed since the chunk was loaded is set on the loaded instances, where
+    `skip_reason_for` and `_campaign_paused` look. A message whose row is gone, or whose
+    candidate is — deleting a candidate deletes their enrollments and those their messages —
+    loses its candidate and is skipped as `candidate_deleted`."""
+    rows = {
+        pk: rest
+        for pk, *rest in Message.objects.filter(
+            organization=organization, pk__in=[m.pk for m in messages]
+        ).values_list(
+            "pk",
+            "campaign__status",
+            "enrollment__status",
+            "candidate_id",
+            "candidate__status",
+            "candidate__merged_into",
         )
-        for message in messages:
-            if message.candidate_id in do_not_contact:
-                message.candidate.status = Candidate.Status.DO_NOT_CONTACT
+    }
+    for message in messages:
+        row = rows.get(message.pk)
+        if row is None or row[2] is None:
+            message.candidate = None
+            continue
+        campaign_status, enrollment_status, _, candidate_status, merged_into_id = row
+        if message.campaign_id is not None:
+            message.campaign.status = campaign_status
+        if message.enrollment_id is not None and enrollment_status is not None:
+            message.enrollment.status = enrollment_status
+        if message.candidate is not None:
+            message.candidate.status = candidate_status
+            message.candidate.merged_into_id = merged_into_id
+
+
+def _opt_outs(organization, messages: list[Message]) -> tuple[dict, set[str]]:
+    """The email preferences of `messages`' candidates and which of their addresses are
+    suppressed."""
+    candidate_ids = [m.candidate_id for m in messages if m.candidate_id]
     preferences = {
         p.candidate_id: p
         for p in CandidateEmailPreference.objects.filter(
@@ -557,19 +642,21 @@ def _record_sent(message: Message, esp_message_id: str, *, cursor) -> None:
         cursor.cursor.execute(_SENT_SQL, [timezone.now(), esp_message_id, message.pk], prepare=True)
 
 
-def _record_retry(message: Message, error: str) -> None:
+def _record_retry(message: Message, error: str) -> bool:
+    """Back to the queue for a later attempt; True when that was the last one (failed)."""
     attempts = message.attempts + 1
     if attempts >= MAX_ATTEMPTS:
         _record_failed(message, f"Gave up after {attempts} attempts: {error}", attempts=attempts)
-        return
+        return True
     Message.objects.filter(_status_is(Message.Status.SENDING), pk=message.pk).update(
         status=Message.Status.QUEUED,
         attempts=attempts,
         last_error=error[:2000],
-        next_attempt_at=timezone.now() + retry_delay(attempts),
+        next_attempt_at=_within_window(message, timezone.now() + retry_delay(attempts)),
         claimed_at=None,
         enqueued_at=None,
     )
+    return False
 
 
 def _record_provider_throttled(messages: list[Message], throttled: ProviderThrottled) -> int:
@@ -581,7 +668,7 @@ def _record_provider_throttled(messages: list[Message], throttled: ProviderThrot
     delay = throttled.retry_after if throttled.retry_after is not None else throttle_delay(times)
     until = timezone.now() + delay
     why = _THROTTLED.format(times=times)
-    count = guards.messages_hold(holds={m.pk: (until, why) for m in messages})
+    count = guards.messages_hold(holds={m.pk: (_within_window(m, until), why) for m in messages})
     logger.warning(
         "campaigns.send: the provider throttled (HTTP 429); %d messages wait until %s: %s",
         count,
@@ -648,23 +735,57 @@ def _record_bounces(organization, bounced: list[Message]) -> None:
     )
 
 
+# How many times the bookkeeping after a chunk is written when deletions keep getting in its way.
+_RECORD_ATTEMPTS = 3
+
+
 def _record_events(organization, *, sent, failed, skipped) -> None:
     """Engagement events and timeline entries, in bulk after the loop (the Message rows are
-    the truth; these are derived and could be rebuilt from them)."""
-    events = []
-    for message in sent:
-        if not message.is_test:
-            events.append(_event(organization, message, "sent"))
-    for message in failed:
-        events.append(_event(organization, message, "failed"))
-    for message, reason in skipped:
-        events.append(_event(organization, message, "skipped", data={"reason": reason}))
+    the truth; these are derived and could be rebuilt from them).
+
+    Only for the messages and candidates that still exist: deleting a candidate (bulk delete,
+    erasure) while their chunk goes out deletes their messages too. What exists is read in the
+    transaction that writes the entries; a deletion committed in between makes that
+    transaction fail on a foreign key, and it is written again without the deleted rows — so a
+    deletion never loses the other messages' records."""
+    messages = [*sent, *failed, *(message for message, _ in skipped)]
+    if not messages:
+        return
+    for attempt in range(1, _RECORD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                existing = dict(  # message pk → its candidate now (None: deleted)
+                    Message.objects.filter(pk__in=[m.pk for m in messages]).values_list(
+                        "pk", "candidate_id"
+                    )
+                )
+                _record_existing_events(
+                    organization, existing, sent=sent, failed=failed, skipped=skipped
+                )
+            return
+        except IntegrityError:
+            if attempt == _RECORD_ATTEMPTS:
+                logger.exception(
+                    "campaigns.send: the events and timeline entries of %d messages were not"
+                    " recorded (their Message rows are)",
+                    len(messages),
+                )
+
+
+def _record_existing_events(organization, existing: dict, *, sent, failed, skipped) -> None:
+    events = [
+        *(_event(organization, m, "sent") for m in sent if not m.is_test),
+        *(_event(organization, m, "failed") for m in failed),
+        *(_event(organization, m, "skipped", data={"reason": why}) for m, why in skipped),
+    ]
+    for event in events:
+        event["candidate_id"] = existing.get(event["message_id"])
     engagement_events_record_bulk(events=[e for e in events if e["candidate_id"]])
     by_campaign: dict[int, list[int]] = defaultdict(list)
     names = {}
     for message in sent:
-        if message.candidate_id and not message.is_test:
-            by_campaign[message.campaign_id].append(message.candidate_id)
+        if existing.get(message.pk) and not message.is_test:
+            by_campaign[message.campaign_id].append(existing[message.pk])
             names[message.campaign_id] = message.campaign.name
     for campaign_id, candidate_ids in by_campaign.items():
         activities_record_bulk(

@@ -22,6 +22,7 @@ from campaigns.services import domains, guards
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
+from campaigns.tests.backends import ScriptedBackend, deferred, hard_bounce
 from campaigns.tests.factories import make_broadcast, make_candidates
 
 
@@ -531,3 +532,100 @@ def test_opting_out_while_a_chunk_is_sent_stops_the_rest_of_it(org, recruiter_us
         do_not_contact.pk: Message.SkipReason.DO_NOT_CONTACT,
         suppressed.pk: Message.SkipReason.SUPPRESSED,
     }
+
+
+# --- daily allowances count the emails that went out ---
+
+
+def test_warm_up_allowance_of_emails_the_provider_throttled_is_given_back(
+    org, recruiter_user, postmark
+):
+    """A provider's 429 sends nothing: the warm-up allowance the chunk took is handed back,
+    so the emails go out when the provider accepts again, the same day — not tomorrow."""
+    _domain(
+        org,
+        warmup_started_on=timezone.localdate(),
+        warmup_first_day=5,
+        warmup_target_per_day=1000,
+    )
+    make_candidates(org, 5)
+    campaign = _launch(org, recruiter_user)
+    day = guards.local_day(org, timezone.now())
+    postmark.answers = [429]
+
+    report = _send(org, campaign)
+
+    assert (report.sent, report.provider_throttled) == (0, 5)
+    assert domains.domain_day_used(organization_id=org.pk, domain="acme.example", day=day) == 0
+    with scopes_disabled():
+        Message.objects.filter(campaign=campaign).update(next_attempt_at=timezone.now())
+    assert _send(org, campaign).sent == 5
+    assert domains.domain_day_used(organization_id=org.pk, domain="acme.example", day=day) == 5
+
+
+def test_sender_daily_cap_counts_emails_sent_or_failed_for_good_not_retries(
+    org, recruiter_user, settings
+):
+    """A transient failure gives the recruiter's daily slot back (the retry takes one when it
+    goes); an email that failed for good keeps its slot: the provider was asked to deliver it."""
+    settings.EMAIL_BACKEND = "campaigns.tests.backends.ScriptedBackend"
+    _settings(org, sender_daily_cap=3)
+    make_candidates(org, 3)
+    campaign = _launch(org, recruiter_user)
+    with scopes_disabled():
+        bouncing = Message.objects.filter(campaign=campaign).order_by("pk").first()
+    ScriptedBackend.script = [hard_bounce(bouncing.to_email), deferred(), None]
+
+    report = _send(org, campaign)
+
+    assert (report.sent, report.failed, report.retried) == (1, 1, 1)
+    # The retry is due: it goes out today, the day's third.
+    with scopes_disabled():
+        Message.objects.filter(status=Message.Status.QUEUED).update(next_attempt_at=timezone.now())
+    assert (_send(org, campaign).sent, len(mail.outbox)) == (1, 2)
+    # Three used (the bounce, the first and the retried email): a fourth waits for tomorrow.
+    make_candidates(org, 1, tags=("later",))
+    later = _launch(org, recruiter_user, tag="later", name="Later")
+    report = _send(org, later)
+    assert (report.sent, report.held) == (0, 1)
+
+
+def test_warm_up_allowance_of_an_email_skipped_mid_chunk_is_given_back(
+    org, recruiter_user, monkeypatch
+):
+    from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+
+    from campaigns.services import sending
+    from campaigns.services.preferences import candidate_unsubscribe
+
+    monkeypatch.setattr(sending, "OPT_OUTS_REREAD_EVERY", 1)
+    monkeypatch.setattr(sending, "OPT_OUTS_REREAD_SECONDS", 0)
+    _domain(
+        org,
+        warmup_started_on=timezone.localdate(),
+        warmup_first_day=3,
+        warmup_target_per_day=1000,
+    )
+    make_candidates(org, 3)
+    campaign = _launch(org, recruiter_user)
+    with scopes_disabled():
+        queued = list(Message.objects.filter(campaign=campaign).order_by("pk"))
+
+    class UnsubscribeMeanwhile(LocmemBackend):
+        def send_messages(self, email_messages):
+            sent = super().send_messages(email_messages)
+            if len(mail.outbox) == 1:
+                with scopes_disabled():
+                    candidate_unsubscribe(candidate=queued[1].candidate, source="preference centre")
+            return sent
+
+    with scope(organization=org):
+        report = messages_send(
+            organization=org,
+            message_ids=[m.pk for m in queued],
+            connection=UnsubscribeMeanwhile(),
+        )
+
+    assert (report.sent, report.skipped) == (2, 1)
+    day = guards.local_day(org, timezone.now())
+    assert domains.domain_day_used(organization_id=org.pk, domain="acme.example", day=day) == 2

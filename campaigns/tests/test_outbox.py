@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from analytics.models import EngagementEvent
 from campaigns.models import (
@@ -21,11 +22,14 @@ from campaigns.models import (
     Message,
     Suppression,
 )
+from campaigns.services import sending, sequences
 from campaigns.services.campaigns import campaign_launch, campaign_launch_problems
 from campaigns.services.dispatch import CLAIM_PLANNER_SETTINGS, dispatch_due, due_enrollments
+from campaigns.services.sending import SendReport, messages_send
 from campaigns.tests.backends import ScriptedBackend, deferred, hard_bounce
 from campaigns.tests.factories import make_broadcast, make_candidates, send_all
-from candidates.models import Activity, Candidate
+from candidates.models import Activity, Candidate, CandidateContact
+from candidates.services.profiles import candidates_delete
 from crm.db import planner_settings
 from crm.emails import send_transactional_email
 
@@ -274,6 +278,11 @@ def _guard(org, candidate, campaign, kind):
         )
     elif kind == "campaign_cancelled":
         Campaign.objects.filter(pk=campaign.pk).update(status="cancelled")
+    elif kind == "merged":
+        # Merged into another profile after the email was written. The merge stops the
+        # profile's enrollments itself; the send path is the backstop.
+        (survivor,) = make_candidates(org, 1, tags=["elsewhere"])
+        Candidate.objects.filter(pk=candidate.pk).update(merged_into=survivor)
 
 
 @pytest.mark.parametrize(
@@ -285,6 +294,7 @@ def _guard(org, candidate, campaign, kind):
         ("topic_opted_out", False),
         ("paused", False),
         ("campaign_cancelled", True),
+        ("merged", True),
     ],
 )
 def test_guard_rails_are_checked_at_send_time(
@@ -408,3 +418,192 @@ def test_broadcast_finishes_when_every_email_has_left_the_outbox(launched_broadc
     with in_org():
         campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DONE
+
+
+def test_dispatch_renders_nothing_more_for_a_merged_away_profile(org, recruiter_user):
+    """A sequence's next step is not rendered for a profile merged into another (the person is
+    the surviving profile, who gets their own): its enrollment stops, with the reason."""
+    from campaigns.tests.test_sequences import TUESDAY_10, launched
+
+    steps = [{}, {"delay": timedelta(days=1)}]
+    campaign, (survivor, merged) = launched(org, recruiter_user, steps, candidates=2)
+    dispatch_due(now=TUESDAY_10)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=merged.pk).update(merged_into=survivor)
+
+    dispatch_due(now=TUESDAY_10 + timedelta(days=1, hours=1))
+
+    with scopes_disabled():
+        second_emails = list(
+            Message.objects.filter(campaign=campaign, step__position=2).values_list(
+                "candidate_id", flat=True
+            )
+        )
+        enrollment = Enrollment.objects.get(campaign=campaign, candidate=merged)
+    assert second_emails == [survivor.pk]
+    assert (enrollment.status, enrollment.stop_reason) == (
+        Enrollment.Status.STOPPED,
+        Enrollment.StopReason.MERGED,
+    )
+
+
+# --- what changes while a chunk is being sent ---
+
+
+def _chunk(org, user, count: int) -> tuple[Campaign, list[Message]]:
+    make_candidates(org, count)
+    campaign = make_broadcast(org, user=user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=user)
+        dispatch_due()
+    with scopes_disabled():
+        return campaign, list(Message.objects.filter(campaign=campaign).order_by("pk"))
+
+
+class _Meanwhile(LocmemBackend):
+    """locmem that runs `after[n]` once the n-th email was accepted: something that happens
+    while the chunk is being sent."""
+
+    after: dict = {}
+
+    def send_messages(self, email_messages):
+        sent = super().send_messages(email_messages)
+        action = self.after.get(len(mail.outbox))
+        if action is not None:
+            with scopes_disabled():
+                action()
+        return sent
+
+
+def _send_chunk(org, messages, **after) -> SendReport:
+    backend = _Meanwhile()
+    backend.after = {int(n.removeprefix("after_")): action for n, action in after.items()}
+    with scope(organization=org):
+        return messages_send(
+            organization=org, message_ids=[m.pk for m in messages], connection=backend
+        )
+
+
+@pytest.fixture
+def reread_before_every_message(monkeypatch):
+    """A chunk reads again what may stop its emails before every message (in production every
+    50 messages once a second has passed)."""
+    monkeypatch.setattr(sending, "OPT_OUTS_REREAD_EVERY", 1)
+    monkeypatch.setattr(sending, "OPT_OUTS_REREAD_SECONDS", 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_candidate_deleted_while_their_chunk_is_sent_gets_nothing(
+    org, recruiter_user, reread_before_every_message
+):
+    """A candidate deleted (bulk delete, erasure) while their chunk goes out — their email goes
+    with their enrollment — is not sent it, and the others' events, timeline entries and last
+    contact are all recorded."""
+    campaign, (first, deleted, last) = _chunk(org, recruiter_user, 3)
+
+    report = _send_chunk(
+        org,
+        [first, deleted, last],
+        after_1=lambda: candidates_delete(candidate_ids=[deleted.candidate_id]),
+    )
+
+    assert [m.to for m in mail.outbox] == [[first.to_email], [last.to_email]]
+    assert (report.sent, report.skip_reasons) == (2, {"candidate_deleted": 1})
+    with scopes_disabled():
+        events = set(
+            EngagementEvent.objects.filter(kind="sent").values_list("candidate_id", flat=True)
+        )
+        timeline = set(
+            Activity.objects.filter(kind=Activity.Kind.EMAIL_SENT).values_list(
+                "candidate_id", flat=True
+            )
+        )
+        contacted = set(CandidateContact.objects.values_list("candidate_id", flat=True))
+        campaign.refresh_from_db()
+    assert events == timeline == contacted == {first.candidate_id, last.candidate_id}
+    assert campaign.status == Campaign.Status.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_candidate_deleted_after_their_email_went_out_loses_no_one_elses_records(
+    org, recruiter_user, reread_before_every_message
+):
+    """Deleted after their email was accepted (its Message row gone with them) and before the
+    chunk's bookkeeping: the other emails' events and timeline entries are still written."""
+    campaign, messages = _chunk(org, recruiter_user, 3)
+    first, *others = messages
+
+    report = _send_chunk(
+        org, messages, after_3=lambda: candidates_delete(candidate_ids=[first.candidate_id])
+    )
+
+    assert report.sent == 3
+    with scopes_disabled():
+        events = set(
+            EngagementEvent.objects.filter(kind="sent").values_list("candidate_id", flat=True)
+        )
+        timeline = set(
+            Activity.objects.filter(kind=Activity.Kind.EMAIL_SENT).values_list(
+                "candidate_id", flat=True
+            )
+        )
+        campaign.refresh_from_db()
+    assert events == timeline == {m.candidate_id for m in others}
+    assert campaign.status == Campaign.Status.DONE
+
+
+def test_pausing_a_campaign_while_its_chunk_is_sent_keeps_the_rest_for_the_resume(
+    org, recruiter_user, reread_before_every_message
+):
+    campaign, messages = _chunk(org, recruiter_user, 4)
+
+    report = _send_chunk(
+        org,
+        messages,
+        after_1=lambda: sequences.campaign_pause(campaign=campaign, user=recruiter_user),
+    )
+
+    assert (len(mail.outbox), report.sent, report.paused) == (1, 1, 3)
+    with scopes_disabled():
+        rest = list(
+            Message.objects.filter(pk__in=[m.pk for m in messages[1:]]).values_list(
+                "status", "attempts", "next_attempt_at", "enqueued_at", "claimed_at"
+            )
+        )
+    assert rest == [(Message.Status.QUEUED, 0, None, None, None)] * 3
+    assert send_all(org, campaign).sent == 0  # still paused
+    with scopes_disabled():
+        sequences.campaign_resume(
+            campaign=campaign, user=recruiter_user, overdue=sequences.Overdue.SEND_NOW
+        )
+    assert send_all(org, campaign).sent == 3
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(m.to_email for m in messages)
+
+
+def test_cancelling_or_stopping_while_a_chunk_is_sent_skips_the_rest(
+    org, recruiter_user, reread_before_every_message
+):
+    campaign, (first, removed, third, fourth) = _chunk(org, recruiter_user, 4)
+
+    def remove():  # a recruiter takes them out of the campaign, say
+        Enrollment.objects.filter(pk=removed.enrollment_id).update(
+            status=Enrollment.Status.STOPPED, stop_reason=Enrollment.StopReason.REMOVED
+        )
+
+    report = _send_chunk(
+        org,
+        [first, removed, third, fourth],
+        after_1=remove,
+        after_2=lambda: Campaign.objects.filter(pk=campaign.pk).update(status="cancelled"),
+    )
+
+    assert [m.to for m in mail.outbox] == [[first.to_email], [third.to_email]]
+    with scopes_disabled():
+        reasons = dict(Message.objects.filter(campaign=campaign).values_list("pk", "skip_reason"))
+    assert reasons == {
+        first.pk: "",
+        removed.pk: Message.SkipReason.ENROLLMENT_STOPPED,
+        third.pk: "",
+        fourth.pk: Message.SkipReason.CAMPAIGN_CANCELLED,
+    }
+    assert report.sent == 2
