@@ -24,18 +24,29 @@ class CampaignsConfig(AppConfig):
                 MERGE_MOVERS.append(mover)
 
         # Where both profiles had a preferences row, the primary keeps the stricter choice of
-        # the two (an unsubscribe on either profile still holds after the merge).
-        from campaigns.merging import email_preferences_merge, email_preferences_unmerge
+        # the two (an unsubscribe on either profile still holds after the merge; an undo
+        # never loosens one). What stays with the secondary in a campaign the primary is in
+        # too stops, so that the person does not get that campaign twice.
+        from campaigns.merging import (
+            email_preferences_merge,
+            email_preferences_unmerge,
+            secondary_campaigns_resume,
+            secondary_campaigns_stop,
+        )
         from candidates.services.merge import MERGE_HOOKS, MergeHook
 
-        if not any(hook.name == "campaigns.email_preferences" for hook in MERGE_HOOKS):
-            MERGE_HOOKS.append(
-                MergeHook(
-                    "campaigns.email_preferences",
-                    email_preferences_merge,
-                    email_preferences_unmerge,
-                )
-            )
+        for hook in (
+            MergeHook(
+                "campaigns.email_preferences", email_preferences_merge, email_preferences_unmerge
+            ),
+            MergeHook(
+                "campaigns.secondary_campaigns",
+                secondary_campaigns_stop,
+                secondary_campaigns_resume,
+            ),
+        ):
+            if not any(registered.name == hook.name for registered in MERGE_HOOKS):
+                MERGE_HOOKS.append(hook)
 
         from candidates.panels import (
             BulkDestination,

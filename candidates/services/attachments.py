@@ -244,18 +244,31 @@ def attachment_extract_text(*, attachment: Attachment) -> Attachment | None:
         attachment.extracted_text = _clean_text(text)[:max_chars]
         attachment.extraction_status = Attachment.Extraction.DONE
         attachment.extraction_error = ""
-    with transaction.atomic():
-        # An UPDATE of the row, not save(): the attachment may have been deleted meanwhile.
-        written = Attachment.objects.filter(pk=attachment.pk).update(
-            extracted_text=attachment.extracted_text,
-            extraction_status=attachment.extraction_status,
-            extraction_error=attachment.extraction_error,
+    # The attachment may have been deleted while its text was read, or moved to another
+    # profile by a merge: the text goes to the row as it is now, and the resume text of the
+    # profile that has it now is refreshed. That profile is locked before the row is written
+    # (the order a merge locks them in), and the row is written only if it still belongs to
+    # it; if a merge moved it in between, read its owner again.
+    while True:
+        owner = (
+            Attachment.objects.filter(pk=attachment.pk)
+            .values_list("candidate_id", flat=True)
+            .first()
         )
-        if not written:
+        if owner is None:
             logger.info("Attachment %s was deleted during text extraction.", attachment.pk)
             return None
-        candidate_refresh_resume_text(candidate_id=attachment.candidate_id)
-    return attachment
+        with transaction.atomic():
+            Candidate.objects.select_for_update().filter(pk=owner).first()
+            written = Attachment.objects.filter(pk=attachment.pk, candidate_id=owner).update(
+                extracted_text=attachment.extracted_text,
+                extraction_status=attachment.extraction_status,
+                extraction_error=attachment.extraction_error,
+            )
+            if written:
+                attachment.candidate_id = owner
+                candidate_refresh_resume_text(candidate_id=owner)
+                return attachment
 
 
 _BLANK_LINES = re.compile(r"\n\s*\n+")

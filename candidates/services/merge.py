@@ -19,9 +19,15 @@ secondary on undo).
 
 An app that must do more than move rows registers a ``MergeHook``: ``on_merge(primary,
 secondary)`` runs inside the merge's transaction after the rows moved and returns JSON that the
-MergeRecord keeps; ``on_undo(primary, secondary, data)`` gets it back when the merge is undone.
+MergeRecord keeps; ``on_undo(primary, secondary, data)`` gets it back when the merge is undone
+(after the rows moved back) and returns what it kept that restricts contact more than before
+the merge, in a few words for the undo's timeline entry, or None.
 After a merge or an undo, ``candidate_changed`` is sent for the profiles whose values changed,
 so what depends on them (smart pools) follows.
+
+An undo never loosens a contact restriction: the primary gets its own values back, except
+that it keeps the stricter status of the two (now and before the merge) and, through the
+campaigns hook, every email preference that restricts contact (see docs/candidates-and-pools.md).
 """
 
 from collections.abc import Callable
@@ -61,7 +67,7 @@ class MergeMover(NamedTuple):
 class MergeHook(NamedTuple):
     name: str
     on_merge: Callable[[Candidate, Candidate], Any]
-    on_undo: Callable[[Candidate, Candidate, Any], None]
+    on_undo: Callable[[Candidate, Candidate, Any], str | None]
 
 
 MERGE_HOOKS: list[MergeHook] = []
@@ -141,6 +147,27 @@ def _stricter(primary: Candidate, secondary: Candidate) -> Choice:
         if strictness(secondary.status, 0) > strictness(primary.status, 0)
         else "primary"
     )
+
+
+def _not_now_later(first, second) -> bool:
+    """Whether "not now until `first`" lasts longer than "until `second`" (no date: no end)."""
+    if first is None or second is None:
+        return first is None and second is not None
+    return first > second
+
+
+def _keep_stricter_status(candidate: Candidate, *, status: str, not_now_until) -> bool:
+    """Give `candidate` (holding the values an undo restores) `status` and `not_now_until`
+    where they restrict contact more: the stricter status, and of two "not now", the later
+    date. Returns whether they did."""
+    strictness = _STATUS_STRICTNESS.get
+    if strictness(status, 0) > strictness(candidate.status, 0) or (
+        status == candidate.status == Candidate.Status.NOT_NOW
+        and _not_now_later(not_now_until, candidate.not_now_until)
+    ):
+        candidate.status, candidate.not_now_until = status, not_now_until
+        return True
+    return False
 
 
 def merge_default_choice(*, primary: Candidate, secondary: Candidate, name: str) -> Choice:
@@ -356,13 +383,17 @@ def merge_undo_blocker(*, record: MergeRecord) -> str:
 
 def candidate_merge_undo(*, record: MergeRecord, actor: User | None) -> MergeRecord:
     """Put both profiles back as they were: the primary's values, the moved rows, the
-    secondary live again. Refused while a later merge involves either profile."""
+    secondary live again — but never with fewer contact restrictions: the primary keeps the
+    stricter status (and the hooks the stricter email preferences), which its timeline entry
+    says. Refused while a later merge involves either profile."""
     with transaction.atomic():
         record = MergeRecord.objects.select_for_update().get(pk=record.pk)
+        # Lock the profiles before looking for later merges: a merge of either that is under
+        # way holds them, and once it has committed the check below sees it.
+        locked = _lock_pair(record.primary_id, record.secondary_id)
         blocker = merge_undo_blocker(record=record)
         if blocker:
             raise MergeError(blocker)
-        locked = _lock_pair(record.primary_id, record.secondary_id)
         primary, secondary = locked[record.primary_id], locked[record.secondary_id]
 
         moved = record.moved
@@ -374,10 +405,19 @@ def candidate_merge_undo(*, record: MergeRecord, actor: User | None) -> MergeRec
             pk__in=moved.get("closed_suggestions") or [],
             state=DuplicateSuggestion.State.MERGED,
         ).update(state=DuplicateSuggestion.State.OPEN)
+        kept: list[str] = []
         for hook in MERGE_HOOKS:
-            hook.on_undo(primary, secondary, (moved.get("hooks") or {}).get(hook.name))
+            what = hook.on_undo(primary, secondary, (moved.get("hooks") or {}).get(hook.name))
+            if what:
+                kept.append(what)
 
+        status, not_now_until = primary.status, primary.not_now_until
         _restore(primary, record.primary_snapshot)
+        if _keep_stricter_status(primary, status=status, not_now_until=not_now_until):
+            what = f"status “{primary.get_status_display()}”"
+            if primary.status == Candidate.Status.NOT_NOW and primary.not_now_until:
+                what += f" until {primary.not_now_until:%-d %b %Y}"
+            kept.insert(0, what)
         try:
             with transaction.atomic():
                 primary.save()
@@ -395,12 +435,16 @@ def candidate_merge_undo(*, record: MergeRecord, actor: User | None) -> MergeRec
         record.undone_by = actor
         record.save(update_fields=["undone_at", "undone_by"])
         for candidate, other in ((primary, secondary), (secondary, primary)):
+            summary, data = f"Merge with {_describe(other)} undone", {"merge_id": record.pk}
+            if candidate is primary and kept:
+                summary += "; kept the stricter " + " and ".join(kept)
+                data["kept"] = kept
             activity_record(
                 candidate=candidate,
                 kind=Activity.Kind.UNMERGED,
-                summary=f"Merge with {_describe(other)} undone",
+                summary=summary,
                 actor=actor,
-                data={"merge_id": record.pk},
+                data=data,
             )
         for candidate in (primary, secondary):
             candidate_changed.send(sender=Candidate, candidate=candidate, created=False)

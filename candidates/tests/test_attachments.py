@@ -19,6 +19,7 @@ from candidates.services.attachments import (
     attachment_create,
     attachment_delete,
 )
+from candidates.services.merge import candidate_merge
 from candidates.services.profiles import candidates_delete
 from candidates.tasks import attachment_extract_text
 from candidates.tests.factories import CandidateFactory, make_attachment, make_docx, make_pdf
@@ -315,6 +316,26 @@ def test_attachment_extract_text_of_an_attachment_deleted_meanwhile_ends_quietly
         assert not Attachment.objects.filter(pk=attachment.pk).exists()
         candidate.refresh_from_db()
     assert (candidate.resume_text, candidate.has_resume) == ("", False)
+
+
+def test_attachment_extract_text_finishing_after_a_merge_refreshes_the_profile_with_the_file(org):
+    """The worker loaded the resume of a profile that is then merged into another: the text
+    goes to the profile that has the file now."""
+    primary = CandidateFactory(organization=org)
+    secondary = CandidateFactory(organization=org)
+    attachment = make_attachment(secondary, content=make_pdf("Experienced quantum cryptographer"))
+    with scopes_disabled():
+        loaded = Attachment.objects.get(pk=attachment.pk)
+        candidate_merge(primary=primary, secondary=secondary, field_choices={}, actor=None)
+
+        extracted = attachments.attachment_extract_text(attachment=loaded)
+
+        primary.refresh_from_db()
+        secondary.refresh_from_db()
+    assert extracted.candidate_id == primary.pk
+    assert "quantum cryptographer" in primary.resume_text
+    assert (secondary.resume_text, secondary.has_resume) == ("", False)
+    assert _findable(org, "cryptographer") == [primary.pk]
 
 
 # --- download -----------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 import datetime
+import threading
+import time
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection, transaction
 from django.forms.models import model_to_dict
 from django.urls import reverse
 from django_scopes import scopes_disabled
@@ -275,6 +278,140 @@ def test_candidate_merge_undo_twice_is_refused(pair):
 
         with pytest.raises(MergeError, match="already been undone"):
             candidate_merge_undo(record=record, actor=None)
+
+
+@pytest.mark.parametrize(
+    ("at_merge", "after_merge", "after_undo"),
+    [
+        # What restricts contact and was set after the merge stays.
+        (("active", None), ("do_not_contact", None), ("do_not_contact", None)),
+        (("not_now", "2030-01-01"), ("do_not_contact", None), ("do_not_contact", None)),
+        (("active", None), ("not_now", "2032-01-01"), ("not_now", "2032-01-01")),
+        (("not_now", "2030-01-01"), ("not_now", "2032-01-01"), ("not_now", "2032-01-01")),
+        # What the primary had at the merge comes back if it is stricter…
+        (("not_now", "2032-01-01"), ("not_now", "2030-01-01"), ("not_now", "2032-01-01")),
+        (("do_not_contact", None), ("active", None), ("do_not_contact", None)),
+        # …and as before when neither restricts contact.
+        (("hired", None), ("active", None), ("hired", None)),
+    ],
+)
+def test_candidate_merge_undo_never_loosens_the_status(org, at_merge, after_merge, after_undo):
+    def status(value):
+        name, until = value
+        return {
+            "status": name,
+            "not_now_until": datetime.date.fromisoformat(until) if until else None,
+        }
+
+    primary = CandidateFactory(organization=org, **status(at_merge))
+    secondary = CandidateFactory(organization=org)
+    record = _merge(primary, secondary)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=primary.pk).update(**status(after_merge))
+
+        candidate_merge_undo(record=record, actor=None)
+
+        primary.refresh_from_db()
+    assert {"status": primary.status, "not_now_until": primary.not_now_until} == status(after_undo)
+
+
+@pytest.mark.parametrize(
+    ("after_merge", "kept"),
+    [
+        ({"status": "do_not_contact"}, "status “Do not contact”"),
+        (
+            {"status": "not_now", "not_now_until": datetime.date(2032, 1, 1)},
+            "status “Not now” until 1 Jan 2032",
+        ),
+    ],
+)
+def test_candidate_merge_undo_says_on_the_timeline_that_it_kept_the_stricter_status(
+    org, pair, recruiter_user, after_merge, kept
+):
+    primary, secondary = pair
+    record = _merge(primary, secondary)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=primary.pk).update(**after_merge)
+
+        candidate_merge_undo(record=record, actor=recruiter_user)
+
+        entries = dict(
+            Activity.objects.filter(kind=Activity.Kind.UNMERGED).values_list(
+                "candidate_id", "summary"
+            )
+        )
+        data = Activity.objects.get(candidate=primary, kind=Activity.Kind.UNMERGED).data
+    assert entries == {
+        primary.pk: f"Merge with Ada King (ada.king@y.org) undone; kept the stricter {kept}",
+        secondary.pk: "Merge with Ada Lovelace (ada@x.org) undone",
+    }
+    assert data["kept"] == [kept]
+
+
+def _waiting_for_a_lock(timeout: float = 10) -> bool:
+    """Whether another connection to the test database waits for a lock (within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is cached per transaction
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_candidate_merge_undo_waits_for_a_merge_under_way_and_is_then_refused(org):
+    """The undo of merge #1 (primary <- secondary) comes while merge #2 (primary <- third)
+    holds the primary: it waits, then sees merge #2 and is refused — before, it had checked
+    for later merges before waiting and then put the primary back over merge #2's result."""
+    primary = CandidateFactory(organization=org, phone="")
+    secondary = CandidateFactory(organization=org)
+    third = CandidateFactory(organization=org, tags=["from-third"], phone="+442000000003")
+    first = _merge(primary, secondary)
+    outcome = []
+
+    def undo():
+        try:
+            with scopes_disabled():
+                candidate_merge_undo(record=first, actor=None)
+            outcome.append("undone")
+        except MergeError as error:
+            outcome.append(str(error))
+        finally:
+            connection.close()
+
+    undoer = threading.Thread(target=undo, daemon=True)
+    with scopes_disabled(), transaction.atomic():
+        # Merge #2 is under way: it holds the primary's row until it commits.
+        list(Candidate.objects.select_for_update().filter(pk=primary.pk))
+        undoer.start()
+        waited = _waiting_for_a_lock()
+        candidate_merge(primary=primary, secondary=third, field_choices={}, actor=None)
+    undoer.join(30)
+    if undoer.is_alive():  # free it, or the test database cannot be flushed
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        undoer.join(10)
+        pytest.fail("the undo did not finish")
+
+    assert waited
+    assert outcome == [
+        "A later merge involves one of these profiles. Undo that merge first, then this one."
+    ]
+    with scopes_disabled():
+        primary.refresh_from_db()
+        first.refresh_from_db()
+        secondary.refresh_from_db()
+    assert (primary.tags, primary.phone) == (["from-third"], "+442000000003")
+    assert (first.undone_at, secondary.merged_into_id) == (None, primary.pk)
 
 
 def test_candidate_get_or_merged_follows_merges_to_the_live_profile(org, pair):
