@@ -9,7 +9,8 @@ from crm.celery import OrganizationTask, app
 
 @app.task(base=OrganizationTask, name="candidates.bulk_action")
 def bulk_action(*, organization_id: int, job_id: int) -> str:
-    """Run or resume a bulk-action or export Job (resumes after job.params["cursor"])."""
+    """Run or resume a bulk-action or export Job (resumes after job.params["cursor"]); a
+    second delivery while a run is active leaves the job to it (bulk_job_run's run lock)."""
     from candidates.services.bulk import bulk_job_run
 
     return bulk_job_run(job_id=job_id).status

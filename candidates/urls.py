@@ -11,9 +11,10 @@ from candidates.views import attachments, duplicates, fields, imports, jobs, pro
 app_name = "candidates"
 
 urlpatterns = [
-    # --- jobs: progress pages and downloads (views/jobs.py) ---
+    # --- jobs: progress pages, downloads, resuming a bulk action (views/jobs.py) ---
     path("jobs/<int:job_id>/", jobs.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/download/", jobs.job_download, name="job_download"),
+    path("jobs/<int:job_id>/resume/", jobs.job_resume, name="job_resume"),
     # --- list, search, saved searches, bulk actions, export (views/search.py) ---
     path("", search.candidate_list, name="list"),
     path("saved-searches/", search.saved_search_create, name="saved_search_create"),

@@ -1,25 +1,34 @@
 """Bulk actions on a selection of candidates: tag, untag, assign owner, set status, export,
 delete.
 
-A selection is either explicit ids (ticked rows) or "all matching" a list query string. Small
-selections run inline in one transaction; bigger ones become a Job run by the Celery task
+A selection is either explicit ids (ticked rows) or "all matching" a list query string,
+bounded by the highest candidate id when the confirmation was shown (`up_to_id`): candidates
+added later are never part of it, however long the job waits in the queue. Small selections
+run inline in one transaction; bigger ones become a Job run by the Celery task
 `candidates.bulk_action`, which works in batches of ids in id order: one set-based UPDATE per
 batch, one timeline entry per changed candidate (activities_record_bulk), then the job's
 `processed` and its cursor (the last id done, in job.params["cursor"]) are saved in the same
 transaction. A crash therefore leaves exactly the committed batches and an exact `processed`,
-and running the task again resumes after the cursor.
+and running the task again (the job page's Resume) continues after the cursor. A session
+advisory lock per job keeps a second run (a redelivered task) from working alongside the first.
+
+The job's `total` is the number confirmed and never changes; when the candidates found at run
+time differ (edited or deleted meanwhile), the result says by how many.
 """
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from candidates.models import Activity, Candidate, Job
 from candidates.services.activities import activities_record_bulk
@@ -66,31 +75,53 @@ def _filterset(organization: Organization, query: str):
     return CandidateFilterSet(QueryDict(query or ""), organization=organization)
 
 
-def bulk_selection(
-    *, organization: Organization, ids: list[int], select_all: bool, query: str
-) -> dict:
-    """What a bulk action acts on, as stored in job.params: {"ids": [...]} or {"query": "..."}.
+def bulk_highest_candidate_id() -> int:
+    """The highest candidate id now. Ids come from one sequence for every organisation, so a
+    candidate added later has a higher one; reading the maximum is one probe of the primary
+    key, and the number says nothing about another organisation's candidates."""
+    with scopes_disabled():
+        return Candidate.objects.aggregate(highest=Max("id"))["highest"] or 0
 
-    A search result is bounded and ordered by relevance, so "all matching" a search is frozen
-    into its ids now; a filter-only selection is kept as its query and walked in id order.
+
+def bulk_selection(
+    *,
+    organization: Organization,
+    ids: list[int],
+    select_all: bool,
+    query: str,
+    up_to_id: int | None = None,
+) -> dict:
+    """What a bulk action acts on, as stored in job.params: {"ids": [...]} (ticked rows) or,
+    for "all matching", {"query": "...", "up_to_id": n} or {"ids": [...], "up_to_id": n}.
+
+    `up_to_id` bounds "all matching" to the candidates that existed when the confirmation was
+    shown (the page sends it back; None: now), so a candidate added while the job waits, or
+    while someone reads the confirmation, is never acted on. A search result is bounded and
+    ordered by relevance, so "all matching" a search is frozen into its ids now; a filter-only
+    selection is kept as its query and walked in id order.
     """
     if not select_all:
         existing = Candidate.objects.live().filter(organization=organization, id__in=ids)
         return {"ids": sorted(existing.values_list("id", flat=True))}
+    if up_to_id is None:
+        up_to_id = bulk_highest_candidate_id()
     filterset = _filterset(organization, query)
     if (filterset.data.get("q") or "").strip():
         from candidates.selectors import candidate_list_queryset
 
         ids = candidate_list_queryset(filterset=filterset).values_list("id", flat=True)
-        return {"ids": sorted(ids)}
-    return {"query": query or ""}
+        return {"ids": sorted(pk for pk in ids if pk <= up_to_id), "up_to_id": up_to_id}
+    return {"query": query or "", "up_to_id": up_to_id}
 
 
 def bulk_selection_queryset(*, organization: Organization, selection: dict) -> QuerySet:
     """The live candidates of a selection (unordered)."""
     if "ids" in selection:
         return Candidate.objects.live().filter(organization=organization, id__in=selection["ids"])
-    return _filterset(organization, selection.get("query", "")).qs.order_by()
+    queryset = _filterset(organization, selection.get("query", "")).qs.order_by()
+    if selection.get("up_to_id") is not None:  # jobs queued before the bound existed have none
+        queryset = queryset.filter(id__lte=selection["up_to_id"])
+    return queryset
 
 
 def bulk_selection_count(*, organization: Organization, selection: dict) -> int:
@@ -287,57 +318,167 @@ def export_is_inline(*, organization: Organization, selection: dict) -> bool:
     )
 
 
+# The jobs this module runs, and that the job page's Resume can run again.
+RESUMABLE_KINDS = (Job.Kind.BULK, Job.Kind.EXPORT)
+
+
+def bulk_job_is_stalled(*, job: Job) -> bool:
+    """Whether a job says it is running while no worker runs it: the run that set "running"
+    holds the job's run lock until it has recorded how it ended, so a running job whose lock
+    nobody holds lost its worker without a word (a database connection that broke, or a
+    redelivered task that stood aside and then the first worker died)."""
+    if job.status != Job.Status.RUNNING or job.kind not in RESUMABLE_KINDS:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s::int::oid AND objid = %s::int::oid AND objsubid = 2)",
+            _run_lock_key(job.pk),
+        )
+        return cursor.fetchone()[0]
+
+
+def bulk_job_can_resume(*, job: Job) -> bool:
+    """A bulk action or export that stopped with an error, or whose worker was lost."""
+    failed = job.kind in RESUMABLE_KINDS and job.status == Job.Status.FAILED
+    return failed or bulk_job_is_stalled(job=job)
+
+
+def bulk_job_resume(*, job: Job) -> bool:
+    """Queue a stopped bulk action or export again (the job page's Resume). A bulk action
+    continues after its cursor, keeping the batches already done; an export writes its file
+    again. Only a job that stopped is queued, once however often the button is pressed.
+    Returns whether it was queued."""
+    from candidates.tasks import bulk_action
+
+    if not bulk_job_can_resume(job=job):
+        return False
+    queued = Job.objects.filter(pk=job.pk, status=job.status).update(status=Job.Status.QUEUED)
+    if queued:
+        organization_id, job_id = job.organization_id, job.pk
+        transaction.on_commit(
+            lambda: bulk_action.delay(organization_id=organization_id, job_id=job_id)
+        )
+    return bool(queued)
+
+
+# The first key of the session lock that keeps two runs of one bulk job apart (imports have
+# their own, candidates.services.imports._RUN_LOCK_NAMESPACE).
+_RUN_LOCK_NAMESPACE = 0x1B40
+
+
+def _run_lock_key(job_id: int) -> list[int]:
+    return [_RUN_LOCK_NAMESPACE, job_id & 0x7FFFFFFF]
+
+
+@contextlib.contextmanager
+def _run_lock(job_id: int) -> Iterator[bool]:
+    """Whether this is the only run of the job: with Redis' visibility timeout (an hour) a job
+    that runs longer is delivered to a second worker while the first is still working. Held on
+    this connection until the run ends, and released by the database if the worker dies."""
+    key = _run_lock_key(job_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        locked = cursor.fetchone()[0]
+    try:
+        yield locked
+    finally:
+        if locked:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+class _Superseded(Exception):
+    """Another run of the job committed a batch this run was about to do."""
+
+
 def bulk_job_run(*, job_id: int) -> Job:
     """Run (or resume) a bulk-action or export job. Called by the Celery task inside the
-    organisation's scope."""
-    job = Job.objects.select_related("organization", "created_by").get(pk=job_id)
-    if job.status == Job.Status.DONE:
+    organisation's scope. A run started while another run of the job is active leaves the job
+    to it and returns at once."""
+    with _run_lock(job_id) as alone:
+        job = Job.objects.select_related("organization", "created_by").get(pk=job_id)
+        if job.status == Job.Status.DONE or not alone:
+            return job
+        job.status = Job.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.finished_at = None
+        job.error = ""
+        job.save(update_fields=["status", "started_at", "finished_at", "error"])
+        try:
+            if job.kind == Job.Kind.EXPORT:
+                _export_run(job)
+            else:
+                _bulk_run(job)
+        except _Superseded:
+            return job
+        except Exception as error:
+            Job.objects.filter(pk=job.pk).update(
+                status=Job.Status.FAILED,
+                error=_stopped_message(job, error),
+                finished_at=timezone.now(),
+            )
+            raise
+        job.status = Job.Status.DONE
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at"])
         return job
-    job.status = Job.Status.RUNNING
-    job.started_at = job.started_at or timezone.now()
-    job.error = ""
-    job.save(update_fields=["status", "started_at", "error"])
-    try:
-        if job.kind == Job.Kind.EXPORT:
-            _export_run(job)
-        else:
-            _bulk_run(job)
-    except Exception as error:
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.FAILED,
-            error=f"The job stopped: {error.__class__.__name__}. Finished batches are kept.",
-            finished_at=timezone.now(),
+
+
+def _stopped_message(job: Job, error: Exception) -> str:
+    if job.kind == Job.Kind.EXPORT:
+        return (
+            f"The export stopped ({error.__class__.__name__}); no file was made. "
+            "Resume prepares it again."
         )
-        raise
-    job.status = Job.Status.DONE
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "finished_at"])
-    return job
+    return (
+        f"The job stopped ({error.__class__.__name__}). The candidates counted above are done; "
+        "Resume continues with the rest."
+    )
+
+
+def _confirmed_difference(*, total: int, found: int) -> dict:
+    """How the candidates a job found differ in number from the confirmed `total`: some were
+    deleted or no longer matched when the job reached them, or more matched (edited since)."""
+    if found < total:
+        return {"no_longer_matching": total - found}
+    if found > total:
+        return {"more_than_confirmed": found - total}
+    return {}
 
 
 def _bulk_run(job: Job) -> None:
     organization = job.organization
     params = job.params
     queryset = bulk_selection_queryset(organization=organization, selection=params["selection"])
-    result = {"changed": 0, **(job.result or {})}
-    for ids in _batches(queryset, int(params.get("cursor") or 0), _batch_size()):
+    changed = int((job.result or {}).get("changed", 0))
+    cursor = int(params.get("cursor") or 0)
+    for ids in _batches(queryset, cursor, _batch_size()):
         with transaction.atomic():
-            result["changed"] += bulk_apply_batch(
+            # Under the job's row lock: a different cursor means another run did this batch.
+            stored = Job.objects.select_for_update().values_list("params", flat=True).get(pk=job.pk)
+            if int(stored.get("cursor") or 0) != cursor:
+                raise _Superseded
+            changed += bulk_apply_batch(
                 organization_id=organization.pk,
                 action=params["action"],
                 args=params["args"],
                 ids=ids,
                 actor=job.created_by,
             )
+            cursor = ids[-1]
             job.processed += len(ids)
-            job.params["cursor"] = ids[-1]
-            result["unchanged"] = max(0, job.processed - result["changed"])
-            job.result = result
+            job.params["cursor"] = cursor
+            job.result = {"changed": changed, "unchanged": max(0, job.processed - changed)}
             job.save(update_fields=["processed", "params", "result"])
-    job.total = max(job.total, job.processed)
-    job.result = {**result, "unchanged": max(0, job.processed - result["changed"])}
-    job.save(update_fields=["total", "result"])
-    if result["changed"]:
+    job.result = {
+        "changed": changed,
+        "unchanged": max(0, job.processed - changed),
+        **_confirmed_difference(total=job.total, found=job.processed),
+    }
+    job.save(update_fields=["result"])
+    if changed:
         candidates_changed_in_bulk.send(sender=Candidate, organization=organization, job=job)
 
 
@@ -363,9 +504,12 @@ def _export_run(job: Job) -> None:
         handle.seek(0)
         job.refresh_from_db(fields=["processed"])
         job.output_file.save(job.params["output_name"], File(handle), save=False)
-    job.total = job.processed
-    job.result = {"rows": job.processed, "format": fmt.upper()}
-    job.save(update_fields=["output_file", "total", "result"])
+    job.result = {
+        "rows": job.processed,
+        "format": fmt.upper(),
+        **_confirmed_difference(total=job.total, found=job.processed),
+    }
+    job.save(update_fields=["output_file", "result"])
 
 
 class _TextWriter:

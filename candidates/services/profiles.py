@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from candidates.models import Activity, Attachment, Candidate, Note
 from candidates.normalize import normalize_email, normalize_phone, profile_url_error, tags_clean
@@ -71,6 +72,13 @@ def organization_phone_region(*, organization: Organization) -> str | None:
     """The country a phone number without '+' is assumed to be in: the organisation's time
     zone's country (Europe/London -> GB). None when unknown (a '+country code' is required)."""
     return _time_zone_regions().get(organization.time_zone or "")
+
+
+def organization_today(*, organization: Organization) -> date:
+    """Today's date where the organisation is (its time zone), not on the server: "not now
+    until tomorrow" entered at 00:30 in Auckland is still tomorrow there."""
+    zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
+    return timezone.now().astimezone(zone).date()
 
 
 def candidate_email_taken(
@@ -187,7 +195,7 @@ def _normalize(*, organization: Organization, candidate: Candidate | None, field
                 )
             elif (
                 isinstance(until, date)
-                and until <= date.today()
+                and until <= organization_today(organization=organization)
                 and until != (candidate.not_now_until if candidate else None)
             ):
                 errors.setdefault("not_now_until", []).append("Choose a date in the future.")

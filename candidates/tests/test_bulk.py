@@ -1,13 +1,16 @@
 """Bulk actions: confirmation, inline runs, the batched Celery task and its resumption."""
 
+import contextlib
 import re
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from candidates.models import Activity, Candidate, Job
+from candidates.services import bulk
 from candidates.services.bulk import bulk_apply_batch, bulk_selection
 from candidates.tasks import bulk_action
 from candidates.tests.factories import CandidateFactory
@@ -381,6 +384,19 @@ def test_bulk_task_works_in_batches_and_finishes(org, recruiter_user, settings):
     assert sorted(_activities(Activity.Kind.TAGGED)) == sorted(c.pk for c in chosen)
 
 
+@contextlib.contextmanager
+def _worker_running(job):
+    """Hold the job's run lock, as the worker running it does."""
+    key = bulk._run_lock_key(job.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
 def test_bulk_job_page_shows_a_progress_bar_that_polls_until_done(
     org, recruiter_user, recruiter_client
 ):
@@ -389,14 +405,16 @@ def test_bulk_job_page_shows_a_progress_bar_that_polls_until_done(
         Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, processed=500)
     page_url = reverse("candidates:job_detail", args=[org.slug, job.pk])
 
-    page = recruiter_client.get(page_url).content.decode()
-    poll = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
+    with _worker_running(job):
+        page = recruiter_client.get(page_url).content.decode()
+        poll = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
     with scopes_disabled():
         Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, processed=2000)
     done = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
 
     assert 'value="25"' in page and "500 of 2000 · 25%" in page
-    assert 'hx-trigger="every 1s"' in page
+    assert 'hx-trigger="every 1s"' in page and "Working…" in page
+    assert _resume_url(org, job) not in page
     assert poll.lstrip().startswith('<div id="job-progress"')  # only the partial
     assert "<html" not in poll
     assert 'hx-trigger="every 1s"' not in done and 'value="100"' in done
@@ -512,3 +530,341 @@ def test_bulk_tag_longer_than_64_characters_is_refused_not_cut(recruiter_client,
     with scopes_disabled():
         candidate.refresh_from_db()
     assert candidate.tags == []
+
+
+# --- what was confirmed is what changes ---
+
+
+def _confirmation_form(response) -> dict:
+    """The hidden fields of a confirmation page's form, as a browser would send them back."""
+    form = response.content.decode().split('class="bulk-confirm-form"')[1].split("</form>")[0]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def test_bulk_job_on_all_matching_leaves_out_candidates_added_after_confirming(
+    admin_client, org, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.CANDIDATE_BULK_INLINE_LIMIT = 2
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: None)
+    _candidates(org, 3, city="Berlin")
+    page = admin_client.get(
+        _bulk_url(org), {"action": "delete", "select_all": "1", "query": "city=Berlin"}
+    )
+    assert "Delete <strong>3 candidates</strong>" in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(_bulk_url(org), _confirmation_form(page))
+    # While the job waits in the queue, a colleague adds a candidate in Berlin.
+    newcomer = CandidateFactory(organization=org, city="Berlin")
+    with scopes_disabled():
+        job = Job.objects.get()
+
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    with scopes_disabled():
+        job.refresh_from_db()
+        remaining = list(Candidate.objects.values_list("pk", flat=True))
+    assert remaining == [newcomer.pk]
+    assert (job.status, job.total, job.processed) == (Job.Status.DONE, 3, 3)
+    assert job.result == {"changed": 3, "unchanged": 0}
+
+
+def test_bulk_inline_on_all_matching_acts_on_what_the_confirmation_counted(recruiter_client, org):
+    confirmed = _candidates(org, 2, city="Berlin")
+    page = recruiter_client.get(
+        _bulk_url(org), {"action": "tag", "select_all": "1", "query": "city=Berlin"}
+    )
+    # Added while the recruiter reads the confirmation ("Add tags to 2 candidates").
+    newcomer = CandidateFactory(organization=org, city="Berlin")
+
+    response = recruiter_client.post(
+        _bulk_url(org), {**_confirmation_form(page), "tags": "shortlist"}, follow=True
+    )
+
+    assert [_fresh(c).tags for c in confirmed] == [["shortlist"], ["shortlist"]]
+    assert _fresh(newcomer).tags == []
+    assert "Add tags: 2 candidates changed." in response.content.decode()
+
+
+def test_bulk_all_matching_a_search_leaves_out_later_matches(recruiter_client, org):
+    confirmed = CandidateFactory(organization=org, headline="Haskell wizard")
+    page = recruiter_client.get(
+        _bulk_url(org), {"action": "tag", "select_all": "1", "query": "q=haskell"}
+    )
+    newcomer = CandidateFactory(organization=org, headline="Haskell hacker")
+
+    recruiter_client.post(_bulk_url(org), {**_confirmation_form(page), "tags": "fp"})
+
+    assert (_fresh(confirmed).tags, _fresh(newcomer).tags) == (["fp"], [])
+
+
+def test_bulk_export_job_leaves_out_candidates_added_after_confirming(
+    recruiter_client, org, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.CANDIDATE_EXPORT_INLINE_LIMIT = 1
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: None)
+    _candidates(org, 2, city="Berlin")
+    page = recruiter_client.get(
+        _bulk_url(org), {"action": "export", "select_all": "1", "query": "city=Berlin"}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        recruiter_client.post(_bulk_url(org), {**_confirmation_form(page), "export_format": "csv"})
+    CandidateFactory(organization=org, city="Berlin")
+    with scopes_disabled():
+        job = Job.objects.get()
+
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.total, job.processed, job.result) == (2, 2, {"rows": 2, "format": "CSV"})
+
+
+def test_bulk_job_never_raises_its_total_and_reports_the_difference(
+    org, recruiter_user, recruiter_client, settings
+):
+    settings.CANDIDATE_BULK_BATCH_SIZE = 2
+    berlin = _candidates(org, 3, city="Berlin")
+    selection = {"query": "city=Berlin", "up_to_id": max(c.pk for c in berlin)}
+    # Confirmed as 2; before the job ran, a third existing candidate moved to Berlin.
+    job = _job(org, recruiter_user, "tag", {"tags": ["x"]}, selection, 2)
+
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.total, job.processed) == (2, 3)
+    assert job.result == {"changed": 3, "unchanged": 0, "more_than_confirmed": 1}
+    page = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+    assert (
+        "Found 3, 1 more than the 2 confirmed: profiles edited after the confirmation had come "
+        "to match and were included." in page.content.decode()
+    )
+
+
+def test_bulk_job_reports_confirmed_candidates_that_were_gone(
+    org, recruiter_user, recruiter_client
+):
+    berlin = _candidates(org, 3, city="Berlin")
+    selection = {"query": "city=Berlin", "up_to_id": max(c.pk for c in berlin)}
+    job = _job(org, recruiter_user, "tag", {"tags": ["x"]}, selection, 3)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=berlin[0].pk).update(city="Paris")
+
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.total, job.processed) == (3, 2)
+    assert job.result == {"changed": 2, "unchanged": 0, "no_longer_matching": 1}
+    page = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
+    assert (
+        "Found 2 of the 3 confirmed: the other 1 had been deleted or no longer matched when the "
+        "job reached them and were left alone." in page.content.decode()
+    )
+
+
+# --- resuming a stopped job ---
+
+
+def _resume_url(org, job):
+    return reverse("candidates:job_resume", args=[org.slug, job.pk])
+
+
+def _stopped_after_first_batch(org, user, chosen, action="tag", args=None):
+    """A job whose worker committed the first two candidates, then stopped with an error."""
+    args = args if args is not None else {"tags": ["x"]}
+    job = _job(org, user, action, args, {"ids": [c.pk for c in chosen]}, len(chosen))
+    with scopes_disabled():
+        bulk_apply_batch(
+            organization_id=org.pk,
+            action=action,
+            args=args,
+            ids=[c.pk for c in chosen[:2]],
+            actor=user,
+        )
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED,
+            processed=2,
+            params={**job.params, "cursor": chosen[1].pk},
+            result={"changed": 2, "unchanged": 0},
+            error="The job stopped (OperationalError).",
+        )
+        job.refresh_from_db()
+    return job
+
+
+def test_bulk_job_resume_continues_after_the_committed_cursor(
+    recruiter_client, org, recruiter_user, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: queued.append(kwargs))
+    chosen = sorted(_candidates(org, 5), key=lambda c: c.pk)
+    job = _stopped_after_first_batch(org, recruiter_user, chosen)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(_resume_url(org, job), follow=True)
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert response.redirect_chain[0][0] == reverse(
+        "candidates:job_detail", args=[org.slug, job.pk]
+    )
+    assert "The job continues after the candidates already done." in response.content.decode()
+    assert (job.status, queued) == (
+        Job.Status.QUEUED,
+        [{"organization_id": org.pk, "job_id": job.pk}],
+    )
+
+    bulk_action.apply(kwargs=queued[0])
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.status, job.processed, job.error) == (Job.Status.DONE, 5, "")
+    assert job.result == {"changed": 5, "unchanged": 0}
+    assert [_fresh(c).tags for c in chosen] == [["x"]] * 5
+    # The first two were not done twice: one timeline entry each.
+    assert sorted(_activities(Activity.Kind.TAGGED)) == sorted(c.pk for c in chosen)
+
+
+def test_bulk_job_resume_of_a_job_that_is_not_stopped_changes_nothing(
+    recruiter_client, org, recruiter_user, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: queued.append(kwargs))
+    job = _job(org, recruiter_user, "tag", {"tags": ["x"]}, {"ids": []}, 0)
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+
+    with _worker_running(job), django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(_resume_url(org, job))
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert response.status_code == 302
+    assert (job.status, queued) == (Job.Status.RUNNING, [])
+
+
+def test_bulk_job_running_without_a_worker_is_shown_stopped_and_can_be_resumed(
+    recruiter_client, org, recruiter_user, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The run set "running", then its database connection broke (or its worker died after a
+    redelivered task had stood aside): nobody holds the job, and nobody will report."""
+    queued = []
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: queued.append(kwargs))
+    chosen = sorted(_candidates(org, 3), key=lambda c: c.pk)
+    job = _stopped_after_first_batch(org, recruiter_user, chosen)
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, error="")
+    page_url = reverse("candidates:job_detail", args=[org.slug, job.pk])
+
+    page = recruiter_client.get(page_url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        recruiter_client.post(_resume_url(org, job))
+    bulk_action.apply(kwargs=queued[0])
+
+    assert "No worker is running this job any more" in page
+    assert 'hx-trigger="every 1s"' not in page
+    assert f'action="{_resume_url(org, job)}"' in page
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.status, job.processed) == (Job.Status.DONE, 3)
+    assert [_fresh(c).tags for c in chosen] == [["x"]] * 3
+
+
+def test_bulk_job_resume_of_an_export_prepares_the_file_again(
+    recruiter_client, org, recruiter_user, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: queued.append(kwargs))
+    _candidates(org, 2)
+    with scopes_disabled():
+        job = Job.objects.create(
+            organization=org,
+            kind=Job.Kind.EXPORT,
+            status=Job.Status.FAILED,
+            created_by=recruiter_user,
+            total=2,
+            params={"format": "csv", "selection": {"query": ""}, "output_name": "c.csv"},
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        recruiter_client.post(_resume_url(org, job))
+    bulk_action.apply(kwargs=queued[0])
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.status, job.result) == (Job.Status.DONE, {"rows": 2, "format": "CSV"})
+    assert bool(job.output_file)
+
+
+def test_bulk_job_page_offers_resume_for_a_stopped_job_only(recruiter_client, org, recruiter_user):
+    chosen = sorted(_candidates(org, 3), key=lambda c: c.pk)
+    job = _stopped_after_first_batch(org, recruiter_user, chosen)
+    page_url = reverse("candidates:job_detail", args=[org.slug, job.pk])
+
+    stopped = recruiter_client.get(page_url).content.decode()
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE)
+    done = recruiter_client.get(page_url).content.decode()
+
+    assert f'action="{_resume_url(org, job)}"' in stopped
+    assert "The job stopped (OperationalError)." in stopped
+    assert _resume_url(org, job) not in done
+
+
+def test_bulk_job_resume_of_a_delete_is_for_admins(
+    recruiter_client,
+    admin_client,
+    org,
+    admin_user,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+):
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: None)
+    chosen = sorted(_candidates(org, 3), key=lambda c: c.pk)
+    job = _stopped_after_first_batch(org, admin_user, chosen, action="delete", args={})
+    page_url = reverse("candidates:job_detail", args=[org.slug, job.pk])
+
+    recruiter_page = recruiter_client.get(page_url).content.decode()
+    refused = recruiter_client.post(_resume_url(org, job))
+    admin_page = admin_client.get(page_url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(_resume_url(org, job))
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert _resume_url(org, job) not in recruiter_page
+    assert refused.status_code == 403
+    assert _resume_url(org, job) in admin_page
+    assert job.status == Job.Status.QUEUED
+
+
+def test_bulk_job_resume_viewer_gets_403(viewer_client, org, recruiter_user):
+    job = _stopped_after_first_batch(org, recruiter_user, _candidates(org, 3))
+    assert viewer_client.post(_resume_url(org, job)).status_code == 403
+    with scopes_disabled():
+        assert Job.objects.get(pk=job.pk).status == Job.Status.FAILED
+
+
+def test_bulk_job_resume_anonymous_is_sent_to_login(client, org, recruiter_user):
+    job = _stopped_after_first_batch(org, recruiter_user, _candidates(org, 3))
+    response = client.post(_resume_url(org, job))
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_bulk_job_resume_other_organisation_gets_404(outsider_client, org, recruiter_user):
+    job = _stopped_after_first_batch(org, recruiter_user, _candidates(org, 3))
+    assert outsider_client.post(_resume_url(org, job)).status_code == 404
+    with scopes_disabled():
+        assert Job.objects.get(pk=job.pk).status == Job.Status.FAILED
+
+
+def test_bulk_job_resume_is_post_only_and_not_for_imports(recruiter_client, org, recruiter_user):
+    with scopes_disabled():
+        imported = Job.objects.create(
+            organization=org, kind=Job.Kind.IMPORT, status=Job.Status.FAILED
+        )
+    job = _stopped_after_first_batch(org, recruiter_user, _candidates(org, 3))
+    assert recruiter_client.get(_resume_url(org, job)).status_code == 405
+    assert recruiter_client.post(_resume_url(org, imported)).status_code == 404

@@ -1,15 +1,20 @@
-"""The progress page of a long job (import, bulk action, export), polled by htmx, and the
-download of its output file (through a view that checks membership, never a public URL).
+"""The progress page of a long job (import, bulk action, export), polled by htmx, the
+download of its output file (through a view that checks membership, never a public URL), and
+Resume for a bulk action or export that stopped (imports have their own, views/imports.py).
 
 Recruiters and admins only, like every action that starts a job: an export's file or an
 import's failed rows are candidate data in bulk, which a viewer cannot export either."""
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from candidates.models import Job
 from candidates.panels import BULK_DESTINATIONS
 from candidates.selectors import import_failed_rows, job_get
+from candidates.services import bulk
 from crm.permissions import recruiter_required
 
 # How many failed rows of an import the summary lists (the downloadable file has them all).
@@ -27,11 +32,24 @@ def _import_outcome(job) -> list[tuple[str, int, str]]:
     ]
 
 
+def _may_start(request, job) -> bool:
+    """Whether this member may start a job like this one (a bulk delete is for admins)."""
+    action = (job.params or {}).get("action")
+    return action not in bulk.ADMIN_ONLY_ACTIONS or request.membership.is_admin
+
+
 @recruiter_required
 def job_detail(request, org_slug, job_id):
     job = job_get(organization=request.organization, job_id=job_id)
     # Once an import has landed, its candidates can go on to a pool or a sequence together.
-    context = {"job": job, "bulk_destinations": BULK_DESTINATIONS.values()}
+    resumable = bulk.bulk_job_can_resume(job=job)
+    context = {
+        "job": job,
+        "bulk_destinations": BULK_DESTINATIONS.values(),
+        # "Running" with no worker holding the job: it stopped without a report.
+        "stalled": resumable and job.status == Job.Status.RUNNING,
+        "can_resume": resumable and _may_start(request, job),
+    }
     if job.kind == Job.Kind.IMPORT:
         context["import_outcome"] = _import_outcome(job)
         if job.is_finished and (job.result or {}).get("failed"):
@@ -52,3 +70,23 @@ def job_download(request, org_slug, job_id):
     response = FileResponse(job.output_file.open("rb"), as_attachment=True, filename=name)
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@require_POST
+@recruiter_required
+def job_resume(request, org_slug, job_id):
+    """Run a stopped bulk action or export again: a bulk action continues after the candidates
+    already done, an export prepares its file again."""
+    job = job_get(organization=request.organization, job_id=job_id)
+    if job.kind not in bulk.RESUMABLE_KINDS:
+        raise Http404("Only bulk actions and exports are resumed here.")
+    if not _may_start(request, job):
+        raise PermissionDenied("Only admins can delete candidates.")
+    if bulk.bulk_job_resume(job=job):
+        messages.info(
+            request,
+            "The export is being prepared again."
+            if job.kind == Job.Kind.EXPORT
+            else "The job continues after the candidates already done.",
+        )
+    return redirect("candidates:job_detail", org_slug=org_slug, job_id=job.pk)

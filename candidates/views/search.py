@@ -274,11 +274,14 @@ def candidate_bulk(request, org_slug):
     if action in bulk.ADMIN_ONLY_ACTIONS and not request.membership.is_admin:
         raise PermissionDenied("Only admins can delete candidates.")
     query = selection_form.cleaned_data["query"]
+    # "All matching" means all that matched when the confirmation was shown: its page sends
+    # back the bound it counted with, so nobody added since is acted on.
     selection = bulk.bulk_selection(
         organization=organization,
         ids=selection_form.cleaned_data["ids"],
         select_all=selection_form.cleaned_data["select_all"],
         query=query,
+        up_to_id=id_from(data.get("up_to_id")),
     )
     count = bulk.bulk_selection_count(organization=organization, selection=selection)
     arguments_form = BulkArgumentsForm(
@@ -295,6 +298,7 @@ def candidate_bulk(request, org_slug):
             "action": action,
             "action_label": bulk.ACTIONS[action],
             "count": count,
+            "up_to_id": selection.get("up_to_id"),
             "selection_form": selection_form,
             "arguments_form": arguments_form,
             "list_url": _list_url(organization, query),
