@@ -349,7 +349,7 @@ class PreferencesForm(forms.Form):
             data,
             topics=topics,
             role_families=role_families,
-            paused_until=pause_end(preference),
+            paused_until=pause_end(preference, organization=candidate.organization),
             initial={
                 "topics": [k for k, _ in topics if k not in preference.opted_out_topics],
                 "frequency": preference.frequency,

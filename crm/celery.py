@@ -17,12 +17,14 @@ class OrganizationTask(Task):
 
     The task receives ``organization_id`` as a keyword argument (never a model instance) and its
     body runs inside ``scope(organization=...)``, so tenant models are reachable and only the
-    organisation's own rows are. Tasks for an organisation that no longer exists do nothing.
+    organisation's own rows are, with the organisation's time zone active (as on its pages).
+    Tasks for an organisation that no longer exists do nothing.
     """
 
     abstract = True
 
     def __call__(self, *args, **kwargs):
+        from django.utils import timezone
         from django_scopes import scope, scopes_disabled
 
         from crm.models import Organization
@@ -34,7 +36,7 @@ class OrganizationTask(Task):
             organization = Organization.objects.filter(pk=organization_id).first()
         if organization is None:
             return None
-        with scope(organization=organization):
+        with scope(organization=organization), timezone.override(organization.zone):
             return super().__call__(*args, **kwargs)
 
 

@@ -1,7 +1,9 @@
-"""Resolve the organisation from the URL, check membership, activate its scope."""
+"""Resolve the organisation from the URL, check membership, activate its scope and its time
+zone."""
 
 from django.contrib.auth.views import redirect_to_login
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from crm.selectors import membership_in, memberships_for_user
@@ -14,7 +16,9 @@ class OrganizationMiddleware:
     * a logged-in user who is not a member gets the same 404 as for an organisation that does
       not exist (no hint that it does);
     * members get ``request.organization`` and ``request.membership``, and the rest of the
-      request runs inside ``scope(organization=...)`` so any unscoped query on tenant data raises.
+      request runs inside ``scope(organization=...)`` so any unscoped query on tenant data raises,
+      with the organisation's time zone active: times on its pages are its wall clock, and
+      ``timezone.localdate()`` (a form's "in the future", "today" on the follow-ups) is its date.
     """
 
     def __init__(self, get_response):
@@ -43,5 +47,6 @@ class OrganizationMiddleware:
         membership = membership_in(request.my_memberships, slug=slug)  # raises Http404
         request.membership = membership
         request.organization = membership.organization
-        with scope(organization=membership.organization):
+        organization = membership.organization
+        with scope(organization=organization), timezone.override(organization.zone):
             return self.get_response(request)

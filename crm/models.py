@@ -129,6 +129,15 @@ class Organization(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The organisation's time zone: its pages show times in it and "today" is its date
+        (crm.middleware and crm.celery activate it)."""
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone the system no longer has
+            return zoneinfo.ZoneInfo("UTC")
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"

@@ -248,9 +248,10 @@ def _add_months(day: date, months: int) -> date:
     return day.replace(year=year, month=month, day=min(day.day, 28))
 
 
-def pause_end(preference: CandidateEmailPreference) -> date | None:
-    """The day a candidate's pause ends, while it lasts (campaign emails wait until then)."""
-    if preference.paused_until and preference.paused_until > timezone.localdate():
+def pause_end(preference: CandidateEmailPreference, *, organization) -> date | None:
+    """The day a candidate's pause ends, while it lasts: campaign emails wait until then, on
+    the organisation's date, as the send path holds them (`is_paused_on`)."""
+    if preference.is_paused_on(timezone.localdate(timezone=organization.zone)):
         return preference.paused_until
     return None
 
@@ -284,7 +285,8 @@ def candidate_preferences_update(
         key for key in preference.interested_role_families or [] if key not in families
     ] + [key for key in families if key in chosen]
     if pause_months:
-        preference.paused_until = _add_months(timezone.localdate(), pause_months)
+        today = timezone.localdate(timezone=candidate.organization.zone)
+        preference.paused_until = _add_months(today, pause_months)
     elif pause_months == 0:
         preference.paused_until = None
     preference.frequency = frequency

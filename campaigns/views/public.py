@@ -112,7 +112,7 @@ def preferences(request, token):
                 # After the Resubscribe button (a redirect here); only says what is true.
                 "resubscribed": request.GET.get("resubscribed") == "1"
                 and not preference.unsubscribed_at,
-                "paused_until": preference_service.pause_end(preference),
+                "paused_until": preference_service.pause_end(preference, organization=organization),
             },
         )
 
