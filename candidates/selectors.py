@@ -368,13 +368,23 @@ def import_jobs_recent(*, organization, limit: int = 5) -> list[Job]:
 
 
 def candidate_selection_queryset(
-    *, organization, candidate_ids=(), query: str = "", everyone: bool = False
+    *,
+    organization,
+    candidate_ids=(),
+    query: str = "",
+    everyone: bool = False,
+    up_to_id: int | None = None,
 ):
     """The live candidates a list selection names, for apps that act on it on their own pages
-    (see `candidates.panels.BulkDestination`): the ticked ids, or — "all matching" — every
-    candidate the list's filter query string finds (paging and sorting ignored): the matches
-    the list counts and ranks, or with `everyone` all of them (`candidates_found`, what a
-    saved search with that query would find)."""
+    (see `candidates.panels.BulkDestination`) and for the list's own bulk actions: the ticked
+    ids, or — "all matching" — every candidate the list's filter query string finds (paging and
+    sorting ignored): the matches the list counts and ranks, or with `everyone` all of them
+    (`candidates_found`, what a saved search with that query would find).
+
+    `up_to_id` bounds "all matching" to the candidates that existed when its confirmation was
+    shown (`candidates.services.bulk.bulk_highest_candidate_id` then): one added since — by an
+    import, say — was never confirmed and is left out. The bound applies before the search, so
+    a newcomer cannot take the place of a confirmed match among those the search ranks."""
     from django.http import QueryDict
 
     from candidates.filters import CandidateFilterSet
@@ -384,7 +394,10 @@ def candidate_selection_queryset(
     params = QueryDict(query or "", mutable=True)
     for name in ("after", "before", "sort"):
         params.pop(name, None)
-    filterset = CandidateFilterSet(params, organization=organization)
+    candidates = Candidate.objects.live().filter(organization=organization)
+    if up_to_id is not None:
+        candidates = candidates.filter(id__lte=up_to_id)
+    filterset = CandidateFilterSet(params, candidates, organization=organization)
     if everyone:
         return candidates_found(filterset=filterset)
     return candidate_list_queryset(filterset=filterset)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from candidates.search import count_capped, count_display
 from candidates.selectors import candidate_get, candidate_owner_choices
+from candidates.services.bulk import bulk_confirmed_difference_text, bulk_highest_candidate_id
 from crm.ids import id_from, ids_from
 from crm.permissions import admin_required, recruiter_required
 from pipelines import selectors, services
@@ -399,17 +400,27 @@ def card_remove(request, org_slug, pool_id, pool_membership_id):
 # --- adding candidates ---
 
 
-def _selection_queryset(request, query: str):
-    """The candidates a candidate-list query string finds (the "all N matching" selection)."""
+def _selection_queryset(request, *, candidate_ids=(), query: str = "", up_to_id=None):
+    """The candidates a selection names: ticked ids, or those a candidate-list query string
+    finds (the "all N matching" selection) among the first `up_to_id`."""
     from candidates.selectors import candidate_selection_queryset
 
-    return candidate_selection_queryset(organization=request.organization, query=query)
+    return candidate_selection_queryset(
+        organization=request.organization,
+        candidate_ids=candidate_ids,
+        query=query,
+        up_to_id=up_to_id,
+    )
 
 
 @recruiter_required
 def pool_add(request, org_slug):
     """Add a selection to a pool: POSTed candidate ids, or every candidate a filter query
-    string finds. GET shows the choice of pool for that selection."""
+    string finds. GET shows the choice of pool for that selection.
+
+    "All N matching" is all that matched when this page counted N: the page carries the
+    highest candidate id at that moment (`up_to_id`) and the count, so a candidate added
+    before the POST is not added, and a count that changed meanwhile is said."""
     pools = selectors.pools_visible(organization=request.organization, user=request.user).filter(
         kind=Pool.Kind.STATIC
     )
@@ -417,35 +428,49 @@ def pool_add(request, org_slug):
     form = AddToPoolForm(data if "pool" in data else None, pools=pools, initial=data.dict())
     candidate_ids = ids_from(data.getlist("candidate"))
     query = data.get("query", "")
+    up_to_id = None
+    if query and not candidate_ids:
+        # The bound the page counted under; a page from before it was carried: bound now.
+        up_to_id = id_from(data.get("up_to_id"))
+        if up_to_id is None:
+            up_to_id = bulk_highest_candidate_id()
     if request.method == "POST" and form.is_valid():
         pool = form.cleaned_data["pool"]
-        if form.cleaned_data["candidate"]:
-            added = services.pool_add_candidates(
-                pool=pool, candidate_ids=form.cleaned_data["candidate"], actor=request.user
-            )
-        else:
-            added = services.pool_add_candidates(
-                pool=pool,
-                queryset=_selection_queryset(request, form.cleaned_data["query"]),
-                actor=request.user,
-            )
-        messages.success(
+        selection = _selection_queryset(
             request,
-            f"{added} candidate{'s' if added != 1 else ''} added to “{pool.name}”."
-            if added
-            else f"Everyone selected was already in “{pool.name}”.",
+            candidate_ids=form.cleaned_data["candidate"],
+            query=form.cleaned_data["query"],
+            up_to_id=up_to_id,
         )
+        found = selection.count()
+        added = services.pool_add_candidates(pool=pool, queryset=selection, actor=request.user)
+        if added:
+            messages.success(
+                request, f"{added} candidate{'s' if added != 1 else ''} added to “{pool.name}”."
+            )
+        elif found:
+            messages.success(request, f"Everyone selected was already in “{pool.name}”.")
+        else:
+            messages.info(request, f"Nobody was added to “{pool.name}”.")
+        difference = bulk_confirmed_difference_text(
+            confirmed=id_from(data.get("confirmed_count")),
+            found=found,
+            ticked=bool(form.cleaned_data["candidate"]),
+        )
+        if difference:
+            messages.info(request, difference)
         return redirect("pipelines:pool_board", org_slug=org_slug, pool_id=pool.pk)
-    if candidate_ids:
-        selection_count = len(candidate_ids)
-    elif query:
-        selection_count = _selection_queryset(request, query).count()
+    if candidate_ids or query:
+        selection_count = _selection_queryset(
+            request, candidate_ids=candidate_ids, query=query, up_to_id=up_to_id
+        ).count()
     else:
         selection_count = 0
     context = {
         "form": form,
         "candidate_ids": candidate_ids,
         "query": query,
+        "up_to_id": up_to_id,
         "selection_count": selection_count,
         "has_pools": pools.exists(),
     }

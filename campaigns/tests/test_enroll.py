@@ -1,3 +1,6 @@
+import html
+import re
+
 import pytest
 from django.urls import reverse
 from django_scopes import scopes_disabled
@@ -105,3 +108,74 @@ def test_enroll_ignores_other_organisations_candidates(recruiter_client, org, ot
         {"campaign": sequence.pk, "candidate": [foreign.pk]},
     )
     assert _enrolled(sequence) == set()
+
+
+def _confirmation_form(response) -> dict:
+    """The hidden fields of the enroll page's form, as a browser would send them back."""
+    form = response.content.decode().split('class="card-body')[1].split("</form>")[0]
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
+    return {name: html.unescape(value) for name, value in fields if name != "csrfmiddlewaretoken"}
+
+
+def test_enroll_all_matching_leaves_out_candidates_added_after_confirming(
+    recruiter_client, org, sequence
+):
+    confirmed = make_candidates(org, 2, city="Lisbon")
+    page = recruiter_client.get(
+        reverse("campaigns:enroll", args=[org.slug]), {"query": "city=Lisbon"}
+    )
+    assert "All 2 candidates matching your search will join" in page.content.decode()
+    # While the recruiter picks the sequence, an import adds someone in Lisbon.
+    make_candidates(org, 1, city="Lisbon")
+
+    response = recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]),
+        {**_confirmation_form(page), "campaign": sequence.pk},
+        follow=True,
+    )
+
+    assert _enrolled(sequence) == {c.pk for c in confirmed}
+    body = response.content.decode()
+    assert "2 candidates enrolled in “Keep warm”." in body
+    assert "did not join" not in body and "confirmed" not in body
+
+
+def test_enroll_from_a_page_without_the_bound_enrolls_everyone_matching_at_the_post(
+    recruiter_client, org, sequence
+):
+    # A page shown before the bound was carried sends only the query: bounded when posted.
+    lisbon = make_candidates(org, 2, city="Lisbon")
+    recruiter_client.get(reverse("campaigns:enroll", args=[org.slug]), {"query": "city=Lisbon"})
+    lisbon += make_candidates(org, 1, city="Lisbon")
+
+    response = recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]),
+        {"campaign": sequence.pk, "query": "city=Lisbon"},
+        follow=True,
+    )
+
+    assert _enrolled(sequence) == {c.pk for c in lisbon}
+    assert "3 candidates enrolled" in response.content.decode()
+
+
+def test_enroll_says_when_fewer_were_found_than_confirmed(recruiter_client, org, sequence):
+    lisbon = make_candidates(org, 3, city="Lisbon")
+    page = recruiter_client.get(
+        reverse("campaigns:enroll", args=[org.slug]), {"query": "city=Lisbon"}
+    )
+    with scopes_disabled():
+        Candidate.objects.filter(pk=lisbon[0].pk).update(city="Porto")
+
+    response = recruiter_client.post(
+        reverse("campaigns:enroll", args=[org.slug]),
+        {**_confirmation_form(page), "campaign": sequence.pk},
+        follow=True,
+    )
+
+    assert _enrolled(sequence) == {lisbon[1].pk, lisbon[2].pk}
+    body = response.content.decode()
+    assert "2 candidates enrolled" in body
+    assert (
+        "Found 2 of the 3 confirmed: the other 1 had been deleted or no longer matched in the "
+        "meantime." in body
+    )

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from campaigns.models import Campaign
 from campaigns.services.sequences import sequence_enroll
 from candidates.selectors import candidate_selection_queryset
+from candidates.services.bulk import bulk_confirmed_difference_text, bulk_highest_candidate_id
 from crm.ids import id_from, ids_from
 from crm.permissions import recruiter_required
 
@@ -45,44 +46,65 @@ def _sequences(organization):
 
 @recruiter_required
 def campaign_enroll(request, org_slug):
-    """GET: choose the sequence for the selection; POST: enroll it."""
+    """GET: choose the sequence for the selection; POST: enroll it.
+
+    "All N matching" is all that matched when this page counted N: the page carries the
+    highest candidate id at that moment (`up_to_id`) and the count, so a candidate added
+    before the POST is not enrolled, and a count that changed meanwhile is said."""
     organization = request.organization
     sequences = _sequences(organization)
     data = request.POST if request.method == "POST" else request.GET
     form = EnrollForm(data if request.method == "POST" else None, sequences=sequences)
     candidate_ids = ids_from(data.getlist("candidate"))
     query = data.get("query", "")
+    up_to_id = None
+    if query and not candidate_ids:
+        # The bound the page counted under; a page from before it was carried: bound now.
+        up_to_id = id_from(data.get("up_to_id"))
+        if up_to_id is None:
+            up_to_id = bulk_highest_candidate_id()
     selection = (
         candidate_selection_queryset(
-            organization=organization, candidate_ids=candidate_ids, query=query
+            organization=organization,
+            candidate_ids=candidate_ids,
+            query=query,
+            up_to_id=up_to_id,
         )
         if candidate_ids or query
         else None
     )
     if request.method == "POST" and form.is_valid():
         campaign = form.cleaned_data["campaign"]
+        chosen = list(selection.values_list("pk", flat=True))
         joined = sequence_enroll(
             campaign=campaign,
-            candidate_ids=list(selection.values_list("pk", flat=True)),
+            candidate_ids=chosen,
             summary=f"Enrolled in the sequence “{campaign.name}”",
         )
-        count = selection.count()
         if joined:
             messages.success(
                 request,
                 f"{joined} candidate{'s' if joined != 1 else ''} enrolled in “{campaign.name}”.",
             )
-        if joined < count:
+        if joined < len(chosen):
             messages.info(
                 request,
-                f"{count - joined} of the selection did not join: already enrolled once, "
+                f"{len(chosen) - joined} of the selection did not join: already enrolled once, "
                 "unsubscribed, do-not-contact or without an email address.",
             )
+        difference = bulk_confirmed_difference_text(
+            confirmed=id_from(data.get("confirmed_count")),
+            found=len(chosen),
+            ticked=bool(candidate_ids),
+        )
+        if difference:
+            messages.info(request, difference)
         return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
     context = {
         "form": form,
         "candidate_ids": candidate_ids,
         "query": query,
+        "up_to_id": up_to_id,
         "selection_count": selection.count() if selection is not None else 0,
         "has_sequences": sequences.exists(),
     }

@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from candidates.models import Activity, Candidate, Job
+from candidates.selectors import candidate_selection_queryset
 from candidates.services.activities import activities_record_bulk
 from candidates.services.export import (
     export_filename,
@@ -69,12 +70,6 @@ def _batch_size() -> int:
 # --- selection ---------------------------------------------------------------------------------
 
 
-def _filterset(organization: Organization, query: str):
-    from candidates.filters import CandidateFilterSet
-
-    return CandidateFilterSet(QueryDict(query or ""), organization=organization)
-
-
 def bulk_highest_candidate_id() -> int:
     """The highest candidate id now. Ids come from one sequence for every organisation, so a
     candidate added later has a higher one; reading the maximum is one probe of the primary
@@ -105,23 +100,24 @@ def bulk_selection(
         return {"ids": sorted(existing.values_list("id", flat=True))}
     if up_to_id is None:
         up_to_id = bulk_highest_candidate_id()
-    filterset = _filterset(organization, query)
-    if (filterset.data.get("q") or "").strip():
-        from candidates.selectors import candidate_list_queryset
-
-        ids = candidate_list_queryset(filterset=filterset).values_list("id", flat=True)
-        return {"ids": sorted(pk for pk in ids if pk <= up_to_id), "up_to_id": up_to_id}
+    if (QueryDict(query or "").get("q") or "").strip():
+        matches = candidate_selection_queryset(
+            organization=organization, query=query, up_to_id=up_to_id
+        )
+        return {"ids": sorted(matches.values_list("id", flat=True)), "up_to_id": up_to_id}
     return {"query": query or "", "up_to_id": up_to_id}
 
 
 def bulk_selection_queryset(*, organization: Organization, selection: dict) -> QuerySet:
-    """The live candidates of a selection (unordered)."""
+    """The live candidates of a selection (unordered). A job queued before the bound existed
+    has no `up_to_id`: everyone matching now."""
     if "ids" in selection:
         return Candidate.objects.live().filter(organization=organization, id__in=selection["ids"])
-    queryset = _filterset(organization, selection.get("query", "")).qs.order_by()
-    if selection.get("up_to_id") is not None:  # jobs queued before the bound existed have none
-        queryset = queryset.filter(id__lte=selection["up_to_id"])
-    return queryset
+    return candidate_selection_queryset(
+        organization=organization,
+        query=selection.get("query", ""),
+        up_to_id=selection.get("up_to_id"),
+    ).order_by()
 
 
 def bulk_selection_count(*, organization: Organization, selection: dict) -> int:
@@ -129,6 +125,27 @@ def bulk_selection_count(*, organization: Organization, selection: dict) -> int:
     if "ids" in selection:
         return len(selection["ids"])
     return bulk_selection_queryset(organization=organization, selection=selection).count()
+
+
+def bulk_confirmed_difference_text(
+    *, confirmed: int | None, found: int, ticked: bool = False
+) -> str:
+    """In words, for the result message of an action done at once ("Add to pool",
+    "Enroll in a sequence"), how the candidates it found differ in number from the `confirmed`
+    count its page showed; "" when they do not (or the page did not send its count back).
+    `ticked`: the selection was ticked rows, which only deletions and merges can thin out."""
+    if confirmed is None or found == confirmed:
+        return ""
+    if found < confirmed:
+        gone = "deleted or merged" if ticked else "deleted or no longer matched"
+        return (
+            f"Found {found:,} of the {confirmed:,} confirmed: the other {confirmed - found:,} "
+            f"had been {gone} in the meantime."
+        )
+    return (
+        f"Found {found:,}, {found - confirmed:,} more than the {confirmed:,} confirmed: profiles "
+        "edited after the confirmation had come to match and were included."
+    )
 
 
 # --- one batch ---------------------------------------------------------------------------------

@@ -121,6 +121,14 @@ def _empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+def _offers(secondary: Candidate, name: str) -> bool:
+    """Whether the secondary has a value of `name` to offer: anything not empty, and the date
+    of its "not now" even when it has none (a "not now" without a date never ends)."""
+    if name == "not_now_until" and secondary.status == Candidate.Status.NOT_NOW:
+        return True
+    return not _empty(_value(secondary, name))
+
+
 def merge_differences(*, primary: Candidate, secondary: Candidate) -> list[str]:
     """The fields (and custom fields, as "custom:<key>") whose values differ and where the
     secondary has something to offer — the recruiter chooses for each."""
@@ -130,7 +138,7 @@ def merge_differences(*, primary: Candidate, secondary: Candidate) -> list[str]:
     return [
         name
         for name in names
-        if _value(primary, name) != _value(secondary, name) and not _empty(_value(secondary, name))
+        if _value(primary, name) != _value(secondary, name) and _offers(secondary, name)
     ]
 
 
@@ -149,8 +157,12 @@ def _stricter(primary: Candidate, secondary: Candidate) -> Choice:
     )
 
 
-def _not_now_later(first, second) -> bool:
-    """Whether "not now until `first`" lasts longer than "until `second`" (no date: no end)."""
+def _not_now_lasts_longer(first, second) -> bool:
+    """Whether "not now until `first`" holds contact back longer than "until `second`": the
+    one rule for two "not now" in a merge and in its undo. A "not now" without a date (old
+    data: the forms and imports now always give one) never ends — the daily run only brings
+    back those whose date has come — so it lasts longer than any date; keeping a date instead
+    would put someone who asked not to be contacted back into campaigns on that day."""
     if first is None or second is None:
         return first is None and second is not None
     return first > second
@@ -158,12 +170,12 @@ def _not_now_later(first, second) -> bool:
 
 def _keep_stricter_status(candidate: Candidate, *, status: str, not_now_until) -> bool:
     """Give `candidate` (holding the values an undo restores) `status` and `not_now_until`
-    where they restrict contact more: the stricter status, and of two "not now", the later
-    date. Returns whether they did."""
+    where they restrict contact more: the stricter status, and of two "not now", the one that
+    lasts longer (`_not_now_lasts_longer`). Returns whether they did."""
     strictness = _STATUS_STRICTNESS.get
     if strictness(status, 0) > strictness(candidate.status, 0) or (
         status == candidate.status == Candidate.Status.NOT_NOW
-        and _not_now_later(not_now_until, candidate.not_now_until)
+        and _not_now_lasts_longer(not_now_until, candidate.not_now_until)
     ):
         candidate.status, candidate.not_now_until = status, not_now_until
         return True
@@ -172,15 +184,13 @@ def _keep_stricter_status(candidate: Candidate, *, status: str, not_now_until) -
 
 def merge_default_choice(*, primary: Candidate, secondary: Candidate, name: str) -> Choice:
     """What a merge keeps unless the recruiter chooses: the stricter status (and, with a "not
-    now" status, its date: the later one when both say "not now"); otherwise the primary's
-    value, unless it is empty."""
+    now" status, its date: when both say "not now", the one that lasts longer — no date
+    outlasts any, as on undo); otherwise the primary's value, unless it is empty."""
     if name == "status":
         return _stricter(primary, secondary)
     if name == "not_now_until" and secondary.status == Candidate.Status.NOT_NOW:
         if primary.status == Candidate.Status.NOT_NOW:
-            later = (secondary.not_now_until or datetime.min.date()) > (
-                primary.not_now_until or datetime.min.date()
-            )
+            later = _not_now_lasts_longer(secondary.not_now_until, primary.not_now_until)
             return "secondary" if later else "primary"
         if _stricter(primary, secondary) == "secondary":
             return "secondary"
@@ -290,10 +300,15 @@ def candidate_merge(
             raise MergeError("One of the profiles has already been merged into another.")
 
         snapshot = _snapshot(primary)
-        for name in merge_differences(primary=primary, secondary=secondary):
-            choice = field_choices.get(name) or merge_default_choice(
-                primary=primary, secondary=secondary, name=name
-            )
+        # Every choice is made on the profiles as they are (as the merge form shows them):
+        # deciding the "not now" date after the status was taken over would compare it with
+        # a primary that says "not now" only because of the secondary.
+        choices = {
+            name: field_choices.get(name)
+            or merge_default_choice(primary=primary, secondary=secondary, name=name)
+            for name in merge_differences(primary=primary, secondary=secondary)
+        }
+        for name, choice in choices.items():
             if choice != "secondary":
                 continue
             value = _value(secondary, name)

@@ -456,6 +456,27 @@ def test_selection_of_everyone_is_not_bounded_like_the_lists_search(org, in_org,
         assert (listed.count(), everyone.count()) == (2, 4)
 
 
+def test_selection_of_all_matching_leaves_out_candidates_added_after_its_bound(org, in_org):
+    confirmed = [
+        CandidateFactory(organization=org, city="Lisbon", headline="Erlang developer")
+        for _ in range(2)
+    ]
+    bound = max(c.pk for c in confirmed)
+    newcomer = CandidateFactory(organization=org, city="Lisbon", headline="Erlang developer")
+    with in_org():
+        filtered = candidate_selection_queryset(
+            organization=org, query="city=Lisbon", up_to_id=bound
+        )
+        searched = candidate_selection_queryset(organization=org, query="q=erlang", up_to_id=bound)
+        ticked = candidate_selection_queryset(
+            organization=org, candidate_ids=[newcomer.pk], up_to_id=bound
+        )
+        wanted = {c.pk for c in confirmed}
+        assert {c.pk for c in filtered} == {c.pk for c in searched} == wanted
+        # Ticked rows are what they are: the bound is for "all matching".
+        assert [c.pk for c in ticked] == [newcomer.pk]
+
+
 # --- changing a saved search on the list ---
 
 

@@ -290,6 +290,9 @@ def test_candidate_merge_undo_twice_is_refused(pair):
         (("not_now", "2030-01-01"), ("not_now", "2032-01-01"), ("not_now", "2032-01-01")),
         # What the primary had at the merge comes back if it is stricter…
         (("not_now", "2032-01-01"), ("not_now", "2030-01-01"), ("not_now", "2032-01-01")),
+        # A "not now" without a date (old data) never ends: it outlasts any date.
+        (("not_now", None), ("not_now", "2032-01-01"), ("not_now", None)),
+        (("not_now", "2030-01-01"), ("not_now", None), ("not_now", None)),
         (("do_not_contact", None), ("active", None), ("do_not_contact", None)),
         # …and as before when neither restricts contact.
         (("hired", None), ("active", None), ("hired", None)),
@@ -730,6 +733,40 @@ def test_candidate_merge_of_two_not_now_profiles_keeps_the_later_date(org):
     with scopes_disabled():
         primary.refresh_from_db()
     assert primary.not_now_until == datetime.date(2031, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("primary_until", "secondary_until"),
+    [(datetime.date(2031, 1, 1), None), (None, datetime.date(2031, 1, 1))],
+)
+def test_a_not_now_without_a_date_outlasts_any_date_in_a_merge_and_its_undo(
+    org, primary_until, secondary_until
+):
+    # Old data can hold a "not now" without a date: the daily run never brings it back, so
+    # it lasts longer than any date — by default in the merge, and when undone.
+    primary = CandidateFactory(organization=org, status="not_now", not_now_until=primary_until)
+    secondary = CandidateFactory(organization=org, status="not_now", not_now_until=secondary_until)
+
+    record = _merge(primary, secondary)
+    with scopes_disabled():
+        primary.refresh_from_db()
+        merged = (primary.status, primary.not_now_until)
+        candidate_merge_undo(record=record, actor=None)
+        primary.refresh_from_db()
+
+    assert merged == ("not_now", None)
+    assert (primary.status, primary.not_now_until) == ("not_now", None)
+
+
+def test_merge_view_offers_the_secondarys_not_now_without_a_date(recruiter_client, org):
+    primary = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2031, 1, 1)
+    )
+    secondary = CandidateFactory(organization=org, status="not_now", not_now_until=None)
+
+    response = recruiter_client.get(_merge_url(org, primary, secondary))
+
+    assert response.context["form"]["choice_not_now_until"].value() == "secondary"
 
 
 def test_merge_view_preselects_do_not_contact_of_the_secondary(recruiter_client, org):

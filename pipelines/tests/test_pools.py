@@ -1,3 +1,5 @@
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -7,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from candidates.models import Activity, SavedSearch
+from candidates.models import Activity, Candidate, SavedSearch
 from crm.services import organization_create
 from pipelines import services
 from pipelines.models import Pool, PoolMembership, Stage
@@ -268,6 +270,113 @@ def test_pool_add_view_with_all_matching_query(
         )
         assert PoolMembership.objects.filter(pool=pool).count() == 3
     assert cities == {"Lisbon"}
+
+
+def _confirmation_form(response) -> dict:
+    """The hidden fields of the add-to-pool page's form, as a browser would send them back."""
+    form = response.content.decode().split('class="card-body')[1].split("</form>")[0]
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
+    return {name: html.unescape(value) for name, value in fields if name != "csrfmiddlewaretoken"}
+
+
+def _members(pool) -> set[int]:
+    with scopes_disabled():
+        return set(PoolMembership.objects.filter(pool=pool).values_list("candidate", flat=True))
+
+
+def test_pool_add_all_matching_leaves_out_candidates_added_after_confirming(
+    recruiter_client, org, pool, make_candidates
+):
+    confirmed = make_candidates(2, city="Lisbon")
+    page = recruiter_client.get(url("pool_add", org), {"query": "city=Lisbon"})
+    assert "All 2 candidates matching your search will be added" in page.content.decode()
+    # While the recruiter picks the pool, an import adds someone in Lisbon.
+    make_candidates(1, city="Lisbon")
+
+    response = recruiter_client.post(
+        url("pool_add", org), {**_confirmation_form(page), "pool": pool.pk}, follow=True
+    )
+
+    assert _members(pool) == {c.pk for c in confirmed}
+    body = response.content.decode()
+    assert "2 candidates added to “Backend engineers”." in body
+    assert "confirmed" not in body
+
+
+def test_pool_add_from_a_page_without_the_bound_adds_everyone_matching_at_the_post(
+    recruiter_client, org, pool, make_candidates
+):
+    # A page shown before the bound was carried sends only the query: bounded when posted.
+    lisbon = make_candidates(2, city="Lisbon")
+    recruiter_client.get(url("pool_add", org), {"query": "city=Lisbon"})
+    lisbon += make_candidates(1, city="Lisbon")
+
+    response = recruiter_client.post(
+        url("pool_add", org), {"pool": pool.pk, "query": "city=Lisbon"}, follow=True
+    )
+
+    assert _members(pool) == {c.pk for c in lisbon}
+    assert "3 candidates added to “Backend engineers”." in response.content.decode()
+
+
+def test_pool_add_says_when_fewer_were_found_than_confirmed(
+    recruiter_client, org, pool, make_candidates
+):
+    lisbon = make_candidates(3, city="Lisbon")
+    page = recruiter_client.get(url("pool_add", org), {"query": "city=Lisbon"})
+    with scopes_disabled():
+        Candidate.objects.filter(pk=lisbon[0].pk).update(city="Porto")
+
+    response = recruiter_client.post(
+        url("pool_add", org), {**_confirmation_form(page), "pool": pool.pk}, follow=True
+    )
+
+    assert _members(pool) == {lisbon[1].pk, lisbon[2].pk}
+    assert (
+        "Found 2 of the 3 confirmed: the other 1 had been deleted or no longer matched in the "
+        "meantime." in response.content.decode()
+    )
+
+
+def test_pool_add_says_when_more_were_found_than_confirmed(
+    recruiter_client, org, pool, make_candidates
+):
+    lisbon = make_candidates(2, city="Lisbon")
+    (porto,) = make_candidates(1, city="Porto")
+    page = recruiter_client.get(url("pool_add", org), {"query": "city=Lisbon"})
+    # Someone who existed when the page counted moves to Lisbon: they match, and are added.
+    with scopes_disabled():
+        Candidate.objects.filter(pk=porto.pk).update(city="Lisbon")
+
+    response = recruiter_client.post(
+        url("pool_add", org), {**_confirmation_form(page), "pool": pool.pk}, follow=True
+    )
+
+    assert _members(pool) == {lisbon[0].pk, lisbon[1].pk, porto.pk}
+    assert (
+        "Found 3, 1 more than the 2 confirmed: profiles edited after the confirmation had come "
+        "to match and were included." in response.content.decode()
+    )
+
+
+def test_pool_add_of_ticked_candidates_says_when_one_was_deleted(
+    recruiter_client, org, pool, make_candidates
+):
+    ticked = make_candidates(2)
+    page = recruiter_client.get(url("pool_add", org), {"candidate": [c.pk for c in ticked]})
+    with scopes_disabled():
+        Candidate.objects.filter(pk=ticked[0].pk).delete()
+
+    response = recruiter_client.post(
+        url("pool_add", org),
+        {**_confirmation_form(page), "candidate": [c.pk for c in ticked], "pool": pool.pk},
+        follow=True,
+    )
+
+    assert _members(pool) == {ticked[1].pk}
+    body = response.content.decode()
+    assert "1 candidate added" in body
+    assert "Found 1 of the 2 confirmed: the other 1 had been deleted or merged" in body
 
 
 def test_pool_add_view_without_selection_shows_error(recruiter_client, org, pool):
