@@ -194,6 +194,10 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
     def __init__(self, *args, organization, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.fields["scheduled_at"].help_text = (
+            "Only when sending at a time you choose; in your organisation's time zone, "
+            f"{organization.get_time_zone_display()}."
+        )
         self.fields["template"].queryset = EmailTemplate.objects.filter(organization=organization)
         self.fields["topic"].choices = topic_choices(organization=organization)
         searches = SavedSearch.objects.filter(organization=organization, owner=user)

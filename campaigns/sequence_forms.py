@@ -102,6 +102,10 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
             },
         )
         super().__init__(*args, **kwargs)
+        self.fields["use_candidate_time_zone"].label = (
+            "In each candidate's time zone when known (else your organisation's, "
+            f"{organization.get_time_zone_display()})"
+        )
         self.fields["topic"].choices = topic_choices(organization=organization)
         # A family archived after the sequence chose it stays a valid choice.
         self.interest_fields_setup(

@@ -182,6 +182,9 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
                 f"The stored value {value} is no longer allowed ({reason[:1].lower()}"
                 f"{reason[1:]}): correct or clear it to save the profile."
             )
+            # includes/form_field.html shows such help as a warning, before any save.
+            self.fields[name].help_is_warning = True
+            self.fields[name].widget.attrs["class"] = "border-warning"
 
     @staticmethod
     def initial_from(candidate: Candidate) -> dict:

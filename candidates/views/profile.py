@@ -5,6 +5,7 @@ JavaScript as POST + redirect.
 """
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from candidates.forms import CandidateForm, NoteEditForm, NoteForm
-from candidates.models import Activity, Note
+from candidates.models import Activity, CustomField, Note
 from candidates.normalize import phone_display
 from candidates.panels import PROFILE_PANELS
 from candidates.selectors import (
@@ -124,12 +125,25 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
     }
 
 
+def _outside_limits(field, value) -> bool:
+    """A stored number its field's limits no longer allow (they changed after it was saved)."""
+    if field.field_type != CustomField.FieldType.NUMBER:
+        return False
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return False
+    low, high = field.min_value, field.max_value
+    return (low is not None and number < low) or (high is not None and number > high)
+
+
 def _custom_field_values(candidate, organization):
-    """(label, value) for the organisation's active custom fields that have a value."""
+    """(field, value, outside its limits) for the organisation's active custom fields that
+    have a value."""
     return [
-        (field, candidate.custom_fields[field.key])
+        (field, value, _outside_limits(field, value))
         for field in custom_fields_active(organization=organization)
-        if candidate.custom_fields.get(field.key) not in (None, "")
+        if (value := candidate.custom_fields.get(field.key)) not in (None, "")
     ]
 
 
