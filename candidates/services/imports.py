@@ -365,8 +365,11 @@ def _converter(job: Job) -> RowConverter:
             duplicates=options.get("duplicates", UPDATE),  # drafts from before FILL
             tags=tuple(options.get("tags", ())),
             phone_region=options.get("phone_region", ""),
+            # From the day the import was started where the organisation is (its pages and
+            # tasks run in its time zone), not the UTC date.
             not_now_default=(
-                job.created_at.date() + timedelta(days=int(options.get("not_now_days") or 90))
+                timezone.localdate(job.created_at)
+                + timedelta(days=int(options.get("not_now_days") or 90))
             ).isoformat(),
         ),
         owners=owners,

@@ -344,6 +344,26 @@ def test_import_not_now_without_a_date_comes_back_after_the_chosen_delay(org, re
     assert (grace.status, grace.not_now_until) == ("active", None)
 
 
+def test_import_not_now_delay_counts_from_the_organisations_date(org, recruiter_user):
+    """Started at 11:30 UTC on 27 November, which is already 28 November in Auckland: the
+    default "not now" date counts from the 28th, as the organisation's pages show it."""
+    from candidates.tasks import import_run_task
+
+    with scopes_disabled():
+        org.time_zone = "Pacific/Auckland"
+        org.save(update_fields=["time_zone"])
+    content = "Name,Email,Status\nAda,ada@example.com,Not now\n"
+    job = _job(org, recruiter_user, content.encode(), not_now_days=10)
+    started = datetime.datetime(2026, 11, 27, 11, 30, tzinfo=datetime.UTC)
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(created_at=started)
+
+    import_run_task.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    (ada,) = _candidates(org)
+    assert ada.not_now_until == datetime.date(2026, 12, 8)
+
+
 def test_import_not_now_until_column_gives_each_row_its_date(org, recruiter_user):
     content = (
         "Name,Email,Status,Not now until\n"
