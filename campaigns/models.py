@@ -737,6 +737,32 @@ class EspEvent(models.Model):
         return f"{self.esp} {self.event_type} {self.event_id}"
 
 
+class PendingEspEvent(models.Model):
+    """A tracking event that found no Message whose send was recorded: it arrived before the
+    send task stored the ESP's message id (the ESP's webhook can beat our `sent` UPDATE), its
+    Message was still `sending`, or it is not about a campaign email at all (transactional
+    email through the same ESP). `webhooks.esp_events_retry` tries it again every minute and
+    applies it once its Message's send is recorded; after `webhooks.pending_retry_for()` it is
+    dropped. Not scoped: which organisation it belongs to is known only once it matches."""
+
+    esp = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=255)  # webhooks.event_key: the EspEvent it becomes
+    event_type = models.CharField(max_length=30)
+    esp_message_id = models.CharField(max_length=255)  # as the ESP reported it
+    # The rest of anymail's normalised event that `webhooks._apply` reads.
+    event = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["esp", "event_id"], name="pendingespevent_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.event_type} {self.esp_message_id} (pending)"
+
+
 class InboundEmail(models.Model):
     """An email a candidate sent back, matched to the campaign Message it answers.
     Auto-replies (out of office, RFC 3834) are kept, flagged, and do not count as replies."""

@@ -2,7 +2,7 @@
 "email" queue by CELERY_TASK_ROUTES)."""
 
 from campaigns.conf import DISPATCH_CHUNK, DISPATCH_CHUNKS_PER_TASK, send_queue
-from campaigns.services import dispatch, sending, tracking
+from campaigns.services import dispatch, sending, tracking, webhooks
 from crm.celery import OrganizationTask, app
 
 
@@ -68,6 +68,13 @@ def tracking_flush_task() -> dict:
     """Beat runs this every few seconds: buffered opens and clicks become EngagementEvents."""
     report = tracking.tracking_flush()
     return {"events": report.events, "written": report.written, "machine": report.machine}
+
+
+@app.task(name="campaigns.esp_events_retry", ignore_result=True, expires=60)
+def esp_events_retry_task() -> int:
+    """Beat runs this every minute: ESP events that arrived before their email's send was
+    recorded are applied now (services/webhooks.py)."""
+    return webhooks.esp_events_retry()
 
 
 @app.task(base=OrganizationTask, name="campaigns.sequence_auto_join", acks_late=True)

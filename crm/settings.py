@@ -319,6 +319,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tracking_flush",
         "schedule": 3.0,
     },
+    # ESP events that arrived before their email's send was recorded (services/webhooks.py).
+    "campaigns-esp-events-retry": {
+        "task": "campaigns.esp_events_retry",
+        "schedule": 60.0,
+    },
     # --- pipelines: follow-up digests and "not now" returns; smart pool re-materialisation ---
     "pipelines-follow-ups": {
         "task": "pipelines.follow_ups_dispatch",

@@ -331,12 +331,14 @@ def _advance(
             enrollment.finished_at = now
             enrollment.next_run_at = None
         else:
-            # Sequences: the next step waits its delay, then for the sending window.
+            # Sequences: the next step waits its delay (whole days on the local wall clock),
+            # then for the sending window.
             enrollment.current_step = following
-            enrollment.next_run_at = sequences.step_run_at(
+            enrollment.next_run_at = sequences.step_next_run_at(
                 campaign=campaigns[enrollment.campaign_id],
                 candidate=candidates.get(enrollment.candidate_id),
-                due=now + following.delay,
+                after=now,
+                delay=following.delay,
             )
     _enrollments_save(enrollments)
 

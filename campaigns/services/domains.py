@@ -8,7 +8,6 @@ with mailbox providers instead of landing in spam. Emails over the day's allowan
 the queue for the next day; none is dropped.
 """
 
-import contextlib
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from campaigns.models import SendingDomain
+from campaigns.services.ratelimit import counter_give_back, counter_take
 from crm.models import Organization
 
 # A ramp longer than this many days is treated as finished (a growth of 1 % a day from 1 email
@@ -97,31 +97,18 @@ def domain_day_used(*, organization_id: int, domain: str, day: date) -> int:
 
 
 def daily_counter_take(*, key: str, wanted: int, cap: int) -> int:
-    """Atomically add `wanted` to a day's counter in Redis (INCRBY: every worker sees the same
-    count), keep the part that fits under `cap` and hand the rest straight back, so the
-    counter holds what was granted. Returns how many were granted (the send path gives back,
-    with `daily_counter_give_back`, what the emails it was granted for did not use). Two workers racing at the
-    cap can each see the other's not-yet-returned excess and take less than fits: the error
-    is on the safe side (an email waits for tomorrow), never above the cap."""
-    if wanted <= 0:
-        return 0
-    cache.add(key, 0, timeout=2 * 86400)
-    try:
-        used_after = cache.incr(key, wanted)
-    except ValueError:  # expired between add and incr
-        cache.add(key, wanted, timeout=2 * 86400)
-        used_after = wanted
-    granted = max(0, min(wanted, cap - (used_after - wanted)))
-    daily_counter_give_back(key=key, count=wanted - granted)
-    return granted
+    """Take up to `wanted` of a day's allowance `cap` from its counter in Redis, shared by every
+    worker; returns how many were granted (the send path gives back, with
+    `daily_counter_give_back`, what the emails it was granted for did not use). The check and
+    the increment are one atomic step (`ratelimit.counter_take`): racing workers share the
+    allowance exactly and never exceed it."""
+    return counter_take(key=key, wanted=wanted, cap=cap, timeout=2 * 86400)
 
 
 def daily_counter_give_back(*, key: str, count: int) -> None:
-    """Return `count` units to a day's counter (granted for emails that did not go out)."""
-    if count <= 0:
-        return
-    with contextlib.suppress(ValueError):  # the day's counter is gone: nothing to give back
-        cache.decr(key, count)
+    """Return `count` units to a day's counter (granted for emails that did not go out); a
+    counter that is gone (its day is over) stays gone."""
+    counter_give_back(key=key, count=count)
 
 
 @dataclass(frozen=True)

@@ -623,9 +623,12 @@ def _close_quietly(connection) -> None:
         connection.close()
 
 
+# `delivered` when the ESP's delivery report came first: one for our Message-ID, applied
+# while the email waited to be sent again (the first try was accepted, then its worker was lost).
 _SENT_SQL = (
-    "UPDATE campaigns_message SET status = 'sent', sent_at = %s, esp_message_id = %s,"
-    " attempts = attempts + 1, last_error = '' WHERE id = %s AND (status = 'sending') IS TRUE"
+    "UPDATE campaigns_message SET sent_at = %s, esp_message_id = %s, attempts = attempts + 1,"
+    " last_error = '', status = CASE WHEN delivered_at IS NULL THEN 'sent' ELSE 'delivered' END"
+    " WHERE id = %s AND (status = 'sending') IS TRUE"
 )
 
 

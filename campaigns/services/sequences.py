@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -93,6 +93,24 @@ def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetim
         end=campaign.window_end,
         zone=time_zone_for(campaign=campaign, candidate=candidate),
     )
+
+
+def step_next_run_at(
+    *, campaign: Campaign, candidate: Candidate | None, after: datetime, delay: timedelta
+) -> datetime:
+    """When a step that waits `delay` after `after` (joining, or the previous step) runs: the
+    delay, then the window (`step_run_at`). A sequence's delay in whole days counts calendar
+    days on the wall clock of the zone its window uses (`time_zone_for`), so "1 day after"
+    Saturday 09:10 is Sunday 09:10 there across a daylight-saving change too, not 10:10 or
+    08:10 (24 hours), which a window closing at 10:00 would push to the next day's opening.
+    A wall-clock time that the change skips moves on by the skipped hour. A delay in hours is
+    elapsed time."""
+    if campaign.kind == Campaign.Kind.SEQUENCE and delay and not delay % timedelta(days=1):
+        zone = time_zone_for(campaign=campaign, candidate=candidate)
+        due = (after.astimezone(zone) + delay).astimezone(UTC)  # aware + timedelta: wall clock
+    else:
+        due = after + delay
+    return step_run_at(campaign=campaign, candidate=candidate, due=due)
 
 
 def window_summary(*, campaign: Campaign) -> str:
@@ -455,6 +473,7 @@ def _contactable(candidates, organization_id: int):
     )
 
 
+@transaction.atomic
 def sequence_enroll(
     *,
     campaign: Campaign,
@@ -467,7 +486,13 @@ def sequence_enroll(
     once, now or before, are left alone: nobody goes through a sequence twice). With
     `by_interest` (candidates joining from the auto-join pool), only those who fit the
     sequence's interest targeting join; a recruiter's own choice is not filtered. Returns how
-    many joined."""
+    many joined.
+
+    Who joins is what the INSERT inserted, not what was read before it: a second submission
+    at the same moment (a double click, two recruiters) reads before the first commits and
+    sees nobody enrolled yet; its insert then waits for the first's rows, skips them (the
+    unique constraint, `ON CONFLICT DO NOTHING`) and returns only its own, so each candidate
+    gets one "Joined" entry and the two submissions' counts add up to who joined."""
     now = now or timezone.now()
     first = campaign.steps.order_by("position").first()
     if first is None:
@@ -487,30 +512,53 @@ def sequence_enroll(
     if not joining:
         return 0
     start = max(now, campaign.scheduled_at) if campaign.scheduled_at else now
-    Enrollment.objects.bulk_create(
-        [
-            Enrollment(
-                organization_id=campaign.organization_id,
-                campaign=campaign,
-                candidate_id=candidate.pk,
-                current_step=first,
-                next_run_at=step_run_at(
-                    campaign=campaign, candidate=candidate, due=start + first.delay
-                ),
+    joined = _enrollments_insert(
+        campaign=campaign,
+        step=first,
+        run_at={
+            candidate.pk: step_next_run_at(
+                campaign=campaign, candidate=candidate, after=start, delay=first.delay
             )
             for candidate in joining
-        ],
-        batch_size=2000,
-        ignore_conflicts=True,
+        },
     )
     activities_record_bulk(
         organization_id=campaign.organization_id,
-        candidate_ids=[candidate.pk for candidate in joining],
+        candidate_ids=joined,
         kind=Activity.Kind.ENROLLMENT,
         summary=summary or f"Joined the campaign “{campaign.name}”",
         data={"campaign_id": campaign.pk},
     )
-    return len(joining)
+    return len(joined)
+
+
+def _enrollments_insert(
+    *, campaign: Campaign, step: Step, run_at: dict[int, datetime]
+) -> list[int]:
+    """One INSERT of active enrollments at `step` (candidate id → when it runs), in candidate
+    order (two inserts of overlapping candidates wait for each other instead of deadlocking);
+    returns the candidates actually inserted, not those someone enrolled meanwhile."""
+    ids = sorted(run_at)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Enrollment._meta.db_table} (organization_id, campaign_id, "  # noqa: S608 (our table name)
+            "candidate_id, current_step_id, next_run_at, status, stop_reason, enrolled_at, "
+            "finished_at) "
+            "SELECT %s, %s, joining.candidate_id, %s, joining.run_at, %s, '', %s, NULL "
+            "FROM unnest(%s::bigint[], %s::timestamptz[]) AS joining(candidate_id, run_at) "
+            "ORDER BY joining.candidate_id "
+            "ON CONFLICT DO NOTHING RETURNING candidate_id",
+            [
+                campaign.organization_id,
+                campaign.pk,
+                step.pk,
+                Enrollment.Status.ACTIVE,
+                timezone.now(),
+                ids,
+                [run_at[pk] for pk in ids],
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:

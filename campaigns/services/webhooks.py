@@ -6,19 +6,28 @@ signature where it has one) before the signal fires; a bad request is a 400 and 
 of this code. An event is matched to its Message by the ESP's message id (or our Message-ID,
 which some ESPs report), recorded once per (ESP, event id) — ESPs retry until they get a 2xx —
 and written as an analytics.EngagementEvent and a timeline entry.
+
+An event that finds no Message whose send is recorded — the ESP's webhook can arrive before
+the send task's `sent` UPDATE has stored the ESP's message id, or while the Message is still
+`sending` — is not dropped: it waits in PendingEspEvent and `esp_events_retry` (beat, every
+minute) applies it once the send is recorded, so an early hard bounce still suppresses the
+address and an early delivery still marks the email delivered.
 """
 
 import hashlib
 import json
 import logging
+from datetime import timedelta
 
+from anymail.signals import AnymailTrackingEvent
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from analytics.services import engagement_event_record
-from campaigns.models import EspEvent, Message, Suppression
+from campaigns.conf import send_lease_seconds
+from campaigns.models import EspEvent, Message, PendingEspEvent, Suppression
 from campaigns.services.enrollments import enrollment_stop
 from campaigns.services.preferences import candidate_unsubscribe
 from campaigns.services.tracking import machine_reason
@@ -76,24 +85,47 @@ def _machine_reason(*, message: Message, user_agent: str, at) -> str:
     )
 
 
+def pending_retry_for() -> timedelta:
+    """How long an event that matched no recorded send is tried again: an hour, or three send
+    leases when those are longer (a Message left `sending` by a lost worker is back in the queue
+    one lease later)."""
+    return max(timedelta(hours=1), 3 * timedelta(seconds=send_lease_seconds()))
+
+
 def tracking_event_record(*, event, esp_name: str) -> str:
     """Record one anymail tracking event. Returns what happened: "recorded", "duplicate",
-    "ignored" (a type we do not act on) or "unmatched" (not one of our messages)."""
+    "ignored" (a type we do not act on), "pending" (no Message whose send is recorded yet:
+    kept for `esp_events_retry`) or "unmatched" (the event names no message)."""
     if event.event_type not in HANDLED:
         return "ignored"
-    message = message_for_esp_id(event.message_id or "")
-    if message is None:
-        logger.info("ESP event %s for unknown message %r", event.event_type, event.message_id)
+    if not event.message_id:
+        logger.info("ESP event %s without a message id", event.event_type)
         return "unmatched"
+    return _event_record(
+        event=event,
+        esp_name=esp_name,
+        key=event_key(event),
+        occurred_at=event.timestamp or timezone.now(),
+    )
+
+
+def _event_record(*, event, esp_name: str, key: str, occurred_at, retry: bool = False) -> str:
+    message = message_for_esp_id(event.message_id or "")
+    if message is None or message.status == Message.Status.SENDING:
+        # The ESP may report a delivery or a bounce before the send task's `sent` UPDATE has
+        # stored its message id (or while the Message is still `sending`, when the ESP reports
+        # our Message-ID): applied now it would be lost, or undone by that UPDATE. It waits.
+        if not retry:
+            _pending_store(event=event, esp_name=esp_name, key=key, occurred_at=occurred_at)
+        return "pending"
     organization = message.organization
-    occurred_at = event.timestamp or timezone.now()
     with scope(organization=organization), transaction.atomic():
         try:
             with transaction.atomic():
                 EspEvent.objects.create(
                     organization=organization,
                     esp=esp_name[:40],
-                    event_id=event_key(event),
+                    event_id=key,
                     event_type=event.event_type,
                     message=message,
                     occurred_at=occurred_at,
@@ -102,6 +134,90 @@ def tracking_event_record(*, event, esp_name: str) -> str:
             return "duplicate"
         _apply(event=event, message=message, esp_name=esp_name, occurred_at=occurred_at)
     return "recorded"
+
+
+# What `_apply` reads of an event besides its type, id and time (kept with a pending event).
+_KEPT = ("mta_response", "description", "user_agent", "click_url")
+
+
+def _pending_store(*, event, esp_name: str, key: str, occurred_at) -> None:
+    logger.info("ESP event %s for %r waits for its message", event.event_type, event.message_id)
+    PendingEspEvent.objects.bulk_create(
+        [
+            PendingEspEvent(
+                esp=esp_name[:40],
+                event_id=key,
+                event_type=event.event_type,
+                esp_message_id=(event.message_id or "")[:255],
+                event={
+                    "event_id": event.event_id or "",
+                    **{name: getattr(event, name, None) or "" for name in _KEPT},
+                },
+                occurred_at=occurred_at,
+            )
+        ],
+        ignore_conflicts=True,  # the ESP sent the same event again
+    )
+
+
+def esp_events_retry(*, now=None) -> int:
+    """Apply the pending events whose Message's send is now recorded (beat, every minute), and
+    drop those older than `pending_retry_for()` (not ours, or their email was never recorded as
+    sent). Returns how many were applied."""
+    now = now or timezone.now()
+    expired = PendingEspEvent.objects.filter(received_at__lt=now - pending_retry_for())
+    dropped, _ = expired.delete()
+    if dropped:
+        logger.info("Dropped %d ESP events that matched none of our sent messages", dropped)
+    applied, after = 0, 0
+    while batch := list(PendingEspEvent.objects.filter(pk__gt=after).order_by("pk")[:1000]):
+        after = batch[-1].pk
+        ready = _recorded({pending.esp_message_id for pending in batch})
+        for pending in batch:
+            if pending.esp_message_id in ready:
+                try:
+                    applied += _pending_apply(pending)
+                except Exception:  # one event that cannot be applied holds up no other
+                    logger.exception("ESP event %s could not be applied", pending)
+    return applied
+
+
+def _recorded(ids: set[str]) -> set[str]:
+    """Which of these ids (the ESP's, or our Message-ID) name a Message no longer `sending`."""
+    ids = ids - {""}
+    with scopes_disabled():
+        rows = (
+            Message.objects.filter(Q(esp_message_id__in=ids) | Q(message_id__in=ids))
+            .filter(is_test=False)
+            .exclude(status=Message.Status.SENDING)
+            .values_list("esp_message_id", "message_id")
+        )
+        return {value for row in rows for value in row} & ids
+
+
+def _pending_apply(pending: PendingEspEvent) -> int:
+    with transaction.atomic():
+        # Locked, so that two retry rounds at once apply it once (the EspEvent would too).
+        locked = PendingEspEvent.objects.select_for_update(skip_locked=True).filter(pk=pending.pk)
+        if locked.first() is None:
+            return 0
+        event = AnymailTrackingEvent(
+            event_type=pending.event_type,
+            timestamp=pending.occurred_at,
+            message_id=pending.esp_message_id,
+            **{name: value or None for name, value in pending.event.items()},
+        )
+        outcome = _event_record(
+            event=event,
+            esp_name=pending.esp,
+            key=pending.event_id,
+            occurred_at=pending.occurred_at,
+            retry=True,
+        )
+        if outcome == "pending":  # sending again since `_recorded` looked: next round
+            return 0
+        pending.delete()
+    return int(outcome == "recorded")
 
 
 def _apply(*, event, message: Message, esp_name: str, occurred_at) -> None:

@@ -13,7 +13,8 @@ class FakePostmark(ThreadingHTTPServer):
     an address in `invalid`, a 500 for one in `broken`. `answers` scripts the next requests'
     answers, each a status or (status, headers); `always` answers every other request with one
     status (an endless throttle); `cookie` is a Set-Cookie sent with every answer (a load
-    balancer's, say)."""
+    balancer's, say). `on_accept(to, esp_message_id, message_id)` runs when an email is
+    accepted, before the answer goes back: an ESP whose webhook beats its API's answer."""
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _PostmarkHandler)
@@ -24,6 +25,7 @@ class FakePostmark(ThreadingHTTPServer):
         self.always: int | None = None
         self.message_ids: dict[str, str] = {}
         self.cookie = ""
+        self.on_accept = None
 
     @property
     def url(self) -> str:
@@ -72,6 +74,8 @@ class _PostmarkHandler(BaseHTTPRequestHandler):
             status = 200
         if status == 200:
             server.message_ids[to] = str(uuid.uuid4())
+            if server.on_accept is not None:
+                server.on_accept(to, server.message_ids[to], message_headers.get("Message-ID"))
             answer = {
                 "To": to,
                 "SubmittedAt": "2026-11-26T12:00:00.0000000Z",

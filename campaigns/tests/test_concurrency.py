@@ -3,13 +3,15 @@ control run showing that the same measurement catches a claim without the lock),
 rolled-back transaction queues nothing on the real broker."""
 
 import threading
+import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -18,7 +20,7 @@ from campaigns.services import dispatch, sequences
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tests.factories import make_broadcast, make_candidates
-from candidates.models import Candidate
+from candidates.models import Activity, Candidate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,3 +277,86 @@ def test_two_moves_of_the_same_step_at_once_both_apply(org, recruiter_user):
     with scopes_disabled():
         subjects = list(campaign.steps.order_by("position").values_list("subject", flat=True))
     assert subjects == ["Email 3", "Email 1", "Email 2"]
+
+
+def _running_sequence(org, user) -> Campaign:
+    with scopes_disabled():
+        campaign = Campaign.objects.create(
+            organization=org,
+            name="Platform nurture",
+            kind=Campaign.Kind.SEQUENCE,
+            status=Campaign.Status.RUNNING,
+            sender=user,
+            created_by=user,
+        )
+        Step.objects.create(
+            organization=org,
+            campaign=campaign,
+            position=1,
+            subject="Hello",
+            body_markdown="Hi",
+            delay=timedelta(days=3),
+        )
+    return campaign
+
+
+def _waiting_for_a_lock() -> int:
+    """Other connections of this database blocked on a lock (PostgreSQL's own view, read from
+    this connection outside any transaction, so it is fresh on every call)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_two_enrolments_of_the_same_candidates_at_once_join_and_say_so_once(org, recruiter_user):
+    """A double-submitted enrol form (or two recruiters): the second submission works out who
+    joins before the first has committed, so it sees nobody enrolled yet. Its insert then waits
+    for the first's rows and inserts none; it must write no "Joined" entry and report 0 joined
+    (before: both wrote the timeline entries and both said 3 joined)."""
+    campaign = _running_sequence(org, recruiter_user)
+    ids = [candidate.pk for candidate in make_candidates(org, 3)]
+    first_inserted, commit_first = threading.Event(), threading.Event()
+    joined = {}
+
+    def first():
+        try:
+            with scopes_disabled(), transaction.atomic():
+                joined["first"] = sequences.sequence_enroll(campaign=campaign, candidate_ids=ids)
+                first_inserted.set()
+                commit_first.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            with scopes_disabled():
+                joined["second"] = sequences.sequence_enroll(campaign=campaign, candidate_ids=ids)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_inserted.wait(timeout=30)
+    threads[1].start()
+    deadline = time.monotonic() + 30
+    while _waiting_for_a_lock() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the second submission waits for the first's rows
+    blocked = _waiting_for_a_lock()
+    commit_first.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    with scopes_disabled():
+        enrollments = Enrollment.objects.filter(campaign=campaign).count()
+        entries = Counter(
+            Activity.objects.filter(
+                kind=Activity.Kind.ENROLLMENT, summary__startswith="Joined"
+            ).values_list("candidate_id", flat=True)
+        )
+    assert blocked == 1
+    assert (joined["first"], joined["second"]) == (3, 0)
+    assert enrollments == 3
+    assert entries == dict.fromkeys(ids, 1)

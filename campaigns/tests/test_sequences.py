@@ -213,6 +213,101 @@ def test_sequence_window_in_the_candidates_time_zone(org, recruiter_user):
     assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
 
 
+EVERY_DAY = list(range(7))
+
+
+@pytest.mark.parametrize(
+    ("ran_at", "window_end", "expected"),
+    [
+        # Clocks go forward on Sunday 29 March 2026. Step 1 ran on Saturday at 9:30 GMT; 24
+        # hours later is 10:30 BST, after the window closed: Monday 9:00 instead of Sunday 9:30.
+        (
+            datetime(2026, 3, 28, 9, 30, tzinfo=UTC),
+            time(10),
+            datetime(2026, 3, 29, 8, 30, tzinfo=UTC),
+        ),
+        # Clocks go back on Sunday 25 October 2026. Saturday 9:30 BST + 24 hours is 8:30 GMT,
+        # before the window opens: 9:00 instead of 9:30.
+        (
+            datetime(2026, 10, 24, 8, 30, tzinfo=UTC),
+            time(17),
+            datetime(2026, 10, 25, 9, 30, tzinfo=UTC),
+        ),
+    ],
+    ids=["spring", "autumn"],
+)
+def test_sequence_delay_in_days_keeps_the_local_time_across_a_dst_change(
+    org, recruiter_user, ran_at, window_end, expected
+):
+    campaign, _ = launched(
+        org,
+        recruiter_user,
+        [{}, {"delay": timedelta(days=1)}],
+        now=ran_at,
+        window_days=EVERY_DAY,
+        window_end=window_end,
+    )
+    dispatch_due(now=ran_at)
+    assert messages_of(campaign) == [(1, "queued")]
+    assert enrollment_of(campaign).next_run_at == expected
+    dispatch_due(now=expected)
+    assert [position for position, _ in messages_of(campaign)] == [1, 2]
+
+
+def test_sequence_delay_in_days_counts_in_the_candidates_time_zone(org, recruiter_user):
+    # New York goes to EDT on Sunday 8 March 2026; London stays on GMT until the 29th. Step 1
+    # ran on Saturday at 9:30 in New York (14:30 UTC): the next is on Sunday at 9:30 there.
+    ran_at = datetime(2026, 3, 7, 14, 30, tzinfo=UTC)
+    make_candidates(org, 1, time_zone="America/New_York")
+    campaign = make_sequence(
+        org,
+        user=recruiter_user,
+        steps=[{}, {"delay": timedelta(days=1)}],
+        window_days=EVERY_DAY,
+        window_end=time(10),
+    )
+    with scopes_disabled():
+        campaign_launch(campaign=campaign, user=recruiter_user, now=ran_at)
+    dispatch_due(now=ran_at)
+    assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 8, 13, 30, tzinfo=UTC)
+
+
+def test_sequence_delay_in_hours_is_elapsed_time_across_a_dst_change(org, recruiter_user):
+    ran_at = datetime(2026, 3, 28, 9, 30, tzinfo=UTC)
+    campaign, _ = launched(
+        org,
+        recruiter_user,
+        [{}, {"delay": timedelta(hours=25)}],
+        now=ran_at,
+        window_days=EVERY_DAY,
+        window_end=time(17),
+    )
+    dispatch_due(now=ran_at)
+    assert enrollment_of(campaign).next_run_at == ran_at + timedelta(hours=25)
+
+
+def test_joining_a_sequence_whose_first_step_waits_days_keeps_the_local_time(org, recruiter_user):
+    joined_at = datetime(2026, 3, 28, 9, 30, tzinfo=UTC)  # Saturday, GMT; Sunday is BST
+    campaign = make_sequence(
+        org,
+        user=recruiter_user,
+        steps=[{"delay": timedelta(days=1)}],
+        tag="nobody-has-it",
+        window_days=EVERY_DAY,
+        window_end=time(10),
+    )
+    (candidate,) = make_candidates(org, 1)
+    with scopes_disabled():
+        campaign_launch(campaign=campaign, user=recruiter_user, now=joined_at)
+        joined = sequences.sequence_enroll(
+            campaign=campaign, candidate_ids=[candidate.pk], now=joined_at
+        )
+    assert joined == 1
+    assert enrollment_of(campaign, candidate).next_run_at == datetime(
+        2026, 3, 29, 8, 30, tzinfo=UTC
+    )
+
+
 # --- branches on the previous email ---
 
 

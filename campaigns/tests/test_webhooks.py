@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -21,8 +22,10 @@ from campaigns.models import (
     Enrollment,
     EspEvent,
     Message,
+    PendingEspEvent,
     Suppression,
 )
+from campaigns.services import webhooks
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
@@ -363,3 +366,145 @@ def test_webhook_open_without_a_user_agent_counts(org, sent_message):
     is_machine, reason, opened_at = _the_open(org, sent_message)
     assert (is_machine, reason) == (False, "")
     assert opened_at is not None
+
+
+# --- events that arrive before the send is recorded ---
+
+
+def _delivery(message_id: str, to: str) -> dict:
+    return {
+        "RecordType": "Delivery",
+        "ServerID": 23,
+        "MessageID": message_id,
+        "Recipient": to,
+        "DeliveredAt": _now_iso(),
+        "Details": "Test delivery webhook details",
+    }
+
+
+def _hard_bounce(message_id: str, to: str) -> dict:
+    return {
+        "RecordType": "Bounce",
+        "ID": 4323372036854775808,
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "MessageID": message_id,
+        "Description": "The server was unable to deliver your message (ex: unknown user).",
+        "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+        "Email": to,
+        "BouncedAt": _now_iso(),
+    }
+
+
+REPORTS = {"delivery": _delivery, "bounce": _hard_bounce}
+
+
+def _reported_before_the_answer(postmark, *, report: str, reported_as: str) -> list[int]:
+    """The ESP's webhook for the email it has just accepted is handled (by another process: a
+    thread with its own database connection) before the ESP's API answers the send, so before
+    the send task can store the ESP's id and mark the email sent. Returns the webhook's answers.
+    `reported_as`: the ESP's own id, or our Message-ID, which some ESPs report instead."""
+    answers = []
+
+    def on_accept(to, esp_message_id, message_id):
+        try:
+            reported = esp_message_id if reported_as == "esp id" else message_id
+            payload = REPORTS[report](reported, to)
+            answers.append(_postmark(_auth_client(), payload).status_code)
+        finally:
+            connections.close_all()
+
+    postmark.on_accept = on_accept
+    return answers
+
+
+def _launched_to_one(org, user) -> list[int]:
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=user)
+        dispatch_due()
+        return list(Message.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("reported_as", ["esp id", "message-id"])
+def test_webhook_hard_bounce_reported_before_the_send_is_recorded_still_suppresses(
+    org, recruiter_user, postmark, settings, reported_as
+):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    ids = _launched_to_one(org, recruiter_user)
+    answers = _reported_before_the_answer(postmark, report="bounce", reported_as=reported_as)
+    with scope(organization=org):
+        messages_send(organization=org, message_ids=ids)
+
+    applied = webhooks.esp_events_retry()  # Celery beat, within a minute
+
+    with scopes_disabled():
+        message = Message.objects.get()
+        suppressed = list(Suppression.objects.values_list("email", "reason"))
+        kinds = list(EngagementEvent.objects.exclude(kind="sent").values_list("kind", flat=True))
+    assert answers == [200]
+    assert suppressed == [(message.to_email.lower(), Suppression.Reason.BOUNCED)]
+    assert (message.status, message.esp_message_id) == (
+        Message.Status.BOUNCED,
+        next(iter(postmark.message_ids.values())),
+    )
+    assert message.sent_at is not None
+    assert kinds == ["bounced"]
+    assert (applied, PendingEspEvent.objects.count()) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("reported_as", ["esp id", "message-id"])
+def test_webhook_delivery_reported_before_the_send_is_recorded_marks_it_delivered(
+    org, recruiter_user, postmark, settings, reported_as
+):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    ids = _launched_to_one(org, recruiter_user)
+    answers = _reported_before_the_answer(postmark, report="delivery", reported_as=reported_as)
+    with scope(organization=org):
+        messages_send(organization=org, message_ids=ids)
+
+    webhooks.esp_events_retry()
+
+    with scopes_disabled():
+        message = Message.objects.get()
+        kinds = list(EngagementEvent.objects.exclude(kind="sent").values_list("kind", flat=True))
+    assert answers == [200]
+    assert message.status == Message.Status.DELIVERED
+    assert (message.sent_at is not None, message.delivered_at is not None) == (True, True)
+    assert kinds == ["delivered"]
+
+
+def test_webhook_delivery_of_an_email_waiting_to_go_again_leaves_it_delivered(org, recruiter_user):
+    """A first try was accepted, but its worker was lost before recording it: the email is back
+    in the queue to go again with the same Message-ID, and an ESP that reports our Message-ID
+    says the first copy arrived. The re-send's `sent` mark does not undo "delivered"."""
+    ids = _launched_to_one(org, recruiter_user)
+    with scopes_disabled():
+        message = Message.objects.get()
+    response = _postmark(_auth_client(), _delivery(message.message_id, message.to_email))
+    with scope(organization=org):
+        messages_send(organization=org, message_ids=ids)
+        message.refresh_from_db()
+    assert response.status_code == 200
+    assert message.status == Message.Status.DELIVERED
+    assert (message.sent_at is not None, message.delivered_at is not None) == (True, True)
+
+
+def test_webhook_event_for_no_message_of_ours_is_dropped_after_the_retry_window(org, sent_message):
+    payload = {**_bounce(sent_message), "MessageID": "not-one-of-ours"}
+    for _ in range(2):  # the ESP sent it twice
+        assert _postmark(_auth_client(), payload).status_code == 200
+    waiting = PendingEspEvent.objects.count()
+    applied = webhooks.esp_events_retry()
+    still_waiting = PendingEspEvent.objects.count()
+    later = timezone.now() + webhooks.pending_retry_for() + timedelta(minutes=1)
+    webhooks.esp_events_retry(now=later)
+
+    assert (waiting, applied, still_waiting) == (1, 0, 1)
+    assert PendingEspEvent.objects.count() == 0
+    assert _counts(org) == (0, 0)
+    with scopes_disabled():
+        assert Suppression.objects.count() == 0
