@@ -444,15 +444,11 @@ def bulk_job_run(*, job_id: int) -> Job:
 
 
 def _stopped_message(job: Job, error: Exception) -> str:
+    """What stopped the job, as a fact; the job page adds what Resume does for those who may
+    resume it."""
     if job.kind == Job.Kind.EXPORT:
-        return (
-            f"The export stopped ({error.__class__.__name__}); no file was made. "
-            "Resume prepares it again."
-        )
-    return (
-        f"The job stopped ({error.__class__.__name__}). The candidates counted above are done; "
-        "Resume continues with the rest."
-    )
+        return f"The export stopped ({error.__class__.__name__}); no file was made."
+    return f"The job stopped ({error.__class__.__name__})."
 
 
 def _confirmed_difference(*, total: int, found: int) -> dict:

@@ -412,7 +412,7 @@ def test_bulk_job_page_shows_a_progress_bar_that_polls_until_done(
         Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, processed=2000)
     done = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
 
-    assert 'value="25"' in page and "500 of 2000 · 25%" in page
+    assert 'value="25"' in page and "500 of 2,000 · 25%" in page
     assert 'hx-trigger="every 1s"' in page and "Working…" in page
     assert _resume_url(org, job) not in page
     assert poll.lstrip().startswith('<div id="job-progress"')  # only the partial

@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import OperationalError
 from django.urls import reverse
 from django_scopes import scopes_disabled
 
@@ -117,3 +118,32 @@ def test_stopped_delete_job_does_not_offer_resume_to_a_recruiter(
     ).content.decode()
     assert "The job stopped (OperationalError)." in page
     assert "Resume continues" not in page
+
+
+def test_a_bulk_job_that_failed_says_what_is_kept_and_what_resume_does_once(
+    org, recruiter_user, recruiter_client, monkeypatch
+):
+    """The message the job stores on failure and the page's sentence about Resume are not
+    the same words twice."""
+    from candidates.services import bulk
+
+    job = _stopped_job(org, recruiter_user, "tag")
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(
+            error=bulk._stopped_message(job, OperationalError("lost"))
+        )
+    page = recruiter_client.get(
+        reverse("candidates:job_detail", args=[org.slug, job.pk])
+    ).content.decode()
+    assert page.count("Resume continues with the rest") == 1
+    assert "The job stopped (OperationalError)." in page
+
+
+def test_job_progress_writes_large_counts_with_separators(org, recruiter_user, recruiter_client):
+    job = _stopped_job(org, recruiter_user, "tag")
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(processed=250_000, total=1_000_000)
+    page = recruiter_client.get(
+        reverse("candidates:job_detail", args=[org.slug, job.pk])
+    ).content.decode()
+    assert "250,000 of 1,000,000 · 25%" in page
