@@ -19,7 +19,10 @@ def candidate_get(*, organization, candidate_id: int) -> Candidate:
 
 
 def job_get(*, organization, job_id: int) -> Job:
-    return get_object_or_404(Job, organization=organization, pk=job_id)
+    # The job page names who started it (and polls every second while it runs).
+    return get_object_or_404(
+        Job.objects.select_related("created_by"), organization=organization, pk=job_id
+    )
 
 
 # --- profiles, notes, timeline, custom fields ---

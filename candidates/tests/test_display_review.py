@@ -147,3 +147,26 @@ def test_job_progress_writes_large_counts_with_separators(org, recruiter_user, r
         reverse("candidates:job_detail", args=[org.slug, job.pk])
     ).content.decode()
     assert "250,000 of 1,000,000 · 25%" in page
+
+
+def test_job_page_says_who_started_it_and_when_in_the_organisations_time(
+    org, recruiter_user, recruiter_client
+):
+    import datetime
+
+    with scopes_disabled():
+        org.time_zone = "America/New_York"
+        org.save(update_fields=["time_zone"])
+    job = _stopped_job(org, recruiter_user, "tag")
+    started = datetime.datetime(2026, 3, 10, 15, 30, tzinfo=datetime.UTC)
+    with scopes_disabled():
+        Job.objects.filter(pk=job.pk).update(
+            started_at=started, finished_at=started + datetime.timedelta(minutes=7)
+        )
+    page = recruiter_client.get(
+        reverse("candidates:job_detail", args=[org.slug, job.pk])
+    ).content.decode()
+    times = re.search(r'class="[^"]*job-times[^"]*">(.*?)</p>', page, re.S).group(1)
+    assert " ".join(times.split()) == (
+        f"By {recruiter_user.display_name} · Started 10 Mar 2026, 11:30 · ended 10 Mar 2026, 11:37"
+    )
