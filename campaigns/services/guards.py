@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Q
 
@@ -70,11 +69,11 @@ def consent_skips(
 
 
 def local_day(organization, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(organization.time_zone or "UTC")).date()
+    return now.astimezone(organization.zone).date()
 
 
 def next_local_midnight(organization, now: datetime) -> datetime:
-    zone = ZoneInfo(organization.time_zone or "UTC")
+    zone = organization.zone
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
     return datetime.combine(tomorrow, time(0, 0), tzinfo=zone)
 

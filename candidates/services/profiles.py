@@ -77,8 +77,7 @@ def organization_phone_region(*, organization: Organization) -> str | None:
 def organization_today(*, organization: Organization) -> date:
     """Today's date where the organisation is (its time zone), not on the server: "not now
     until tomorrow" entered at 00:30 in Auckland is still tomorrow there."""
-    zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
-    return timezone.now().astimezone(zone).date()
+    return timezone.localdate(timezone=organization.zone)
 
 
 def candidate_email_taken(

@@ -5,7 +5,6 @@ JavaScript as POST + redirect.
 """
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -28,7 +27,7 @@ from candidates.selectors import (
     note_get,
 )
 from candidates.services import profiles
-from candidates.services.custom_fields import custom_fields_active
+from candidates.services.custom_fields import custom_field_value_clean, custom_fields_active
 from crm.permissions import recruiter_required
 
 
@@ -130,11 +129,10 @@ def _outside_limits(field, value) -> bool:
     if field.field_type != CustomField.FieldType.NUMBER:
         return False
     try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return False
-    low, high = field.min_value, field.max_value
-    return (low is not None and number < low) or (high is not None and number > high)
+        custom_field_value_clean(field=field, value=value)
+    except ValidationError:
+        return True
+    return False
 
 
 def _custom_field_values(candidate, organization):
