@@ -24,6 +24,17 @@ def _isolated_files_and_cache(settings, tmp_path):
     }
 
 
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch):
+    """The DNS is the outside world: every test resolves names against a fake where no name
+    exists until the test adds its records (campaigns/tests/fake_dns.py)."""
+    from campaigns.tests.fake_dns import FakeDNS
+
+    fake = FakeDNS()
+    monkeypatch.setattr("dns.resolver.resolve", fake.resolve)
+    return fake
+
+
 @pytest.fixture
 def org(db):
     return OrganizationFactory(name="Acme Talent", slug="acme")

@@ -66,5 +66,11 @@ admin.site.register(EmailSettings)
 
 @admin.register(SendingDomain)
 class SendingDomainAdmin(admin.ModelAdmin):
-    list_display = ["domain", "organization", "warmup_started_on", "warmup_target_per_day"]
+    list_display = [
+        "domain",
+        "organization",
+        "verified_at",
+        "warmup_started_on",
+        "warmup_target_per_day",
+    ]
     search_fields = ["domain"]

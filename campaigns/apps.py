@@ -65,6 +65,21 @@ class CampaignsConfig(AppConfig):
         # The candidate profile's "Sent emails" card (with consent and double opt-in).
         profile_panel_register("campaigns/includes/profile_sent_emails.html")
 
+        # "Joined … (entered the pool “…”)" names a colleague's "Only me" pool to nobody else.
+        from campaigns.services.sequences import (
+            enrollment_private_pool_condition,
+            enrollment_private_pool_summary,
+        )
+        from candidates.panels import TimelineRedaction, timeline_redaction_register
+
+        timeline_redaction_register(
+            TimelineRedaction(
+                "campaigns.auto_join_private_pools",
+                enrollment_private_pool_condition,
+                enrollment_private_pool_summary,
+            )
+        )
+
         from crm.home import home_panel_register
 
         home_panel_register("campaigns/includes/home_panel.html")

@@ -2,11 +2,13 @@
 suppressions and candidates' email preferences.
 
 Every model is tenant-owned: an `organization` FK and a django-scopes ScopedManager; unique
-constraints and composite indexes start with `organization`. The two exceptions are marked:
+constraints and composite indexes start with `organization`. The exceptions are marked:
 the dispatcher's and sweeper's partial indexes, which serve a scan across all organisations,
-and the globally unique RFC 5322 Message-ID, which inbound replies are matched by.
+the globally unique RFC 5322 Message-ID, which inbound replies are matched by, and a verified
+sending domain, which belongs to one organisation of the installation.
 """
 
+import secrets
 from datetime import date, time, timedelta
 
 from django.conf import settings
@@ -139,8 +141,20 @@ class EmailSettings(models.Model):
         return f"Email settings of {self.organization}"
 
 
+def new_verification_token() -> str:
+    """A sending domain's secret for its DNS TXT record (32 hex characters)."""
+    return secrets.token_hex(16)
+
+
 class SendingDomain(models.Model):
     """A domain campaign email leaves from (the domain of the From address).
+
+    **Verification**: on an installation shared by several organisations, an organisation
+    proves it controls a domain before campaign email leaves from it: it publishes
+    `rapport-verification=<verification_token>` in a DNS TXT record at `_rapport.<domain>`
+    and an admin presses "Check now" (services/domains.py). `verified_at` is set once the
+    record is found; a domain is verified by one organisation at most (the one exception to
+    "unique constraints start with organization": this one is across tenants on purpose).
 
     Mailbox providers judge a domain by its history: a new one that suddenly sends thousands
     of emails lands in spam. An optional **warm-up** limits how many campaign emails leave
@@ -170,6 +184,11 @@ class SendingDomain(models.Model):
         default=5000,
         help_text="When the ramp reaches this many emails a day, the warm-up is over.",
     )
+    verification_token = models.CharField(max_length=64, default=new_verification_token)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # The last "Check now": when, and why it failed ("" when it succeeded or never ran).
+    verification_checked_at = models.DateTimeField(null=True, blank=True)
+    verification_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ScopedManager(organization="organization")
@@ -179,7 +198,13 @@ class SendingDomain(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "domain"], name="sendingdomain_domain_unique"
-            )
+            ),
+            # Across organisations: a domain sends for the one organisation that verified it.
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=Q(verified_at__isnull=False),
+                name="sendingdomain_verified_domain_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -414,6 +439,10 @@ class Enrollment(models.Model):
         Step, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # When `current_step`'s delay is over; a sequence's `next_run_at` is this moved into the
+    # sending window. Kept so that the window can be applied again (the organisation's time
+    # zone changed) without moving a step before its delay. Null on rows from before it.
+    due_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
     enrolled_at = models.DateTimeField(auto_now_add=True)

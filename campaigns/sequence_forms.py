@@ -2,6 +2,7 @@
 Tenant-dependent choices get their querysets in __init__."""
 
 from datetime import timedelta
+from functools import partial
 
 from django import forms
 
@@ -13,14 +14,16 @@ from campaigns.services.templates import email_problems
 from campaigns.services.topics import topic_choices
 from candidates.models import SavedSearch
 from pipelines.models import Pool
-from pipelines.selectors import pools_visible
+from pipelines.selectors import PRIVATE_POOL_NAME, pool_visible_to, pools_visible
 
 WEEKDAY_CHOICES = [(str(index), name) for index, name in enumerate(WEEKDAYS)]
 CHECKBOXES = forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
 
 
-def _pool_label(pool) -> str:
-    return f"{pool.name} (archived)" if pool.archived_at else pool.name
+def _pool_label(pool, *, user) -> str:
+    """A pool's choice label: a colleague's private pool kept by the sequence is not named."""
+    name = pool.name if pool_visible_to(pool=pool, user=user) else PRIVATE_POOL_NAME
+    return f"{name} (archived)" if pool.archived_at else name
 
 
 class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
@@ -120,6 +123,7 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
         self.fields["saved_searches"].queryset = searches.distinct()
         self.fields["excluded_saved_searches"].queryset = searches.distinct()
         self.campaign = campaign
+        self.user = user
         # The organisation's shared pools and the user's own private ones, like a broadcast.
         pools = pools_visible(organization=organization, user=user)
         if campaign is not None:
@@ -134,7 +138,7 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
             pools = (pools | chosen).distinct()
         for name in ("pools", "auto_join_pool"):
             self.fields[name].queryset = pools
-            self.fields[name].label_from_instance = _pool_label
+            self.fields[name].label_from_instance = partial(_pool_label, user=user)
         if campaign is not None and not campaign.is_editable:
             # After launch the audience has been enrolled; the rest can still change.
             for name in (
@@ -163,7 +167,7 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
                 chosen = value if name == "pools" else [value] if value else []
                 for pool in chosen or []:
                     if pool.archived_at is not None:
-                        self.add_error(name, archived_pool_problem(pool))
+                        self.add_error(name, archived_pool_problem(pool, user=self.user))
         return data
 
 

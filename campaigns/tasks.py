@@ -84,3 +84,19 @@ def sequence_auto_join_task(*, organization_id: int, pool_id: int, candidate_ids
     from campaigns.services import sequences
 
     return sequences.sequences_auto_join(pool_id=pool_id, candidate_ids=candidate_ids)
+
+
+@app.task(
+    base=OrganizationTask,
+    name="campaigns.sequence_time_zone_changed",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def sequence_time_zone_changed_task(*, organization_id: int) -> int:
+    """The organisation's time zone has changed: its sequences' pending steps timed in that
+    zone move into the sending window in the new one (queued on commit by the settings' save;
+    running it again changes nothing)."""
+    from campaigns.services import sequences
+
+    return sequences.sequence_enrollments_reschedule(organization_id=organization_id)

@@ -41,6 +41,11 @@ urlpatterns = [
         settings.sending_domain_edit,
         name="sending_domain_edit",
     ),
+    path(
+        "settings/domains/<int:domain_id>/verify/",
+        settings.sending_domain_verify,
+        name="sending_domain_verify",
+    ),
     path("settings/topics/", settings.topic_list, name="topic_list"),
     path("settings/topics/<int:topic_id>/", settings.topic_edit, name="topic_edit"),
     path("settings/topics/<int:topic_id>/archive/", settings.topic_archive, name="topic_archive"),

@@ -487,7 +487,14 @@ class MergeForm(MergeTargetForm):
             field.key: field.label
             for field in CustomField.objects.filter(organization=organization)
         }
-        for name in merge_differences(primary=primary, secondary=secondary):
+        differences = merge_differences(primary=primary, secondary=secondary)
+        # Where the statuses differ too, the "not now" date goes with the status chosen (its
+        # row says "Not now until 2 Jan 2030"): a date of its own would let a merge keep
+        # "Do not contact" with the other profile's date, or a "not now" without its date.
+        self.date_with_status = "status" in differences and "not_now_until" in differences
+        for name in differences:
+            if name == "not_now_until" and self.date_with_status:
+                continue
             if name.startswith(CUSTOM_PREFIX):
                 key = name.removeprefix(CUSTOM_PREFIX)
                 label = labels.get(key, key)
@@ -512,11 +519,22 @@ class MergeForm(MergeTargetForm):
         return [self[form_name] for form_name in self.choice_names]
 
     def field_choices(self) -> dict[str, str]:
-        return {name: self.cleaned_data[form_name] for form_name, name in self.choice_names.items()}
+        from candidates.services.merge import merge_default_choice
+
+        choices = {
+            name: self.cleaned_data[form_name] for form_name, name in self.choice_names.items()
+        }
+        if self.date_with_status:
+            choices["not_now_until"] = choices["status"] or merge_default_choice(
+                primary=self.primary, secondary=self.secondary, name="status"
+            )
+        return choices
 
 
 def _merge_display(candidate, name: str) -> str:
-    """A field's value as a person reads it ('' when empty)."""
+    """A field's value as a person reads it ('' when empty). A "not now" reads as on the
+    profile, "Not now until 2 Jan 2030", and one without a date says that it has none (it
+    never ends), rather than looking empty."""
     from django.utils.dateformat import format as date_format
 
     from candidates.services.merge import CUSTOM_PREFIX
@@ -526,12 +544,18 @@ def _merge_display(candidate, name: str) -> str:
         return "" if value is None else str(value)
     if name == "owner":
         return candidate.owner.display_name if candidate.owner else ""
+    not_now = candidate.status == Candidate.Status.NOT_NOW
+    until = candidate.not_now_until
+    if name == "status" and not_now:
+        return f"Not now until {date_format(until, 'j M Y')}" if until else "Not now — no end date"
+    if name == "not_now_until":
+        if until:
+            return date_format(until, "j M Y")
+        return "No end date" if not_now else ""
     field = Candidate._meta.get_field(name)
     value = getattr(candidate, name)
     if field.choices and value:
         return str(getattr(candidate, f"get_{name}_display")())
-    if name == "not_now_until" and value:
-        return date_format(value, "j M Y")
     return "" if value is None else str(value)
 
 

@@ -7,8 +7,11 @@ so candidates never imports the apps built on it.
 - Saved-search editing panels: template names rendered in the list's "editing a saved search"
   banner with `editing` (the SavedSearch) and `editing_query` (the filters being tried), e.g.
   what the change would do to the smart pools defined by that search.
+- Timeline redactions: entries that name something the viewer may not see elsewhere (a
+  colleague's "Only me" talent pool) say something vaguer to that viewer.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PROFILE_PANELS: list[str] = [
@@ -46,3 +49,23 @@ BULK_DESTINATIONS: dict[str, BulkDestination] = {}
 
 def bulk_destination_register(destination: BulkDestination) -> None:
     BULK_DESTINATIONS[destination.action] = destination
+
+
+@dataclass(frozen=True)
+class TimelineRedaction:
+    """Timeline entries that name something a viewer may not see (a colleague's "Only me"
+    talent pool, its stages). `condition(organization_id=…, user=…)` gives a boolean SQL
+    expression over the candidate's Activity rows, true for the entries that viewer must not
+    read as written; the timeline's one query computes it. `summary(activity)` is what such an
+    entry says instead (from its `kind` and `summary`: `data` is not read)."""
+
+    name: str
+    condition: Callable[..., object]
+    summary: Callable[[object], str]
+
+
+TIMELINE_REDACTIONS: dict[str, TimelineRedaction] = {}
+
+
+def timeline_redaction_register(redaction: TimelineRedaction) -> None:
+    TIMELINE_REDACTIONS[redaction.name] = redaction

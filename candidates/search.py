@@ -43,6 +43,7 @@ same search finds the same candidates (and pages through them consistently).
 import functools
 import re
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from html import escape as html_escape
 from urllib.parse import quote, unquote
 
@@ -449,6 +450,10 @@ def cursor_decode(sort: Sort, cursor: str) -> tuple | None:
                 value = parse_datetime(part)
                 if value is None:
                     return None
+                if value.utcoffset() is not None:
+                    # Our cursors are in UTC; PostgreSQL refuses offsets past ±15:59, and a
+                    # moment past the ends of time in UTC (OverflowError) is no cursor of ours.
+                    value = value.astimezone(UTC)
                 values.append(value)
             elif key.kind == "float":
                 values.append(float(part))

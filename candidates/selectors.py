@@ -3,7 +3,7 @@ that is not the current organisation's (the same answer for missing and foreign)
 
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -101,20 +101,36 @@ TIMELINE_COLUMNS = (
 def candidate_timeline(
     *,
     candidate: Candidate,
+    user,
     before: tuple[datetime, int] | None = None,
     limit: int = TIMELINE_PAGE_SIZE,
     show: str = "",
 ) -> tuple[list[Activity], tuple[datetime, int] | None]:
-    """The candidate's activities, newest first, `limit` at a time (keyset pagination on
-    (occurred_at, id)); returns the page and the cursor of the next older page, or None.
-    `show` names one of TIMELINE_FILTERS (anything else: every entry).
+    """The candidate's activities as `user` may read them, newest first, `limit` at a time
+    (keyset pagination on (occurred_at, id)); returns the page and the cursor of the next
+    older page, or None. `show` names one of TIMELINE_FILTERS (anything else: every entry).
+    An entry that names what the user may not see elsewhere (a colleague's "Only me" pool:
+    panels.TIMELINE_REDACTIONS) stays, in vaguer words ("Added to a private pool").
     One query however long the page: actor and note come joined, with only the columns an
     entry shows (not `data`, JSON decoded per row, nor the actor's password and flags: with
-    200 rows a page, every column is work for the compiler and for each row)."""
+    200 rows a page, every column is work for the compiler and for each row); the database
+    says which entries to redact."""
+    from candidates.panels import TIMELINE_REDACTIONS
+
+    redactions = list(TIMELINE_REDACTIONS.values())
     activities = (
         Activity.objects.filter(organization_id=candidate.organization_id, candidate=candidate)
         .select_related("actor", "note")
         .only(*TIMELINE_COLUMNS)
+        .annotate(
+            **{
+                f"redacted_{index}": ExpressionWrapper(
+                    redaction.condition(organization_id=candidate.organization_id, user=user),
+                    output_field=BooleanField(),
+                )
+                for index, redaction in enumerate(redactions)
+            }
+        )
         .order_by("-occurred_at", "-id")
     )
     if show in TIMELINE_FILTERS:
@@ -125,6 +141,11 @@ def candidate_timeline(
             Q(occurred_at__lt=occurred_at) | Q(occurred_at=occurred_at, id__lt=activity_id)
         )
     page = list(activities[: limit + 1])
+    for activity in page:
+        for index, redaction in enumerate(redactions):
+            if getattr(activity, f"redacted_{index}"):
+                activity.summary = redaction.summary(activity)
+                break
     if len(page) > limit:
         page = page[:limit]
         return page, (page[-1].occurred_at, page[-1].pk)

@@ -11,6 +11,15 @@ class OrganizationForm(forms.ModelForm):
         # (campaigns.forms.SenderForm), where launching a campaign requires them.
         fields = ["name", "slug", "time_zone"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["time_zone"].help_text = (
+                "Pages show times in it and “today” is its date. A change moves the steps of "
+                "running sequences that wait for their sending window to the window in the new "
+                "time zone; a broadcast scheduled for later keeps its moment."
+            )
+
     def clean_slug(self):
         slug = self.cleaned_data["slug"].lower()
         if slug in {"new", "admin", "api", "static", "media"}:

@@ -30,6 +30,27 @@ def organization_create(*, user: User, name: str, slug: str, **details) -> Organ
     return organization
 
 
+@transaction.atomic
+def organization_update(
+    *, organization: Organization, name: str, slug: str, time_zone: str
+) -> Organization:
+    """Save the organisation's settings. A new time zone also moves, in the background, the
+    pending steps of its sequences that wait for a sending window in the organisation's zone
+    (campaigns.services.sequences.organization_time_zone_changed)."""
+    previous_zone = (
+        Organization.objects.select_for_update()
+        .values_list("time_zone", flat=True)
+        .get(pk=organization.pk)
+    )
+    organization.name, organization.slug, organization.time_zone = name, slug, time_zone
+    organization.save(update_fields=["name", "slug", "time_zone"])
+    if time_zone != previous_zone:
+        from campaigns.services.sequences import organization_time_zone_changed
+
+        organization_time_zone_changed(organization_id=organization.pk)
+    return organization
+
+
 def organization_setup_defaults(*, organization: Organization) -> None:
     """Give a new organisation what every organisation starts with.
 

@@ -192,6 +192,10 @@ ANYMAIL = {
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_")
 }
+# Campaign email leaves only from a sending domain its organisation verified through DNS
+# (campaigns/services/domains.py). `false` for a single-tenant installation whose operator
+# trusts every admin with any sender address.
+RAPPORT_SENDING_DOMAIN_VERIFICATION = env_bool("RAPPORT_SENDING_DOMAIN_VERIFICATION", True)
 
 # The tracking process (crm/asgi.py): threads per worker that answer the pixel, the click and
 # the one-click unsubscribe off the event loop; each keeps its own database connection.

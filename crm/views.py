@@ -53,7 +53,9 @@ def dashboard(request, org_slug):
 def organization_settings(request, org_slug):
     form = OrganizationForm(request.POST or None, instance=request.organization)
     if request.method == "POST" and form.is_valid():
-        organization = form.save()
+        organization = services.organization_update(
+            organization=request.organization, **form.cleaned_data
+        )
         messages.success(request, "Settings saved.")
         return redirect("organization_settings", org_slug=organization.slug)
     return render(request, "crm/organization_form.html", {"form": form, "creating": False})

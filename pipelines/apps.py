@@ -41,6 +41,16 @@ class PipelinesConfig(AppConfig):
         profile_panel_register("pipelines/includes/candidate_pools.html")
         profile_panel_register("pipelines/includes/candidate_follow_ups.html")
 
+        # A colleague's "Only me" pool: its name and stages stay out of the profile's timeline.
+        from candidates.panels import TimelineRedaction, timeline_redaction_register
+        from pipelines.selectors import activity_pool_condition, activity_pool_summary
+
+        timeline_redaction_register(
+            TimelineRedaction(
+                "pipelines.private_pools", activity_pool_condition, activity_pool_summary
+            )
+        )
+
         from crm.home import home_panel_register
 
         home_panel_register("pipelines/includes/home_panel.html")

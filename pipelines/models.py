@@ -217,7 +217,10 @@ class PoolMembership(models.Model):
 
     @property
     def days_in_stage(self) -> int:
-        return max(0, (timezone.now() - self.entered_stage_at).days)
+        """Calendar days in the current time zone (the organisation's on its pages), as the
+        board counts them."""
+        entered = timezone.localtime(self.entered_stage_at).date()
+        return max(0, (timezone.localdate() - entered).days)
 
 
 class StageChange(models.Model):

@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Count, OuterRef, Q, QuerySet
+from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
+from django.db.models.lookups import In
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from candidates.models import Activity
 from candidates.search import count_capped, count_display
 from crm.ids import id_from
 from pipelines.models import (
@@ -60,15 +64,75 @@ def stage_get(*, organization, stage_id: int, pool: Pool | None = None) -> Stage
 # --- pools ---
 
 
+def _seen_by(user) -> Q:
+    return Q(visibility=Pool.Visibility.ORGANIZATION) | Q(owner=user)
+
+
 def pools_visible(*, organization, user, archived: bool | None = False) -> QuerySet[Pool]:
     """Pools the user may see: the organisation's shared pools and their own private ones.
     Archived pools only with `archived=True` (only them) or `archived=None` (all)."""
-    pools = Pool.objects.filter(organization=organization).filter(
-        Q(visibility=Pool.Visibility.ORGANIZATION) | Q(owner=user)
-    )
+    pools = Pool.objects.filter(organization=organization).filter(_seen_by(user))
     if archived is not None:
         pools = pools.filter(archived_at__isnull=not archived)
     return pools
+
+
+def pools_hidden(*, organization, user) -> QuerySet[Pool]:
+    """The organisation's pools the user may not see (other members' "Only me" pools,
+    archived ones too): their names and stages are shown to the user nowhere."""
+    return Pool.objects.filter(organization=organization).exclude(_seen_by(user))
+
+
+def pool_visible_to(*, pool: Pool, user) -> bool:
+    """`pools_visible` for one pool already read (no query)."""
+    return pool.visibility == Pool.Visibility.ORGANIZATION or (
+        pool.owner_id is not None and pool.owner_id == user.pk
+    )
+
+
+PRIVATE_POOL_NAME = "A private pool"
+
+
+def pools_named_for(*, pools, user) -> list[Pool]:
+    """The pools, each with `is_hidden` and `shown_name`: its name, or "A private pool" for
+    one the user may not see (a colleague's "Only me" pool a campaign uses). No query beyond
+    the pools'."""
+    pools = list(pools)
+    for pool in pools:
+        pool.is_hidden = not pool_visible_to(pool=pool, user=user)
+        pool.shown_name = PRIVATE_POOL_NAME if pool.is_hidden else pool.name
+    return pools
+
+
+# Timeline entries about a pool carry its id in `data["pool_id"]`; a private pool deleted for
+# good leaves `data["private_pool_deleted"]` on them (pool_delete), as it is hidden from all.
+def activity_names_hidden_pool(*, organization_id: int, user) -> Q:
+    """A condition on Activity rows: the entry names a pool the user may not see."""
+    pool_id = Cast(KT("data__pool_id"), BigIntegerField())
+    hidden_pools = pools_hidden(organization=organization_id, user=user).order_by().values("pk")
+    hidden = In(pool_id, hidden_pools)
+    return Q(hidden) | Q(data__private_pool_deleted=True)
+
+
+# What a pool's timeline entries say to those who may not see the pool (its name and its
+# stages left out).
+PRIVATE_POOL_SUMMARIES = {
+    Activity.Kind.POOL_ADDED: "Added to a private pool",
+    Activity.Kind.POOL_REMOVED: "Removed from a private pool",
+    Activity.Kind.STAGE_CHANGED: "Moved to another stage in a private pool",
+}
+
+
+def activity_pool_condition(*, organization_id: int, user) -> Q:
+    """The pipelines entries (added, removed, moved) about a pool the user may not see: the
+    condition of pipelines' timeline redaction."""
+    return Q(kind__in=list(PRIVATE_POOL_SUMMARIES)) & activity_names_hidden_pool(
+        organization_id=organization_id, user=user
+    )
+
+
+def activity_pool_summary(activity) -> str:
+    return PRIVATE_POOL_SUMMARIES.get(activity.kind, "A change in a private pool")
 
 
 def pool_get(*, organization, user, pool_id: int) -> Pool:
@@ -215,6 +279,10 @@ def parse_cursor(value: str) -> tuple[datetime, int] | None:
         return None
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, UTC)
+    try:
+        moment = moment.astimezone(UTC)  # PostgreSQL refuses offsets past ±15:59
+    except OverflowError:  # before the start of time in UTC: no card's
+        return None
     return moment, card_id
 
 

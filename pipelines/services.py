@@ -14,7 +14,7 @@ from functools import partial
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Max, OuterRef, QuerySet
+from django.db.models import Exists, F, Func, JSONField, Max, OuterRef, QuerySet, Value
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -294,8 +294,18 @@ def _check_open(pool: Pool) -> None:
 def pool_delete(*, pool: Pool) -> None:
     """Delete a pool for good (admins only, after a confirmation that says how many history
     rows go: see pool_history_count) with its memberships, stage history and own stages. The
-    candidates' timelines keep the entries that mention it."""
+    candidates' timelines keep the entries that mention it; a private pool's are marked, so
+    that nobody (once nobody can see the pool) reads its name there."""
     organization_id = pool.organization_id
+    if pool.visibility == Pool.Visibility.OWNER:
+        Activity.objects.filter(organization_id=organization_id, data__pool_id=pool.pk).update(
+            data=Func(
+                F("data"),
+                Value({"private_pool_deleted": True}, JSONField()),
+                function="",
+                arg_joiner=" || ",
+            )
+        )
     RolePool.objects.filter(organization_id=organization_id, pool=pool).delete()
     StageChange.objects.filter(organization_id=organization_id, pool=pool).delete()
     PoolMembership.objects.filter(organization_id=organization_id, pool=pool).delete()

@@ -36,6 +36,7 @@ class UserFactory(ScopesDisabledFactory):
 class OrganizationFactory(ScopesDisabledFactory):
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Organisation {n}")
     slug = factory.Sequence(lambda n: f"org-{n}")
@@ -43,6 +44,15 @@ class OrganizationFactory(ScopesDisabledFactory):
     postal_address = "1 Example Street\nLondon"
     sender_name = "Sam Sender"
     sender_email = factory.LazyAttribute(lambda o: f"talent@{o.slug}.example")
+
+    @factory.post_generation
+    def sending_domain_verified(obj, create, extracted, **kwargs):
+        """The sender's domain comes verified, as its admin would have done through DNS, so
+        that campaigns launch and send; `sending_domain_verified=False` leaves it unverified."""
+        if create and extracted is not False:
+            from campaigns.tests.factories import verified_sending_domain
+
+            verified_sending_domain(obj)
 
 
 class MembershipFactory(ScopesDisabledFactory):

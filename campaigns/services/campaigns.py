@@ -10,7 +10,9 @@ from django_scopes import scopes_disabled
 
 from campaigns.conf import AUDIENCE_BATCH, AUDIENCE_FIRST_BATCH, LAUNCH_FIRST_CHUNK, send_queue
 from campaigns.models import AudienceBatch, Campaign, EmailTemplate, Enrollment, Message, Step
+from campaigns.services import sequences
 from campaigns.services.audience import audience_queryset
+from campaigns.services.domains import unverified_sender_domain
 from campaigns.services.templates import email_problems
 from candidates.models import Candidate
 
@@ -84,15 +86,23 @@ def step_update(*, step: Step, subject: str, preheader: str, body_markdown: str)
     return step
 
 
-def archived_pool_problem(pool) -> str:
+def archived_pool_problem(pool, *, user=None) -> str:
+    """`user`: who reads it; a colleague's "Only me" pool is not named to them."""
+    from pipelines.selectors import pool_visible_to
+
+    if user is not None and not pool_visible_to(pool=pool, user=user):
+        return (
+            "A colleague's private talent pool has been archived: leave it out, "
+            "or ask its owner to restore it."
+        )
     return (
         f"The talent pool “{pool.name}” has been archived: leave it out, "
         "or restore it from the archived pools page."
     )
 
 
-def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
-    """Why this campaign cannot launch now (empty: it can)."""
+def campaign_launch_problems(*, campaign: Campaign, user=None) -> list[str]:
+    """Why this campaign cannot launch now (empty: it can), in words for `user`."""
     organization = campaign.organization
     problems = []
     if campaign.status != Campaign.Status.DRAFT:
@@ -104,6 +114,12 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
         )
     if not organization.sender_email:
         problems.append("Your organisation has no sender address: an admin can add it in Settings.")
+    unverified = unverified_sender_domain(organization=organization)
+    if unverified:
+        problems.append(
+            f"The domain of your sender address, {unverified}, is not verified: an admin can "
+            "verify it in Settings → Email."
+        )
     email_steps = [s for s in campaign.steps.all() if s.kind == Step.Kind.EMAIL]
     if not email_steps:
         problems.append("The campaign has no email to send.")
@@ -118,7 +134,7 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     pools = list(campaign.pools.filter(archived_at__isnull=False))
     if campaign.auto_join_pool_id is not None and campaign.auto_join_pool.archived_at:
         pools.append(campaign.auto_join_pool)
-    problems.extend(archived_pool_problem(pool) for pool in pools)
+    problems.extend(archived_pool_problem(pool, user=user) for pool in pools)
     if campaign.kind == Campaign.Kind.SEQUENCE:
         joins_at_launch = campaign.saved_searches.exists() or campaign.pools.exists()
         if not joins_at_launch and campaign.auto_join_pool_id is None:
@@ -136,15 +152,16 @@ def campaign_launch(*, campaign: Campaign, user, now: datetime | None = None) ->
     candidates the audience has (all of them are enrolled within seconds: see
     `_enroll_audience`). Raises ValidationError with the reasons when it cannot launch."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    problems = campaign_launch_problems(campaign=campaign)
+    problems = campaign_launch_problems(campaign=campaign, user=user)
     if problems:
         raise ValidationError(problems)
     now = now or timezone.now()
-    start = max(now, campaign.scheduled_at) if campaign.scheduled_at else now
+    start = launch_start(campaign=campaign, now=now)
     first = campaign.steps.order_by("position").first()
-    enrolled, pending = _enroll_audience(
-        campaign=campaign, first=first, run_at=start + first.delay, now=now
-    )
+    # When the first step is due in the organisation's time zone; `_batch_enroll` gives
+    # candidates in another zone their own (a sequence's whole days are calendar days there).
+    due = sequences.step_due_at(campaign=campaign, candidate=None, after=start, delay=first.delay)
+    enrolled, pending = _enroll_audience(campaign=campaign, first=first, run_at=due, now=now)
     campaign.status = Campaign.Status.SCHEDULED if start > now else Campaign.Status.RUNNING
     campaign.launched_at = now
     campaign.save(update_fields=["status", "launched_at"])
@@ -156,6 +173,12 @@ def campaign_launch(*, campaign: Campaign, user, now: datetime | None = None) ->
     if pending:
         transaction.on_commit(lambda: _enroll_later(organization_id, campaign_id))
     return enrolled
+
+
+def launch_start(*, campaign: Campaign, now: datetime) -> datetime:
+    """When a campaign launched at `now` starts: then, or at its `scheduled_at`. The first
+    step's delay counts from here."""
+    return max(now, campaign.scheduled_at) if campaign.scheduled_at else now
 
 
 def _enroll_audience(
@@ -207,34 +230,79 @@ def _enroll_audience(
     return sum(size for _, _, size in batches), len(batches) > 1
 
 
+# One stored batch's candidates (`candidate`): those listed, each replaced by the profile it has
+# been merged into since the launch; deleted ones drop out of the joins.
+_BATCH_CANDIDATES = (
+    "FROM {batches} AS batch CROSS JOIN LATERAL unnest(batch.candidate_ids) AS ids(id) "
+    "JOIN {candidates} AS listed "
+    "  ON listed.id = ids.id AND listed.organization_id = batch.organization_id "
+    "JOIN {candidates} AS candidate "
+    "  ON candidate.id = COALESCE(listed.merged_into_id, listed.id) "
+    "  AND candidate.organization_id = batch.organization_id "
+    "  AND candidate.merged_into_id IS NULL "
+)
+
+
 def _batch_enroll(*, batch_id: int) -> int:
     """Enroll one batch and delete it, in the caller's transaction: both happen or neither,
     and the unique (organization, campaign, candidate) constraint makes a repeat a no-op.
     Candidates deleted since the launch are left out; one merged into another profile since
     the launch is replaced by that profile (once, if both were in the audience), so the person
-    gets the campaign once, at the address kept. Returns how many joined."""
+    gets the campaign once, at the address kept. The first step is due at the batch's
+    `run_at`, except where `_first_step_due_by_time_zone` gives a candidate's time zone its
+    own time. Returns how many joined."""
     enrollments, batches = Enrollment._meta.db_table, AudienceBatch._meta.db_table
-    candidates = Candidate._meta.db_table
+    batch_candidates = _BATCH_CANDIDATES.format(
+        batches=batches, candidates=Candidate._meta.db_table
+    )
+    time_zones, due = _first_step_due_by_time_zone(
+        batch_id=batch_id, batch_candidates=batch_candidates
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {enrollments} (organization_id, campaign_id, candidate_id, "  # noqa: S608 (table names from the models)
-            "current_step_id, next_run_at, status, stop_reason, enrolled_at, finished_at) "
+            f"INSERT INTO {enrollments} (organization_id, campaign_id, candidate_id, "
+            "current_step_id, next_run_at, due_at, status, stop_reason, enrolled_at, "
+            "finished_at) "
             "SELECT batch.organization_id, batch.campaign_id, candidate.id, batch.step_id, "
-            "batch.run_at, %s, '', batch.enrolled_at, NULL "
-            f"FROM {batches} AS batch CROSS JOIN LATERAL unnest(batch.candidate_ids) AS ids(id) "
-            f"JOIN {candidates} AS listed "
-            "  ON listed.id = ids.id AND listed.organization_id = batch.organization_id "
-            f"JOIN {candidates} AS candidate "
-            "  ON candidate.id = COALESCE(listed.merged_into_id, listed.id) "
-            "  AND candidate.organization_id = batch.organization_id "
-            "  AND candidate.merged_into_id IS NULL "
+            "COALESCE(zoned.due_at, batch.run_at), COALESCE(zoned.due_at, batch.run_at), "
+            f"%s, '', batch.enrolled_at, NULL {batch_candidates}"
+            "LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS zoned(time_zone, due_at) "
+            "  ON zoned.time_zone = candidate.time_zone "
             "WHERE batch.id = %s ORDER BY candidate.id "
             "ON CONFLICT DO NOTHING",
-            [Enrollment.Status.ACTIVE, batch_id],
+            [Enrollment.Status.ACTIVE, time_zones, due, batch_id],
         )
         enrolled = cursor.rowcount
         cursor.execute(f"DELETE FROM {batches} WHERE id = %s", [batch_id])  # noqa: S608
     return enrolled
+
+
+def _first_step_due_by_time_zone(*, batch_id: int, batch_candidates: str) -> tuple[list[str], list]:
+    """The batch's candidates' time zones and when the first step is due in each, when that
+    differs by zone (a sequence whose first step waits whole days, counted in each candidate's
+    time zone: `sequences.step_due_at`); else two empty lists. One query for the zones present
+    and one computation per zone, never one per candidate."""
+    batch = (
+        AudienceBatch.objects.select_related("campaign__organization", "step")
+        .defer("candidate_ids")
+        .get(pk=batch_id)
+    )
+    campaign, delay = batch.campaign, batch.step.delay
+    if not sequences.first_step_due_varies_by_candidate(campaign=campaign, delay=delay):
+        return [], []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT candidate.time_zone {batch_candidates} WHERE batch.id = %s",
+            [batch_id],
+        )
+        time_zones = [row[0] for row in cursor.fetchall()]
+    due = sequences.step_due_at_by_time_zone(
+        campaign=campaign,
+        after=launch_start(campaign=campaign, now=batch.enrolled_at),
+        delay=delay,
+        time_zones=time_zones,
+    )
+    return list(due), list(due.values())
 
 
 def audience_enroll_pending(

@@ -329,16 +329,18 @@ def _advance(
         if following is None:
             enrollment.status = Enrollment.Status.DONE
             enrollment.finished_at = now
-            enrollment.next_run_at = None
+            enrollment.next_run_at = enrollment.due_at = None
         else:
             # Sequences: the next step waits its delay (whole days on the local wall clock),
             # then for the sending window.
+            campaign = campaigns[enrollment.campaign_id]
+            candidate = candidates.get(enrollment.candidate_id)
             enrollment.current_step = following
-            enrollment.next_run_at = sequences.step_next_run_at(
-                campaign=campaigns[enrollment.campaign_id],
-                candidate=candidates.get(enrollment.candidate_id),
-                after=now,
-                delay=following.delay,
+            enrollment.due_at = sequences.step_due_at(
+                campaign=campaign, candidate=candidate, after=now, delay=following.delay
+            )
+            enrollment.next_run_at = sequences.step_run_at(
+                campaign=campaign, candidate=candidate, due=enrollment.due_at
             )
     _enrollments_save(enrollments)
 
@@ -348,10 +350,14 @@ def _enrollments_save(enrollments: list[Enrollment]) -> None:
     CASE WHEN over every row, which cost more than rendering the chunk."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for e in enrollments:
-        groups[(e.status, e.finished_at, e.next_run_at, e.current_step_id)].append(e.pk)
-    for (status, finished_at, next_run_at, step_id), ids in groups.items():
+        groups[(e.status, e.finished_at, e.next_run_at, e.due_at, e.current_step_id)].append(e.pk)
+    for (status, finished_at, next_run_at, due_at, step_id), ids in groups.items():
         Enrollment.objects.filter(pk__in=ids).update(
-            status=status, finished_at=finished_at, next_run_at=next_run_at, current_step=step_id
+            status=status,
+            finished_at=finished_at,
+            next_run_at=next_run_at,
+            due_at=due_at,
+            current_step=step_id,
         )
 
 

@@ -3,7 +3,7 @@
 from django.db import transaction
 
 from campaigns.models import EmailSettings
-from campaigns.services.domains import sending_domain_ensure
+from campaigns.services.domains import sending_domain_ensure, unverified_sender_domain
 from crm.models import Organization
 
 SENDER_FIELDS = ("sender_name", "sender_email", "postal_address")
@@ -21,7 +21,8 @@ def email_settings_update(
     for name, value in rules.items():
         setattr(settings, name, value)
     settings.save()
-    # A new sender domain appears under "Sending domains", where a warm-up can be started.
+    # A new sender domain appears under "Sending domains", where an admin verifies it and can
+    # start a warm-up.
     sending_domain_ensure(organization=organization)
     return settings
 
@@ -31,6 +32,13 @@ def email_settings_problems(*, organization: Organization) -> list[str]:
     problems = []
     if not organization.sender_email:
         problems.append("No sender address: campaigns cannot launch.")
+    unverified = unverified_sender_domain(organization=organization)
+    if unverified:
+        problems.append(
+            f"The domain of your sender address, {unverified}, is not verified: add its DNS "
+            "record under Sending domains below, then press Check now. Until then campaigns "
+            "cannot launch and campaign emails from it wait."
+        )
     if not organization.postal_address.strip():
         problems.append(
             "No postal address: the law requires it in every campaign email, so campaigns "

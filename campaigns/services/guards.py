@@ -1,6 +1,6 @@
 """Guard rails at send time that need more than the message itself: consent, the
 organisation-wide frequency cap, the candidate's own frequency choice, the sending domain's
-warm-up ramp and each recruiter's daily cap.
+verification and warm-up ramp, and each recruiter's daily cap.
 
 Consent is a *skip* (the message is not sent, with the reason). The caps are *holds*: an
 over-cap message goes back to `queued` with a later `next_attempt_at` and the dispatcher's
@@ -31,6 +31,10 @@ HOLD_FREQUENCY_CAP = "Waiting: frequency cap"
 HOLD_SENDER_CAP = "Waiting: the recruiter's daily cap"
 HOLD_CANDIDATE_FREQUENCY = "Waiting: the candidate asked for fewer emails"
 HOLD_DOMAIN_WARMUP = "Waiting: the sending domain's warm-up allowance for today"
+HOLD_DOMAIN_UNVERIFIED = "Waiting: the sending domain is not verified (Settings → Email)"
+# How often an email from an unverified domain is checked again (the domain may be verified
+# meanwhile: then it goes).
+UNVERIFIED_RECHECK = timedelta(minutes=15)
 
 
 def consent_skips(
@@ -253,11 +257,11 @@ def send_holds(
     now: datetime,
 ) -> SendHolds:
     """The messages that must wait ({message pk: (when to try again, why)}): over the
-    frequency cap, over the sending domain's warm-up allowance for today, or over the
-    recruiter's daily cap. The two daily allowances are Redis counters shared by all workers;
-    the result remembers which counters each message took from, so that the send path gives
-    back what it did not use (see SendHolds). Allowance taken for a message that another cap
-    then holds is given back here."""
+    frequency cap, from a sending domain that is not verified, over the sending domain's
+    warm-up allowance for today, or over the recruiter's daily cap. The two daily allowances
+    are Redis counters shared by all workers; the result remembers which counters each message
+    took from, so that the send path gives back what it did not use (see SendHolds).
+    Allowance taken for a message that another cap then holds is given back here."""
     result = SendHolds()
     holds = result.holds
     if email_settings is not None:
@@ -279,19 +283,23 @@ def send_holds(
     day = local_day(organization, now)
     tomorrow = next_local_midnight(organization, now)
 
-    # The sending domain's warm-up: one allowance per domain and day, whoever sends.
+    # The sending domain: verified by this organisation (unless the operator does not require
+    # it; an email rendered before its sender changed keeps its From), then its warm-up: one
+    # allowance per domain and day, whoever sends.
     by_domain: dict[str, list[Message]] = defaultdict(list)
     for message in messages:
         if message.pk not in holds:
             by_domain[domains.domain_of(message.from_email)].append(message)
-    warming = {
+    known = {
         d.domain: d
-        for d in SendingDomain.objects.filter(
-            organization=organization, domain__in=list(by_domain), warmup_started_on__isnull=False
-        )
+        for d in SendingDomain.objects.filter(organization=organization, domain__in=list(by_domain))
     }
+    if domains.verification_required():
+        for name in [name for name in by_domain if not domains.is_verified(known.get(name))]:
+            for message in by_domain.pop(name):
+                holds[message.pk] = (now + UNVERIFIED_RECHECK, HOLD_DOMAIN_UNVERIFIED)
     for name, domain_messages in by_domain.items():
-        allowance = domains.warmup_allowance(domain=warming.get(name), day=day)
+        allowance = domains.warmup_allowance(domain=known.get(name), day=day)
         if allowance is None:
             continue
         allowed = domains.domain_day_take(

@@ -311,15 +311,94 @@ def _quote(text: str) -> str:
     return " ".join(text.replace("\\", "").replace('"', "'").split())[:100]
 
 
-_PIXEL_TAG = re.compile(r'<img src="[^"]*/e/o/[^"]*"[^>]*>')
-_CANDIDATE_HREF = re.compile(r'href="[^"]*/e/[cup]/[^"]*"')
+# --- what the team sees of a sent email ------------------------------------------------------
+# A candidate's email carries signed tokens that act for the candidate: unsubscribe, the
+# preference centre (where one can also resubscribe), click and open tracking, double opt-in
+# confirmation, the `unsubscribe+<token>@` and `reply+<token>@` addresses. Every member may read
+# the emails a campaign sent (viewers included), so every part shown to them — subject, headers,
+# text, HTML — goes through `text_for_staff`, which puts a placeholder where a token was.
+
+CANDIDATE_LINK = "[candidate's link]"
+_SIGNED_CHARACTERS = r"[A-Za-z0-9._~%-]"
+# tokens.token_make's shape: ids in base 36, a base 62 timestamp, 22 characters of signature.
+_SIGNED_VALUE = (
+    r"(?<![A-Za-z0-9._-])[0-9a-z]+-[0-9a-z]+-[0-9a-z]+-[0-9a-z]+\.[0-9A-Za-z]+\.[\w-]{22}(?![\w-])"
+)
+# replies.unsubscribe_mailto and replies.reply_address_for
+_SIGNED_ADDRESS = (
+    r"(?:mailto:)?(?:unsubscribe|reply)\+" + _SIGNED_CHARACTERS + r"+@[A-Za-z0-9.-]*[A-Za-z0-9]"
+)
+
+
+@lru_cache(maxsize=1)
+def _candidate_links() -> re.Pattern:
+    """Every candidate-facing URL that carries a token (campaigns.public_urls: each route with a
+    <token>; a route added there is covered without a change here), on any host, every address
+    with a token in its local part, and any token on its own."""
+    from campaigns import public_urls
+
+    prefixes = sorted(
+        {
+            re.escape(_public_path(f"campaigns_public:{route.name}").split(_URL_SLOT)[0])
+            for route in public_urls.urlpatterns
+            if "token" in route.pattern.converters
+        }
+    )
+    url = (
+        r"(?:https?://[^\s\"'<>()/]*)?(?:"
+        + "|".join(prefixes)
+        + ")"
+        + _SIGNED_CHARACTERS
+        + r"*[A-Za-z0-9_~%-](?:/[a-z]+)*/?"  # not a full stop after it: the sentence's
+    )
+    return re.compile("|".join([url, _SIGNED_ADDRESS, _SIGNED_VALUE]))
+
+
+def text_for_staff(text: str) -> str:
+    """`text` (a subject, a header, the plain-text part, a reply) with every candidate token
+    replaced by a placeholder."""
+    return _candidate_links().sub(CANDIDATE_LINK, text) if text else text
+
+
+_TAG_WITH_ADDRESS = re.compile(r'<(img|a)\b[^>]*?\b(?:src|href)="([^"]*)"[^>]*>')
+
+
+def _without_candidate_address(match: re.Match) -> str:
+    tag, address = match.groups()
+    if not _candidate_links().search(address):
+        return match.group(0)
+    if tag == "img":  # the open pixel (or an image that would act for the candidate): gone
+        return ""
+    start, end = match.span(2)
+    return match.group(0)[: start - match.start()] + "#" + match.group(0)[end - match.start() :]
 
 
 def message_html_for_staff(html: str) -> str:
-    """A sent email as the team may look at it: without the open pixel and with the tracked and
-    candidate links disabled, so looking at it neither counts as an open or click nor leads
-    anyone into the candidate's own unsubscribe or preference pages."""
-    return _CANDIDATE_HREF.sub('href="#"', _PIXEL_TAG.sub("", html))
+    """A sent email as the team may look at it: without the open pixel, with the tracked and
+    candidate links going nowhere, and no token left in its text, so looking at it neither
+    counts as an open or click nor lets anyone act for the candidate."""
+    return text_for_staff(_TAG_WITH_ADDRESS.sub(_without_candidate_address, html))
+
+
+@dataclass(frozen=True)
+class MessageForStaff:
+    subject: str
+    from_email: str
+    reply_to: str
+    headers: list[tuple[str, str]]
+    text: str
+
+
+def message_for_staff(message: Message) -> MessageForStaff:
+    """The parts of a stored message the "Sent emails" page shows, without candidate tokens
+    (the HTML part: `message_html_for_staff`)."""
+    return MessageForStaff(
+        subject=text_for_staff(message.subject),
+        from_email=text_for_staff(message.from_email),
+        reply_to=text_for_staff(message.reply_to),
+        headers=[(name, text_for_staff(str(value))) for name, value in message.headers.items()],
+        text=text_for_staff(message.text),
+    )
 
 
 # Columns that vary per row in `messages_insert`, with the SQL type of their unnest() array.

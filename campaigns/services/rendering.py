@@ -10,22 +10,42 @@ filters outside the allow-list, function calls, ``{% include %}``/``{% import %}
 sandbox is the second wall: whatever slipped past validation still cannot reach Python
 internals at render time.
 
+Bounds: the sandbox is no limit on size, so every operation that can make text longer is
+checked before it builds it and each render has a budget of work ("bounds" below): a template
+that doubles a text forty times is refused at save and fails alone at send time.
+
 HTML: the Markdown body is turned into HTML first (with the Jinja tags set aside so Markdown
 cannot mangle them), then rendered with autoescape on, so candidate-supplied values are always
-escaped. The plain-text part is the same Markdown written as plain text (links as
-"label (address)", no emphasis marks; `markdown_to_text_source`), rendered without escaping.
+escaped; links keep only the http, https and mailto schemes (`safe_links`). The plain-text
+part is the same Markdown written as plain text (links as "label (address)", no emphasis marks;
+`markdown_to_text_source`), rendered without escaping.
 """
 
+import functools
+import operator
 import re
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html import unescape as html_unescape
+from itertools import chain
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, Undefined, nodes
+from jinja2 import (
+    TemplateError,
+    TemplateRuntimeError,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_context,
+)
+from jinja2.compiler import CodeGenerator, optimizeconst
+from jinja2.runtime import markup_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 from markdown_it import MarkdownIt
-from markupsafe import Markup, escape
+from markupsafe import Markup, escape, soft_str
 
 # --- merge fields -----------------------------------------------------------------------------
 
@@ -117,13 +137,13 @@ MERGE_FIELDS: dict[str, MergeField] = {
         ),
         MergeField(
             "preferences_url",
-            "Link to the candidate's email preferences",
+            "Link to the candidate's email preferences (in the body only)",
             "https://example.com/e/p/sample/",
             lambda s: s["links"]["preferences_url"],
         ),
         MergeField(
             "unsubscribe_url",
-            "Link to unsubscribe",
+            "Link to unsubscribe (in the body only)",
             "https://example.com/e/u/sample/",
             lambda s: s["links"]["unsubscribe_url"],
         ),
@@ -200,15 +220,294 @@ _REJECTED_MESSAGES = {
 }
 
 
+# --- bounds -----------------------------------------------------------------------------------
+# The sandbox keeps a template away from Python's internals, not from building huge text:
+# `{% set a = a ~ a %}` twenty times makes 16 MiB, forty times 16 TiB, and `|replace` multiplies
+# the same way. Every operation that can make text longer (`~`, `+`, filters, lists written in
+# the template) is checked *before* it builds anything, each rendered part is capped, and a render
+# may do only so much work in all (loops, comparisons and filters over long text count), so no
+# template can take a worker's memory or minutes of its time.
+
+MAX_TEMPLATE_LENGTH = 100_000  # characters of source: Gmail clips an email at ~100 KB anyway
+MAX_TEXT = 1_000_000  # characters: the longest text a template may build, and each rendered part
+MAX_WORK = 20 * MAX_TEXT  # characters built, compared or filtered in all, per rendered part
+MAX_LOOP_ITEMS = 1_000  # items one {% for %} may go through
+MAX_LOOP_STEPS = 100_000  # loop iterations x the size of the loop's body, per rendered part
+
+TOO_LONG = f"This template is too long: keep it under {MAX_TEMPLATE_LENGTH:,} characters."
+TOO_MUCH_TEXT = "This template produces too much text."
+TOO_MUCH_WORK = "This template repeats too much: make its loops or the text it repeats smaller."
+LIST_OF_LISTS = "A list in an email template can hold only text and numbers."
+ADDED_LISTS = "Only numbers and text can be added together with +."
+
+
+class RenderLimitExceeded(TemplateRuntimeError):
+    """A template went over one of the bounds above (or built a list that could grow past them).
+    A TemplateError, so the dispatcher records it as the message's rendering failure and goes on
+    with the others; validation reports it when the sample values already run into it."""
+
+
+class _Budget:
+    __slots__ = ("loop_steps", "work")
+
+    def __init__(self):
+        self.work = 0
+        self.loop_steps = 0
+
+
+# The budget of the render under way (set by `_RenderLimits.render_concat`, which drives it).
+_budget: ContextVar[_Budget | None] = ContextVar("email_render_budget", default=None)
+
+
+def _check_length(length: int) -> None:
+    if length > MAX_TEXT:
+        raise RenderLimitExceeded(TOO_MUCH_TEXT)
+
+
+def _spend(work: int) -> None:
+    budget = _budget.get()
+    if budget is not None:  # None: folding constants while compiling (checked by size alone)
+        budget.work += work
+        if budget.work > MAX_WORK:
+            raise RenderLimitExceeded(TOO_MUCH_WORK)
+
+
+def _built(text):
+    """`text` (already built from inputs that were checked) counted against the bounds."""
+    if isinstance(text, str):
+        _check_length(len(text))
+        _spend(len(text))
+    return text
+
+
+def _replace_check(eval_ctx, value, old, new, count=None) -> None:
+    """The length `replace` would give, before it builds it (escaped, as the filter escapes)."""
+    convert = escape if eval_ctx.autoescape else str
+    text, old, new = str(convert(value)), str(convert(old)), str(convert(new))
+    _spend(len(text))
+    if len(new) <= len(old):
+        return
+    times = text.count(old)
+    if count is not None and count >= 0:
+        times = min(times, count)
+    _check_length(len(text) + times * (len(new) - len(old)))
+
+
+def _join_check(eval_ctx, value, separator="", attribute=None) -> None:
+    """The separators alone `join` would add, before it adds them: a long text is a list of
+    its characters here."""
+    if hasattr(value, "__len__"):
+        separator = escape(separator) if eval_ctx.autoescape else str(separator)
+        _check_length(max(len(value) - 1, 0) * len(separator))
+
+
+# The filters that build text longer than what they get, each with its check (run first).
+_FILTER_CHECKS: dict[str, Callable] = {"replace": _replace_check, "join": _join_check}
+# Filters that take a fixed time whatever they get, and return (part of) it: used as they are.
+_CONSTANT_FILTERS = frozenset({"default", "first", "last", "length"})
+
+
+def _bounded_filter(name: str, function: Callable) -> Callable:
+    """`function` with the text it goes through counted as work (`wordcount` on a long text,
+    forty times, is seconds), and for replace and join, its checks first."""
+    if name in _CONSTANT_FILTERS:
+        return function
+    check = _FILTER_CHECKS.get(name)
+    # A filter that takes Jinja's eval context (replace, join) or environment (truncate) gets it
+    # first; the value comes next.
+    value_index = 0 if getattr(function, "jinja_pass_arg", None) is None else 1
+
+    @functools.wraps(function)  # keeps jinja_pass_arg: Jinja still passes what the filter takes
+    def bounded(*args, **kwargs):
+        value = args[value_index]
+        if isinstance(value, str):
+            _spend(len(value))
+        if check is None:  # the text comes out at most a few times as long (upper: ß → SS)
+            return function(*args, **kwargs)
+        check(*args, **kwargs)
+        return _built(function(*args, **kwargs))
+
+    return bounded
+
+
+def _bounded_items(items):
+    """A list, tuple or dict written in the template: text and numbers only, and no more text in
+    all than a template may build (a list of lists, each holding the one before twice, would
+    print as an exponentially long text)."""
+    values = chain(items.keys(), items.values()) if isinstance(items, dict) else items
+    total = 0
+    for value in values:
+        if isinstance(value, str):
+            total += len(value)
+        elif value is None or isinstance(value, int | float | Undefined):
+            total += 1
+        else:
+            raise RenderLimitExceeded(LIST_OF_LISTS)
+    _check_length(total)
+    _spend(total)
+    return items
+
+
+@pass_context  # never folded while compiling: every loop is counted when it runs
+def _bounded_loop(context, items, steps: int):
+    """What a {% for %} goes through, counted: `steps` is the size of the loop's body."""
+    if hasattr(items, "__len__"):
+        count = len(items)
+        if count > MAX_LOOP_ITEMS:
+            raise RenderLimitExceeded(TOO_MUCH_WORK)
+        budget = _budget.get()
+        if budget is not None:
+            budget.loop_steps += count * steps
+            if budget.loop_steps > MAX_LOOP_STEPS:
+                raise RenderLimitExceeded(TOO_MUCH_WORK)
+    return items
+
+
+_LOOP_FILTER = "bounded loop"  # not a name a template can write: only `_BoundLoops` adds it
+
+
+class _BoundLoops(NodeTransformer):
+    """Every {% for %} goes through `_bounded_loop`, with the size of its body."""
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        self.generic_visit(node)
+        steps = 1 + sum(
+            1 for child in node.body for _ in chain([child], child.find_all(nodes.Node))
+        )
+        node.iter = nodes.Filter(
+            node.iter, _LOOP_FILTER, [nodes.Const(steps)], [], None, None, lineno=node.lineno
+        )
+        return node
+
+
+_COMPARISONS = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda left, right: left in right,
+    "notin": lambda left, right: left not in right,
+}
+
+
+def _compare(values: tuple):
+    """`a == b`, `a in b`, `a < b < c`…, with the text compared counted."""
+    left = values[0]
+    for index in range(1, len(values), 2):
+        operation, right = values[index], values[index + 1]
+        _spend(
+            (len(left) if isinstance(left, str) else 1)
+            + (len(right) if isinstance(right, str | list | tuple | dict) else 1)
+        )
+        if not _COMPARISONS[operation](left, right):
+            return False
+        left = right
+    return True
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator with `~`, comparisons and written lists going through the checks
+    above, and every loop through `_bounded_loop`."""
+
+    def visit_Template(self, node, frame=None):
+        _BoundLoops().visit(node)
+        super().visit_Template(node, frame)
+
+    @optimizeconst
+    def visit_Concat(self, node, frame):
+        self.write("environment.bounded_concat(context.eval_ctx, (")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+    @optimizeconst
+    def visit_Compare(self, node, frame):
+        self.write("environment.bounded_compare((")
+        self.visit(node.expr, frame)
+        for operand in node.ops:
+            self.write(f", {operand.op!r}, ")
+            self.visit(operand.expr, frame)
+        self.write("))")
+
+    def _bounded_literal(self, visit, node, frame):
+        if getattr(node, "ctx", "load") != "load":  # a {% for a, b in … %} target
+            return visit(node, frame)
+        self.write("environment.bounded_items(")
+        visit(node, frame)
+        self.write(")")
+
+    def visit_List(self, node, frame):
+        self._bounded_literal(super().visit_List, node, frame)
+
+    def visit_Tuple(self, node, frame):
+        self._bounded_literal(super().visit_Tuple, node, frame)
+
+    def visit_Dict(self, node, frame):
+        self._bounded_literal(super().visit_Dict, node, frame)
+
+
+class _RenderLimits(ImmutableSandboxedEnvironment):
+    """The sandbox, bounded (see "bounds" above)."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = frozenset({"+"})
+
+    def call_binop(self, context, operator_, left, right):
+        if isinstance(left, list | tuple | dict) or isinstance(right, list | tuple | dict):
+            raise RenderLimitExceeded(ADDED_LISTS)
+        if isinstance(left, str) and isinstance(right, str):
+            _check_length(len(left) + len(right))
+        return _built(super().call_binop(context, operator_, left, right))
+
+    @staticmethod
+    def bounded_concat(eval_ctx, values: tuple) -> str:
+        parts = [soft_str(value) for value in values]
+        _check_length(sum(map(len, parts)))
+        return _built(markup_join(parts) if eval_ctx.autoescape else "".join(parts))
+
+    bounded_compare = staticmethod(_compare)
+    bounded_items = staticmethod(_bounded_items)
+
+    @staticmethod
+    def render_concat(pieces) -> str:
+        """Jinja joins a template's output with this (`Environment.concat`): the whole render
+        runs inside it, under a fresh budget, and stops as soon as the output is too long. Inside
+        a render it joins a {% filter %} block's text, which counts as text built."""
+        budget = _budget.get()
+        if budget is not None:
+            pieces = list(pieces)
+            _check_length(sum(map(len, pieces)))
+            return _built("".join(pieces))
+        token = _budget.set(_Budget())
+        try:
+            out: list[str] = []
+            append = out.append
+            length = 0
+            for piece in pieces:
+                length += len(piece)
+                if length > MAX_TEXT:
+                    raise RenderLimitExceeded(TOO_MUCH_TEXT)
+                append(piece)
+            return "".join(out)
+        finally:
+            _budget.reset(token)
+
+    concat = render_concat
+
+
 def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _RenderLimits(
         autoescape=autoescape,
         undefined=Undefined,
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters = {name: env.filters[name] for name in ALLOWED_FILTERS}
+    env.filters = {name: _bounded_filter(name, env.filters[name]) for name in ALLOWED_FILTERS}
+    env.filters[_LOOP_FILTER] = _bounded_loop
     env.tests = {name: env.tests[name] for name in ALLOWED_TESTS}
     env.globals = {}  # no range, cycler, joiner, namespace, lipsum, dict
     return env
@@ -235,9 +534,16 @@ def _stored_names(target: nodes.Node) -> set[str]:
     return {node.name for node in found if node.ctx in ("store", "param")}
 
 
+# Merge fields that carry the candidate's signed token: links for the body, where the candidate
+# finds them. In a subject they would also end up wherever the team sees subjects (the timeline,
+# lists of sent emails).
+CANDIDATE_LINK_FIELDS = frozenset({"unsubscribe_url", "preferences_url"})
+
+
 @dataclass
 class _Checker:
     custom_keys: frozenset[str]
+    links_allowed: bool = True
     local_names: set[str] = field(default_factory=set)
     problems: list[TemplateProblem] = field(default_factory=list)
 
@@ -260,6 +566,8 @@ class _Checker:
         if isinstance(node, nodes.Name) and node.ctx == "load":
             if node.name not in MERGE_FIELDS and node.name not in self.local_names:
                 self.report(node, f"Unknown merge field “{node.name}”.")
+            elif node.name in CANDIDATE_LINK_FIELDS and not self.links_allowed:
+                self.report(node, f"“{node.name}” is a link for the body of the email.")
             return
         if isinstance(node, nodes.Getattr):
             self.check_attribute(node, node.node, node.attr)
@@ -442,8 +750,13 @@ def syntax_message(message: str) -> str:
     return f"the template cannot be read here ({message.rstrip('.')})."
 
 
-def template_problems(source: str, *, custom_keys: Iterable[str] = ()) -> list[TemplateProblem]:
-    """Everything wrong with a template, each with its line (empty list: it is fine)."""
+def template_problems(
+    source: str, *, custom_keys: Iterable[str] = (), links_allowed: bool = True
+) -> list[TemplateProblem]:
+    """Everything wrong with a template, each with its line (empty list: it is fine).
+    `links_allowed`: False for a subject or preheader (see CANDIDATE_LINK_FIELDS)."""
+    if len(source) > MAX_TEMPLATE_LENGTH:
+        return [TemplateProblem(None, TOO_LONG)]
     try:
         tree = TEXT_ENV.parse(source)
     except TemplateSyntaxError as error:
@@ -451,9 +764,26 @@ def template_problems(source: str, *, custom_keys: Iterable[str] = ()) -> list[T
     # Names a template sets ({% set %}, {% for %}, {% with %}) are known where Jinja defines
     # them: after a {% set %}, inside their loop or {% with %}; anywhere else they are as
     # unknown as a misspelt merge field.
-    checker = _Checker(custom_keys=frozenset(custom_keys))
+    checker = _Checker(custom_keys=frozenset(custom_keys), links_allowed=links_allowed)
     checker.visit(tree)
-    return sorted(checker.problems, key=lambda problem: problem.line or 0)
+    if checker.problems:
+        return sorted(checker.problems, key=lambda problem: problem.line or 0)
+    too_big = _sample_render_limit(source, frozenset(custom_keys))
+    return [TemplateProblem(None, too_big)] if too_big else []
+
+
+@lru_cache(maxsize=256)
+def _sample_render_limit(source: str, custom_keys: frozenset[str]) -> str:
+    """What stops the template rendering with the sample values within the bounds ("" when
+    nothing does): a template that doubles its text until it is too long does so with any
+    values. Other errors depend on the candidate's values and are not the template's fault."""
+    try:
+        TEXT_ENV.from_string(source).render(sample_context(custom_keys=custom_keys))
+    except RenderLimitExceeded as error:
+        return error.message or TOO_MUCH_TEXT
+    except Exception:  # noqa: S110 — the values of a real candidate may well differ
+        pass
+    return ""
 
 
 # --- compiling and rendering --------------------------------------------------------------------
@@ -590,22 +920,63 @@ def _text_from_tokens(tokens) -> str:
     return "\n\n".join(blocks)
 
 
+# --- links: only http, https and mailto -------------------------------------------------------
+
+_LINK_ATTRIBUTE = re.compile(r'<(a href|img src)="([^"]*)"([^>]*)>')
+_LINK_SCHEMES = {
+    "a href": frozenset({"http", "https", "mailto"}),
+    "img src": frozenset({"http", "https"}),
+}
+_FIXED_PREFIXES = {"a href": ("https://", "http://", "mailto:"), "img src": ("https://", "http://")}
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):")
+_URL_IGNORED = re.compile(r"[\x00-\x20]")  # what browsers drop from a URL before its scheme
+
+
+def _fixed_scheme(match: re.Match) -> bool:
+    """The address starts with an allowed scheme, written out: whatever merge fields fill in
+    after it, the link stays on that scheme."""
+    tag, address = match.group(1), match.group(2)
+    return address[:8].lower().startswith(_FIXED_PREFIXES[tag])
+
+
+def _safe_link(match: re.Match) -> str:
+    if _fixed_scheme(match):
+        return match.group(0)
+    tag, address, rest = match.groups()
+    scheme = _SCHEME.match(_URL_IGNORED.sub("", html_unescape(address)).lower())
+    if scheme and scheme.group(1) in _LINK_SCHEMES[tag]:
+        return match.group(0)
+    return f'<{tag}="#"{rest}>'
+
+
+def safe_links(html: str) -> str:
+    """The rendered body with every link's address checked: only http, https and mailto: links
+    (http and https images) are kept; any other (`javascript:`, `data:`, a merge field with no
+    scheme) becomes "#". Markdown refuses a `javascript:` link written out, but not one that a
+    merge field completes (`[site]({{ custom.website }})`): the check has to come after the
+    render. `email_compile` notes whether a body needs it (`links_to_check`)."""
+    return _LINK_ATTRIBUTE.sub(_safe_link, html)
+
+
 @dataclass(frozen=True)
 class CompiledEmail:
     subject: Any
     preheader: Any
     html: Any
     text: Any
+    links_to_check: bool = True  # a link's address is not fixed as http(s) or mailto (safe_links)
 
 
 @lru_cache(maxsize=256)
 def email_compile(*, subject: str, preheader: str, body_markdown: str) -> CompiledEmail:
     """Compile an email's parts once; the dispatcher renders thousands of messages with it."""
+    html = markdown_to_html_source(body_markdown)
     return CompiledEmail(
         subject=TEXT_ENV.from_string(subject),
         preheader=TEXT_ENV.from_string(preheader),
-        html=HTML_ENV.from_string(markdown_to_html_source(body_markdown)),
+        html=HTML_ENV.from_string(html),
         text=TEXT_ENV.from_string(markdown_to_text_source(body_markdown)),
+        links_to_check=any(not _fixed_scheme(m) for m in _LINK_ATTRIBUTE.finditer(html)),
     )
 
 
@@ -678,11 +1049,24 @@ def _html_context(context: dict) -> dict:
     }
 
 
+def _render(template, context: dict) -> str:
+    """One part, rendered; whatever goes wrong is a TemplateError (`{{ first_name + 1 }}`
+    passes validation and fails only here), so the dispatcher records it on the message and goes
+    on with the others instead of losing the chunk."""
+    try:
+        return template.render(context)
+    except TemplateError:
+        raise
+    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as error:
+        raise TemplateRuntimeError(f"{type(error).__name__}: {error}") from error
+
+
 def email_render(compiled: CompiledEmail, context: dict) -> RenderedEmail:
-    subject = " ".join(compiled.subject.render(context).split())[:998]
+    subject = " ".join(_render(compiled.subject, context).split())[:998]
+    html = _render(compiled.html, _html_context(context))
     return RenderedEmail(
         subject=subject,
-        preheader=" ".join(compiled.preheader.render(context).split()),
-        html_body=compiled.html.render(_html_context(context)),
-        text_body=compiled.text.render(context).strip() + "\n",
+        preheader=" ".join(_render(compiled.preheader, context).split()),
+        html_body=safe_links(html) if compiled.links_to_check else html,
+        text_body=_render(compiled.text, context).strip() + "\n",
     )

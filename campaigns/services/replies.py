@@ -140,21 +140,27 @@ def reply_text(full_text: str) -> str:
     return full_text.strip()
 
 
+def _text(value) -> str:
+    """Text of an email as we read and keep it: without NUL characters, which some mailers
+    send and PostgreSQL cannot hold (not even to compare with)."""
+    return str(value or "").replace("\x00", "")
+
+
 def _referenced_ids(email_message) -> list[str]:
     ids = []
     for header in ("In-Reply-To", "References"):
         for value in email_message.get_all(header) or []:
-            ids.extend(_MESSAGE_ID.findall(str(value)))
+            ids.extend(_MESSAGE_ID.findall(_text(value)))
     return ids
 
 
 def _recipients(email_message) -> list[str]:
     values = []
     for header in ("To", "Cc", "Delivered-To", "X-Original-To"):
-        values.extend(str(v) for v in email_message.get_all(header) or [])
+        values.extend(_text(v) for v in email_message.get_all(header) or [])
     envelope = getattr(email_message, "envelope_recipient", None)
     if envelope:
-        values.append(envelope)
+        values.append(_text(envelope))
     return [address for _, address in getaddresses(values) if address]
 
 
@@ -193,7 +199,7 @@ def message_for_inbound(email_message) -> Message | None:
 
 
 def _inbound_id(email_message, full_text: str) -> str:
-    header = (email_message.get("Message-ID") or "").strip()
+    header = _text(email_message.get("Message-ID")).strip()
     if header:
         return header[:255]
     raw = "|".join(
@@ -220,9 +226,9 @@ def _received_at(email_message):
 def _full_text(email_message) -> str:
     text = getattr(email_message, "text", None)
     if text:
-        return text
+        return _text(text)
     html = getattr(email_message, "html", None)
-    return strip_tags(html) if html else ""
+    return strip_tags(_text(html)) if html else ""
 
 
 def inbound_receive(*, message, esp_name: str = "") -> None:
@@ -258,9 +264,9 @@ def inbound_email_record(*, message, esp_name: str = "") -> InboundEmail | None:
     if campaign_message is None:
         return None
     full_text = _full_text(message)
-    reason = auto_reply_reason(message)
+    reason = _text(auto_reply_reason(message))
     text = reply_text(full_text)
-    from_header = str(message.get("From") or "")
+    from_header = _text(message.get("From"))
     addresses = getaddresses([from_header])
     from_email = addresses[0][1] if addresses and addresses[0][1] else from_header
     received_at = _received_at(message)
@@ -274,7 +280,7 @@ def inbound_email_record(*, message, esp_name: str = "") -> InboundEmail | None:
                     candidate=campaign_message.candidate,
                     email_message_id=_inbound_id(message, full_text),
                     from_email=from_email[:320],
-                    subject=(message.get("Subject") or "")[:998],
+                    subject=_text(message.get("Subject"))[:998],
                     text=text,
                     full_text=full_text,
                     is_auto_reply=bool(reason),

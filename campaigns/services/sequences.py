@@ -1,11 +1,13 @@
 """Campaign sequences: several steps per candidate, spaced by delays, sent only inside a sending
 window, branching on what the candidate did with the previous email, recruiter tasks between
-emails, candidates joining when they enter a pool, stop rules, pause and resume.
+emails, candidates joining when they enter a pool, stop rules, pause and resume, and moving
+pending steps when the organisation's time zone changes.
 
 The dispatcher (services/dispatch.py) calls `sequence_enrollments_due` for the enrollments it
-claimed and `step_run_at` when it moves one on to its next step; views, tasks and the pipelines
-signal receivers call the rest. The schedule lives in `Enrollment.next_run_at` (never in ETA
-tasks), so every change here is an UPDATE the next dispatcher round acts on.
+claimed and `step_due_at` and `step_run_at` when it moves one on to its next step; views,
+tasks and the pipelines signal receivers call the rest. The schedule lives in
+`Enrollment.next_run_at` (never in ETA tasks), with `due_at` the moment before the window, so
+every change here is an UPDATE the next dispatcher round acts on.
 """
 
 from collections import defaultdict
@@ -53,8 +55,13 @@ def _zone(name: str) -> ZoneInfo | None:
 def time_zone_for(*, campaign: Campaign, candidate: Candidate | None = None) -> ZoneInfo:
     """The candidate's time zone when known (and the sequence uses it), else the
     organisation's."""
-    if candidate is not None and campaign.use_candidate_time_zone:
-        zone = _zone(candidate.time_zone)
+    return _window_zone(campaign, candidate.time_zone if candidate is not None else "")
+
+
+def _window_zone(campaign: Campaign, candidate_time_zone: str) -> ZoneInfo:
+    """`time_zone_for` given the candidate's `time_zone` value rather than the candidate."""
+    if campaign.use_candidate_time_zone:
+        zone = _zone(candidate_time_zone)
         if zone is not None:
             return zone
     return _zone(campaign.organization.time_zone) or ZoneInfo("UTC")
@@ -95,22 +102,63 @@ def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetim
     )
 
 
+def _counts_calendar_days(campaign: Campaign, delay: timedelta) -> bool:
+    return campaign.kind == Campaign.Kind.SEQUENCE and bool(delay) and not delay % timedelta(days=1)
+
+
+def _due_in_zone(
+    *, campaign: Campaign, after: datetime, delay: timedelta, zone: ZoneInfo
+) -> datetime:
+    if _counts_calendar_days(campaign, delay):
+        return (after.astimezone(zone) + delay).astimezone(UTC)  # aware + timedelta: wall clock
+    return after + delay
+
+
+def step_due_at(
+    *, campaign: Campaign, candidate: Candidate | None, after: datetime, delay: timedelta
+) -> datetime:
+    """When a step that waits `delay` after `after` (joining, or the previous step) is due,
+    before the sending window (`Enrollment.due_at`). A sequence's delay in whole days counts
+    calendar days on the wall clock of the zone its window uses (`time_zone_for`), so "1 day
+    after" Saturday 09:10 is Sunday 09:10 there across a daylight-saving change too, not 10:10
+    or 08:10 (24 hours), which a window closing at 10:00 would push to the next day's opening.
+    A wall-clock time that the change skips moves on by the skipped hour. A delay in hours is
+    elapsed time."""
+    return _due_in_zone(
+        campaign=campaign,
+        after=after,
+        delay=delay,
+        zone=time_zone_for(campaign=campaign, candidate=candidate),
+    )
+
+
 def step_next_run_at(
     *, campaign: Campaign, candidate: Candidate | None, after: datetime, delay: timedelta
 ) -> datetime:
-    """When a step that waits `delay` after `after` (joining, or the previous step) runs: the
-    delay, then the window (`step_run_at`). A sequence's delay in whole days counts calendar
-    days on the wall clock of the zone its window uses (`time_zone_for`), so "1 day after"
-    Saturday 09:10 is Sunday 09:10 there across a daylight-saving change too, not 10:10 or
-    08:10 (24 hours), which a window closing at 10:00 would push to the next day's opening.
-    A wall-clock time that the change skips moves on by the skipped hour. A delay in hours is
-    elapsed time."""
-    if campaign.kind == Campaign.Kind.SEQUENCE and delay and not delay % timedelta(days=1):
-        zone = time_zone_for(campaign=campaign, candidate=candidate)
-        due = (after.astimezone(zone) + delay).astimezone(UTC)  # aware + timedelta: wall clock
-    else:
-        due = after + delay
+    """When a step that waits `delay` after `after` runs: its due time (`step_due_at`), then
+    the window (`step_run_at`)."""
+    due = step_due_at(campaign=campaign, candidate=candidate, after=after, delay=delay)
     return step_run_at(campaign=campaign, candidate=candidate, due=due)
+
+
+def first_step_due_varies_by_candidate(*, campaign: Campaign, delay: timedelta) -> bool:
+    """Whether candidates who start waiting for a step at the same moment can be due at
+    different moments: a sequence's whole-day delay counted in each candidate's time zone."""
+    return _counts_calendar_days(campaign, delay) and campaign.use_candidate_time_zone
+
+
+def step_due_at_by_time_zone(
+    *, campaign: Campaign, after: datetime, delay: timedelta, time_zones
+) -> dict[str, datetime]:
+    """`step_due_at` for candidates whose `time_zone` value is each of `time_zones` (a name
+    that is not a zone stands for the organisation's, as in `time_zone_for`): one computation
+    per zone rather than per candidate, for a launch's audience."""
+    return {
+        name: _due_in_zone(
+            campaign=campaign, after=after, delay=delay, zone=_window_zone(campaign, name)
+        )
+        for name in time_zones
+    }
 
 
 def window_summary(*, campaign: Campaign) -> str:
@@ -481,6 +529,7 @@ def sequence_enroll(
     now: datetime | None = None,
     summary: str = "",
     by_interest: bool = False,
+    pool_id: int | None = None,
 ) -> int:
     """Enroll candidates in a launched sequence at its first step (those already enrolled
     once, now or before, are left alone: nobody goes through a sequence twice). With
@@ -512,13 +561,18 @@ def sequence_enroll(
     if not joining:
         return 0
     start = max(now, campaign.scheduled_at) if campaign.scheduled_at else now
+    due = {
+        candidate.pk: step_due_at(
+            campaign=campaign, candidate=candidate, after=start, delay=first.delay
+        )
+        for candidate in joining
+    }
     joined = _enrollments_insert(
         campaign=campaign,
         step=first,
+        due_at=due,
         run_at={
-            candidate.pk: step_next_run_at(
-                campaign=campaign, candidate=candidate, after=start, delay=first.delay
-            )
+            candidate.pk: step_run_at(campaign=campaign, candidate=candidate, due=due[candidate.pk])
             for candidate in joining
         },
     )
@@ -527,25 +581,27 @@ def sequence_enroll(
         candidate_ids=joined,
         kind=Activity.Kind.ENROLLMENT,
         summary=summary or f"Joined the campaign “{campaign.name}”",
-        data={"campaign_id": campaign.pk},
+        # `pool_id`: the pool they joined from, named in `summary` (AUTO_JOIN_SUMMARY).
+        data={"campaign_id": campaign.pk, **({"pool_id": pool_id} if pool_id else {})},
     )
     return len(joined)
 
 
 def _enrollments_insert(
-    *, campaign: Campaign, step: Step, run_at: dict[int, datetime]
+    *, campaign: Campaign, step: Step, due_at: dict[int, datetime], run_at: dict[int, datetime]
 ) -> list[int]:
-    """One INSERT of active enrollments at `step` (candidate id → when it runs), in candidate
-    order (two inserts of overlapping candidates wait for each other instead of deadlocking);
-    returns the candidates actually inserted, not those someone enrolled meanwhile."""
+    """One INSERT of active enrollments at `step` (candidate id → when it is due, and when it
+    runs: `due_at` moved into the window), in candidate order (two inserts of overlapping
+    candidates wait for each other instead of deadlocking); returns the candidates actually inserted, not those someone enrolled meanwhile."""
     ids = sorted(run_at)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Enrollment._meta.db_table} (organization_id, campaign_id, "  # noqa: S608 (our table name)
-            "candidate_id, current_step_id, next_run_at, status, stop_reason, enrolled_at, "
-            "finished_at) "
-            "SELECT %s, %s, joining.candidate_id, %s, joining.run_at, %s, '', %s, NULL "
-            "FROM unnest(%s::bigint[], %s::timestamptz[]) AS joining(candidate_id, run_at) "
+            "candidate_id, current_step_id, next_run_at, due_at, status, stop_reason, "
+            "enrolled_at, finished_at) "
+            "SELECT %s, %s, joining.candidate_id, %s, joining.run_at, joining.due_at, %s, '', "
+            "%s, NULL FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+            "AS joining(candidate_id, run_at, due_at) "
             "ORDER BY joining.candidate_id "
             "ON CONFLICT DO NOTHING RETURNING candidate_id",
             [
@@ -556,9 +612,31 @@ def _enrollments_insert(
                 timezone.now(),
                 ids,
                 [run_at[pk] for pk in ids],
+                [due_at[pk] for pk in ids],
             ],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+AUTO_JOIN_SUMMARY = "Joined the campaign “{campaign}” (entered the pool “{pool}”)"
+_AUTO_JOIN_POOL = " (entered the pool “"
+
+
+def enrollment_private_pool_condition(*, organization_id: int, user) -> Q:
+    """Auto-join entries naming a pool the user may not see (campaigns' timeline redaction)."""
+    from pipelines.selectors import activity_names_hidden_pool
+
+    return Q(kind=Activity.Kind.ENROLLMENT) & activity_names_hidden_pool(
+        organization_id=organization_id, user=user
+    )
+
+
+def enrollment_private_pool_summary(activity) -> str:
+    """An auto-join entry without the pool's name."""
+    joined, marker, _pool = activity.summary.partition(_AUTO_JOIN_POOL)
+    return (
+        f"{joined} (entered a private pool)" if marker else "Joined a campaign from a private pool"
+    )
 
 
 def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
@@ -573,9 +651,11 @@ def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
             joined += sequence_enroll(
                 campaign=campaign,
                 candidate_ids=candidate_ids,
-                summary=f"Joined the campaign “{campaign.name}” "
-                f"(entered the pool “{campaign.auto_join_pool.name}”)",
+                summary=AUTO_JOIN_SUMMARY.format(
+                    campaign=campaign.name, pool=campaign.auto_join_pool.name
+                ),
                 by_interest=True,
+                pool_id=pool_id,
             )
     if joined:
         _dispatch_soon(campaigns[0].organization_id)
@@ -686,7 +766,11 @@ def campaign_resume(
             campaign=campaign,
             status=Enrollment.Status.ACTIVE,
             next_run_at__isnull=False,
-        ).update(next_run_at=Greatest(F("next_run_at") + pause, now))
+        ).update(
+            # The step is due then: a later change of the time zone keeps this wait too.
+            next_run_at=Greatest(F("next_run_at") + pause, now),
+            due_at=Greatest(F("next_run_at") + pause, now),
+        )
         # Emails rendered before the pause keep their wait too: one that was due when the
         # campaign was paused goes out now, one held by a cap until after the pause began
         # waits as long again as it had left then, instead of all going out at once.
@@ -700,6 +784,85 @@ def campaign_resume(
     campaign.save(update_fields=["status", "paused_at"])
     _dispatch_soon(campaign.organization_id)
     return count
+
+
+# --- the organisation's time zone changed ---
+
+RESCHEDULE_CHUNK = 2000  # enrollments per transaction
+
+
+def organization_time_zone_changed(*, organization_id: int) -> bool:
+    """Called when an organisation's time zone has changed (crm.services): after commit,
+    queue the task that moves its pending sequence steps into the window in the new zone,
+    when it has a launched sequence. Returns whether it queued one."""
+    if not Campaign.objects.filter(
+        organization_id=organization_id, kind=Campaign.Kind.SEQUENCE, status__in=ACTIVE_STATUSES
+    ).exists():
+        return False
+    from campaigns.tasks import sequence_time_zone_changed_task
+
+    transaction.on_commit(
+        lambda: sequence_time_zone_changed_task.delay(organization_id=organization_id)
+    )
+    return True
+
+
+def sequence_enrollments_reschedule(*, organization_id: int, now: datetime | None = None) -> int:
+    """Apply the sending window again, in the organisation's time zone as it is now, to the
+    pending steps of its launched sequences that are timed in that zone (not those of
+    candidates whose own time zone the sequence uses): each runs at the window's first moment
+    from its due time (`Enrollment.due_at`) on, never before that nor before now. The body of
+    the `campaigns.sequence_time_zone_changed` task.
+
+    Steps already due (`next_run_at` passed) are the dispatcher's: it applies the window when
+    it claims them, in the zone of that moment. A step whose due time has passed while it
+    waited for the window runs at the next moment the new window is open, as it would at the
+    old one's opening. In chunks of RESCHEDULE_CHUNK enrollments, each in its own transaction
+    that locks them and reads the zone and the windows again, so a second change that commits
+    meanwhile wins wherever either task comes last; running it twice changes nothing more.
+    Returns how many steps moved."""
+    now = now or timezone.now()
+    moved, last_pk = 0, 0
+    while True:
+        with transaction.atomic():
+            campaigns = {
+                campaign.pk: campaign
+                for campaign in Campaign.objects.select_related("organization").filter(
+                    organization_id=organization_id,
+                    kind=Campaign.Kind.SEQUENCE,
+                    status__in=ACTIVE_STATUSES,
+                )
+            }
+            rows = list(
+                Enrollment.objects.select_for_update(of=("self",))
+                .filter(
+                    organization_id=organization_id,
+                    campaign_id__in=list(campaigns),
+                    status=Enrollment.Status.ACTIVE,
+                    next_run_at__gt=now,
+                    pk__gt=last_pk,
+                )
+                .order_by("pk")
+                .values_list("pk", "campaign_id", "candidate__time_zone", "due_at", "next_run_at")[
+                    :RESCHEDULE_CHUNK
+                ]
+            )
+            if not rows:
+                return moved
+            last_pk = rows[-1][0]
+            changes: dict[datetime, list[int]] = defaultdict(list)
+            for pk, campaign_id, candidate_time_zone, due_at, next_run_at in rows:
+                campaign = campaigns[campaign_id]
+                if campaign.use_candidate_time_zone and _zone(candidate_time_zone) is not None:
+                    continue  # timed in the candidate's time zone
+                run_at = step_run_at(
+                    campaign=campaign, candidate=None, due=max(due_at or next_run_at, now)
+                )
+                if run_at != next_run_at:
+                    changes[run_at].append(pk)
+            for run_at, pks in changes.items():
+                Enrollment.objects.filter(pk__in=pks).update(next_run_at=run_at)
+                moved += len(pks)
 
 
 # --- building a sequence ---

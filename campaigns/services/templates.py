@@ -26,7 +26,9 @@ def email_problems(
     keys = custom_field_keys(organization=organization)
     parts = {"subject": subject, "preheader": preheader, "body_markdown": body_markdown}
     problems = {
-        name: rendering.template_problems(source, custom_keys=keys)
+        name: rendering.template_problems(
+            source, custom_keys=keys, links_allowed=name == "body_markdown"
+        )
         for name, source in parts.items()
     }
     return {name: found for name, found in problems.items() if found}
@@ -134,6 +136,8 @@ def email_preview(
             track_clicks=False,
             context=context,
         )
+    except rendering.RenderLimitExceeded as error:  # says what is wrong in a recruiter's words
+        return None, [str(error)]
     except TemplateError as error:
         return None, [f"This template cannot be rendered: {error}"]
     return built, []

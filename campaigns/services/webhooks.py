@@ -98,6 +98,7 @@ def tracking_event_record(*, event, esp_name: str) -> str:
     kept for `esp_events_retry`) or "unmatched" (the event names no message)."""
     if event.event_type not in HANDLED:
         return "ignored"
+    _without_nul(event)
     if not event.message_id:
         logger.info("ESP event %s without a message id", event.event_type)
         return "unmatched"
@@ -107,6 +108,15 @@ def tracking_event_record(*, event, esp_name: str) -> str:
         key=event_key(event),
         occurred_at=event.timestamp or timezone.now(),
     )
+
+
+def _without_nul(event) -> None:
+    """The event's text as we match and keep it: without NUL characters, which PostgreSQL
+    cannot hold (not even to compare with), whatever an ESP passes on."""
+    for name in ("message_id", "event_id", "recipient", *_KEPT):
+        value = getattr(event, name, None)
+        if isinstance(value, str) and "\x00" in value:
+            setattr(event, name, value.replace("\x00", ""))
 
 
 def _event_record(*, event, esp_name: str, key: str, occurred_at, retry: bool = False) -> str:

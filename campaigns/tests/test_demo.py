@@ -14,6 +14,7 @@ from campaigns.models import (
     EmailTemplate,
     InboundEmail,
     Message,
+    SendingDomain,
     Suppression,
 )
 from campaigns.tests.factories import profile_email_preferences
@@ -33,6 +34,12 @@ def test_seed_demo_has_templates_and_a_sent_broadcast_with_realistic_events(clie
         human_opens = events.filter(kind="opened", is_machine=False).count()
         machine_opens = events.filter(kind="opened", is_machine=True).count()
         assert EmailTemplate.objects.filter(organization=campaign.organization).count() >= 2
+        # The demo launches campaigns: its sender domain is marked verified (demo only).
+        assert SendingDomain.objects.filter(
+            organization=campaign.organization,
+            domain="northwind.example",
+            verified_at__isnull=False,
+        ).exists()
         assert campaign.status == Campaign.Status.DONE
         assert messages.count() >= 10
         assert statuses == {Message.Status.DELIVERED, Message.Status.BOUNCED}

@@ -2,10 +2,16 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django_scopes import scopes_disabled
 from jinja2.exceptions import TemplateError
 
+from campaigns.models import EmailSettings, Message
 from campaigns.services import rendering
+from campaigns.services.campaigns import campaign_launch
+from campaigns.services.dispatch import dispatch_due
 from campaigns.services.templates import email_template_create
+from campaigns.tests.factories import make_broadcast, make_candidates
+from candidates.tests.factories import CustomFieldFactory
 
 ATTACKS = [
     "{{ ''.__class__.__mro__ }}",
@@ -265,3 +271,57 @@ def test_template_names_it_sets_are_known_where_jinja_defines_them():
         "{% if city %}{% set where = city %}{% endif %}{{ where }}"
     )
     assert rendering.template_problems(source) == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "javascript:alert(document.cookie)",
+        " JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "www.example.com",  # no scheme: a link that goes nowhere useful
+    ],
+)
+def test_rendered_link_keeps_only_http_https_and_mailto(address):
+    compiled = rendering.email_compile(
+        subject="s",
+        preheader="",
+        body_markdown="[site]({{ custom.website }}) ![logo]({{ custom.website }}) "
+        "[made](java{{ '' }}script:alert(1)) [ok](https://ok.example/) [mail](mailto:a@b.example)",
+    )
+    context = {**rendering.sample_context(custom_keys=["website"]), "custom": {"website": address}}
+
+    html = rendering.email_render(compiled, context).html_body
+
+    assert 'href="#">site</a>' in html and '<img src="#" alt="logo"' in html
+    assert 'href="#">made</a>' in html
+    assert 'href="https://ok.example/">ok</a>' in html
+    assert 'href="mailto:a@b.example">mail</a>' in html
+    assert "script:" not in html and "data:" not in html
+
+
+@pytest.mark.parametrize("track_clicks", [True, False])
+def test_sent_email_never_carries_a_javascript_link(org, recruiter_user, in_org, track_clicks):
+    CustomFieldFactory(organization=org, key="website", label="Website")
+    make_candidates(org, 1, custom_fields={"website": "javascript:alert(document.cookie)"})
+    campaign = make_broadcast(
+        org,
+        user=recruiter_user,
+        body="[My site]({{ custom.website }}) and [the role](https://jobs.example.com/1)",
+    )
+    with scopes_disabled():
+        EmailSettings.objects.update_or_create(
+            organization=org, defaults={"track_clicks": track_clicks}
+        )
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        message = Message.objects.get(campaign=campaign)
+
+    assert message.status == Message.Status.QUEUED
+    assert "javascript:" not in message.html
+    assert 'href="#">My site</a>' in message.html
+    tracked = "https://rapport.example.com/e/c/" if track_clicks else "https://jobs.example.com/1"
+    assert f'href="{tracked}' in message.html

@@ -1347,6 +1347,78 @@ def test_sequence_settings_keep_a_colleagues_private_pool_already_chosen(
     assert campaign.auto_join_pool_id == theirs.pk
 
 
+def test_auto_join_from_a_private_pool_is_not_named_on_a_colleagues_timeline(
+    org,
+    recruiter_user,
+    recruiter_client,
+    viewer_client,
+    in_org,
+    eager_celery,
+    django_capture_on_commit_callbacks,
+):
+    from pipelines.models import Pool
+    from pipelines.services import pool_add_candidates
+    from pipelines.tests.factories import PoolFactory
+
+    pool = PoolFactory(
+        organization=org,
+        name="Poaching list Zanzibar",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    _auto_join_sequence(org, recruiter_user, pool)
+    candidate = make_candidates(org, 1)[0]
+    with django_capture_on_commit_callbacks(execute=True), in_org():
+        pool_add_candidates(pool=pool, candidate_ids=[candidate.pk], actor=recruiter_user)
+    profile = reverse("candidates:detail", args=[org.slug, candidate.pk])
+
+    viewer = viewer_client.get(profile)
+    owner = recruiter_client.get(profile)
+
+    def joined(response):
+        timeline = response.context["timeline"]
+        return [a.summary for a in timeline if a.kind == Activity.Kind.ENROLLMENT]
+
+    assert "Zanzibar" not in viewer.content.decode()
+    assert joined(viewer) == ["Joined the campaign “Platform nurture” (entered a private pool)"]
+    assert joined(owner) == [
+        "Joined the campaign “Platform nurture” (entered the pool “Poaching list Zanzibar”)"
+    ]
+
+
+def test_sequence_pages_do_not_name_a_colleagues_private_pool(
+    recruiter_client, admin_client, recruiter_user, admin_user, org, in_org
+):
+    from pipelines.models import Pool
+    from pipelines.services import pool_archive
+    from pipelines.tests.factories import PoolFactory
+
+    theirs = PoolFactory(
+        organization=org,
+        name="Admin's Zanzibar",
+        owner=admin_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    campaign = make_sequence(org, user=admin_user, steps=[{}], auto_join_pool=theirs)
+    with in_org():
+        campaign.pools.set([theirs])
+        pool_archive(pool=theirs)  # a launch problem that would name it
+
+    detail = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    edit = recruiter_client.get(url("sequence_edit", org, campaign.pk)).content.decode()
+    own_detail = admin_client.get(url("detail", org, campaign.pk)).content.decode()
+
+    for page in (detail, edit):
+        assert "Zanzibar" not in page
+    assert "Pool: A private pool (archived)" in detail
+    assert "a private pool" in " ".join(detail.split())
+    assert "A colleague&#x27;s private talent pool has been archived" in detail
+    assert "A private pool (archived)" in edit
+    assert "Pool: Admin&#x27;s Zanzibar (archived)" in own_detail
+    assert "the pool “Admin&#x27;s Zanzibar”" in own_detail
+    assert "The talent pool “Admin&#x27;s Zanzibar” has been archived" in own_detail
+
+
 def test_step_form_starts_the_first_step_at_once_and_later_ones_after_two_days(
     recruiter_client, recruiter_user, org
 ):

@@ -171,8 +171,10 @@ def test_sending_domain_form_errors_rerender_and_change_nothing(admin_client, or
 
 def test_sending_domain_warm_up_can_be_stopped(admin_client, org):
     with scopes_disabled():
-        domain = SendingDomain.objects.create(
-            organization=org, domain="acme.example", warmup_started_on=timezone.localdate()
+        domain, _ = SendingDomain.objects.update_or_create(
+            organization=org,
+            domain="acme.example",
+            defaults={"warmup_started_on": timezone.localdate()},
         )
     response = admin_client.post(
         _domain_url(org, domain),
@@ -190,7 +192,7 @@ def test_sending_domain_warm_up_can_be_stopped(admin_client, org):
 
 def test_sending_domain_roles_and_tenancy(client, recruiter_client, outsider_client, org):
     with scopes_disabled():
-        domain = SendingDomain.objects.create(organization=org, domain="acme.example")
+        domain, _ = SendingDomain.objects.get_or_create(organization=org, domain="acme.example")
     url = _domain_url(org, domain)
     assert "/accounts/login/" in client.get(url)["Location"]
     assert recruiter_client.get(url).status_code == 403

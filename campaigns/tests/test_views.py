@@ -168,6 +168,73 @@ def test_campaign_detail_shows_audience_size_before_launch(recruiter_client, rec
     assert "Launch now" in body
 
 
+def test_campaign_detail_does_not_name_a_colleagues_private_pool(
+    recruiter_client, viewer_client, admin_client, recruiter_user, org, in_org
+):
+    from pipelines.models import Pool
+    from pipelines.services import pool_archive
+    from pipelines.tests.factories import PoolFactory
+
+    private = PoolFactory(
+        organization=org,
+        name="Poaching list Zanzibar",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    left_out = PoolFactory(
+        organization=org,
+        name="Do not touch Kilimanjaro",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    shared = PoolFactory(organization=org, name="Backend engineers", owner=recruiter_user)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign.pools.set([private, shared])
+        campaign.excluded_pools.set([left_out])
+        pool_archive(pool=private)  # a launch problem that would name it
+
+    own = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+    for client in (viewer_client, admin_client):
+        page = client.get(url("detail", org, campaign.pk)).content.decode()
+        assert "Zanzibar" not in page and "Kilimanjaro" not in page
+        assert page.count("A private pool") == 2
+        assert "Backend engineers" in page
+        assert "A colleague&#x27;s private talent pool has been archived" in page
+    assert "Poaching list Zanzibar (archived)" in own and "Do not touch Kilimanjaro" in own
+    assert "The talent pool “Poaching list Zanzibar” has been archived" in own
+
+
+def test_launching_does_not_name_a_colleagues_archived_private_pool(
+    admin_client, admin_user, recruiter_user, org, in_org
+):
+    from pipelines.models import Pool
+    from pipelines.services import pool_archive
+    from pipelines.tests.factories import PoolFactory
+
+    private = PoolFactory(
+        organization=org,
+        name="Poaching list Zanzibar",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign.pools.set([private])
+        pool_archive(pool=private)
+
+    response = admin_client.post(url("launch", org, campaign.pk), follow=True)
+    with in_org(), pytest.raises(ValidationError) as refused:
+        campaign_launch(campaign=campaign, user=admin_user)
+
+    page = response.content.decode()
+    assert "Zanzibar" not in page and "Zanzibar" not in " ".join(refused.value.messages)
+    assert "A colleague&#x27;s private talent pool has been archived" in page
+    assert "A colleague's private talent pool has been archived: leave it out, or ask its " in (
+        " ".join(refused.value.messages)
+    )
+
+
 def test_campaign_detail_blocks_launch_without_postal_address(
     recruiter_client, recruiter_user, org
 ):

@@ -36,6 +36,7 @@ from campaigns.views.common import (
     step_send_test,
 )
 from crm.permissions import recruiter_required
+from pipelines.selectors import pools_named_for
 
 
 def campaign_list(request, org_slug):
@@ -116,7 +117,9 @@ def campaign_detail(request, org_slug, campaign_id):
         "campaign": campaign,
         "step": step,
         "audience_count": audience_count(campaign=campaign) if is_draft else None,
-        "launch_problems": campaign_service.campaign_launch_problems(campaign=campaign)
+        "launch_problems": campaign_service.campaign_launch_problems(
+            campaign=campaign, user=request.user
+        )
         if is_draft
         else [],
         "stats": stats,
@@ -127,8 +130,8 @@ def campaign_detail(request, org_slug, campaign_id):
         "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
-        "pools": list(campaign.pools.all()),
-        "excluded_pools": list(campaign.excluded_pools.all()),
+        "pools": pools_named_for(pools=campaign.pools.all(), user=request.user),
+        "excluded_pools": pools_named_for(pools=campaign.excluded_pools.all(), user=request.user),
         "preview_form": preview_form,
     }
     return render(request, "campaigns/campaign_detail.html", context)
@@ -254,7 +257,14 @@ def campaign_message_detail(request, org_slug, campaign_id, message_id):
     campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
     message = campaign_message_get(campaign=campaign, message_id=message_id)
     return render(
-        request, "campaigns/message_detail.html", {"campaign": campaign, "message": message}
+        request,
+        "campaigns/message_detail.html",
+        {
+            "campaign": campaign,
+            "message": message,
+            "shown": message_service.message_for_staff(message),
+            "candidate_link": message_service.CANDIDATE_LINK,
+        },
     )
 
 

@@ -50,12 +50,27 @@ def merge_fields_context(*, organization) -> dict:
     }
 
 
+def unsaved_text(request) -> dict:
+    """The editor's unsaved subject, preheader and body a preview POST carries, for those who
+    may edit the email; {} (preview the saved email) for anyone else: a viewer's editor has no
+    fields to send, and nobody else needs the web worker to render text that will not be
+    saved."""
+    if request.method != "POST" or not request.membership.can_write:
+        return {}
+    return {
+        name: request.POST[name]
+        for name in ("subject", "preheader", "body_markdown")
+        if name in request.POST
+    }
+
+
 def step_preview_response(request, *, campaign, step, candidates) -> HttpResponse:
     """A campaign email for its preview frame: the saved step (GET) or the editor's unsaved
-    text (POST), as a chosen candidate among `candidates` or with the sample values."""
-    source = request.POST if request.method == "POST" else {}
+    text (a recruiter's POST), as a chosen candidate among `candidates` or with the sample
+    values."""
+    source = unsaved_text(request)
     preview_form = PreviewCandidateForm(
-        request.POST if source else request.GET, candidates=candidates
+        request.POST if request.method == "POST" else request.GET, candidates=candidates
     )
     candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
     built, problems = template_service.email_preview(

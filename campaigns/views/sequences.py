@@ -35,6 +35,7 @@ from campaigns.views.common import (
 )
 from candidates.models import Candidate
 from crm.permissions import recruiter_required
+from pipelines.selectors import pools_named_for
 
 
 def _sequence_get(request, campaign_id) -> Campaign:
@@ -67,13 +68,19 @@ def sequence_detail(request, campaign):
         "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
         "window": sequence_service.window_summary(campaign=campaign),
         "audience_count": audience_count(campaign=campaign) if is_draft else None,
-        "launch_problems": campaign_service.campaign_launch_problems(campaign=campaign)
+        "launch_problems": campaign_service.campaign_launch_problems(
+            campaign=campaign, user=request.user
+        )
         if is_draft
         else [],
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
-        "pools": list(campaign.pools.all()),
-        "auto_join_pool": campaign.auto_join_pool,
+        "pools": pools_named_for(pools=campaign.pools.all(), user=request.user),
+        "auto_join_pool": (
+            pools_named_for(pools=[campaign.auto_join_pool], user=request.user)[0]
+            if campaign.auto_join_pool_id
+            else None
+        ),
         "page_obj": page.get_page(request.GET.get("page")),
         "filter_form": filter_form,
     }

@@ -1,4 +1,5 @@
-"""Settings → Email: sender, postal address, sending rules and sending domains (warm-up);
+"""Settings → Email: sender, postal address, sending rules and sending domains (verification,
+warm-up);
 Settings → Email topics; Settings → Role families."""
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -139,8 +141,31 @@ def email_settings_edit(request, org_slug):
             "domains": domain_service.sending_domains_status(
                 organization=organization, today=local_day(organization, timezone.now())
             ),
+            "verification_required": domain_service.verification_required(),
         },
     )
+
+
+@require_POST
+@admin_required
+def sending_domain_verify(request, org_slug, domain_id):
+    """The domain's Check now button: look up its DNS TXT record and say what was found."""
+    domain = get_object_or_404(SendingDomain, organization=request.organization, pk=domain_id)
+    if domain.verified_at is not None:
+        messages.info(request, f"{domain.domain} is verified.")
+    elif domain_service.sending_domain_check_throttled(domain=domain):
+        messages.info(
+            request, f"{domain.domain} was checked a moment ago: wait a few seconds, then retry."
+        )
+    else:
+        domain_service.sending_domain_check(domain=domain)
+        if domain.verified_at is not None:
+            messages.success(
+                request, f"{domain.domain} is verified: campaign email can leave from it."
+            )
+        else:
+            messages.error(request, domain.verification_error)
+    return redirect(reverse("campaigns:email_settings", args=[org_slug]) + "#sending-domains")
 
 
 @admin_required

@@ -13,6 +13,7 @@ from campaigns.views.common import (
     frame_view,
     merge_fields_context,
     problems_html,
+    unsaved_text,
 )
 from candidates.models import Candidate
 from crm.permissions import recruiter_required
@@ -89,20 +90,21 @@ def _template_save(request, template):
 @require_http_methods(["GET", "POST"])
 def template_preview(request, org_slug, template_id):
     """The email as HTML for the editor's preview frame: the saved version (GET), or the
-    unsaved text of the editor (POST, the "Update preview" button targets the frame)."""
+    unsaved text of the editor (POST, the "Update preview" button targets the frame) — only for
+    those who may edit it: a viewer's POST ("Show preview" as a candidate) shows the saved one."""
     template = email_template_get(organization=request.organization, template_id=template_id)
-    source = request.POST if request.method == "POST" else None
+    source = unsaved_text(request)
     preview_form = PreviewCandidateForm(
-        request.POST if source else request.GET,
+        request.POST if request.method == "POST" else request.GET,
         candidates=_preview_candidates(request.organization),
     )
     candidate = preview_form.cleaned_data.get("candidate") if preview_form.is_valid() else None
     built, problems = template_service.email_preview(
         organization=request.organization,
         user=request.user,
-        subject=(source or {}).get("subject", template.subject),
-        preheader=(source or {}).get("preheader", template.preheader),
-        body_markdown=(source or {}).get("body_markdown", template.body_markdown),
+        subject=source.get("subject", template.subject),
+        preheader=source.get("preheader", template.preheader),
+        body_markdown=source.get("body_markdown", template.body_markdown),
         candidate=candidate,
     )
     return email_html_response(built.html if built else problems_html(problems))

@@ -3,7 +3,10 @@ organisation's custom fields.
 
 Spreadsheet programs execute cells that look like formulas, so every text cell that starts with
 ``= + - @``, a tab or a carriage return is prefixed with a single quote (formula-injection
-neutralisation, as OWASP recommends). Rows are read with ``iterator(chunk_size=2000)`` and
+neutralisation, as OWASP recommends). `neutralize` is the one place that does it, and the
+writers here (`export_csv_lines`, `export_write_csv`, `export_write_xlsx`) apply it to every
+cell they write, headers included: every spreadsheet the app produces (this export, an
+import's failed rows) goes through them. Rows are read with ``iterator(chunk_size=2000)`` and
 written as they come (CSV streams; XLSX uses openpyxl's write-only mode), so memory stays flat
 however many candidates are exported.
 """
@@ -31,7 +34,8 @@ FORMATS = {
 
 
 def neutralize(value):
-    """A cell value that a spreadsheet will show, never execute."""
+    """A cell value that a spreadsheet will show, never execute. The importer drops the quote
+    again (`importing.rows`), so a file the app wrote can be fixed and imported back."""
     if isinstance(value, str) and value.startswith(DANGEROUS_PREFIXES):
         return "'" + value
     return value
@@ -90,7 +94,8 @@ def export_rows(
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[list]:
-    """One neutralised list of cell values per candidate, in id order, read in chunks."""
+    """One list of cell values per candidate, in id order, read in chunks (the writers
+    neutralise them)."""
     rows = (
         queryset.select_related("owner")
         .with_last_contacted()
@@ -104,7 +109,7 @@ def export_rows(
         for field in custom_fields:
             value = extra.get(field.key, "")
             values.append("" if value is None else value)
-        yield [neutralize(value) for value in values]
+        yield values
         count += 1
         if on_progress and count % CHUNK_SIZE == 0:
             on_progress(count)
@@ -113,13 +118,14 @@ def export_rows(
 
 
 def export_csv_lines(headers: list[str], rows: Iterable[list]) -> Iterator[str]:
-    """CSV text, one line at a time (with a byte-order mark so Excel reads UTF-8)."""
+    """CSV text, one line at a time (with a byte-order mark so Excel reads UTF-8); every cell,
+    headers included, neutralised."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     yield "\ufeff"
     writer.writerow([neutralize(header) for header in headers])
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([neutralize(value) for value in row])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -128,7 +134,7 @@ def export_csv_lines(headers: list[str], rows: Iterable[list]) -> Iterator[str]:
 
 
 def export_write_csv(fileobj, headers: list[str], rows: Iterable[list]) -> None:
-    """Write CSV to a text file object."""
+    """Write CSV (every cell neutralised) to a text file object."""
     for chunk in export_csv_lines(headers, rows):
         fileobj.write(chunk)
 
@@ -140,13 +146,13 @@ def _xlsx_cell(value):
 
 
 def export_write_xlsx(fileobj, headers: list[str], rows: Iterable[list]) -> None:
-    """Write an XLSX workbook (write-only mode: rows go to disk as they come) to a binary
-    file object or path."""
+    """Write an XLSX workbook (write-only mode: rows go to disk as they come; every cell,
+    headers included, neutralised) to a binary file object or path."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Candidates")
     sheet.append([_xlsx_cell(neutralize(h)) for h in headers])
     for row in rows:
-        sheet.append([_xlsx_cell(value) for value in row])
+        sheet.append([_xlsx_cell(neutralize(value)) for value in row])
     workbook.save(fileobj)
 
 

@@ -38,13 +38,11 @@ The search vector of every inserted or updated candidate is filled by the databa
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import io
 import itertools
 import json
 import queue
-import re
 import tempfile
 import threading
 import uuid
@@ -64,6 +62,7 @@ from candidates.importing.fields import CUSTOM_PREFIX, IGNORE, guess_mapping, ta
 from candidates.importing.rows import Options, RowConverter
 from candidates.models import Candidate, ImportRowError, Job
 from candidates.services.custom_fields import custom_fields_active
+from candidates.services.export import export_write_csv
 from candidates.services.profiles import organization_phone_region
 from candidates.signals import candidates_changed_in_bulk
 from crm.models import Membership, Organization, User
@@ -966,38 +965,26 @@ def _stop(job: Job, message: str) -> None:
     job.refresh_from_db()
 
 
-_FORMULA_START = ("=", "@", "\t", "\r")
-_PLAIN_SIGNED = re.compile(r"^[+-][\d\s().\-/]*$")
-
-
-def _safe_cell(value: str) -> str:
-    """Stop spreadsheet programs from running a value as a formula (CSV injection): prefix
-    formula-looking values with an apostrophe. Phone numbers like +44 … stay as they are, and
-    the importer drops the apostrophe again, so the file can be fixed and imported."""
-    if value and (
-        value.startswith(_FORMULA_START) or (value[0] in "+-" and not _PLAIN_SIGNED.match(value))
-    ):
-        return "'" + value
-    return value
-
-
 def import_failed_rows_csv(*, job: Job, stream) -> int:
-    """Write the failed rows (row number, original values, reason) as CSV to a binary stream."""
+    """Write the failed rows (row number, original values, reason) as CSV to a binary stream.
+    The export's CSV writer neutralises every cell, the uploaded file's header row included
+    (a header like ``=HYPERLINK(…)`` would otherwise run in the recruiter's spreadsheet)."""
     headers = job.params["file"]["headers"]
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    writer = csv.writer(text)
-    writer.writerow(["Row", *headers, "Reason"])
-    count = 0
     errors = (
         ImportRowError.objects.filter(organization_id=job.organization_id, job=job)
         .order_by("row_number")
         .values_list("row_number", "data", "reason")
     )
-    for row_number, data, reason in errors.iterator(chunk_size=5000):
-        writer.writerow(
-            [row_number, *(_safe_cell(data.get(header, "")) for header in headers), reason]
-        )
-        count += 1
+    count = 0
+
+    def rows():
+        nonlocal count
+        for row_number, data, reason in errors.iterator(chunk_size=5000):
+            count += 1
+            yield [row_number, *(data.get(header, "") for header in headers), reason]
+
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")  # the writer adds the BOM
+    export_write_csv(text, ["Row", *headers, "Reason"], rows())
     text.flush()
     text.detach()
     return count

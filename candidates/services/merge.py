@@ -319,6 +319,10 @@ def candidate_merge(
                 }
             else:
                 setattr(primary, Candidate._meta.get_field(name).attname, value)
+        if primary.status != Candidate.Status.NOT_NOW:
+            # A date without its "not now" is only noise (it would show in exports), whichever
+            # profile it came from.
+            primary.not_now_until = None
         primary.skills = _union(primary.skills, secondary.skills)
         primary.tags = _union(primary.tags, secondary.tags)
         addresses = [

@@ -10,14 +10,17 @@ from crm.models import Organization, User
 
 
 def saved_search_query_from_params(params: QueryDict) -> dict[str, list[str]]:
-    """The list page's filter parameters as a dict of lists, without paging or empty values."""
+    """The list page's filter parameters as a dict of lists, without paging or empty values,
+    and without NUL characters (no filter has them, and PostgreSQL's JSON cannot hold them)."""
     query: dict[str, list[str]] = {}
     for key, values in params.lists():
+        key = key.replace("\x00", "")
         if key in PAGING_PARAMS or key == EDITING_PARAM:
             continue
+        values = [value.replace("\x00", "") for value in values]
         values = [value for value in values if value.strip()]
         if values:
-            query[key] = values
+            query.setdefault(key, []).extend(values)
     return query
 
 

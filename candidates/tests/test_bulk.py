@@ -14,6 +14,7 @@ from candidates.services import bulk
 from candidates.services.bulk import bulk_apply_batch, bulk_selection
 from candidates.tasks import bulk_action
 from candidates.tests.factories import CandidateFactory
+from crm.tests.markup import attributes, elements, text
 
 pytestmark = pytest.mark.django_db
 
@@ -354,6 +355,45 @@ def test_bulk_large_selection_creates_a_job_and_redirects_to_its_page(
     assert job.total == 3
     assert queued == [{"organization_id": org.pk, "job_id": job.pk}]
     assert [_fresh(c).tags for c in chosen] == [[], [], []]
+
+
+def _under_way(page: str) -> str | None:
+    """The job page's sentence about the work going on (None once there is none)."""
+    for element in elements(page):
+        if "job-under-way" in (attributes(element).get("class") or ""):
+            return text(element)
+    return None
+
+
+def test_bulk_job_says_it_is_under_way_on_its_page_until_it_ends_not_in_a_flash(
+    recruiter_client, org, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A flash saying "Working on 3 candidates in the background." stayed above the page after
+    the polled part below it had turned into the outcome; the sentence is in that part now."""
+    settings.CANDIDATE_BULK_INLINE_LIMIT = 2
+    queued = []
+    monkeypatch.setattr(bulk_action, "delay", lambda **kwargs: queued.append(kwargs))
+    chosen = _candidates(org, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = recruiter_client.post(
+            _bulk_url(org),
+            {"action": "tag", "ids": [c.pk for c in chosen], "tags": "later"},
+            follow=True,
+        )
+    page_url = started.redirect_chain[-1][0]
+    bulk_action.apply(kwargs=queued[0])
+
+    poll = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
+    reloaded = recruiter_client.get(page_url).content.decode()
+
+    assert [str(message) for message in started.context["messages"]] == []
+    assert _under_way(started.content.decode()) == (
+        "Working on 3 candidates in the background. "
+        "You can leave this page; the job carries on without it."
+    )
+    assert (_under_way(poll), _under_way(reloaded)) == (None, None)
+    assert "<strong>3</strong> candidates changed" in poll
+    assert "Working on" not in reloaded
 
 
 def _job(org, user, action, args, selection, total):
@@ -709,7 +749,14 @@ def test_bulk_job_resume_continues_after_the_committed_cursor(
     assert response.redirect_chain[0][0] == reverse(
         "candidates:job_detail", args=[org.slug, job.pk]
     )
-    assert "The job continues after the candidates already done." in response.content.decode()
+    # No flash that would still say so once the job has finished: the page's polled part does.
+    assert [str(message) for message in response.context["messages"]] == []
+    assert _under_way(response.content.decode()) == (
+        "Working on 5 candidates in the background: the 2 counted above are done. "
+        "You can leave this page; the job carries on without it."
+    )
+    # The error of the run that stopped is not shown above a job that was queued again.
+    assert "OperationalError" not in response.content.decode()
     assert (job.status, queued) == (
         Job.Status.QUEUED,
         [{"organization_id": org.pk, "job_id": job.pk}],

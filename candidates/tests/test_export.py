@@ -66,6 +66,17 @@ def test_export_xlsx_neutralises_formulas(recruiter_client, org, value):
     assert rows[1][company] == "'" + value
 
 
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_neutralises_custom_field_labels_in_the_header_row(recruiter_client, org, fmt):
+    CustomFieldFactory(organization=org, key="evil", label='=HYPERLINK("https://evil.example")')
+    CandidateFactory(organization=org, custom_fields={"evil": "-1+1"})
+    response = _export(recruiter_client, org, fmt, select_all="1", query="")
+    content = b"".join(response.streaming_content)
+    header, row = _read_csv(content) if fmt == "csv" else _read_xlsx(content)
+    assert header[-1] == '\'=HYPERLINK("https://evil.example")'
+    assert row[-1] == "'-1+1"
+
+
 def test_export_has_every_profile_column_and_custom_fields(recruiter_client, org, recruiter_user):
     CustomFieldFactory(organization=org, key="visa", label="Visa status")
     CandidateFactory(
@@ -154,12 +165,39 @@ def test_export_large_selection_runs_as_a_job_with_a_download(
     assert reverse("candidates:job_download", args=[org.slug, job.pk]) in page
     assert "<strong>2</strong> candidates exported as CSV." in page
     assert "Download the export" in page
+    # Nothing above the download still says it is being prepared (a flash once did).
+    assert "being prepared" not in page
     download = recruiter_client.get(reverse("candidates:job_download", args=[org.slug, job.pk]))
     assert download.status_code == 200
     assert job.params["output_name"] in download["Content-Disposition"]
     rows = _read_csv(b"".join(download.streaming_content))
     assert [row[1] for row in rows[1:]] == ["One", "Two"]
     assert rows[1][rows[0].index("Headline")] == "'@risky"
+
+
+def test_export_job_page_says_the_file_is_being_prepared_while_it_is(
+    recruiter_client, org, recruiter_user
+):
+    with scopes_disabled():
+        job = Job.objects.create(
+            organization=org,
+            kind=Job.Kind.EXPORT,
+            status=Job.Status.QUEUED,
+            created_by=recruiter_user,
+            total=2,
+            params={"format": "csv", "selection": {"query": ""}, "output_name": "c.csv"},
+        )
+    page_url = reverse("candidates:job_detail", args=[org.slug, job.pk])
+
+    queued = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+    done = recruiter_client.get(page_url, headers={"HX-Request": "true"}).content.decode()
+
+    assert (
+        "Your export is being prepared in the background; its download appears on this page "
+        "when it is ready." in " ".join(queued.split())
+    )
+    assert "being prepared" not in done and "Download the export" in done
 
 
 def test_export_job_xlsx(org, recruiter_user):

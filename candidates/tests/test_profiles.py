@@ -412,12 +412,14 @@ def _timeline(candidate, count, *, actor=None, with_notes=False):
             )
 
 
-def test_candidate_timeline_is_newest_first_and_pages_by_keyset(org, in_org):
+def test_candidate_timeline_is_newest_first_and_pages_by_keyset(org, in_org, recruiter_user):
     candidate = CandidateFactory(organization=org)
     _timeline(candidate, 5)
     with in_org():
-        first, cursor = candidate_timeline(candidate=candidate, limit=3)
-        second, end = candidate_timeline(candidate=candidate, before=cursor, limit=3)
+        first, cursor = candidate_timeline(candidate=candidate, user=recruiter_user, limit=3)
+        second, end = candidate_timeline(
+            candidate=candidate, user=recruiter_user, before=cursor, limit=3
+        )
     assert [a.summary for a in first] == ["entry 4", "entry 3", "entry 2"]
     assert [a.summary for a in second] == ["entry 1", "entry 0"]
     assert end is None

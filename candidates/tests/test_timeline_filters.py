@@ -91,13 +91,17 @@ def test_filter_links_work_without_javascript_and_with_htmx(recruiter_client, or
     assert 'aria-current="true"' in body
 
 
-def test_paging_keeps_the_filter(org, candidate, in_org):
+def test_paging_keeps_the_filter(org, candidate, in_org, recruiter_user):
     with scopes_disabled():
         for i in range(3):
             activity_record(candidate=candidate, kind="email_opened", summary=f"open {i}")
     with in_org():
-        first, cursor = candidate_timeline(candidate=candidate, show="emails", limit=2)
-        rest, end = candidate_timeline(candidate=candidate, show="emails", before=cursor, limit=2)
+        first, cursor = candidate_timeline(
+            candidate=candidate, user=recruiter_user, show="emails", limit=2
+        )
+        rest, end = candidate_timeline(
+            candidate=candidate, user=recruiter_user, show="emails", before=cursor, limit=2
+        )
 
     assert len(first) == 2 and cursor is not None
     assert [a.kind for a in first + rest] == ["email_opened"] * 3 + ["email_sent"]

@@ -52,7 +52,8 @@ class DuplicateSuggestionFilter(django_filters.FilterSet):
 
 def _next_url(request, default: str) -> str:
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
+    # A path of this site: anything else ("-1", a view's name) is not where a page sent us.
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target

@@ -109,6 +109,5 @@ def import_resume(request, org_slug, job_id):
     """Run a stopped import again: it continues after the rows already imported."""
     job = import_job_get(organization=request.organization, job_id=job_id)
     if job.status == Job.Status.FAILED:
-        imports.import_start(job=job)
-        messages.info(request, "The import continues after the rows already imported.")
+        imports.import_start(job=job)  # the job page says it carries on, while it does
     return redirect("candidates:job_detail", org_slug=org_slug, job_id=job.pk)

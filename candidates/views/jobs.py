@@ -5,7 +5,6 @@ Resume for a bulk action or export that stopped (imports have their own, views/i
 Recruiters and admins only, like every action that starts a job: an export's file or an
 import's failed rows are candidate data in bulk, which a viewer cannot export either."""
 
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
@@ -82,11 +81,7 @@ def job_resume(request, org_slug, job_id):
         raise Http404("Only bulk actions and exports are resumed here.")
     if not _may_start(request, job):
         raise PermissionDenied("Only admins can delete candidates.")
-    if bulk.bulk_job_resume(job=job):
-        messages.info(
-            request,
-            "The export is being prepared again."
-            if job.kind == Job.Kind.EXPORT
-            else "The job continues after the candidates already done.",
-        )
+    # Queued again if it had stopped; either way its page says what is going on, in the part
+    # that follows the job (a flash would still say so once the job has finished).
+    bulk.bulk_job_resume(job=job)
     return redirect("candidates:job_detail", org_slug=org_slug, job_id=job.pk)

@@ -41,6 +41,10 @@ def _parse_before(value: str) -> tuple[datetime, int] | None:
         return None
     if timezone.is_naive(occurred_at):
         occurred_at = timezone.make_aware(occurred_at, UTC)
+    try:
+        occurred_at = occurred_at.astimezone(UTC)  # PostgreSQL refuses offsets past ±15:59
+    except OverflowError:  # past the ends of time in UTC: no activity's
+        return None
     return occurred_at, activity_id
 
 
@@ -97,7 +101,9 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
     before = _parse_before(request.GET.get("before", ""))
     show = request.GET.get("show", "")
     show = show if show in TIMELINE_FILTERS else ""
-    timeline, older = candidate_timeline(candidate=candidate, before=before, show=show)
+    timeline, older = candidate_timeline(
+        candidate=candidate, user=request.user, before=before, show=show
+    )
     pinned_notes = candidate_pinned_notes(candidate=candidate)
     for activity in timeline:
         activity.icon = TIMELINE_ICONS.get(activity.kind, "dot")

@@ -316,7 +316,8 @@ def _bulk_run(request, action, arguments_form, selection, query):
         outcome = bulk.export_start(
             organization=organization, actor=request.user, fmt=fmt, selection=selection
         )
-        messages.info(request, "Your export is being prepared; download it from this page.")
+        # The job page says what is going on, in the part that follows the job (no flash
+        # that would still say "being prepared" above the finished download).
         return redirect("candidates:job_detail", organization.slug, outcome.job.pk)
     outcome = bulk.bulk_start(
         organization=organization,
@@ -325,8 +326,7 @@ def _bulk_run(request, action, arguments_form, selection, query):
         args=arguments_form.action_args(),
         selection=selection,
     )
-    if outcome.job:
-        messages.info(request, f"Working on {outcome.total:,} candidates in the background.")
+    if outcome.job:  # its page says what is going on, like an export's
         return redirect("candidates:job_detail", organization.slug, outcome.job.pk)
     label = bulk.ACTIONS[action]
     if action == "delete":

@@ -6,6 +6,7 @@ what pool_board.html's card partial wrote, whitespace aside.
 What is the same for every card of a page (the stage options, the CSRF field, the URLs around
 the ids) is made once per render and kept in the render context."""
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from django import template
 from django.template.defaulttags import CsrfTokenNode
 from django.utils.safestring import SafeString, mark_safe
 
+from crm.dates import page_clock
 from crm.html import escape, id_url
 
 register = template.Library()
@@ -25,6 +27,8 @@ class _Page:
     csrf_field: str
     query: str
     options: dict  # stage pk (None: none) → the <option>s with that stage selected
+    zone: datetime.tzinfo  # the organisation's, whose calendar days "today" and "3d" count
+    today: datetime.date
 
 
 def _page(context) -> _Page:
@@ -32,6 +36,7 @@ def _page(context) -> _Page:
     if page is None:
         slug, pool = context["organization"].slug, context["pool"]
         stages = [(stage.pk, escape(stage.name)) for stage in context.get("stages") or []]
+        clock = page_clock(context)
         page = context.render_context[_Page] = _Page(
             profile_url=id_url("candidates:detail", slug),
             move_url=id_url("pipelines:card_move", slug, pool.pk),
@@ -44,8 +49,18 @@ def _page(context) -> _Page:
                 )
                 for selected in [*(pk for pk, _name in stages), None]
             },
+            zone=clock.zone,
+            today=clock.local(clock.now).date(),
         )
     return page
+
+
+def _days_in_stage(page: _Page, card) -> int:
+    """Calendar days since the card entered its stage, on the organisation's calendar like
+    every "today" of the app: a card moved at 23:50 is "1d" ten minutes later, not "today"
+    until 23:50 the next day."""
+    entered = card.entered_stage_at.astimezone(page.zone).date()
+    return max(0, (page.today - entered).days)
 
 
 def _move_form(page: _Page, card, name: str) -> str:
@@ -111,7 +126,7 @@ def board_card(context, card) -> SafeString:
             f' {candidate.engagement_score}<span class="visually-hidden"> engagement</span>'
             "</span>\n"
         )
-    days = card.days_in_stage
+    days = _days_in_stage(page, card)
     parts.append(
         '<span class="text-body-secondary text-nowrap" title="Time in this stage">'
         '<i class="bi bi-clock" aria-hidden="true"></i>\n'

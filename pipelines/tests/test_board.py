@@ -1,11 +1,13 @@
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from candidates.models import Activity
@@ -140,6 +142,56 @@ def test_board_query_count_does_not_grow_with_cards(
     three = _board_queries(recruiter_client, org, pool)
 
     assert one == three
+
+
+def _time_in_stage(body: str) -> dict[int, str]:
+    """Each card's "today" or "3d", by membership id."""
+    shown = {}
+    for card in elements(body):
+        if card.name == "li" and "board-card" in (attributes(card).get("class") or ""):
+            [label] = [
+                text(element)
+                for element in elements(card)
+                if attributes(element).get("title") == "Time in this stage"
+            ]
+            shown[int(attributes(card)["data-card-id"])] = label.removesuffix(" in this stage")
+    return shown
+
+
+def test_board_counts_days_in_stage_on_the_organisations_calendar(
+    recruiter_client, org, pool, cards, monkeypatch
+):
+    """At 08:00 in New York (13:00 UTC), a card that entered its stage at 23:30 the evening
+    before has been there one day, not "today" (under 24 hours, and the same UTC day); one
+    that entered at 09:00 two days before has been there two days, not one (under 72 hours)."""
+    with scopes_disabled():
+        org.time_zone = "America/New_York"  # UTC-5 in November
+        org.save(update_fields=["time_zone"])
+        entered = {
+            cards[0].pk: datetime(2026, 11, 27, 5, 30, tzinfo=UTC),  # 00:30 on the 27th
+            cards[1].pk: datetime(2026, 11, 27, 4, 30, tzinfo=UTC),  # 23:30 on the 26th
+            cards[2].pk: datetime(2026, 11, 25, 14, 0, tzinfo=UTC),  # 09:00 on the 25th
+        }
+        for pk, moment in entered.items():
+            PoolMembership.objects.filter(pk=pk).update(entered_stage_at=moment)
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 11, 27, 13, 0, tzinfo=UTC))
+
+    body = recruiter_client.get(url("pool_board", org, pool_id=pool.pk)).content.decode()
+
+    assert _time_in_stage(body) == {cards[0].pk: "today", cards[1].pk: "1d", cards[2].pk: "2d"}
+
+
+def test_membership_days_in_stage_counts_calendar_days_in_the_current_time_zone(cards, monkeypatch):
+    card = cards[0]
+    card.entered_stage_at = datetime(2026, 11, 27, 4, 30, tzinfo=UTC)  # 23:30 in New York
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 11, 27, 13, 0, tzinfo=UTC))
+
+    with timezone.override("America/New_York"):
+        in_new_york = card.days_in_stage
+    with timezone.override("UTC"):
+        in_utc = card.days_in_stage
+
+    assert (in_new_york, in_utc) == (1, 0)
 
 
 def test_board_columns_paginate_with_a_cursor(

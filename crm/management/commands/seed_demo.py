@@ -23,6 +23,8 @@ DEMO_USERS = [
 DEMO_SEEDERS: list[str] = [
     "candidates.demo.seed_demo_candidates",
     "pipelines.demo.seed_demo_data",
+    # The demo's sender domain, verified without DNS (it is the demo): before any campaign.
+    "campaigns.demo_sending_domain.seed_demo_sending_domain",
     "campaigns.demo_sequences.seed_demo_sequence",
     "campaigns.demo_broadcast.seed_demo_broadcast",
     "campaigns.demo_preferences.seed_demo_preferences",
