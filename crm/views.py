@@ -62,9 +62,13 @@ def organization_settings(request, org_slug):
 
 
 def _members_page(request, form):
+    members = list(organization_members(organization=request.organization))
+    admins = [member for member in members if member.role == Role.ADMIN]
     context = {
         "form": form,
-        "members": organization_members(organization=request.organization),
+        "members": members,
+        # The last admin can be neither demoted nor removed, so their row offers neither.
+        "sole_admin_id": admins[0].pk if len(admins) == 1 else None,
         "invitations": Invitation.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True)
         .select_related("invited_by")
         .order_by("-created_at"),

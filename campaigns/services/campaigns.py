@@ -15,6 +15,7 @@ from campaigns.services.audience import audience_queryset
 from campaigns.services.domains import unverified_sender_domain
 from campaigns.services.templates import email_problems
 from candidates.models import Candidate
+from crm.models import Organization
 
 # Campaigns whose audience is still being enrolled (the same as sequences.ACTIVE_STATUSES).
 ACTIVE_STATUSES = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
@@ -99,6 +100,19 @@ def archived_pool_problem(pool, *, user=None) -> str:
         f"The talent pool “{pool.name}” has been archived: leave it out, "
         "or restore it from the archived pools page."
     )
+
+
+def campaign_held_by_domain(*, organization: Organization, campaign: Campaign) -> str:
+    """The unverified domain of the organisation's sender address when it holds every email
+    of this launched campaign at send time (guards.send_holds); "" otherwise. The campaign page
+    says so, rather than look as if it were sending."""
+    if campaign.status not in (
+        Campaign.Status.SCHEDULED,
+        Campaign.Status.RUNNING,
+        Campaign.Status.PAUSED,
+    ):
+        return ""
+    return unverified_sender_domain(organization=organization)
 
 
 def campaign_launch_problems(*, campaign: Campaign, user=None) -> list[str]:

@@ -21,6 +21,7 @@ part is the same Markdown written as plain text (links as "label (address)", no 
 `markdown_to_text_source`), rendered without escaping.
 """
 
+import difflib
 import functools
 import operator
 import re
@@ -131,7 +132,7 @@ MERGE_FIELDS: dict[str, MergeField] = {
         ),
         MergeField(
             "custom",
-            "Custom fields by key: custom.notice_period",
+            "The organisation's custom fields, by key: custom.<key>",
             {},
             lambda s: dict(s["candidate"].get("custom_fields") or {}),
         ),
@@ -565,7 +566,7 @@ class _Checker:
             return
         if isinstance(node, nodes.Name) and node.ctx == "load":
             if node.name not in MERGE_FIELDS and node.name not in self.local_names:
-                self.report(node, f"Unknown merge field “{node.name}”.")
+                self.report(node, f"Unknown merge field “{node.name}”.{_did_you_mean(node.name)}")
             elif node.name in CANDIDATE_LINK_FIELDS and not self.links_allowed:
                 self.report(node, f"“{node.name}” is a link for the body of the email.")
             return
@@ -641,7 +642,21 @@ class _Checker:
                     return
                 self.report(node, f"“{target.name}” has no field “{attribute}”.")
                 return
+            elif target.name not in self.local_names:
+                # {{ candidate.first_name }}: the fields stand on their own.
+                hint = (
+                    f" Write {{{{ {attribute} }}}} instead."
+                    if attribute in MERGE_FIELDS
+                    else _did_you_mean(target.name)
+                )
+                self.report(node, f"Unknown merge field “{target.name}”.{hint}")
+                return
         self.report(node, f"“{attribute}” cannot be used here: only declared fields can.")
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, MERGE_FIELDS, n=1, cutoff=0.7)
+    return f" Did you mean “{close[0]}”?" if close else ""
 
 
 _BRACKETS = {")": "(", "]": "[", "}": "{"}

@@ -247,6 +247,31 @@ def test_emails_from_a_domain_not_verified_wait_until_it_is(
     assert (sent.sent, len(mail.outbox)) == (3, 3)
 
 
+@pytest.mark.parametrize("kind", ["broadcast", "sequence"])
+def test_a_launched_campaign_held_by_an_unverified_domain_says_so(
+    kind, org, recruiter_user, recruiter_client, admin_client, fake_dns
+):
+    """The campaign page must not look as if it were sending while every email waits."""
+    make_candidates(org, 2)
+    campaign = make_broadcast(org, user=recruiter_user, kind=kind)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+    detail = reverse("campaigns:detail", args=[org.slug, campaign.pk])
+    assert "Emails are waiting" not in recruiter_client.get(detail).content.decode()
+
+    domain = _move_sender(org)
+    recruiter_page = recruiter_client.get(detail).content.decode()
+    admin_page = admin_client.get(detail).content.decode()
+
+    assert "Emails are waiting." in recruiter_page
+    assert "careers.acme.example, is not verified" in recruiter_page
+    assert "An admin can verify it" in recruiter_page
+    assert f'href="{_email_url(org)}"' in admin_page
+    fake_dns.add_txt(RECORD, f"rapport-verification={domain.verification_token}")
+    _check(domain)
+    assert "Emails are waiting" not in recruiter_client.get(detail).content.decode()
+
+
 def test_verification_turned_off_launches_and_sends_from_any_domain(
     org, recruiter_user, admin_client, settings
 ):

@@ -105,6 +105,21 @@ def test_template_unknown_custom_field_is_rejected():
     assert [p.message for p in problems] == ["Unknown custom field “salary”."]
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{{ candidate.first_name }}",
+            "Unknown merge field “candidate”. Write {{ first_name }} instead.",
+        ),
+        ("{{ frist_name }}", "Unknown merge field “frist_name”. Did you mean “first_name”?"),
+        ("{{ contact.phone }}", "Unknown merge field “contact”."),
+    ],
+)
+def test_unknown_fields_are_named_with_a_way_out(source, message):
+    assert [p.message for p in rendering.template_problems(source)] == [message]
+
+
 def test_render_escapes_candidate_values_in_html_but_not_in_text():
     compiled = rendering.email_compile(
         subject="Hi {{ first_name }}", preheader="", body_markdown="Hello **{{ first_name }}**"

@@ -128,6 +128,9 @@ def campaign_detail(request, org_slug, campaign_id):
         "progress": progress,
         "delivery": broadcast_delivery(progress=progress, stats=stats),
         "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
+        "unverified_domain": campaign_service.campaign_held_by_domain(
+            organization=request.organization, campaign=campaign
+        ),
         "saved_searches": list(campaign.saved_searches.all()),
         "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
         "pools": pools_named_for(pools=campaign.pools.all(), user=request.user),

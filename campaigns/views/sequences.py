@@ -66,6 +66,9 @@ def sequence_detail(request, campaign):
         "results_chart": campaign_results_chart(results=results),
         "progress": campaign_progress(campaign=campaign),
         "waiting": [] if is_draft else campaign_waiting(campaign=campaign),
+        "unverified_domain": campaign_service.campaign_held_by_domain(
+            organization=request.organization, campaign=campaign
+        ),
         "window": sequence_service.window_summary(campaign=campaign),
         "audience_count": audience_count(campaign=campaign) if is_draft else None,
         "launch_problems": campaign_service.campaign_launch_problems(

@@ -242,3 +242,23 @@ def test_members_page_query_count_is_constant(admin_client, org, django_assert_m
     with django_assert_max_num_queries(few) as captured_many:
         admin_client.get(f"/o/{org.slug}/settings/members/")
     assert len(captured_many) == few
+
+
+def test_members_page_offers_the_last_admin_no_change_the_server_would_refuse(
+    admin_client, org, admin_user, recruiter_user
+):
+    admin = _membership(org, admin_user)
+    base = f"/o/{org.slug}/settings/members/"
+
+    html = admin_client.get(base).content.decode()
+
+    assert f'id="role-{admin.pk}"' not in html
+    assert f'action="{base}{admin.pk}/remove/"' not in html
+    assert "The only admin: make someone else admin before changing this role." in html
+    recruiter = _membership(org, recruiter_user)
+    assert f'action="{base}{recruiter.pk}/remove/"' in html
+
+    second = MembershipFactory(organization=org, role=Role.ADMIN)
+    html = admin_client.get(base).content.decode()
+    assert f'id="role-{admin.pk}"' in html and f'id="role-{second.pk}"' in html
+    assert "The only admin" not in html
