@@ -34,7 +34,8 @@ urlpatterns = [
     # Candidate-facing pages (unsubscribe, preferences, tracking): signed tokens, no login.
     path("e/", include("campaigns.public_urls")),
     # ESP tracking and inbound webhooks (every ESP anymail supports), checked by anymail:
-    # basic auth from ANYMAIL_WEBHOOK_SECRET and the ESP's signature where it has one.
-    path("webhooks/anymail/", include("anymail.urls")),
+    # basic auth from ANYMAIL_WEBHOOK_SECRET and the ESP's signature where it has one; a body
+    # that cannot be read gets 400 (campaigns/webhook_urls.py).
+    path("webhooks/anymail/", include("campaigns.webhook_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -508,3 +508,53 @@ def test_webhook_event_for_no_message_of_ours_is_dropped_after_the_retry_window(
     assert _counts(org) == (0, 0)
     with scopes_disabled():
         assert Suppression.objects.count() == 0
+
+
+# --- bodies anymail cannot read, ESPs not configured here -------------------------------------
+
+AUTHORIZED = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "why"),
+    [
+        # anymail parses the SNS envelope before it checks the credentials
+        ("/webhooks/anymail/amazon_ses/tracking/", b"{not json", "unreadable body"),
+        ("/webhooks/anymail/amazon_ses/inbound/", b"[]", "unreadable body"),
+        # anymail reads a JSON list as an object to check its signature
+        ("/webhooks/anymail/unisender_go/tracking/", b"[]", "unreadable body"),
+        # not configured: checking Resend's signature needs the svix package, not installed
+        ("/webhooks/anymail/resend/tracking/", b"{}", "not configured"),
+    ],
+)
+def test_a_webhook_request_anymail_cannot_read_gets_400_and_writes_nothing(
+    url, body, why, settings, caplog, db
+):
+    settings.ANYMAIL = {
+        "WEBHOOK_SECRET": SECRET,
+        "UNISENDER_GO_API_KEY": "key",
+        "RESEND_API_KEY": "key",
+        "RESEND_SIGNING_SECRET": "whsec_" + base64.b64encode(b"resend-secret").decode(),
+    }
+    anonymous = Client().post(url, body, content_type="application/json")
+    authorized = Client(**AUTHORIZED).post(url, body, content_type="application/json")
+    # Without credentials, anymail's basic-auth challenge (401) or its refusal (400).
+    assert anonymous.status_code in (400, 401)
+    assert authorized.status_code == 400
+    with scopes_disabled():
+        assert (EspEvent.objects.count(), PendingEspEvent.objects.count()) == (0, 0)
+    assert why in caplog.text
+
+
+def test_an_esp_without_its_signing_key_refuses_and_logs_what_is_missing(settings, caplog, db):
+    """Mailgun's webhooks need MAILGUN_WEBHOOK_SIGNING_KEY: without it the request is refused
+    with 400 (not a 500) and the log names the missing setting for the operator."""
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    response = Client(**AUTHORIZED).post(
+        "/webhooks/anymail/mailgun/tracking/", b"{}", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "not configured" in caplog.text
+    assert "MAILGUN_WEBHOOK_SIGNING_KEY" in caplog.text
+    with scopes_disabled():
+        assert EspEvent.objects.count() == 0
