@@ -10,6 +10,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from analytics.services import engagement_event_record
@@ -1384,6 +1385,67 @@ def test_auto_join_from_a_private_pool_is_not_named_on_a_colleagues_timeline(
     assert joined(owner) == [
         "Joined the campaign “Platform nurture” (entered the pool “Poaching list Zanzibar”)"
     ]
+
+
+def test_migration_gives_old_auto_join_entries_the_pool_they_name(
+    org, other_org, recruiter_user, viewer_client, in_org
+):
+    """Entries written before auto-join stored `data.pool_id` named a private pool to
+    everyone; campaigns' migration 0017 gives them the pool they name, so the timeline
+    redacts them like new ones."""
+    import importlib
+
+    from django.db import connection
+
+    from pipelines.models import Pool
+    from pipelines.tests.factories import PoolFactory
+
+    migration = importlib.import_module("campaigns.migrations.0017_auto_join_activity_pool_id")
+    private = PoolFactory(
+        organization=org,
+        name="Poaching list Zanzibar",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    renamed = PoolFactory(
+        organization=org,
+        name="Quiet % list",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
+    PoolFactory(organization=other_org, name="Gone pool")  # another organisation's name
+    campaign = _auto_join_sequence(org, recruiter_user, private)
+    other = make_sequence(org, user=recruiter_user, steps=[{}], name="Old nurture")
+    candidate = make_candidates(org, 1)[0]
+    old_entries = [
+        (campaign, "Poaching list Zanzibar"),  # the campaign's own auto-join pool
+        (other, "Quiet % list"),  # the campaign moved on: the org's only pool of that name
+        (other, "Gone pool"),  # no pool of that name here: left as it is
+    ]
+    with in_org():
+        for sequence, pool_name in old_entries:
+            Activity.objects.create(
+                organization=org,
+                candidate=candidate,
+                kind=Activity.Kind.ENROLLMENT,
+                occurred_at=timezone.now(),
+                summary=sequences.AUTO_JOIN_SUMMARY.format(campaign=sequence.name, pool=pool_name),
+                data={"campaign_id": sequence.pk},
+            )
+
+    with connection.cursor() as cursor:
+        cursor.execute(migration.BY_CAMPAIGN)
+        cursor.execute(migration.BY_NAME)
+
+    with in_org():
+        pool_ids = list(
+            Activity.objects.filter(kind=Activity.Kind.ENROLLMENT)
+            .order_by("pk")
+            .values_list("data__pool_id", flat=True)
+        )
+    assert pool_ids == [private.pk, renamed.pk, None]
+    page = viewer_client.get(reverse("candidates:detail", args=[org.slug, candidate.pk]))
+    assert "Zanzibar" not in page.content.decode() and "Quiet % list" not in page.content.decode()
 
 
 def test_sequence_pages_do_not_name_a_colleagues_private_pool(
