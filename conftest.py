@@ -25,6 +25,14 @@ def _isolated_files_and_cache(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Hashing a password the production way (PBKDF2, a million rounds) takes ~0.6 s here, and
+    every test makes users: a fast hasher for tests. The production hasher is Django's
+    default, PASSWORD_HASHERS is not set in crm/settings.py."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def fake_dns(monkeypatch):
     """The DNS is the outside world: every test resolves names against a fake where no name
     exists until the test adds its records (campaigns/tests/fake_dns.py)."""

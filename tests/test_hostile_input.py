@@ -81,12 +81,6 @@ pytestmark = pytest.mark.django_db
 ROOT = str(Path(__file__).resolve().parents[1]) + "/"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Users are made by the dozen here (a page about a member makes one): a fast hasher."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class Raw(str):
     """A value already percent-encoded, sent as it is (bytes no `str` can hold)."""
 
