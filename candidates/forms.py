@@ -24,6 +24,7 @@ from candidates.services.profiles import (
 )
 from crm.ids import id_from
 from crm.models import TIME_ZONE_CHOICES
+from crm.templatetags.crm_tags import file_size
 
 # --- profiles ---
 
@@ -125,7 +126,7 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
     owner = forms.ModelChoiceField(
         queryset=None,
         required=False,
-        empty_label="Nobody",
+        empty_label="Unassigned",
         help_text="The recruiter who owns the relationship.",
     )
     status = forms.ChoiceField(choices=Candidate.Status.choices, initial=Candidate.Status.ACTIVE)
@@ -303,11 +304,16 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
         return values
 
 
+# Notes show as Markdown (candidates/templatetags/notes.py).
+NOTE_MARKDOWN_HELP = "Markdown works: **bold**, *italic*, lists and [links](https://…)."
+
+
 class NoteForm(ServiceErrorsMixin, forms.Form):
     body = forms.CharField(
         label="Add a note",
         max_length=20000,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What did you learn? Next steps?"}),
+        help_text=NOTE_MARKDOWN_HELP,
     )
     contact = forms.ChoiceField(
         label="This note records",
@@ -323,6 +329,7 @@ class NoteEditForm(ServiceErrorsMixin, forms.Form):
         label="Edit note",
         max_length=20000,
         widget=forms.Textarea(attrs={"rows": 4, "autofocus": True}),
+        help_text=NOTE_MARKDOWN_HELP,
     )
 
 
@@ -434,13 +441,12 @@ class AttachmentUploadForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         from django.conf import settings
-        from django.template.defaultfilters import filesizeformat
 
         from candidates.services.attachments import MAX_UPLOAD_BYTES
 
         super().__init__(*args, **kwargs)
         limit = getattr(settings, "ATTACHMENT_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES)
-        self.fields["file"].help_text = f"PDF or Word (.docx), up to {filesizeformat(limit)}."
+        self.fields["file"].help_text = f"PDF or Word (.docx), up to {file_size(limit)}."
 
     def clean_file(self):
         from candidates.services.attachments import attachment_inspect
@@ -677,7 +683,7 @@ class BulkArgumentsForm(forms.Form):
                 str(user.pk): user for user in candidate_owner_choices(organization=organization)
             }
             self.fields["owner"].choices = [
-                ("", "No owner (unassign)"),
+                ("", "Unassigned"),
                 *((pk, user.display_name) for pk, user in self.owners.items()),
             ]
             self.fields["owner"].required = False

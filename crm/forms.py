@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.text import slugify
 
-from crm.models import Invitation, Membership, Organization, Role
+from crm.models import Invitation, Membership, Organization, Role, slug_validator
 
 
 class OrganizationForm(forms.ModelForm):
@@ -10,9 +10,17 @@ class OrganizationForm(forms.ModelForm):
         # The sender and postal address of campaign email live on the Email settings tab
         # (campaigns.forms.SenderForm), where launching a campaign requires them.
         fields = ["name", "slug", "time_zone"]
+        error_messages = {
+            "slug": {
+                "required": "Choose a URL name, such as “acme-talent”.",
+                "unique": "Another organisation already uses this URL name; choose another.",
+            }
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # clean_slug checks the URL name and says what is wrong in plain words.
+        self.fields["slug"].validators = []
         if self.instance.pk:
             self.fields["time_zone"].help_text = (
                 "Pages show times in it and “today” is its date. A change moves the steps of "
@@ -21,7 +29,18 @@ class OrganizationForm(forms.ModelForm):
             )
 
     def clean_slug(self):
-        slug = self.cleaned_data["slug"].lower()
+        # One message in plain words instead of the form's and the model's own (a "slug" of
+        # "letters, numbers, underscores or hyphens", which underscores the model refuses).
+        slug = self.cleaned_data["slug"].strip().lower()
+        if len(slug) > 50:
+            raise forms.ValidationError(
+                f"Keep the URL name to 50 characters or fewer (this one has {len(slug)})."
+            )
+        if not slug_validator.regex.fullmatch(slug):
+            raise forms.ValidationError(
+                "Use only lowercase letters, numbers and hyphens, such as “acme-talent”: "
+                "no spaces, accents or other signs, and no hyphen at the start or the end."
+            )
         if slug in {"new", "admin", "api", "static", "media"}:
             raise forms.ValidationError("This URL name is reserved; choose another.")
         return slug

@@ -13,6 +13,9 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Where a development machine keeps its files (the embedded PostgreSQL and Redis, sent mail):
+# the same variable and default as crm/devservices.py, so one RAPPORT_DATA_DIR moves them all.
+DATA_DIR = Path(os.environ.get("RAPPORT_DATA_DIR", BASE_DIR / ".data"))
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -181,7 +184,7 @@ EMAIL_BACKEND = os.environ.get(
     if DEVELOPMENT
     else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_FILE_PATH = BASE_DIR / ".data" / "mail"
+EMAIL_FILE_PATH = DATA_DIR / "mail"
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")

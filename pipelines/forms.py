@@ -210,7 +210,7 @@ class FollowUpForm(forms.ModelForm):
     def __init__(self, *args, owners, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = owners
-        self.fields["owner"].empty_label = "Nobody in particular"
+        self.fields["owner"].empty_label = "Unassigned"
         self.fields["note"].widget.attrs["placeholder"] = "e.g. Ask about the new team lead role"
 
 

@@ -22,12 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.template.defaultfilters import filesizeformat
 
 from candidates.models import Activity, Attachment, Candidate
 from candidates.services.activities import activity_record
 from crm.models import User
 from crm.storage import stored_files_delete_on_commit
+from crm.templatetags.crm_tags import file_size
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def attachment_inspect(*, uploaded_file: UploadedFile) -> InspectedFile:
             "The file is %(size)s; the limit is %(limit)s.",
             code="too_large",
             params={
-                "size": filesizeformat(uploaded_file.size),
-                "limit": filesizeformat(max_bytes),
+                "size": file_size(uploaded_file.size),
+                "limit": file_size(max_bytes),
             },
         )
     uploaded_file.seek(0)

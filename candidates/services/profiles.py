@@ -288,7 +288,7 @@ def candidate_update(*, candidate: Candidate, actor: User | None, **fields) -> C
             candidate=candidate,
             kind=Activity.Kind.OWNER_CHANGED,
             actor=actor,
-            summary=f"Owner: {before['owner'] or 'nobody'} → {_display(candidate, 'owner') or 'nobody'}",
+            summary=f"Owner: {before['owner'] or 'Unassigned'} → {_display(candidate, 'owner') or 'Unassigned'}",
             data={"from": before["owner"], "to": _display(candidate, "owner")},
         )
     edited = [name for name in changed if name not in {"status", "owner", "not_now_until"}]

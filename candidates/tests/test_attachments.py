@@ -131,6 +131,19 @@ def test_attachment_upload_oversized_is_rejected(recruiter_client, org, candidat
         assert not Attachment.objects.exists()
 
 
+def test_attachment_sizes_and_limit_have_no_needless_decimal(
+    recruiter_client, org, candidate, settings
+):
+    page = recruiter_client.get(
+        reverse("candidates:detail", args=[org.slug, candidate.pk])
+    ).content.decode()
+    settings.ATTACHMENT_MAX_UPLOAD_BYTES = 1024
+    refused = _upload(recruiter_client, org, candidate, make_pdf("x" * 2000), "big.pdf", htmx=True)
+
+    assert "PDF or Word (.docx), up to 10\xa0MB." in page
+    assert "; the limit is 1\xa0KB." in refused.content.decode()
+
+
 def test_attachment_upload_zip_bomb_docx_is_rejected_before_extracting(
     recruiter_client, org, candidate
 ):

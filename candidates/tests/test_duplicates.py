@@ -265,6 +265,27 @@ def test_duplicate_list_viewer_reads_without_actions(viewer_client, org):
     assert "Scan now" not in body
 
 
+def test_duplicate_list_filter_sits_in_the_same_place_for_every_role(
+    viewer_client, recruiter_client, org
+):
+    """Only the header's Scan now button depends on the role; the filter is not beside it."""
+    from crm.tests.markup import attributes, elements, form_of
+
+    _suggest(org, 1)
+
+    def filter_row(client) -> list[tuple[str, str]]:
+        html = client.get(reverse("candidates:duplicates", args=[org.slug])).content.decode()
+        form = form_of(html, "id_reason")
+        parent = next(element for element in elements(html) if form in element.children)
+        return [
+            (child.name, attributes(child).get("class", ""))
+            for child in parent.children
+            if not isinstance(child, str)
+        ]
+
+    assert filter_row(viewer_client) == filter_row(recruiter_client)
+
+
 def test_duplicate_list_filters_by_reason(recruiter_client, org, people):
     with scopes_disabled():
         duplicates_scan(organization=org)

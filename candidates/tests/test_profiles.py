@@ -155,6 +155,26 @@ def test_candidate_update_records_edited_status_and_owner_changes(
     assert activities["owner_changed"].actor == recruiter_user
 
 
+def test_candidate_without_owner_is_unassigned_on_its_profile_form_and_timeline(
+    org, recruiter_user, admin_user, recruiter_client, in_org
+):
+    """Says “Unassigned”, as the candidate list, its Owner filter and the board do."""
+    from crm.tests.markup import elements, text
+
+    candidate = CandidateFactory(organization=org)
+
+    page = recruiter_client.get(url("detail", org, candidate.pk)).content.decode()
+    form = recruiter_client.get(url("edit", org, candidate.pk)).context["form"]
+    with in_org():
+        profiles.candidate_update(candidate=candidate, actor=recruiter_user, owner=admin_user)
+        change = Activity.objects.get(candidate=candidate, kind="owner_changed")
+
+    facts = [text(element) for element in elements(page) if element.name in {"dt", "dd"}]
+    assert facts[facts.index("Owner") + 1] == "Unassigned"
+    assert form.fields["owner"].empty_label == "Unassigned"
+    assert change.summary == f"Owner: Unassigned → {admin_user.display_name}"
+
+
 def test_candidate_update_without_changes_records_nothing(org, recruiter_user, in_org):
     candidate = CandidateFactory(organization=org, email="same@example.com", city="London")
     with in_org():
@@ -526,6 +546,41 @@ def test_candidate_detail_shows_current_note_body_and_pinned_notes(
     assert "First words" not in body
     assert body.count("Better words") == 2  # in the Pinned card and on the timeline
     assert 'id="pinned-note-' in body
+
+
+def test_candidate_detail_renders_note_markdown_safely_when_pinned_and_on_the_timeline(
+    org, recruiter_client, recruiter_user, in_org
+):
+    candidate = CandidateFactory(organization=org)
+    with in_org():
+        note = profiles.note_create(
+            candidate=candidate,
+            author=recruiter_user,
+            body=(
+                "**Strong** fit\n# not a heading\n\n- one\n- two\n\n"
+                "<script>alert(1)</script> [site](https://example.com) [bad](javascript:alert(1))"
+                " ![pixel](https://tracker.example/p.gif)"
+            ),
+        )
+        profiles.note_pin(note=note, actor=recruiter_user)
+
+    body = recruiter_client.get(url("detail", org, candidate.pk)).content.decode()
+
+    assert body.count("<strong>Strong</strong> fit<br />\n# not a heading</p>") == 2
+    assert body.count("<ul>\n<li>one</li>\n<li>two</li>\n</ul>") == 2
+    assert body.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
+    assert body.count('<a href="https://example.com" rel="nofollow noopener">site</a>') == 2
+    assert "<script>alert(1)" not in body
+    assert 'href="javascript:' not in body
+    assert 'src="https://tracker.example' not in body  # a note loads nothing from elsewhere
+
+
+def test_note_form_says_markdown_works(org, recruiter_client):
+    candidate = CandidateFactory(organization=org)
+
+    body = recruiter_client.get(url("detail", org, candidate.pk)).content.decode()
+
+    assert "Markdown works: **bold**, *italic*, lists and [links](https://…)." in body
 
 
 # --- views: notes -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from candidates.models import Job
 from candidates.panels import BULK_DESTINATIONS
 from candidates.selectors import import_failed_rows, job_get
 from candidates.services import bulk
+from candidates.views.outcomes import bulk_outcome
 from crm.permissions import recruiter_required
 
 # How many failed rows of an import the summary lists (the downloadable file has them all).
@@ -53,6 +54,12 @@ def job_detail(request, org_slug, job_id):
         context["import_outcome"] = _import_outcome(job)
         if job.is_finished and (job.result or {}).get("failed"):
             context["failed_rows"] = import_failed_rows(job=job, limit=FAILED_ROWS_SHOWN)
+    elif job.kind == Job.Kind.BULK and job.result:
+        changed, unchanged = int(job.result.get("changed", 0)), int(job.result.get("unchanged", 0))
+        params = job.params or {}
+        context["bulk_outcome"] = bulk_outcome(
+            params.get("action", ""), params.get("args") or {}, changed, changed + unchanged
+        )
     elif job.kind == Job.Kind.DUPLICATE_SCAN:
         context["duplicates_open"] = int((job.result or {}).get("open suggestions", 0))
     if request.htmx:

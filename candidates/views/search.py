@@ -46,6 +46,7 @@ from candidates.services.saved_searches import (
     saved_search_querystring,
     saved_search_update,
 )
+from candidates.views.outcomes import bulk_outcome
 from crm.ids import id_from, ids_from
 from crm.permissions import recruiter_required
 
@@ -328,13 +329,8 @@ def _bulk_run(request, action, arguments_form, selection, query):
     )
     if outcome.job:  # its page says what is going on, like an export's
         return redirect("candidates:job_detail", organization.slug, outcome.job.pk)
-    label = bulk.ACTIONS[action]
-    if action == "delete":
-        messages.success(request, f"Deleted {outcome.changed:,} candidates.")
-    else:
-        unchanged = outcome.total - outcome.changed
-        note = f" ({unchanged:,} already had it)" if unchanged else ""
-        messages.success(request, f"{label}: {outcome.changed:,} candidates changed{note}.")
+    args = arguments_form.action_args()
+    messages.success(request, bulk_outcome(action, args, outcome.changed, outcome.total))
     return redirect(_list_url(organization, query))
 
 

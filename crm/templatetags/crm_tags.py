@@ -1,6 +1,15 @@
+import re
+
 from django import forms, template
+from django.template.defaultfilters import filesizeformat
 
 register = template.Library()
+
+
+@register.filter
+def file_size(num_bytes) -> str:
+    """Django's `filesizeformat` without a needless “.0”: “10 MB”, “1.5 MB”, “300 bytes”."""
+    return re.sub(r"[.,]0(?=\s)", "", filesizeformat(num_bytes))
 
 
 @register.simple_tag

@@ -152,3 +152,29 @@ def test_make_run_stops_everything_on_sigterm(tmp_path):
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
     assert not port_in_use(port)
+
+
+def test_settings_keep_sent_mail_in_the_data_directory(tmp_path):
+    """The file mail backend of development writes under RAPPORT_DATA_DIR, with the embedded
+    servers, not always under the checkout's .data."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", "from crm import settings; print(settings.EMAIL_FILE_PATH)"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "RAPPORT_DATA_DIR": str(tmp_path),
+            "HOME": str(tmp_path),
+            # Only read, never connected to: settings refuse to load without them.
+            "DATABASE_URL": "postgres://rapport@127.0.0.1:1/rapport",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "mail")

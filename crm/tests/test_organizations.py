@@ -71,6 +71,51 @@ def test_organization_create_reserved_slug_is_rejected(client):
     assert "reserved" in str(response.context["form"].errors["slug"])
 
 
+@pytest.mark.parametrize(
+    "slug", ["My Team", "my_team", "équipe", "-team", "team-", "Team!"], ids=repr
+)
+def test_organization_create_bad_url_name_is_explained_in_plain_words(client, slug):
+    client.force_login(UserFactory())
+
+    response = client.post(
+        reverse("organization_create"), {"name": "Team", "slug": slug, "time_zone": "UTC"}
+    )
+
+    assert response.context["form"].errors["slug"] == [
+        "Use only lowercase letters, numbers and hyphens, such as “acme-talent”: "
+        "no spaces, accents or other signs, and no hyphen at the start or the end."
+    ]
+
+
+def test_organization_create_url_name_in_capitals_is_lowercased(client):
+    client.force_login(UserFactory())
+
+    client.post(
+        reverse("organization_create"), {"name": "Team", "slug": "My-Team", "time_zone": "UTC"}
+    )
+
+    assert Organization.objects.get().slug == "my-team"
+
+
+def test_organization_create_taken_or_long_url_name_says_so_plainly(client):
+    OrganizationFactory(slug="taken")
+    client.force_login(UserFactory())
+
+    taken = client.post(
+        reverse("organization_create"), {"name": "T", "slug": "taken", "time_zone": "UTC"}
+    )
+    long = client.post(
+        reverse("organization_create"), {"name": "T", "slug": "a" * 51, "time_zone": "UTC"}
+    )
+
+    assert taken.context["form"].errors["slug"] == [
+        "Another organisation already uses this URL name; choose another."
+    ]
+    assert long.context["form"].errors["slug"] == [
+        "Keep the URL name to 50 characters or fewer (this one has 51)."
+    ]
+
+
 def test_home_sends_user_without_organization_to_create(client):
     client.force_login(UserFactory())
     assert client.get("/")["Location"] == reverse("organization_create")

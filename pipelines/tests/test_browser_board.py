@@ -172,3 +172,37 @@ def test_board_arrow_key_on_the_stage_select_moves_nothing(live_server, board):
         card.refresh_from_db()
         assert not StageChange.objects.filter(membership=card).exists()
     assert card.stage_id == stages[0].pk
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_board_keeps_the_navbar_where_other_pages_have_it(live_server, board):
+    """The board and the candidate list are wider than other pages; the navbar is not."""
+    slug = board["organization"].slug
+
+    with board_page(live_server, board) as page:
+        positions = {"board": page.locator(".navbar-brand").bounding_box()["x"]}
+        for name, path in [("candidates", "candidates/"), ("settings", "settings/members/")]:
+            page.goto(f"{live_server.url}/o/{slug}/{path}")
+            positions[name] = page.locator(".navbar-brand").bounding_box()["x"]
+
+    assert positions == dict.fromkeys(positions, positions["settings"])
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_board_search_on_a_phone_shows_its_whole_placeholder(live_server, board):
+    with board_page(live_server, board) as page:
+        page.set_viewport_size({"width": 375, "height": 800})
+        search = page.locator("#id_q")
+        room, needed = search.evaluate(
+            """input => {
+                const style = getComputedStyle(input);
+                const context = document.createElement("canvas").getContext("2d");
+                context.font = `${style.fontSize} ${style.fontFamily}`;
+                const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+                return [input.clientWidth - padding, context.measureText(input.placeholder).width];
+            }"""
+        )
+
+    assert room >= needed

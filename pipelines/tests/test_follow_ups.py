@@ -49,6 +49,16 @@ def test_follow_up_create_view(recruiter_client, org, recruiter_user, make_candi
     assert activity.summary == "Follow-up set for 1 May 2030: Call in spring"
 
 
+def test_follow_up_form_offers_unassigned_for_no_owner(recruiter_client, org, make_candidates):
+    (candidate,) = make_candidates(1)
+
+    response = recruiter_client.post(
+        url("follow_up_create", org, candidate_id=candidate.pk), {"due_on": "soon"}
+    )
+
+    assert response.context["form"].fields["owner"].empty_label == "Unassigned"
+
+
 def test_follow_up_create_invalid_date_shows_error(recruiter_client, org, make_candidates):
     (candidate,) = make_candidates(1)
 

@@ -54,6 +54,15 @@ def test_pool_list_shows_sizes_growth_and_stages(
     assert "3 in 30 days" in body
 
 
+def test_pool_list_says_unassigned_for_a_pool_without_owner(recruiter_client, org, stages):
+    PoolFactory(organization=org, owner=None, name="Orphans")
+
+    body = " ".join(recruiter_client.get(url("pool_list", org)).content.decode().split())
+
+    assert "Unassigned" in body
+    assert "No owner" not in body
+
+
 def test_pool_list_hides_other_peoples_private_pools(
     recruiter_client, admin_client, org, recruiter_user, admin_user, stages
 ):
@@ -136,6 +145,19 @@ def test_pool_create_static(recruiter_client, org, recruiter_user, stages):
     assert response.status_code == 302
     assert response["Location"] == url("pool_board", org, pool_id=pool.pk)
     assert (pool.owner, pool.kind, pool.color) == (recruiter_user, "static", "teal")
+
+
+def test_pool_form_rule_picker_is_the_smart_pools_part(recruiter_client, org, stages):
+    """Without JavaScript it shows, titled for smart pools; rapport.js hides it unless Smart
+    is chosen (data-show-when)."""
+    from crm.tests.markup import attributes, elements, text
+
+    html = recruiter_client.get(url("pool_create", org)).content.decode()
+
+    (part,) = [e for e in elements(html) if "data-show-when" in attributes(e)]
+    assert (part.name, attributes(part)["data-show-when"]) == ("fieldset", "kind=smart")
+    assert text(next(e for e in elements(part) if e.name == "legend")) == "For a smart pool"
+    assert any(attributes(e).get("id") == "id_saved_search" for e in elements(part))
 
 
 def test_pool_create_smart_needs_a_saved_search(recruiter_client, org, stages):
