@@ -1,22 +1,25 @@
 """Forms of the campaigns app. Tenant-dependent choices get their querysets in __init__."""
 
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
 from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
 from campaigns.services.branding import brand_color_problem
+from campaigns.services.campaigns import archived_pool_problem
 from campaigns.services.preferences import pause_end
 from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
 from crm.models import Organization, brand_color_validator
 from pipelines.models import Pool
-from pipelines.selectors import pools_visible
+from pipelines.selectors import PRIVATE_POOL_NAME, pool_visible_to, pools_visible
 
 # How far ahead a broadcast can be scheduled or a warm-up can start.
 SCHEDULE_HORIZON = timedelta(days=365)
@@ -24,6 +27,8 @@ SCHEDULE_HORIZON_PROBLEM = "Choose a time within the next 12 months."
 # Bounds of the number inputs: realistic, and well inside their database columns
 # (PositiveIntegerField up to 2147483647, PositiveSmallIntegerField up to 32767).
 MAX_EMAILS_PER_DAY = 1_000_000
+AUDIENCE_MISSING = "Choose who receives it: at least one saved search or talent pool."
+AUDIENCE_MISSING_CODE = "no_audience"
 
 
 def org_wall_clock_to_aware(when: datetime, *, time_zone: str) -> datetime | None:
@@ -137,6 +142,12 @@ class InterestTargetingForm(forms.Form):
         return comma_list(self.cleaned_data["interest_locations"], name="locations", limit=20)
 
 
+def pool_label(pool, *, user) -> str:
+    """A pool's choice label: a colleague's private pool that a campaign keeps is not named."""
+    name = pool.name if pool_visible_to(pool=pool, user=user) else PRIVATE_POOL_NAME
+    return f"{name} (archived)" if pool.archived_at else name
+
+
 class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
     SEND_NOW, SEND_LATER = "now", "later"
 
@@ -191,9 +202,13 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
         help_text="Only when sending at a time you choose; in your organisation's time zone.",
     )
 
-    def __init__(self, *args, organization, user, **kwargs):
+    def __init__(self, *args, organization, user, campaign=None, **kwargs):
+        if campaign is not None:  # a draft's settings: its email is edited on its own page
+            kwargs.setdefault("initial", self._initial_from(campaign, organization=organization))
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.campaign = campaign
+        self.user = user
         self.fields["scheduled_at"].help_text = (
             "Only when sending at a time you choose; in your organisation's time zone, "
             f"{organization.get_time_zone_display()}."
@@ -201,12 +216,49 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
         self.fields["template"].queryset = EmailTemplate.objects.filter(organization=organization)
         self.fields["topic"].choices = topic_choices(organization=organization)
         searches = SavedSearch.objects.filter(organization=organization, owner=user)
-        self.fields["saved_searches"].queryset = searches
-        self.fields["excluded_saved_searches"].queryset = searches
         pools = pools_visible(organization=organization, user=user)
-        self.fields["pools"].queryset = pools
-        self.fields["excluded_pools"].queryset = pools
-        self.interest_fields_setup(organization=organization)
+        if campaign is not None:
+            del self.fields["template"]
+            # What the draft already has stays a valid choice — a colleague's saved search or
+            # private pool, a pool archived since — so that saving the rest does not silently
+            # drop it; clean() asks to leave an archived pool out.
+            searches = searches | SavedSearch.objects.filter(
+                Q(campaigns=campaign) | Q(excluded_from_campaigns=campaign),
+                organization=organization,
+            )
+            pools = pools | Pool.objects.filter(
+                Q(campaigns=campaign) | Q(excluded_from_campaigns=campaign),
+                organization=organization,
+            )
+        for name in ("saved_searches", "excluded_saved_searches"):
+            self.fields[name].queryset = searches.distinct()
+        for name in ("pools", "excluded_pools"):
+            self.fields[name].queryset = pools.distinct()
+            self.fields[name].label_from_instance = partial(pool_label, user=user)
+        self.interest_fields_setup(
+            organization=organization,
+            chosen=campaign.interest_role_families if campaign is not None else (),
+        )
+
+    @classmethod
+    def _initial_from(cls, campaign, *, organization) -> dict:
+        scheduled_at = campaign.scheduled_at
+        if scheduled_at is not None:  # the browser's field is a wall clock in the org's zone
+            zone = ZoneInfo(organization.time_zone)
+            scheduled_at = scheduled_at.astimezone(zone).replace(tzinfo=None)
+        return {
+            "name": campaign.name,
+            "topic": campaign.topic,
+            "saved_searches": list(campaign.saved_searches.all()),
+            "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
+            "pools": list(campaign.pools.all()),
+            "excluded_pools": list(campaign.excluded_pools.all()),
+            "send_when": cls.SEND_LATER if scheduled_at else cls.SEND_NOW,
+            "scheduled_at": scheduled_at,
+            "interest_role_families": list(campaign.interest_role_families),
+            "interest_locations": ", ".join(campaign.interest_locations),
+            "interest_include_unstated": campaign.interest_include_unstated,
+        }
 
     def clean(self):
         data = super().clean()
@@ -235,8 +287,22 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
         if pools & excluded_pools:
             self.add_error("excluded_pools", "A pool cannot be in both lists.")
         if "saved_searches" in data and "pools" in data and not included and not pools:
-            self.add_error("saved_searches", "Choose who receives it: a saved search or a pool.")
+            # About the searches and the pools together: shown over both ("Who gets it").
+            self.add_error(None, ValidationError(AUDIENCE_MISSING, code=AUDIENCE_MISSING_CODE))
+        for name in ("pools", "excluded_pools"):
+            for pool in data.get(name) or []:
+                if pool.archived_at is not None:
+                    self.add_error(name, archived_pool_problem(pool, user=self.user))
         return data
+
+    def audience_errors(self) -> list[str]:
+        """The errors about the audience as a whole, shown over its fields."""
+        return [
+            message
+            for error in self.non_field_errors().as_data()
+            if error.code == AUDIENCE_MISSING_CODE
+            for message in error.messages
+        ]
 
 
 class PreviewCandidateForm(forms.Form):
@@ -286,9 +352,12 @@ class PreferencesForm(forms.Form):
         coerce=int,
         initial="0",
     )
+    # Three answers, read at a glance: radio buttons, whose labels wrap on a phone where a
+    # select cut "Whenever there is something for me" off.
     frequency = forms.ChoiceField(
         label="How often",
         choices=CandidateEmailPreference.Frequency.choices,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
         required=False,
     )
     role_families = forms.MultipleChoiceField(

@@ -6,7 +6,7 @@ from functools import partial
 
 from django import forms
 
-from campaigns.forms import BODY_HELP, InterestTargetingForm, ServiceErrorsMixin
+from campaigns.forms import BODY_HELP, InterestTargetingForm, ServiceErrorsMixin, pool_label
 from campaigns.models import Campaign, Enrollment, Step
 from campaigns.services.campaigns import archived_pool_problem
 from campaigns.services.sequences import MAX_DELAY, WEEKDAYS, Overdue
@@ -14,16 +14,10 @@ from campaigns.services.templates import email_problems
 from campaigns.services.topics import topic_choices
 from candidates.models import SavedSearch
 from pipelines.models import Pool
-from pipelines.selectors import PRIVATE_POOL_NAME, pool_visible_to, pools_visible
+from pipelines.selectors import pools_visible
 
 WEEKDAY_CHOICES = [(str(index), name) for index, name in enumerate(WEEKDAYS)]
 CHECKBOXES = forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
-
-
-def _pool_label(pool, *, user) -> str:
-    """A pool's choice label: a colleague's private pool kept by the sequence is not named."""
-    name = pool.name if pool_visible_to(pool=pool, user=user) else PRIVATE_POOL_NAME
-    return f"{name} (archived)" if pool.archived_at else name
 
 
 class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
@@ -138,7 +132,7 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
             pools = (pools | chosen).distinct()
         for name in ("pools", "auto_join_pool"):
             self.fields[name].queryset = pools
-            self.fields[name].label_from_instance = partial(_pool_label, user=user)
+            self.fields[name].label_from_instance = partial(pool_label, user=user)
         if campaign is not None and not campaign.is_editable:
             # After launch the audience has been enrolled; the rest can still change.
             for name in (

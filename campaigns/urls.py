@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:campaign_id>/", campaigns.campaign_detail, name="detail"),
     path("<int:campaign_id>/launch/", campaigns.campaign_launch, name="launch"),
     path("<int:campaign_id>/email/", campaigns.campaign_email_edit, name="email_edit"),
+    path("<int:campaign_id>/broadcast/", campaigns.broadcast_edit, name="broadcast_edit"),
     path("<int:campaign_id>/preview/", campaigns.campaign_preview, name="preview"),
     path("<int:campaign_id>/test/", campaigns.campaign_test_send, name="test_send"),
     path("<int:campaign_id>/emails/", campaigns.campaign_message_list, name="messages"),

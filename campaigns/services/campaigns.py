@@ -74,6 +74,52 @@ def campaign_create_broadcast(
 
 
 @transaction.atomic
+def broadcast_update(
+    *,
+    campaign: Campaign,
+    name: str,
+    topic: str,
+    saved_searches,
+    excluded_saved_searches=(),
+    pools=(),
+    excluded_pools=(),
+    scheduled_at: datetime | None = None,
+    interest_role_families=(),
+    interest_locations=(),
+    interest_include_unstated: bool = True,
+) -> Campaign:
+    """Change a draft broadcast's settings: its name, topic, audience and when it goes out (its
+    email has a page of its own, `step_update`). Under the campaign's row lock, the one
+    `campaign_launch` takes: a launch that got there first wins, and this says so."""
+    locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if locked.kind != Campaign.Kind.BROADCAST:
+        raise ValidationError("Only a broadcast has these settings.")
+    if not locked.is_editable:
+        raise ValidationError("The campaign has been launched meanwhile: it cannot change now.")
+    locked.name = name
+    locked.topic = topic
+    locked.scheduled_at = scheduled_at
+    locked.interest_role_families = list(interest_role_families)
+    locked.interest_locations = list(interest_locations)
+    locked.interest_include_unstated = interest_include_unstated
+    locked.save(
+        update_fields=[
+            "name",
+            "topic",
+            "scheduled_at",
+            "interest_role_families",
+            "interest_locations",
+            "interest_include_unstated",
+        ]
+    )
+    locked.saved_searches.set(saved_searches)
+    locked.excluded_saved_searches.set(excluded_saved_searches)
+    locked.pools.set(pools)
+    locked.excluded_pools.set(excluded_pools)
+    return locked
+
+
+@transaction.atomic
 def step_update(*, step: Step, subject: str, preheader: str, body_markdown: str) -> Step:
     """Change a draft campaign's email. The campaign's row lock (the one `campaign_launch` takes)
     keeps a launch from checking the email while it changes; the status is read under it."""

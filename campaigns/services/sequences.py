@@ -779,7 +779,9 @@ def campaign_resume(
                 Coalesce(F("next_attempt_at"), Value(campaign.paused_at or now)) + pause, now
             )
         )
-    campaign.status = Campaign.Status.RUNNING
+    # Paused before its scheduled time: it is still waiting for that time.
+    waiting = campaign.scheduled_at is not None and campaign.scheduled_at > now
+    campaign.status = Campaign.Status.SCHEDULED if waiting else Campaign.Status.RUNNING
     campaign.paused_at = None
     campaign.save(update_fields=["status", "paused_at"])
     _dispatch_soon(campaign.organization_id)

@@ -109,6 +109,19 @@ def token_read(token: str, *, salt: str) -> LinkToken | None:
     return LinkToken(*parts)
 
 
+def token_organization_id(token: str, *, salt: str) -> int | None:
+    """The organisation a genuine token names, however old it is (None when forged, altered or
+    malformed): enough for an expired link's page to say whom to contact, nothing more."""
+    try:
+        value = _signer(salt).unsign(token)
+        parts = [base36_to_int(part) for part in value.split("-")]
+    except (signing.BadSignature, ValueError):
+        return None
+    if len(parts) != 4 or not parts[0]:
+        return None
+    return parts[0]
+
+
 def candidate_token(*, organization_id: int, candidate_id: int, message_id: int = 0) -> str:
     return token_make(
         salt=CANDIDATE_SALT,

@@ -1,5 +1,6 @@
 """`{{ subject|merge_chips }}`: a subject line as a list page shows it, each merge field a
-small labelled chip ("first name") instead of its raw `{{ first_name|default('Hello') }}`.
+small chip with its name exactly as a recruiter types it (`first_name`, `custom.salary_band`)
+instead of its raw `{{ first_name|default('Hello') }}` (which its tooltip keeps).
 Pure text work, no query: safe on list pages."""
 
 import re
@@ -21,10 +22,10 @@ def _chip(segment: str) -> SafeString:
     if segment.startswith("{%"):  # a tag ({% if %}) stays as written
         return conditional_escape(segment)
     field = _FIELD.match(segment)
-    label = field[1].replace(".", " ").replace("_", " ") if field else segment[2:-2].strip()
+    label = field[1] if field else segment[2:-2].strip()
     return format_html(
-        '<span class="badge rounded-pill text-bg-light border fw-normal merge-chip" '
-        'title="{}">{}</span>',
+        '<span class="badge rounded-pill text-bg-light border fw-normal font-monospace '
+        'merge-chip" title="{}">{}</span>',
         segment,
         label,
     )

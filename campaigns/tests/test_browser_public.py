@@ -42,7 +42,7 @@ def test_browser_candidate_unsubscribes_resubscribes_and_saves_preferences(
         expect(page.get_by_role("heading", name="Jane, choose what you hear about")).to_be_visible()
         assert _preference(candidate).unsubscribed_at is None
 
-        page.get_by_label("How often").select_option("monthly")
+        page.get_by_label("At most once a month").check()
         page.get_by_label("Pause all emails for").select_option("3")
         page.get_by_role("button", name="Save preferences").click()
         expect(page.get_by_text("Saved. Thank you for keeping us up to date.")).to_be_visible()

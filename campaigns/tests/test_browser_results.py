@@ -109,14 +109,15 @@ def test_sequence_page_puts_progress_under_the_steps_on_a_phone(live_server, mon
 
     phone, laptop = boxes[390], boxes[1280]
     assert problems == []
-    assert phone["overflow"] == 0
+    # Nothing wider than the screen (below 0 when the page keeps a scrollbar gutter).
+    assert phone["overflow"] <= 0
     assert (
         phone["steps"]["y"] + phone["steps"]["height"]
         < phone["progress"]["y"]
         < phone["audience"]["y"]
         < phone["enrollments"]["y"]
     )
-    assert laptop["overflow"] == 0
+    assert laptop["overflow"] <= 0
     assert laptop["progress"]["x"] > laptop["steps"]["x"] + laptop["steps"]["width"]
     assert laptop["progress"]["y"] == laptop["steps"]["y"]
     assert laptop["enrollments"]["y"] > laptop["steps"]["y"] + laptop["steps"]["height"]

@@ -182,7 +182,7 @@ def test_template_editor_is_read_only_for_a_viewer(viewer_client, recruiter_clie
     assert _enabled_fields(viewer) == []
     assert "Save template" not in viewer and "Update preview" not in viewer
     assert "Show preview" in viewer and "Your role cannot change it" in viewer
-    assert "> Back </a>" in " ".join(viewer.split()) and "Cancel" not in viewer
+    assert '">Cancel</a>' in viewer and not re.search(r">\s*Back\s*<", viewer)  # as on every form
     assert _enabled_fields(recruiter) == ["name", "subject", "preheader", "body_markdown"]
     assert "Save template" in recruiter and "Update preview" in recruiter
 
@@ -307,8 +307,9 @@ def test_sequence_candidates_give_phones_the_step_and_date_under_the_name(
     start = body.index('<div class="small text-body-secondary d-sm-none enrollment-phone-line">')
     line = " ".join(re.sub(r"<[^>]+>", "", body[start : body.index("</div>", start)]).split())
     assert re.fullmatch(r"Step 1 · next \d{1,2} \w{3}, \d\d:\d\d", line), line
-    assert body.count('class="d-none d-sm-table-cell"') == 3  # 2 headers, the Step cell
-    assert body.count('class="small text-nowrap d-none d-sm-table-cell"') == 1
+    assert body.count('class="d-none d-sm-table-cell text-end enrollment-step"') == 2
+    assert body.count('class="d-none d-sm-table-cell enrollment-next"') == 1
+    assert body.count('class="small text-nowrap d-none d-sm-table-cell enrollment-next"') == 1
 
 
 def test_broadcast_results_are_a_grid_on_phones_and_a_table_above(
@@ -327,15 +328,15 @@ def test_broadcast_results_are_a_grid_on_phones_and_a_table_above(
     assert '<div class="card-body d-sm-none step-stats-phone">' in body
     assert '<div class="table-responsive d-none d-sm-block">' in body
     figures = re.findall(r'<dt class="text-body-secondary fw-normal">([^<]+)</dt>', phone)
+    # The chart's measures, in its order (emails not sent are a line under both).
     assert figures == [
         "Sent",
         "Delivered",
         "Opened",
         "Clicked",
         "Replied",
-        "Bounced",
         "Unsubscribed",
-        "Not sent",
+        "Bounced",
     ]
 
 
@@ -366,3 +367,164 @@ def test_home_panel_colours_the_status_badge_as_the_campaign_list_does(
     panel = _home_panel_after_a_launch(recruiter_client, recruiter_user, org, in_org, candidates=1)
     badge = '<span class="badge campaign-status campaign-status-running">Sending</span>'
     assert badge in panel
+
+
+# --- the results table, the candidates table, a sent email, test sends, button verbs ---
+
+
+def _text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_broadcast_results_table_has_the_charts_measures_in_its_order(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 3)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        Message.objects.update(status="delivered")
+
+    response = recruiter_client.get(url("detail", org, campaign.pk))
+
+    body = response.content.decode()
+    table = body[body.index('<table class="table mb-0 align-top step-stats">') :]
+    table = table[: table.index("</table>")]
+    headers = re.findall(r'<th scope="col" class="text-end">([^<]+)</th>', table)
+    cells = re.findall(r'<td class="text-end">', table)
+    assert headers == response.context["results_chart"]["labels"]
+    assert len(headers) == 7 and len(cells) == 7  # one email: one row, no eighth column
+    assert "Not sent" not in table
+
+
+def test_broadcast_results_say_what_was_not_sent_under_the_table(
+    recruiter_client, recruiter_user, org, in_org
+):
+    make_candidates(org, 3)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        first, second, _third = Message.objects.order_by("pk")
+        Message.objects.filter(pk=first.pk).update(status="skipped")
+        Message.objects.filter(pk=second.pk).update(status="failed")
+
+    body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+
+    start = body.index(
+        '<p class="card-body border-top small text-body-secondary mb-0 step-not-sent">'
+    )
+    line = _text(body[start : body.index("</p>", start)])
+    assert line == "Not sent: 2 (1 failed) · See the sent emails"
+
+
+def test_sequence_candidates_table_gives_the_name_the_room_and_the_time_zone_above(
+    recruiter_client, recruiter_user, org
+):
+    campaign, _ = launched(org, recruiter_user, [{}], candidates=2)
+
+    body = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
+
+    table = body[body.index('<table class="table align-middle mb-0 enrollment-table">') :]
+    table = table[: table.index("</thead>")]
+    headers = re.findall(r'<th scope="col" class="([^"]+)">', table)
+    assert headers == [
+        "enrollment-candidate",
+        "enrollment-status",
+        "d-none d-sm-table-cell text-end enrollment-step",
+        "d-none d-sm-table-cell enrollment-next",
+        "enrollment-actions",
+    ]
+    assert "Europe" not in table  # the time zone is said once, above the table
+    assert '<p class="small text-body-secondary enrollment-time-zone">Times in ' in body
+    assert body.count('<td class="enrollment-candidate">') == 2
+
+
+def _sent_message(org, user, in_org, **fields):
+    from datetime import UTC, datetime
+
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=user)
+    with in_org():
+        campaign_launch(campaign=campaign, user=user)
+        dispatch_due()
+        message = Message.objects.get()
+        Message.objects.filter(pk=message.pk).update(
+            sent_at=datetime(2030, 3, 4, 9, 5, 7, tzinfo=UTC), **fields
+        )
+    return campaign, message
+
+
+def _delivery_card(client, org, campaign, message) -> str:
+    body = client.get(url("message_detail", org, campaign.pk, message.pk)).content.decode()
+    start = body.index('<h2 class="h6" id="delivery-heading">')
+    return _text(body[start : body.index("</section>", start)])
+
+
+def test_sent_email_page_shows_no_attempts_for_a_delivered_email(
+    recruiter_client, recruiter_user, org, in_org
+):
+    campaign, message = _sent_message(org, recruiter_user, in_org, status="delivered", attempts=0)
+
+    card = _delivery_card(recruiter_client, org, campaign, message)
+
+    assert card == "Delivery Status Delivered Sent 4 Mar 2030, 09:05"  # no seconds, no attempts
+
+
+def test_sent_email_page_shows_attempts_when_sending_failed(
+    recruiter_client, recruiter_user, org, in_org
+):
+    campaign, message = _sent_message(
+        org, recruiter_user, in_org, status="failed", attempts=5, last_error="Gave up"
+    )
+
+    card = _delivery_card(recruiter_client, org, campaign, message)
+
+    assert "Attempts 5" in card and "Last error Gave up" in card
+
+
+def test_send_a_test_names_the_address_in_its_button_everywhere(
+    recruiter_client, recruiter_user, org
+):
+    template = EmailTemplateFactory(organization=org)
+    broadcast = make_broadcast(org, user=recruiter_user)
+    sequence = make_sequence(org, user=recruiter_user, steps=[{}])
+    with scopes_disabled():
+        step = sequence.steps.get()
+    pages = [
+        url("template_edit", org, template.pk),
+        url("detail", org, broadcast.pk),
+        url("step_edit", org, sequence.pk, step.pk),
+    ]
+
+    for page in pages:
+        body = _text(recruiter_client.get(page).content.decode())
+        assert "Send a test to me (rex.recruiter@acme.example)" in body, page
+        assert "Send a test to me to" not in body, page
+
+
+def test_creation_pages_say_create_and_editing_pages_say_save(
+    recruiter_client, recruiter_user, org
+):
+    template = EmailTemplateFactory(organization=org)
+    sequence = make_sequence(org, user=recruiter_user, steps=[{}])
+    with scopes_disabled():
+        step = sequence.steps.get()
+
+    def submit(page: str) -> str:
+        body = recruiter_client.get(page).content.decode()
+        match = re.search(
+            r'<button class="btn btn-primary" type="submit">(.*?)</button>', body, re.S
+        )
+        return _text(match.group(1))
+
+    assert submit(url("template_create", org)) == "Create template"
+    assert submit(url("template_edit", org, template.pk)) == "Save template"
+    assert submit(url("create", org)) == "Create broadcast"
+    assert submit(url("sequence_create", org)) == "Create sequence"
+    assert submit(url("sequence_edit", org, sequence.pk)) == "Save settings"
+    assert submit(url("step_create", org, sequence.pk)) == "Create step"
+    assert submit(url("step_edit", org, sequence.pk, step.pk)) == "Save step"
+    detail = _text(recruiter_client.get(url("detail", org, sequence.pk)).content.decode())
+    assert "New step" in detail and "Add step" not in detail

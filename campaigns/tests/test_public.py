@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
+from campaigns.conf import TOKEN_MAX_AGE_DAYS
 from campaigns.models import (
     CandidateEmailPreference,
     EmailSettings,
@@ -394,7 +395,10 @@ def test_preferences_frequency_and_interests_are_saved_and_shown(
         True,
     )
     assert 'value="Backend engineer, engineering manager"' in again
-    assert '<option value="weekly" selected>' in again
+    assert (
+        'name="frequency" value="weekly" class="form-check-input" id="id_frequency_1" checked'
+        in again
+    )
     panel = profile_email_preferences(profile)
     assert panel["How often"] == "At most once a week"
     assert panel["Other roles"] == "Backend engineer, engineering manager"
@@ -575,3 +579,84 @@ def test_click_with_forged_or_out_of_range_link_id_is_a_400(sent_message, client
     )
     assert client.get(f"/e/c/{forged}/").status_code == 400
     assert client.get("/e/c/not-a-token/").status_code == 400
+
+
+# --- a link that no longer works; the preference centre on a phone ---
+
+
+def _page_text(response) -> str:
+    body = response.content.decode()
+    main = body[body.index("<main") : body.index("</main>")]
+    return " ".join(re.sub(r"<[^>]+>", " ", main).split())
+
+
+def test_expired_link_gives_the_organisations_contact_and_changes_nothing(
+    sent_message, cookieless, monkeypatch, org
+):
+    org.sender_email = "talent@acme.example"
+    org.save(update_fields=["sender_email"])
+    url = _unsubscribe_url(sent_message)
+    later = timezone.now().timestamp() + (TOKEN_MAX_AGE_DAYS + 1) * 86400
+    monkeypatch.setattr("django.core.signing.time.time", lambda: later)  # the clock
+
+    response = cookieless.get(url)
+
+    text = _page_text(response)
+    assert response.status_code == 404
+    assert "This link no longer works" in text
+    assert "Use the link at the bottom of a more recent email from Acme Talent." in text
+    assert "Or write to Acme Talent at talent@acme.example" in text
+    assert '<a href="mailto:talent@acme.example">' in response.content.decode()
+    assert _state(sent_message) == (None, 0, 0)
+
+
+def test_forged_link_names_no_organisation(sent_message, cookieless, org):
+    org.sender_email = "talent@acme.example"
+    org.save(update_fields=["sender_email"])
+    token = _unsubscribe_url(sent_message).split("/")[3]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+
+    response = cookieless.get(reverse("campaigns_public:unsubscribe", args=[forged]))
+
+    text = _page_text(response)
+    assert response.status_code == 404
+    assert "Use the link at the bottom of a more recent email." in text
+    assert "Acme Talent" not in text and "talent@acme.example" not in text
+
+
+def test_link_of_a_deleted_candidate_reads_as_an_expired_one(
+    sent_message, cookieless, monkeypatch, org
+):
+    """Whether a person is (still) a candidate never shows: a genuine link whose candidate is
+    gone gives the very page an expired link gives."""
+    expired_url = _unsubscribe_url(sent_message)
+    with scopes_disabled():
+        other = make_candidates(org, 1)[0]
+    gone_token = tokens.candidate_token(organization_id=org.pk, candidate_id=other.pk)
+    with scopes_disabled():
+        Candidate.objects.filter(pk=other.pk).delete()
+    gone = cookieless.get(reverse("campaigns_public:preferences", args=[gone_token]))
+    later = timezone.now().timestamp() + (TOKEN_MAX_AGE_DAYS + 1) * 86400
+    monkeypatch.setattr("django.core.signing.time.time", lambda: later)  # the clock
+
+    expired = cookieless.get(expired_url)
+
+    assert gone.status_code == expired.status_code == 404
+    assert _page_text(gone) == _page_text(expired)
+
+
+def test_preferences_offer_how_often_as_radio_buttons_that_wrap(sent_message, client):
+    token = _unsubscribe_url(sent_message).split("/")[3]
+
+    body = client.get(reverse("campaigns_public:preferences", args=[token])).content.decode()
+
+    assert '<select name="frequency"' not in body
+    labels = re.findall(
+        r'<label class="form-check-label" for="id_frequency_\d">([^<]+)</label>', body
+    )
+    assert labels == [
+        "Whenever there is something for me",
+        "At most once a week",
+        "At most once a month",
+    ]
+    assert 'name="frequency" value="" class="form-check-input" id="id_frequency_0" checked' in body

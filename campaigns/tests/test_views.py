@@ -746,8 +746,9 @@ def test_template_list_shows_subject_merge_fields_as_chips(recruiter_client, org
     visible = re.sub(r"<[^>]+>", "", body.split("<tbody>")[1])
     assert "{{" not in visible
     assert (
-        '<span class="badge rounded-pill text-bg-light border fw-normal merge-chip" '
-        'title="{{ first_name|default(&#x27;Hello&#x27;) }}">first name</span>, new roles'
+        '<span class="badge rounded-pill text-bg-light border fw-normal font-monospace '
+        'merge-chip" title="{{ first_name|default(&#x27;Hello&#x27;) }}">first_name</span>, '
+        "new roles"
     ) in body
 
 

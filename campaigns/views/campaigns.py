@@ -44,6 +44,21 @@ def campaign_list(request, org_slug):
     return render(request, "campaigns/campaign_list.html", {"campaigns": campaigns})
 
 
+# The broadcast form's fields that are the campaign's settings (all but the template).
+BROADCAST_SETTINGS = (
+    "name",
+    "topic",
+    "saved_searches",
+    "excluded_saved_searches",
+    "pools",
+    "excluded_pools",
+    "scheduled_at",
+    "interest_role_families",
+    "interest_locations",
+    "interest_include_unstated",
+)
+
+
 @recruiter_required
 def campaign_create(request, org_slug):
     form = BroadcastForm(
@@ -57,17 +72,8 @@ def campaign_create(request, org_slug):
         campaign = campaign_service.campaign_create_broadcast(
             organization=request.organization,
             user=request.user,
-            name=data["name"],
-            topic=data["topic"],
             template=data["template"],
-            saved_searches=data["saved_searches"],
-            excluded_saved_searches=data["excluded_saved_searches"],
-            pools=data["pools"],
-            excluded_pools=data["excluded_pools"],
-            scheduled_at=data["scheduled_at"],
-            interest_role_families=data["interest_role_families"],
-            interest_locations=data["interest_locations"],
-            interest_include_unstated=data["interest_include_unstated"],
+            **{name: data[name] for name in BROADCAST_SETTINGS},
         )
         messages.success(request, "The campaign is ready as a draft. Check it, then launch it.")
         return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
@@ -79,6 +85,38 @@ def campaign_create(request, org_slug):
         request,
         "campaigns/campaign_form.html",
         {"form": form, "has_templates": has_templates, "has_searches": has_searches},
+    )
+
+
+@recruiter_required
+@require_http_methods(["GET", "POST"])
+def broadcast_edit(request, org_slug, campaign_id):
+    """A draft broadcast's settings: name, topic, audience, when it goes out."""
+    campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
+    if campaign.kind != Campaign.Kind.BROADCAST:
+        raise Http404("This campaign is not a broadcast.")
+    if not campaign.is_editable:
+        messages.error(request, "A launched campaign's audience and time cannot change.")
+        return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
+    form = BroadcastForm(
+        request.POST or None,
+        organization=request.organization,
+        user=request.user,
+        campaign=campaign,
+    )
+    if request.method == "POST" and form.is_valid():
+        data = {name: form.cleaned_data[name] for name in BROADCAST_SETTINGS}
+        try:
+            campaign_service.broadcast_update(campaign=campaign, **data)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "The broadcast's settings were saved.")
+            return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
+    return render(
+        request,
+        "campaigns/campaign_form.html",
+        {"form": form, "campaign": campaign, "has_templates": True, "has_searches": True},
     )
 
 

@@ -1,7 +1,9 @@
 """Candidate-facing pages: no login, addressed by signed tokens (see services/tokens.py).
 
 GET and HEAD never change anything (mail scanners follow every link); changes are POSTs. A
-forged, expired or foreign token changes nothing and reveals nothing: the same neutral page.
+forged, expired or foreign token changes nothing and reveals nothing about the candidate: the
+same neutral page, which names the organisation (how to reach it) only when the token is
+genuine, so that a candidate with an old link still has a way to unsubscribe.
 """
 
 import base64
@@ -16,15 +18,25 @@ from django_scopes import scope
 
 from campaigns.forms import PreferencesForm
 from campaigns.services import preferences as preference_service
-from campaigns.services import tracking
+from campaigns.services import tokens, tracking
 from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
+from crm.models import Organization
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-def _invalid(request):
-    return render(request, "campaigns/public/invalid.html", status=404)
+def _invalid(request, token: str):
+    """The page for a link that no longer works. A genuine but expired token (or one whose
+    candidate is gone) still names its organisation: the page then gives its contact address.
+    Whether the candidate exists never shows."""
+    organization_id = tokens.token_organization_id(token, salt=tokens.CANDIDATE_SALT)
+    organization = (
+        Organization.objects.filter(pk=organization_id).first() if organization_id else None
+    )
+    return render(
+        request, "campaigns/public/invalid.html", {"organization": organization}, status=404
+    )
 
 
 @csrf_exempt  # RFC 8058: mail providers POST without cookies; the signed token is the proof
@@ -36,7 +48,7 @@ def unsubscribe(request, token):
     and answer 200, never a redirect."""
     found = preference_service.candidate_from_token(token)
     if found is None:
-        return _invalid(request)
+        return _invalid(request, token)
     organization, candidate, message_id = found
     if request.method == "POST" and request.POST.get("List-Unsubscribe") != "One-Click":
         return HttpResponseBadRequest("Expected List-Unsubscribe=One-Click.")
@@ -65,7 +77,7 @@ def unsubscribe(request, token):
 def resubscribe(request, token):
     found = preference_service.candidate_from_token(token)
     if found is None:
-        return _invalid(request)
+        return _invalid(request, token)
     organization, candidate, _ = found
     with scope(organization=organization):
         preference_service.candidate_resubscribe(candidate=candidate)
@@ -77,7 +89,7 @@ def resubscribe(request, token):
 def preferences(request, token):
     found = preference_service.candidate_from_token(token)
     if found is None:
-        return _invalid(request)
+        return _invalid(request, token)
     organization, candidate, _ = found
     with scope(organization=organization):
         preference = preference_service.preference_read(candidate=candidate)

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns.forms import PreviewCandidateForm
@@ -273,29 +274,35 @@ def step_move(request, org_slug, campaign_id, step_id):
 @require_POST
 @recruiter_required
 def campaign_pause(request, org_slug, campaign_id):
-    campaign = _sequence_get(request, campaign_id)
+    """Pause a sequence or a broadcast (scheduled, or still sending)."""
+    campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
     try:
         sequence_service.campaign_pause(campaign=campaign, user=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, "Paused: no step goes out until you resume it.")
+        what = "step" if campaign.kind == Campaign.Kind.SEQUENCE else "email"
+        messages.success(request, f"Paused: no {what} goes out until you resume it.")
     return _to_detail(campaign)
 
 
 @recruiter_required
 @require_http_methods(["GET", "POST"])
 def campaign_resume(request, org_slug, campaign_id):
-    """Resuming asks what happens to the steps that fell due during the pause."""
-    campaign = _sequence_get(request, campaign_id)
+    """Resuming a sequence asks what happens to the steps that fell due during the pause; a
+    broadcast's one email simply goes out (at its scheduled time if that is still to come)."""
+    campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
     if campaign.status != Campaign.Status.PAUSED:
         messages.error(request, "Only a paused campaign can be resumed.")
         return _to_detail(campaign)
-    form = ResumeForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    is_sequence = campaign.kind == Campaign.Kind.SEQUENCE
+    form = ResumeForm(request.POST or None) if is_sequence else None
+    if request.method == "POST" and (form is None or form.is_valid()):
         try:
             sequence_service.campaign_resume(
-                campaign=campaign, user=request.user, overdue=form.cleaned_data["overdue"]
+                campaign=campaign,
+                user=request.user,
+                overdue=form.cleaned_data["overdue"] if form else sequence_service.Overdue.SEND_NOW,
             )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
@@ -306,7 +313,7 @@ def campaign_resume(request, org_slug, campaign_id):
     return render(
         request,
         "campaigns/sequence_resume.html",
-        {"campaign": campaign, "form": form, "overdue_count": overdue},
+        {"campaign": campaign, "form": form, "overdue_count": overdue, "now": timezone.now()},
     )
 
 
