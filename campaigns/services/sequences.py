@@ -925,7 +925,9 @@ def sequence_update(
 ) -> Campaign:
     """Change a sequence's settings. The audience, its interest targeting and the topic only
     change before launch; the window and the auto-join pool change any time (they apply from
-    the next step on)."""
+    the next step on). Under the campaign's row lock, the one the launch takes: what a launch
+    that got there first fixed stays fixed."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
         raise ValidationError("A finished campaign cannot be changed.")
     names = [name for name in SETTINGS_FIELDS if name in settings]

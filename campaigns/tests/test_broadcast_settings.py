@@ -152,3 +152,23 @@ def test_the_service_refuses_a_draft_launched_meanwhile(org, recruiter_user):
                 scheduled_at=datetime.now(ZoneInfo("UTC")) + timedelta(days=1),
             )
     assert _reread(campaign).name != "Late"
+
+
+def test_a_sequence_launched_meanwhile_keeps_the_audience_it_launched_with(org, recruiter_user):
+    """sequence_update re-reads the campaign under the launch's lock: a settings page opened
+    on the draft and saved after the launch cannot change the launched audience."""
+    from campaigns.services.sequences import sequence_update
+
+    make_candidates(org, 1)
+    sequence = make_broadcast(org, user=recruiter_user, kind=Campaign.Kind.SEQUENCE)
+    stale = _reread(sequence)
+    with scopes_disabled():
+        launched_with = list(sequence.saved_searches.all())
+    other = SavedSearchFactory(organization=org, owner=recruiter_user, name="Designers")
+    with scope(organization=org):
+        campaign_launch(campaign=sequence, user=recruiter_user)
+        sequence_update(campaign=stale, name="Renamed", saved_searches=[other])
+    saved = _reread(sequence)
+    with scopes_disabled():
+        assert list(saved.saved_searches.all()) == launched_with
+    assert saved.name == "Renamed"  # what may change after launch still does
