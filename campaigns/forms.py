@@ -214,7 +214,9 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
             f"{organization.get_time_zone_display()}."
         )
         self.fields["template"].queryset = EmailTemplate.objects.filter(organization=organization)
-        self.fields["topic"].choices = topic_choices(organization=organization)
+        self.fields["topic"].choices = topic_choices(
+            organization=organization, keep=campaign.topic if campaign is not None else ""
+        )
         searches = SavedSearch.objects.filter(organization=organization, owner=user)
         pools = pools_visible(organization=organization, user=user)
         if campaign is not None:
@@ -289,10 +291,11 @@ class BroadcastForm(ServiceErrorsMixin, InterestTargetingForm):
         if "saved_searches" in data and "pools" in data and not included and not pools:
             # About the searches and the pools together: shown over both ("Who gets it").
             self.add_error(None, ValidationError(AUDIENCE_MISSING, code=AUDIENCE_MISSING_CODE))
-        for name in ("pools", "excluded_pools"):
-            for pool in data.get(name) or []:
-                if pool.archived_at is not None:
-                    self.add_error(name, archived_pool_problem(pool, user=self.user))
+        # An archived pool cannot bring anyone in (the launch refuses it); one that leaves
+        # people out still does, so it stays.
+        for pool in data.get("pools") or []:
+            if pool.archived_at is not None:
+                self.add_error("pools", archived_pool_problem(pool, user=self.user))
         return data
 
     def audience_errors(self) -> list[str]:

@@ -103,7 +103,9 @@ class SequenceForm(ServiceErrorsMixin, InterestTargetingForm):
             "In each candidate's time zone when known (else your organisation's, "
             f"{organization.get_time_zone_display()})"
         )
-        self.fields["topic"].choices = topic_choices(organization=organization)
+        self.fields["topic"].choices = topic_choices(
+            organization=organization, keep=campaign.topic if campaign is not None else ""
+        )
         # A family archived after the sequence chose it stays a valid choice.
         self.interest_fields_setup(
             organization=organization,

@@ -1,48 +1,83 @@
-"""ESP tracking and inbound webhooks: anymail's views, each behind a guard that answers a
-body it cannot read with 400 instead of a server error.
+"""ESP tracking and inbound webhooks: anymail's views, each answering 400 instead of a server
+error where the request itself is at fault.
 
 Anymail checks the basic auth of ANYMAIL_WEBHOOK_SECRET and the ESP's signature where it has
-one, and answers a failed check with 400. A few of its views read the body before they check
-anything, and fail on a malformed one (Amazon SES parses the SNS envelope first, Unisender Go
-reads a JSON list as an object); an ESP that is not configured here (a signing key missing, or
-Resend without its `svix` package) fails when its view is built. Neither is a reason for a 500:
-the request is refused, nothing is written, and the exception goes to the log, where an
-operator who did mean to use that ESP sees what is missing.
+one, and answers a failed check with 400 (AnymailWebhookValidationFailure is a
+SuspiciousOperation, logged by django.security). A few of its views fail on a body they cannot
+read, some before they check anything (Amazon SES parses the SNS envelope first, Unisender Go
+reads a JSON list as an object); an ESP that is not configured here (a signing key missing,
+Resend without its `svix` package) fails when its view is built. Neither is a reason for a
+500. Here:
+
+- an error while anymail *checks or parses* the request becomes its own validation failure:
+  400, nothing written, logged like any failed check;
+- an ESP that is not configured answers 400 and logs, at ERROR, what is missing, for the
+  operator who did mean to use it;
+- an error in *our* handling of a well-formed event (the tracking and inbound signals) stays
+  a 500, as anymail intends: ESPs retry those later, and the event tables ignore a repeat.
 """
 
-import functools
 import logging
 
 from anymail import urls as anymail_urls
-from anymail.exceptions import AnymailConfigurationError, AnymailError
+from anymail.exceptions import (
+    AnymailConfigurationError,
+    AnymailError,
+    AnymailWebhookValidationFailure,
+)
 from django.http import HttpResponseBadRequest
 from django.urls import URLPattern
 
 logger = logging.getLogger(__name__)
 
-# What reading a malformed body raises inside anymail's parsers (AnymailError: its own word
-# for it, e.g. "Malformed SNS message body"; a failed signature check never gets here, anymail
-# answers it with 400 itself).
+# What reading a malformed body raises inside anymail's checks and parsers (AnymailError: its
+# own word for it, e.g. "Malformed SNS message body").
 MALFORMED_BODY_ERRORS = (AnymailError, ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
-def _guarded(view):
-    @functools.wraps(view)  # keeps csrf_exempt: ESPs post without a CSRF token
-    def guarded(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except (AnymailConfigurationError, ImportError):
-            logger.exception("ESP webhook %s is not configured", request.path)
-            return HttpResponseBadRequest("This webhook is not configured.")
-        except MALFORMED_BODY_ERRORS:
-            logger.warning("ESP webhook %s: unreadable body", request.path, exc_info=True)
-            return HttpResponseBadRequest("The webhook body could not be read.")
+def _unreadable(phase: str) -> AnymailWebhookValidationFailure:
+    return AnymailWebhookValidationFailure(f"The webhook body could not be read ({phase}).")
 
-    return guarded
+
+class RequestErrorsAre400:
+    """Mixed in before an anymail webhook view (see the module's docstring)."""
+
+    def __init__(self, **kwargs):
+        self.configuration_error = None
+        try:
+            super().__init__(**kwargs)
+        except (AnymailConfigurationError, ImportError) as error:
+            self.configuration_error = error
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.configuration_error is not None:
+            logger.error(
+                "ESP webhook %s is not configured: %s", request.path, self.configuration_error
+            )
+            return HttpResponseBadRequest("This webhook is not configured.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def run_validators(self, request):
+        try:
+            super().run_validators(request)
+        except AnymailWebhookValidationFailure:
+            raise
+        except MALFORMED_BODY_ERRORS as error:
+            raise _unreadable("checking it") from error
+
+    def parse_events(self, request):
+        try:
+            return super().parse_events(request)
+        except AnymailWebhookValidationFailure:
+            raise
+        except MALFORMED_BODY_ERRORS as error:
+            raise _unreadable("parsing it") from error
 
 
 def _guard(pattern: URLPattern) -> URLPattern:
-    pattern.callback = _guarded(pattern.callback)
+    view = pattern.callback
+    guarded = type(view.view_class.__name__, (RequestErrorsAre400, view.view_class), {})
+    pattern.callback = guarded.as_view(**view.view_initkwargs)
     return pattern
 
 

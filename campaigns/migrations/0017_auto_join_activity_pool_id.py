@@ -10,8 +10,8 @@ old name gone) is left as it is.
 
 from django.db import migrations
 
-# Entries that name a pool but carry no pool_id, given the pool whose name ends the summary
-# (no LIKE: a pool's name may hold % or _).
+# Entries that name a pool but carry no pool_id, given the pool whose quoted name ends the
+# summary: “Python”) is not the end of “Senior Python”). No LIKE: a name may hold % or _.
 BY_CAMPAIGN = """
 UPDATE candidates_activity a
    SET data = a.data || jsonb_build_object('pool_id', p.id)
@@ -22,7 +22,7 @@ UPDATE candidates_activity a
    AND position(' (entered the pool “' IN a.summary) > 0
    AND c.organization_id = a.organization_id
    AND c.id = (a.data ->> 'campaign_id')::bigint
-   AND right(a.summary, char_length(p.name) + 2) = p.name || '”)'
+   AND right(a.summary, char_length(p.name) + 3) = '“' || p.name || '”)'
 """
 
 BY_NAME = """
@@ -33,7 +33,7 @@ UPDATE candidates_activity a
    AND NOT (a.data ? 'pool_id')
    AND position(' (entered the pool “' IN a.summary) > 0
    AND p.organization_id = a.organization_id
-   AND right(a.summary, char_length(p.name) + 2) = p.name || '”)'
+   AND right(a.summary, char_length(p.name) + 3) = '“' || p.name || '”)'
    AND NOT EXISTS (
        SELECT 1 FROM pipelines_pool other
         WHERE other.organization_id = p.organization_id

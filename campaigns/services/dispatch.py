@@ -216,8 +216,11 @@ def _dispatch_chunk(
         created = message_service.messages_insert(rows, now=now)  # one INSERT … ON CONFLICT
         report.messages_created += len(created)
         _advance(enrollments, steps_by_campaign, now, campaigns=campaigns, candidates=candidates)
+        # Only a campaign still scheduled: one paused while this chunk was rendered stays
+        # paused (its emails wait in the queue; the send path leaves them alone).
         Campaign.objects.filter(
-            pk__in=[c.pk for c in campaigns.values() if c.status == Campaign.Status.SCHEDULED]
+            pk__in=[c.pk for c in campaigns.values() if c.status == Campaign.Status.SCHEDULED],
+            status=Campaign.Status.SCHEDULED,
         ).update(status=Campaign.Status.RUNNING)
         by_organization: dict[int, list[int]] = defaultdict(list)
         for row in rows:

@@ -29,16 +29,23 @@ def topics_for(*, organization, include_archived: bool = False) -> list[Topic]:
     )
 
 
-def topic_choices(*, organization, with_descriptions: bool = False) -> list[tuple[str, str]]:
-    """(key, label) of the active topics; candidates also see each topic's description."""
+def topic_choices(
+    *, organization, with_descriptions: bool = False, keep: str = ""
+) -> list[tuple[str, str]]:
+    """(key, label) of the active topics; candidates also see each topic's description.
+    `keep`: a topic a campaign already has stays a valid choice even if archived since (marked
+    so), rather than a settings form silently switching the campaign to another topic."""
     return [
         (
             topic.key,
             f"{topic.name} — {topic.description}"
             if with_descriptions and topic.description
+            else f"{topic.name} (archived)"
+            if topic.is_archived
             else topic.name,
         )
-        for topic in topics_for(organization=organization)
+        for topic in topics_for(organization=organization, include_archived=bool(keep))
+        if not topic.is_archived or topic.key == keep
     ]
 
 

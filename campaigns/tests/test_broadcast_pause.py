@@ -91,3 +91,29 @@ def test_viewers_cannot_pause_a_broadcast(org, recruiter_user, viewer_client):
     assert 'pause/"' not in viewer_client.get(_url("detail", org, campaign)).content.decode()
     assert viewer_client.post(_url("pause", org, campaign)).status_code == 403
     assert _status(campaign) == Campaign.Status.RUNNING
+
+
+def test_a_pause_while_its_first_chunk_is_rendered_is_not_undone(org, recruiter_user, monkeypatch):
+    """The dispatcher read the campaign as scheduled; the recruiter paused it while the chunk
+    was being rendered: the chunk's end must not set it running again."""
+    from campaigns.services import messages as message_service
+
+    make_candidates(org, 2)
+    when = timezone.now() + timedelta(hours=1)
+    campaign = make_broadcast(org, user=recruiter_user, scheduled_at=when)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+    insert = message_service.messages_insert
+
+    def paused_meanwhile(rows, **kwargs):
+        Campaign.objects.filter(pk=campaign.pk).update(
+            status=Campaign.Status.PAUSED, paused_at=timezone.now()
+        )
+        return insert(rows, **kwargs)
+
+    monkeypatch.setattr(message_service, "messages_insert", paused_meanwhile)
+    with scope(organization=org):
+        dispatch_due(now=when + timedelta(minutes=1))
+
+    assert _status(campaign) == Campaign.Status.PAUSED
+    assert send_all(org, campaign).sent == 0

@@ -120,6 +120,43 @@ def test_an_archived_pool_must_be_left_out_before_saving(org, recruiter_user, re
     assert _reread(campaign).name != "Changed"
 
 
+def test_an_archived_pool_that_leaves_people_out_stays(org, recruiter_user, recruiter_client):
+    """Saving must not force the recruiter to untick an exclusion (its members would then get
+    the email): an archived pool still leaves its members out, as at launch."""
+    pool = PoolFactory(organization=org, name="Competitors' staff", owner=recruiter_user)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scopes_disabled():
+        campaign.excluded_pools.set([pool])
+        Pool.objects.filter(pk=pool.pk).update(archived_at=timezone.now())
+
+    response = recruiter_client.post(_url(org, campaign), _post(campaign, name="Changed"))
+
+    assert response.status_code == 302
+    saved = _reread(campaign)
+    with scopes_disabled():
+        assert (saved.name, list(saved.excluded_pools.all())) == ("Changed", [pool])
+
+
+def test_an_archived_topic_stays_the_drafts_topic(org, recruiter_user, recruiter_client):
+    """The topic select keeps the draft's topic, archived since, instead of showing the first
+    active one and switching the draft to it on save."""
+    from campaigns.models import Topic
+    from campaigns.services.topics import topics_ensure_defaults
+
+    campaign = make_broadcast(org, user=recruiter_user, topic="newsletter")
+    with scopes_disabled():
+        topics_ensure_defaults(organization=org)
+        Topic.objects.filter(organization=org, key="newsletter").update(archived_at=timezone.now())
+
+    page = recruiter_client.get(_url(org, campaign)).content.decode()
+    response = recruiter_client.post(_url(org, campaign), _post(campaign, name="Changed"))
+
+    assert '<option value="newsletter" selected>' in page
+    assert "(archived)</option>" in page
+    assert response.status_code == 302
+    assert (_reread(campaign).name, _reread(campaign).topic) == ("Changed", "newsletter")
+
+
 def test_a_launched_broadcast_and_a_sequence_have_no_such_page(
     org, recruiter_user, recruiter_client, viewer_client
 ):

@@ -1414,6 +1414,13 @@ def test_migration_gives_old_auto_join_entries_the_pool_they_name(
         visibility=Pool.Visibility.OWNER,
     )
     PoolFactory(organization=other_org, name="Gone pool")  # another organisation's name
+    PoolFactory(organization=org, name="Python")  # shared; its name ends the next one's
+    senior = PoolFactory(
+        organization=org,
+        name="Senior Python",
+        owner=recruiter_user,
+        visibility=Pool.Visibility.OWNER,
+    )
     campaign = _auto_join_sequence(org, recruiter_user, private)
     other = make_sequence(org, user=recruiter_user, steps=[{}], name="Old nurture")
     candidate = make_candidates(org, 1)[0]
@@ -1421,6 +1428,7 @@ def test_migration_gives_old_auto_join_entries_the_pool_they_name(
         (campaign, "Poaching list Zanzibar"),  # the campaign's own auto-join pool
         (other, "Quiet % list"),  # the campaign moved on: the org's only pool of that name
         (other, "Gone pool"),  # no pool of that name here: left as it is
+        (other, "Senior Python"),  # not “Python”, whose name only ends it
     ]
     with in_org():
         for sequence, pool_name in old_entries:
@@ -1443,9 +1451,10 @@ def test_migration_gives_old_auto_join_entries_the_pool_they_name(
             .order_by("pk")
             .values_list("data__pool_id", flat=True)
         )
-    assert pool_ids == [private.pk, renamed.pk, None]
+    assert pool_ids == [private.pk, renamed.pk, None, senior.pk]
     page = viewer_client.get(reverse("candidates:detail", args=[org.slug, candidate.pk]))
     assert "Zanzibar" not in page.content.decode() and "Quiet % list" not in page.content.decode()
+    assert "Senior Python" not in page.content.decode()
 
 
 def test_sequence_pages_do_not_name_a_colleagues_private_pool(

@@ -519,12 +519,12 @@ AUTHORIZED = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode())
     ("url", "body", "why"),
     [
         # anymail parses the SNS envelope before it checks the credentials
-        ("/webhooks/anymail/amazon_ses/tracking/", b"{not json", "unreadable body"),
-        ("/webhooks/anymail/amazon_ses/inbound/", b"[]", "unreadable body"),
+        ("/webhooks/anymail/amazon_ses/tracking/", b"{not json", "could not be read"),
+        ("/webhooks/anymail/amazon_ses/inbound/", b"[]", "could not be read"),
         # anymail reads a JSON list as an object to check its signature
-        ("/webhooks/anymail/unisender_go/tracking/", b"[]", "unreadable body"),
+        ("/webhooks/anymail/unisender_go/tracking/", b"[]", "could not be read"),
         # not configured: checking Resend's signature needs the svix package, not installed
-        ("/webhooks/anymail/resend/tracking/", b"{}", "not configured"),
+        ("/webhooks/anymail/resend/tracking/", b"{}", "is not configured"),
     ],
 )
 def test_a_webhook_request_anymail_cannot_read_gets_400_and_writes_nothing(
@@ -558,3 +558,36 @@ def test_an_esp_without_its_signing_key_refuses_and_logs_what_is_missing(setting
     assert "MAILGUN_WEBHOOK_SIGNING_KEY" in caplog.text
     with scopes_disabled():
         assert EspEvent.objects.count() == 0
+
+
+def test_an_error_in_our_handling_of_a_good_event_stays_a_500_so_the_esp_retries(
+    org, sent_message, monkeypatch
+):
+    """Only the request's own faults become 400: a well-formed, authenticated event that our
+    receiver fails on answers 500, which ESPs retry (the event tables ignore the repeat)."""
+
+    def broken(**kwargs):
+        raise ValueError("a bug of ours")
+
+    monkeypatch.setattr("campaigns.receivers.tracking_event_record", broken)
+    client = Client(
+        raise_request_exception=False,
+        HTTP_AUTHORIZATION=AUTHORIZED["HTTP_AUTHORIZATION"],
+    )
+
+    response = _postmark(client, _bounce(sent_message))
+
+    assert response.status_code == 500
+    with scopes_disabled():
+        assert EspEvent.objects.count() == 0
+
+
+def test_a_failed_check_is_still_anymails_own_400(settings, caplog, db):
+    """A wrong password is anymail's validation failure (django.security logs it), not an
+    unreadable body."""
+    wrong = "Basic " + base64.b64encode(b"rapport-hooks:wrong").decode()
+    response = Client(HTTP_AUTHORIZATION=wrong).post(
+        "/webhooks/anymail/postmark/tracking/", b"{}", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "could not be read" not in caplog.text
