@@ -13,7 +13,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Where a development machine keeps its files (the embedded PostgreSQL and Redis, sent mail):
+# Where a development machine keeps its files (the embedded PostgreSQL and Redis, sent mail,
+# uploads, collected static files):
 # the same variable and default as crm/devservices.py, so one RAPPORT_DATA_DIR moves them all.
 DATA_DIR = Path(os.environ.get("RAPPORT_DATA_DIR", BASE_DIR / ".data"))
 
@@ -212,7 +213,7 @@ USE_TZ = True
 
 # --- static and media -----------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles" if DEVELOPMENT else BASE_DIR / "staticfiles"
+STATIC_ROOT = DATA_DIR / "staticfiles" if DEVELOPMENT else BASE_DIR / "staticfiles"
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
@@ -222,7 +223,7 @@ STATICFILES_DIRS = [
     ("vendor/chart.js", NODE_MODULES / "chart.js" / "dist"),
     ("vendor/sortablejs", NODE_MODULES / "sortablejs"),
 ]
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 STORAGES = {
     # Uploaded files (resumes) are private: they are never served from MEDIA_URL, only through
     # views that check membership. Production can use S3-compatible storage (django-storages).

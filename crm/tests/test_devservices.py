@@ -154,14 +154,18 @@ def test_make_run_stops_everything_on_sigterm(tmp_path):
     assert not port_in_use(port)
 
 
-def test_settings_keep_sent_mail_in_the_data_directory(tmp_path):
-    """The file mail backend of development writes under RAPPORT_DATA_DIR, with the embedded
-    servers, not always under the checkout's .data."""
+def test_settings_keep_sent_mail_and_uploads_in_the_data_directory(tmp_path):
+    """Development's sent mail, uploads and collected static files live under
+    RAPPORT_DATA_DIR, with the embedded servers, not always under the checkout's .data."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, "-c", "from crm import settings; print(settings.EMAIL_FILE_PATH)"],
+        [
+            sys.executable,
+            "-c",
+            "from crm import settings as s; print(s.EMAIL_FILE_PATH, s.MEDIA_ROOT, s.STATIC_ROOT)",
+        ],
         env={
             "PATH": "/usr/bin:/bin",
             "RAPPORT_DATA_DIR": str(tmp_path),
@@ -177,4 +181,8 @@ def test_settings_keep_sent_mail_in_the_data_directory(tmp_path):
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(tmp_path / "mail")
+    assert result.stdout.split() == [
+        str(tmp_path / "mail"),
+        str(tmp_path / "media"),
+        str(tmp_path / "staticfiles"),
+    ]
