@@ -57,10 +57,13 @@ def campaign_create_broadcast(
         scheduled_at=scheduled_at,
         created_by=user,
     )
-    campaign.saved_searches.set(saved_searches)
-    campaign.excluded_saved_searches.set(excluded_saved_searches)
-    campaign.pools.set(pools)
-    campaign.excluded_pools.set(excluded_pools)
+    _audience_set(
+        campaign,
+        saved_searches=saved_searches,
+        excluded_saved_searches=excluded_saved_searches,
+        pools=pools,
+        excluded_pools=excluded_pools,
+    )
     Step.objects.create(
         organization=organization,
         campaign=campaign,
@@ -112,11 +115,22 @@ def broadcast_update(
             "interest_include_unstated",
         ]
     )
-    locked.saved_searches.set(saved_searches)
-    locked.excluded_saved_searches.set(excluded_saved_searches)
-    locked.pools.set(pools)
-    locked.excluded_pools.set(excluded_pools)
+    _audience_set(
+        locked,
+        saved_searches=saved_searches,
+        excluded_saved_searches=excluded_saved_searches,
+        pools=pools,
+        excluded_pools=excluded_pools,
+    )
     return locked
+
+
+def _audience_set(campaign, *, saved_searches, excluded_saved_searches, pools, excluded_pools):
+    """A broadcast's audience: whom its saved searches and pools bring in and leave out."""
+    campaign.saved_searches.set(saved_searches)
+    campaign.excluded_saved_searches.set(excluded_saved_searches)
+    campaign.pools.set(pools)
+    campaign.excluded_pools.set(excluded_pools)
 
 
 @transaction.atomic
