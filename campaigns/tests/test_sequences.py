@@ -909,7 +909,7 @@ def test_draft_sequence_with_an_archived_pool_says_so_and_cannot_launch(
     message = "The talent pool “Backend” has been archived"
     assert any(problem.startswith(message) for problem in problems)
     page = recruiter_client.get(url("detail", org, campaign.pk)).content.decode()
-    assert "Pool: Backend (archived)" in page and message in page
+    assert "Pool:</span> Backend (archived)" in page and message in page
     data = _settings_post(campaign, pools=[str(pool.pk)])
     response = recruiter_client.post(url("sequence_edit", org, campaign.pk), data)
     assert response.status_code == 200
@@ -1481,11 +1481,11 @@ def test_sequence_pages_do_not_name_a_colleagues_private_pool(
 
     for page in (detail, edit):
         assert "Zanzibar" not in page
-    assert "Pool: A private pool (archived)" in detail
+    assert "Pool:</span> A private pool (archived)" in detail
     assert "a private pool" in " ".join(detail.split())
     assert "A colleague&#x27;s private talent pool has been archived" in detail
     assert "A private pool (archived)" in edit
-    assert "Pool: Admin&#x27;s Zanzibar (archived)" in own_detail
+    assert "Pool:</span> Admin&#x27;s Zanzibar (archived)" in own_detail
     assert "the pool “Admin&#x27;s Zanzibar”" in own_detail
     assert "The talent pool “Admin&#x27;s Zanzibar” has been archived" in own_detail
 

@@ -1,5 +1,7 @@
 """Campaign and template pages: happy paths, roles, query counts, the development outbox."""
 
+import re
+
 import pytest
 from anymail.inbound import AnymailInboundMessage
 from django.contrib.messages import get_messages
@@ -166,6 +168,30 @@ def test_campaign_detail_shows_audience_size_before_launch(recruiter_client, rec
     assert response.status_code == 200
     assert '<span class="stat-value">4</span>' in body
     assert "Launch now" in body
+
+
+def test_campaign_pages_say_whose_saved_search_a_colleagues_is(
+    recruiter_client, admin_client, recruiter_user, admin_user, org, in_org
+):
+    recruiter_user.name = "Rita Recruiter"
+    recruiter_user.save(update_fields=["name"])
+    broadcast = make_broadcast(org, user=recruiter_user)
+    with in_org():
+        broadcast.saved_searches.update(name="Berlin backend")
+    sequence = make_broadcast(org, user=admin_user, kind=Campaign.Kind.SEQUENCE, name="Nurture")
+    with in_org():
+        sequence.saved_searches.update(name="Admin picks")
+
+    def audience(client, campaign) -> str:
+        """The page's text, tags taken out."""
+        page = client.get(url("detail", org, campaign.pk)).content.decode()
+        return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+    assert "Berlin backend (Rita Recruiter’s)" in audience(admin_client, broadcast)
+    own = audience(recruiter_client, broadcast)
+    assert "Saved search: Berlin backend" in own and "’s)" not in own
+    assert f"Admin picks ({admin_user.display_name}’s)" in audience(recruiter_client, sequence)
+    assert "’s)" not in audience(admin_client, sequence)
 
 
 def test_campaign_detail_does_not_name_a_colleagues_private_pool(

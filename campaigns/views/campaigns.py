@@ -169,8 +169,8 @@ def campaign_detail(request, org_slug, campaign_id):
         "unverified_domain": campaign_service.campaign_held_by_domain(
             organization=request.organization, campaign=campaign
         ),
-        "saved_searches": list(campaign.saved_searches.all()),
-        "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
+        "saved_searches": list(campaign.saved_searches.select_related("owner")),
+        "excluded_saved_searches": list(campaign.excluded_saved_searches.select_related("owner")),
         "pools": pools_named_for(pools=campaign.pools.all(), user=request.user),
         "excluded_pools": pools_named_for(pools=campaign.excluded_pools.all(), user=request.user),
         "preview_form": preview_form,

@@ -77,8 +77,8 @@ def sequence_detail(request, campaign):
         )
         if is_draft
         else [],
-        "saved_searches": list(campaign.saved_searches.all()),
-        "excluded_saved_searches": list(campaign.excluded_saved_searches.all()),
+        "saved_searches": list(campaign.saved_searches.select_related("owner")),
+        "excluded_saved_searches": list(campaign.excluded_saved_searches.select_related("owner")),
         "pools": pools_named_for(pools=campaign.pools.all(), user=request.user),
         "auto_join_pool": (
             pools_named_for(pools=[campaign.auto_join_pool], user=request.user)[0]
