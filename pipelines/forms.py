@@ -213,6 +213,15 @@ class FollowUpForm(forms.ModelForm):
         self.fields["owner"].empty_label = "Unassigned"
         self.fields["note"].widget.attrs["placeholder"] = "e.g. Ask about the new team lead role"
 
+    def clean_due_on(self):
+        # A new date in the past is a slip of the year or the month: the follow-up would be
+        # overdue at once. An overdue follow-up keeps its date while its note or owner changes.
+        value = self.cleaned_data["due_on"]
+        unchanged = self.instance.pk is not None and value == self.instance.due_on
+        if value < timezone.localdate() and not unchanged:
+            raise ValidationError("Choose today or a later date.")
+        return value
+
 
 class PoolPickForm(forms.Form):
     """The profile's "Add to pool" select."""

@@ -371,8 +371,14 @@ def cards_move_bulk(request, org_slug, pool_id):
             request,
             f"{moved} candidate{'s' if moved != 1 else ''} moved to “{form.target_stage.name}”.",
         )
+    elif "membership" in form.errors:
+        messages.error(request, "Tick the cards you want to move, then choose their stage.")
     else:
-        messages.error(request, "Select some cards and the stage to move them to.")
+        messages.error(
+            request,
+            "That stage is no longer on this board (it was archived or removed). "
+            "Reload the board to see its current stages.",
+        )
     return redirect(_board_url(pool, _query_without_paging(request)))
 
 

@@ -14,7 +14,7 @@ from candidates.models import Activity
 from crm.tests.markup import attributes, elements, form_of, submit_buttons, text
 from pipelines import selectors
 from pipelines.models import PoolMembership, StageChange
-from pipelines.services import membership_move
+from pipelines.services import membership_move, stage_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -378,7 +378,22 @@ def test_cards_move_bulk_without_selection_says_so(recruiter_client, org, pool, 
         url("cards_move_bulk", org, pool_id=pool.pk), {"stage": stages[1].pk}, follow=True
     )
 
-    assert "Select some cards" in response.content.decode()
+    assert "Tick the cards you want to move, then choose their stage." in response.content.decode()
+
+
+def test_cards_move_bulk_to_a_stage_gone_from_the_board_says_so(
+    recruiter_client, org, pool, cards, stages, in_org
+):
+    with in_org():
+        stage_archive(stage=stages[4], move_to=None, actor=None)
+
+    response = recruiter_client.post(
+        url("cards_move_bulk", org, pool_id=pool.pk),
+        {"stage": stages[4].pk, "membership": [cards[0].pk]},
+        follow=True,
+    )
+
+    assert "That stage is no longer on this board" in response.content.decode()
 
 
 def test_card_move_of_a_card_removed_meanwhile_says_so_instead_of_failing(

@@ -32,10 +32,11 @@ def _at(year, month, day, hour, minute=0):
 def test_follow_up_create_view(recruiter_client, org, recruiter_user, make_candidates, unscoped):
     (candidate,) = make_candidates(1)
 
-    response = recruiter_client.post(
-        url("follow_up_create", org, candidate_id=candidate.pk),
-        {"due_on": "2030-05-01", "note": "Call in spring", "owner": recruiter_user.pk},
-    )
+    with mock.patch("django.utils.timezone.now", return_value=_at(2030, 1, 10, 9)):
+        response = recruiter_client.post(
+            url("follow_up_create", org, candidate_id=candidate.pk),
+            {"due_on": "2030-05-01", "note": "Call in spring", "owner": recruiter_user.pk},
+        )
 
     assert response.status_code == 302
     with unscoped():
@@ -89,6 +90,54 @@ def test_follow_up_more_than_five_years_ahead_is_refused(
     assert f"Choose a date within 5 years (by {latest:%-d %b %Y})." in (response.content.decode())
     with unscoped():
         assert not FollowUp.objects.exists()
+
+
+def test_follow_up_in_the_past_is_refused(recruiter_client, org, make_candidates, unscoped):
+    (candidate,) = make_candidates(1)
+    yesterday = timezone.localdate() - timedelta(days=1)
+
+    response = recruiter_client.post(
+        url("follow_up_create", org, candidate_id=candidate.pk), {"due_on": yesterday.isoformat()}
+    )
+
+    assert response.status_code == 200
+    assert "Choose today or a later date." in response.content.decode()
+    with unscoped():
+        assert FollowUp.objects.count() == 0
+
+
+def test_follow_up_for_today_is_accepted(recruiter_client, org, make_candidates, unscoped):
+    (candidate,) = make_candidates(1)
+
+    response = recruiter_client.post(
+        url("follow_up_create", org, candidate_id=candidate.pk),
+        {"due_on": timezone.localdate().isoformat()},
+    )
+
+    assert response.status_code == 302
+    with unscoped():
+        assert FollowUp.objects.get().due_on == timezone.localdate()
+
+
+def test_overdue_follow_up_keeps_its_date_while_its_note_changes(
+    recruiter_client, org, make_candidates, unscoped
+):
+    (candidate,) = make_candidates(1)
+    overdue = timezone.localdate() - timedelta(days=3)
+    follow_up = FollowUpFactory(candidate=candidate, due_on=overdue, note="Call")
+    edit = url("follow_up_edit", org, follow_up_id=follow_up.pk)
+
+    kept = recruiter_client.post(edit, {"due_on": overdue.isoformat(), "note": "Call back"})
+    moved = recruiter_client.post(
+        edit, {"due_on": (overdue - timedelta(days=1)).isoformat(), "note": "Call back"}
+    )
+
+    assert kept.status_code == 302
+    assert moved.status_code == 200
+    assert "Choose today or a later date." in moved.content.decode()
+    with unscoped():
+        follow_up.refresh_from_db()
+    assert (follow_up.due_on, follow_up.note) == (overdue, "Call back")
 
 
 def test_follow_up_latest_date_ahead_is_five_years_from_today():
@@ -225,10 +274,11 @@ def test_follow_up_edit_moves_the_date_and_records_it(
     edit = url("follow_up_edit", org, follow_up_id=follow_up.pk)
 
     page = recruiter_client.get(edit)
-    response = recruiter_client.post(
-        edit + "?next=/o/acme/pools/follow-ups/",
-        {"due_on": "2030-02-01", "note": "Call after the offsite", "owner": admin_user.pk},
-    )
+    with mock.patch("django.utils.timezone.now", return_value=_at(2030, 1, 10, 9)):
+        response = recruiter_client.post(
+            edit + "?next=/o/acme/pools/follow-ups/",
+            {"due_on": "2030-02-01", "note": "Call after the offsite", "owner": admin_user.pk},
+        )
 
     assert page.status_code == 200
     assert "Change the follow-up with" in page.content.decode()

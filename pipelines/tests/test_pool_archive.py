@@ -174,3 +174,38 @@ def test_archived_smart_pool_stops_following_its_search(org, recruiter_user, mak
         members = PoolMembership.objects.filter(pool=smart).count()
 
     assert (refreshed, members) == ((0, 0), 0)
+
+
+def test_an_archived_pools_settings_say_it_is_archived_and_offer_restore(
+    recruiter_client, org, pool
+):
+    with scope(organization=org):
+        services.pool_archive(pool=pool)
+
+    body = recruiter_client.get(url("pool_edit", org, pool_id=pool.pk)).content.decode()
+
+    assert "This pool is archived" in body
+    assert "Archive this pool" not in body
+    assert url("pool_restore", org, pool_id=pool.pk) in body
+    assert url("pool_archive", org, pool_id=pool.pk) not in body
+
+
+def test_an_empty_archived_pool_does_not_invite_adding_candidates(recruiter_client, org, pool):
+    with scope(organization=org):
+        services.pool_archive(pool=pool)
+
+    body = recruiter_client.get(url("pool_list", org) + "?archived=1").content.decode()
+
+    assert "No one is in this pool." in body
+    assert "add candidates from the candidate list" not in body
+
+
+def test_delete_confirmation_offers_to_archive_instead(admin_client, org, pool):
+    page = admin_client.get(url("pool_delete", org, pool_id=pool.pk)).content.decode()
+    with scope(organization=org):
+        services.pool_archive(pool=pool)
+    archived = admin_client.get(url("pool_delete", org, pool_id=pool.pk)).content.decode()
+
+    assert url("pool_archive", org, pool_id=pool.pk) in page
+    assert "Archive instead" in page
+    assert "Archive instead" not in archived

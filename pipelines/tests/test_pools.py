@@ -579,3 +579,14 @@ def test_an_import_summary_offers_its_candidates_to_a_pool(
         )
     assert names == {"Ira", "Jo"}
     assert bystander.first_name not in names
+
+
+def test_pool_list_tells_a_viewer_an_empty_pool_is_empty_without_asking_them_to_add(
+    viewer_client, recruiter_client, org, pool
+):
+    viewer = viewer_client.get(url("pool_list", org)).content.decode()
+    recruiter = recruiter_client.get(url("pool_list", org)).content.decode()
+
+    assert "No one is in this pool." in viewer
+    assert "add candidates from the candidate list" not in viewer
+    assert "add candidates from the candidate list" in recruiter
