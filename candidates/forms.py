@@ -5,7 +5,9 @@ from decimal import Decimal
 import phonenumbers
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from candidates.models import Candidate, CustomField, Note, number_text
@@ -92,6 +94,9 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
         max_length=500,
         required=False,
         assume_scheme="https",
+        error_messages={
+            "invalid": "Enter a LinkedIn address, e.g. https://www.linkedin.com/in/jane-doe."
+        },
         widget=forms.URLInput(attrs={"placeholder": "https://www.linkedin.com/in/…"}),
     )
     github_url = forms.URLField(
@@ -99,6 +104,7 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
         max_length=500,
         required=False,
         assume_scheme="https",
+        error_messages={"invalid": "Enter a GitHub address, e.g. https://github.com/janedoe."},
         widget=forms.URLInput(attrs={"placeholder": "https://github.com/…"}),
     )
     portfolio_url = forms.URLField(
@@ -106,6 +112,7 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
         max_length=500,
         required=False,
         assume_scheme="https",
+        error_messages={"invalid": "Enter a web address, e.g. https://janedoe.dev."},
         widget=forms.URLInput(attrs={"placeholder": "https://…"}),
     )
     skills = forms.CharField(
@@ -239,13 +246,32 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
 
     def clean_email(self):
         email = normalize_email(self.cleaned_data["email"])
+        exclude_id = self.candidate.pk if self.candidate else None
         if candidate_email_taken(
-            organization=self.organization,
-            email=email,
-            exclude_id=self.candidate.pk if self.candidate else None,
+            organization=self.organization, email=email, exclude_id=exclude_id
         ):
-            raise ValidationError(DUPLICATE_EMAIL_MESSAGE)
+            raise ValidationError(self._duplicate_email_message(email, exclude_id))
         return email
+
+    def _duplicate_email_message(self, email: str, exclude_id: int | None) -> str:
+        """The duplicate-email error, with a link to the profile that has the address: the
+        recruiter most likely wants to open it rather than type a second one."""
+        existing = (
+            Candidate.objects.live()
+            .filter(organization=self.organization, email__iexact=email)
+            .exclude(pk=exclude_id)
+            .only("pk", "first_name", "last_name")
+            .first()
+        )
+        if existing is None:
+            return DUPLICATE_EMAIL_MESSAGE
+        url = reverse("candidates:detail", args=[self.organization.slug, existing.pk])
+        return format_html(
+            '{} <a href="{}">Open {}\u2019s profile</a>.',
+            DUPLICATE_EMAIL_MESSAGE,
+            url,
+            existing.full_name,
+        )
 
     def clean_alternate_emails(self):
         values = self.cleaned_data["alternate_emails"].replace(";", ",").split(",")
@@ -370,7 +396,8 @@ class CustomFieldForm(ServiceErrorsMixin, forms.Form):
         min_value=0, max_value=999, required=False, help_text="Lower numbers come first."
     )
 
-    def __init__(self, *args, field: CustomField | None = None, **kwargs):
+    def __init__(self, *args, organization, field: CustomField | None = None, **kwargs):
+        self.organization = organization
         self.instance = field
         if field is not None and "initial" not in kwargs:
             kwargs["initial"] = {
@@ -404,6 +431,17 @@ class CustomFieldForm(ServiceErrorsMixin, forms.Form):
                 high.help_text = "The largest value a candidate may have; empty for no limit."
             else:
                 del self.fields["min_value"], self.fields["max_value"]
+
+    def clean_label(self):
+        """Two fields with one label would show as the same question on every form."""
+        label = self.cleaned_data["label"]
+        wanted = " ".join(label.split()).casefold()
+        for other in custom_fields_active(organization=self.organization):
+            if other != self.instance and " ".join(other.label.split()).casefold() == wanted:
+                raise ValidationError(
+                    f"There is already a field called “{other.label}”; choose another label."
+                )
+        return label
 
     def clean(self):
         cleaned = super().clean()
@@ -773,6 +811,11 @@ def _phone_region_choices() -> list[tuple[str, str]]:
         regions.append((region, f"{name or region} (+{code})"))
     regions.sort(key=lambda choice: choice[1])
     return [("", "None — numbers must start with + and the country code"), *regions]
+
+
+def phone_region_label(region: str) -> str:
+    """'GB' -> 'United Kingdom (+44)', as the import's country choice names it."""
+    return dict(_phone_region_choices()).get(region, region)
 
 
 class ImportMappingForm(forms.Form):

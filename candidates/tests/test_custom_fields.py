@@ -280,6 +280,44 @@ def test_field_add_duplicate_key_shows_an_error(org, admin_client, notice):
     assert list(response.context["form"].errors) == ["key"]
 
 
+def test_field_add_label_of_an_existing_field_shows_an_error(org, admin_client, notice):
+    response = admin_client.post(
+        url("field_add", org), {"label": "notice  period (WEEKS)", "field_type": "text"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "label": ["There is already a field called “Notice period (weeks)”; choose another label."]
+    }
+    with scopes_disabled():
+        assert CustomField.objects.filter(organization=org).count() == 1
+
+
+def test_field_add_label_of_an_archived_field_is_allowed(org, admin_client, notice):
+    with scopes_disabled():
+        notice.archived = True
+        notice.save(update_fields=["archived"])
+    response = admin_client.post(
+        url("field_add", org),
+        {"label": "Notice period (weeks)", "key": "notice", "field_type": "number"},
+    )
+    assert response.status_code == 302
+
+
+def test_field_edit_keeping_its_own_label_is_allowed(org, admin_client, notice):
+    response = admin_client.post(
+        url("field_edit", org, notice.pk), {"label": "Notice period (weeks)", "position": "2"}
+    )
+    assert response.status_code == 302
+
+
+def test_field_edit_label_of_another_field_shows_an_error(org, admin_client, notice, authorisation):
+    response = admin_client.post(
+        url("field_edit", org, notice.pk), {"label": "Work authorisation", "position": "2"}
+    )
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["label"]
+
+
 def test_field_add_choice_without_choices_shows_an_error(org, admin_client):
     response = admin_client.post(url("field_add", org), {"label": "Visa", "field_type": "choice"})
     assert response.status_code == 200

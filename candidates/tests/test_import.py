@@ -1053,6 +1053,40 @@ def test_import_preview_shows_invalid_cells_with_reasons(org, recruiter_client, 
     assert "table-danger" in body
 
 
+def test_import_preview_names_the_assumed_country_of_failing_phone_numbers(
+    org, recruiter_client, recruiter_user
+):
+    content = (HEADER + "Zoé,Müller,zoe@example.com,01 42 68 53 01,Analyst\n").encode()
+    job = _job(org, recruiter_user, content, phone_region="GB")
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert response.context["phone_region_hint"] == "United Kingdom (+44)"
+    assert (
+        "Phone numbers without a country code are read as United Kingdom (+44) numbers."
+        in response.content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("phone", "region"),
+    [
+        ("07911 123456", "GB"),  # every phone number is fine
+        ("01 42 68 53 01", ""),  # no country assumed: the error itself asks for the code
+    ],
+)
+def test_import_preview_names_no_country_without_a_phone_problem_or_a_country(
+    org, recruiter_client, recruiter_user, phone, region
+):
+    content = (HEADER + f"Zoé,Müller,zoe@example.com,{phone},Analyst\n").encode()
+    job = _job(org, recruiter_user, content, phone_region=region)
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    assert response.context["phone_region_hint"] == ""
+    assert 'id="import-phone-region"' not in response.content.decode()
+
+
 def _preview_outcome(response) -> str:
     body = response.content.decode()
     outcome = re.search(r'<p class="[^"]*" id="import-outcome">(.*?)</p>', body, re.S).group(1)

@@ -469,6 +469,43 @@ def test_merge_view_post_merges_and_redirects_to_the_primary(
     assert (record.secondary_id, record.merged_by) == (secondary.pk, recruiter_user)
 
 
+def test_merge_view_post_says_where_the_merge_can_be_undone(recruiter_client, org, pair):
+    primary, secondary = pair
+
+    response = recruiter_client.post(_merge_url(org, primary), {"other": secondary.pk})
+
+    assert [str(message) for message in get_messages(response.wsgi_request)] == [
+        "Ada King was merged into this profile. You can undo it under “Merged into this "
+        "profile” in the Possible duplicates card."
+    ]
+
+
+def test_merge_view_confirmation_names_both_profiles(recruiter_client, org, pair):
+    primary, secondary = pair
+
+    response = recruiter_client.get(_merge_url(org, primary, secondary))
+
+    assert 'data-confirm="Merge Ada King into Ada Lovelace?"' in response.content.decode()
+
+
+def test_merge_view_confirmation_of_namesakes_tells_them_apart_by_date(recruiter_client, org, pair):
+    primary, secondary = pair
+    with scopes_disabled():
+        Candidate.objects.filter(pk=primary.pk).update(
+            last_name="King", created_at=datetime.datetime(2025, 3, 1, 12, tzinfo=datetime.UTC)
+        )
+        Candidate.objects.filter(pk=secondary.pk).update(
+            created_at=datetime.datetime(2026, 9, 25, 12, tzinfo=datetime.UTC)
+        )
+
+    response = recruiter_client.get(_merge_url(org, primary, secondary))
+
+    assert (
+        'data-confirm="Merge the profile of Ada King added 25 Sep 2026 into the one added '
+        '1 Mar 2025?"'
+    ) in response.content.decode()
+
+
 def test_merge_view_other_from_another_organisation_is_not_found(
     recruiter_client, org, other_org, pair
 ):

@@ -309,11 +309,46 @@ def test_candidate_new_creates_and_redirects_to_the_profile(org, recruiter_clien
 
 
 def test_candidate_new_duplicate_email_in_other_case_shows_a_form_error(org, recruiter_client):
-    CandidateFactory(organization=org, email="amara.okafor@example.com")
+    existing = CandidateFactory(
+        organization=org, first_name="Amara", last_name="Okafor", email="amara.okafor@example.com"
+    )
     response = recruiter_client.post(url("new", org), _form_data())
     assert response.status_code == 200
-    assert response.context["form"].errors == {"email": [profiles.DUPLICATE_EMAIL_MESSAGE]}
+    assert response.context["form"].errors == {
+        "email": [
+            f"{profiles.DUPLICATE_EMAIL_MESSAGE} "
+            f'<a href="{url("detail", org, existing.pk)}">Open Amara Okafor\u2019s profile</a>.'
+        ]
+    }
     assert "is-invalid" in response.content.decode()
+
+
+def test_candidate_new_duplicate_email_links_to_the_existing_profile(org, recruiter_client):
+    existing = CandidateFactory(organization=org, email="amara.okafor@example.com")
+    response = recruiter_client.post(url("new", org), _form_data())
+    body = response.content.decode()
+    assert f'<a href="{url("detail", org, existing.pk)}">Open ' in body
+
+
+def test_candidate_edit_own_email_is_no_duplicate(org, recruiter_client):
+    candidate = CandidateFactory(organization=org, email="amara.okafor@example.com")
+    response = recruiter_client.post(url("edit", org, candidate.pk), _form_data())
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("linkedin_url", "Enter a LinkedIn address, e.g. https://www.linkedin.com/in/jane-doe."),
+        ("github_url", "Enter a GitHub address, e.g. https://github.com/janedoe."),
+        ("portfolio_url", "Enter a web address, e.g. https://janedoe.dev."),
+    ],
+)
+def test_candidate_form_invalid_link_says_what_an_address_looks_like(org, in_org, field, message):
+    with in_org():
+        form = CandidateForm(_form_data(**{field: "not a url"}), organization=org)
+        assert not form.is_valid()
+    assert form.errors == {field: [message]}
 
 
 def test_candidate_new_page_renders(org, recruiter_client):

@@ -166,7 +166,7 @@ def candidate_merge_view(request, org_slug, candidate_id):
             messages.success(
                 request,
                 f"{record.secondary.full_name} was merged into this profile. "
-                "You can undo it from the Duplicates card.",
+                "You can undo it under “Merged into this profile” in the Possible duplicates card.",
             )
             return redirect(_profile_url(request, primary.pk))
     context = {

@@ -22,7 +22,7 @@ def field_list(request, org_slug):
 
 @admin_required
 def field_add(request, org_slug):
-    form = CustomFieldForm(request.POST or None)
+    form = CustomFieldForm(request.POST or None, organization=request.organization)
     if request.method == "POST" and form.is_valid():
         try:
             field = custom_fields.custom_field_create(
@@ -39,7 +39,7 @@ def field_add(request, org_slug):
 @admin_required
 def field_edit(request, org_slug, field_id):
     field = custom_field_get(organization=request.organization, field_id=field_id)
-    form = CustomFieldForm(request.POST or None, field=field)
+    form = CustomFieldForm(request.POST or None, organization=request.organization, field=field)
     if request.method == "POST" and form.is_valid():
         try:
             custom_fields.custom_field_update(

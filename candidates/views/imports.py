@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from candidates.forms import ImportMappingForm, ImportUploadForm
+from candidates.forms import ImportMappingForm, ImportUploadForm, phone_region_label
 from candidates.importing.reading import ImportFileError, max_upload_bytes
 from candidates.models import Job
 from candidates.selectors import import_job_get, import_jobs_recent
@@ -66,6 +66,20 @@ def import_mapping(request, org_slug, job_id):
     return render(request, "candidates/import_mapping.html", context)
 
 
+def _phone_region_hint(preview: imports.Preview, options: dict) -> str:
+    """The country assumed for phone numbers without a country code, when phone cells of the
+    preview fail: "“01 42 68 53 01” is not a valid phone number" alone does not say that the
+    number was read as, say, a British one."""
+    region = options.get("phone_region")
+    keys = [key for key, _label in preview.columns]
+    if not region or "phone" not in keys:
+        return ""
+    index = keys.index("phone")
+    if not any(row.cells[index].error for row in preview.rows):
+        return ""
+    return phone_region_label(region)
+
+
 @recruiter_required
 def import_preview(request, org_slug, job_id):
     job = import_job_get(organization=request.organization, job_id=job_id)
@@ -86,6 +100,7 @@ def import_preview(request, org_slug, job_id):
         "preview": preview,
         # Whether the preview shows every row, so that its problems are all the file's.
         "whole_file": file["rows_exact"] and len(preview.rows) >= file["rows"],
+        "phone_region_hint": _phone_region_hint(preview, job.params["options"]),
         "step": 3,
     }
     return render(request, "candidates/import_preview.html", context)
