@@ -18,6 +18,8 @@ from candidates.models import (
     SavedSearch,
 )
 from candidates.normalize import normalize_email
+from candidates.services.attachments import attachment_delete
+from candidates.services.bulk import jobs_delete
 from candidates.services.profiles import candidates_delete
 
 # --- profiles, notes, timeline, custom fields ---
@@ -87,6 +89,14 @@ class AttachmentAdmin(admin.ModelAdmin):
     raw_id_fields = ["candidate", "uploaded_by"]
     exclude = ["extracted_text"]
 
+    # Through the service: the stored file goes with the row, the timeline says who removed it.
+    def delete_model(self, request, obj) -> None:
+        attachment_delete(attachment=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for attachment in queryset.select_related("candidate"):
+            attachment_delete(attachment=attachment, actor=request.user)
+
 
 @admin.register(SavedSearch)
 class SavedSearchAdmin(admin.ModelAdmin):
@@ -100,6 +110,13 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ["__str__", "kind", "status", "processed", "total", "organization", "created_at"]
     list_filter = ["organization", "kind", "status"]
     raw_id_fields = ["created_by"]
+
+    # Through the service, so that the uploaded and produced files go with the rows.
+    def delete_model(self, request, obj) -> None:
+        jobs_delete(job_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset) -> None:
+        jobs_delete(job_ids=list(queryset.values_list("pk", flat=True)))
 
 
 @admin.register(ImportRowError)

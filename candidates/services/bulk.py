@@ -43,6 +43,7 @@ from candidates.services.export import (
 from candidates.services.profiles import candidates_delete
 from candidates.signals import candidates_changed_in_bulk
 from crm.models import Organization, User
+from crm.storage import stored_files_delete_on_commit
 
 ACTIONS = {
     "tag": "Add tags",
@@ -294,6 +295,18 @@ def bulk_start(
         label=ACTIONS[action],
     )
     return BulkOutcome(job=job, total=total)
+
+
+def jobs_delete(*, job_ids: list[int]) -> int:
+    """Delete jobs of any kind (import, export, bulk) with their row errors, then their
+    uploaded and produced files once the deletion has committed. For operators: the app
+    itself keeps a job's history."""
+    with transaction.atomic(), scopes_disabled():
+        jobs = Job.objects.filter(pk__in=job_ids)
+        files = [name for pair in jobs.values_list("input_file", "output_file") for name in pair]
+        deleted, _ = jobs.delete()
+        stored_files_delete_on_commit(files)
+    return deleted
 
 
 def _job_create(*, organization, actor, kind, total, params, label) -> Job:

@@ -501,6 +501,31 @@ def test_deleting_a_candidate_in_the_admin_removes_their_stored_files(
     assert not default_storage.exists(path)
 
 
+def test_deleting_attachments_in_the_admin_removes_their_stored_files(
+    client, candidate, django_capture_on_commit_callbacks
+):
+    from tests.factories import UserFactory
+
+    one, two, three = (make_attachment(candidate, name=f"cv{n}.pdf") for n in range(3))
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        single = client.post(
+            reverse("admin:candidates_attachment_delete", args=[one.pk]), {"post": "yes"}
+        )
+        bulk = client.post(
+            reverse("admin:candidates_attachment_changelist"),
+            {"action": "delete_selected", "_selected_action": [two.pk, three.pk], "post": "yes"},
+        )
+
+    assert (single.status_code, bulk.status_code) == (302, 302)
+    with scopes_disabled():
+        assert not Attachment.objects.filter(candidate_id=candidate.pk).exists()
+        removals = Activity.objects.filter(candidate=candidate, summary__contains="deleted")
+        assert removals.count() == 3
+    assert [default_storage.exists(a.file.name) for a in (one, two, three)] == [False] * 3
+
+
 def test_a_rolled_back_candidate_delete_keeps_their_stored_files(
     candidate, django_capture_on_commit_callbacks
 ):

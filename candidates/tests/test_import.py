@@ -11,6 +11,7 @@ from unittest import mock
 
 import openpyxl
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django_scopes import scope, scopes_disabled
@@ -1572,3 +1573,31 @@ def test_import_preview_reports_a_number_outside_the_limits_in_its_cell(
         [],
         ["Years of experience: at least 1."],
     ]
+
+
+def test_deleting_jobs_in_the_admin_removes_their_stored_files(
+    org, recruiter_user, client, django_capture_on_commit_callbacks
+):
+    from tests.factories import UserFactory
+
+    first = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    second = _job(org, recruiter_user, (HEADER + "Bo,Lee,bo@example.com,,\n").encode())
+    with scope(organization=org):
+        second.output_file.save("failed.csv", io.BytesIO(b"row,reason\n"))
+    names = [first.input_file.name, second.input_file.name, second.output_file.name]
+    assert all(default_storage.exists(name) for name in names)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        single = client.post(
+            reverse("admin:candidates_job_delete", args=[first.pk]), {"post": "yes"}
+        )
+        bulk = client.post(
+            reverse("admin:candidates_job_changelist"),
+            {"action": "delete_selected", "_selected_action": [second.pk], "post": "yes"},
+        )
+
+    assert (single.status_code, bulk.status_code) == (302, 302)
+    with scopes_disabled():
+        assert not Job.objects.filter(pk__in=[first.pk, second.pk]).exists()
+    assert [default_storage.exists(name) for name in names] == [False, False, False]
