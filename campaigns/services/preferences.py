@@ -2,6 +2,7 @@
 
 Every change is recorded as an analytics.EngagementEvent and on the candidate's timeline."""
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -17,6 +18,7 @@ from campaigns.services.sequences import enrollments_stop_for_candidates
 from campaigns.services.topics import topics_for
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activity_record
+from candidates.signals import candidate_changed
 from crm.models import Organization
 
 # What the candidate-facing pages and services read of a candidate; any other field is loaded
@@ -245,7 +247,10 @@ def candidate_resubscribe(*, candidate: Candidate) -> bool:
 def _add_months(day: date, months: int) -> date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
-    return day.replace(year=year, month=month, day=min(day.day, 28))
+    # The same day of the month, or the month's last day when it has fewer (31 Jan + 1 → 28/29 Feb).
+    return day.replace(
+        year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1])
+    )
 
 
 def pause_end(preference: CandidateEmailPreference, *, organization) -> date | None:
@@ -311,9 +316,12 @@ def candidate_preferences_update(
     if city != candidate.city:
         changed["city"] = city
     if changed:
-        Candidate.objects.filter(pk=candidate.pk).update(**changed)
+        Candidate.objects.filter(pk=candidate.pk).update(**changed, updated_at=timezone.now())
         for name, value in changed.items():
             setattr(candidate, name, value)
+        # As any other edit of the profile: smart pools (and their auto-joins) follow the
+        # new title or city.
+        candidate_changed.send(sender=Candidate, candidate=candidate, created=False)
     engagement_event_record(
         organization_id=candidate.organization_id,
         kind="preferences_updated",

@@ -2,7 +2,8 @@
 foreign tokens, the preference centre, open and click tracking, no open redirect."""
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -343,6 +344,27 @@ def test_preferences_update_topics_pause_and_profile(sent_message, client, in_or
     assert sorted(preference.opted_out_topics) == ["jobs", "newsletter"]
     assert preference.paused_until > timezone.localdate() + timedelta(days=80)
     assert (candidate.current_title, candidate.city) == ("CTO", "Leeds")
+
+
+@pytest.mark.parametrize(
+    ("today", "months", "until"),
+    [
+        ("2026-05-30", 3, date(2026, 8, 30)),  # the same day of the month
+        ("2026-05-31", 1, date(2026, 6, 30)),  # or the last day of a shorter month
+        ("2027-11-29", 3, date(2028, 2, 29)),  # a leap year's February
+    ],
+)
+def test_a_pause_of_n_months_ends_on_the_same_day_n_months_later(
+    sent_message, in_org, today, months, until
+):
+    candidate = sent_message.candidate
+    noon = datetime.fromisoformat(f"{today}T12:00:00+00:00")
+    with in_org(), mock.patch("django.utils.timezone.now", return_value=noon):
+        preference = preference_service.candidate_preferences_update(
+            candidate=candidate, topics=["jobs"], pause_months=months, current_title="", city=""
+        )
+
+    assert preference.paused_until == until
 
 
 def test_preferences_show_the_candidates_own_title_and_city(sent_message, client, in_org):

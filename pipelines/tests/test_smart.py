@@ -269,6 +269,20 @@ def test_profile_edit_moves_candidate_into_smart_pool_on_commit(
     assert _members(smart_pool) == {candidate.pk}
 
 
+def test_a_city_changed_in_the_preference_centre_moves_the_candidate_into_smart_pools(
+    org, smart_pool, make_candidates, in_org, eager_celery, django_capture_on_commit_callbacks
+):
+    from campaigns.services.preferences import candidate_preferences_update
+
+    (candidate,) = make_candidates(1, city="Porto")
+    with in_org(), django_capture_on_commit_callbacks(execute=True):
+        candidate_preferences_update(
+            candidate=candidate, topics=[], pause_months=0, current_title="", city="Lisbon"
+        )
+
+    assert _members(smart_pool) == {candidate.pk}
+
+
 def test_bulk_action_refreshes_smart_pools_on_commit(
     org,
     smart_pool,
