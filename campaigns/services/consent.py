@@ -36,17 +36,17 @@ def consent_token(*, consent: Consent) -> str:
 
 
 def consent_from_token(token: str) -> tuple[Organization, Candidate, Consent] | None:
+    """(organisation, candidate, consent request) named by a confirmation token, or None for a
+    forged, expired or foreign token. The candidate is the consent's now, not the one the token
+    names: the signed token makes the request's id authentic, and a merge since it was sent
+    moved the request from the merged-away profile to the surviving one."""
     content = tokens.token_read(token, salt=CONSENT_SALT)
     if content is None or not content.message_id:
         return None
     with scopes_disabled():
         consent = (
             Consent.objects.select_related("organization", "candidate")
-            .filter(
-                organization_id=content.organization_id,
-                candidate_id=content.candidate_id,
-                pk=content.message_id,
-            )
+            .filter(organization_id=content.organization_id, pk=content.message_id)
             .first()
         )
     if consent is None:

@@ -182,14 +182,17 @@ def message_for_inbound(email_message) -> Message | None:
             content = tokens.token_read(match.group(1), salt=REPLY_SALT) if match else None
             if content is None:
                 continue
+            # The message in the token's organisation, whichever candidate it belongs to now
+            # (none: the candidate was deleted): the signed token makes its id authentic, and a
+            # merge since it was sent moved it from the merged-away profile to the surviving one.
             found = (
                 Message.objects.select_related(
                     "organization", "campaign", "candidate", "enrollment"
                 )
                 .filter(
                     organization_id=content.organization_id,
-                    candidate_id=content.candidate_id,
                     pk=content.message_id,
+                    candidate__isnull=False,
                 )
                 .first()
             )

@@ -161,20 +161,20 @@ class ClickOutcome:
     is_trap: bool = False
 
 
-# The message's links, only if the token's organisation and candidate are the message's
-# (tenant scoping by construction: the WHERE clause names all three). Plain SQL: the ORM
-# would spend ~0.5 ms of CPU compiling this one-row query on every click of a burst.
+# The message's links, only if the token's organisation is the message's (tenant scoping by
+# construction: the WHERE clause names both) and the message still has a candidate. Not the
+# token's candidate: the signed token makes the message id authentic, and a merge moves the
+# merged-away profile's messages to the surviving one, whose links must keep working. Plain
+# SQL: the ORM would spend ~0.5 ms of CPU compiling this one-row query on every click of a burst.
 _LINKS_SQL = (
     "SELECT links FROM campaigns_message WHERE id = %s AND organization_id = %s "
-    "AND candidate_id = %s"
+    "AND candidate_id IS NOT NULL"
 )
 
 
 def _message_links(content: tokens.LinkToken) -> list | None:
     with connection.cursor() as cursor:
-        cursor.execute(
-            _LINKS_SQL, [content.message_id, content.organization_id, content.candidate_id]
-        )
+        cursor.execute(_LINKS_SQL, [content.message_id, content.organization_id])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -417,7 +417,9 @@ class FlushReport:
     events: int = 0
     written: int = 0
     machine: int = 0
-    dropped: int = 0  # unknown message, or opens of an organisation that switched them off
+    # unknown message (or one whose candidate was deleted), or opens of an organisation that
+    # switched them off
+    dropped: int = 0
     first_opens: int = 0
     first_clicks: int = 0
     unsubscribes: int = 0
@@ -490,10 +492,12 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
     kept = []
     for event in events:
         message = messages.get(event["m"])
+        # The event counts for the message's candidate now, not the one its token names
+        # (event["c"]): a merge since the email was sent moved it to the surviving profile.
         if (
             message is None
             or message["organization_id"] != event["o"]
-            or message["candidate_id"] != event["c"]
+            or message["candidate_id"] is None
             or (event["k"] == "opened" and event["o"] in no_opens)
         ):
             report.dropped += 1
@@ -654,7 +658,7 @@ def _event_row(event: dict, message: dict) -> tuple:
     return (
         event["o"],
         event["k"],
-        event["c"],
+        message["candidate_id"],
         message["campaign_id"],
         event["m"],
         event["at"],

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django.utils.http import int_to_base36
 from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
@@ -143,12 +144,12 @@ def test_flush_runs_one_at_a_time(sent, client):
     assert (done.locked, done.written) == (False, 1)
 
 
-def test_flush_drops_events_of_a_message_that_names_another_candidate(sent, client, in_org):
+def test_flush_drops_events_of_a_message_of_another_organisation(sent, client, in_org, other_org):
     _, messages = sent
     forged = tokens.token_make(
         salt=tokens.OPEN_SALT,
-        organization_id=messages[0].organization_id,
-        candidate_id=messages[1].candidate_id,
+        organization_id=other_org.pk,
+        candidate_id=messages[0].candidate_id,
         message_id=messages[0].pk,
     )
     client.get(f"/e/o/{forged}.gif", headers={"user-agent": HUMAN})
@@ -157,6 +158,25 @@ def test_flush_drops_events_of_a_message_that_names_another_candidate(sent, clie
 
     assert (report.events, report.dropped, report.written) == (1, 1, 0)
     assert _events(in_org) == []
+
+
+def test_flush_records_events_for_the_messages_candidate_not_the_tokens(sent, client, in_org):
+    # Only a merge makes the two differ (test_merge_tokens.py); the message's candidate counts.
+    _, messages = sent
+    token = tokens.token_make(
+        salt=tokens.OPEN_SALT,
+        organization_id=messages[0].organization_id,
+        candidate_id=messages[1].candidate_id,
+        message_id=messages[0].pk,
+    )
+    client.get(f"/e/o/{token}.gif", headers={"user-agent": HUMAN})
+
+    report = tracking.tracking_flush()
+
+    assert (report.events, report.dropped, report.written) == (1, 0, 1)
+    with in_org():
+        event = EngagementEvent.objects.get()
+    assert (event.message_id, event.candidate_id) == (messages[0].pk, messages[0].candidate_id)
 
 
 # --- machine opens and clicks --------------------------------------------------------------------
@@ -331,14 +351,17 @@ def test_click_never_redirects_to_an_unsafe_stored_link(sent, client, in_org, st
 
 
 def test_click_token_of_another_message_cannot_reach_its_links(sent, client):
+    # The message id is signed (the click trusts it and no longer asks whose message it is):
+    # a genuine token with another message's id in it is worthless.
     _, messages = sent
-    forged = tokens.token_make(
-        salt=tokens.CLICK_SALT,
-        organization_id=messages[0].organization_id,
-        candidate_id=messages[0].candidate_id,
-        message_id=messages[1].pk,
-    )
-    assert client.get(f"/e/c/{forged}/").status_code == 400
+    token = click_paths(messages[0])[0].removeprefix("/e/c/").removesuffix("/")
+    ids, timestamp, signature = token.split(".")
+    organization, candidate, _, link = ids.split("-")
+    altered = f"{organization}-{candidate}-{int_to_base36(messages[1].pk)}-{link}"
+    response = client.get(f"/e/c/{altered}.{timestamp}.{signature}/")
+    assert response.status_code == 400
+    assert tracking.buffered_count() == 0
+    assert client.get(f"/e/c/{token}/").status_code == 302  # the genuine token works
 
 
 def test_tracking_paths_skip_sessions_and_the_rest_of_the_stack(sent, client):
