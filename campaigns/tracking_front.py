@@ -8,7 +8,7 @@ ORM and a template. Here the same services answer them without Django's stack:
 
 * the pixel verifies its token (HMAC) and buffers the open (one RPUSH): the 43-byte GIF;
 * the click verifies its token, reads the message's links (one plain indexed query naming the
-  token's organisation, candidate and message) and buffers the click: 302 to the stored link;
+  token's organisation and message; after a merge the message may belong to another profile) and buffers the click: 302 to the stored link;
 * the one-click POST from a mail provider (urlencoded ``List-Unsubscribe=One-Click``, no
   cookies) writes the preference and the suppression in one statement (what the send path
   checks) and buffers the rest for the flush: 200 with the confirmation page, which is rendered

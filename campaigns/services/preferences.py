@@ -77,14 +77,25 @@ def candidate_from_token(token: str) -> tuple[Organization, Candidate, int] | No
     if content is None or not content.candidate_id:
         return None
     candidate = _candidate_with_organization(content.organization_id, content.candidate_id)
-    # A profile merged into another one: its links act for the surviving profile.
-    for _ in range(20):
-        if candidate is None or candidate.merged_into_id is None:
-            break
-        candidate = _candidate_with_organization(content.organization_id, candidate.merged_into_id)
     if candidate is None:
         return None
+    # A profile merged into another one: its links act for the surviving profile.
+    candidate = candidate_surviving(candidate)
     return candidate.organization, candidate, content.message_id
+
+
+def candidate_surviving(candidate: Candidate) -> Candidate:
+    """The profile that stands for this person now: `candidate`, or the profile it was merged
+    into (through later merges too). What the person asks for by way of an old profile (an
+    unsubscribe, a complaint) must reach the profile that is still sent email."""
+    for _ in range(20):
+        if candidate.merged_into_id is None:
+            break
+        survivor = _candidate_with_organization(candidate.organization_id, candidate.merged_into_id)
+        if survivor is None:
+            break
+        candidate = survivor
+    return candidate
 
 
 def preference_for(*, candidate: Candidate) -> CandidateEmailPreference:
@@ -119,16 +130,17 @@ class _UnsubscribedMessage:
 
 
 # The email the unsubscribe link came in: its first unsubscribe time set (if not set yet) and
-# its campaign's name read, in one round trip; only if it is the candidate's, in their
-# organisation.
+# its campaign's name read, in one round trip; only in the candidate's organisation. The id
+# comes from a signed token or from the ESP's own message, so it is not matched against the
+# candidate: after a merge the email may still belong to the merged-away profile.
 _MESSAGE_SQL = """
 WITH marked AS (
     UPDATE campaigns_message SET unsubscribed_at = %s
-    WHERE id = %s AND organization_id = %s AND candidate_id = %s AND unsubscribed_at IS NULL
+    WHERE id = %s AND organization_id = %s AND unsubscribed_at IS NULL
 )
 SELECT m.id, m.campaign_id, c.name FROM campaigns_message m
 LEFT JOIN campaigns_campaign c ON c.id = m.campaign_id
-WHERE m.id = %s AND m.organization_id = %s AND m.candidate_id = %s
+WHERE m.id = %s AND m.organization_id = %s
 """
 
 
@@ -137,7 +149,7 @@ def _message_unsubscribe(
 ) -> _UnsubscribedMessage | None:
     if not message_id:
         return None
-    key = [message_id, candidate.organization_id, candidate.pk]
+    key = [message_id, candidate.organization_id]
     with connection.cursor() as cursor:
         cursor.execute(_MESSAGE_SQL, [now, *key, *key])
         row = cursor.fetchone()
@@ -181,6 +193,7 @@ def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: 
     """Unsubscribe from all campaign email. Returns False when already unsubscribed (nothing
     changes twice). Stops the candidate's active enrollments."""
     now = timezone.now()
+    candidate = candidate_surviving(candidate)
     if not _preference_unsubscribe(candidate=candidate, now=now):
         return False
     if candidate.email:

@@ -246,9 +246,12 @@ def test_one_click_of_a_merged_profile_unsubscribes_the_surviving_one(
                 "candidate_id", "summary"
             )
         )
+        sent_message.refresh_from_db()
     assert unsubscribed == [survivor.pk]
-    # The email was the merged profile's: it is not the survivor's to mark.
-    assert summaries == [(survivor.pk, "Unsubscribed from campaign email")]
+    # The email stays the merged profile's, but it is the one the person unsubscribed from:
+    # it is marked (the campaign's unsubscribe count) and named on the survivor's timeline.
+    assert summaries == [(survivor.pk, "Unsubscribed from campaign email (Spring roles)")]
+    assert sent_message.unsubscribed_at is not None
 
 
 def test_one_click_records_the_campaign_on_the_timeline(sent_message, cookieless, in_org):

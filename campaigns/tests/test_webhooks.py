@@ -223,6 +223,56 @@ def test_webhook_complaint_suppresses_and_unsubscribes(org, sent_message):
     assert kinds == ["complained", "unsubscribed"]
 
 
+def test_webhook_complaint_on_an_email_of_a_merged_away_profile_unsubscribes_the_person(
+    org, recruiter_user
+):
+    """Both profiles got the broadcast, so the merged-away one keeps its email (one email per
+    campaign and profile); a complaint about it must stop email to the surviving profile."""
+    from candidates.services.merge import candidate_merge
+
+    survivor, merged_away = make_candidates(org, 2)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        dispatch_due()
+        messages_send(
+            organization=org, message_ids=list(Message.objects.values_list("pk", flat=True))
+        )
+        Message.objects.filter(candidate=merged_away).update(esp_message_id=ESP_ID)
+        Enrollment.objects.update(
+            status=Enrollment.Status.ACTIVE, next_run_at=timezone.now() + timedelta(days=3)
+        )
+        candidate_merge(
+            primary=survivor, secondary=merged_away, field_choices={}, actor=recruiter_user
+        )
+        message = Message.objects.get(esp_message_id=ESP_ID)
+    assert message.candidate_id == merged_away.pk
+
+    response = _postmark(
+        _auth_client(),
+        {
+            "RecordType": "SpamComplaint",
+            "ID": 43,
+            "Type": "SpamComplaint",
+            "TypeCode": 512,
+            "MessageID": ESP_ID,
+            "Email": message.to_email,
+            "BouncedAt": _now_iso(),
+        },
+    )
+
+    with scope(organization=org):
+        unsubscribed = CandidateEmailPreference.objects.get(candidate=survivor).unsubscribed_at
+        survivors_enrollment = Enrollment.objects.get(candidate=survivor)
+        message.refresh_from_db()
+        event = EngagementEvent.objects.get(kind="unsubscribed")
+    assert response.status_code == 200
+    assert unsubscribed is not None
+    assert survivors_enrollment.stop_reason == Enrollment.StopReason.UNSUBSCRIBED
+    assert message.unsubscribed_at is not None
+    assert (event.candidate_id, event.message_id) == (survivor.pk, message.pk)
+
+
 def test_webhook_unsubscribe_from_the_esp_unsubscribes_the_candidate(org, sent_message):
     _postmark(
         _auth_client(),
