@@ -43,8 +43,9 @@ from email.utils import parsedate_to_datetime
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Q
+from django.db.models import BooleanField, F, Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from analytics.services import engagement_events_record_bulk
@@ -679,6 +680,20 @@ def _record_provider_throttled(messages: list[Message], throttled: ProviderThrot
         (str(throttled).splitlines() or [""])[0],
     )
     return count
+
+
+def message_reached_candidate(*, message: Message, at: datetime) -> bool:
+    """The ESP reports a delivery, open or click of an email that is back in the queue: its
+    first try was accepted, but the worker was lost before recording it and the sweeper queued
+    it again. The candidate has it, so it is recorded as sent (with its timeline entry, as the
+    send would have) and never goes a second time. True when it was waiting in the queue."""
+    changed = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
+        status=Message.Status.SENT, sent_at=Coalesce(F("sent_at"), Value(at)), last_error=""
+    )
+    if changed:
+        message.status = Message.Status.SENT
+        _record_events(message.organization, sent=[message], failed=[], skipped=[])
+    return bool(changed)
 
 
 def _record_failed(message: Message, error: str, attempts: int | None = None) -> None:

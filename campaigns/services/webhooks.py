@@ -30,6 +30,7 @@ from campaigns.conf import send_lease_seconds
 from campaigns.models import EspEvent, Message, PendingEspEvent, Suppression
 from campaigns.services.enrollments import enrollment_stop
 from campaigns.services.preferences import candidate_unsubscribe
+from campaigns.services.sending import message_reached_candidate
 from campaigns.services.tracking import machine_reason
 from candidates.models import Activity
 from candidates.services.activities import activity_record
@@ -237,6 +238,9 @@ def _apply(*, event, message: Message, esp_name: str, occurred_at) -> None:
     is_machine, reason = False, ""
     summary = ""
     subject = message.subject
+    if kind in ("delivered", "opened", "clicked"):
+        # Waiting to go again after a lost worker? The candidate has it: it does not go twice.
+        message_reached_candidate(message=message, at=occurred_at)
     if kind == "delivered":
         Message.objects.filter(pk=message.pk, status=Message.Status.SENT).update(
             status=Message.Status.DELIVERED

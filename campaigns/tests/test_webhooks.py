@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.db import connections
 from django.test import Client
 from django.utils import timezone
@@ -527,20 +528,39 @@ def test_webhook_delivery_reported_before_the_send_is_recorded_marks_it_delivere
     assert kinds == ["delivered"]
 
 
-def test_webhook_delivery_of_an_email_waiting_to_go_again_leaves_it_delivered(org, recruiter_user):
+@pytest.mark.parametrize("report", ["delivery", "open"])
+def test_webhook_report_of_an_email_waiting_to_go_again_keeps_it_from_going_twice(
+    org, recruiter_user, report
+):
     """A first try was accepted, but its worker was lost before recording it: the email is back
-    in the queue to go again with the same Message-ID, and an ESP that reports our Message-ID
-    says the first copy arrived. The re-send's `sent` mark does not undo "delivered"."""
+    in the queue to go again with the same Message-ID. An ESP that reports our Message-ID
+    delivered (or opened) says the first copy arrived: it is recorded as sent, with its
+    timeline entry, and the send does not repeat it."""
     ids = _launched_to_one(org, recruiter_user)
     with scopes_disabled():
         message = Message.objects.get()
-    response = _postmark(_auth_client(), _delivery(message.message_id, message.to_email))
+    payload = (
+        _delivery(message.message_id, message.to_email)
+        if report == "delivery"
+        else {
+            "RecordType": "Open",
+            "FirstOpen": True,
+            "MessageID": message.message_id,
+            "ReceivedAt": _now_iso(),
+            "Recipient": message.to_email,
+        }
+    )
+    response = _postmark(_auth_client(), payload)
     with scope(organization=org):
         messages_send(organization=org, message_ids=ids)
         message.refresh_from_db()
+        sent_entries = Activity.objects.filter(summary__startswith="Campaign email sent").count()
+        sent_events = EngagementEvent.objects.filter(kind="sent").count()
     assert response.status_code == 200
-    assert message.status == Message.Status.DELIVERED
-    assert (message.sent_at is not None, message.delivered_at is not None) == (True, True)
+    assert len(mail.outbox) == 0
+    expected = Message.Status.DELIVERED if report == "delivery" else Message.Status.SENT
+    assert (message.status, message.sent_at is not None) == (expected, True)
+    assert (sent_entries, sent_events) == (1, 1)
 
 
 def test_webhook_event_for_no_message_of_ours_is_dropped_after_the_retry_window(org, sent_message):
