@@ -179,3 +179,19 @@ def test_enroll_says_when_fewer_were_found_than_confirmed(recruiter_client, org,
         "Found 2 of the 3 confirmed: the other 1 had been deleted or no longer matched in the "
         "meantime." in body
     )
+
+
+def test_enroll_page_is_a_narrow_card_styled_by_the_global_stylesheet(
+    recruiter_client, org, sequence
+):
+    person = make_candidates(org, 1)[0]
+
+    page = recruiter_client.get(
+        reverse("campaigns:enroll", args=[org.slug]), {"candidate": [person.pk]}
+    ).content.decode()
+
+    # .form-narrow is in css/rapport.css (candidates/tests/test_form_layout.py); this page
+    # loads no app stylesheet of its own.
+    assert '<div class="card form-narrow">' in page
+    assert "css/rapport.css" in page
+    assert "pipelines.css" not in page
