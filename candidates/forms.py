@@ -143,6 +143,8 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
         widget=DateInput(),
         help_text="Needed when the status is “Not now”: when to get back in touch.",
     )
+    # Required with the status "Not now" only (clean): the template drops its "(optional)".
+    not_now_until.required_with_status = Candidate.Status.NOT_NOW
 
     # Sections of the form, each a list of rows (fields side by side on wide screens).
     SECTIONS = [
@@ -622,6 +624,20 @@ class SavedSearchForm(forms.Form):
         return name
 
 
+class SavedSearchRenameForm(ServiceErrorsMixin, forms.Form):
+    name = forms.CharField(
+        label="Name",
+        max_length=100,
+        error_messages={"required": "Give the search a name."},
+    )
+
+    def clean_name(self):
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise ValidationError("Give the search a name.")
+        return name
+
+
 class IdListField(forms.Field):
     """Repeated `ids=…` parameters → a list of distinct positive ints."""
 
@@ -695,6 +711,13 @@ class BulkArgumentsForm(forms.Form):
         help_text="Needed for “Not now”: the day they come back to active, with a follow-up "
         "for their owner.",
     )
+    not_now_until.required_with_status = Candidate.Status.NOT_NOW
+    # "Do not contact" stops every campaign email to them: asked for on the confirmation page
+    # (shown there while that status is chosen), refused without it.
+    confirm_do_not_contact = forms.BooleanField(
+        label="Yes, stop all campaign email to these candidates",
+        required=False,
+    )
     export_format = forms.ChoiceField(
         label="Format", widget=forms.RadioSelect, initial="csv", choices=[]
     )
@@ -703,7 +726,7 @@ class BulkArgumentsForm(forms.Form):
         "tag": ["tags"],
         "untag": ["tags"],
         "owner": ["owner"],
-        "status": ["status", "not_now_until"],
+        "status": ["status", "not_now_until", "confirm_do_not_contact"],
         "export": ["export_format"],
         "delete": [],
     }
@@ -750,6 +773,13 @@ class BulkArgumentsForm(forms.Form):
                     self.add_error("not_now_until", "Choose a date in the future.")
             else:
                 data["not_now_until"] = None
+            if data.get("status") == Candidate.Status.DO_NOT_CONTACT and not data.get(
+                "confirm_do_not_contact"
+            ):
+                self.add_error(
+                    "confirm_do_not_contact",
+                    "Tick this to confirm: “Do not contact” stops all campaign email to them.",
+                )
         return data
 
     def action_args(self) -> dict:

@@ -333,6 +333,72 @@ def test_bulk_status_not_now_stores_the_date_they_come_back(recruiter_client, or
     assert summaries == {f"Status set to Not now until {until:%-d %b %Y}"}
 
 
+def test_bulk_status_do_not_contact_confirmation_warns_while_that_status_is_chosen(
+    recruiter_client, org
+):
+    chosen = _candidates(org, 2)
+
+    page = recruiter_client.get(
+        _bulk_url(org), {"action": "status", "ids": [c.pk for c in chosen]}
+    ).content.decode()
+
+    warning = next(
+        e for e in elements(page) if attributes(e).get("data-show-when") == "status=do_not_contact"
+    )
+    assert "“Do not contact” stops all campaign email to these 2 candidates" in text(warning)
+    boxes = [e for e in elements(warning) if e.name == "input"]
+    assert [(attributes(b)["type"], attributes(b)["name"]) for b in boxes] == [
+        ("checkbox", "confirm_do_not_contact")
+    ]
+
+
+def test_bulk_status_do_not_contact_without_confirming_changes_nobody(recruiter_client, org):
+    chosen = _candidates(org, 2, city="Berlin")
+    for selection in (
+        {"ids": [c.pk for c in chosen]},
+        {"select_all": "True", "query": "city=Berlin"},
+    ):
+        response = recruiter_client.post(
+            _bulk_url(org), {"action": "status", "status": "do_not_contact", **selection}
+        )
+
+        assert response.status_code == 200
+        assert response.context["arguments_form"].errors["confirm_do_not_contact"] == [
+            "Tick this to confirm: “Do not contact” stops all campaign email to them."
+        ]
+    assert [_fresh(c).status for c in chosen] == ["active", "active"]
+
+
+def test_bulk_status_do_not_contact_once_confirmed_is_applied(recruiter_client, org):
+    chosen = _candidates(org, 2, city="Berlin")
+
+    response = recruiter_client.post(
+        _bulk_url(org),
+        {
+            "action": "status",
+            "select_all": "True",
+            "query": "city=Berlin",
+            "status": "do_not_contact",
+            "confirm_do_not_contact": "on",
+        },
+        follow=True,
+    )
+
+    assert [_fresh(c).status for c in chosen] == ["do_not_contact"] * 2
+    assert "Set the status of 2 candidates to “Do not contact”." in response.content.decode()
+
+
+def test_bulk_status_other_than_do_not_contact_needs_no_confirmation(recruiter_client, org):
+    candidate = CandidateFactory(organization=org)
+
+    response = recruiter_client.post(
+        _bulk_url(org), {"action": "status", "ids": candidate.pk, "status": "hired"}
+    )
+
+    assert response.status_code == 302
+    assert _fresh(candidate).status == "hired"
+
+
 def test_bulk_status_other_than_not_now_clears_the_date(org, recruiter_user):
     candidate = CandidateFactory(
         organization=org, status="not_now", not_now_until=date.today() + timedelta(days=9)
