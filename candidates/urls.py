@@ -24,6 +24,11 @@ urlpatterns = [
         name="saved_search_save_changes",
     ),
     path(
+        "saved-searches/<int:saved_search_id>/rename/",
+        search.saved_search_rename_view,
+        name="saved_search_rename",
+    ),
+    path(
         "saved-searches/<int:saved_search_id>/delete/",
         search.saved_search_delete,
         name="saved_search_delete",

@@ -1,6 +1,7 @@
 """Saved searches: a user's named candidate-list query strings (smart pools build on them)."""
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import QueryDict
 
 from candidates.filters import EDITING_PARAM, PAGING_PARAMS
@@ -57,6 +58,34 @@ def saved_search_update(*, saved_search: SavedSearch, query: dict[str, list[str]
         saved_search.query = query
         saved_search.save(update_fields=["query"])
         saved_search_changed.send(sender=SavedSearch, saved_search=saved_search)
+    return True
+
+
+def saved_search_rename(*, saved_search: SavedSearch, name: str) -> bool:
+    """Give a saved search another name, one its owner has not given another search. Smart
+    pools and campaigns built on it follow (they refer to the search, not to its name).
+    Returns whether the name changed."""
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationError({"name": "Give the search a name."})
+    max_length = SavedSearch._meta.get_field("name").max_length
+    if len(name) > max_length:
+        raise ValidationError({"name": f"Keep the name to {max_length} characters or fewer."})
+    if name == saved_search.name:
+        return False
+    taken = ValidationError({"name": f"You already have a saved search called “{name}”."})
+    others = SavedSearch.objects.filter(
+        organization_id=saved_search.organization_id, owner_id=saved_search.owner_id, name=name
+    ).exclude(pk=saved_search.pk)
+    if others.exists():
+        raise taken
+    old_name, saved_search.name = saved_search.name, name
+    try:
+        with transaction.atomic():
+            saved_search.save(update_fields=["name"])
+    except IntegrityError:  # the same name was saved in the meantime
+        saved_search.name = old_name
+        raise taken from None
     return True
 
 

@@ -5,7 +5,7 @@ import tempfile
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,7 +13,12 @@ from django.views.decorators.http import require_POST
 from django_scopes import scope
 
 from candidates.filters import EDITING_PARAM, PAGING_PARAMS, SELECTION_PARAMS, CandidateFilterSet
-from candidates.forms import BulkArgumentsForm, BulkSelectionForm, SavedSearchForm
+from candidates.forms import (
+    BulkArgumentsForm,
+    BulkSelectionForm,
+    SavedSearchForm,
+    SavedSearchRenameForm,
+)
 from candidates.models import Candidate, SavedSearch
 from candidates.panels import BULK_DESTINATIONS, SAVED_SEARCH_EDITING_PANELS
 from candidates.search import (
@@ -44,6 +49,7 @@ from candidates.services.saved_searches import (
 from candidates.services.saved_searches import (
     saved_search_query_from_params,
     saved_search_querystring,
+    saved_search_rename,
     saved_search_update,
 )
 from candidates.views.outcomes import bulk_outcome
@@ -218,6 +224,31 @@ def saved_search_save_changes(request, org_slug, saved_search_id):
     else:
         messages.info(request, f"Search “{saved_search.name}” was already like this.")
     return redirect(_list_url(request.organization, saved_search_querystring(saved_search)))
+
+
+@recruiter_required
+def saved_search_rename_view(request, org_slug, saved_search_id):
+    """GET: the name form; POST: rename, back to the list with the search applied."""
+    saved_search = saved_search_get(
+        organization=request.organization, user=request.user, saved_search_id=saved_search_id
+    )
+    list_url = _list_url(request.organization, saved_search_querystring(saved_search))
+    data = request.POST if request.method == "POST" else None
+    form = SavedSearchRenameForm(data, initial={"name": saved_search.name})
+    if form.is_bound and form.is_valid():
+        old_name = saved_search.name
+        try:
+            changed = saved_search_rename(saved_search=saved_search, name=form.cleaned_data["name"])
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            if changed:
+                messages.success(
+                    request, f"Saved search “{old_name}” renamed to “{saved_search.name}”."
+                )
+            return redirect(list_url)
+    context = {"form": form, "saved_search": saved_search, "list_url": list_url}
+    return render(request, "candidates/saved_search_rename.html", context)
 
 
 @require_POST
