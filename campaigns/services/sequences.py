@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from analytics.models import EngagementEvent
@@ -744,14 +744,66 @@ def _queued_messages(campaign: Campaign):
     )
 
 
+def _waiting_since(started: str, *, paused_at: datetime, now: datetime) -> Greatest:
+    """From when a row has waited on the pause: from the pause's start, or from its field
+    `started` (when the candidate joined, when the email was rendered) if that came during the
+    pause, but never after now, whatever clock stamped it."""
+    return Greatest(Least(F(started), Value(now)), Value(paused_at))
+
+
+def _queued_emails_into_window(*, campaign: Campaign, now: datetime) -> None:
+    """Move a resumed sequence's queued emails that would go out outside its sending window to
+    the window's next opening, in the candidate's time zone when the sequence uses it: one due
+    at once (no next attempt, or one that has passed) from now, one held until later from then.
+    The send path does not look at the window (the dispatcher renders a step only inside it),
+    so an email rendered before the pause would otherwise go out on a Saturday night.
+
+    One read of the distinct (wait, time zone) pairs, then one UPDATE per time zone and
+    opening, however many emails wait: those due at once all wait until `now`, and the rest
+    share the few moments a cap held them until (moved by the same pause)."""
+    if campaign.kind != Campaign.Kind.SEQUENCE:
+        return
+    days, start, end = list(campaign.window_days or []), campaign.window_start, campaign.window_end
+    if not days or start >= end:
+        return  # no window: any time
+    by_candidate = campaign.use_candidate_time_zone
+    emails = _queued_messages(campaign).filter(is_test=False)
+    wait = Greatest(Coalesce(F("next_attempt_at"), Value(now)), Value(now))
+    pairs = (
+        emails.annotate(
+            wait=wait, time_zone=F("candidate__time_zone") if by_candidate else Value("")
+        )
+        .values_list("wait", "time_zone")
+        .order_by()
+        .distinct()
+    )
+    moves: dict[tuple[str, datetime], list[datetime]] = defaultdict(list)
+    for moment, time_zone in pairs:
+        opening = window_next_opening(
+            moment=moment, days=days, start=start, end=end, zone=_window_zone(campaign, time_zone)
+        )
+        if opening != moment:
+            moves[(time_zone, opening)].append(moment)
+    for (time_zone, opening), moments in moves.items():
+        waiting = Q(next_attempt_at__in=[moment for moment in moments if moment != now])
+        if now in moments:
+            waiting |= Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        moving = emails.filter(waiting)
+        if by_candidate:
+            moving = moving.filter(candidate__time_zone=time_zone)
+        moving.update(next_attempt_at=opening)
+
+
 @transaction.atomic
 def campaign_resume(
     *, campaign: Campaign, user: User | None, overdue: str, now: datetime | None = None
 ) -> int:
     """Resume a paused campaign. `overdue` says what happens to steps that fell due during the
     pause: SEND_NOW lets them go out at the next dispatch (inside the window), RESCHEDULE moves
-    every pending step later by the length of the pause, so each keeps the wait it had left
-    when the campaign was paused. Returns how many steps were overdue."""
+    every pending step later by as long as it waited while paused (the whole pause, or since
+    the candidate joined or the email was rendered when that came during the pause), so each
+    keeps the wait it had left. Either way a sequence's queued emails then wait for the
+    sending window (`_queued_emails_into_window`). Returns how many steps were overdue."""
     if overdue not in (Overdue.SEND_NOW, Overdue.RESCHEDULE):
         raise ValidationError("Choose what happens to the steps that are overdue.")
     now = now or timezone.now()
@@ -760,7 +812,8 @@ def campaign_resume(
         raise ValidationError("Only a paused campaign can be resumed.")
     count = campaign_overdue_count(campaign=campaign, now=now)
     if overdue == Overdue.RESCHEDULE:
-        pause = now - (campaign.paused_at or now)
+        paused_at = campaign.paused_at or now
+        joined = _waiting_since("enrolled_at", paused_at=paused_at, now=now)
         Enrollment.objects.filter(
             organization_id=campaign.organization_id,
             campaign=campaign,
@@ -768,17 +821,19 @@ def campaign_resume(
             next_run_at__isnull=False,
         ).update(
             # The step is due then: a later change of the time zone keeps this wait too.
-            next_run_at=Greatest(F("next_run_at") + pause, now),
-            due_at=Greatest(F("next_run_at") + pause, now),
+            next_run_at=Greatest(F("next_run_at") + (Value(now) - joined), Value(now)),
+            due_at=Greatest(F("next_run_at") + (Value(now) - joined), Value(now)),
         )
         # Emails rendered before the pause keep their wait too: one that was due when the
         # campaign was paused goes out now, one held by a cap until after the pause began
         # waits as long again as it had left then, instead of all going out at once.
+        rendered = _waiting_since("created_at", paused_at=paused_at, now=now)
         _queued_messages(campaign).update(
             next_attempt_at=Greatest(
-                Coalesce(F("next_attempt_at"), Value(campaign.paused_at or now)) + pause, now
+                Coalesce(F("next_attempt_at"), rendered) + (Value(now) - rendered), Value(now)
             )
         )
+    _queued_emails_into_window(campaign=campaign, now=now)
     # Paused before its scheduled time: it is still waiting for that time.
     waiting = campaign.scheduled_at is not None and campaign.scheduled_at > now
     campaign.status = Campaign.Status.SCHEDULED if waiting else Campaign.Status.RUNNING
