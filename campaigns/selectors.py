@@ -9,6 +9,7 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
+    Exists,
     F,
     Func,
     IntegerField,
@@ -354,6 +355,16 @@ def campaign_enrollments(*, campaign: Campaign, status: str = ""):
     enrollments = (
         Enrollment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
         .select_related("candidate", "current_step")
+        # A finished enrollment whose last email still waits in the outbox can be removed.
+        .annotate(
+            in_outbox=Exists(
+                Message.objects.filter(
+                    organization_id=OuterRef("organization_id"),
+                    enrollment_id=OuterRef("pk"),
+                    status__in=[Message.Status.QUEUED, Message.Status.SENDING],
+                )
+            )
+        )
         .order_by("-enrolled_at", "-id")
     )
     if status:

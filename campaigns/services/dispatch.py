@@ -8,7 +8,9 @@ Celery beat runs `campaigns.dispatch` every minute, and a launch triggers it at 
 2. renders each Message once (ids taken from the sequence first, so signed links can name the
    message) and writes the chunk with ONE ``INSERT … ON CONFLICT DO NOTHING`` — the unique
    (organization, enrollment, step) constraint makes a second scheduling a no-op;
-3. moves each enrollment to its next step (one UPDATE per chunk);
+3. moves each enrollment to its next step (one UPDATE per chunk); a sequence's next step is
+   not rendered while the previous email is still in the outbox, and its delay counts from
+   when that email went out (`_wait_for_previous_emails`);
 4. after commit, queues send tasks carrying ~500 message ids each (never a task per message,
    never an ETA/countdown: the schedule lives in the database);
 5. sweeps: queued messages whose task is gone (throttled, worker lost, retry due) get a new
@@ -154,6 +156,15 @@ def _dispatch_chunk(
         )
         claimed = len(enrollments)
         enrollments = _stop_merged_away(enrollments, candidates, now=now)
+        # Sequences: a step waits for the previous email to leave the outbox, and its delay
+        # counts from when that email went out (those set aside wait until then).
+        enrollments = _wait_for_previous_emails(
+            enrollments,
+            campaigns=campaigns,
+            steps_by_campaign=steps_by_campaign,
+            candidates=candidates,
+            now=now,
+        )
         # Sequences: stop rules, the sending window, branches and task steps (those set aside
         # are stopped, finished or moved to a later time; the rest run now).
         enrollments = sequences.sequence_enrollments_due(
@@ -255,6 +266,107 @@ def _stop_merged_away(
     return [e for e in enrollments if e.pk not in stopped]
 
 
+# How soon a step whose previous email is still in the outbox, due to go at once (queued for a
+# send task, or being sent), is looked at again: the dispatcher's own period.
+PREVIOUS_EMAIL_RECHECK = timedelta(minutes=1)
+# A previous email that went out within this of being written counts as sent when it was
+# written (the step's due time, computed then, stands): the usual case, which would otherwise
+# be claimed a second time a few seconds later.
+SEND_LAG_GRACE = timedelta(minutes=1)
+_IN_OUTBOX = (Message.Status.QUEUED, Message.Status.SENDING)
+
+
+def _wait_for_previous_emails(
+    enrollments: list[Enrollment],
+    *,
+    campaigns: dict[int, Campaign],
+    steps_by_campaign: dict[int, list[Step]],
+    candidates: dict[int, Candidate],
+    now: datetime,
+) -> list[Enrollment]:
+    """A sequence's step after the first is not rendered while the enrollment's previous email
+    is still in the outbox (queued or being sent: held by a cap, the domain's warm-up, a retry,
+    the provider's throttling): held steps would otherwise pile up behind it and all go out
+    together when it is released, and a branch ("only if not opened") would be judged on an
+    email the candidate has not received. Such an enrollment waits until that email's next
+    attempt, plus the step's delay (at least PREVIOUS_EMAIL_RECHECK), and is looked at again
+    then.
+
+    The step's delay counts from when the previous step's email was sent: `_advance` counted
+    it from when that email was written, which is the same moment unless the email waited in
+    the outbox (longer than SEND_LAG_GRACE); then the step waits for `sent_at` + its delay,
+    moved into the sending window. A send time after the dispatcher's `now`, or before the
+    email was written (the clocks of the dispatcher and of the worker disagree), is not used.
+
+    One query for the chunk (the latest email of each enrollment past its first step) and one
+    UPDATE for those that wait. Returns the others."""
+    later = [
+        e
+        for e in enrollments
+        if campaigns[e.campaign_id].kind == Campaign.Kind.SEQUENCE
+        and e.current_step_id
+        and steps_by_campaign[e.campaign_id]
+        and steps_by_campaign[e.campaign_id][0].pk != e.current_step_id
+    ]
+    if not later:
+        return enrollments
+    previous = {
+        message.enrollment_id: message
+        for message in Message.objects.filter(
+            organization_id__in={e.organization_id for e in later},
+            enrollment_id__in=[e.pk for e in later],
+        )
+        .order_by("enrollment_id", "-created_at", "-id")
+        .distinct("enrollment_id")
+        .only(
+            "pk", "enrollment_id", "step_id", "status", "created_at", "sent_at", "next_attempt_at"
+        )
+    }
+    waiting: list[Enrollment] = []
+    for enrollment in later:
+        message = previous.get(enrollment.pk)
+        if message is None:
+            continue  # no email before this step (only tasks so far): nothing to wait for
+        campaign = campaigns[enrollment.campaign_id]
+        candidate = candidates.get(enrollment.candidate_id)
+        steps = steps_by_campaign[campaign.pk]
+        position = next(
+            (i for i, step in enumerate(steps) if step.pk == enrollment.current_step_id), None
+        )
+        if not position:
+            continue  # the first step (or one no longer there): no email before it
+        step = steps[position]
+        if message.status in _IN_OUTBOX:
+            after = max(message.next_attempt_at or now, now)
+            due = sequences.step_due_at(
+                campaign=campaign, candidate=candidate, after=after, delay=step.delay
+            )
+            run_at = max(
+                sequences.step_run_at(campaign=campaign, candidate=candidate, due=due),
+                now + PREVIOUS_EMAIL_RECHECK,
+            )
+        elif (
+            message.step_id == steps[position - 1].pk
+            and message.sent_at is not None
+            and message.created_at + SEND_LAG_GRACE < message.sent_at <= now
+        ):
+            due = sequences.step_due_at(
+                campaign=campaign, candidate=candidate, after=message.sent_at, delay=step.delay
+            )
+            run_at = sequences.step_run_at(campaign=campaign, candidate=candidate, due=due)
+            if run_at <= now:
+                continue
+        else:
+            continue
+        enrollment.due_at, enrollment.next_run_at = due, run_at
+        waiting.append(enrollment)
+    if not waiting:
+        return enrollments
+    Enrollment.objects.bulk_update(waiting, ["next_run_at", "due_at"], batch_size=1000)
+    postponed = {e.pk for e in waiting}
+    return [e for e in enrollments if e.pk not in postponed]
+
+
 def _step(steps: list[Step], step_id: int) -> Step:
     return next(step for step in steps if step.pk == step_id)
 
@@ -335,7 +447,9 @@ def _advance(
             enrollment.next_run_at = enrollment.due_at = None
         else:
             # Sequences: the next step waits its delay (whole days on the local wall clock),
-            # then for the sending window.
+            # then for the sending window. Counted from now, when its email was written; should
+            # that email wait in the outbox, `_wait_for_previous_emails` counts it again from
+            # when it went out.
             campaign = campaigns[enrollment.campaign_id]
             candidate = candidates.get(enrollment.candidate_id)
             enrollment.current_step = following

@@ -6,8 +6,9 @@ from campaigns.models import Enrollment
 
 
 def enrollment_stop(*, enrollment: Enrollment, reason: str, now: datetime | None = None) -> bool:
-    """Stop an active enrollment with `reason` (an Enrollment.StopReason). Returns False when
-    it was not active (a stopped enrollment keeps its first reason). `now`: when it ended
+    """Stop an active enrollment with `reason` (an Enrollment.StopReason), or a finished one
+    whose last email still waits in the outbox. Returns False when there was nothing to stop
+    (a stopped enrollment keeps its first reason). `now`: when it ended
     (default: now; a reply ends it when the reply was received). Goes through
     sequences.enrollments_stop, so the stop is also on the candidate's timeline."""
     from campaigns.services.sequences import enrollments_stop

@@ -198,6 +198,9 @@ _STOP_SUMMARIES = {
 }
 
 
+_IN_OUTBOX = (Message.Status.QUEUED, Message.Status.SENDING)
+
+
 def enrollments_stop(
     *,
     organization_id: int,
@@ -211,9 +214,19 @@ def enrollments_stop(
     """End these enrollments (the active ones among them; with `also_done`, finished ones
     too, e.g. a broadcast whose one email bounced) with `reason`, and put one entry on each
     candidate's timeline. `status` is DONE for a sequence that ended on a branch. Returns how
-    many ended."""
+    many ended.
+
+    A stop also reaches a finished sequence enrollment whose last email is still in the outbox
+    (an enrollment is done once its last email is written, which can be a day before a capped
+    or retried email goes out): it stops, so the send path does not send that email. (A
+    broadcast's one email is left to the send path's guard rails, as before.) The queued
+    emails of the enrollments stopped here are marked skipped at once ("removed from the
+    campaign"), so the campaign page no longer counts them as waiting; one being sent is the
+    send path's, which skips it for the stopped enrollment unless it has gone already. A merge
+    (reason `merged`) skips its own, to be able to undo it."""
+    stopping = status == Enrollment.Status.STOPPED
     from_statuses = [Enrollment.Status.ACTIVE]
-    if also_done:
+    if also_done or stopping:
         from_statuses.append(Enrollment.Status.DONE)
     now = now or timezone.now()
     with transaction.atomic():
@@ -224,15 +237,50 @@ def enrollments_stop(
                 pk__in=list(enrollment_ids),
                 status__in=from_statuses,
             )
-            .values_list("pk", "candidate_id", "campaign_id", "campaign__name")
+            .values_list(
+                "pk", "status", "candidate_id", "campaign_id", "campaign__name", "campaign__kind"
+            )
         )
+        if not also_done:
+            done = [
+                row[0]
+                for row in rows
+                if row[1] == Enrollment.Status.DONE and row[5] == Campaign.Kind.SEQUENCE
+            ]
+            # Read after the lock: a dispatcher that had just written the last email (and
+            # marked the enrollment done) has committed it, and this statement sees it.
+            in_outbox = (
+                set(
+                    Message.objects.filter(
+                        organization_id=organization_id,
+                        enrollment_id__in=done,
+                        status__in=_IN_OUTBOX,
+                    ).values_list("enrollment_id", flat=True)
+                )
+                if done
+                else set()
+            )
+            rows = [
+                row for row in rows if row[1] == Enrollment.Status.ACTIVE or row[0] in in_outbox
+            ]
         if not rows:
             return 0
-        Enrollment.objects.filter(pk__in=[row[0] for row in rows]).update(
+        ids = [row[0] for row in rows]
+        Enrollment.objects.filter(pk__in=ids).update(
             status=status, stop_reason=reason, finished_at=now, next_run_at=None
         )
+        if stopping and reason != Enrollment.StopReason.MERGED:
+            # The WHERE is checked again under each row's lock: an email a send task has
+            # claimed meanwhile is `sending` and left to it.
+            Message.objects.filter(
+                organization_id=organization_id,
+                enrollment_id__in=ids,
+                status=Message.Status.QUEUED,
+            ).update(
+                status=Message.Status.SKIPPED, skip_reason=Message.SkipReason.ENROLLMENT_STOPPED
+            )
         by_campaign: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for _, candidate_id, campaign_id, name in rows:
+        for _, _, candidate_id, campaign_id, name, _ in rows:
             by_campaign[(campaign_id, name)].append(candidate_id)
         why = _STOP_SUMMARIES.get(reason) or Enrollment.StopReason(reason).label.lower()
         verb = "Finished" if status == Enrollment.Status.DONE else "Left"
@@ -258,11 +306,24 @@ def enrollments_stop_for_candidates(
     sequences_only: bool = False,
     actor: User | None = None,
 ) -> int:
-    """End the active enrollments of these candidates (in one campaign, or in all)."""
+    """End the active enrollments of these candidates (in one campaign, or in all), and the
+    finished sequence enrollments whose last email is still in the outbox (see
+    `enrollments_stop`)."""
+    in_outbox = Message.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        enrollment_id=OuterRef("pk"),
+        status__in=_IN_OUTBOX,
+    )
     enrollments = Enrollment.objects.filter(
         organization_id=organization_id,
         candidate_id__in=list(candidate_ids),
-        status=Enrollment.Status.ACTIVE,
+    ).filter(
+        Q(status=Enrollment.Status.ACTIVE)
+        | Q(
+            Exists(in_outbox),
+            status=Enrollment.Status.DONE,
+            campaign__kind=Campaign.Kind.SEQUENCE,
+        )
     )
     if campaign_id is not None:
         enrollments = enrollments.filter(campaign_id=campaign_id)

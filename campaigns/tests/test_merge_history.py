@@ -251,6 +251,10 @@ def test_merge_stops_the_secondarys_sequence_so_later_steps_go_to_the_person_onc
     primary, secondary, _ = _merged_pair(org, campaign, recruiter_user, TUESDAY_10)
 
     with scopes_disabled():
+        # The primary's step 1 went out (its step 2 waits for that).
+        Message.objects.filter(campaign=campaign, candidate=primary).update(
+            status=Message.Status.SENT, sent_at=TUESDAY_10
+        )
         dispatch_due(now=TUESDAY_10 + timedelta(days=1, hours=1))
         second_step = list(
             Message.objects.filter(campaign=campaign, step__position=2).values_list(

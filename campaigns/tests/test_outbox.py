@@ -429,6 +429,8 @@ def test_dispatch_renders_nothing_more_for_a_merged_away_profile(org, recruiter_
     campaign, (survivor, merged) = launched(org, recruiter_user, steps, candidates=2)
     dispatch_due(now=TUESDAY_10)
     with scopes_disabled():
+        # Step 1 went out (the next step waits for that), then the profiles were merged.
+        Message.objects.filter(campaign=campaign).update(status="sent", sent_at=TUESDAY_10)
         Candidate.objects.filter(pk=merged.pk).update(merged_into=survivor)
 
     dispatch_due(now=TUESDAY_10 + timedelta(days=1, hours=1))

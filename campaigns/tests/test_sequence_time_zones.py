@@ -19,7 +19,7 @@ from campaigns.services.campaigns import audience_enroll_pending, campaign_launc
 from campaigns.services.dispatch import dispatch_due
 from campaigns.tasks import sequence_time_zone_changed_task
 from campaigns.tests.factories import make_broadcast, make_candidates
-from campaigns.tests.test_sequences import enrollment_of, make_sequence, messages_of
+from campaigns.tests.test_sequences import enrollment_of, make_sequence, messages_of, went_out
 from crm.celery import app as celery_app
 
 EVERY_DAY = list(range(7))
@@ -218,6 +218,7 @@ def test_time_zone_change_moves_waiting_steps_to_the_new_window(
         joined_later.pk: MONDAY_0900_NEW_YORK,
     }
     assert next_runs(other) == {elsewhere.pk: MONDAY_0900_BERLIN}
+    went_out(campaign, FRIDAY_1600_BERLIN)  # step 1 (step 2 waits for it to leave the outbox)
     # The dispatcher agrees: nothing at Berlin's opening, step 2 at New York's.
     assert dispatch_due(now=MONDAY_0900_BERLIN, organization_id=berlin.pk).claimed == 0
     dispatch_due(now=MONDAY_0900_NEW_YORK, organization_id=berlin.pk)

@@ -85,6 +85,13 @@ def messages_of(campaign) -> list[tuple[int, str]]:
         )
 
 
+def went_out(campaign, at) -> None:
+    """The campaign's queued emails are sent at `at`: a sequence's next step waits for the
+    previous email to leave the outbox, and its delay counts from then."""
+    with scopes_disabled():
+        Message.objects.filter(campaign=campaign, status="queued").update(status="sent", sent_at=at)
+
+
 def timeline(candidate) -> list[str]:
     with scopes_disabled():
         return list(
@@ -178,10 +185,12 @@ def test_sequence_sends_each_step_after_its_delay(org, recruiter_user):
         2,
         TUESDAY_10 + timedelta(days=2),
     )
+    went_out(campaign, TUESDAY_10)
     dispatch_due(now=TUESDAY_10 + timedelta(days=1))
     assert len(messages_of(campaign)) == 1
     dispatch_due(now=TUESDAY_10 + timedelta(days=2))
     assert [position for position, _ in messages_of(campaign)] == [1, 2]
+    went_out(campaign, TUESDAY_10 + timedelta(days=2))
     dispatch_due(now=TUESDAY_10 + timedelta(days=2, hours=3))
     assert [position for position, _ in messages_of(campaign)] == [1, 2, 3]
     assert enrollment_of(campaign).status == "done"
@@ -251,6 +260,7 @@ def test_sequence_delay_in_days_keeps_the_local_time_across_a_dst_change(
     dispatch_due(now=ran_at)
     assert messages_of(campaign) == [(1, "queued")]
     assert enrollment_of(campaign).next_run_at == expected
+    went_out(campaign, ran_at)
     dispatch_due(now=expected)
     assert [position for position, _ in messages_of(campaign)] == [1, 2]
 
@@ -665,12 +675,21 @@ def test_resume_and_send_overdue_steps_now(org, recruiter_user):
         )
     assert overdue == 4  # the two steps 2, and the two emails of step 1 still queued
     dispatch_due(now=friday_11)
+    # Step 1's emails go out now; each step 2 then waits its two days from then, rather than
+    # going out in the same minute behind them.
+    assert [position for position, _ in messages_of(campaign)] == [1, 1]
+    went_out(campaign, friday_11)
+    dispatch_due(now=friday_11 + timedelta(days=1))
+    assert [position for position, _ in messages_of(campaign)] == [1, 1]
+    monday_9 = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)  # Sunday 11:00, moved into the window
+    dispatch_due(now=monday_9)
     assert [position for position, _ in messages_of(campaign)] == [1, 1, 2, 2]
 
 
 def test_resume_and_reschedule_keeps_the_spacing(org, recruiter_user):
     paused_at = TUESDAY_10 + timedelta(hours=1)  # step 2 was 47 hours away
     campaign, _ = _paused(org, recruiter_user, paused_at=paused_at)
+    went_out(campaign, TUESDAY_10)  # step 1, before the pause
     monday_10 = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
     with scopes_disabled():
         sequences.campaign_resume(
