@@ -6,7 +6,6 @@ import phonenumbers
 from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -23,6 +22,7 @@ from candidates.services.profiles import (
     DUPLICATE_EMAIL_MESSAGE,
     candidate_email_taken,
     organization_phone_region,
+    organization_today,
 )
 from crm.ids import id_from
 from crm.models import TIME_ZONE_CHOICES
@@ -735,6 +735,8 @@ class BulkArgumentsForm(forms.Form):
         super().__init__(*args, **kwargs)
         from candidates.services.export import FORMATS
 
+        self.organization = organization
+
         keep = self.FIELDS_BY_ACTION.get(action, [])
         for name in list(self.fields):
             if name not in keep:
@@ -769,7 +771,8 @@ class BulkArgumentsForm(forms.Form):
                         "not_now_until",
                         "Say until when these candidates do not want to hear from you.",
                     )
-                elif until and until <= timezone.localdate():
+                elif until and until <= organization_today(organization=self.organization):
+                    # The organisation's calendar, as on a profile (not the server's).
                     self.add_error("not_now_until", "Choose a date in the future.")
             else:
                 data["not_now_until"] = None

@@ -78,3 +78,22 @@ def test_organization_today_is_the_date_in_its_time_zone(org, monkeypatch):
     monkeypatch.setattr(timezone, "now", lambda: now)
 
     assert profiles.organization_today(organization=org) == datetime.date(2025, 7, 1)
+
+
+def test_bulk_not_now_until_today_in_auckland_is_refused_while_utc_is_a_day_behind(
+    org, monkeypatch
+):
+    from candidates.forms import BulkArgumentsForm
+
+    _organisation_in(org, "Pacific/Auckland")
+    server_today = _set_clock(monkeypatch, 12, 30)
+    auckland_today = server_today + datetime.timedelta(days=1)
+
+    def form(until):
+        data = {"status": "not_now", "not_now_until": until.isoformat()}
+        return BulkArgumentsForm(data, organization=org, action="status")
+
+    refused, accepted = form(auckland_today), form(auckland_today + datetime.timedelta(days=1))
+
+    assert refused.errors == {"not_now_until": ["Choose a date in the future."]}
+    assert accepted.is_valid(), accepted.errors
