@@ -516,8 +516,9 @@ class RoleRow:
 
 
 def role_list_rows(*, organization, user, status: str = "") -> list[RoleRow]:
-    """Roles with their readiness: candidates in their (visible) pools per stage. Three
-    queries: roles, their pools, and one GROUP BY of the memberships."""
+    """Roles with their readiness: candidates in their (visible) pools per stage. Four
+    queries: roles, their pools, one GROUP BY of the memberships per stage and one per
+    outcome (a person in two of a role's pools counts once as active or hired)."""
     roles = HiringRole.objects.filter(organization=organization).order_by(
         "target_date", "title", "id"
     )
@@ -558,10 +559,23 @@ def role_list_rows(*, organization, user, status: str = "") -> list[RoleRow]:
                 break
         else:
             row.by_stage.append((name, outcome, count["n"]))
-        if outcome == Stage.Outcome.OPEN:
-            row.active += count["n"]
-        elif outcome == Stage.Outcome.WON:
-            row.hired += count["n"]
+    totals = (
+        RolePool.objects.filter(
+            organization=organization,
+            role__in=roles,
+            pool__in=visible,
+            pool__memberships__stage__outcome__in=[Stage.Outcome.OPEN, Stage.Outcome.WON],
+        )
+        .values("role_id", "pool__memberships__stage__outcome")
+        .annotate(n=Count("pool__memberships__candidate_id", distinct=True))
+        .order_by()
+    )
+    for total in totals:
+        row = rows[total["role_id"]]
+        if total["pool__memberships__stage__outcome"] == Stage.Outcome.OPEN:
+            row.active = total["n"]
+        else:
+            row.hired = total["n"]
     return list(rows.values())
 
 

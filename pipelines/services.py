@@ -945,9 +945,9 @@ def follow_up_snooze(
 
 
 def organization_local_now(*, organization: Organization, now: datetime | None = None):
-    import zoneinfo
-
-    return (now or timezone.now()).astimezone(zoneinfo.ZoneInfo(organization.time_zone or "UTC"))
+    # `zone` falls back to UTC for a zone the system no longer knows: one such organisation
+    # must not stop the daily run of every other.
+    return (now or timezone.now()).astimezone(organization.zone)
 
 
 def not_now_reactivate(*, organization: Organization, today: date) -> int:

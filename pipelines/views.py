@@ -268,7 +268,7 @@ def pool_board(request, org_slug, pool_id):
         "total": sum(column.count for column in columns),
         "can_manage": selectors.pool_can_manage(pool=pool, membership=request.membership),
         "can_write": request.membership.can_write and not pool.is_archived,
-        "query": request.GET.urlencode(),
+        "query": _without_paging(request.GET),
         "active_tab": "pools",
     }
     return render(request, "pipelines/pool_board.html", context)
@@ -296,15 +296,20 @@ def board_column(request, org_slug, pool_id, stage_id):
         "next_cursor": next_cursor,
         "stages": selectors.pool_stages(pool=pool),
         "can_write": request.membership.can_write and not pool.is_archived,
+        # The board's filters for the next "Show more", without this page's own cursor.
         "query": request.GET.urlencode(),
     }
     return render(request, "pipelines/pool_board.html#column_page", context)
 
 
-def _query_without_paging(request) -> str:
-    params = QueryDict(request.POST.get("query", ""), mutable=True)
+def _without_paging(params: QueryDict) -> str:
+    params = params.copy()
     params.pop("after", None)
     return params.urlencode()
+
+
+def _query_without_paging(request) -> str:
+    return _without_paging(QueryDict(request.POST.get("query", "")))
 
 
 @require_POST

@@ -476,3 +476,26 @@ def test_membership_move_concurrent_moves_last_wins_and_both_are_recorded(
         (stages[0].pk, stages[1].pk, recruiter_user.pk),
         (stages[1].pk, stages[3].pk, admin_user.pk),
     ]
+
+
+def test_show_more_walks_a_column_to_its_end_without_repeating_cards(
+    recruiter_client, org, pool, stages, make_candidates, add
+):
+    import html
+    import re
+
+    def more_url(body):
+        found = re.search(r'hx-get="([^"]*columns[^"]*)"', body)
+        return html.unescape(found.group(1)) if found else None
+
+    add(pool, make_candidates(45))
+    board = recruiter_client.get(url("pool_board", org, pool_id=pool.pk)).content.decode()
+    seen = re.findall(r'id="card-(\d+)"', board)
+    next_url, pages = more_url(board), 0
+    while next_url and pages < 5:
+        pages += 1
+        body = recruiter_client.get(next_url, HTTP_HX_REQUEST="true").content.decode()
+        seen += re.findall(r'id="card-(\d+)"', body)
+        next_url = more_url(body)
+
+    assert (len(seen), len(set(seen)), pages) == (45, 45, 2)

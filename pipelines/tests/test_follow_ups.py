@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 from zoneinfo import ZoneInfo
 
@@ -541,3 +541,18 @@ def test_not_now_candidates_come_back_with_a_follow_up(
         "not_now",
     )
     assert activity.candidate == back
+
+
+def test_an_organisation_with_a_time_zone_the_system_no_longer_knows_does_not_stop_the_daily_run(
+    org,
+):
+    from crm.models import Organization
+    from tests.factories import OrganizationFactory
+
+    stale = OrganizationFactory(name="Old zone", slug="old-zone")
+    with scopes_disabled():
+        Organization.objects.filter(pk=stale.pk).update(time_zone="Asia/Nowhere")
+
+    due = services.organizations_due_for_daily_run(now=datetime(2025, 3, 3, 12, 0, tzinfo=UTC))
+
+    assert {org.pk, stale.pk} <= set(due)  # the stale one runs on UTC

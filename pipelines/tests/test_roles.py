@@ -226,3 +226,22 @@ def test_role_delete(recruiter_client, org, unscoped):
     assert response.status_code == 302
     with unscoped():
         assert not HiringRole.objects.filter(pk=role.pk).exists()
+
+
+def test_one_person_in_two_of_a_roles_pools_counts_once_as_active(
+    org, recruiter_user, pool, stages, make_candidates, add, in_org
+):
+    second = PoolFactory(organization=org, owner=recruiter_user)
+    (person,) = make_candidates(1)
+    add(pool, [person])
+    add(second, [person])
+    role = HiringRoleFactory(organization=org, headcount=1)
+    _link(role, pool)
+    _link(role, second)
+    with in_org():
+        moved = PoolMembership.objects.get(pool=second)
+        services.membership_move(membership=moved, to_stage=stages[1], actor=None)
+        (row,) = selectors.role_list_rows(organization=org, user=recruiter_user)
+
+    assert row.active == 1
+    assert sorted(n for _name, _outcome, n in row.by_stage) == [1, 1]  # one in each stage
