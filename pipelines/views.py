@@ -268,7 +268,7 @@ def pool_board(request, org_slug, pool_id):
         "total": sum(column.count for column in columns),
         "can_manage": selectors.pool_can_manage(pool=pool, membership=request.membership),
         "can_write": request.membership.can_write and not pool.is_archived,
-        "query": _without_paging(request.GET),
+        "query": request.GET.urlencode(),
         "active_tab": "pools",
     }
     return render(request, "pipelines/pool_board.html", context)
@@ -297,7 +297,7 @@ def board_column(request, org_slug, pool_id, stage_id):
         "stages": selectors.pool_stages(pool=pool),
         "can_write": request.membership.can_write and not pool.is_archived,
         # The board's filters for the next "Show more", without this page's own cursor.
-        "query": request.GET.urlencode(),
+        "query": _without_paging(request.GET),
     }
     return render(request, "pipelines/pool_board.html#column_page", context)
 
