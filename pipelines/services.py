@@ -14,7 +14,7 @@ from functools import partial
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Func, JSONField, Max, OuterRef, QuerySet, Value
+from django.db.models import Exists, F, Func, JSONField, Max, OuterRef, Q, QuerySet, Value
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -109,15 +109,47 @@ def stage_create(
     )
 
 
+def _lock_stage_set(stage: Stage) -> list[Stage]:
+    """Lock the stages of `stage`'s set (the organisation's defaults, or a pool's own), in id
+    order: changes that must leave the set with an open stage (an outcome changed, a stage
+    archived) are serialised. Returns them as they are now."""
+    return list(_stage_siblings(stage).select_for_update().order_by("id"))
+
+
+def _check_keeps_an_open_stage(*, stage: Stage, siblings: list[Stage]) -> None:
+    """Refuse when `stage` is the only active open stage of its set: new pool members enter
+    the first open stage, so a pipeline without one would put them straight into "Hired"."""
+    if not any(
+        other.pk != stage.pk and not other.archived and other.outcome == Stage.Outcome.OPEN
+        for other in siblings
+    ):
+        raise ValidationError("A pipeline needs at least one open stage.")
+
+
 def stage_update(*, stage: Stage, name: str, outcome: str) -> Stage:
-    """Rename a stage or change its outcome. History keeps pointing at the same stage."""
+    """Rename a stage or change its outcome. History keeps pointing at the same stage. The
+    last open stage of a pipeline stays open."""
     name = " ".join(name.split())
     _check_stage_name(
         organization_id=stage.organization_id, pool=stage.pool, name=name, exclude=stage
     )
-    stage.name = name
-    stage.outcome = outcome
-    stage.save(update_fields=["name", "outcome"])
+    with transaction.atomic():
+        siblings = _lock_stage_set(stage)
+        current = next(sibling for sibling in siblings if sibling.pk == stage.pk)
+        if (
+            current.outcome == Stage.Outcome.OPEN
+            and outcome != Stage.Outcome.OPEN
+            and not current.archived
+        ):
+            try:
+                _check_keeps_an_open_stage(stage=current, siblings=siblings)
+            except ValidationError as error:
+                raise ValidationError(
+                    {"outcome": f"{error.messages[0]} Add or reopen another one first."}
+                ) from None
+        stage.name = name
+        stage.outcome = outcome
+        stage.save(update_fields=["name", "outcome"])
     return stage
 
 
@@ -148,9 +180,17 @@ def stage_archive(*, stage: Stage, move_to: Stage | None = None, actor: User | N
     candidates still in it, in every pool that uses it, move to `move_to` first — each move
     recorded like any other (stage history, timeline) — or, without `move_to`, the archive is
     refused. Returns how many cards moved."""
-    active = _stage_siblings(stage).filter(archived=False)
-    if not active.exclude(pk=stage.pk).filter(outcome=Stage.Outcome.OPEN).exists():
-        raise ValidationError("A pipeline needs at least one open stage.")
+    with transaction.atomic():
+        return _stage_archive(stage=stage, move_to=move_to, actor=actor)
+
+
+def _stage_archive(*, stage: Stage, move_to: Stage | None, actor: User | None) -> int:
+    # The set's stages are locked first: no concurrent outcome change or archive can leave it
+    # without an open stage, and `move_to` cannot be archived meanwhile.
+    siblings = _lock_stage_set(stage)
+    _check_keeps_an_open_stage(stage=stage, siblings=siblings)
+    if move_to is not None:
+        move_to = next((sibling for sibling in siblings if sibling.pk == move_to.pk), move_to)
     memberships = PoolMembership.objects.filter(organization_id=stage.organization_id, stage=stage)
     count = memberships.count()
     if count and move_to is None:
@@ -166,21 +206,24 @@ def stage_archive(*, stage: Stage, move_to: Stage | None = None, actor: User | N
     ):
         raise ValidationError("Choose another active stage of the same pipeline.")
     moved = 0
-    with transaction.atomic():
-        for pool in Pool.objects.filter(
-            organization_id=stage.organization_id,
-            pk__in=memberships.values("pool_id").distinct(),
-        ):
-            ids = list(memberships.filter(pool=pool).values_list("pk", flat=True))
-            for start in range(0, len(ids), STAGE_ARCHIVE_MOVE_CHUNK):
-                moved += memberships_move_bulk(
-                    pool=pool,
-                    membership_ids=ids[start : start + STAGE_ARCHIVE_MOVE_CHUNK],
-                    to_stage=move_to,
-                    actor=actor,
-                )
-        stage.archived = True
-        stage.save(update_fields=["archived"])
+    # Every pool that uses the stage, archived ones included (their boards are read-only to
+    # people, not to this), and private pools the admin cannot see: their cards must not stay
+    # in a hidden stage, and no error here names a pool.
+    for pool in Pool.objects.filter(
+        organization_id=stage.organization_id,
+        pk__in=memberships.values("pool_id").distinct(),
+    ):
+        ids = list(memberships.filter(pool=pool).values_list("pk", flat=True))
+        for start in range(0, len(ids), STAGE_ARCHIVE_MOVE_CHUNK):
+            moved += memberships_move_bulk(
+                pool=pool,
+                membership_ids=ids[start : start + STAGE_ARCHIVE_MOVE_CHUNK],
+                to_stage=move_to,
+                actor=actor,
+                archived_pool_too=True,
+            )
+    stage.archived = True
+    stage.save(update_fields=["archived"])
     return moved
 
 
@@ -194,16 +237,35 @@ def stage_restore(*, stage: Stage) -> None:
     stage.save(update_fields=["archived", "position"])
 
 
+def _stage_share(stage: Stage) -> tuple[bool, str] | None:
+    """Lock a stage FOR SHARE until the transaction ends and read it again: (archived,
+    outcome) as they are now, after any archive or outcome change that held the stage (those
+    lock it FOR UPDATE, see _lock_stage_set). Writers that put cards into a stage call this,
+    so that no card lands in a stage archived meanwhile, where no board shows it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT archived, outcome FROM {Stage._meta.db_table} WHERE id = %s FOR SHARE",  # noqa: S608 - table name from the model
+            [stage.pk],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def _entry_stage(pool: Pool) -> Stage:
-    """Where new members of a pool start: its first open stage."""
+    """Where new members of a pool start: its first open stage. Locked FOR SHARE until the
+    transaction ends (callers insert the members in the same transaction)."""
     from pipelines.selectors import pool_stages
 
-    stages = pool_stages(pool=pool)
-    for stage in stages:
-        if stage.outcome == Stage.Outcome.OPEN:
+    for _attempt in range(3):
+        stages = pool_stages(pool=pool)
+        stage = next((each for each in stages if each.outcome == Stage.Outcome.OPEN), None)
+        if stage is None and stages:
+            stage = stages[0]
+        if stage is None:
+            break
+        # Read before the lock: a stage archived (or closed) meanwhile means choosing again.
+        if _stage_share(stage) == (False, stage.outcome):
             return stage
-    if stages:
-        return stages[0]
     raise ValidationError("This pool's pipeline has no stages.")
 
 
@@ -254,7 +316,9 @@ def pool_update(*, pool: Pool, **fields) -> Pool:
     )
     for name, value in fields.items():
         setattr(pool, name, value)
-    pool.save()
+    # Only the settings: a concurrent archive or "customise stages" must not be undone by
+    # writing back the rest of a row read before it.
+    pool.save(update_fields=[*fields, "updated_at"])
     if pool.is_smart and rule_changed:
         pool_schedule_refresh(pool=pool)
     return pool
@@ -290,13 +354,50 @@ def _check_open(pool: Pool) -> None:
         raise ValidationError(f"“{pool.name}” is archived: restore it to change its board.")
 
 
+def pool_campaigns(*, pool: Pool) -> list:
+    """The campaigns that use a pool — as (part of) their audience, as an exclusion or to
+    auto-join a sequence — whatever their status, newest first. Such a pool is not deleted
+    (see pool_delete)."""
+    # Through the reverse relations: pipelines never imports campaigns (campaigns builds on it).
+    campaign_model = pool.campaigns.model
+    return list(
+        campaign_model.objects.filter(organization_id=pool.organization_id)
+        .filter(
+            Q(pk__in=pool.campaigns.values("pk"))
+            | Q(pk__in=pool.excluded_from_campaigns.values("pk"))
+            | Q(auto_join_pool_id=pool.pk)
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def pool_campaigns_refusal(*, campaigns: list) -> str:
+    """Why a pool used by `campaigns` cannot be deleted."""
+    if len(campaigns) == 1:
+        who = f"The campaign “{campaigns[0].name}” uses"
+    else:
+        others = len(campaigns) - 1
+        who = f"“{campaigns[0].name}” and {others} other campaign{'s' if others != 1 else ''} use"
+    return f"{who} this pool (as audience, exclusion or auto-join): archive it instead."
+
+
 @transaction.atomic
 def pool_delete(*, pool: Pool) -> None:
     """Delete a pool for good (admins only, after a confirmation that says how many history
     rows go: see pool_history_count) with its memberships, stage history and own stages. The
     candidates' timelines keep the entries that mention it; a private pool's are marked, so
-    that nobody (once nobody can see the pool) reads its name there."""
+    that nobody (once nobody can see the pool) reads its name there.
+
+    Refused while any campaign uses the pool (pool_campaigns), finished ones too: deleting it
+    would drop it from their audiences and exclusions — a campaign that left out "Current
+    employees" would email them — and a finished campaign's record would lose who it was for."""
     organization_id = pool.organization_id
+    # The pool row locked first: a campaign being saved with this pool (its foreign-key check
+    # shares the row) commits before the check below, or waits until the pool is gone.
+    Pool.objects.select_for_update().filter(pk=pool.pk).values_list("pk").first()
+    campaigns = pool_campaigns(pool=pool)
+    if campaigns:
+        raise ValidationError(pool_campaigns_refusal(campaigns=campaigns))
     if pool.visibility == Pool.Visibility.OWNER:
         Activity.objects.filter(organization_id=organization_id, data__pool_id=pool.pk).update(
             data=Func(
@@ -453,6 +554,12 @@ def _check_stage_of_pool(*, pool: Pool, stage: Stage) -> None:
         raise ValidationError("That stage is not part of this pool's pipeline.")
 
 
+def _check_stage_not_archived_meanwhile(stage: Stage) -> None:
+    current = _stage_share(stage)
+    if current is None or (current[0] and not stage.archived):
+        raise ValidationError("That stage was archived a moment ago. Reload the board.")
+
+
 def membership_move(
     *, membership: PoolMembership, to_stage: Stage, actor: User | None
 ) -> StageChange | None:
@@ -460,6 +567,9 @@ def membership_move(
     same card at once are serialised: the last move wins and both are in the history.
     Returns the recorded change (None when the card was already there)."""
     with transaction.atomic():
+        # The target stage first (stages before cards, like stage_archive): archived meanwhile,
+        # the move is refused rather than hiding the card in it.
+        _check_stage_not_archived_meanwhile(to_stage)
         # Lock the row alone: with joins, PostgreSQL re-checks a row that a concurrent move
         # changed against the *old* joined stage and would drop it.
         locked = PoolMembership.objects.select_for_update().filter(pk=membership.pk).first()
@@ -511,14 +621,22 @@ def membership_move(
 
 
 def memberships_move_bulk(
-    *, pool: Pool, membership_ids: list[int], to_stage: Stage, actor: User | None
+    *,
+    pool: Pool,
+    membership_ids: list[int],
+    to_stage: Stage,
+    actor: User | None,
+    archived_pool_too: bool = False,
 ) -> int:
     """Move a selection of cards to one stage: one UPDATE, one bulk insert of history and of
-    timeline entries. Returns how many cards moved."""
-    _check_open(pool)
+    timeline entries. Returns how many cards moved. `archived_pool_too`: also in an archived
+    pool (archiving a stage empties it in every pool that uses it)."""
+    if not archived_pool_too:
+        _check_open(pool)
     _check_stage_of_pool(pool=pool, stage=to_stage)
     now = timezone.now()
     with transaction.atomic():
+        _check_stage_not_archived_meanwhile(to_stage)
         rows = list(
             PoolMembership.objects.select_for_update()
             .filter(organization_id=pool.organization_id, pool=pool, pk__in=membership_ids)
@@ -768,8 +886,9 @@ def smart_pools_reevaluate_candidate(*, candidate: Candidate) -> dict[int, str]:
         if not decided[f"pool_{pool.pk}"] and pool.pk in decided["smart_member_of"]
     ]
     outcome: dict[int, str] = {}
-    # Each change is one statement, atomic on its own; a transaction only when there are more.
-    with transaction.atomic() if len(entering) + len(leaving) > 1 else nullcontext():
+    # Each change is one statement, atomic on its own; a transaction only when there are more,
+    # or when someone enters (the entry stage stays locked until they are in: _entry_stage).
+    with transaction.atomic() if entering or len(leaving) > 1 else nullcontext():
         for pool in entering:
             entered, _ = _smart_pool_apply(
                 pool=pool,

@@ -155,23 +155,34 @@ def pool_delete(request, org_slug, pool_id):
     """Delete for good (admins only): a page that says what goes, then a confirmed POST."""
     pool = _pool(request, pool_id)
     history = services.pool_history_count(pool=pool)
+    refusal = ""
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         name = pool.name
-        services.pool_delete(pool=pool)
-        messages.success(
-            request,
-            f"The pool “{name}” was deleted with {history} stage change"
-            f"{'s' if history != 1 else ''} of history.",
-        )
-        return redirect("pipelines:pool_list", org_slug=org_slug)
+        try:
+            services.pool_delete(pool=pool)
+        except ValidationError as error:
+            refusal = " ".join(error.messages)
+        else:
+            messages.success(
+                request,
+                f"The pool “{name}” was deleted with {history} stage change"
+                f"{'s' if history != 1 else ''} of history.",
+            )
+            return redirect("pipelines:pool_list", org_slug=org_slug)
+    campaigns = services.pool_campaigns(pool=pool)
+    if campaigns and not refusal:
+        refusal = services.pool_campaigns_refusal(campaigns=campaigns)
     context = {
         "pool": pool,
         "history": history,
         "size": selectors.pool_size(pool=pool),
-        "unconfirmed": request.method == "POST",
+        "campaigns": campaigns,
+        "refusal": refusal,
+        "unconfirmed": request.method == "POST" and not campaigns,
         "active_tab": "pools",
     }
-    return render(request, "pipelines/pool_delete.html", context)
+    status = 400 if request.method == "POST" and campaigns else 200
+    return render(request, "pipelines/pool_delete.html", context, status=status)
 
 
 @require_POST
