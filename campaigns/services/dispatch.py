@@ -43,8 +43,8 @@ from campaigns.conf import (
     send_queue,
 )
 from campaigns.models import Campaign, EmailSettings, Enrollment, Message, Step
+from campaigns.services import guards, rendering, sequences
 from campaigns.services import messages as message_service
-from campaigns.services import rendering, sequences
 from campaigns.services.audience import campaign_pool_names
 from campaigns.services.campaigns import audience_enroll_pending, campaigns_finish
 from candidates.models import Candidate
@@ -486,13 +486,19 @@ def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
     # the Message-ID so receivers and ESPs can recognise it (see docs/campaigns.md, "crash
     # window"). The UPDATE's WHERE is re-checked under each row's lock, so a live worker's
     # concurrent `sent` wins.
-    report.recovered += Message.objects.filter(
-        status=Message.Status.SENDING, claimed_at__lt=lease_cutoff
-    ).update(
-        status=Message.Status.QUEUED,
-        claimed_at=None,
-        enqueued_at=None,
-        last_error="Recovered after its worker was lost; sent again with the same Message-ID.",
+    lost = Message.objects.filter(status=Message.Status.SENDING, claimed_at__lt=lease_cutoff)
+    # A sequence's email whose window has shut since waits for it to open again.
+    closed = sequences.messages_window_closed(lost, now=now)
+    for opening, ids in _grouped(closed).items():
+        report.recovered += lost.filter(pk__in=ids).update(
+            status=Message.Status.QUEUED,
+            claimed_at=None,
+            enqueued_at=None,
+            next_attempt_at=opening,
+            last_error=RECOVERED + " It waits for the sequence's sending window to open.",
+        )
+    report.recovered += lost.exclude(pk__in=list(closed)).update(
+        status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None, last_error=RECOVERED
     )
     requeue_cutoff = now - timedelta(seconds=requeue_after_seconds())
     with transaction.atomic():
@@ -507,12 +513,34 @@ def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
         )
         if not stale:
             return
+        # Their task never ran (the queue was down, a worker lost): a sequence's email whose
+        # window has shut since waits for it to open again instead of going out at night.
+        closed = sequences.messages_window_closed(
+            Message.objects.filter(pk__in=[pk for pk, _ in stale]), now=now
+        )
+        for opening, ids in _grouped(closed).items():
+            Message.objects.filter(pk__in=ids).update(
+                next_attempt_at=opening, last_error=guards.HOLD_SENDING_WINDOW
+            )
+        stale = [(pk, organization_id) for pk, organization_id in stale if pk not in closed]
+        if not stale:
+            return
         Message.objects.filter(pk__in=[pk for pk, _ in stale]).update(enqueued_at=now)
         by_organization: dict[int, list[int]] = defaultdict(list)
         for pk, organization_id in stale:
             by_organization[organization_id].append(pk)
         report.requeued += len(stale)
         _enqueue_on_commit(report, by_organization)
+
+
+RECOVERED = "Recovered after its worker was lost; sent again with the same Message-ID."
+
+
+def _grouped(openings: dict[int, datetime]) -> dict[datetime, list[int]]:
+    by_opening: dict[datetime, list[int]] = defaultdict(list)
+    for pk, opening in openings.items():
+        by_opening[opening].append(pk)
+    return by_opening
 
 
 def dispatch_due(

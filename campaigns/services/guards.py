@@ -32,6 +32,7 @@ HOLD_SENDER_CAP = "Waiting: the recruiter's daily cap"
 HOLD_CANDIDATE_FREQUENCY = "Waiting: the candidate asked for fewer emails"
 HOLD_DOMAIN_WARMUP = "Waiting: the sending domain's warm-up allowance for today"
 HOLD_DOMAIN_UNVERIFIED = "Waiting: the sending domain is not verified (Settings → Email)"
+HOLD_SENDING_WINDOW = "Waiting: the sequence's sending window"
 # How often an email from an unverified domain is checked again (the domain may be verified
 # meanwhile: then it goes).
 UNVERIFIED_RECHECK = timedelta(minutes=15)

@@ -102,6 +102,31 @@ def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetim
     )
 
 
+def messages_window_closed(messages, *, now: datetime) -> dict[int, datetime]:
+    """The sequence emails among `messages` (a Message queryset) whose sending window is shut
+    at `now`: {message pk: the window's next opening}. For emails that go out later than
+    planned — their worker was lost, their send task never ran — which must not reach the
+    candidate at night or at the weekend because of it."""
+    closed: dict[int, datetime] = {}
+    for message in (
+        messages.filter(campaign__kind=Campaign.Kind.SEQUENCE)
+        .select_related("campaign__organization", "candidate")
+        .only(
+            "campaign__kind",
+            "campaign__window_days",
+            "campaign__window_start",
+            "campaign__window_end",
+            "campaign__use_candidate_time_zone",
+            "campaign__organization__time_zone",
+            "candidate__time_zone",
+        )
+    ):
+        opening = step_run_at(campaign=message.campaign, candidate=message.candidate, due=now)
+        if opening > now:
+            closed[message.pk] = opening
+    return closed
+
+
 def _counts_calendar_days(campaign: Campaign, delay: timedelta) -> bool:
     return campaign.kind == Campaign.Kind.SEQUENCE and bool(delay) and not delay % timedelta(days=1)
 

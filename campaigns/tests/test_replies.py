@@ -396,3 +396,23 @@ def test_mailto_address_is_on_the_inbound_reply_domain_when_configured(
         )
     [(_, address)] = getaddresses([_mailto_address()])
     assert address.endswith("@replies.acme.example")
+
+
+@pytest.mark.parametrize("matched_by", ["in_reply_to", "reply_address"])
+def test_reply_from_a_deleted_candidate_is_not_kept(org, sent_message, settings, matched_by):
+    """Deleting a profile deletes its enrollments and their emails; a reply that arrives
+    afterwards, whether it names the email by header or by reply address, matches nothing and
+    stores nothing of the person who was erased."""
+    from candidates.services.profiles import candidates_delete
+
+    settings.CAMPAIGNS_REPLY_DOMAIN = "replies.acme.example"
+    headers = _headers(sent_message)
+    if matched_by == "reply_address":
+        headers["To"] = reply_address_for(sent_message)
+        del headers["In-Reply-To"]
+    with scope(organization=org):
+        candidates_delete(candidate_ids=[sent_message.candidate_id])
+    assert inbound_email_record(message=_raw(headers=headers)) is None
+    with scope(organization=org):
+        assert not InboundEmail.objects.exists()
+        assert not EngagementEvent.objects.filter(kind="replied").exists()

@@ -16,7 +16,7 @@ from django_scopes import scopes_disabled
 from analytics.services import engagement_event_record
 from campaigns.models import Campaign, Enrollment, InboundEmail, Message, Step
 from campaigns.sequence_forms import SequenceForm
-from campaigns.services import sequences
+from campaigns.services import guards, sequences
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.preferences import candidate_unsubscribe
@@ -221,6 +221,79 @@ def test_sequence_window_in_the_candidates_time_zone(org, recruiter_user):
     dispatch_due(now=TUESDAY_10)
     assert messages_of(campaign) == []
     assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
+
+
+def _outbox_state(campaign) -> tuple:
+    with scopes_disabled():
+        return Message.objects.filter(campaign=campaign).values_list(
+            "status", "next_attempt_at", "enqueued_at", "last_error"
+        )[0]
+
+
+@pytest.mark.parametrize(
+    ("swept_at", "waits_until"),
+    [
+        # Lost at 10:01, found at 17:30 after the window shut: Wednesday 9:00.
+        (datetime(2026, 3, 3, 17, 30, tzinfo=UTC), datetime(2026, 3, 4, 9, 0, tzinfo=UTC)),
+        # Found at 10:30, inside the window: it goes again at once.
+        (datetime(2026, 3, 3, 10, 30, tzinfo=UTC), None),
+    ],
+)
+def test_sequence_email_of_a_lost_worker_goes_again_inside_the_window(
+    org, recruiter_user, swept_at, waits_until
+):
+    campaign, _ = launched(org, recruiter_user, [{}])
+    dispatch_due(now=TUESDAY_10)
+    with scopes_disabled():
+        # A worker claimed it at 10:01 and died before recording a result.
+        Message.objects.filter(campaign=campaign).update(
+            status="sending", claimed_at=TUESDAY_10 + timedelta(minutes=1)
+        )
+    report = dispatch_due(now=swept_at)
+    status, next_attempt_at, enqueued_at, last_error = _outbox_state(campaign)
+    assert (report.recovered, status, next_attempt_at) == (1, "queued", waits_until)
+    assert last_error.startswith("Recovered after its worker was lost")
+    if waits_until is None:
+        assert (report.requeued, enqueued_at) == (1, swept_at)
+    else:
+        assert (report.requeued, enqueued_at) == (0, None)
+        assert "sending window" in last_error
+        # The sweeper leaves it alone until the window opens, then hands it to a task.
+        assert dispatch_due(now=waits_until - timedelta(minutes=1)).requeued == 0
+        assert dispatch_due(now=waits_until).requeued == 1
+
+
+def test_sequence_email_whose_send_task_never_ran_waits_for_the_window(org, recruiter_user):
+    friday_4pm = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
+    campaign, _ = launched(org, recruiter_user, [{}], now=friday_4pm)
+    dispatch_due(now=friday_4pm)
+    with scopes_disabled():
+        # Its task was queued at 16:00 and lost; the queue was down until after the window.
+        Message.objects.filter(campaign=campaign).update(enqueued_at=friday_4pm)
+    friday_evening = datetime(2026, 3, 6, 19, 0, tzinfo=UTC)
+    report = dispatch_due(now=friday_evening)
+    monday_9 = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+    assert report.requeued == 0
+    assert _outbox_state(campaign) == ("queued", monday_9, friday_4pm, guards.HOLD_SENDING_WINDOW)
+    assert dispatch_due(now=datetime(2026, 3, 8, 12, 0, tzinfo=UTC)).requeued == 0
+    assert dispatch_due(now=monday_9).requeued == 1
+
+
+def test_broadcast_email_of_a_lost_worker_goes_again_at_once_at_night(org, recruiter_user, in_org):
+    """Broadcasts have no sending window: the recovery queues them again whatever the hour."""
+    from campaigns.tests.factories import make_broadcast
+
+    make_candidates(org, 1)
+    campaign = make_broadcast(org, user=recruiter_user)
+    night = datetime(2026, 3, 7, 23, 0, tzinfo=UTC)  # a Saturday
+    with scopes_disabled():
+        campaign_launch(campaign=campaign, user=recruiter_user, now=night)
+    dispatch_due(now=night)
+    with scopes_disabled():
+        Message.objects.filter(campaign=campaign).update(status="sending", claimed_at=night)
+    report = dispatch_due(now=night + timedelta(minutes=30))
+    assert (report.recovered, report.requeued) == (1, 1)
+    assert _outbox_state(campaign)[:2] == ("queued", None)
 
 
 EVERY_DAY = list(range(7))
