@@ -519,8 +519,10 @@ def messages_sweep(*, now: datetime, report: DispatchReport) -> None:
             Message.objects.filter(pk__in=[pk for pk, _ in stale]), now=now
         )
         for opening, ids in _grouped(closed).items():
-            Message.objects.filter(pk__in=ids).update(
-                next_attempt_at=opening, last_error=guards.HOLD_SENDING_WINDOW
+            Message.objects.filter(pk__in=ids).update(next_attempt_at=opening)
+            # An earlier reason stays: the provider's throttling counts its runs in it.
+            Message.objects.filter(pk__in=ids, last_error="").update(
+                last_error=guards.HOLD_SENDING_WINDOW
             )
         stale = [(pk, organization_id) for pk, organization_id in stale if pk not in closed]
         if not stale:

@@ -109,7 +109,8 @@ def messages_window_closed(messages, *, now: datetime) -> dict[int, datetime]:
     candidate at night or at the weekend because of it."""
     closed: dict[int, datetime] = {}
     for message in (
-        messages.filter(campaign__kind=Campaign.Kind.SEQUENCE)
+        # A recruiter's test send is not a step: it goes whenever it is asked for.
+        messages.filter(campaign__kind=Campaign.Kind.SEQUENCE, is_test=False)
         .select_related("campaign__organization", "candidate")
         .only(
             "campaign__kind",

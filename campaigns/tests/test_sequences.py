@@ -279,6 +279,52 @@ def test_sequence_email_whose_send_task_never_ran_waits_for_the_window(org, recr
     assert dispatch_due(now=monday_9).requeued == 1
 
 
+@pytest.mark.parametrize("lost_worker", [False, True])
+def test_recruiters_test_email_of_a_sequence_is_not_held_for_the_window(
+    org, recruiter_user, lost_worker
+):
+    """A test send is not a step: found by the sweep on a Saturday (its task not yet run, or
+    its worker lost), it goes at once."""
+    from campaigns.services.templates import email_send_test
+
+    campaign = make_sequence(org, user=recruiter_user, steps=[{}])
+    saturday_10 = datetime(2026, 3, 7, 10, 0, tzinfo=UTC)
+    with scopes_disabled():
+        step = campaign.steps.get()
+        message = email_send_test(
+            organization=org,
+            user=recruiter_user,
+            subject=step.subject,
+            preheader="",
+            body_markdown=step.body_markdown,
+            campaign=campaign,
+        )
+        if lost_worker:
+            Message.objects.filter(pk=message.pk).update(
+                status="sending", claimed_at=saturday_10 - timedelta(hours=1)
+            )
+    report = dispatch_due(now=saturday_10)
+    assert (report.recovered, report.requeued) == (int(lost_worker), 1)
+    assert _outbox_state(campaign)[:3] == ("queued", None, saturday_10)
+
+
+def test_throttled_sequence_email_held_for_the_window_keeps_its_throttle_count(org, recruiter_user):
+    from campaigns.services.sending import _THROTTLED, _throttled_times
+
+    friday_4pm = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
+    campaign, _ = launched(org, recruiter_user, [{}], now=friday_4pm)
+    dispatch_due(now=friday_4pm)
+    with scopes_disabled():
+        throttled = Message.objects.get(campaign=campaign)
+        throttled.last_error = _THROTTLED.format(times=3)
+        throttled.enqueued_at = friday_4pm
+        throttled.save(update_fields=["last_error", "enqueued_at"])
+    dispatch_due(now=datetime(2026, 3, 6, 19, 0, tzinfo=UTC))
+    status, next_attempt_at, _, last_error = _outbox_state(campaign)
+    assert (status, next_attempt_at) == ("queued", datetime(2026, 3, 9, 9, 0, tzinfo=UTC))
+    assert (last_error, _throttled_times(last_error)) == (throttled.last_error, 3)
+
+
 def test_broadcast_email_of_a_lost_worker_goes_again_at_once_at_night(org, recruiter_user, in_org):
     """Broadcasts have no sending window: the recovery queues them again whatever the hour."""
     from campaigns.tests.factories import make_broadcast
