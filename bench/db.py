@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
 META_TABLE = "bench_meta"
+
+
+def data_dir() -> Path:
+    """Where the bench writes its logs and load-tool outputs: the project's data folder
+    (`RAPPORT_DATA_DIR`, as for the embedded services), created when missing."""
+    from crm.devservices import DATA_DIR
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return DATA_DIR
 
 
 def bench_url(base_url: str) -> str:

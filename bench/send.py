@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import db
 from bench.report import Row
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -140,6 +141,8 @@ def cleanup_campaigns(ctx) -> None:
     raw.execute("DELETE FROM campaigns_message WHERE campaign_id = ANY(%s)", [ids])
     for table in (
         "campaigns_enrollment",
+        # Batches a launch had not enrolled yet (a run stopped halfway through its send).
+        "campaigns_audiencebatch",
         "campaigns_step",
         "campaigns_campaign_saved_searches",
         "campaigns_campaign_excluded_saved_searches",
@@ -328,7 +331,7 @@ def run_broadcast(ctx, kind: str, port: int, *, timeout: float) -> dict:
     organization, campaign = create_campaign(ctx, kind)
     env = {**os.environ, **backend_env(kind, port)}
     purge_broker()
-    workers = start_workers(env, BASE_DIR / ".data")
+    workers = start_workers(env, db.data_dir())
     try:
         connection.close()
         started = timezone.now()
@@ -514,7 +517,7 @@ def workload_send(ctx) -> list[Row]:
     for kind, label in (("smtp", "SMTP → smtp-sink"), ("esp", "anymail Postmark → mock ESP")):
         cleanup_campaigns(ctx)
         port = free_port()
-        log_path = BASE_DIR / ".data" / f"bench-send-{kind}-sink.log"
+        log_path = db.data_dir() / f"bench-send-{kind}-sink.log"
         sink = start_smtp_sink(port, log_path) if kind == "smtp" else start_mock_esp(port, log_path)
         if sink is None:
             rows.append(Row(f"send {label}", status="no smtp-sink"))

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from bench import db
 from bench.report import Row
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -225,7 +226,7 @@ def run_wrk(port: int, paths_file: Path, *, clients: int, duration: float, out: 
 
 
 def _paths_file(name: str, cookie: str, markers: list[str], counted: str, paths: list[str]):
-    path = BASE_DIR / ".data" / f"bench-served-{name}.txt"
+    path = db.data_dir() / f"bench-served-{name}.txt"
     lines = [cookie, *(f"marker {m}" for m in markers), f"count {counted}", *paths]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -283,7 +284,7 @@ def workload_served(ctx) -> list[Row]:
     workers, threads, worker_class = gunicorn_config(ctx.args.served_gunicorn)
     server = f"gunicorn {workers} workers × {threads} threads ({worker_class})"
     port = free_port()
-    log_path = BASE_DIR / ".data" / "bench-gunicorn.log"
+    log_path = db.data_dir() / "bench-gunicorn.log"
     process = start_gunicorn(
         port, log_path, workers=workers, threads=threads, worker_class=worker_class
     )
@@ -295,7 +296,7 @@ def workload_served(ctx) -> list[Row]:
         for label, paths, markers, counted, unit, description in phases:
             name = label.split()[0]
             paths_file = _paths_file(name, cookie, markers, counted, paths)
-            out = BASE_DIR / ".data" / f"bench-served-{name}-wrk.txt"
+            out = db.data_dir() / f"bench-served-{name}-wrk.txt"
             clients = ctx.args.clients
             run_wrk(port, paths_file, clients=clients, duration=WARMUP_SECONDS, out=out)
             before, load_before = meter.read(), os.getloadavg()[0]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import db
 from bench.report import Row
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,7 +113,7 @@ def wrk_path() -> str | None:
 def burst(port: int, requests: list, *, clients: int, duration: float, name: str) -> dict:
     """wrk with `clients` keep-alive connections for `duration` seconds, replaying `requests`;
     what it answered, counted by kind (see bench/tracking.lua)."""
-    data = BASE_DIR / ".data"
+    data = db.data_dir()
     requests_file = data / f"bench-tracking-{name}-requests.txt"
     out_file = data / f"bench-tracking-{name}-wrk.txt"
     requests_file.write_text("".join(f"{method} {path}\n" for _, method, path in requests))
@@ -352,7 +353,7 @@ def workload_tracking(ctx) -> list[Row]:
         shape = f"{workers} workers × {threads} threads ({worker_class})"
     server = f"gunicorn {application}, {shape}"
     port = free_port()
-    log_path = BASE_DIR / ".data" / "bench-tracking-gunicorn.log"
+    log_path = db.data_dir() / "bench-tracking-gunicorn.log"
     process = start_gunicorn(
         port,
         log_path,
