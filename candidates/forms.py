@@ -808,6 +808,13 @@ class ImportUploadForm(forms.Form):
     file = forms.FileField(
         label="Spreadsheet",
         help_text="A CSV or Excel (.xlsx) file whose first row names the columns.",
+        # Django's own "This field is required." and "The submitted file is empty." say
+        # neither what was expected nor what to do next.
+        error_messages={
+            "required": "Choose a CSV or Excel (.xlsx) file to upload.",
+            "empty": "This file is empty. Upload a CSV or Excel (.xlsx) file with a header row "
+            "and candidates under it.",
+        },
         widget=forms.ClearableFileInput(
             attrs={
                 "accept": ".csv,.tsv,.txt,.xlsx,text/csv,text/tab-separated-values,"

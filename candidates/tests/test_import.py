@@ -753,7 +753,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256))
     [
         ("garbage.csv", bytes(range(256)) * 8, "contains binary data"),
         ("image.csv", PNG, "This file is a PNG image, not a spreadsheet."),
-        ("empty.csv", b"", "The submitted file is empty."),
+        ("empty.csv", b"", "This file is empty. Upload a CSV or Excel (.xlsx) file"),
         ("blank.csv", b"\n\n  \n", "The file is empty."),
         ("header.csv", b"First Name,Last Name,Email\n\n", "no candidates under it"),
         ("dupes.csv", b"Email,Name,email\na@b.co,A,c@d.co\n", "Two columns are named"),
@@ -781,6 +781,16 @@ def test_import_upload_rejects_malformed_files_with_a_message(
     assert message in errors
     with scopes_disabled():
         assert not Job.objects.filter(organization=org).exists()
+
+
+def test_import_upload_without_a_file_says_what_to_choose(org, recruiter_client):
+    # What a browser sends for an empty file input: the field with no file under it.
+    response = recruiter_client.post(reverse("candidates:import", args=[org.slug]), {"file": ""})
+
+    assert response.context["form"].errors["file"] == [
+        "Choose a CSV or Excel (.xlsx) file to upload."
+    ]
+    assert "This field is required." not in response.content.decode()
 
 
 UNCLOSED_QUOTE = 'has a quote (") that is never closed, so the rest of the file would be read'
@@ -1213,6 +1223,59 @@ def test_import_mapping_requires_a_name_column_and_unique_fields(
     form = response.context["form"]
     assert "First name or Full name" in form.non_field_errors()[0]
     assert "already imported as Email" in form.errors["column_2"][0]
+
+
+def _mapping_alert(response) -> str:
+    body = response.content.decode()
+    start = body.index('<div class="alert alert-danger"')
+    return " ".join(body[start : body.index("</div>\n", start)].split())
+
+
+def test_import_mapping_without_a_name_column_points_at_nothing_below(
+    org, recruiter_client, recruiter_user
+):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    url = reverse("candidates:import_mapping", args=[org.slug, job.pk])
+    data = {"column_0": "", "column_1": "", "column_2": "email", "duplicates": "fill"}
+    data.update(source="import")
+
+    alert = _mapping_alert(recruiter_client.post(url, data))
+
+    assert "import it as First name or Full name." in alert
+    assert "marked below" not in alert  # no column is marked: the name column is unmapped
+
+
+def test_import_mapping_alert_points_at_the_marked_columns(org, recruiter_client, recruiter_user):
+    job = _job(org, recruiter_user, (HEADER + "Ada,Lovelace,ada@example.com,,\n").encode())
+    url = reverse("candidates:import_mapping", args=[org.slug, job.pk])
+    data = {"column_0": "first_name", "column_1": "email", "column_2": "email"}
+    data.update(duplicates="fill", source="import")
+    both = {**data, "column_0": ""}
+
+    alone = _mapping_alert(recruiter_client.post(url, data))
+    with_name = _mapping_alert(recruiter_client.post(url, both))
+
+    assert "Some choices need your attention; they are marked below." in alone
+    assert "First name or Full name" in with_name
+    assert "Other choices need your attention too; they are marked below." in with_name
+
+
+def test_import_progress_page_is_the_fourth_step(org, recruiter_client, recruiter_user):
+    job = _run(org, _job(org, recruiter_user, (HEADER + "Ada,Lovelace,,,\n").encode()))
+    with scopes_disabled():
+        export = Job.objects.create(organization=org, kind=Job.Kind.EXPORT)
+
+    body = recruiter_client.get(
+        reverse("candidates:job_detail", args=[org.slug, job.pk])
+    ).content.decode()
+    other = recruiter_client.get(
+        reverse("candidates:job_detail", args=[org.slug, export.pk])
+    ).content.decode()
+
+    current = body[body.index('aria-current="step"') - 120 : body.index('aria-current="step"')]
+    assert 'aria-label="Import steps"' in body
+    assert body.count("is-done") == 3 and "is-current" in current
+    assert 'aria-label="Import steps"' not in other
 
 
 def test_import_started_job_pages_redirect_to_progress(org, recruiter_client, recruiter_user):

@@ -1,4 +1,5 @@
 import datetime
+import re
 import threading
 import time
 
@@ -582,6 +583,76 @@ def test_merge_view_timeline_and_profile_show_the_merge(recruiter_client, org, p
     assert "Merged with Ada King (ada.king@y.org)" in body
     assert "Merged into this profile" in body
     assert "Secondary note" in body
+
+
+def _cancel_href(response) -> str:
+    return re.search(
+        r'<a class="btn btn-outline-secondary" href="([^"]*)">Cancel</a>', response.content.decode()
+    )[1]
+
+
+def test_merge_view_cancel_goes_back_where_the_merge_was_opened(recruiter_client, org, pair):
+    primary, secondary = pair
+    profile = reverse("candidates:detail", args=[org.slug, primary.pk])
+    duplicates = reverse("candidates:duplicates", args=[org.slug])
+    url = reverse("candidates:merge", args=[org.slug, primary.pk])
+
+    def opened(**next_url):
+        return recruiter_client.get(url, {"other": secondary.pk, **next_url})
+
+    from_profile = opened(next=profile)
+    from_filtered_list = opened(next=f"{duplicates}?reason=email")
+    without = opened()
+    offsite = opened(next="https://evil.example/")
+
+    assert _cancel_href(from_profile) == profile
+    assert _cancel_href(from_filtered_list) == f"{duplicates}?reason=email"
+    assert _cancel_href(without) == duplicates
+    assert _cancel_href(offsite) == duplicates
+    body = from_profile.content.decode()
+    assert f'<input type="hidden" name="next" value="{profile}">' in body
+    # Keeping the other profile instead still comes back to the same place.
+    assert f"?other={primary.pk}&amp;next=/o/{org.slug}/candidates/{primary.pk}/" in body
+
+
+def test_merge_view_keeps_the_way_back_when_it_shows_the_form_again(
+    recruiter_client, org, pair, monkeypatch
+):
+    primary, secondary = pair
+    profile = reverse("candidates:detail", args=[org.slug, primary.pk])
+
+    def refuse(**kwargs):
+        raise MergeError("This profile was merged meanwhile.")
+
+    monkeypatch.setattr("candidates.views.duplicates.candidate_merge", refuse)
+    response = recruiter_client.post(
+        _merge_url(org, primary), {"other": secondary.pk, "next": profile}
+    )
+
+    assert response.status_code == 200
+    assert _cancel_href(response) == profile
+
+
+def test_merge_links_say_where_the_merge_was_opened(recruiter_client, org, pair):
+    primary, secondary = pair
+    with scopes_disabled():
+        DuplicateSuggestion.objects.create(
+            organization=org,
+            candidate_a=primary,
+            candidate_b=secondary,
+            reason=DuplicateSuggestion.Reason.NAME_COMPANY,
+            score=0.8,
+        )
+    profile = reverse("candidates:detail", args=[org.slug, primary.pk])
+    duplicates = reverse("candidates:duplicates", args=[org.slug])
+
+    on_profile = recruiter_client.get(profile).content.decode()
+    on_list = recruiter_client.get(duplicates, {"reason": "name_company"}).content.decode()
+    on_pick = recruiter_client.get(_merge_url(org, primary), {"find": secondary.email})
+
+    assert f"?other={secondary.pk}&amp;next={profile}" in on_profile
+    assert f"&amp;next={duplicates}%3Freason%3Dname_company" in on_list
+    assert f"?other={secondary.pk}&amp;next={profile}" in on_pick.content.decode()
 
 
 # --- undo -------------------------------------------------------------------------------

@@ -50,8 +50,8 @@ class DuplicateSuggestionFilter(django_filters.FilterSet):
         fields = ["reason"]
 
 
-def _next_url(request, default: str) -> str:
-    target = request.POST.get("next", "")
+def _next_url(request, default: str, data=None) -> str:
+    target = (request.POST if data is None else data).get("next", "")
     # A path of this site: anything else ("-1", a view's name) is not where a page sent us.
     if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -169,9 +169,14 @@ def candidate_merge_view(request, org_slug, candidate_id):
                 "You can undo it under “Merged into this profile” in the Possible duplicates card.",
             )
             return redirect(_profile_url(request, primary.pk))
+    # Where the merge was opened (the duplicates list, a profile): Cancel goes back there.
+    duplicates_url = reverse("candidates:duplicates", args=[org_slug])
+    back = _next_url(request, "", data=request.POST if request.method == "POST" else request.GET)
     context = {
         "primary": primary,
         "secondary": secondary,
+        "back": back,
+        "cancel_url": back or duplicates_url,
         "form": form,
         "counts": _merge_counts(secondary),
         "combined": merge_combined(primary=primary, secondary=secondary),
