@@ -313,6 +313,31 @@ def merge_record_get(*, organization, merge_id: int):
     )
 
 
+def candidate_timeline_merged_from(*, candidate: Candidate, activities: list) -> dict[int, str]:
+    """Which of `activities` came to this profile with a merge that is not undone: {activity
+    id: the merged-away profile's name}. Its "Profile created" and the rest of its history
+    otherwise read as this profile's own. One query, of the merges into this profile."""
+    from django.db.models.fields.json import KeyTransform
+
+    from candidates.models import MergeRecord
+
+    shown = {activity.pk for activity in activities}
+    merged_from: dict[int, str] = {}
+    merges = (
+        MergeRecord.objects.filter(
+            organization_id=candidate.organization_id, primary=candidate, undone_at__isnull=True
+        )
+        .annotate(activity_ids=KeyTransform("candidates.Activity", "moved"))
+        .values_list("activity_ids", "secondary__first_name", "secondary__last_name")
+    )
+    for activity_ids, first_name, last_name in merges:
+        name = f"{first_name} {last_name}".strip()
+        for pk in activity_ids or []:
+            if pk in shown:
+                merged_from[pk] = name
+    return merged_from
+
+
 def candidate_duplicates_panel(*, candidate: Candidate, limit: int = 5) -> dict:
     """What the profile's duplicates card shows, in two queries: the open suggestions that
     involve this candidate (with the other profile) and the merges into it."""

@@ -36,6 +36,14 @@ def _heading(activity, clock: PageClock) -> str:
         )
     elif activity.kind in BY_THE_CANDIDATE:
         actor = ' <span class="text-body-secondary">by the candidate</span>'
+    merged_from = getattr(activity, "merged_from", "")
+    if merged_from:
+        # Came with a merged-away profile: its "Profile created" is not this profile's.
+        actor += (
+            ' <span class="badge rounded-pill text-bg-light border fw-normal"'
+            f' title="From the profile of {escape(merged_from)}, merged into this one">'
+            f"merged from {escape(merged_from)}</span>"
+        )
     occurred_at = activity.occurred_at
     local = clock.local(occurred_at)
     return (

@@ -999,3 +999,36 @@ def test_merge_view_can_still_keep_the_primarys_status(recruiter_client, org):
         secondary.refresh_from_db()
     assert secondary.merged_into_id == primary.pk
     assert primary.status == "active"
+
+
+def _timeline_entries(client, org, candidate) -> dict[str, str]:
+    """{an entry's summary: its heading's text} on the profile page."""
+    body = client.get(reverse("candidates:detail", args=[org.slug, candidate.pk])).content.decode()
+    entries = {}
+    for item in re.findall(r'<li class="timeline-item.*?</li>', body, flags=re.S):
+        summary = re.search(r'text-break">([^<]*)</div>', item)
+        if summary:
+            entries[summary[1]] = re.sub(r"<[^>]+>|\s+", " ", item.split("<time")[0]).strip()
+    return entries
+
+
+def test_merged_history_says_which_profile_it_came_from_until_the_merge_is_undone(
+    recruiter_client, org, pair, recruiter_user
+):
+    """After a merge the kept profile shows two "Profile created" entries: the one that came
+    with the merged-away profile says so."""
+    primary, secondary = pair
+    with scopes_disabled():
+        activity_record(candidate=primary, kind="created", summary="Added by Riya")
+        activity_record(candidate=secondary, kind="created", summary="Imported from people.csv")
+    record = _merge(primary, secondary, actor=recruiter_user)
+
+    entries = _timeline_entries(recruiter_client, org, primary)
+    assert "merged from Ada King" in entries["Imported from people.csv"]
+    assert "merged from" not in entries["Added by Riya"]
+
+    with scopes_disabled():
+        candidate_merge_undo(record=record, actor=recruiter_user)
+    entries = _timeline_entries(recruiter_client, org, primary)
+    assert "Imported from people.csv" not in entries
+    assert "merged from" not in entries["Added by Riya"]

@@ -24,6 +24,7 @@ from candidates.selectors import (
     candidate_get_or_merged,
     candidate_pinned_notes,
     candidate_timeline,
+    candidate_timeline_merged_from,
     note_get,
 )
 from candidates.services import profiles
@@ -105,8 +106,10 @@ def _activity_context(request, candidate, *, note_form=None, editing=None, edit_
         candidate=candidate, user=request.user, before=before, show=show
     )
     pinned_notes = candidate_pinned_notes(candidate=candidate)
+    merged_from = candidate_timeline_merged_from(candidate=candidate, activities=timeline)
     for activity in timeline:
         activity.icon = TIMELINE_ICONS.get(activity.kind, "dot")
+        activity.merged_from = merged_from.get(activity.pk, "")
         if activity.note is not None:
             _mark_edited(activity.note)
             if activity.note.contact in CONTACT_HEADINGS:
