@@ -466,13 +466,14 @@ def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
     from bench import served
     from bench.board import workload_board
     from bench.duplicates import workload_duplicates
-    from bench.imports import physical_anchor, workload_import
+    from bench.imports import clear_previous_import, physical_anchor, workload_import
     from bench.pools import workload_pools
     from bench.send import workload_send
     from bench.tracking import workload_tracking
 
     ctx = setup_context(url, meta, args)
     ctx.meta["explain"] = []
+    clear_previous_import(ctx)
     print("\nphysical anchors:", flush=True)
     anchor = physical_anchor(ctx)
     print(
