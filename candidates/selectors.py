@@ -416,6 +416,19 @@ def import_jobs_recent(*, organization, limit: int = 5) -> list[Job]:
     )
 
 
+def import_drafts_of(*, organization, user) -> list[Job]:
+    """The user's own imports that were uploaded but never started, newest first: they can be
+    continued or discarded (others' drafts are theirs to finish)."""
+    return list(
+        Job.objects.filter(
+            organization=organization,
+            kind=Job.Kind.IMPORT,
+            status=Job.Status.DRAFT,
+            created_by=user,
+        ).order_by("-created_at", "-id")[:10]
+    )
+
+
 def candidate_selection_queryset(
     *,
     organization,

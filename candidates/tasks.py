@@ -75,3 +75,11 @@ def duplicates_scan_all() -> int:
     for organization_id in organization_ids:
         duplicates_scan.delay(organization_id=organization_id)
     return len(organization_ids)
+
+
+@app.task(name="candidates.import_drafts_expire", ignore_result=True)
+def import_drafts_expire() -> int:
+    """Nightly: delete draft imports abandoned for a week, with their uploaded files."""
+    from candidates.services.imports import import_drafts_expire as expire
+
+    return expire()

@@ -52,6 +52,7 @@ urlpatterns = [
     path("import/<int:job_id>/preview/", imports.import_preview, name="import_preview"),
     path("import/<int:job_id>/start/", imports.import_start, name="import_start"),
     path("import/<int:job_id>/resume/", imports.import_resume, name="import_resume"),
+    path("import/<int:job_id>/discard/", imports.import_discard, name="import_discard"),
     # --- attachments (views/attachments.py) ---
     path(
         "<int:candidate_id>/files/",

@@ -346,6 +346,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "candidates.duplicates_scan_all",
         "schedule": crontab(minute=23, hour=2),
     },
+    # --- candidates: abandoned import drafts (and their uploaded files) go after a week ---
+    "candidates-import-drafts-expire": {
+        "task": "candidates.import_drafts_expire",
+        "schedule": crontab(minute=47, hour=3),
+    },
 }
 WORKER_HEARTBEAT_MAX_AGE = 120  # seconds; /healthz reports the worker down past this
 

@@ -55,7 +55,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from candidates.importing import reading
 from candidates.importing.fields import CUSTOM_PREFIX, IGNORE, guess_mapping, target_label
@@ -66,6 +66,7 @@ from candidates.services.export import export_write_csv
 from candidates.services.profiles import organization_phone_region
 from candidates.signals import candidates_changed_in_bulk
 from crm.models import Membership, Organization, User
+from crm.storage import stored_files_delete_on_commit
 
 PREVIEW_ROWS = 20
 # What a row whose email belongs to an existing candidate does to that candidate. FILL (the
@@ -337,6 +338,36 @@ def import_start(*, job: Job) -> Job:
         lambda: import_run_task.delay(organization_id=organization_id, job_id=job_id)
     )
     return job
+
+
+# Drafts (uploaded, never started) are kept this long, then deleted with their file.
+IMPORT_DRAFT_KEEP_DAYS = 7
+
+
+def import_discard(*, job: Job) -> bool:
+    """Delete a draft import and, once that commits, its uploaded file. An import that has
+    started is kept with its results: False (nothing changes)."""
+    with transaction.atomic():
+        name = job.input_file.name
+        deleted, _ = Job.objects.filter(pk=job.pk, status=Job.Status.DRAFT).delete()
+        if deleted:
+            stored_files_delete_on_commit([name])
+    return bool(deleted)
+
+
+def import_drafts_expire(*, now=None) -> int:
+    """Delete, in every organisation, the draft imports uploaded more than
+    IMPORT_DRAFT_KEEP_DAYS ago and never started, with their files: a spreadsheet of people's
+    details is not kept for ever because someone stopped at the mapping screen."""
+    cutoff = (now or timezone.now()) - timedelta(days=IMPORT_DRAFT_KEEP_DAYS)
+    with scopes_disabled(), transaction.atomic():
+        drafts = Job.objects.filter(
+            kind=Job.Kind.IMPORT, status=Job.Status.DRAFT, created_at__lt=cutoff
+        )
+        names = [name for name in drafts.values_list("input_file", flat=True) if name]
+        deleted, _ = drafts.delete()
+        stored_files_delete_on_commit(names)
+    return deleted
 
 
 # --- running ------------------------------------------------------------------------------------

@@ -1664,3 +1664,81 @@ def test_deleting_jobs_in_the_admin_removes_their_stored_files(
     with scopes_disabled():
         assert not Job.objects.filter(pk__in=[first.pk, second.pk]).exists()
     assert [default_storage.exists(name) for name in names] == [False, False, False]
+
+
+# --- drafts: uploaded, never started ---
+
+GOOD_CSV = b"First name,Last name,Email\nAda,Lovelace,ada@example.com\n"
+
+
+def test_import_page_lists_my_unfinished_imports_to_continue_or_discard(
+    org, recruiter_client, recruiter_user, admin_user
+):
+    mine = _upload(recruiter_client, org, GOOD_CSV, name="mine.csv")
+    assert mine.status_code == 302
+    with scopes_disabled():
+        draft = Job.objects.get(input_name="mine.csv")
+        theirs = imports.import_create(
+            organization=org,
+            user=admin_user,
+            upload=SimpleUploadedFile("theirs.csv", GOOD_CSV),
+            info=inspect_file(SimpleUploadedFile("theirs.csv", GOOD_CSV)),
+        )
+    body = recruiter_client.get(reverse("candidates:import", args=[org.slug])).content.decode()
+    assert "Your unfinished imports" in body
+    assert "mine.csv" in body and "theirs.csv" not in body
+    assert reverse("candidates:import_mapping", args=[org.slug, draft.pk]) in body
+    assert reverse("candidates:import_discard", args=[org.slug, draft.pk]) in body
+
+    # A colleague's draft is not mine to discard.
+    recruiter_client.post(reverse("candidates:import_discard", args=[org.slug, theirs.pk]))
+    with scopes_disabled():
+        assert Job.objects.filter(pk=theirs.pk).exists()
+
+
+def test_import_discard_deletes_the_draft_and_its_file(
+    org, recruiter_client, recruiter_user, django_capture_on_commit_callbacks
+):
+    _upload(recruiter_client, org, GOOD_CSV, name="mine.csv")
+    with scopes_disabled():
+        draft = Job.objects.get(input_name="mine.csv")
+    name = draft.input_file.name
+    assert default_storage.exists(name)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = recruiter_client.post(
+            reverse("candidates:import_discard", args=[org.slug, draft.pk])
+        )
+    assert response["Location"] == reverse("candidates:import", args=[org.slug])
+    with scopes_disabled():
+        assert not Job.objects.filter(pk=draft.pk).exists()
+    assert not default_storage.exists(name)
+    body = recruiter_client.get(reverse("candidates:import", args=[org.slug])).content.decode()
+    assert "Your unfinished imports" not in body
+
+
+def test_import_discard_keeps_an_import_that_has_started(org, recruiter_client, recruiter_user):
+    job = _job(org, recruiter_user, GOOD_CSV)
+    _run(org, job)
+    response = recruiter_client.post(reverse("candidates:import_discard", args=[org.slug, job.pk]))
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Job.objects.get(pk=job.pk).status == Job.Status.DONE
+
+
+def test_import_drafts_expire_after_a_week_with_their_files(
+    org, recruiter_user, django_capture_on_commit_callbacks
+):
+    old = _job(org, recruiter_user, GOOD_CSV, name="old.csv")
+    fresh = _job(org, recruiter_user, GOOD_CSV, name="fresh.csv")
+    started = _job(org, recruiter_user, GOOD_CSV, name="started.csv")
+    _run(org, started)
+    week_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=8)
+    with scopes_disabled():
+        Job.objects.filter(pk__in=[old.pk, started.pk]).update(created_at=week_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert imports.import_drafts_expire() == 1
+    with scopes_disabled():
+        left = set(Job.objects.filter(organization=org).values_list("input_name", flat=True))
+    assert left == {"fresh.csv", "started.csv"}
+    assert not default_storage.exists(old.input_file.name)
+    assert default_storage.exists(fresh.input_file.name)

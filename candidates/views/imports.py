@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from candidates.forms import ImportMappingForm, ImportUploadForm, phone_region_label
 from candidates.importing.reading import ImportFileError, max_upload_bytes
 from candidates.models import Job
-from candidates.selectors import import_job_get, import_jobs_recent
+from candidates.selectors import import_drafts_of, import_job_get, import_jobs_recent
 from candidates.services import imports
 from candidates.services.custom_fields import custom_fields_active
 from crm.permissions import recruiter_required
@@ -28,6 +28,7 @@ def import_upload(request, org_slug):
     context = {
         "form": form,
         "recent_jobs": import_jobs_recent(organization=request.organization),
+        "drafts": import_drafts_of(organization=request.organization, user=request.user),
         "max_megabytes": max_upload_bytes() // (1024 * 1024),
         "step": 1,
     }
@@ -126,3 +127,15 @@ def import_resume(request, org_slug, job_id):
     if job.status == Job.Status.FAILED:
         imports.import_start(job=job)  # the job page says it carries on, while it does
     return redirect("candidates:job_detail", org_slug=org_slug, job_id=job.pk)
+
+
+@require_POST
+@recruiter_required
+def import_discard(request, org_slug, job_id):
+    """Delete one of the user's drafts (never started) with its uploaded file."""
+    job = import_job_get(organization=request.organization, job_id=job_id)
+    if job.created_by_id != request.user.pk or not imports.import_discard(job=job):
+        messages.error(request, "Only your own imports that have not started can be discarded.")
+    else:
+        messages.success(request, f"“{job.input_name or 'Import'}” was discarded with its file.")
+    return redirect("candidates:import", org_slug=org_slug)
