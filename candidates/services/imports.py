@@ -331,8 +331,14 @@ def import_start(*, job: Job) -> Job:
     `import_run`."""
     from candidates.tasks import import_run_task
 
+    # Conditional: a draft discarded meanwhile (another tab) or a job another request has
+    # already queued is left as it is, and nothing more is queued.
+    queued = Job.objects.filter(pk=job.pk, status__in=[Job.Status.DRAFT, Job.Status.FAILED]).update(
+        status=Job.Status.QUEUED
+    )
+    if not queued:
+        return job
     job.status = Job.Status.QUEUED
-    job.save(update_fields=["status"])
     organization_id, job_id = job.organization_id, job.pk
     transaction.on_commit(
         lambda: import_run_task.delay(organization_id=organization_id, job_id=job_id)

@@ -1689,6 +1689,7 @@ def test_import_page_lists_my_unfinished_imports_to_continue_or_discard(
     assert "mine.csv" in body and "theirs.csv" not in body
     assert reverse("candidates:import_mapping", args=[org.slug, draft.pk]) in body
     assert reverse("candidates:import_discard", args=[org.slug, draft.pk]) in body
+    assert "No import has run yet" in body and "No imports yet" not in body
 
     # A colleague's draft is not mine to discard.
     recruiter_client.post(reverse("candidates:import_discard", args=[org.slug, theirs.pk]))
@@ -1742,3 +1743,18 @@ def test_import_drafts_expire_after_a_week_with_their_files(
     assert left == {"fresh.csv", "started.csv"}
     assert not default_storage.exists(old.input_file.name)
     assert default_storage.exists(fresh.input_file.name)
+
+
+def test_import_start_of_a_draft_discarded_meanwhile_queues_nothing(
+    org, recruiter_client, recruiter_user, django_capture_on_commit_callbacks
+):
+    """Start in one tab after Discard in another: nothing to run, and no server error."""
+    _upload(recruiter_client, org, GOOD_CSV, name="mine.csv")
+    with scopes_disabled():
+        stale = Job.objects.get(input_name="mine.csv")
+        imports.import_discard(job=Job.objects.get(pk=stale.pk))
+    with scope(organization=org), django_capture_on_commit_callbacks() as callbacks:
+        imports.import_start(job=stale)
+    assert callbacks == []
+    with scopes_disabled():
+        assert not Job.objects.filter(pk=stale.pk).exists()
