@@ -353,12 +353,7 @@ IMPORT_DRAFT_KEEP_DAYS = 7
 def import_discard(*, job: Job) -> bool:
     """Delete a draft import and, once that commits, its uploaded file. An import that has
     started is kept with its results: False (nothing changes)."""
-    with transaction.atomic():
-        name = job.input_file.name
-        deleted, _ = Job.objects.filter(pk=job.pk, status=Job.Status.DRAFT).delete()
-        if deleted:
-            stored_files_delete_on_commit([name])
-    return bool(deleted)
+    return bool(_drafts_delete(Job.objects.filter(pk=job.pk)))
 
 
 def import_drafts_expire(*, now=None) -> int:
@@ -366,14 +361,26 @@ def import_drafts_expire(*, now=None) -> int:
     IMPORT_DRAFT_KEEP_DAYS ago and never started, with their files: a spreadsheet of people's
     details is not kept for ever because someone stopped at the mapping screen."""
     cutoff = (now or timezone.now()) - timedelta(days=IMPORT_DRAFT_KEEP_DAYS)
-    with scopes_disabled(), transaction.atomic():
-        drafts = Job.objects.filter(
-            kind=Job.Kind.IMPORT, status=Job.Status.DRAFT, created_at__lt=cutoff
+    with scopes_disabled():
+        return _drafts_delete(Job.objects.filter(kind=Job.Kind.IMPORT, created_at__lt=cutoff))
+
+
+def _drafts_delete(jobs) -> int:
+    """Delete the drafts among `jobs`, then their files once that commits. The rows are locked
+    and their status read under the lock, so a Start at the same moment (a conditional UPDATE
+    in `import_start`) either wins — the job is kept, with its file — or waits and then finds
+    nothing to queue."""
+    with transaction.atomic():
+        drafts = list(
+            jobs.select_for_update(of=("self",))
+            .filter(status=Job.Status.DRAFT)
+            .values_list("pk", "input_file")
         )
-        names = [name for name in drafts.values_list("input_file", flat=True) if name]
-        deleted, _ = drafts.delete()
-        stored_files_delete_on_commit(names)
-    return deleted
+        if not drafts:
+            return 0
+        Job.objects.filter(pk__in=[pk for pk, _ in drafts]).delete()
+        stored_files_delete_on_commit([name for _, name in drafts if name])
+    return len(drafts)
 
 
 # --- running ------------------------------------------------------------------------------------

@@ -1758,3 +1758,49 @@ def test_import_start_of_a_draft_discarded_meanwhile_queues_nothing(
     assert callbacks == []
     with scopes_disabled():
         assert not Job.objects.filter(pk=stale.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_drafts_expire_leaves_alone_a_draft_started_at_the_same_moment(org, recruiter_user):
+    """The nightly expiry meets a Start whose UPDATE has not committed yet: it waits for it,
+    then sees a queued import and keeps it with its file. Before, it read the file names
+    first and deleted by id after the wait: the queued import and its file were gone."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from candidates.tests.test_merge import _waiting_for_a_lock
+
+    draft = _job(org, recruiter_user, GOOD_CSV, name="old.csv")
+    with scopes_disabled():
+        Job.objects.filter(pk=draft.pk).update(
+            created_at=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=8)
+        )
+    outcome = []
+
+    def expire():
+        try:
+            outcome.append(imports.import_drafts_expire())
+        finally:
+            connection.close()
+
+    expirer = threading.Thread(target=expire, daemon=True)
+    with scopes_disabled(), transaction.atomic():
+        # Start is under way: import_start's conditional UPDATE holds the row until it commits.
+        Job.objects.filter(pk=draft.pk, status=Job.Status.DRAFT).update(status=Job.Status.QUEUED)
+        expirer.start()
+        waited = _waiting_for_a_lock()
+    expirer.join(30)
+    if expirer.is_alive():  # free it, or the test database cannot be flushed
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        expirer.join(10)
+        pytest.fail("the expiry did not finish")
+
+    assert (waited, outcome) == (True, [0])
+    with scopes_disabled():
+        assert Job.objects.get(pk=draft.pk).status == Job.Status.QUEUED
+    assert default_storage.exists(draft.input_file.name)
