@@ -67,7 +67,7 @@ from campaigns.services import guards, mime, smtp
 from campaigns.services.campaigns import campaigns_finish
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
-from campaigns.services.sequences import enrollments_stop, step_run_at
+from campaigns.services.sequences import MESSAGE_WINDOW_FIELDS, enrollments_stop, step_run_at
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk, candidates_mark_contacted
 from crm.db import server_binding_cursor
@@ -208,17 +208,11 @@ _SEND_FIELDS = (
     "campaign__status",
     "campaign__topic",
     "campaign__name",
-    # A sequence's held or retried email waits for its sending window (`_within_window`).
-    "campaign__kind",
-    "campaign__window_days",
-    "campaign__window_start",
-    "campaign__window_end",
-    "campaign__use_candidate_time_zone",
-    "campaign__organization__time_zone",
     "enrollment__status",
     "candidate__status",
     "candidate__merged_into",
-    "candidate__time_zone",
+    # A sequence's held or retried email waits for its sending window (`_within_window`).
+    *MESSAGE_WINDOW_FIELDS,
 )
 
 

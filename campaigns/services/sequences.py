@@ -102,6 +102,18 @@ def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetim
     )
 
 
+# What `step_run_at` reads of a Message's campaign and candidate, for `.only()` on Messages.
+MESSAGE_WINDOW_FIELDS = (
+    "campaign__kind",
+    "campaign__window_days",
+    "campaign__window_start",
+    "campaign__window_end",
+    "campaign__use_candidate_time_zone",
+    "campaign__organization__time_zone",
+    "candidate__time_zone",
+)
+
+
 def messages_window_closed(messages, *, now: datetime) -> dict[int, datetime]:
     """The sequence emails among `messages` (a Message queryset) whose sending window is shut
     at `now`: {message pk: the window's next opening}. For emails that go out later than
@@ -112,15 +124,7 @@ def messages_window_closed(messages, *, now: datetime) -> dict[int, datetime]:
         # A recruiter's test send is not a step: it goes whenever it is asked for.
         messages.filter(campaign__kind=Campaign.Kind.SEQUENCE, is_test=False)
         .select_related("campaign__organization", "candidate")
-        .only(
-            "campaign__kind",
-            "campaign__window_days",
-            "campaign__window_start",
-            "campaign__window_end",
-            "campaign__use_candidate_time_zone",
-            "campaign__organization__time_zone",
-            "candidate__time_zone",
-        )
+        .only(*MESSAGE_WINDOW_FIELDS)
     ):
         opening = step_run_at(campaign=message.campaign, candidate=message.candidate, due=now)
         if opening > now:

@@ -1769,7 +1769,7 @@ def test_import_drafts_expire_leaves_alone_a_draft_started_at_the_same_moment(or
 
     from django.db import connection, transaction
 
-    from candidates.tests.test_merge import _waiting_for_a_lock
+    from crm.tests.locks import join_or_fail, waiting_for_a_lock
 
     draft = _job(org, recruiter_user, GOOD_CSV, name="old.csv")
     with scopes_disabled():
@@ -1789,16 +1789,8 @@ def test_import_drafts_expire_leaves_alone_a_draft_started_at_the_same_moment(or
         # Start is under way: import_start's conditional UPDATE holds the row until it commits.
         Job.objects.filter(pk=draft.pk, status=Job.Status.DRAFT).update(status=Job.Status.QUEUED)
         expirer.start()
-        waited = _waiting_for_a_lock()
-    expirer.join(30)
-    if expirer.is_alive():  # free it, or the test database cannot be flushed
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        expirer.join(10)
-        pytest.fail("the expiry did not finish")
+        waited = waiting_for_a_lock()
+    join_or_fail(expirer, timeout=30, failure="the expiry did not finish")
 
     assert (waited, outcome) == (True, [0])
     with scopes_disabled():

@@ -21,6 +21,7 @@ from candidates.importing.reading import inspect_file
 from candidates.models import Activity, Candidate, ImportRowError, Job
 from candidates.services import imports
 from candidates.tests.factories import CandidateFactory
+from crm.tests.locks import join_or_fail
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,15 +60,11 @@ def _run(org, job, *, timeout: float = 60) -> Job:
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    thread.join(timeout)
-    if thread.is_alive():  # free the stuck writers, or the test database cannot be flushed
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        thread.join(10)
-        pytest.fail("the import did not finish: its writers were waiting on each other")
+    join_or_fail(
+        thread,
+        timeout=timeout,
+        failure="the import did not finish: its writers were waiting on each other",
+    )
     if errors:
         raise errors[0]
     job.refresh_from_db()

@@ -1,7 +1,6 @@
 import datetime
 import re
 import threading
-import time
 
 import pytest
 from django.contrib.messages import get_messages
@@ -26,6 +25,7 @@ from candidates.services.activities import (
 )
 from candidates.services.merge import MergeError, candidate_merge, candidate_merge_undo
 from candidates.tests.factories import CandidateFactory, make_attachment, make_pdf
+from crm.tests.locks import join_or_fail, waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -352,22 +352,6 @@ def test_candidate_merge_undo_says_on_the_timeline_that_it_kept_the_stricter_sta
     assert data["kept"] == [kept]
 
 
-def _waiting_for_a_lock(timeout: float = 10) -> bool:
-    """Whether another connection to the test database waits for a lock (within `timeout`)."""
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is cached per transaction
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.05)
-    return False
-
-
 @pytest.mark.django_db(transaction=True)
 def test_candidate_merge_undo_waits_for_a_merge_under_way_and_is_then_refused(org):
     """The undo of merge #1 (primary <- secondary) comes while merge #2 (primary <- third)
@@ -394,17 +378,9 @@ def test_candidate_merge_undo_waits_for_a_merge_under_way_and_is_then_refused(or
         # Merge #2 is under way: it holds the primary's row until it commits.
         list(Candidate.objects.select_for_update().filter(pk=primary.pk))
         undoer.start()
-        waited = _waiting_for_a_lock()
+        waited = waiting_for_a_lock()
         candidate_merge(primary=primary, secondary=third, field_choices={}, actor=None)
-    undoer.join(30)
-    if undoer.is_alive():  # free it, or the test database cannot be flushed
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        undoer.join(10)
-        pytest.fail("the undo did not finish")
+    join_or_fail(undoer, timeout=30, failure="the undo did not finish")
 
     assert waited
     assert outcome == [
