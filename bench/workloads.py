@@ -518,5 +518,13 @@ def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
     for workload, plan in ctx.meta["explain"]:
         print(f"\n--- EXPLAIN ANALYZE for '{workload}' ---\n{plan}")
     misses = [row.workload for row in table if row.verdict == "MISS"]
-    print(f"\n{len(table) - len(misses)}/{len(table)} rows without a MISS.")
+    # A workload that could not be measured (an error, a missing tool) is not a pass either.
+    unmeasured = [row for row in table if row.verdict not in ("PASS", "MISS", "-")]
+    passed = len(table) - len(misses) - len(unmeasured)
+    print(f"\n{passed}/{len(table)} rows without a MISS.")
+    if unmeasured:
+        print(
+            f"{len(unmeasured)} not measured: "
+            + ", ".join(f"{row.workload} ({row.verdict})" for row in unmeasured)
+        )
     return 0
