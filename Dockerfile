@@ -47,7 +47,8 @@ COPY --from=node-packages /build/node_modules ./node_modules
 COPY . .
 
 # Settings need these at import; the values are throwaway and never reach a running container.
-RUN RAPPORT_ENV=production SECRET_KEY=build DATABASE_URL=postgres://x/x REDIS_URL=redis://x:6379/0 \
+RUN RAPPORT_ENV=production SECRET_KEY=build SITE_URL=https://build.invalid \
+    DATABASE_URL=postgres://x/x REDIS_URL=redis://x:6379/0 \
     python manage.py collectstatic --noinput --verbosity 0
 
 # The rapport user, by number so that orchestrators can tell it is not root.

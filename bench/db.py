@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,6 +90,9 @@ def point_django_at(url: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
     # Production-like request handling: no query log, no debug templates.
     os.environ["DEBUG"] = "0"
+    # With DEBUG off the settings refuse the public development key; this one signs only the
+    # bench's own sessions on this machine (its gunicorn and Celery children inherit it).
+    os.environ.setdefault("SECRET_KEY", f"bench-only-{secrets.token_urlsafe(40)}")
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
     # Sessions and caches of the bench organisations must not mix with the dev database's.
     os.environ["CACHE_KEY_PREFIX"] = "rapport-bench"

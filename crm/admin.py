@@ -44,3 +44,9 @@ class InvitationAdmin(admin.ModelAdmin):
     list_display = ["email", "organization", "role", "created_at", "expires_at", "accepted_at"]
     list_filter = ["role"]
     exclude = ["token_hash"]
+    readonly_fields = ["emailed_at", "email_error"]
+
+    def has_add_permission(self, request) -> bool:
+        # An invitation is its emailed link: only the members page (services.invitation_create)
+        # makes the token, stores its hash and sends it.
+        return False

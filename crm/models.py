@@ -203,6 +203,10 @@ class Invitation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The last email with the current link: when it went, or why it could not go (the mail
+    # server down or refusing). The members page shows a failure and offers Resend.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.CharField(max_length=300, blank=True)
 
     objects = ScopedManager(organization="organization")
 

@@ -1,9 +1,12 @@
 """Writes on tenancy: organisations, memberships, invitations."""
 
 import hashlib
+import logging
 import secrets
+import smtplib
 from datetime import timedelta
 
+from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,6 +17,8 @@ from django_scopes import scopes_disabled
 from crm.emails import send_transactional_email
 from crm.models import Invitation, Membership, Organization, Role, User
 from crm.storage import stored_files_delete_on_commit
+
+logger = logging.getLogger(__name__)
 
 
 def _hash_token(token: str) -> str:
@@ -107,7 +112,9 @@ def membership_remove(*, membership: Membership) -> None:
 def invitation_create(
     *, organization: Organization, email: str, role: str, invited_by: User
 ) -> Invitation:
-    """Invite someone by email. The link in the email is single-use and expires."""
+    """Invite someone by email. The link in the email is single-use and expires. When the
+    email cannot be sent the invitation is kept with the reason (`email_error`): see
+    `invitation_resend`."""
     email = email.strip()
     with scopes_disabled():
         if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
@@ -115,7 +122,10 @@ def invitation_create(
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         Invitation.objects.filter(
-            organization=organization, email__iexact=email, accepted_at__isnull=True
+            organization=organization,
+            email__iexact=email,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
         ).update(revoked_at=timezone.now())
         invitation = Invitation.objects.create(
             organization=organization,
@@ -125,21 +135,64 @@ def invitation_create(
             invited_by=invited_by,
             expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
         )
-        url = settings.SITE_URL + reverse("invitation_accept", kwargs={"token": token})
-        transaction.on_commit(
-            lambda: send_transactional_email(
-                template="crm/email/invitation",
-                to=[email],
-                context={
-                    "organization": organization.name,
-                    "inviter": invited_by.display_name,
-                    "role": Role(role).label,
-                    "url": url,
-                    "days": settings.INVITATION_TTL_DAYS,
-                },
-            )
-        )
+        transaction.on_commit(lambda: _invitation_send(invitation, token, sender=invited_by))
     return invitation
+
+
+def invitation_resend(*, invitation: Invitation, sender: User) -> Invitation:
+    """A new link for an invitation neither accepted nor revoked — its email failed, was lost,
+    or the week ran out. The old link stops working and the week starts again."""
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic(), scopes_disabled():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .select_related("organization")
+            .get(pk=invitation.pk)
+        )
+        if invitation.accepted_at or invitation.revoked_at:
+            raise ValidationError(
+                f"The invitation for {invitation.email} has been {invitation.state}."
+            )
+        invitation.token_hash = _hash_token(token)
+        invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+        invitation.save(update_fields=["token_hash", "expires_at"])
+        transaction.on_commit(lambda: _invitation_send(invitation, token, sender=sender))
+    return invitation
+
+
+# What a mail server or an ESP that is down or refuses raises through Django's email API.
+MAIL_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+
+
+def _invitation_send(invitation: Invitation, token: str, *, sender: User) -> None:
+    """Email the invitation's link, after the commit that stored its hash. A mail server that
+    is down or refuses leaves the invitation pending with the reason recorded, and the
+    admin's page says so instead of failing."""
+    try:
+        send_transactional_email(
+            template="crm/email/invitation",
+            to=[invitation.email],
+            context={
+                "organization": invitation.organization.name,
+                "inviter": sender.display_name,
+                "role": Role(invitation.role).label,
+                "url": settings.SITE_URL + reverse("invitation_accept", kwargs={"token": token}),
+                "days": settings.INVITATION_TTL_DAYS,
+            },
+        )
+    except MAIL_ERRORS as error:
+        logger.warning(
+            "crm.invitations: the email for invitation %s could not be sent: %r",
+            invitation.pk,
+            error,
+        )
+        fields = {"emailed_at": None, "email_error": f"{error}"[:300] or type(error).__name__}
+    else:
+        fields = {"emailed_at": timezone.now(), "email_error": ""}
+    with scopes_disabled():
+        Invitation.objects.filter(pk=invitation.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(invitation, name, value)
 
 
 def invitation_for_token(*, token: str) -> Invitation | None:
@@ -173,10 +226,12 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     return membership
 
 
-def invitation_revoke(*, invitation: Invitation) -> None:
-    if invitation.accepted_at is None:
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
+def invitation_revoke(*, invitation: Invitation) -> bool:
+    """Kill the invitation's link; False when it was already accepted or revoked."""
+    revoked = Invitation.objects.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    return bool(revoked)
 
 
 @transaction.atomic

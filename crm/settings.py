@@ -36,10 +36,17 @@ DEBUG = env_bool("DEBUG", DEVELOPMENT)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEVELOPMENT:
-        raise ImproperlyConfigured("SECRET_KEY must be set when RAPPORT_ENV is not 'development'.")
+    # The development key is public: with it anyone can forge sessions and candidates' links.
+    # A server with DEBUG off is taken for a real one, whatever RAPPORT_ENV says.
+    if not DEVELOPMENT or not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when RAPPORT_ENV is not 'development' or DEBUG is off."
+        )
     SECRET_KEY = "development-only-insecure-key-do-not-use-in-production"  # noqa: S105
 
+if not DEVELOPMENT and not os.environ.get("SITE_URL"):
+    # Invitation, password-reset and unsubscribe links are built from it.
+    raise ImproperlyConfigured("SITE_URL must be set when RAPPORT_ENV is not 'development'.")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEVELOPMENT else "")
 ALLOWED_HOSTS.append(urlparse(SITE_URL).hostname or "localhost")
@@ -168,6 +175,13 @@ ACCOUNT_RATE_LIMITS = {
     "confirm_email": "1/3m/key",
     "reset_password": "20/m/ip,5/m/key",
 }
+# allauth's rate limits count by client address. Behind a reverse proxy every request comes
+# from the proxy's: allauth reads X-Forwarded-For only when told how many proxies to trust, else
+# ten failed logins anywhere would lock everybody out. Production sits behind one proxy (TLS,
+# docs/operations.md); with no proxy in front, set 0, or clients could pick their own address.
+ALLAUTH_TRUSTED_PROXY_COUNT = int(
+    os.environ.get("TRUSTED_PROXY_COUNT", "0" if DEVELOPMENT else "1")
+)
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Rapport] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = urlparse(SITE_URL).scheme or "https"
 ACCOUNT_ADAPTER = "crm.adapters.AccountAdapter"

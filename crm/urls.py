@@ -1,7 +1,12 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from crm import views
+
+# Staff sign in to Django's admin through allauth's login, as everyone else does: its own form
+# would skip the second factor (MFA) and allauth's rate limits on failed logins.
+admin.site.login = secure_admin_login(admin.site.login)
 
 organization_patterns = [
     path("", views.dashboard, name="dashboard"),
@@ -21,6 +26,11 @@ organization_patterns = [
         "settings/invitations/<int:invitation_id>/revoke/",
         views.invitation_revoke,
         name="invitation_revoke",
+    ),
+    path(
+        "settings/invitations/<int:invitation_id>/resend/",
+        views.invitation_resend,
+        name="invitation_resend",
     ),
 ]
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm import services
 from crm.forms import InvitationForm, MembershipRoleForm, OrganizationForm
 from crm.home import HOME_PANELS
-from crm.models import Invitation, Membership, Role, WorkerHeartbeat
+from crm.models import Invitation, Membership, Organization, Role, WorkerHeartbeat
 from crm.permissions import admin_required
 from crm.selectors import memberships_for_user, organization_members
 
@@ -51,7 +51,11 @@ def dashboard(request, org_slug):
 
 @admin_required
 def organization_settings(request, org_slug):
-    form = OrganizationForm(request.POST or None, instance=request.organization)
+    # A copy: validating writes the posted values onto the form's instance, and a slug taken by
+    # another organisation would otherwise lead every link of the re-rendered page there.
+    form = OrganizationForm(
+        request.POST or None, instance=Organization.objects.get(pk=request.organization.pk)
+    )
     if request.method == "POST" and form.is_valid():
         organization = services.organization_update(
             organization=request.organization, **form.cleaned_data
@@ -87,15 +91,26 @@ def member_invite(request, org_slug):
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            services.invitation_create(
+            invitation = services.invitation_create(
                 organization=request.organization, invited_by=request.user, **form.cleaned_data
             )
         except ValidationError as error:
             form.add_error("email", error)
         else:
-            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            _invitation_sent_message(request, invitation)
             return redirect("members", org_slug=org_slug)
     return _members_page(request, form)
+
+
+def _invitation_sent_message(request, invitation) -> None:
+    if invitation.email_error:
+        messages.warning(
+            request,
+            f"The invitation for {invitation.email} is saved, but its email could not be sent "
+            f"({invitation.email_error}). Check the email settings, then use Resend.",
+        )
+    else:
+        messages.success(request, f"Invitation sent to {invitation.email}.")
 
 
 @require_POST
@@ -132,8 +147,25 @@ def member_remove(request, org_slug, membership_id):
 @admin_required
 def invitation_revoke(request, org_slug, invitation_id):
     invitation = get_object_or_404(Invitation, pk=invitation_id)
-    services.invitation_revoke(invitation=invitation)
-    messages.success(request, f"The invitation for {invitation.email} was revoked.")
+    if services.invitation_revoke(invitation=invitation):
+        messages.success(request, f"The invitation for {invitation.email} was revoked.")
+    else:
+        messages.info(
+            request, f"The invitation for {invitation.email} had already been {invitation.state}."
+        )
+    return redirect("members", org_slug=org_slug)
+
+
+@require_POST
+@admin_required
+def invitation_resend(request, org_slug, invitation_id):
+    invitation = get_object_or_404(Invitation, pk=invitation_id)
+    try:
+        invitation = services.invitation_resend(invitation=invitation, sender=request.user)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        _invitation_sent_message(request, invitation)
     return redirect("members", org_slug=org_slug)
 
 

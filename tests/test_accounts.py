@@ -281,3 +281,67 @@ def test_account_page_renders_for_logged_in_user(client, url_name):
         assert 'aria-label="Account settings"' in html
         assert 'class="nav nav-underline section-tabs mb-4"' in html  # like Settings' tabs
         assert 'aria-current="page"' in html
+
+
+# --- Django's admin and the rate limits behind a proxy --------------------------------------
+
+
+def test_admin_login_goes_through_allauth_and_its_second_factor(client):
+    staff = UserFactory(email="ops@example.com", is_staff=True, is_superuser=True)
+    Authenticator.objects.create(
+        user=staff, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"}
+    )
+    shown = client.get("/admin/login/?next=/admin/")
+    assert shown.status_code == 302
+    assert shown["Location"].startswith(reverse("account_login"))
+
+    # Django's own admin form is not there to take the password instead.
+    posted = client.post(
+        "/admin/login/?next=/admin/", {"username": "ops@example.com", "password": PASSWORD}
+    )
+    assert posted.status_code == 302
+    assert not _is_logged_in(client)
+    assert _login(client, "ops@example.com")["Location"] == reverse("mfa_authenticate")
+    # The password alone does not open the admin: the second factor is still to come.
+    assert not _is_logged_in(client)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_admin_refuses_a_signed_in_user_who_is_not_staff(client):
+    UserFactory(email="recruiter@example.com")
+    _login(client, "recruiter@example.com")
+    assert client.get("/admin/login/").status_code == 403
+
+
+def _login_from(client, email, password, address):
+    """A login through one reverse proxy at 10.0.0.1, for the client at `address`."""
+    return client.post(
+        reverse("account_login"),
+        {"login": email, "password": password},
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR=address,
+    )
+
+
+def test_failed_logins_behind_the_proxy_are_counted_per_client_not_per_proxy(client, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1  # production's default (TRUSTED_PROXY_COUNT)
+    UserFactory(email="dana@example.com")
+    for index in range(12):  # over the 10 failures a minute allowed to one address
+        other = _login_from(
+            client, f"nobody{index}@example.com", "wrong password", f"198.51.100.{index}"
+        )
+        assert LOGIN_ERROR in other.content.decode()
+
+    ok = _login_from(client, "dana@example.com", PASSWORD, "203.0.113.7")
+    assert ok.status_code == 302
+    assert _is_logged_in(client)
+
+
+def test_failed_logins_from_one_client_behind_the_proxy_are_throttled(client, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    UserFactory(email="dana@example.com")
+    for index in range(10):
+        _login_from(client, f"nobody{index}@example.com", "wrong password", "198.51.100.9")
+    throttled = _login_from(client, "dana@example.com", PASSWORD, "198.51.100.9")
+    assert "Too many failed login attempts" in throttled.content.decode()
+    assert not _is_logged_in(client)

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from allauth.account.models import EmailAddress
 from django.core import mail
+from django.test.html import parse_html
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -182,11 +183,14 @@ def test_member_admin_can_step_down_when_another_admin_exists(admin_client, org,
     assert _membership(org, admin_user).role == Role.RECRUITER
 
 
-def test_member_remove(admin_client, org, viewer_user):
+def test_member_remove(admin_client, viewer_client, org, viewer_user):
+    assert viewer_client.get(f"/o/{org.slug}/").status_code == 200
     membership = _membership(org, viewer_user)
     admin_client.post(f"/o/{org.slug}/settings/members/{membership.pk}/remove/")
     assert _membership(org, viewer_user) is None
-    assert admin_client.get("/").status_code == 302
+    # Their session is still open; the organisation is gone from it at the next request.
+    assert viewer_client.get(f"/o/{org.slug}/").status_code == 404
+    assert viewer_client.get(f"/o/{org.slug}/candidates/").status_code == 404
 
 
 @pytest.mark.parametrize("client_fixture", ["viewer_client", "recruiter_client"])
@@ -262,3 +266,110 @@ def test_members_page_offers_the_last_admin_no_change_the_server_would_refuse(
     html = admin_client.get(base).content.decode()
     assert f'id="role-{admin.pk}"' in html and f'id="role-{second.pk}"' in html
     assert "The only admin" not in html
+
+
+class _MailServerDown:
+    """EMAIL_BACKEND for a mail server that refuses connections."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def _page_text(response) -> str:
+    return text(parse_html(response.content.decode()))
+
+
+def _invitation(email):
+    with scopes_disabled():
+        return Invitation.objects.filter(email=email).order_by("-pk").first()
+
+
+# Committed for real, as in production (no request-wide transaction): the email goes out, or
+# fails, inside the admin's request, and the page says which.
+@pytest.mark.django_db(transaction=True)
+def test_invitation_whose_email_fails_is_kept_and_can_be_resent(admin_client, org, settings):
+    settings.EMAIL_BACKEND = f"{__name__}._MailServerDown"
+    with _capture(execute=True):
+        response = admin_client.post(
+            f"/o/{org.slug}/settings/members/invite/",
+            {"email": "later@example.com", "role": Role.RECRUITER},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "is saved, but its email could not be sent" in _page_text(response)
+    failed = _invitation("later@example.com")
+    assert failed.is_pending and failed.emailed_at is None
+    assert "Connection refused" in failed.email_error
+    page = admin_client.get(f"/o/{org.slug}/settings/members/")
+    assert "The email could not be sent: [Errno 111] Connection refused" in _page_text(page)
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with _capture(execute=True):
+        response = admin_client.post(
+            f"/o/{org.slug}/settings/invitations/{failed.pk}/resend/", follow=True
+        )
+    assert "Invitation sent to later@example.com." in _page_text(response)
+    resent = _invitation("later@example.com")
+    assert resent.pk == failed.pk and resent.email_error == "" and resent.emailed_at
+    assert resent.token_hash != failed.token_hash
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["later@example.com"]
+
+
+def test_invitation_resend_gives_a_new_link_and_a_new_week(admin_client, org, client):
+    old_link = _invite(admin_client, org, "slow@example.com")
+    with scopes_disabled():
+        Invitation.objects.filter(email="slow@example.com").update(
+            expires_at=timezone.now() - timedelta(days=1)
+        )
+    invitation = _invitation("slow@example.com")
+    assert invitation.state == "expired"
+    page = admin_client.get(f"/o/{org.slug}/settings/members/")
+    assert f"/settings/invitations/{invitation.pk}/resend/" in page.content.decode()
+
+    with _capture(execute=True):
+        admin_client.post(f"/o/{org.slug}/settings/invitations/{invitation.pk}/resend/")
+    new_link = re.search(r"https?://\S+(/invitations/\S+/)", mail.outbox[-1].body).group(1)
+    assert new_link != old_link
+    assert _invitation("slow@example.com").state == "pending"
+    invitee = UserFactory(email="slow@example.com")
+    client.force_login(invitee)
+    assert client.post(old_link).status_code == 404
+    client.post(new_link)
+    assert _membership(org, invitee).role == Role.RECRUITER
+
+
+def test_invitation_accepted_or_revoked_is_not_resent_or_revoked_again(admin_client, org, client):
+    link = _invite(admin_client, org, "taken@example.com")
+    invitee = UserFactory(email="taken@example.com")
+    client.force_login(invitee)
+    client.post(link)
+    invitation = _invitation("taken@example.com")
+    sent = len(mail.outbox)
+
+    resend = admin_client.post(
+        f"/o/{org.slug}/settings/invitations/{invitation.pk}/resend/", follow=True
+    )
+    assert "has been accepted" in _page_text(resend)
+    revoke = admin_client.post(
+        f"/o/{org.slug}/settings/invitations/{invitation.pk}/revoke/", follow=True
+    )
+    assert "had already been accepted" in _page_text(revoke)
+    assert "was revoked" not in _page_text(revoke)
+    assert len(mail.outbox) == sent
+    accepted = _invitation("taken@example.com")
+    assert accepted.revoked_at is None and accepted.token_hash == invitation.token_hash
+
+
+def test_invitation_email_subject_is_not_html_escaped(admin_client, org, admin_user):
+    admin_user.name = "Seán O'Neil"
+    admin_user.save(update_fields=["name"])
+    org.name = "Smith & Jones"
+    org.save(update_fields=["name"])
+    _invite(admin_client, org, "plain@example.com")
+    message = mail.outbox[-1]
+    assert message.subject == "Seán O'Neil invited you to Smith & Jones on Rapport"
+    html = message.alternatives[0][0]
+    assert "Smith &amp; Jones" in html and "Smith & Jones" not in html

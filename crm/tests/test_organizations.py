@@ -181,6 +181,26 @@ def test_settings_admin_can_update_organization(admin_client, org):
     assert (org.name, org.time_zone) == ("Acme Careers", "Europe/Paris")
 
 
+def test_settings_url_name_taken_keeps_every_link_on_this_organisation(
+    admin_client, org, other_org
+):
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/",
+        {"name": "Acme Careers", "slug": other_org.slug, "time_zone": "Europe/Paris"},
+    )
+    assert response.status_code == 200
+    assert "slug" in response.context["form"].errors
+    links = [
+        attributes(element)["href"]
+        for element in elements(response.content.decode())
+        if element.name == "a" and (attributes(element).get("href") or "").startswith("/o/")
+    ]
+    assert links
+    assert not [link for link in links if link.startswith(f"/o/{other_org.slug}/")]
+    org.refresh_from_db()
+    assert (org.slug, org.name) == ("acme", "Acme Talent")
+
+
 def test_settings_sender_and_postal_address_live_only_on_the_email_tab(admin_client, org):
     """The Organisation tab once offered the sender and postal address as "(optional)" while
     the Email tab required them: one home for them, the Email tab."""
