@@ -4,6 +4,7 @@ import hashlib
 import logging
 import secrets
 import smtplib
+import time
 from datetime import timedelta
 
 from anymail.exceptions import AnymailError
@@ -14,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from crm.counters import counter_give_back, counter_take
 from crm.emails import send_transactional_email
 from crm.models import Invitation, Membership, Organization, Role, User
 from crm.storage import stored_files_delete_on_commit
@@ -119,6 +121,7 @@ def invitation_create(
     with scopes_disabled():
         if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
             raise ValidationError(f"{email} is already a member of {organization.name}.")
+    _invitation_allowance_take(organization=organization, sender=invited_by)
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         Invitation.objects.filter(
@@ -153,11 +156,32 @@ def invitation_resend(*, invitation: Invitation, sender: User) -> Invitation:
             raise ValidationError(
                 f"The invitation for {invitation.email} has been {invitation.state}."
             )
+        _invitation_allowance_take(organization=invitation.organization, sender=sender)
         invitation.token_hash = _hash_token(token)
         invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
         invitation.save(update_fields=["token_hash", "expires_at"])
         transaction.on_commit(lambda: _invitation_send(invitation, token, sender=sender))
     return invitation
+
+
+def _invitation_allowance_take(*, organization: Organization, sender: User) -> None:
+    """One invitation email from this hour's allowance of the organisation and of the sender
+    (settings.INVITATIONS_PER_HOUR each), or a ValidationError saying when to try again."""
+    cap = settings.INVITATIONS_PER_HOUR
+    hour = int(time.time() // 3600)
+    per_organization = f"crm:invitations:org:{organization.pk}:{hour}"
+    granted = counter_take(key=per_organization, wanted=1, cap=cap, timeout=3700)
+    if granted and not counter_take(
+        key=f"crm:invitations:user:{sender.pk}:{hour}", wanted=1, cap=cap, timeout=3700
+    ):
+        counter_give_back(key=per_organization, count=1)
+        granted = 0
+    if not granted:
+        minutes = 60 - int(time.time() % 3600 // 60)
+        raise ValidationError(
+            f"No more than {cap} invitations can be sent in an hour; try again in "
+            f"{minutes} minute{'s' if minutes != 1 else ''}."
+        )
 
 
 # What a mail server or an ESP that is down or refuses raises through Django's email API.

@@ -369,6 +369,10 @@ CELERY_BEAT_SCHEDULE = {
 WORKER_HEARTBEAT_MAX_AGE = 120  # seconds; /healthz reports the worker down past this
 
 INVITATION_TTL_DAYS = 7
+# Invitation emails (new ones and resends) an organisation, and an admin across organisations,
+# may send in a clock hour. Anyone can sign up and create an organisation: without a limit its
+# invitation form would send any text in its name to any address, from our domain.
+INVITATIONS_PER_HOUR = int(os.environ.get("INVITATIONS_PER_HOUR", "50"))
 
 LOGGING = {
     "version": 1,

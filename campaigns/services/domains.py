@@ -38,7 +38,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from campaigns.models import SendingDomain
-from campaigns.services.ratelimit import counter_give_back, counter_take
+from crm.counters import counter_give_back, counter_take
 from crm.models import Organization
 
 # A ramp longer than this many days is treated as finished (a growth of 1 % a day from 1 email
@@ -119,7 +119,7 @@ def daily_counter_take(*, key: str, wanted: int, cap: int) -> int:
     """Take up to `wanted` of a day's allowance `cap` from its counter in Redis, shared by every
     worker; returns how many were granted (the send path gives back, with
     `daily_counter_give_back`, what the emails it was granted for did not use). The check and
-    the increment are one atomic step (`ratelimit.counter_take`): racing workers share the
+    the increment are one atomic step (`crm.counters.counter_take`): racing workers share the
     allowance exactly and never exceed it."""
     return counter_take(key=key, wanted=wanted, cap=cap, timeout=2 * 86400)
 

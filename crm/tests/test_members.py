@@ -373,3 +373,44 @@ def test_invitation_email_subject_is_not_html_escaped(admin_client, org, admin_u
     assert message.subject == "Seán O'Neil invited you to Smith & Jones on Rapport"
     html = message.alternatives[0][0]
     assert "Smith &amp; Jones" in html and "Smith & Jones" not in html
+
+
+def test_invitations_are_limited_per_hour_for_the_organisation(admin_client, org, settings):
+    settings.INVITATIONS_PER_HOUR = 2
+    _invite(admin_client, org, "one@example.com")
+    _invite(admin_client, org, "two@example.com")
+    sent = len(mail.outbox)
+    with _capture(execute=True):
+        refused = admin_client.post(
+            f"/o/{org.slug}/settings/members/invite/",
+            {"email": "three@example.com", "role": Role.RECRUITER},
+        )
+    assert refused.status_code == 200
+    assert "No more than 2 invitations can be sent in an hour" in _page_text(refused)
+    assert _invitation("three@example.com") is None
+    assert len(mail.outbox) == sent
+
+    # A resend is an invitation email too.
+    one = _invitation("one@example.com")
+    with _capture(execute=True):
+        resend = admin_client.post(
+            f"/o/{org.slug}/settings/invitations/{one.pk}/resend/", follow=True
+        )
+    assert "No more than 2 invitations" in _page_text(resend)
+    assert len(mail.outbox) == sent
+
+
+def test_invitations_are_limited_per_hour_for_the_admin_across_organisations(
+    admin_client, admin_user, org, other_org, settings
+):
+    settings.INVITATIONS_PER_HOUR = 2
+    MembershipFactory(organization=other_org, user=admin_user, role=Role.ADMIN)
+    _invite(admin_client, org, "one@example.com")
+    _invite(admin_client, other_org, "two@example.com")
+    with _capture(execute=True):
+        refused = admin_client.post(
+            f"/o/{org.slug}/settings/members/invite/",
+            {"email": "three@example.com", "role": Role.RECRUITER},
+        )
+    assert "No more than 2 invitations" in _page_text(refused)
+    assert _invitation("three@example.com") is None
