@@ -429,7 +429,14 @@ def command_run() -> int:
         try:
             for command in commands:
                 processes.append(subprocess.Popen(command, env=env))
-            time.sleep(2)
+            # The banner's address must answer when it is printed: runserver's system checks
+            # take tens of seconds on a slow machine, and a browser opened at once got
+            # "connection refused".
+            deadline = time.monotonic() + 120
+            while not port_in_use(port, host) and time.monotonic() < deadline:
+                if any(process.poll() is not None for process in processes):
+                    break
+                time.sleep(0.5)
             print(
                 "\n"
                 f"  Rapport is running at http://{host}:{port}/\n"

@@ -131,6 +131,8 @@ def test_make_run_stops_everything_on_sigterm(tmp_path):
             if "Rapport is running at" in line:
                 break
         assert any("Rapport is running at" in line for line in output), "".join(output)
+        # The address answers as soon as the banner gives it.
+        assert port_in_use(port)
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 3  # the web server, the worker and beat
 
