@@ -63,9 +63,6 @@ WITH left_pool AS (
     WHERE organization_id = %(org)s AND pool_id = %(pool)s AND candidate_id = %(id)s
       AND source = 'smart'
     RETURNING id, candidate_id
-), unlinked AS (
-    UPDATE pipelines_stagechange SET membership_id = NULL
-    FROM left_pool WHERE membership_id = left_pool.id
 )
 INSERT INTO candidates_activity (organization_id, candidate_id, kind, summary, data, occurred_at)
 SELECT %(org)s, candidate_id, 'pool_removed', 'Left the smart pool', '{}'::jsonb, now()

@@ -229,6 +229,9 @@ class StageChange(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="stage_changes")
+    # SET NULL in the database too (migration 0008; Django cannot declare it): a move that
+    # commits a history row while another transaction deletes the card (a removal, a smart
+    # pool member leaving) must not make that delete fail at commit.
     membership = models.ForeignKey(
         PoolMembership, on_delete=models.SET_NULL, null=True, blank=True, related_name="changes"
     )

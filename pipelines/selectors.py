@@ -364,10 +364,11 @@ def pool_membership_get(*, pool: Pool, pool_membership_id: int) -> PoolMembershi
     return membership
 
 
-def pool_stage_counts(*, pool: Pool) -> dict[int, int]:
-    """Members per stage (one GROUP BY over the board index)."""
+def pool_stage_counts(*, pool: Pool, q: str = "", owner: str = "") -> dict[int, int]:
+    """Members per stage (one GROUP BY over the board index); with the board's filters, those
+    the filtered board counts."""
     return dict(
-        PoolMembership.objects.filter(organization_id=pool.organization_id, pool=pool)
+        _memberships(pool=pool, q=q, owner=owner)
         .values("stage_id")
         .annotate(n=Count("id"))
         .order_by()

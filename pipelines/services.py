@@ -7,7 +7,7 @@ enters, who leaves and the timeline entries of both, the search evaluated once.
 """
 
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime, timedelta
 from functools import partial
 
@@ -81,14 +81,46 @@ def _stage_siblings(stage: Stage) -> QuerySet[Stage]:
     return Stage.objects.filter(organization_id=stage.organization_id, pool_id=stage.pool_id)
 
 
-def _check_stage_name(*, organization_id: int, pool: Pool | None, name: str, exclude=None):
-    clash = Stage.objects.filter(
-        organization_id=organization_id, pool=pool, archived=False, name__iexact=name
-    )
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude.pk)
-    if clash.exists():
-        raise ValidationError({"name": f"There is already a stage called “{name}”."})
+# The first key of the transaction lock that lets one stage name be written at a time in an
+# organisation (the second is the organisation's id; see _stage_name_write).
+STAGE_NAME_LOCK_NAMESPACE = 0x5A9E
+
+
+def _stage_name_clash(name: str) -> ValidationError:
+    return ValidationError({"name": f"There is already a stage called “{name}”."})
+
+
+@contextmanager
+def _stage_name_write(*, organization_id: int, pool: Pool | None, name: str, exclude=None):
+    """Check that no active stage of the pipeline is called `name` (in any case) and keep it so
+    while the caller writes it: the check and the write are one step for every writer of stage
+    names here — two admins adding "Offer" at once, or "Offer" and "offer", get the message
+    instead of a 500 or two stages of one name. An advisory lock, not the stages' rows: those
+    are held FOR SHARE by every move and entry (_stage_share), a big refresh's for seconds.
+    A clash with a write that does not take the lock (the operators' admin) is refused by the
+    database's constraint and given the same message."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [STAGE_NAME_LOCK_NAMESPACE, organization_id & 0x7FFFFFFF],
+            )
+        clash = Stage.objects.filter(
+            organization_id=organization_id, pool=pool, archived=False, name__iexact=name
+        )
+        if exclude is not None:
+            clash = clash.exclude(pk=exclude.pk)
+        if clash.exists():
+            raise _stage_name_clash(name)
+        try:
+            with transaction.atomic():  # a savepoint: the caller's transaction goes on
+                yield
+        except IntegrityError as error:
+            if getattr(error.__cause__, "diag", None) is None or (
+                error.__cause__.diag.constraint_name != "stage_name_unique_active"
+            ):
+                raise
+            raise _stage_name_clash(name) from None
 
 
 def stage_create(
@@ -96,17 +128,17 @@ def stage_create(
 ) -> Stage:
     """A new stage at the end of the pipeline (the organisation's, or a pool's own)."""
     name = " ".join(name.split())
-    _check_stage_name(organization_id=organization.pk, pool=pool, name=name)
-    last = Stage.objects.filter(organization=organization, pool=pool).aggregate(
-        position=Max("position")
-    )["position"]
-    return Stage.objects.create(
-        organization=organization,
-        pool=pool,
-        name=name,
-        outcome=outcome,
-        position=0 if last is None else last + 1,
-    )
+    with _stage_name_write(organization_id=organization.pk, pool=pool, name=name):
+        last = Stage.objects.filter(organization=organization, pool=pool).aggregate(
+            position=Max("position")
+        )["position"]
+        return Stage.objects.create(
+            organization=organization,
+            pool=pool,
+            name=name,
+            outcome=outcome,
+            position=0 if last is None else last + 1,
+        )
 
 
 def _lock_stage_set(stage: Stage) -> list[Stage]:
@@ -130,10 +162,9 @@ def stage_update(*, stage: Stage, name: str, outcome: str) -> Stage:
     """Rename a stage or change its outcome. History keeps pointing at the same stage. The
     last open stage of a pipeline stays open."""
     name = " ".join(name.split())
-    _check_stage_name(
+    with _stage_name_write(
         organization_id=stage.organization_id, pool=stage.pool, name=name, exclude=stage
-    )
-    with transaction.atomic():
+    ):
         siblings = _lock_stage_set(stage)
         current = next(sibling for sibling in siblings if sibling.pk == stage.pk)
         if (
@@ -228,13 +259,13 @@ def _stage_archive(*, stage: Stage, move_to: Stage | None, actor: User | None) -
 
 
 def stage_restore(*, stage: Stage) -> None:
-    _check_stage_name(
+    with _stage_name_write(
         organization_id=stage.organization_id, pool=stage.pool, name=stage.name, exclude=stage
-    )
-    last = _stage_siblings(stage).filter(archived=False).aggregate(position=Max("position"))
-    stage.archived = False
-    stage.position = (last["position"] or 0) + 1
-    stage.save(update_fields=["archived", "position"])
+    ):
+        last = _stage_siblings(stage).filter(archived=False).aggregate(position=Max("position"))
+        stage.archived = False
+        stage.position = (last["position"] or 0) + 1
+        stage.save(update_fields=["archived", "position"])
 
 
 def _stage_share(stage: Stage) -> tuple[bool, str] | None:
@@ -251,11 +282,29 @@ def _stage_share(stage: Stage) -> tuple[bool, str] | None:
     return None if row is None else (row[0], row[1])
 
 
+def _pool_share(pool: Pool) -> None:
+    """Lock the pool's row FOR KEY SHARE until the transaction ends and read again what decides
+    where its new members go: `custom_stages` and `archived_at` as they are now, after a
+    "customise stages" that held the row (it locks it FOR UPDATE) has committed. `pool` was
+    often read before that (by a page, by a task before it waited for a lock). The weakest
+    lock: it does not wait for a smart pool's refresh (FOR NO KEY UPDATE), and the members'
+    own foreign-key check takes it anyway."""
+    sql = f"SELECT custom_stages, archived_at FROM {Pool._meta.db_table} WHERE id = %s"  # noqa: S608 - table name from the model
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR KEY SHARE", [pool.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise ValidationError(f"“{pool.name}” was deleted a moment ago.")
+    pool.custom_stages, pool.archived_at = row
+
+
 def _entry_stage(pool: Pool) -> Stage:
-    """Where new members of a pool start: its first open stage. Locked FOR SHARE until the
-    transaction ends (callers insert the members in the same transaction)."""
+    """Where new members of a pool start: its first open stage, in the stages the pool uses now
+    (`pool` is read again: _pool_share). Pool and stage stay locked until the transaction ends
+    (callers insert the members in the same transaction)."""
     from pipelines.selectors import pool_stages
 
+    _pool_share(pool)
     for _attempt in range(3):
         stages = pool_stages(pool=pool)
         stage = next((each for each in stages if each.outcome == Stage.Outcome.OPEN), None)
@@ -435,6 +484,7 @@ def _insert_members(
     """INSERT … SELECT … ON CONFLICT DO NOTHING; returns the ids of the candidates that were
     not in the pool before."""
     stage = _entry_stage(pool)
+    _check_open(pool)  # as it is now: archived since `pool` was read, nobody enters
     now = timezone.now()
     sql = f"""
         INSERT INTO {PoolMembership._meta.db_table}
@@ -711,7 +761,8 @@ def _smart_pool_apply(
     """Bring a smart pool in line with `matching_sql` (the ids of the candidates its search finds
     now) in one statement, with the timeline: those who match and are not in the pool enter it
     at `stage` (an anti-join), those who are in it because they matched and no longer do leave
-    it (their stage history is kept, unlinked from the membership), and each of them gets a
+    it (their stage history is kept: the database unlinks it from the membership, ON DELETE SET
+    NULL, including a move committed while this waited for the card), and each of them gets a
     timeline entry. The search is evaluated once.
 
     `skip_present`: ON CONFLICT DO NOTHING as well, for candidates the anti-join cannot see
@@ -722,7 +773,6 @@ def _smart_pool_apply(
     rest of the pool is not in `matching_sql`). `stage` may be None when nobody can enter.
     Returns (ids of those who entered, ids of those who left)."""
     table = PoolMembership._meta.db_table
-    history = StageChange._meta.db_table
     organization_id = pool.organization_id
     source = PoolMembership.Source.SMART
     now = timezone.now()
@@ -765,10 +815,6 @@ def _smart_pool_apply(
               {only_candidate}
               AND NOT EXISTS (SELECT 1 FROM matching WHERE matching.id = member.candidate_id)
             RETURNING member.id, member.candidate_id
-        ),
-        unlinked AS (
-            UPDATE {history} AS change SET membership_id = NULL
-            FROM departed WHERE change.membership_id = departed.id
         ),
         entries AS ({entries_sql}),
         exits AS ({exits_sql})
@@ -814,15 +860,21 @@ def smart_pool_refresh(*, pool: Pool) -> tuple[int, int]:
     because they matched but no longer do leave (people added by hand stay) — one statement
     for the memberships and their timeline entries (see `_smart_pool_apply`). Returns
     (entered, left)."""
-    queryset = _smart_queryset(pool)
-    if queryset is None or pool.archived_at is not None:  # an archived pool stays as it was
-        return 0, 0
-    ids_sql, ids_params = _sql(queryset)
     with transaction.atomic():
         # One refresh of a pool at a time. NO KEY UPDATE: memberships written meanwhile (by
         # hand, by a re-evaluation) lock the pool FOR KEY SHARE in their foreign-key check and
-        # need not wait for the refresh.
-        Pool.objects.select_for_update(no_key=True).filter(pk=pool.pk).values_list("pk").first()
+        # need not wait for the refresh. The pool is read again under the lock: an archive, a
+        # "customise stages" or a new rule committed while this waited is what counts.
+        pool = (
+            Pool.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("saved_search")
+            .filter(organization_id=pool.organization_id, pk=pool.pk)
+            .first()
+        )
+        queryset = None if pool is None else _smart_queryset(pool)
+        if queryset is None or pool.archived_at is not None:  # an archived pool stays as it was
+            return 0, 0
+        ids_sql, ids_params = _sql(queryset)
         apply = partial(
             _smart_pool_apply,
             pool=pool,
@@ -890,9 +942,12 @@ def smart_pools_reevaluate_candidate(*, candidate: Candidate) -> dict[int, str]:
     # or when someone enters (the entry stage stays locked until they are in: _entry_stage).
     with transaction.atomic() if entering or len(leaving) > 1 else nullcontext():
         for pool in entering:
+            stage = _entry_stage(pool)
+            if pool.archived_at is not None:  # archived since it was read: stays as it was
+                continue
             entered, _ = _smart_pool_apply(
                 pool=pool,
-                stage=_entry_stage(pool),
+                stage=stage,
                 matching_sql="SELECT %s::bigint",
                 matching_params=[candidate.pk],
                 only_candidate_id=candidate.pk,

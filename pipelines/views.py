@@ -259,15 +259,17 @@ def smart_pool_preview(request, org_slug):
 # --- the board ---
 
 
-def _board_filters(request, pool):
+def _board_filters(request, params: QueryDict):
+    """The board's filter form on `params` (the page's query string) and the filters it
+    gives."""
     owners = candidate_owner_choices(organization=request.organization)
-    form = BoardFilterForm(request.GET or None, owners=owners)
+    form = BoardFilterForm(params or None, owners=owners)
     return form, form.filters()
 
 
 def pool_board(request, org_slug, pool_id):
     pool = _pool(request, pool_id)
-    filter_form, filters = _board_filters(request, pool)
+    filter_form, filters = _board_filters(request, request.GET)
     columns = selectors.pool_board(pool=pool, **filters)
     stages = [column.stage for column in columns]
     context = {
@@ -294,7 +296,7 @@ def board_column(request, org_slug, pool_id, stage_id):
     if stage is None:
         raise Http404("No such column.")
     after = selectors.parse_cursor(request.GET.get("after", ""))
-    _form, filters = _board_filters(request, pool)
+    _form, filters = _board_filters(request, request.GET)
     cards, next_cursor = ([], None)
     if after is not None:
         cards, next_cursor = selectors.board_column_page(
@@ -349,12 +351,19 @@ def card_move(request, org_slug, pool_id, pool_membership_id):
     if request.htmx:
         if error:
             return HttpResponse(error, status=422, content_type="text/plain; charset=utf-8")
-        counts = selectors.pool_stage_counts(pool=pool)
-        html = render_to_string(
-            "pipelines/pool_board.html#card",
-            {"pool": pool, "card": membership, "stages": stages, "can_write": True},
-            request=request,
-        )
+        # The board's filters (posted with the card): its badges count what it shows, and the
+        # card's next move carries them again.
+        query = _query_without_paging(request)
+        _form, filters = _board_filters(request, QueryDict(query))
+        counts = selectors.pool_stage_counts(pool=pool, **filters)
+        context = {
+            "pool": pool,
+            "card": membership,
+            "stages": stages,
+            "can_write": True,
+            "query": query,
+        }
+        html = render_to_string("pipelines/pool_board.html#card", context, request=request)
         for stage_id in {previous_stage_id, membership.stage_id}:
             html += render_to_string(
                 "pipelines/pool_board.html#count",

@@ -270,7 +270,10 @@ def test_card_move_htmx_returns_card_and_counts(
     body = response.content.decode()
     assert response.status_code == 200
     assert f'id="card-{card.pk}"' in body and f'data-stage-id="{stages[2].pk}"' in body
-    assert f'id="stage-count-{stages[0].pk}"' in body and 'hx-swap-oob="true"' in body
+    assert _count_badges(body) == {
+        f"stage-count-{stages[0].pk}": ("2", "true"),
+        f"stage-count-{stages[2].pk}": ("1", "true"),
+    }
     with unscoped():
         card.refresh_from_db()
         change = StageChange.objects.get(membership=card)
@@ -282,6 +285,48 @@ def test_card_move_htmx_returns_card_and_counts(
         recruiter_user,
     )
     assert activity.summary == "Backend engineers: New → Engaged"
+
+
+def _count_badges(html):
+    """The column count badges of a response: {id: (count, hx-swap-oob)}."""
+    return {
+        attributes(element)["id"]: (text(element), attributes(element).get("hx-swap-oob"))
+        for element in elements(html)
+        if attributes(element).get("id", "").startswith("stage-count-")
+    }
+
+
+def test_card_move_htmx_on_a_filtered_board_counts_what_the_board_shows_and_keeps_the_filter(
+    recruiter_client, org, pool, stages, make_candidates, add, unscoped
+):
+    """The board shows only "Zelda" (one card in New); dragging her to Contacted updates the
+    badges to what the filtered board shows — New 0, Contacted 1, not the whole pool's — and
+    her card's next move still carries the filter."""
+    zelda = make_candidates(1, first_name="Zelda", last_name="Quist")[0]
+    add(pool, [zelda, *make_candidates(3, first_name="Ada", last_name="Lovelace")])
+    with unscoped():
+        card = PoolMembership.objects.get(pool=pool, candidate=zelda)
+    board = recruiter_client.get(url("pool_board", org, pool_id=pool.pk), {"q": "Zelda"})
+    assert [column.count for column in board.context["columns"]][:2] == [1, 0]
+
+    response = recruiter_client.post(
+        url("card_move", org, pool_id=pool.pk, pool_membership_id=card.pk),
+        {"stage": stages[1].pk, "query": "q=Zelda"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert _count_badges(body) == {
+        f"stage-count-{stages[0].pk}": ("0", "true"),
+        f"stage-count-{stages[1].pk}": ("1", "true"),
+    }
+    query = [
+        attributes(element).get("value")
+        for element in elements(form_of(body, f"stage-of-{card.pk}"))
+        if attributes(element).get("name") == "query"
+    ]
+    assert query == ["q=Zelda"]
 
 
 def test_card_move_without_javascript_redirects_to_the_board(

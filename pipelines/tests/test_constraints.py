@@ -2,11 +2,12 @@
 and lets through what it must not refuse."""
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
-from pipelines.models import FollowUpDigest, PoolMembership, RolePool, Stage
+from pipelines import services
+from pipelines.models import FollowUpDigest, PoolMembership, RolePool, Stage, StageChange
 from pipelines.tests.factories import HiringRoleFactory, PoolFactory
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +70,23 @@ def test_a_role_links_a_pool_once_and_a_digest_goes_once_a_day(org, pool, recrui
     assert not _refused(digest(today))
     assert _refused(digest(today))
     assert not _refused(digest(today + timezone.timedelta(days=1)))
+
+
+def test_deleting_a_membership_unlinks_its_stage_history_in_the_database(
+    org, pool, stages, make_candidates, add
+):
+    """The database itself sets a stage change's membership to NULL when the card goes (ON
+    DELETE SET NULL, like the model's on_delete): a move committed while a removal or a smart
+    refresh is deleting the card cannot make that delete fail at commit."""
+    add(pool, make_candidates(1))
+    with scope(organization=org):
+        card = PoolMembership.objects.get(pool=pool)
+        services.membership_move(membership=card, to_stage=stages[1], actor=None)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # checked now, not at the test's end
+        cursor.execute("DELETE FROM pipelines_poolmembership WHERE id = %s", [card.pk])
+
+    with scopes_disabled():
+        history = list(StageChange.objects.values_list("membership_id", "to_stage_id"))
+    assert history == [(None, stages[1].pk)]

@@ -95,6 +95,23 @@ def test_archived_pool_refuses_new_candidates(org, pool, make_candidates):
     assert panel["addable_pools"] == []
 
 
+def test_pool_add_candidates_with_the_pool_read_before_it_was_archived_is_refused(
+    org, pool, make_candidates
+):
+    from django.core.exceptions import ValidationError
+
+    (candidate,) = make_candidates(1)
+    with scope(organization=org):
+        read_before = Pool.objects.get(pk=pool.pk)
+        services.pool_archive(pool=Pool.objects.get(pk=pool.pk))
+
+        with pytest.raises(ValidationError, match="archived"):
+            services.pool_add_candidates(pool=read_before, candidate_ids=[candidate.pk], actor=None)
+
+    with scopes_disabled():
+        assert not PoolMembership.objects.filter(pool=pool).exists()
+
+
 def test_restore_brings_the_pool_back(recruiter_client, org, pool):
     with scope(organization=org):
         services.pool_archive(pool=pool)

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from candidates.models import Activity
 from pipelines import selectors, services
-from pipelines.models import PoolMembership, Stage, StageChange
+from pipelines.models import Pool, PoolMembership, Stage, StageChange
 
 pytestmark = pytest.mark.django_db
 
@@ -183,6 +183,24 @@ def test_pool_customize_stages_copies_and_keeps_cards(
         )
     assert stage_names == {"Sourced"}
     assert "New" in default_names  # the organisation's stages are untouched
+
+
+def test_pool_add_candidates_with_the_pool_read_before_a_customisation_uses_its_own_stages(
+    org, pool, stages, make_candidates, in_org, unscoped
+):
+    """A page read the pool before someone customised its stages in another tab: the people
+    it adds still go into the pool's own first stage, where its board shows them — not into
+    the organisation's "New", off the board."""
+    (candidate,) = make_candidates(1)
+    with in_org():
+        read_before = Pool.objects.get(pk=pool.pk)
+        services.pool_customize_stages(pool=Pool.objects.get(pk=pool.pk))
+
+        services.pool_add_candidates(pool=read_before, candidate_ids=[candidate.pk], actor=None)
+
+    with unscoped():
+        stage = PoolMembership.objects.select_related("stage").get(pool=pool).stage
+    assert (stage.pool_id, stage.name) == (pool.pk, "New")
 
 
 def _pool_stage(pool, name, unscoped):
