@@ -6,6 +6,12 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
+        # A member who leaves hands the campaigns sent in their name to a colleague, so that
+        # candidates' replies reach someone still here (crm/handover.py).
+        from crm.handover import Handover, handover_register
+
+        handover_register(Handover("campaigns.Campaign", "sender", "campaigns sent in their name"))
+
         # Merging two profiles carries the secondary's campaign history to the primary (and
         # undo carries it back). A row whose twin the primary already has — an enrollment or
         # messages in the same campaign, a preferences row — stays with the secondary.

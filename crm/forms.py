@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.text import slugify
 
-from crm.models import Invitation, Membership, Organization, Role, slug_validator
+from crm.models import Invitation, Membership, Organization, Role, User, slug_validator
 
 
 class OrganizationForm(forms.ModelForm):
@@ -61,3 +61,28 @@ class MembershipRoleForm(forms.ModelForm):
         fields = ["role"]
 
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class MemberRemoveForm(forms.Form):
+    """Who takes over what a leaving member was in charge of: a recruiter or admin who stays."""
+
+    successor = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        label="Hand their work over to",
+        empty_label=None,
+    )
+
+    def __init__(self, *args, organization: Organization, leaving: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["successor"].queryset = (
+            User.objects.filter(
+                memberships__organization=organization,
+                memberships__role__in=[Role.ADMIN, Role.RECRUITER],
+            )
+            .exclude(pk=leaving.pk)
+            .order_by("name", "email")
+        )
+        self.fields["successor"].label_from_instance = lambda user: (
+            f"{user.display_name} ({user.email})" if user.name else user.email
+        )

@@ -17,6 +17,7 @@ from django_scopes import scopes_disabled
 
 from crm.counters import counter_give_back, counter_take
 from crm.emails import send_transactional_email
+from crm.handover import handovers_apply
 from crm.models import Invitation, Membership, Organization, Role, User
 from crm.storage import stored_files_delete_on_commit
 
@@ -99,7 +100,12 @@ def membership_change_role(*, membership: Membership, role: str) -> Membership:
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
+def membership_remove(
+    *, membership: Membership, successor: User | None = None
+) -> list[tuple[str, int]]:
+    """Take someone out of the organisation. With a `successor` (a recruiter or admin of it),
+    what they were in charge of there becomes the successor's (crm/handover.py); returns
+    (label, rows) handed over."""
     with scopes_disabled():
         list(
             Membership.objects.select_for_update()
@@ -108,7 +114,27 @@ def membership_remove(*, membership: Membership) -> None:
         )
     if membership.role == Role.ADMIN and _admin_count(membership.organization) <= 1:
         raise ValidationError("The last admin cannot be removed; make someone else admin first.")
+    handed: list[tuple[str, int]] = []
+    if successor is not None:
+        if successor.pk == membership.user_id:
+            raise ValidationError("Choose someone other than the person who leaves.")
+        with scopes_disabled():
+            writer = Membership.objects.filter(
+                organization_id=membership.organization_id,
+                user=successor,
+                role__in=[Role.ADMIN, Role.RECRUITER],
+            ).exists()
+        if not writer:
+            raise ValidationError(
+                f"{successor.display_name} is not a recruiter or admin of this organisation."
+            )
+        handed = handovers_apply(
+            organization_id=membership.organization_id,
+            user_id=membership.user_id,
+            successor_id=successor.pk,
+        )
     membership.delete()
+    return handed
 
 
 def invitation_create(

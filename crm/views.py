@@ -11,7 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from crm import services
-from crm.forms import InvitationForm, MembershipRoleForm, OrganizationForm
+from crm.forms import InvitationForm, MemberRemoveForm, MembershipRoleForm, OrganizationForm
+from crm.handover import handovers_count
 from crm.home import HOME_PANELS
 from crm.models import Invitation, Membership, Organization, Role, WorkerHeartbeat
 from crm.permissions import admin_required
@@ -130,17 +131,44 @@ def member_change_role(request, org_slug, membership_id):
     return redirect("members", org_slug=org_slug)
 
 
-@require_POST
 @admin_required
 def member_remove(request, org_slug, membership_id):
-    membership = get_object_or_404(Membership, pk=membership_id)
-    try:
-        services.membership_remove(membership=membership)
-    except ValidationError as error:
-        messages.error(request, error.messages[0])
-    else:
-        messages.success(request, f"{membership.user} was removed from {request.organization}.")
-    return redirect("members", org_slug=org_slug)
+    """A page saying what the member is in charge of here and who takes it over; the POST
+    removes them and hands it over (to the admin doing it when no one is chosen)."""
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
+    leaving = membership.user
+    form = MemberRemoveForm(
+        request.POST if request.method == "POST" else None,
+        organization=request.organization,
+        leaving=leaving,
+        initial={"successor": request.user.pk if request.user != leaving else None},
+    )
+    if request.method == "POST" and form.is_valid():
+        successor = form.cleaned_data["successor"] or request.user
+        try:
+            handed = services.membership_remove(membership=membership, successor=successor)
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+        else:
+            moved = [f"{count:,} {label}" for label, count in handed if count]
+            messages.success(
+                request,
+                f"{leaving} was removed from {request.organization}."
+                + (f" {successor.display_name} now has their {', '.join(moved)}." if moved else ""),
+            )
+        return redirect("members", org_slug=org_slug)
+    context = {
+        "form": form,
+        "leaving": membership,
+        "in_charge": [
+            (label, count)
+            for label, count in handovers_count(
+                organization_id=request.organization.pk, user_id=leaving.pk
+            )
+            if count
+        ],
+    }
+    return render(request, "crm/member_remove.html", context)
 
 
 @require_POST

@@ -6,6 +6,19 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Talent pools and pipelines"
 
     def ready(self) -> None:
+        # A member who leaves hands their pools (private ones included: no one else could see
+        # them) and their open follow-ups to a colleague (crm/handover.py).
+        from django.db.models import Q
+
+        from crm.handover import Handover, handover_register
+
+        handover_register(Handover("pipelines.Pool", "owner", "talent pools they own"))
+        handover_register(
+            Handover(
+                "pipelines.FollowUp", "owner", "open follow-ups", only=Q(completed_at__isnull=True)
+            )
+        )
+
         # Candidate merges carry pool memberships and follow-ups to the primary profile.
         from candidates.services.merge import MERGE_HOOKS, MERGE_MOVERS, MergeHook, MergeMover
 

@@ -257,10 +257,10 @@ def test_members_page_offers_the_last_admin_no_change_the_server_would_refuse(
     html = admin_client.get(base).content.decode()
 
     assert f'id="role-{admin.pk}"' not in html
-    assert f'action="{base}{admin.pk}/remove/"' not in html
+    assert f'href="{base}{admin.pk}/remove/"' not in html
     assert "The only admin: make someone else admin before changing this role." in html
     recruiter = _membership(org, recruiter_user)
-    assert f'action="{base}{recruiter.pk}/remove/"' in html
+    assert f'href="{base}{recruiter.pk}/remove/"' in html
 
     second = MembershipFactory(organization=org, role=Role.ADMIN)
     html = admin_client.get(base).content.decode()
@@ -414,3 +414,73 @@ def test_invitations_are_limited_per_hour_for_the_admin_across_organisations(
         )
     assert "No more than 2 invitations" in _page_text(refused)
     assert _invitation("three@example.com") is None
+
+
+def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
+    admin_client, admin_user, org, other_org, recruiter_user
+):
+    from campaigns.tests.factories import make_broadcast
+    from candidates.models import Candidate
+    from candidates.tests.factories import CandidateFactory
+    from pipelines.models import FollowUp, Pool
+    from pipelines.tests.factories import FollowUpFactory, PoolFactory
+
+    owned = CandidateFactory(organization=org, owner=recruiter_user)
+    private = PoolFactory(organization=org, owner=recruiter_user, visibility=Pool.Visibility.OWNER)
+    open_task = FollowUpFactory(candidate=owned, owner=recruiter_user)
+    done_task = FollowUpFactory(candidate=owned, owner=recruiter_user, completed_at=timezone.now())
+    campaign = make_broadcast(org, user=recruiter_user)
+    # The same person in another organisation keeps what they have there.
+    MembershipFactory(organization=other_org, user=recruiter_user, role=Role.RECRUITER)
+    elsewhere = CandidateFactory(organization=other_org, owner=recruiter_user)
+    assert admin_client.get(f"/o/{org.slug}/pools/{private.pk}/").status_code == 404
+
+    membership = _membership(org, recruiter_user)
+    page = admin_client.get(f"/o/{org.slug}/settings/members/{membership.pk}/remove/")
+    shown = _page_text(page)
+    for line in (
+        "1 candidates they own",
+        "1 talent pools they own",
+        "1 open follow-ups",
+        "1 campaigns sent in their name",
+    ):
+        assert line in shown
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/members/{membership.pk}/remove/",
+        {"successor": admin_user.pk},
+        follow=True,
+    )
+
+    assert _membership(org, recruiter_user) is None
+    assert "now has their 1 candidates they own, 1 talent pools they own" in _page_text(response)
+    with scopes_disabled():
+        assert Candidate.objects.get(pk=owned.pk).owner == admin_user
+        assert Pool.objects.get(pk=private.pk).owner == admin_user
+        assert FollowUp.objects.get(pk=open_task.pk).owner == admin_user
+        assert FollowUp.objects.get(pk=done_task.pk).owner == recruiter_user
+        campaign.refresh_from_db()
+        assert campaign.sender == admin_user
+        assert Candidate.objects.get(pk=elsewhere.pk).owner == recruiter_user
+    assert admin_client.get(f"/o/{org.slug}/pools/{private.pk}/").status_code == 200
+
+
+def test_removing_a_member_hands_over_only_to_a_recruiter_or_admin_who_stays(
+    admin_client, org, recruiter_user, viewer_user, outsider_user
+):
+    from candidates.tests.factories import CandidateFactory
+
+    CandidateFactory(organization=org, owner=recruiter_user)
+    membership = _membership(org, recruiter_user)
+    url = f"/o/{org.slug}/settings/members/{membership.pk}/remove/"
+    for successor in (viewer_user, outsider_user, recruiter_user):
+        refused = admin_client.post(url, {"successor": successor.pk})
+        assert refused.status_code == 200
+        assert "Select a valid choice" in _page_text(refused)
+    assert _membership(org, recruiter_user) is not None
+
+
+def test_removing_a_member_who_is_in_charge_of_nothing_says_so(admin_client, org, viewer_user):
+    membership = _membership(org, viewer_user)
+    page = admin_client.get(f"/o/{org.slug}/settings/members/{membership.pk}/remove/")
+    assert "They are in charge of nothing here that needs a new owner." in _page_text(page)
+    assert 'name="successor"' not in page.content.decode()
