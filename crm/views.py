@@ -151,10 +151,12 @@ def member_remove(request, org_slug, membership_id):
             messages.error(request, error.messages[0])
         else:
             moved = [f"{count:,} {label}" for label, count in handed if count]
+            took_over = ""
+            if moved:
+                listed = moved[0] if len(moved) == 1 else f"{', '.join(moved[:-1])} and {moved[-1]}"
+                took_over = f" {successor.display_name} took over: {listed}."
             messages.success(
-                request,
-                f"{leaving} was removed from {request.organization}."
-                + (f" {successor.display_name} now has their {', '.join(moved)}." if moved else ""),
+                request, f"{leaving} was removed from {request.organization}.{took_over}"
             )
         return redirect("members", org_slug=org_slug)
     context = {

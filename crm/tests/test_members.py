@@ -452,7 +452,10 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
     )
 
     assert _membership(org, recruiter_user) is None
-    assert "now has their 1 candidates they own, 1 talent pools they own" in _page_text(response)
+    assert (
+        "took over: 1 candidates they own, 1 talent pools they own, 1 open follow-ups and 1 "
+        "campaigns sent in their name."
+    ) in _page_text(response)
     with scopes_disabled():
         assert Candidate.objects.get(pk=owned.pk).owner == admin_user
         assert Pool.objects.get(pk=private.pk).owner == admin_user
