@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from crm import services
 from crm.forms import InvitationForm, MemberRemoveForm, MembershipRoleForm, OrganizationForm
@@ -46,6 +46,7 @@ def organization_create(request):
     return render(request, "crm/organization_form.html", {"form": form, "creating": True})
 
 
+@require_safe
 def dashboard(request, org_slug):
     return render(request, "crm/dashboard.html", {"home_panels": HOME_PANELS})
 
@@ -82,6 +83,7 @@ def _members_page(request, form):
     return render(request, "crm/members.html", context)
 
 
+@require_safe
 def members(request, org_slug):
     return _members_page(request, InvitationForm())
 

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from candidates.search import count_capped, count_display
 from candidates.selectors import candidate_get, candidate_owner_choices
@@ -76,6 +76,7 @@ def _board_url(pool: Pool, query: str = "") -> str:
 # --- pools ---
 
 
+@require_safe
 def pool_list(request, org_slug):
     archived = request.GET.get("archived") == "1"
     rows = selectors.pool_list_rows(
@@ -267,6 +268,7 @@ def _board_filters(request, params: QueryDict):
     return form, form.filters()
 
 
+@require_safe
 def pool_board(request, org_slug, pool_id):
     pool = _pool(request, pool_id)
     filter_form, filters = _board_filters(request, request.GET)
@@ -287,6 +289,7 @@ def pool_board(request, org_slug, pool_id):
     return render(request, "pipelines/pool_board.html", context)
 
 
+@require_safe
 def board_column(request, org_slug, pool_id, stage_id):
     """The next page of one column (the board's "Show more")."""
     pool = _pool(request, pool_id)
@@ -688,6 +691,7 @@ def pool_customize_stages(request, org_slug, pool_id):
 # --- roles ---
 
 
+@require_safe
 def role_list(request, org_slug):
     status = request.GET.get("status", "")
     if status not in HiringRole.Status.values:
@@ -760,6 +764,7 @@ def role_delete(request, org_slug, role_id):
 FOLLOW_UP_VIEWS = {"mine": "Mine", "unassigned": "Unassigned", "everyone": "Everyone"}
 
 
+@require_safe
 def follow_ups(request, org_slug):
     # A viewer cannot own follow-ups: "Mine" would always be empty, so they see everyone's.
     views, default = FOLLOW_UP_VIEWS, "mine"

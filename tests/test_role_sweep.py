@@ -55,26 +55,8 @@ from tests.test_isolation import tenant_routes
 pytestmark = pytest.mark.django_db
 
 # Views that answer a viewer's POST (200) because they do not change anything; the sweep still
-# checks that not a row changed. Read-only pages first: they ignore the method and render the
-# page as for a GET (decorating them `require_safe` would answer 405 and shorten this list).
+# checks that not a row changed. Read-only pages take no POST at all (`require_safe`: 405).
 VIEWER_MAY_POST = {
-    "dashboard": "read-only page; a POST renders it as a GET",
-    "members": "read-only page; a POST renders it as a GET",
-    "candidates:list": "read-only page; a POST renders it as a GET",
-    "candidates:detail": "read-only page; a POST renders it as a GET",
-    "candidates:attachment_download": "a download; a POST serves the file as a GET",
-    "candidates:duplicates": "read-only page; a POST renders it as a GET",
-    "pipelines:pool_list": "read-only page; a POST renders it as a GET",
-    "pipelines:pool_board": "read-only page; a POST renders it as a GET",
-    "pipelines:board_column": "read-only fragment of the board; a POST renders it as a GET",
-    "pipelines:role_list": "read-only page; a POST renders it as a GET",
-    "pipelines:follow_ups": "read-only page; a POST renders it as a GET",
-    "campaigns:list": "read-only page; a POST renders it as a GET",
-    "campaigns:detail": "read-only page; a POST renders it as a GET",
-    "campaigns:messages": "read-only page; a POST renders it as a GET",
-    "campaigns:message_detail": "read-only page; a POST renders it as a GET",
-    "campaigns:message_html": "a sent email's HTML; a POST serves it as a GET",
-    "campaigns:template_list": "read-only page; a POST renders it as a GET",
     # Previews: a POST carries the candidate to preview as (and for those who may edit, the
     # editor's unsaved text); the answer is HTML for the preview frame, nothing is saved.
     "campaigns:preview": "preview of a campaign's email as a chosen candidate; saves nothing",

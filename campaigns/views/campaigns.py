@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from campaigns.forms import BroadcastForm, EmailFieldsForm, MessageFilterForm, PreviewCandidateForm
 from campaigns.models import Campaign
@@ -39,6 +39,7 @@ from crm.permissions import recruiter_required
 from pipelines.selectors import pools_named_for
 
 
+@require_safe
 def campaign_list(request, org_slug):
     campaigns = campaigns_for_list(organization=request.organization)
     return render(request, "campaigns/campaign_list.html", {"campaigns": campaigns})
@@ -124,6 +125,7 @@ def _preview_candidates(campaign):
     return audience_queryset(campaign=campaign).order_by("last_name", "first_name", "id")
 
 
+@require_safe
 def campaign_detail(request, org_slug, campaign_id):
     campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
     if campaign.kind == Campaign.Kind.SEQUENCE:
@@ -280,6 +282,7 @@ def campaign_test_send(request, org_slug, campaign_id):
     return redirect("campaigns:detail", org_slug=org_slug, campaign_id=campaign.pk)
 
 
+@require_safe
 def campaign_message_list(request, org_slug, campaign_id):
     """ "Sent emails": the campaign's outbox, exactly as candidates get them."""
     campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
@@ -294,6 +297,7 @@ def campaign_message_list(request, org_slug, campaign_id):
     )
 
 
+@require_safe
 def campaign_message_detail(request, org_slug, campaign_id, message_id):
     campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)
     message = campaign_message_get(campaign=campaign, message_id=message_id)
@@ -309,6 +313,7 @@ def campaign_message_detail(request, org_slug, campaign_id, message_id):
     )
 
 
+@require_safe
 @frame_view
 def campaign_message_html(request, org_slug, campaign_id, message_id):
     campaign = campaign_get(organization=request.organization, campaign_id=campaign_id)

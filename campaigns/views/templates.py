@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from campaigns.forms import EmailTemplateForm, PreviewCandidateForm
 from campaigns.selectors import email_template_get, email_templates_for_list
@@ -23,6 +23,7 @@ def _preview_candidates(organization):
     return Candidate.objects.live().filter(organization=organization).order_by("-created_at", "-id")
 
 
+@require_safe
 def template_list(request, org_slug):
     templates = email_templates_for_list(organization=request.organization)
     return render(request, "campaigns/template_list.html", {"templates": templates})

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from candidates.forms import AttachmentUploadForm
@@ -49,6 +49,7 @@ def attachment_upload(request, org_slug, candidate_id):
     return redirect(_files_url(request, candidate.pk))
 
 
+@require_safe
 def attachment_download(request, org_slug, attachment_id):
     attachment = attachment_get(organization=request.organization, attachment_id=attachment_id)
     try:

@@ -14,7 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from candidates.forms import MergeForm, MergeTargetForm
 from candidates.models import Activity, Attachment, DuplicateSuggestion, Note
@@ -64,6 +64,7 @@ def _profile_url(request, candidate_id: int) -> str:
     return reverse("candidates:detail", args=[request.organization.slug, candidate_id])
 
 
+@require_safe
 def duplicate_list(request, org_slug):
     suggestions = DuplicateSuggestionFilter(
         request.GET, queryset=duplicate_suggestions_open(organization=request.organization)

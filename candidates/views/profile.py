@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from candidates.forms import CandidateForm, NoteEditForm, NoteForm
 from candidates.models import Activity, CustomField, Note
@@ -170,6 +170,7 @@ def _profile_url(candidate, anchor="activity"):
     return f"{url}#{anchor}" if anchor else url
 
 
+@require_safe
 def candidate_detail(request, org_slug, candidate_id):
     """A merged-away profile's old address (bookmarks, emails, exports) leads to the profile
     it was merged into."""

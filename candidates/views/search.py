@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_scopes import scope
 
 from candidates.filters import EDITING_PARAM, PAGING_PARAMS, SELECTION_PARAMS, CandidateFilterSet
@@ -82,6 +82,7 @@ def _list_url(organization, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
+@require_safe
 def candidate_list(request, org_slug):
     organization = request.organization
     filterset = CandidateFilterSet(request.GET or None, organization=organization)
