@@ -213,6 +213,23 @@ def saved_search_get(*, organization, user, saved_search_id: int):
     return get_object_or_404(SavedSearch, organization=organization, owner=user, pk=saved_search_id)
 
 
+def filterset_problem(filterset) -> str:
+    """What makes a stored filter query no longer valid, in words ("" when it is valid): an
+    owner who left or became a viewer, a choice or a custom field that was removed. The list
+    page shows such errors and leaves the filter out; a stored selection — a saved search,
+    "all matching" of a bulk job — must not, or it would reach more than was chosen (everyone,
+    when its only filter goes)."""
+    if not filterset.is_bound or filterset.form.is_valid():
+        return ""
+    form = filterset.form
+    parts = []
+    for name, errors in form.errors.items():
+        field = form.fields.get(name)
+        label = field.label if field is not None and field.label else name
+        parts.append(f"{label}: {' '.join(str(error) for error in errors)}")
+    return "; ".join(parts)
+
+
 def candidates_found(*, filterset):
     """Everyone a CandidateFilterSet finds, unordered: what a smart pool holds and a campaign
     audience reaches. Unlike the list (`candidate_list_search`), its text search is not
@@ -224,9 +241,7 @@ def candidates_found(*, filterset):
     return search_filter(queryset, q) if q else queryset
 
 
-def saved_search_queryset(*, saved_search):
-    """The candidates a saved search finds now, all of them (`candidates_found`): a smart
-    pool's members, a campaign audience."""
+def _saved_search_filterset(saved_search):
     from django.http import QueryDict
 
     from candidates.filters import CandidateFilterSet
@@ -237,12 +252,33 @@ def saved_search_queryset(*, saved_search):
     # Without a custom field in the search there is no need to read their definitions (a smart
     # pool re-evaluates its saved search after every edit of a candidate).
     filters_custom_fields = any(key.startswith("cf_") for key in params)
-    filterset = CandidateFilterSet(
+    return CandidateFilterSet(
         params,
         organization=saved_search.organization,
         custom_fields=None if filters_custom_fields else [],
     )
-    return candidates_found(filterset=filterset)
+
+
+def saved_search_found(*, saved_search):
+    """(the candidates the saved search finds now, why it no longer works): with a problem
+    (`filterset_problem`: a filter that no longer holds), it finds nobody — never everyone the
+    other filters find."""
+    filterset = _saved_search_filterset(saved_search)
+    problem = filterset_problem(filterset)
+    if problem:
+        return Candidate.objects.none(), problem
+    return candidates_found(filterset=filterset), ""
+
+
+def saved_search_queryset(*, saved_search):
+    """The candidates a saved search finds now, all of them (`candidates_found`): a smart
+    pool's members, a campaign audience. Nobody when one of its filters no longer holds."""
+    return saved_search_found(saved_search=saved_search)[0]
+
+
+def saved_search_problem(*, saved_search) -> str:
+    """Why the saved search no longer works ("" when it does): see `filterset_problem`."""
+    return filterset_problem(_saved_search_filterset(saved_search))
 
 
 # --- attachments, duplicates and merges ---
@@ -460,6 +496,24 @@ def candidate_selection_queryset(
     if up_to_id is not None:
         candidates = candidates.filter(id__lte=up_to_id)
     filterset = CandidateFilterSet(params, candidates, organization=organization)
+    if filterset_problem(filterset):
+        # A filter that no longer holds selects nobody, not everyone the others find.
+        return candidates.none()
     if everyone:
         return candidates_found(filterset=filterset)
     return candidate_list_queryset(filterset=filterset)
+
+
+def candidate_selection_problem(*, organization, query: str) -> str:
+    """Why "all matching" of the list's `query` no longer selects what was confirmed ("" when
+    it does): see `filterset_problem`."""
+    from django.http import QueryDict
+
+    from candidates.filters import CandidateFilterSet
+
+    params = QueryDict(query or "", mutable=True)
+    for name in ("after", "before", "sort"):
+        params.pop(name, None)
+    return filterset_problem(
+        CandidateFilterSet(params, Candidate.objects.none(), organization=organization)
+    )

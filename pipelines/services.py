@@ -740,13 +740,23 @@ NO_CANDIDATES_SQL = "SELECT NULL::bigint WHERE FALSE"
 
 
 def _smart_queryset(pool: Pool) -> QuerySet[Candidate] | None:
-    from candidates.selectors import saved_search_queryset
+    """Who the smart pool's rule finds now; None when it has no rule, or a rule that no longer
+    holds (an owner who left, a removed choice or field): the pool then stays as it is —
+    finding nobody would empty it, and leaving the broken filter out would fill it with
+    everyone."""
+    from candidates.selectors import saved_search_found
 
     if not pool.is_smart or pool.saved_search_id is None:
         return None
-    return saved_search_queryset(saved_search=pool.saved_search).filter(
-        organization_id=pool.organization_id, merged_into__isnull=True
-    )
+    found, problem = saved_search_found(saved_search=pool.saved_search)
+    if problem:
+        logger.warning(
+            "pipelines.smart: the rule of pool %s no longer holds (%s); the pool is left as it is",
+            pool.pk,
+            problem,
+        )
+        return None
+    return found.filter(organization_id=pool.organization_id, merged_into__isnull=True)
 
 
 def _smart_pool_apply(
@@ -911,9 +921,16 @@ def smart_pools_reevaluate_candidate(*, candidate: Candidate) -> dict[int, str]:
     if not pools:
         return {}
     checks = {}
+    ruled = []
     for pool in pools:
         queryset = _smart_queryset(pool)
+        if queryset is None:  # a rule that no longer holds: nobody enters or leaves
+            continue
+        ruled.append(pool)
         checks[f"pool_{pool.pk}"] = Exists(queryset.order_by().filter(pk=OuterRef("pk")))
+    pools = ruled
+    if not pools:
+        return {}
     memberships = PoolMembership.objects.filter(
         organization_id=candidate.organization_id, candidate_id=OuterRef("pk")
     )

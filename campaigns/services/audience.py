@@ -10,7 +10,7 @@ from django.db.models import CharField, Exists, F, Func, OuterRef, Q, QuerySet, 
 
 from campaigns.models import Campaign, CandidateEmailPreference, Suppression
 from candidates.models import Candidate
-from candidates.selectors import saved_search_queryset
+from candidates.selectors import saved_search_problem, saved_search_queryset
 
 REMOTE = "remote"  # a targeted location that also finds candidates open to remote work
 
@@ -96,9 +96,52 @@ def interest_condition(*, campaign) -> Q | None:
     return condition
 
 
+def audience_saved_searches(*, campaign, excluded: bool = False) -> list[tuple]:
+    """(saved search, what it is in words) for the searches that decide who the campaign
+    reaches (or, `excluded`, who it must not): its own and the rules of its smart pools."""
+    from pipelines.models import Pool
+
+    searches = campaign.excluded_saved_searches if excluded else campaign.saved_searches
+    pools = campaign.excluded_pools if excluded else campaign.pools
+    found = [
+        (saved_search, f"The saved search “{saved_search.name}”")
+        for saved_search in searches.select_related("organization")
+    ]
+    for pool in pools.select_related("saved_search__organization"):
+        if pool.is_smart and pool.saved_search:
+            # A colleague's "Only me" pool is not named (pipelines.selectors.PRIVATE_POOL_NAME).
+            named = pool.visibility == Pool.Visibility.ORGANIZATION
+            what = f"The rule of the smart pool “{pool.name}”" if named else "A private pool's rule"
+            found.append((pool.saved_search, what))
+    return found
+
+
+def audience_problems(*, campaign) -> list[str]:
+    """Saved searches of the audience whose filters no longer hold (an owner who left, a
+    removed choice or field), in words: an included one finds nobody, an excluded one would
+    leave in people it should keep out."""
+    problems = []
+    for excluded in (False, True):
+        for saved_search, what in audience_saved_searches(campaign=campaign, excluded=excluded):
+            problem = saved_search_problem(saved_search=saved_search)
+            if problem:
+                role = "keeps people out of" if excluded else "chooses"
+                problems.append(
+                    f"{what}, which {role} the audience, no longer works ({problem}): "
+                    "fix it on the candidate list first."
+                )
+    return problems
+
+
 def audience_queryset(*, campaign) -> QuerySet:
-    """The candidates a launch would enroll now (an empty audience without sources)."""
+    """The candidates a launch would enroll now (an empty audience without sources). Nobody
+    when an excluded saved search no longer works: it would keep no one out."""
     organization = campaign.organization
+    if any(
+        saved_search_problem(saved_search=saved_search)
+        for saved_search, _what in audience_saved_searches(campaign=campaign, excluded=True)
+    ):
+        return Candidate.objects.none()
     included = _either(
         _ids(campaign.saved_searches.all()),
         _pool_ids(campaign.pools.select_related("saved_search__organization")),

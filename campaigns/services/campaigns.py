@@ -11,7 +11,7 @@ from django_scopes import scopes_disabled
 from campaigns.conf import AUDIENCE_BATCH, AUDIENCE_FIRST_BATCH, LAUNCH_FIRST_CHUNK, send_queue
 from campaigns.models import AudienceBatch, Campaign, EmailTemplate, Enrollment, Message, Step
 from campaigns.services import sequences
-from campaigns.services.audience import audience_queryset
+from campaigns.services.audience import audience_problems, audience_queryset
 from campaigns.services.domains import unverified_sender_domain
 from campaigns.services.templates import email_problems
 from candidates.models import Candidate
@@ -209,6 +209,7 @@ def campaign_launch_problems(*, campaign: Campaign, user=None) -> list[str]:
     if campaign.auto_join_pool_id is not None and campaign.auto_join_pool.archived_at:
         pools.append(campaign.auto_join_pool)
     problems.extend(archived_pool_problem(pool, user=user) for pool in pools)
+    problems.extend(audience_problems(campaign=campaign))
     if campaign.kind == Campaign.Kind.SEQUENCE:
         joins_at_launch = campaign.saved_searches.exists() or campaign.pools.exists()
         if not joins_at_launch and campaign.auto_join_pool_id is None:

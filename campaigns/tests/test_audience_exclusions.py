@@ -67,3 +67,49 @@ def test_broadcast_to_a_pool_minus_a_saved_search_leaves_its_matches_out(
     assert messages == Counter({c.pk: 1 for c in kept})
     assert left_out_messages == 0
     assert sent == Counter({c.email: 1 for c in kept})
+
+
+def test_an_excluded_saved_search_that_no_longer_works_blocks_the_launch_and_keeps_everyone_out(
+    org, admin_user, recruiter_user, in_org
+):
+    """It filters by an owner who has since become a viewer (owner choices are recruiters and
+    admins): leaving the filter out would keep no one out, so the campaign reaches nobody and
+    cannot launch until the search is fixed."""
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    from crm.models import Membership, Role
+
+    pool = PoolFactory(organization=org)
+    for _ in range(3):
+        PoolMembershipFactory(pool=pool, candidate=CandidateFactory(organization=org))
+    theirs = SavedSearchFactory(
+        organization=org,
+        owner=admin_user,
+        name="Riya's people",
+        query={"owner": [recruiter_user.pk]},
+    )
+    with in_org():
+        campaign = campaign_create_broadcast(
+            organization=org,
+            user=admin_user,
+            name="Pool news",
+            topic="jobs",
+            template=EmailTemplateFactory(organization=org),
+            saved_searches=[],
+            pools=[pool],
+            excluded_saved_searches=[theirs],
+        )
+        assert audience_count(campaign=campaign) == 3
+    with scopes_disabled():
+        Membership.objects.filter(organization=org, user=recruiter_user).update(role=Role.VIEWER)
+
+    with in_org():
+        assert audience_count(campaign=campaign) == 0
+        with pytest.raises(ValidationError) as refused:
+            campaign_launch(campaign=campaign, user=admin_user)
+    assert any(
+        "The saved search “Riya's people”, which keeps people out of the audience, no longer "
+        "works (Owner:" in message
+        for message in refused.value.messages
+    )

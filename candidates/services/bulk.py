@@ -31,7 +31,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from candidates.models import Activity, Candidate, Job
-from candidates.selectors import candidate_selection_queryset
+from candidates.selectors import candidate_selection_problem, candidate_selection_queryset
 from candidates.services.activities import activities_record_bulk
 from candidates.services.export import (
     export_filename,
@@ -419,6 +419,23 @@ def _run_lock(job_id: int) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
+class SelectionNoLongerValid(Exception):
+    """A job's "all matching" whose filter no longer holds (an owner who left, a choice or a
+    custom field removed since the confirmation): it would now find more than was confirmed —
+    everyone, when that was its only filter — so nothing more is done."""
+
+
+def _check_selection(job: Job) -> None:
+    selection = job.params["selection"]
+    if "query" not in selection:
+        return
+    problem = candidate_selection_problem(
+        organization=job.organization, query=selection.get("query", "")
+    )
+    if problem:
+        raise SelectionNoLongerValid(problem)
+
+
 class _Superseded(Exception):
     """Another run of the job committed a batch this run was about to do."""
 
@@ -437,11 +454,25 @@ def bulk_job_run(*, job_id: int) -> Job:
         job.error = ""
         job.save(update_fields=["status", "started_at", "finished_at", "error"])
         try:
+            _check_selection(job)
             if job.kind == Job.Kind.EXPORT:
                 _export_run(job)
             else:
                 _bulk_run(job)
         except _Superseded:
+            return job
+        except SelectionNoLongerValid as error:
+            done = "no file was made" if job.kind == Job.Kind.EXPORT else "nothing more was changed"
+            Job.objects.filter(pk=job.pk).update(
+                status=Job.Status.FAILED,
+                error=(
+                    f"The selection's filter no longer holds ({error}), so it would now find "
+                    f"more candidates than were confirmed: {done}. Choose them again on the "
+                    "list."
+                ),
+                finished_at=timezone.now(),
+            )
+            job.refresh_from_db()
             return job
         except Exception as error:
             Job.objects.filter(pk=job.pk).update(

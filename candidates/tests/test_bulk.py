@@ -1025,3 +1025,60 @@ def test_bulk_job_resume_is_post_only_and_not_for_imports(recruiter_client, org,
     job = _stopped_after_first_batch(org, recruiter_user, _candidates(org, 3))
     assert recruiter_client.get(_resume_url(org, job)).status_code == 405
     assert recruiter_client.post(_resume_url(org, imported)).status_code == 404
+
+
+def test_bulk_job_whose_filter_no_longer_holds_changes_nothing_and_says_why(
+    org, admin_user, recruiter_user, viewer_user
+):
+    """Filtered by an owner who has since become a viewer (owner choices are recruiters and
+    admins): the filter would be left out and "all matching" would be everyone."""
+    from crm.models import Membership, Role
+
+    mine = _candidates(org, 2, owner=recruiter_user)
+    others = _candidates(org, 3)
+    job = _job(
+        org, admin_user, "tag", {"tags": ["reassigned"]}, {"query": f"owner={recruiter_user.pk}"}, 2
+    )
+    with scopes_disabled():
+        Membership.objects.filter(organization=org, user=recruiter_user).update(role=Role.VIEWER)
+
+    bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "The selection's filter no longer holds (Owner:" in job.error
+    assert "nothing more was changed" in job.error
+    assert [_fresh(c).tags for c in mine + others] == [[]] * 5
+
+
+def test_a_selection_or_saved_search_whose_filter_no_longer_holds_finds_nobody(org, recruiter_user):
+    from candidates.models import SavedSearch
+    from candidates.selectors import (
+        candidate_selection_queryset,
+        saved_search_problem,
+        saved_search_queryset,
+    )
+    from crm.models import Membership, Role
+
+    _candidates(org, 2, owner=recruiter_user)
+    _candidates(org, 3)
+    with scopes_disabled():
+        search = SavedSearch.objects.create(
+            organization=org,
+            owner=recruiter_user,
+            name="Mine",
+            query={"owner": [str(recruiter_user.pk)]},
+        )
+        query = f"owner={recruiter_user.pk}"
+        assert (
+            candidate_selection_queryset(organization=org, query=query, everyone=True).count() == 2
+        )
+        assert saved_search_queryset(saved_search=search).count() == 2
+        Membership.objects.filter(organization=org, user=recruiter_user).update(role=Role.VIEWER)
+        assert (
+            candidate_selection_queryset(organization=org, query=query, everyone=True).count() == 0
+        )
+        assert candidate_selection_queryset(organization=org, query=query).count() == 0
+        assert saved_search_queryset(saved_search=search).count() == 0
+        assert saved_search_problem(saved_search=search).startswith("Owner:")

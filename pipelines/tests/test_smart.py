@@ -463,3 +463,34 @@ def test_smart_pool_impact_caps_its_counts(
     assert (impact.size, impact.joining_text, impact.leaving_text) == (3, "2+", "2+")
     body = response.content.decode()
     assert ">2+</strong>" in body
+
+
+def test_a_smart_pool_whose_rule_no_longer_holds_stays_as_it_is(
+    org, admin_user, recruiter_user, stages, make_candidates, in_org, unscoped
+):
+    """Its rule filters by an owner who has since become a viewer (owner choices are recruiters
+    and admins): finding nobody would empty the pool, leaving the filter out would fill it with
+    everyone. It stays as it was until the rule is fixed."""
+    from crm.models import Membership, Role
+
+    with scopes_disabled():
+        search = SavedSearch.objects.create(
+            organization=org, owner=admin_user, name="Riya's", query={"owner": [recruiter_user.pk]}
+        )
+    pool = PoolFactory(
+        organization=org, owner=admin_user, kind=Pool.Kind.SMART, saved_search=search
+    )
+    theirs = make_candidates(2, owner=recruiter_user)
+    (other,) = make_candidates(1)
+    with in_org():
+        assert services.smart_pool_refresh(pool=pool) == (2, 0)
+    with unscoped():
+        Membership.objects.filter(organization=org, user=recruiter_user).update(role=Role.VIEWER)
+
+    with in_org():
+        assert services.smart_pool_refresh(pool=pool) == (0, 0)
+        # Edits re-evaluate the candidates: nobody enters or leaves either.
+        Candidate.objects.filter(pk=theirs[0].pk).update(city="Faro")
+        assert services.smart_pools_reevaluate_candidate(candidate=theirs[0]) == {}
+        assert services.smart_pools_reevaluate_candidate(candidate=other) == {}
+    assert _members(pool) == {c.pk for c in theirs}
