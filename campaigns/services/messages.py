@@ -12,6 +12,7 @@ from functools import lru_cache
 from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
@@ -208,7 +209,7 @@ def message_build(
             {
                 "List-Unsubscribe": f"<{links['unsubscribe_url']}>, <{mailto}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": f'"{_quote(campaign.name)}" <c{campaign.pk}.{organization.slug}.{domain}>',
+                "List-Id": list_id(organization=organization, campaign=campaign, domain=domain),
             }
         )
     return BuiltMessage(
@@ -305,6 +306,17 @@ class Layout:
 
     def text(self, values: dict) -> str:
         return self._render("campaigns/email/layout.txt", values, None)
+
+
+def list_id(*, organization, campaign, domain: str) -> str:
+    """The campaign's List-Id (RFC 2919), which mail clients show and filter on: the
+    organisation's name, as candidates know it, and an opaque label stable for the campaign.
+    Not the campaign's name — the team's own label for it ("Q3 — people from Globex") — nor
+    its id or the organisation's URL name, which would tell how many campaigns exist."""
+    label = salted_hmac(
+        "campaigns.list-id", f"{organization.pk}:{campaign.pk}", algorithm="sha256"
+    ).hexdigest()[:20]
+    return f'"{_quote(organization.name)}" <{label}.{domain}>'
 
 
 def _quote(text: str) -> str:
