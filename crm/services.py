@@ -82,21 +82,42 @@ def _admin_count(organization: Organization) -> int:
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, role: str) -> Membership:
-    """Change a member's role. The organisation always keeps at least one admin."""
+def membership_change_role(
+    *, membership: Membership, role: str, changed_by: User | None = None
+) -> tuple[User | None, list[tuple[str, int]]]:
+    """Change a member's role. The organisation always keeps at least one admin. A recruiter or
+    admin who becomes a viewer can no longer own candidates, pools or follow-ups, nor send
+    campaigns: what they were in charge of goes to `changed_by` (or, when they change their
+    own role, to another admin), as on removal (crm/handover.py). Returns who took over and
+    (label, rows) handed over."""
     with scopes_disabled():
         # Lock the organisation's admin rows so two concurrent demotions cannot both pass.
-        list(
+        admins = list(
             Membership.objects.select_for_update()
             .filter(organization_id=membership.organization_id, role=Role.ADMIN)
-            .values_list("pk", flat=True)
+            .order_by("pk")
+            .values_list("user_id", flat=True)
         )
     demoting = membership.role == Role.ADMIN and role != Role.ADMIN
     if demoting and _admin_count(membership.organization) <= 1:
         raise ValidationError("The last admin cannot be demoted; make someone else admin first.")
+    handed: list[tuple[str, int]] = []
+    successor = None
+    if role == Role.VIEWER and membership.role != Role.VIEWER:
+        successor_id = changed_by.pk if changed_by is not None else None
+        if successor_id in (None, membership.user_id):
+            successor_id = next((pk for pk in admins if pk != membership.user_id), None)
+        if successor_id is not None:
+            successor = changed_by if changed_by and changed_by.pk == successor_id else None
+            successor = successor or User.objects.get(pk=successor_id)
+            handed = handovers_apply(
+                organization_id=membership.organization_id,
+                user_id=membership.user_id,
+                successor_id=successor_id,
+            )
     membership.role = role
     membership.save(update_fields=["role"])
-    return membership
+    return successor, handed
 
 
 @transaction.atomic

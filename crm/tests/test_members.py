@@ -487,3 +487,48 @@ def test_removing_a_member_who_is_in_charge_of_nothing_says_so(admin_client, org
     page = admin_client.get(f"/o/{org.slug}/settings/members/{membership.pk}/remove/")
     assert "They are in charge of nothing here that needs a new owner." in _page_text(page)
     assert 'name="successor"' not in page.content.decode()
+
+
+def test_a_member_who_becomes_a_viewer_hands_over_what_they_were_in_charge_of(
+    admin_client, admin_user, org, recruiter_user
+):
+    """A viewer can own no candidates and get no follow-ups (their digest goes to recruiters
+    and admins), nor send campaigns: the admin who changes the role takes over."""
+    from candidates.models import Candidate
+    from candidates.tests.factories import CandidateFactory
+    from pipelines.models import FollowUp
+    from pipelines.tests.factories import FollowUpFactory
+
+    owned = CandidateFactory(organization=org, owner=recruiter_user)
+    task = FollowUpFactory(candidate=owned, owner=recruiter_user)
+    membership = _membership(org, recruiter_user)
+
+    response = admin_client.post(
+        f"/o/{org.slug}/settings/members/{membership.pk}/role/",
+        {"role": Role.VIEWER},
+        follow=True,
+    )
+
+    assert _membership(org, recruiter_user).role == Role.VIEWER
+    assert "took over: 1 candidates they own and 1 open follow-ups." in _page_text(response)
+    with scopes_disabled():
+        assert Candidate.objects.get(pk=owned.pk).owner == admin_user
+        assert FollowUp.objects.get(pk=task.pk).owner == admin_user
+
+
+def test_an_admin_who_makes_themself_a_viewer_hands_over_to_another_admin(
+    admin_client, admin_user, org
+):
+    from candidates.models import Candidate
+    from candidates.tests.factories import CandidateFactory
+
+    other_admin = UserFactory(email="second.admin@example.com")
+    MembershipFactory(organization=org, user=other_admin, role=Role.ADMIN)
+    owned = CandidateFactory(organization=org, owner=admin_user)
+    membership = _membership(org, admin_user)
+
+    admin_client.post(f"/o/{org.slug}/settings/members/{membership.pk}/role/", {"role": "viewer"})
+
+    assert _membership(org, admin_user).role == Role.VIEWER
+    with scopes_disabled():
+        assert Candidate.objects.get(pk=owned.pk).owner == other_admin
