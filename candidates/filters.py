@@ -10,9 +10,10 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import Case, Exists, FloatField, OuterRef, Q, QuerySet, When
+from django.db.models import Case, Exists, FloatField, OuterRef, QuerySet, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.db.models.lookups import Regex
 from django.utils import timezone
 
 from candidates.models import Activity, Candidate, CustomField
@@ -280,11 +281,10 @@ def _custom_field_filters(field: CustomField) -> dict[str, django_filters.Filter
 
     if field.field_type == CustomField.FieldType.NUMBER:
         # Cast only values that look like numbers, so a stray text value cannot fail the query.
+        # The Regex lookup on the key's text (not a "custom_fields__<key>__regex" path, which
+        # would read a key containing "__" as a nested one).
         number = Case(
-            When(
-                Q(**{f"custom_fields__{field.key}__regex": NUMBER.pattern}),
-                then=Cast(text, FloatField()),
-            ),
+            When(Regex(text, NUMBER.pattern), then=Cast(text, FloatField())),
             default=None,
             output_field=FloatField(),
         )

@@ -172,6 +172,9 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
             help_text = f"Numbers without a country code are read as +{code} numbers."
             self.fields["phone"].help_text = help_text
         self.custom_field_definitions = custom_fields_active(organization=organization)
+        # {form field name: stored value} of choice fields whose stored value is no longer one
+        # of the field's choices (see _offer_stored_choice).
+        self.retired_choices: dict[str, str] = {}
         for field in self.custom_field_definitions:
             name = CUSTOM_FIELD_PREFIX + field.key
             self.fields[name] = self._custom_form_field(field)
@@ -179,6 +182,8 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
                 self.initial[name] = candidate.custom_fields[field.key]
                 if field.field_type == CustomField.FieldType.NUMBER and not self.is_bound:
                     self._flag_stored_number(name)
+                if field.field_type == CustomField.FieldType.CHOICE:
+                    self._offer_stored_choice(name, field)
 
     def _flag_stored_number(self, name: str) -> None:
         """A stored number outside the field's limits (they changed after it was saved) stays
@@ -195,6 +200,26 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
             # includes/form_field.html shows such help as a warning, before any save.
             self.fields[name].help_is_warning = True
             self.fields[name].widget.attrs["class"] = "border-warning"
+
+    def _offer_stored_choice(self, name: str, field: CustomField) -> None:
+        """A stored choice the field no longer offers (an admin removed it after it was saved)
+        stays an option, marked as such, so that saving the profile for another reason keeps
+        it; the recruiter can still choose another (`profile_values` leaves it as stored)."""
+        stored = str(self.initial[name])
+        for choice in field.choices:
+            if choice.casefold() == stored.casefold():
+                self.initial[name] = choice  # saved as the field now spells it
+                return
+        self.retired_choices[name] = stored
+        self.fields[name].choices = [
+            *self.fields[name].choices,
+            (stored, f"{stored} (no longer offered)"),
+        ]
+        self.fields[name].help_text = (
+            f"“{stored}” is no longer one of this field's choices; it is kept until you "
+            "choose another."
+        )
+        self.fields[name].help_is_warning = True
 
     @staticmethod
     def initial_from(candidate: Candidate) -> dict:
@@ -325,10 +350,15 @@ class CandidateForm(ServiceErrorsMixin, forms.Form):
     def profile_values(self) -> dict:
         """The cleaned values in the shape candidate_create / candidate_update take."""
         values = {name: self.cleaned_data[name] for name in self.base_fields}
-        values["custom_fields"] = {
-            field.key: self.cleaned_data.get(CUSTOM_FIELD_PREFIX + field.key)
-            for field in self.custom_field_definitions
-        }
+        values["custom_fields"] = {}
+        for field in self.custom_field_definitions:
+            name = CUSTOM_FIELD_PREFIX + field.key
+            value = self.cleaned_data.get(name)
+            # A choice no longer offered, left unchanged: kept as stored (left out, because
+            # the service would refuse it as a new value).
+            if name in self.retired_choices and value == self.retired_choices[name]:
+                continue
+            values["custom_fields"][field.key] = value
         return values
 
 

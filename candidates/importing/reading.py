@@ -41,6 +41,12 @@ _KNOWN_BINARIES = (
 )
 
 
+# What zipfile raises on a damaged or hostile archive: besides BadZipFile, NotImplementedError
+# for a "version needed to extract" or compression method it does not know, EOFError for a
+# truncated one, RuntimeError for an encrypted member, and OSError / ValueError for bad offsets.
+ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, EOFError, RuntimeError, OSError, ValueError)
+
+
 class ImportFileError(Exception):
     """The file cannot be imported; the message says why, in words for the uploader."""
 
@@ -116,7 +122,7 @@ def check_xlsx_archive(raw) -> None:
     """Refuse archives that are not Excel workbooks, and zip bombs, before openpyxl opens them."""
     try:
         archive = zipfile.ZipFile(raw)
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except ZIP_ERRORS as error:
         raise ImportFileError("This file looks like a damaged zip or Excel file.") from error
     with archive:
         members = archive.infolist()

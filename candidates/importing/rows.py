@@ -28,6 +28,7 @@ from candidates.normalize import (
     url_on_site,
 )
 from candidates.services.custom_fields import custom_field_value_clean
+from candidates.services.export import looks_like_formula
 
 # Values written to the staging table, in its column order (see services.imports).
 TEXT_LIMITS = {
@@ -50,8 +51,6 @@ URL_RE = re.compile(
 )
 _SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 _LIST_SPLIT = re.compile(r"[\s,;]+")
-# A leading apostrophe protects a formula-looking value in our own CSV exports; drop it.
-_ESCAPED_FORMULA = re.compile(r"^'(?=[=+\-@])")
 
 SENIORITY_ALIASES = {
     "jr": "junior",
@@ -209,8 +208,10 @@ class RowConverter:
             value = cells[index].strip()
             if not value:
                 continue
-            if value[0] == "'":
-                value = _ESCAPED_FORMULA.sub("", value)
+            if value[0] == "'" and looks_like_formula(value[1:]):
+                # The apostrophe `neutralize` put before a formula-looking value in a file the
+                # app wrote (an export, the failed rows); drop it, and the spaces it protected.
+                value = value[1:].strip()
             message = handler(value, values)
             if message:
                 errors[target] = message

@@ -31,7 +31,7 @@ def custom_fields_active(*, organization: Organization) -> list[CustomField]:
 
 
 def _key_from_label(label: str) -> str:
-    key = slugify(label).replace("-", "_").strip("_")[:50] or "field"
+    key = re.sub("_+", "_", slugify(label).replace("-", "_")).strip("_")[:50] or "field"
     if not key[0].isalpha():
         key = f"f_{key}"[:50]
     return key
@@ -99,6 +99,12 @@ def custom_field_create(
     if not _KEY.match(key):
         raise ValidationError(
             {"key": "Use lowercase letters, digits and underscores, starting with a letter."}
+        )
+    if "__" in key:
+        # Django reads "__" as a step into the value (custom_fields__a__b is {"a": {"b": …}}),
+        # so such a key would filter and sort wrongly wherever a lookup names it.
+        raise ValidationError(
+            {"key": "Use single underscores only: two in a row (“__”) are not allowed."}
         )
     if field_type not in CustomField.FieldType.values:
         raise ValidationError({"field_type": "Choose a valid type."})

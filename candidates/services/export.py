@@ -2,17 +2,20 @@
 organisation's custom fields.
 
 Spreadsheet programs execute cells that look like formulas, so every text cell that starts with
-``= + - @``, a tab or a carriage return is prefixed with a single quote (formula-injection
-neutralisation, as OWASP recommends). `neutralize` is the one place that does it, and the
-writers here (`export_csv_lines`, `export_write_csv`, `export_write_xlsx`) apply it to every
-cell they write, headers included: every spreadsheet the app produces (this export, an
-import's failed rows) goes through them. Rows are read with ``iterator(chunk_size=2000)`` and
-written as they come (CSV streams; XLSX uses openpyxl's write-only mode), so memory stays flat
-however many candidates are exported.
+a tab or a carriage return, or whose first character after any spaces and control characters is
+one of ``= + - @``, is prefixed with a single quote (formula-injection neutralisation, as OWASP
+recommends; spreadsheet programs skip leading spaces, and the XLSX writer must drop control
+characters, so the first character alone says too little). `neutralize` is the one place that
+does it, and the writers here (`export_csv_lines`, `export_write_csv`, `export_write_xlsx`)
+apply it to every cell they write, headers included: every spreadsheet the app produces (this
+export, an import's failed rows) goes through them. Rows are read with
+``iterator(chunk_size=2000)`` and written as they come (CSV streams; XLSX uses openpyxl's
+write-only mode), so memory stays flat however many candidates are exported.
 """
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 from django.db.models import QuerySet
@@ -23,7 +26,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from candidates.models import Candidate, CustomField
 
 CHUNK_SIZE = 2000
-DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A tab or carriage return first, or = + - @ after any whitespace and control characters.
+FORMULA_START = re.compile(r"[\t\r]|[\s\x00-\x1f\x7f]*[=+\-@]")
 FORMATS = {
     "csv": ("CSV (opens in any spreadsheet)", "text/csv; charset=utf-8"),
     "xlsx": (
@@ -33,10 +37,15 @@ FORMATS = {
 }
 
 
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet could read `text` as a formula (see FORMULA_START)."""
+    return FORMULA_START.match(text) is not None
+
+
 def neutralize(value):
     """A cell value that a spreadsheet will show, never execute. The importer drops the quote
     again (`importing.rows`), so a file the app wrote can be fixed and imported back."""
-    if isinstance(value, str) and value.startswith(DANGEROUS_PREFIXES):
+    if isinstance(value, str) and looks_like_formula(value):
         return "'" + value
     return value
 
@@ -140,8 +149,11 @@ def export_write_csv(fileobj, headers: list[str], rows: Iterable[list]) -> None:
 
 
 def _xlsx_cell(value):
+    """A value openpyxl can write: characters XML cannot hold are dropped *before* the value
+    is neutralised, so what is checked is what is written (a control character then ``=…``
+    must not become a formula)."""
     if isinstance(value, str):
-        return ILLEGAL_CHARACTERS_RE.sub("", value)[:32767]
+        return neutralize(ILLEGAL_CHARACTERS_RE.sub("", value))[:32767]
     return value
 
 
@@ -150,9 +162,9 @@ def export_write_xlsx(fileobj, headers: list[str], rows: Iterable[list]) -> None
     headers included, neutralised) to a binary file object or path."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Candidates")
-    sheet.append([_xlsx_cell(neutralize(h)) for h in headers])
+    sheet.append([_xlsx_cell(h) for h in headers])
     for row in rows:
-        sheet.append([_xlsx_cell(neutralize(value)) for value in row])
+        sheet.append([_xlsx_cell(value) for value in row])
     workbook.save(fileobj)
 
 

@@ -602,3 +602,100 @@ def test_candidate_update_refuses_a_number_outside_the_limits(org, recruiter_use
             candidate=candidate, actor=recruiter_user, custom_fields={"years": "61"}
         )
     assert error.value.message_dict == {"custom_fields": ["Years of experience: at most 60."]}
+
+
+# --- keys with "__" (a nested path to Django's JSON lookups) --------------------------------
+
+
+@pytest.mark.parametrize("key", ["notice__weeks", "a___b"])
+def test_field_add_key_with_a_double_underscore_is_an_error_next_to_the_key(org, admin_client, key):
+    response = admin_client.post(
+        url("field_add", org), {"label": "Notice weeks", "key": key, "field_type": "number"}
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "key": ["Use single underscores only: two in a row (“__”) are not allowed."]
+    }
+    with scopes_disabled():
+        assert not CustomField.objects.filter(organization=org).exists()
+
+
+def test_custom_field_create_derives_a_key_without_double_underscores(org, in_org):
+    with in_org():
+        field = custom_fields.custom_field_create(
+            organization=org, label="Notice _ weeks", field_type="number"
+        )
+    assert field.key == "notice_weeks"
+
+
+def test_list_number_filter_on_an_existing_key_with_a_double_underscore(org, recruiter_client):
+    # A field created before such keys were refused.
+    CustomFieldFactory(organization=org, key="notice__weeks", label="Notice", field_type="number")
+    four = CandidateFactory(organization=org, custom_fields={"notice__weeks": 4})
+    twelve = CandidateFactory(organization=org, custom_fields={"notice__weeks": 12})
+    CandidateFactory(organization=org, custom_fields={"notice": {"weeks": 4}})
+    CandidateFactory(organization=org, custom_fields={})
+
+    def ids(params):
+        response = recruiter_client.get(url("list", org), params)
+        return sorted(candidate.pk for candidate in response.context["page"].rows)
+
+    assert ids({"cf_notice__weeks_min": "1"}) == sorted([four.pk, twelve.pk])
+    assert ids({"cf_notice__weeks_max": "8"}) == [four.pk]
+
+
+# --- a choice removed after candidates were given it ------------------------------------------
+
+
+def test_candidate_edit_keeps_a_stored_choice_the_field_no_longer_offers(
+    org, recruiter_client, authorisation
+):
+    candidate = CandidateFactory(
+        organization=org, first_name="Ana", custom_fields={"work_authorisation": "Remote"}
+    )
+
+    page = recruiter_client.get(url("edit", org, candidate.pk)).content.decode()
+    # What the browser sends back: every field as the page shows it, the first name edited.
+    response = recruiter_client.post(
+        url("edit", org, candidate.pk),
+        _profile(first_name="Anna", cf_work_authorisation="Remote"),
+    )
+
+    assert re.search(r'<option value="Remote" selected>Remote \(no longer offered\)</option>', page)
+    assert "“Remote” is no longer one of this field&#x27;s choices" in page
+    assert response.status_code == 302
+    candidate.refresh_from_db()
+    assert (candidate.first_name, candidate.custom_fields) == (
+        "Anna",
+        {"work_authorisation": "Remote"},
+    )
+
+
+def test_candidate_edit_replaces_or_clears_a_choice_no_longer_offered(
+    org, recruiter_client, authorisation
+):
+    replaced = CandidateFactory(organization=org, custom_fields={"work_authorisation": "Remote"})
+    cleared = CandidateFactory(organization=org, custom_fields={"work_authorisation": "Remote"})
+
+    recruiter_client.post(url("edit", org, replaced.pk), _profile(cf_work_authorisation="Citizen"))
+    recruiter_client.post(url("edit", org, cleared.pk), _profile(cf_work_authorisation=""))
+
+    replaced.refresh_from_db()
+    cleared.refresh_from_db()
+    assert (replaced.custom_fields, cleared.custom_fields) == (
+        {"work_authorisation": "Citizen"},
+        {},
+    )
+
+
+def test_candidate_edit_refuses_another_choice_the_field_does_not_offer(
+    org, recruiter_client, authorisation
+):
+    candidate = CandidateFactory(organization=org, custom_fields={"work_authorisation": "Remote"})
+
+    response = recruiter_client.post(
+        url("edit", org, candidate.pk), _profile(cf_work_authorisation="Hybrid")
+    )
+
+    assert list(response.context["form"].errors) == ["cf_work_authorisation"]

@@ -39,7 +39,23 @@ def test_neutralize_prefixes_each_dangerous_start(value):
     assert neutralize(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["Ada", "", "a=b", 42, -5, None])
+# A spreadsheet skips leading spaces, and the XLSX writer drops control characters (XML cannot
+# hold them): what follows them decides.
+HIDDEN_FORMULAS = [
+    '\x01=HYPERLINK("https://evil.example","Click")',
+    " =1+1",
+    "\u00a0 +44 7700 900123",
+    "\x1b\x02@SUM(A1)",
+    "\n-2+3",
+]
+
+
+@pytest.mark.parametrize("value", HIDDEN_FORMULAS)
+def test_neutralize_looks_past_leading_spaces_and_control_characters(value):
+    assert neutralize(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["Ada", "", "a=b", 42, -5, None, " Ada", "\x01plain", "x -1"])
 def test_neutralize_leaves_safe_values(value):
     assert neutralize(value) == value
 
@@ -215,3 +231,48 @@ def test_export_job_xlsx(org, recruiter_user):
         rows = _read_xlsx(job.output_file.read())
     assert rows[0] == export_headers([])
     assert rows[1][1] == "'=HYPERLINK()"
+
+
+def _export_xlsx_cells(client, org, recruiter_user, how: str) -> list[list]:
+    """The cells of an XLSX export of every candidate, made inline or by an export job."""
+    if how == "inline":
+        response = _export(client, org, "xlsx", select_all="1", query="")
+        content = b"".join(response.streaming_content)
+    else:
+        with scopes_disabled():
+            job = Job.objects.create(
+                organization=org,
+                kind=Job.Kind.EXPORT,
+                created_by=recruiter_user,
+                params={"format": "xlsx", "selection": {"query": ""}, "output_name": "c.xlsx"},
+            )
+        bulk_action.apply(kwargs={"organization_id": org.pk, "job_id": job.pk})
+        with scopes_disabled():
+            job.refresh_from_db()
+            content = job.output_file.read()
+    workbook = openpyxl.load_workbook(io.BytesIO(content))
+    return [list(row) for row in workbook.active.iter_rows()]
+
+
+@pytest.mark.parametrize("how", ["inline", "job"])
+def test_export_xlsx_never_writes_a_formula_hidden_behind_control_characters_or_spaces(
+    recruiter_client, org, recruiter_user, how
+):
+    CustomFieldFactory(organization=org, key="evil", label='\x01=HYPERLINK("https://evil.example")')
+    CandidateFactory(
+        organization=org,
+        headline='\x01=HYPERLINK("https://evil.example","Click")',
+        current_company=" =1+1",
+        tags=["\x1b@SUM(A1)"],
+        custom_fields={"evil": "\x02 -2+3"},
+    )
+
+    header, row = _export_xlsx_cells(recruiter_client, org, recruiter_user, how)
+
+    assert [cell.coordinate for cell in header + row if cell.data_type == "f"] == []
+    record = dict(zip([cell.value for cell in header], [cell.value for cell in row], strict=True))
+    assert header[-1].value == '\'=HYPERLINK("https://evil.example")'
+    assert record["Headline"] == '\'=HYPERLINK("https://evil.example","Click")'
+    assert record["Current company"] == "' =1+1"
+    assert record["Tags"] == "'@SUM(A1)"
+    assert row[-1].value == "' -2+3"

