@@ -253,6 +253,10 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Resumes and other candidate files (candidates/services/attachments.py holds the other limits).
 ATTACHMENT_MAX_UPLOAD_BYTES = int(os.environ.get("ATTACHMENT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+# The address space of the child process that reads a file's text (decompression bombs).
+ATTACHMENT_EXTRACT_MAX_MEMORY_BYTES = int(
+    os.environ.get("ATTACHMENT_EXTRACT_MAX_MEMORY_BYTES", 512 * 1024 * 1024)
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- S3-compatible file storage (django-storages) -------------------------------------------

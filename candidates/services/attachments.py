@@ -5,12 +5,12 @@ a zip archive with ``[Content_Types].xml`` and ``word/document.xml`` whose decla
 checked *before* anything is decompressed (zip bombs). They are stored through Django's storage
 API under an opaque path and only ever served by a view that checks membership.
 
-Text is extracted later by the ``candidates.attachment_extract_text`` task; the candidate's
+Text is extracted later by the ``candidates.attachment_extract_text`` task, in a child process
+limited in memory and processor time (``extraction.py``: decompression bombs); the candidate's
 ``resume_text`` (which feeds the search vector through the database trigger) is the
 concatenation of the text of their resumes.
 """
 
-import io
 import logging
 import re
 import time
@@ -23,8 +23,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from candidates.importing.reading import ZIP_ERRORS
 from candidates.models import Activity, Attachment, Candidate
 from candidates.services.activities import activity_record
+from candidates.services.extraction import DOCX_READER, PDF_READER, text_extract_in_child
 from crm.models import User
 from crm.storage import stored_files_delete_on_commit
 from crm.templatetags.crm_tags import file_size
@@ -42,6 +44,7 @@ DOCX_MAX_COMPRESSION_RATIO = 100
 DOCX_MAX_MEMBERS = 1000
 EXTRACT_MAX_PAGES = 50
 EXTRACT_MAX_SECONDS = 60
+EXTRACT_MAX_MEMORY_BYTES = 512 * 1024 * 1024  # the address space of the process that reads a file
 EXTRACTED_TEXT_MAX_CHARS = 200_000
 RESUME_TEXT_MAX_CHARS = 100_000
 
@@ -92,7 +95,7 @@ def _check_docx(uploaded_file: UploadedFile) -> None:
     not_docx = ValidationError("This file is not a valid Word (.docx) document.", code="wrong_type")
     try:
         archive = zipfile.ZipFile(uploaded_file)
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except ZIP_ERRORS:  # NotImplementedError for an unknown zip version, among others
         raise not_docx from None
     with archive:
         members = archive.infolist()
@@ -111,13 +114,24 @@ def _check_docx(uploaded_file: UploadedFile) -> None:
 
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
+# Bidirectional controls make "cv\u202efdp.bat" show as "cvtab.pdf"; they are dropped.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+EXTENSIONS = {PDF: ".pdf", DOCX: ".docx"}
 
 
-def attachment_clean_name(name: str) -> str:
-    """The file's name as shown and offered for download: no paths, no control characters."""
+def attachment_clean_name(name: str, *, content_type: str | None = None) -> str:
+    """The file's name as shown and offered for download: no paths, no control or
+    bidirectional characters and, given the detected `content_type`, an extension that says
+    what the file is. A name that does not already end in it gets it appended ("cv.bat" →
+    "cv.bat.pdf"): replacing whatever follows the last dot would mangle names such as
+    "Resume v2.1", and the kept ".bat" shows the recruiter what the uploader called it."""
     name = unicodedata.normalize("NFC", name or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_NAME.sub(" ", name).strip().strip(".") or "file"
+    name = _BIDI_CONTROLS.sub("", name)
+    name = _UNSAFE_NAME.sub(" ", name).strip().strip(".").strip() or "file"
+    extension = EXTENSIONS.get(content_type, "")
+    if extension and not name.lower().endswith(extension):
+        name += extension
     if len(name) > 200:
         stem, dot, extension = name.rpartition(".")
         name = (stem[: 200 - len(extension) - 1] + dot + extension) if dot else name[:200]
@@ -138,7 +152,9 @@ def attachment_create(
         attachment = Attachment(
             organization_id=candidate.organization_id,
             candidate=candidate,
-            original_name=attachment_clean_name(uploaded_file.name),
+            original_name=attachment_clean_name(
+                uploaded_file.name, content_type=inspected.content_type
+            ),
             content_type=inspected.content_type,
             size=inspected.size,
             kind=kind,
@@ -187,32 +203,25 @@ def attachment_delete(*, attachment: Attachment, actor: User | None = None) -> N
         stored_files_delete_on_commit([name])
 
 
-class ExtractionTimeout(Exception):
-    pass
+def _extract_pdf(data: bytes, *, max_pages: int, deadline: float) -> str:
+    return _extract_in_child(PDF_READER, data, max_pages=max_pages, deadline=deadline)
 
 
-def _extract_pdf(handle, *, max_pages: int, deadline: float) -> str:
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LAParams, LTTextContainer
-
-    parts: list[str] = []
-    for page in extract_pages(handle, maxpages=max_pages, laparams=LAParams()):
-        if time.monotonic() > deadline:
-            raise ExtractionTimeout("Reading the PDF took too long.")
-        parts.extend(element.get_text() for element in page if isinstance(element, LTTextContainer))
-        parts.append("\n")
-    return "".join(parts)
+def _extract_docx(data: bytes, *, deadline: float) -> str:
+    return _extract_in_child(DOCX_READER, data, max_pages=0, deadline=deadline)
 
 
-def _extract_docx(handle) -> str:
-    import docx
-
-    document = docx.Document(handle)
-    parts = [paragraph.text for paragraph in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text for cell in row.cells))
-    return "\n".join(parts)
+def _extract_in_child(reader: str, data: bytes, *, max_pages: int, deadline: float) -> str:
+    """Read in a child process limited in memory and processor time (extraction.py): a
+    decompression bomb ends that process, never the worker."""
+    return text_extract_in_child(
+        reader=reader,
+        data=data,
+        max_pages=max_pages,
+        max_seconds=deadline - time.monotonic(),
+        max_chars=_limit("EXTRACTED_TEXT_MAX_CHARS", EXTRACTED_TEXT_MAX_CHARS),
+        max_memory_bytes=_limit("EXTRACT_MAX_MEMORY_BYTES", EXTRACT_MAX_MEMORY_BYTES),
+    )
 
 
 def attachment_extract_text(*, attachment: Attachment) -> Attachment | None:
@@ -223,16 +232,15 @@ def attachment_extract_text(*, attachment: Attachment) -> Attachment | None:
     deadline = time.monotonic() + _limit("EXTRACT_MAX_SECONDS", EXTRACT_MAX_SECONDS)
     try:
         with attachment.file.open("rb") as stored:
-            # At most the upload limit; a plain seekable buffer suits every storage and reader.
-            handle = io.BytesIO(stored.read())
+            data = stored.read()  # at most the upload limit
         if attachment.content_type == PDF:
             text = _extract_pdf(
-                handle,
+                data,
                 max_pages=_limit("EXTRACT_MAX_PAGES", EXTRACT_MAX_PAGES),
                 deadline=deadline,
             )
         elif attachment.content_type == DOCX:
-            text = _extract_docx(handle)
+            text = _extract_docx(data, deadline=deadline)
         else:
             raise ValueError(f"No text reader for {attachment.content_type}.")
     except Exception as error:  # a broken or hostile file must not break the worker

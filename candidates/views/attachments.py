@@ -14,7 +14,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from candidates.forms import AttachmentUploadForm
 from candidates.selectors import attachment_get, candidate_get
-from candidates.services.attachments import attachment_create, attachment_delete
+from candidates.services.attachments import (
+    attachment_clean_name,
+    attachment_create,
+    attachment_delete,
+)
 from crm.permissions import recruiter_required
 
 
@@ -57,11 +61,14 @@ def attachment_download(request, org_slug, attachment_id):
     except (FileNotFoundError, ValueError):
         raise Http404("The file is missing from storage.") from None
     # FileResponse writes an RFC 6266 Content-Disposition (filename*=UTF-8''… when the name is
-    # not plain ASCII); the name was stripped of paths and control characters at upload.
+    # not plain ASCII). The name is cleaned again for files stored before names got the
+    # extension of their detected type ("cv.bat" holding a PDF downloads as "cv.bat.pdf").
     response = FileResponse(
         handle,
         as_attachment=True,
-        filename=attachment.original_name,
+        filename=attachment_clean_name(
+            attachment.original_name, content_type=attachment.content_type
+        ),
         content_type=attachment.content_type,
     )
     response["X-Content-Type-Options"] = "nosniff"
