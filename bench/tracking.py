@@ -342,7 +342,7 @@ def workload_tracking(ctx) -> list[Row]:
     campaign_id = _source_campaign(ctx)
     requests = _requests(ctx, campaign_id)
     raw = ctx.raw
-    tracking.tracking_flush()  # nothing left over from an earlier run
+    tracking.tracking_flush(hold_seconds=0)  # nothing left over from an earlier run
     _reset(ctx, campaign_id)
     application, workers, threads, worker_class = _gunicorn_config(
         ctx.args.burst_gunicorn, ctx.args.tracking_server
@@ -368,7 +368,7 @@ def workload_tracking(ctx) -> list[Row]:
         warmup = requests[-2000:]
         burst(port, warmup, clients=ctx.args.burst_clients, duration=2, name="warmup")
         _quiesce(ctx)
-        tracking.tracking_flush()
+        tracking.tracking_flush(hold_seconds=0)
         _reset(ctx, campaign_id)
         connections.close_all()
         meter = _CpuMeter(ctx, process)
@@ -389,7 +389,7 @@ def workload_tracking(ctx) -> list[Row]:
     cpu["flush"] = flusher.cpu
     cpu["postgres (flush)"] = flusher.backend_cpu
     began = time.perf_counter()
-    final = tracking.tracking_flush()
+    final = tracking.tracking_flush(hold_seconds=0)
     final_seconds = time.perf_counter() - began
     counts = dict(
         raw.execute(

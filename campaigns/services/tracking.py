@@ -17,7 +17,19 @@ the messages' first open/click, one INSERT of timeline entries. It is crash-safe
   a unique key stored with its row (``ON CONFLICT DO NOTHING``), so a batch written but not yet
   acknowledged is written again as a no-op; first opens/clicks are ``WHERE opened_at IS NULL``
   updates whose RETURNING decides the timeline entries, so those are not repeated either;
-* one flusher at a time (a Redis lock that expires, so a dead flusher's lock does not block).
+* one flusher at a time (a Redis lock that expires, so a dead flusher's lock does not block;
+  the flusher renews it after each batch and stops, without acknowledging, once it lost it);
+* a batch that fails FLUSH_BATCH_ATTEMPTS times for anything but an unreachable database or
+  Redis is moved aside to a *dead-letter* list, with an error logged, so that it does not hold
+  up every later event; an operator looks at it there (LRANGE) and pushes back what can be
+  written. Free text from the request (the user agent) is stripped of what PostgreSQL refuses
+  (NUL, lone surrogates) when it is buffered and again when it is written.
+
+**Clicks wait until they have settled.** A click is classified with the clicks of the same
+email around it (below), so it is written only once no more can come: the claim leaves clicks
+younger than CLICK_HOLD_SECONDS in a *held* list and takes them when they are old enough,
+classifying each batch against the clicks still held or buffered behind it and those written
+before it. Opens and unsubscribes are classified alone and never wait.
 
 **Machines.** Events from privacy proxies (Apple Mail Privacy Protection, Google's image proxy,
 Yahoo's), security scanners (known user agents; anything seconds after the message was sent),
@@ -30,7 +42,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
+import logging
+import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,7 +53,8 @@ from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from analytics.models import EngagementEvent
@@ -63,8 +77,12 @@ MACHINE_SECONDS_AFTER_SEND = 5
 MACHINE_CLICK_BURST_SECONDS = 1
 MACHINE_CLICK_BURST_LINKS = 3  # clicks on this many links of one email within the burst window
 TRAP_NEIGHBOUR_SECONDS = 10  # clicks this close to a trap click come from the same scanner
+# A click is written only once this old: a later click on the trap link or on other links of
+# the same email can still make it a machine's. One second more for the web nodes' clocks.
+CLICK_HOLD_SECONDS = max(TRAP_NEIGHBOUR_SECONDS, MACHINE_CLICK_BURST_SECONDS) + 1
 FLUSH_BATCH = 5000
 FLUSH_LOCK_SECONDS = 120
+FLUSH_BATCH_ATTEMPTS = 3  # a batch that failed this often goes to the dead-letter list
 # User agents of proxies and link scanners that fetch on their own (not a person opening).
 SCANNER_USER_AGENTS = (
     "barracuda",
@@ -83,6 +101,10 @@ SCANNER_USER_AGENTS = (
 )
 # Apple's own 17.0.0.0/8; Mail Privacy Protection also fetches with the bare "Mozilla/5.0".
 APPLE_NETWORKS = (ipaddress.ip_network("17.0.0.0/8"),)
+# What PostgreSQL's text and jsonb refuse: NUL, and lone surrogates (no UTF-8 for them).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+logger = logging.getLogger(__name__)
 
 
 # --- the buffer -------------------------------------------------------------------------------
@@ -98,6 +120,24 @@ def _processing_key() -> str:
     return _buffer_key() + ":processing"
 
 
+def _held_key() -> str:
+    """Clicks that have not settled yet, in the order they came."""
+    return _buffer_key() + ":held"
+
+
+def _failures_key() -> str:
+    """How often writing the processing list failed."""
+    return _buffer_key() + ":processing:failures"
+
+
+def _dead_letter_key() -> str:
+    return _buffer_key() + ":dead"
+
+
+def _lock_key() -> str:
+    return _buffer_key() + ":lock"
+
+
 @lru_cache(maxsize=4)
 def _client_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
@@ -109,15 +149,21 @@ def _redis() -> redis.Redis:
 
 def _push(event: dict) -> None:
     event["id"] = uuid.uuid4().hex
-    event["t"] = time.time()
+    event["t"] = timezone.now().timestamp()
     _redis().rpush(_buffer_key(), json.dumps(event, separators=(",", ":")))
 
 
+def _storable(text: str, limit: int) -> str:
+    """Request text as PostgreSQL stores it, at most `limit` characters."""
+    return _UNSTORABLE.sub("", text or "")[:limit]
+
+
 def buffered_count() -> int:
-    """Events waiting to be flushed (both lists)."""
+    """Events waiting to be flushed (the buffer, the processing and the held lists)."""
     pipe = _redis().pipeline(transaction=False)
     pipe.llen(_buffer_key())
     pipe.llen(_processing_key())
+    pipe.llen(_held_key())
     return sum(pipe.execute())
 
 
@@ -135,8 +181,8 @@ def open_record(*, token: str, user_agent: str, ip: str = "") -> bool:
             "o": content.organization_id,
             "c": content.candidate_id,
             "m": content.message_id,
-            "ua": (user_agent or "")[:300],
-            "ip": ip[:45],
+            "ua": _storable(user_agent, 300),
+            "ip": _storable(ip, 45),
         }
     )
     return True
@@ -206,8 +252,8 @@ def click_record(*, token: str, user_agent: str, ip: str = "") -> ClickOutcome |
             "c": content.candidate_id,
             "m": content.message_id,
             "l": index,
-            "ua": (user_agent or "")[:300],
-            "ip": ip[:45],
+            "ua": _storable(user_agent, 300),
+            "ip": _storable(ip, 45),
         }
     )
     return ClickOutcome(target=target, is_trap=target is None)
@@ -423,43 +469,138 @@ class FlushReport:
     first_opens: int = 0
     first_clicks: int = 0
     unsubscribes: int = 0
+    dead_letters: int = 0  # events of batches that failed too often, moved aside
     locked: bool = False  # another flusher was running
+    lock_lost: bool = False  # another flusher took over (this one's lock had expired)
     reasons: dict = field(default_factory=dict)
 
+    def add(self, batch: FlushReport) -> None:
+        """Count in one written batch's report."""
+        self.events += batch.events
+        self.written += batch.written
+        self.machine += batch.machine
+        self.dropped += batch.dropped
+        self.first_opens += batch.first_opens
+        self.first_clicks += batch.first_clicks
+        self.unsubscribes += batch.unsubscribes
+        for reason, count in batch.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
 
-def tracking_batch_claim(*, size: int = FLUSH_BATCH) -> list[bytes]:
+
+def tracking_batch_claim(
+    *, size: int = FLUSH_BATCH, hold_seconds: float = CLICK_HOLD_SECONDS
+) -> list[bytes]:
     """The batch to write: what a dead flusher left in the processing list, else up to `size`
-    events moved there atomically from the buffer."""
+    events moved there atomically: the held clicks that have settled, then the buffer's events
+    but its clicks younger than `hold_seconds`, which move to the held list. (0 takes every
+    click: for a last flush when no more requests come.)"""
     client = _redis()
     left = client.lrange(_processing_key(), 0, -1)
     if left:
         return left
-    return _claim_script(client)(keys=[_buffer_key(), _processing_key()], args=[size])
+    settled_at = timezone.now().timestamp() - hold_seconds
+    return _script(client, _CLAIM_LUA)(
+        keys=[_buffer_key(), _processing_key(), _held_key()], args=[size, settled_at]
+    )
 
 
-# Move up to ARGV[1] events from the head of the buffer to the processing list, atomically (a
-# script runs alone in Redis): one round trip whatever the batch size. It replaces a MULTI of
-# `size` LMOVEs, which cost ~0.1 s of CPU per claim even when a few events were waiting.
+# Claim up to ARGV[1] events into the processing list (KEYS[2]), atomically (a script runs alone
+# in Redis): one round trip whatever the batch size. First the held clicks (KEYS[3]) taken at
+# ARGV[2] or before, from the head of that list (it is in time order); then one window of the
+# buffer (KEYS[1]): its clicks taken after ARGV[2] move to the held list, the rest is claimed.
+# Events are compact JSON (`_push`): a string's quotes are escaped, so `"k":` and `"t":` are
+# the keys. An event without a readable time is claimed (and its batch fails, if it must).
 _CLAIM_LUA = """
-local events = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local size, settled_at = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function settled(event)
+    if not string.find(event, '"k":"clicked"', 1, true) then
+        return true
+    end
+    local t = tonumber(string.match(event, '"t":([%-%+%.%deE]+)'))
+    return t == nil or t <= settled_at
+end
+local function push(key, events)
+    for i = 1, #events, 1000 do
+        redis.call('RPUSH', key, unpack(events, i, math.min(i + 999, #events)))
+    end
+end
+local claimed, held = {}, {}
+local more = true
+while more and #claimed < size do  -- in small steps: the held list's head is often unsettled
+    local step = redis.call('LRANGE', KEYS[3], #claimed, math.min(#claimed + 100, size) - 1)
+    more = #step > 0
+    for _, event in ipairs(step) do
+        if not settled(event) then
+            more = false
+            break
+        end
+        claimed[#claimed + 1] = event
+    end
+end
+if #claimed > 0 then
+    redis.call('LTRIM', KEYS[3], #claimed, -1)
+end
+if #claimed < size then
+    local events = redis.call('LRANGE', KEYS[1], 0, size - #claimed - 1)
+    for _, event in ipairs(events) do
+        if settled(event) then
+            claimed[#claimed + 1] = event
+        else
+            held[#held + 1] = event
+        end
+    end
+    if #events > 0 then
+        redis.call('LTRIM', KEYS[1], #events, -1)
+    end
+    push(KEYS[3], held)
+end
+push(KEYS[2], claimed)
+return claimed
+"""
+
+# A batch that failed too often: the processing list appended to the dead-letter list (KEYS[2])
+# and deleted with its failure count (KEYS[3]). Returns how many events were moved.
+_DEAD_LETTER_LUA = """
+local events = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = 1, #events, 1000 do
     redis.call('RPUSH', KEYS[2], unpack(events, i, math.min(i + 999, #events)))
 end
-if #events > 0 then
-    redis.call('LTRIM', KEYS[1], #events, -1)
+redis.call('DEL', KEYS[1], KEYS[3])
+return #events
+"""
+
+# The flush lock, renewed (ARGV[2] seconds) or released only by the flusher holding it (ARGV[1]).
+_LOCK_RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-return events
+return 0
+"""
+_LOCK_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 
-@lru_cache(maxsize=4)
-def _claim_script(client: redis.Redis):
-    return client.register_script(_CLAIM_LUA)
+@lru_cache(maxsize=16)
+def _script(client: redis.Redis, source: str):
+    return client.register_script(source)
 
 
 def tracking_batch_ack() -> None:
     """The batch is committed: forget it."""
-    _redis().delete(_processing_key())
+    _redis().delete(_processing_key(), _failures_key())
+
+
+def tracking_lock_renew(*, token: str) -> bool:
+    """Keep the flush lock another FLUSH_LOCK_SECONDS; False when it is not `token`'s anymore
+    (it expired, and another flusher may hold it)."""
+    client = _redis()
+    return bool(
+        _script(client, _LOCK_RENEW_LUA)(keys=[_lock_key()], args=[token, FLUSH_LOCK_SECONDS])
+    )
 
 
 def tracking_batch_write(raw_events: list[bytes], report: FlushReport | None = None) -> FlushReport:
@@ -467,6 +608,9 @@ def tracking_batch_write(raw_events: list[bytes], report: FlushReport | None = N
     nothing the second time."""
     report = report or FlushReport()
     events = [json.loads(raw) for raw in raw_events]
+    for event in events:
+        if "ua" in event:  # also for events buffered before `_push` stripped it
+            event["ua"] = _storable(event["ua"], 300)
     report.events += len(events)
     unsubscribes = [e for e in events if e["k"] == "unsubscribed"]
     events = [e for e in events if e["k"] != "unsubscribed"]
@@ -646,9 +790,37 @@ def _classify_clicks(events: list[dict]) -> None:
         clicks_by_message[message_id].append(
             {"l": index, "at": occurred_at, "reason": "earlier", "earlier": True}
         )
+    # And the clicks that came after this batch's, still waiting to be claimed.
+    for message_id, occurred_at, index in _waiting_clicks(set(clicks_by_message)):
+        clicks_by_message[message_id].append({"l": index, "at": occurred_at, "reason": "waiting"})
     for clicks in clicks_by_message.values():
         clicks.sort(key=lambda c: c["at"])
         _click_reasons(clicks)
+
+
+_MESSAGE_ID = re.compile(rb'"m":(\d+)')
+
+
+def _waiting_clicks(message_ids: set[int]) -> list[tuple[int, datetime, int]]:
+    """(message id, time, link index) of the clicks of these messages in the held list and at
+    the head of the buffer. Anything unreadable there is its own batch's problem, not this one's."""
+    pipe = _redis().pipeline(transaction=False)
+    pipe.lrange(_held_key(), 0, -1)
+    pipe.lrange(_buffer_key(), 0, FLUSH_BATCH - 1)
+    held, buffered = pipe.execute()
+    clicks = []
+    for raw in held + buffered:
+        found = _MESSAGE_ID.search(raw)
+        if not found or int(found[1]) not in message_ids or b'"k":"clicked"' not in raw:
+            continue
+        try:
+            event = json.loads(raw)
+            clicks.append(
+                (event["m"], datetime.fromtimestamp(event["t"], tz=UTC), int(event.get("l", 0)))
+            )
+        except (ValueError, KeyError, TypeError, OverflowError):
+            continue
+    return clicks
 
 
 def _event_row(event: dict, message: dict) -> tuple:
@@ -746,25 +918,55 @@ FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::
 """
 
 
-def tracking_flush(*, max_batches: int = 100, batch_size: int = FLUSH_BATCH) -> FlushReport:
-    """Write buffered events in batches until the buffer is empty (the body of the
-    `campaigns.tracking_flush` task). One flusher at a time."""
+def tracking_flush(
+    *,
+    max_batches: int = 100,
+    batch_size: int = FLUSH_BATCH,
+    hold_seconds: float = CLICK_HOLD_SECONDS,
+) -> FlushReport:
+    """Write buffered events in batches until the buffer is empty but for the clicks that have
+    not settled (the body of the `campaigns.tracking_flush` task). One flusher at a time."""
     report = FlushReport()
     client = _redis()
-    lock_key = _buffer_key() + ":lock"
     lock_token = uuid.uuid4().hex
-    if not client.set(lock_key, lock_token, nx=True, ex=FLUSH_LOCK_SECONDS):
+    if not client.set(_lock_key(), lock_token, nx=True, ex=FLUSH_LOCK_SECONDS):
         report.locked = True
         return report
     try:
         for _ in range(max_batches):
-            batch = tracking_batch_claim(size=batch_size)
+            batch = tracking_batch_claim(size=batch_size, hold_seconds=hold_seconds)
             if not batch:
+                if client.llen(_buffer_key()):
+                    continue  # that window's clicks all went to the held list
                 break
-            tracking_batch_write(batch, report)
+            try:
+                written = tracking_batch_write(batch)
+            except (OperationalError, InterfaceError, redis.RedisError):
+                raise  # the database or Redis is away: the batch waits for them
+            except Exception:
+                if (
+                    not tracking_lock_renew(token=lock_token)
+                    or client.incr(_failures_key()) < FLUSH_BATCH_ATTEMPTS
+                ):
+                    raise
+                logger.exception(
+                    "Tracking: a batch of %s events failed %s times; moved to the "
+                    "dead-letter list %s",
+                    len(batch),
+                    FLUSH_BATCH_ATTEMPTS,
+                    _dead_letter_key(),
+                )
+                report.dead_letters += _script(client, _DEAD_LETTER_LUA)(
+                    keys=[_processing_key(), _dead_letter_key(), _failures_key()]
+                )
+                continue
+            report.add(written)
+            if not tracking_lock_renew(token=lock_token):
+                # Another flusher took over and writes this batch again (a no-op): leave it.
+                report.lock_lost = True
+                break
             tracking_batch_ack()
             report.batches += 1
     finally:
-        if client.get(lock_key) == lock_token.encode():
-            client.delete(lock_key)
+        _script(client, _LOCK_RELEASE_LUA)(keys=[_lock_key()], args=[lock_token])
     return report

@@ -120,7 +120,7 @@ def test_merge_tokens_open_and_click_count_for_the_surviving_profile(
     client.get(pixel_path(sent_message), headers={"user-agent": HUMAN})
     client.get(click_paths(sent_message)[0], headers={"user-agent": HUMAN})
 
-    report = tracking.tracking_flush()
+    report = tracking.tracking_flush(hold_seconds=0)
 
     assert (report.events, report.dropped, report.written) == (2, 0, 2)
     assert (report.first_opens, report.first_clicks) == (1, 1)
@@ -155,7 +155,7 @@ def test_merge_tokens_after_an_undo_events_count_for_the_restored_profile(
         candidate_merge_undo(record=record, actor=recruiter_user)
     client.get(click_paths(sent_message)[0], headers={"user-agent": HUMAN})
 
-    report = tracking.tracking_flush()
+    report = tracking.tracking_flush(hold_seconds=0)
 
     assert (report.written, report.first_clicks) == (1, 1)
     assert _engagement(org, "clicked") == [merged_away.pk]

@@ -1,7 +1,11 @@
 """Buffered open/click tracking: the flush loses nothing when it crashes and writes nothing twice;
-machine opens and clicks are flagged with their reason and not counted; the trap link; open
-tracking switched off; no open redirect."""
+a batch that keeps failing is moved aside; machine opens and clicks are flagged with their reason
+and not counted, also when a scanner's clicks straddle a flush (clicks wait until they have
+settled); the trap link; open tracking switched off; no open redirect. The clock (Django's
+`timezone.now`, which stamps the buffered events) is frozen and moved on by the tests."""
 
+import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -28,6 +32,28 @@ BODY = (
 GOOGLE_PROXY = (
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 )
+
+
+class Clock:
+    def __init__(self):
+        self.now = timezone.now()
+
+    def move(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """`timezone.now()` frozen at the start of the test; `clock.move(...)` moves it on."""
+    frozen = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: frozen.now)
+    return frozen
+
+
+def flush_settled(clock):
+    """The beat's flush once the clicks so far have settled."""
+    clock.move(seconds=tracking.CLICK_HOLD_SECONDS + 1)
+    return tracking.tracking_flush()
 
 
 def _launch(org, recruiter_user, in_org, count=1, *, track_opens=True):
@@ -96,10 +122,13 @@ def test_flush_after_a_crash_mid_batch_loses_nothing(sent, client, in_org):
         assert Activity.objects.filter(kind=Activity.Kind.EMAIL_OPENED).count() == 3
 
 
-def test_flush_after_a_crash_between_commit_and_ack_writes_nothing_twice(sent, client, in_org):
+def test_flush_after_a_crash_between_commit_and_ack_writes_nothing_twice(
+    sent, client, in_org, clock
+):
     _, messages = sent
     client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
     client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
+    clock.move(seconds=tracking.CLICK_HOLD_SECONDS + 1)
     # A flusher wrote the batch (committed) and died before removing it from processing.
     first = tracking.tracking_batch_write(tracking.tracking_batch_claim())
     assert first.written == 2
@@ -142,6 +171,84 @@ def test_flush_runs_one_at_a_time(sent, client):
 
     assert (blocked.locked, blocked.events) == (True, 0)
     assert (done.locked, done.written) == (False, 1)
+
+
+def _buffer_raw(message, **fields):
+    """An event as the endpoints buffer it (or as an earlier version of them did)."""
+    event = {
+        "k": "opened",
+        "o": message.organization_id,
+        "c": message.candidate_id,
+        "m": message.pk,
+        "ua": HUMAN,
+        "ip": "203.0.113.9",
+        "id": f"raw-{message.pk}",
+        "t": timezone.now().timestamp(),
+    }
+    event.update(fields)
+    tracking._redis().rpush(tracking._buffer_key(), json.dumps(event, separators=(",", ":")))
+
+
+def test_nul_in_the_user_agent_is_recorded_without_it(sent, client, in_org):
+    _, messages = sent
+    client.get(pixel_path(messages[0]), headers={"user-agent": HUMAN})
+    client.get(pixel_path(messages[1]), HTTP_USER_AGENT="Mozilla\x00/5.0 (X11) evil")
+    # Buffered before the endpoints stripped it: the flush strips it too.
+    _buffer_raw(messages[2], ua="Mozilla/5.0 \x00(X11)")
+
+    report = tracking.tracking_flush()
+
+    assert (report.events, report.written) == (3, 3)
+    assert tracking.buffered_count() == 0
+    with in_org():
+        agents = list(
+            EngagementEvent.objects.order_by("message_id").values_list(
+                "data__user_agent", flat=True
+            )
+        )
+    assert agents == [HUMAN, "Mozilla/5.0 (X11) evil", "Mozilla/5.0 (X11)"]
+
+
+def test_a_batch_that_keeps_failing_goes_to_the_dead_letter_list(sent, client, in_org, caplog):
+    _, messages = sent
+    # An event PostgreSQL refuses (a message id beyond bigint): its batch fails every time.
+    _buffer_raw(messages[0], m=2**63)
+    poisoned = tracking._redis().lrange(tracking._buffer_key(), 0, -1)
+    failures = []
+    for _ in range(tracking.FLUSH_BATCH_ATTEMPTS - 1):
+        with pytest.raises(Exception) as error:
+            tracking.tracking_flush()
+        failures.append(type(error.value).__name__)
+        # Meanwhile the next opens come in and wait behind the failing batch.
+        client.get(pixel_path(messages[len(failures)]), headers={"user-agent": HUMAN})
+
+    with caplog.at_level(logging.ERROR, logger="campaigns.services.tracking"):
+        report = tracking.tracking_flush()
+
+    assert failures == ["DataError"] * (tracking.FLUSH_BATCH_ATTEMPTS - 1)
+    assert (report.dead_letters, report.written, report.first_opens) == (1, 2, 2)
+    assert tracking._redis().lrange(tracking._dead_letter_key(), 0, -1) == poisoned
+    assert tracking.buffered_count() == 0
+    assert len(_events(in_org, kind="opened")) == 2
+    assert "moved to the dead-letter list" in caplog.text
+
+
+def test_flush_lock_is_renewed_only_by_the_flusher_holding_it():
+    client = tracking._redis()
+    lock_key = tracking._buffer_key() + ":lock"
+    client.set(lock_key, "this-flusher", ex=5)
+
+    kept = tracking.tracking_lock_renew(token="this-flusher")
+    ttl = client.ttl(lock_key)
+    client.set(lock_key, "another-flusher", ex=5)
+    lost = tracking.tracking_lock_renew(token="this-flusher")
+
+    assert (kept, ttl > 5) == (True, True)
+    assert (lost, client.get(lock_key), client.ttl(lock_key) <= 5) == (
+        False,
+        b"another-flusher",
+        True,
+    )
 
 
 def test_flush_drops_events_of_a_message_of_another_organisation(sent, client, in_org, other_org):
@@ -213,14 +320,14 @@ def test_open_seconds_after_the_send_is_a_scanner(sent, client, in_org):
     assert _events(in_org) == [("opened", True, "seconds_after_send")]
 
 
-def test_clicks_on_many_links_within_a_second_are_a_machine(sent, client, in_org):
+def test_clicks_on_many_links_within_a_second_are_a_machine(sent, client, in_org, clock):
     _, messages = sent
     links = click_paths(messages[0])
     assert len(links) >= 3
     for path in links[:3]:
         assert client.get(path, headers={"user-agent": HUMAN}).status_code == 302
 
-    tracking.tracking_flush()
+    flush_settled(clock)
 
     assert _events(in_org) == [("clicked", True, "many_links_at_once")] * 3
     with in_org():
@@ -229,25 +336,78 @@ def test_clicks_on_many_links_within_a_second_are_a_machine(sent, client, in_org
     assert messages[0].clicked_at is None
 
 
-def test_a_burst_split_over_two_flushes_is_still_a_machine(sent, client, in_org):
+def test_a_burst_split_over_two_flushes_is_still_a_machine(sent, client, in_org, clock):
     _, messages = sent
     links = click_paths(messages[0])
     client.get(links[0], headers={"user-agent": HUMAN})
-    tracking.tracking_flush()
+    clock.move(seconds=0.3)
+    tracking.tracking_flush()  # the beat's flush, between the scanner's clicks
+    clock.move(seconds=0.3)
     for path in links[1:3]:
         client.get(path, headers={"user-agent": HUMAN})
     tracking.tracking_flush()
-    reasons = [reason for _, _, reason in _events(in_org)]
-    assert reasons == ["", "many_links_at_once", "many_links_at_once"]
+    flush_settled(clock)
+
+    assert _events(in_org) == [("clicked", True, "many_links_at_once")] * 3
+    with in_org():
+        messages[0].refresh_from_db()
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_CLICKED).count() == 0
+    assert messages[0].clicked_at is None
 
 
-def test_trap_link_is_invisible_and_flags_the_scanner(sent, client, in_org):
+def test_a_burst_straddling_the_settling_time_is_still_a_machine(sent, client, in_org, clock):
+    # The flush takes the first click (settled) while the rest of the burst still waits: it is
+    # classified with the waiting clicks, and they later with it.
+    _, messages = sent
+    links = click_paths(messages[0])
+    client.get(links[0], headers={"user-agent": HUMAN})
+    clock.move(seconds=0.6)
+    for path in links[1:3]:
+        client.get(path, headers={"user-agent": HUMAN})
+    clock.move(seconds=tracking.CLICK_HOLD_SECONDS - 0.3)
+
+    first = tracking.tracking_flush()
+    waiting = tracking.buffered_count()
+    clock.move(seconds=1)
+    second = tracking.tracking_flush()
+
+    assert (first.written, waiting, second.written) == (1, 2, 2)
+    assert _events(in_org) == [("clicked", True, "many_links_at_once")] * 3
+    with in_org():
+        messages[0].refresh_from_db()
+    assert messages[0].clicked_at is None
+
+
+def test_a_trap_click_seconds_later_flags_the_click_a_flush_saw_before_it(
+    sent, client, in_org, clock
+):
+    # A scanner follows the links in the order of the email, the trap last, 9 seconds apart;
+    # beat flushes every 3 seconds all along.
+    _, messages = sent
+    client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
+    for second in range(3, 31, 3):
+        clock.move(seconds=3)
+        if second == 9:
+            client.get(trap_path(messages[0]), headers={"user-agent": HUMAN})
+        tracking.tracking_flush()
+
+    assert _events(in_org) == [
+        ("clicked", True, "trap_link_scanner"),
+        ("clicked", True, "trap_link"),
+    ]
+    with in_org():
+        messages[0].refresh_from_db()
+        assert Activity.objects.filter(kind=Activity.Kind.EMAIL_CLICKED).count() == 0
+    assert messages[0].clicked_at is None
+
+
+def test_trap_link_is_invisible_and_flags_the_scanner(sent, client, in_org, clock):
     _, messages = sent
     assert 'aria-hidden="true" tabindex="-1" style="display:none' in messages[0].html
     trap = client.get(trap_path(messages[0]), headers={"user-agent": HUMAN})
     real = client.get(click_paths(messages[0])[0], headers={"user-agent": HUMAN})
 
-    tracking.tracking_flush()
+    flush_settled(clock)
 
     assert (trap.status_code, "Location" in trap) == (200, False)
     assert real.status_code == 302
@@ -260,20 +420,34 @@ def test_trap_link_is_invisible_and_flags_the_scanner(sent, client, in_org):
     assert messages[0].clicked_at is None
 
 
-def test_a_single_human_click_counts(sent, client, in_org):
+def test_a_single_human_click_counts_once_it_has_settled(sent, client, in_org, clock):
     _, messages = sent
     client.get(click_paths(messages[1])[1], headers={"user-agent": HUMAN})
-    report = tracking.tracking_flush()
-    assert report.first_clicks == 1
+    client.get(pixel_path(messages[1]), headers={"user-agent": HUMAN})
+
+    fresh = tracking.tracking_flush()
+    waiting = tracking.buffered_count()
+    settled = flush_settled(clock)
+
+    assert (fresh.written, fresh.first_opens, waiting) == (1, 1, 1)  # the open does not wait
+    assert (settled.written, settled.first_clicks) == (1, 1)
+    assert _events(in_org, kind="clicked") == [("clicked", False, "")]
+
+
+def test_a_last_flush_without_holding_writes_every_click(sent, client, in_org):
+    _, messages = sent
+    client.get(click_paths(messages[1])[1], headers={"user-agent": HUMAN})
+    report = tracking.tracking_flush(hold_seconds=0)
+    assert (report.first_clicks, tracking.buffered_count()) == (1, 0)
     assert _events(in_org) == [("clicked", False, "")]
 
 
-def test_machine_engagement_is_shown_separately_in_campaign_stats(sent, client, in_org):
+def test_machine_engagement_is_shown_separately_in_campaign_stats(sent, client, in_org, clock):
     campaign, messages = sent
     client.get(pixel_path(messages[0]), headers={"user-agent": "Mozilla/5.0"})
     client.get(pixel_path(messages[1]), headers={"user-agent": HUMAN})
     client.get(trap_path(messages[2]), headers={"user-agent": HUMAN})
-    tracking.tracking_flush()
+    flush_settled(clock)
 
     with in_org():
         machine = campaign_machine_engagement(campaign=campaign)

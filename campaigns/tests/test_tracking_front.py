@@ -36,6 +36,7 @@ from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
 from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.test_tracking import Clock, flush_settled
 from campaigns.tests.tracking_links import click_paths, pixel_path, trap_path
 from campaigns.tracking_asgi import TrackingASGIApplication
 from campaigns.tracking_wsgi import TrackingApplication
@@ -68,6 +69,14 @@ def make_app(request):
 @pytest.fixture
 def app(make_app):
     return make_app()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """`timezone.now()` frozen at the start of the test; `clock.move(...)` moves it on."""
+    frozen = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: frozen.now)
+    return frozen
 
 
 @pytest.fixture
@@ -280,10 +289,10 @@ def test_pixel_head_is_djangos_405(app, sent):
     assert tracking.buffered_count() == 0
 
 
-def test_click_redirects_like_django_and_buffers_the_click(app, sent, in_org):
+def test_click_redirects_like_django_and_buffers_the_click(app, sent, in_org, clock):
     answer = call(app, "GET", click_paths(sent)[0])
     reference = _django("get", click_paths(sent)[0])
-    tracking.tracking_flush()
+    flush_settled(clock)
 
     assert answer.status_code == 302
     assert answer.header("Location") == "https://jobs.example.com/roles/42?ref=mail&x=1"
@@ -336,9 +345,9 @@ def test_click_with_a_forged_or_foreign_token_is_a_400(app, sent, other_org):
     assert tracking.buffered_count() == 0
 
 
-def test_trap_link_answers_empty_and_is_flagged(app, sent, in_org):
+def test_trap_link_answers_empty_and_is_flagged(app, sent, in_org, clock):
     answer = call(app, "GET", trap_path(sent))
-    tracking.tracking_flush()
+    flush_settled(clock)
     assert (answer.status_code, answer.content) == (200, b"")
     with in_org():
         event = EngagementEvent.objects.get(kind="clicked")
@@ -418,6 +427,18 @@ def test_one_click_bookkeeping_is_written_once_by_the_flush(app, sent, in_org):
     )
     assert summaries == [f"Unsubscribed from campaign email ({sent.campaign.name})"]
     assert sent.unsubscribed_at is not None
+
+
+def test_one_click_bookkeeping_does_not_wait_behind_a_click(app, sent, in_org, clock):
+    call(app, "GET", click_paths(sent)[0])
+    call(app, "POST", _unsubscribe(sent), body=ONE_CLICK, content_type=FORM)
+
+    report = tracking.tracking_flush()  # the click has not settled: it waits
+
+    assert (report.unsubscribes, tracking.buffered_count()) == (1, 1)
+    with in_org():
+        enrollment = Enrollment.objects.get(campaign=sent.campaign)
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "unsubscribed")
 
 
 def test_resubscribe_from_the_page_the_front_answered(app, sent):
