@@ -16,6 +16,7 @@ still names the message.
 
 import hashlib
 import re
+from email.errors import HeaderParseError
 from email.utils import getaddresses, parsedate_to_datetime
 
 from django.db import IntegrityError, transaction
@@ -37,6 +38,21 @@ REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _REPLY_ADDRESS = re.compile(r"^reply\+([A-Za-z0-9._-]+)@", re.IGNORECASE)
 _UNSUBSCRIBE_ADDRESS = re.compile(r"^unsubscribe\+([A-Za-z0-9._-]+)@", re.IGNORECASE)
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
+# "Re:", "Fwd:", "AW:", "SV:"… in front of the subject of the email answered.
+_REPLY_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|antw|odp|tr|rif|r|回复|答复|转发)\s*[:：])+\s*",
+    re.IGNORECASE,
+)
+# mailparser_reply's expressions take quadratic or cubic time on some text (a run of blank
+# lines; long lines like "Am Am Am … schrieb schrieb …"), and it runs in the inbound webhook's
+# request: it reads the first REPLY_PARSE_LIMIT characters of a reply, at most two blank lines
+# in a row, and lines cut to REPLY_PARSE_LINE_LIMIT characters (longer than a quote header
+# such as "On 5 Jan 2026, Rex <rex@acme.example> wrote:"). 200 KB of the worst text found
+# takes ~0.2 s; it took hours.
+REPLY_PARSE_LIMIT = 20_000
+REPLY_PARSE_LINE_LIMIT = 200
+_BLANK_LINES = re.compile(r"\n{4,}")
 
 # Subjects of out-of-office and other automatic answers, in several languages (lower case).
 AUTO_REPLY_SUBJECTS = (
@@ -106,10 +122,18 @@ def reply_address_for(message: Message) -> str:
     return f"reply+{token}@{domain}"
 
 
-def auto_reply_reason(email_message) -> str:
+def _words(value) -> str:
+    return " ".join(str(value or "").lower().split())
+
+
+def auto_reply_reason(email_message, *, original_subject: str = "") -> str:
     """Why this email is an automatic answer ("" for a person's reply): RFC 3834
     Auto-Submitted (anything but "no"), X-Autoreply / X-Autorespond, Precedence
-    auto_reply/bulk/junk/list, or an out-of-office subject."""
+    auto_reply/bulk/junk/list, or an out-of-office subject.
+
+    Only what the replier put in the subject counts, not the subject they answer
+    (`original_subject`, the campaign email's): "Re: Questions on leave policy" is a person's
+    reply, "Out of office: Re: Questions on leave policy" is not."""
     auto_submitted = (email_message.get("Auto-Submitted") or "").strip().lower()
     if auto_submitted and auto_submitted.split(";")[0].strip() != "no":
         return f"Auto-Submitted: {auto_submitted[:60]}"
@@ -121,7 +145,10 @@ def auto_reply_reason(email_message) -> str:
         return f"Precedence: {precedence}"
     if (email_message.get("X-Auto-Response-Suppress") or "").strip().lower() in ("all", "oof"):
         return "X-Auto-Response-Suppress"
-    subject = " ".join((email_message.get("Subject") or "").lower().split())
+    subject = _REPLY_PREFIXES.sub("", _words(email_message.get("Subject")))
+    original = _REPLY_PREFIXES.sub("", _words(original_subject))
+    if original:
+        subject = subject.replace(original, "\n")
     for marker in AUTO_REPLY_SUBJECTS:
         if marker in subject:
             return f"subject: {marker}"
@@ -129,14 +156,31 @@ def auto_reply_reason(email_message) -> str:
 
 
 def reply_text(full_text: str) -> str:
-    """What the person wrote: without the quoted message and without the signature."""
+    """What the person wrote: without the quoted message and without the signature.
+
+    The parser reads the first REPLY_PARSE_LIMIT characters, with runs of blank lines cut to
+    two and lines cut to REPLY_PARSE_LINE_LIMIT characters (see above); the lines it keeps
+    come back whole."""
     if not full_text.strip():
         return ""
-    parsed = EmailReplyParser(languages=REPLY_LANGUAGES).read(text=full_text)
+    lines, cut_lines = [], {}
+    for line in full_text[:REPLY_PARSE_LIMIT].replace("\r\n", "\n").split("\n"):
+        line = line.strip()  # as the parser does
+        if len(line) > REPLY_PARSE_LINE_LIMIT:
+            cut = line[:REPLY_PARSE_LINE_LIMIT].rstrip()
+            cut_lines.setdefault(cut, []).append(line)
+            line = cut
+        lines.append(line)
+    text = _BLANK_LINES.sub("\n\n\n", "\n".join(lines))
+    parsed = EmailReplyParser(languages=REPLY_LANGUAGES).read(text=text)
     if parsed.replies:
         body = (parsed.replies[0].body or "").strip()
         if body:
-            return body
+            kept = []
+            for line in body.split("\n"):
+                whole = cut_lines.get(line)
+                kept.append(whole.pop(0) if whole else line)
+            return "\n".join(kept)
     return full_text.strip()
 
 
@@ -146,22 +190,64 @@ def _text(value) -> str:
     return str(value or "").replace("\x00", "")
 
 
+def _raw_headers(email_message, name: str) -> list[str]:
+    """A header's values as the sender wrote them (unfolded). Python's email package parses
+    address and Message-ID headers when they are read (`get`, `get_all`), and a malformed one
+    makes that raise (`To: a@[1.2.3`: AttributeError; `Message-ID: <a@[`: UnboundLocalError)
+    — a 500 that the ESP retries until it gives up, and the reply or unsubscribe request in
+    the email lost. Bytes beyond ASCII (which the parser keeps as surrogate escapes) read as
+    UTF-8."""
+    name = name.lower()
+    values = []
+    for key, value in email_message.raw_items():
+        if key.lower() == name:
+            text = _LINE_BREAKS.sub("", str(value))
+            try:
+                text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            except UnicodeEncodeError:
+                text = text.encode("utf-8", "replace").decode("utf-8")
+            values.append(_text(text))
+    return values
+
+
+def _raw_header(email_message, name: str) -> str:
+    values = _raw_headers(email_message, name)
+    return values[0] if values else ""
+
+
+def _parsed_addresses(value: str) -> list[tuple[str, str]]:
+    try:
+        return getaddresses([value])
+    except (HeaderParseError, AttributeError, IndexError, ValueError):
+        return []
+
+
 def _referenced_ids(email_message) -> list[str]:
     ids = []
     for header in ("In-Reply-To", "References"):
-        for value in email_message.get_all(header) or []:
-            ids.extend(_MESSAGE_ID.findall(_text(value)))
+        for value in _raw_headers(email_message, header):
+            ids.extend(_MESSAGE_ID.findall(value))
     return ids
 
 
 def _recipients(email_message) -> list[str]:
+    """The addresses an inbound email was sent to, for the signed reply and unsubscribe tokens
+    among them. A malformed address can swallow the rest of its header (`a@[1.2.3, b@c.example`
+    reads as one domain literal), so each comma-separated part is read on its own as well;
+    what cannot be read is skipped."""
     values = []
     for header in ("To", "Cc", "Delivered-To", "X-Original-To"):
-        values.extend(_text(v) for v in email_message.get_all(header) or [])
+        values.extend(_raw_headers(email_message, header))
     envelope = getattr(email_message, "envelope_recipient", None)
     if envelope:
         values.append(_text(envelope))
-    return [address for _, address in getaddresses(values) if address]
+    addresses = {}
+    for value in values:
+        for part in [value, *value.split(",")]:
+            for _, address in _parsed_addresses(part):
+                if address:
+                    addresses[address] = None
+    return list(addresses)
 
 
 def message_for_inbound(email_message) -> Message | None:
@@ -202,13 +288,13 @@ def message_for_inbound(email_message) -> Message | None:
 
 
 def _inbound_id(email_message, full_text: str) -> str:
-    header = _text(email_message.get("Message-ID")).strip()
+    header = _raw_header(email_message, "Message-ID").strip()
     if header:
         return header[:255]
     raw = "|".join(
         [
-            str(email_message.get("From")),
-            str(email_message.get("Date")),
+            _raw_header(email_message, "From"),
+            _raw_header(email_message, "Date"),
             email_message.get("Subject") or "",
             full_text,
         ]
@@ -218,19 +304,38 @@ def _inbound_id(email_message, full_text: str) -> str:
 
 def _received_at(email_message):
     try:
-        when = parsedate_to_datetime(email_message.get("Date"))
-    except (TypeError, ValueError, IndexError):
+        when = parsedate_to_datetime(_raw_header(email_message, "Date"))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return timezone.now()
     if when is None or timezone.is_naive(when):
         return timezone.now()
     return min(when, timezone.now())
 
 
+def _body(email_message, content_type: str) -> str:
+    """The first `content_type` part that is not an attachment, decoded: anymail's `text` and
+    `html`, except that a charset Python has no codec for (RFC 1428's "unknown-8bit", a typo)
+    reads as UTF-8, or as Latin-1 when it is not UTF-8, instead of raising LookupError."""
+    for part in email_message.walk():
+        if part.get_content_type() != content_type or part.is_attachment():
+            continue
+        payload = part.get_payload(decode=True) or b""
+        try:
+            text = payload.decode(part.get_content_charset("us-ascii"), errors="replace")
+        except (LookupError, UnicodeError):
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                text = payload.decode("latin-1")
+        return _LINE_BREAKS.sub("\n", text)
+    return ""
+
+
 def _full_text(email_message) -> str:
-    text = getattr(email_message, "text", None)
+    text = _body(email_message, "text/plain")
     if text:
         return _text(text)
-    html = getattr(email_message, "html", None)
+    html = _body(email_message, "text/html")
     return strip_tags(_text(html)) if html else ""
 
 
@@ -261,16 +366,17 @@ def inbound_unsubscribe(*, message) -> bool:
 
 
 def inbound_email_record(*, message, esp_name: str = "") -> InboundEmail | None:
-    """Record an inbound email (an anymail AnymailInboundMessage, or any email.message.Message
-    with `text`/`html`). None when it answers none of our messages or was seen before."""
+    """Record an inbound email (an anymail AnymailInboundMessage, or any
+    email.message.EmailMessage). None when it answers none of our messages or was seen
+    before."""
     campaign_message = message_for_inbound(message)
     if campaign_message is None:
         return None
     full_text = _full_text(message)
-    reason = _text(auto_reply_reason(message))
+    reason = _text(auto_reply_reason(message, original_subject=campaign_message.subject))
     text = reply_text(full_text)
-    from_header = _text(message.get("From"))
-    addresses = getaddresses([from_header])
+    from_header = _raw_header(message, "From")
+    addresses = _parsed_addresses(from_header)
     from_email = addresses[0][1] if addresses and addresses[0][1] else from_header
     received_at = _received_at(message)
     organization = campaign_message.organization
