@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +15,9 @@ import psycopg
 from psycopg import sql
 
 META_TABLE = "bench_meta"
+
+# Not a secret: the benchmark database is local and thrown away.
+BENCH_SECRET_KEY = "bench-only-key-never-used-outside-the-benchmark-database-0123456789"  # noqa: S105
 
 
 def data_dir() -> Path:
@@ -90,9 +92,10 @@ def point_django_at(url: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
     # Production-like request handling: no query log, no debug templates.
     os.environ["DEBUG"] = "0"
-    # With DEBUG off the settings refuse the public development key; this one signs only the
-    # bench's own sessions on this machine (its gunicorn and Celery children inherit it).
-    os.environ.setdefault("SECRET_KEY", f"bench-only-{secrets.token_urlsafe(40)}")
+    # With DEBUG off the settings refuse the public development key. This one signs only the
+    # bench's own data on this machine, and stays the same from run to run: the tracking burst
+    # replays the links (signed tokens) of emails an earlier run's send workload wrote.
+    os.environ.setdefault("SECRET_KEY", BENCH_SECRET_KEY)
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
     # Sessions and caches of the bench organisations must not mix with the dev database's.
     os.environ["CACHE_KEY_PREFIX"] = "rapport-bench"

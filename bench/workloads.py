@@ -517,9 +517,12 @@ def run_all(*, url: str, meta: dict, args, only: list[str]) -> int:
     print(format_table(table))
     for workload, plan in ctx.meta["explain"]:
         print(f"\n--- EXPLAIN ANALYZE for '{workload}' ---\n{plan}")
-    misses = [row.workload for row in table if row.verdict == "MISS"]
-    # A workload that could not be measured (an error, a missing tool) is not a pass either.
-    unmeasured = [row for row in table if row.verdict not in ("PASS", "MISS", "-")]
+    # A verdict may carry a figure ("MISS (12)"); a workload that could not be measured (an
+    # error, a missing tool) is neither a pass nor a miss.
+    misses = [row.workload for row in table if row.verdict.startswith("MISS")]
+    unmeasured = [
+        row for row in table if not row.verdict.startswith(("PASS", "MISS")) and row.verdict != "-"
+    ]
     passed = len(table) - len(misses) - len(unmeasured)
     print(f"\n{passed}/{len(table)} rows without a MISS.")
     if unmeasured:
