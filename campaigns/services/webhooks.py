@@ -27,7 +27,7 @@ from django_scopes import scope, scopes_disabled
 
 from analytics.services import engagement_event_record
 from campaigns.conf import send_lease_seconds
-from campaigns.models import EspEvent, Message, PendingEspEvent, Suppression
+from campaigns.models import EmailSettings, EspEvent, Message, PendingEspEvent, Suppression
 from campaigns.services.enrollments import enrollment_stop
 from campaigns.services.preferences import candidate_unsubscribe
 from campaigns.services.sending import message_reached_candidate
@@ -130,6 +130,16 @@ def _event_record(*, event, esp_name: str, key: str, occurred_at, retry: bool = 
             _pending_store(event=event, esp_name=esp_name, key=key, occurred_at=occurred_at)
         return "pending"
     organization = message.organization
+    switch = TRACKING_SWITCHES.get(event.event_type)
+    if switch:
+        with scope(organization=organization):
+            if not _tracking_on(organization, switch):
+                # The organisation switched open (or click) tracking off: the ESP's own pixel
+                # or link tracking, if it has it on, is not counted either. The event still
+                # shows the email reached the candidate (a copy waiting to go again after a
+                # lost worker does not go).
+                message_reached_candidate(message=message, at=occurred_at)
+                return "ignored"
     with scope(organization=organization), transaction.atomic():
         try:
             with transaction.atomic():
@@ -145,6 +155,15 @@ def _event_record(*, event, esp_name: str, key: str, occurred_at, retry: bool = 
             return "duplicate"
         _apply(event=event, message=message, esp_name=esp_name, occurred_at=occurred_at)
     return "recorded"
+
+
+# ESP events an organisation's tracking switches (EmailSettings) turn off.
+TRACKING_SWITCHES = {"opened": "track_opens", "clicked": "track_clicks"}
+
+
+def _tracking_on(organization, switch: str) -> bool:
+    on = EmailSettings.objects.filter(organization=organization).values_list(switch, flat=True)
+    return next(iter(on), True)  # no settings row yet: the defaults, on
 
 
 # What `_apply` reads of an event besides its type, id and time (kept with a pending event).

@@ -661,3 +661,34 @@ def test_a_failed_check_is_still_anymails_own_400(settings, caplog, db):
     )
     assert response.status_code == 400
     assert "could not be read" not in caplog.text
+
+
+@pytest.mark.parametrize(("switch", "record"), [("track_opens", "Open"), ("track_clicks", "Click")])
+def test_webhook_opens_and_clicks_are_not_counted_when_the_organisation_tracks_none(
+    org, sent_message, switch, record
+):
+    """An organisation that switched tracking off for privacy: the ESP's own open or click
+    tracking, if it is on there, is not counted either."""
+    from campaigns.models import EmailSettings
+
+    with scopes_disabled():
+        EmailSettings.objects.update_or_create(organization=org, defaults={switch: False})
+    _postmark(
+        _auth_client(),
+        {
+            "RecordType": record,
+            "FirstOpen": True,
+            "OriginalLink": "https://jobs.example.com/roles/42",
+            "UserAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0",
+            "MessageID": ESP_ID,
+            "ReceivedAt": _now_iso(),
+            "Recipient": sent_message.to_email,
+        },
+    )
+    with scope(organization=org):
+        sent_message.refresh_from_db()
+        assert not EngagementEvent.objects.filter(kind__in=["opened", "clicked"]).exists()
+        assert not Activity.objects.filter(
+            kind__in=[Activity.Kind.EMAIL_OPENED, Activity.Kind.EMAIL_CLICKED]
+        ).exists()
+    assert sent_message.opened_at is None and sent_message.clicked_at is None
