@@ -345,3 +345,38 @@ def test_failed_logins_from_one_client_behind_the_proxy_are_throttled(client, se
     throttled = _login_from(client, "dana@example.com", PASSWORD, "198.51.100.9")
     assert "Too many failed login attempts" in throttled.content.decode()
     assert not _is_logged_in(client)
+
+
+class _MailServerDown:
+    """EMAIL_BACKEND for a mail server that refuses connections."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+MAIL_DOWN = "We could not send the email just now"
+
+
+def test_password_reset_while_the_mail_server_is_down_says_so(client, settings):
+    settings.EMAIL_BACKEND = f"{__name__}._MailServerDown"
+    UserFactory(email="kim@example.com")
+    response = client.post(
+        reverse("account_reset_password"), {"email": "kim@example.com"}, follow=True
+    )
+    assert response.status_code == 200
+    assert MAIL_DOWN in response.content.decode()
+
+
+def test_signup_while_the_mail_server_is_down_keeps_the_account_and_says_so(client, settings):
+    settings.EMAIL_BACKEND = f"{__name__}._MailServerDown"
+    response = client.post(
+        reverse("account_signup"),
+        {"email": "new@example.com", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert MAIL_DOWN in response.content.decode()
+    assert EmailAddress.objects.filter(email="new@example.com", verified=False).exists()
