@@ -233,6 +233,25 @@ def candidate_unsubscribe(*, candidate: Candidate, message_id: int = 0, source: 
     return True
 
 
+def candidate_still_blocked(*, candidate: Candidate) -> str:
+    """Why campaign email still cannot reach the candidate after a resubscribe ("" when it
+    can): their address bounced, or their mail provider reported our email as spam. Those
+    suppressions are not theirs to lift from a link (a complaint may come from whoever reads
+    the mailbox): the page says so instead of "subscribed again" alone."""
+    if not candidate.email:
+        return ""
+    reason = (
+        Suppression.objects.filter(
+            organization_id=candidate.organization_id,
+            email=candidate.email.lower(),
+            reason__in=[Suppression.Reason.BOUNCED, Suppression.Reason.COMPLAINED],
+        )
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return reason or ""
+
+
 @transaction.atomic
 def candidate_resubscribe(*, candidate: Candidate) -> bool:
     preference = preference_for(candidate=candidate)

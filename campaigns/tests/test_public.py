@@ -685,3 +685,29 @@ def test_preferences_offer_how_often_as_radio_buttons_that_wrap(sent_message, cl
         "At most once a month",
     ]
     assert 'name="frequency" value="" class="form-check-input" id="id_frequency_0" checked' in body
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [
+        ("complained", "one of our emails was marked as spam"),
+        ("bounced", "emails to this address could not be delivered"),
+    ],
+)
+def test_resubscribe_after_a_complaint_or_bounce_does_not_claim_email_will_come(
+    sent_message, client, reason, says
+):
+    """The Resubscribe button lifts the candidate's own unsubscribe, not a suppression for a
+    spam complaint or a hard bounce: the page must not say "subscribed again" alone."""
+    url = _unsubscribe_url(sent_message)
+    token = url.split("/")[3]
+    client.post(url, {"List-Unsubscribe": "One-Click"})
+    with scopes_disabled():  # one row per address: the ESP's report replaces the reason
+        Suppression.objects.filter(
+            organization=sent_message.organization, email=sent_message.to_email.lower()
+        ).update(reason=reason)
+    response = client.post(reverse("campaigns_public:resubscribe", args=[token]), follow=True)
+    page = " ".join(response.content.decode().split())
+    assert "You are subscribed again, but we will not email you yet" in page
+    assert says in page
+    assert "You are subscribed again. Choose below" not in page

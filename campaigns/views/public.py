@@ -124,6 +124,8 @@ def preferences(request, token):
                 # After the Resubscribe button (a redirect here); only says what is true.
                 "resubscribed": request.GET.get("resubscribed") == "1"
                 and not preference.unsubscribed_at,
+                "still_blocked": request.GET.get("resubscribed") == "1"
+                and preference_service.candidate_still_blocked(candidate=candidate),
                 "paused_until": preference_service.pause_end(preference, organization=organization),
             },
         )
