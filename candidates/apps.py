@@ -10,5 +10,16 @@ class CandidatesConfig(AppConfig):
         from crm.home import home_panel_register
 
         home_panel_register("candidates/includes/home_panel.html")
-        # A member who leaves hands their candidates to a colleague (crm/handover.py).
+        from candidates.services.saved_searches import saved_searches_hand_over_prepare
+
+        # A member who leaves hands their candidates to a colleague (crm/handover.py), and
+        # their saved searches: the rules of smart pools and campaign audiences they made.
         handover_register(Handover("candidates.Candidate", "owner", "candidates they own"))
+        handover_register(
+            Handover(
+                "candidates.SavedSearch",
+                "owner",
+                "saved searches",
+                prepare=saved_searches_hand_over_prepare,
+            )
+        )

@@ -1,7 +1,9 @@
 """What a member who leaves an organisation hands over: the rows of other apps that name them
-as the person in charge (the candidates they own, their pools and open follow-ups, the campaigns
-replies go to). Left alone, those would belong to someone nobody can ask — their private pools
-would be seen by no one, and candidates' replies would go to a former colleague's mailbox.
+as the person in charge (the candidates they own, their saved searches — the rules of smart
+pools and audiences —, their pools and open follow-ups, the campaigns replies go to). Left
+alone, those would belong to someone nobody can ask — their private pools would be seen by no
+one, the rules they wrote could be changed by no one, and candidates' replies would go to a
+former colleague's mailbox.
 
 Each app declares its rows in its AppConfig.ready() (as merges declare what moves with a
 profile, candidates/services/merge.py); crm.services.membership_remove hands them all to a
@@ -10,6 +12,7 @@ move: they may be a member of others."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.apps import apps
@@ -23,6 +26,9 @@ class Handover:
     field: str  # the foreign key to the user in charge
     label: str  # what the rows are, in the plural: "candidates they own"
     only: Q | None = None  # which of their rows (e.g. follow-ups not done yet)
+    # Called (organization_id, user_id, successor_id) before the rows move, e.g. to rename rows
+    # whose name the successor already uses where names are unique per person.
+    prepare: Callable[[int, int, int], None] | None = None
 
     def rows(self, *, organization_id: int, user_id: int) -> QuerySet:
         model = apps.get_model(self.model)
@@ -56,13 +62,11 @@ def handovers_apply(
     *, organization_id: int, user_id: int, successor_id: int
 ) -> list[tuple[str, int]]:
     """Put `successor_id` in charge of everything the member was; (label, rows) moved."""
+    moved = []
     with scopes_disabled():
-        return [
-            (
-                handover.label,
-                handover.rows(organization_id=organization_id, user_id=user_id).update(
-                    **{f"{handover.field}_id": successor_id}
-                ),
-            )
-            for handover in HANDOVERS
-        ]
+        for handover in HANDOVERS:
+            if handover.prepare is not None:
+                handover.prepare(organization_id, user_id, successor_id)
+            rows = handover.rows(organization_id=organization_id, user_id=user_id)
+            moved.append((handover.label, rows.update(**{f"{handover.field}_id": successor_id})))
+    return moved

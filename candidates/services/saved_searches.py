@@ -135,3 +135,21 @@ def saved_search_describe(*, saved_search: SavedSearch) -> list[tuple[str, str]]
 
 def saved_search_delete(*, saved_search: SavedSearch) -> None:
     saved_search.delete()
+
+
+def saved_searches_hand_over_prepare(organization_id: int, user_id: int, successor_id: int) -> None:
+    """Before a leaving member's saved searches become a colleague's (crm/handover.py): those
+    whose name the colleague already uses get a free one ("Senior Python (2)"), for names are
+    unique per person."""
+    taken = set(
+        SavedSearch.objects.filter(
+            organization_id=organization_id, owner_id=successor_id
+        ).values_list("name", flat=True)
+    )
+    theirs = SavedSearch.objects.filter(organization_id=organization_id, owner_id=user_id)
+    for saved_search in theirs.filter(name__in=taken):
+        number = 2
+        while (name := f"{saved_search.name[:90]} ({number})") in taken:
+            number += 1
+        taken.add(name)
+        SavedSearch.objects.filter(pk=saved_search.pk).update(name=name)

@@ -429,7 +429,15 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
     private = PoolFactory(organization=org, owner=recruiter_user, visibility=Pool.Visibility.OWNER)
     open_task = FollowUpFactory(candidate=owned, owner=recruiter_user)
     done_task = FollowUpFactory(candidate=owned, owner=recruiter_user, completed_at=timezone.now())
-    campaign = make_broadcast(org, user=recruiter_user)
+    campaign = make_broadcast(org, user=recruiter_user)  # with its saved search
+    # Names of saved searches are unique per person: the admin's own keeps its name.
+    with scopes_disabled():
+        from candidates.models import SavedSearch
+
+        SavedSearch.objects.create(organization=org, owner=recruiter_user, name="Berlin", query={})
+        admins_own = SavedSearch.objects.create(
+            organization=org, owner=admin_user, name="Berlin", query={}
+        )
     # The same person in another organisation keeps what they have there.
     MembershipFactory(organization=other_org, user=recruiter_user, role=Role.RECRUITER)
     elsewhere = CandidateFactory(organization=other_org, owner=recruiter_user)
@@ -440,6 +448,7 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
     shown = _page_text(page)
     for line in (
         "1 candidates they own",
+        "2 saved searches",
         "1 talent pools they own",
         "1 open follow-ups",
         "1 campaigns sent in their name",
@@ -453,8 +462,8 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
 
     assert _membership(org, recruiter_user) is None
     assert (
-        "took over: 1 candidates they own, 1 talent pools they own, 1 open follow-ups and 1 "
-        "campaigns sent in their name."
+        "took over: 1 candidates they own, 2 saved searches, 1 talent pools they own, 1 open "
+        "follow-ups and 1 campaigns sent in their name."
     ) in _page_text(response)
     with scopes_disabled():
         assert Candidate.objects.get(pk=owned.pk).owner == admin_user
@@ -464,6 +473,12 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
         campaign.refresh_from_db()
         assert campaign.sender == admin_user
         assert Candidate.objects.get(pk=elsewhere.pk).owner == recruiter_user
+        assert sorted(
+            SavedSearch.objects.filter(owner=admin_user, name__startswith="Berlin").values_list(
+                "name", flat=True
+            )
+        ) == ["Berlin", "Berlin (2)"]
+        assert SavedSearch.objects.get(pk=admins_own.pk).name == "Berlin"
     assert admin_client.get(f"/o/{org.slug}/pools/{private.pk}/").status_code == 200
 
 
