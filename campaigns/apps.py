@@ -10,7 +10,14 @@ class CampaignsConfig(AppConfig):
         # candidates' replies reach someone still here (crm/handover.py).
         from crm.handover import Handover, handover_register
 
-        handover_register(Handover("campaigns.Campaign", "sender", "campaigns sent in their name"))
+        handover_register(
+            Handover(
+                "campaigns.Campaign",
+                "sender",
+                "campaigns sent in their name",
+                "campaign sent in their name",
+            )
+        )
 
         # Merging two profiles carries the secondary's campaign history to the primary (and
         # undo carries it back). A row whose twin the primary already has — an enrollment or

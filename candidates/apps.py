@@ -14,12 +14,15 @@ class CandidatesConfig(AppConfig):
 
         # A member who leaves hands their candidates to a colleague (crm/handover.py), and
         # their saved searches: the rules of smart pools and campaign audiences they made.
-        handover_register(Handover("candidates.Candidate", "owner", "candidates they own"))
+        handover_register(
+            Handover("candidates.Candidate", "owner", "candidates they own", "candidate they own")
+        )
         handover_register(
             Handover(
                 "candidates.SavedSearch",
                 "owner",
                 "saved searches",
+                "saved search",
                 prepare=saved_searches_hand_over_prepare,
             )
         )

@@ -25,10 +25,14 @@ class Handover:
     model: str  # "app_label.Model", with an `organization` foreign key
     field: str  # the foreign key to the user in charge
     label: str  # what the rows are, in the plural: "candidates they own"
+    singular: str  # and for one of them: "candidate they own"
     only: Q | None = None  # which of their rows (e.g. follow-ups not done yet)
     # Called (organization_id, user_id, successor_id) before the rows move, e.g. to rename rows
     # whose name the successor already uses where names are unique per person.
     prepare: Callable[[int, int, int], None] | None = None
+
+    def named(self, count: int) -> str:
+        return self.singular if count == 1 else self.label
 
     def rows(self, *, organization_id: int, user_id: int) -> QuerySet:
         model = apps.get_model(self.model)
@@ -48,14 +52,12 @@ def handover_register(handover: Handover) -> None:
 
 def handovers_count(*, organization_id: int, user_id: int) -> list[tuple[str, int]]:
     """(label, how many) of what the member is in charge of, for the removal page."""
+    counts = []
     with scopes_disabled():
-        return [
-            (
-                handover.label,
-                handover.rows(organization_id=organization_id, user_id=user_id).count(),
-            )
-            for handover in HANDOVERS
-        ]
+        for handover in HANDOVERS:
+            count = handover.rows(organization_id=organization_id, user_id=user_id).count()
+            counts.append((handover.named(count), count))
+    return counts
 
 
 def handovers_apply(
@@ -68,5 +70,6 @@ def handovers_apply(
             if handover.prepare is not None:
                 handover.prepare(organization_id, user_id, successor_id)
             rows = handover.rows(organization_id=organization_id, user_id=user_id)
-            moved.append((handover.label, rows.update(**{f"{handover.field}_id": successor_id})))
+            count = rows.update(**{f"{handover.field}_id": successor_id})
+            moved.append((handover.named(count), count))
     return moved

@@ -12,10 +12,16 @@ class PipelinesConfig(AppConfig):
 
         from crm.handover import Handover, handover_register
 
-        handover_register(Handover("pipelines.Pool", "owner", "talent pools they own"))
+        handover_register(
+            Handover("pipelines.Pool", "owner", "talent pools they own", "talent pool they own")
+        )
         handover_register(
             Handover(
-                "pipelines.FollowUp", "owner", "open follow-ups", only=Q(completed_at__isnull=True)
+                "pipelines.FollowUp",
+                "owner",
+                "open follow-ups",
+                "open follow-up",
+                only=Q(completed_at__isnull=True),
             )
         )
 

@@ -447,11 +447,11 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
     page = admin_client.get(f"/o/{org.slug}/settings/members/{membership.pk}/remove/")
     shown = _page_text(page)
     for line in (
-        "1 candidates they own",
+        "1 candidate they own",
         "2 saved searches",
-        "1 talent pools they own",
-        "1 open follow-ups",
-        "1 campaigns sent in their name",
+        "1 talent pool they own",
+        "1 open follow-up",
+        "1 campaign sent in their name",
     ):
         assert line in shown
     response = admin_client.post(
@@ -462,8 +462,8 @@ def test_removing_a_member_hands_what_they_were_in_charge_of_to_a_colleague(
 
     assert _membership(org, recruiter_user) is None
     assert (
-        "took over: 1 candidates they own, 2 saved searches, 1 talent pools they own, 1 open "
-        "follow-ups and 1 campaigns sent in their name."
+        "took over: 1 candidate they own, 2 saved searches, 1 talent pool they own, 1 open "
+        "follow-up and 1 campaign sent in their name."
     ) in _page_text(response)
     with scopes_disabled():
         assert Candidate.objects.get(pk=owned.pk).owner == admin_user
@@ -525,7 +525,7 @@ def test_a_member_who_becomes_a_viewer_hands_over_what_they_were_in_charge_of(
     )
 
     assert _membership(org, recruiter_user).role == Role.VIEWER
-    assert "took over: 1 candidates they own and 1 open follow-ups." in _page_text(response)
+    assert "took over: 1 candidate they own and 1 open follow-up." in _page_text(response)
     with scopes_disabled():
         assert Candidate.objects.get(pk=owned.pk).owner == admin_user
         assert FollowUp.objects.get(pk=task.pk).owner == admin_user
