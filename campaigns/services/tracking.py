@@ -21,9 +21,10 @@ the messages' first open/click, one INSERT of timeline entries. It is crash-safe
   the flusher renews it after each batch and stops, without acknowledging, once it lost it);
 * a batch that fails FLUSH_BATCH_ATTEMPTS times for anything but an unreachable database or
   Redis is moved aside to a *dead-letter* list, with an error logged, so that it does not hold
-  up every later event; an operator looks at it there (LRANGE) and pushes back what can be
-  written. Free text from the request (the user agent) is stripped of what PostgreSQL refuses
-  (NUL, lone surrogates) when it is buffered and again when it is written.
+  up every later event; an operator looks at it and, once the cause is fixed, puts it back
+  (`manage.py tracking_dead_letters [--requeue]`). Free text from the request (the user
+  agent) is stripped of what PostgreSQL refuses (NUL, lone surrogates) when it is buffered
+  and again when it is written.
 
 **Clicks wait until they have settled.** A click is classified with the clicks of the same
 email around it (below), so it is written only once no more can come: the claim leaves clicks
@@ -582,6 +583,35 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# The dead-letter list (KEYS[1]) back at the head of the buffer (KEYS[2]), in its order, in
+# one step: an event is in one list or the other, never both or neither.
+_REQUEUE_LUA = """
+local events = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #events, 1, -1 do
+    redis.call('LPUSH', KEYS[2], events[i])
+end
+redis.call('DEL', KEYS[1])
+return #events
+"""
+
+
+def tracking_dead_letters(*, sample: int = 5) -> tuple[int, list[dict]]:
+    """How many events wait in the dead-letter list, and the first `sample` of them."""
+    client = _redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(_dead_letter_key())
+    pipe.lrange(_dead_letter_key(), 0, max(sample, 0) - 1)
+    count, head = pipe.execute()
+    return count, [json.loads(event) for event in head] if sample > 0 else []
+
+
+def tracking_dead_letters_requeue() -> int:
+    """Put the dead-letter list back in front of the buffer (once what made its batches fail
+    is fixed); the next flush writes them, idempotently. Returns how many went back."""
+    client = _redis()
+    return int(_script(client, _REQUEUE_LUA)(keys=[_dead_letter_key(), _buffer_key()]))
 
 
 @lru_cache(maxsize=16)

@@ -233,6 +233,41 @@ def test_a_batch_that_keeps_failing_goes_to_the_dead_letter_list(sent, client, i
     assert "moved to the dead-letter list" in caplog.text
 
 
+def test_dead_letters_are_shown_and_put_back_for_the_next_flush(sent, in_org):
+    """An operator's way back once what made a batch fail is fixed: the command lists the
+    dead-letter list, then --requeue puts it in front of the buffer, in its order."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _, messages = sent
+    # Two good opens that a failing batch took with it to the dead-letter list.
+    for message in messages[:2]:
+        _buffer_raw(message)
+    client = tracking._redis()
+    moved = client.lrange(tracking._buffer_key(), 0, -1)
+    client.delete(tracking._buffer_key())
+    client.rpush(tracking._dead_letter_key(), *moved)
+    _buffer_raw(messages[2])  # a later event, already waiting
+
+    shown = StringIO()
+    call_command("tracking_dead_letters", stdout=shown)
+    requeued = StringIO()
+    call_command("tracking_dead_letters", "--requeue", stdout=requeued)
+
+    assert "2 tracking events wait in the dead-letter list" in shown.getvalue()
+    assert f"opened message {messages[0].pk}" in shown.getvalue()
+    assert "2 events are back in the buffer" in requeued.getvalue()
+    assert client.lrange(tracking._buffer_key(), 0, 1) == moved
+    assert client.llen(tracking._dead_letter_key()) == 0
+    report = tracking.tracking_flush()
+    assert (report.written, report.first_opens) == (3, 3)
+    assert len(_events(in_org, kind="opened")) == 3
+    empty = StringIO()
+    call_command("tracking_dead_letters", stdout=empty)
+    assert "No tracking events wait" in empty.getvalue()
+
+
 def test_flush_lock_is_renewed_only_by_the_flusher_holding_it():
     client = tracking._redis()
     lock_key = tracking._buffer_key() + ":lock"
