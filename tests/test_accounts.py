@@ -310,7 +310,11 @@ def test_admin_login_goes_through_allauth_and_its_second_factor(client):
 def test_admin_refuses_a_signed_in_user_who_is_not_staff(client):
     UserFactory(email="recruiter@example.com")
     _login(client, "recruiter@example.com")
-    assert client.get("/admin/login/").status_code == 403
+    refused = client.get("/admin/login/")
+    assert refused.status_code == 403
+    page = " ".join(refused.content.decode().split())
+    assert "It is for the people who run this Rapport site." in page
+    assert "Ask an admin of this organisation" not in page
 
 
 def _login_from(client, email, password, address):
