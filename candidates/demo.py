@@ -640,19 +640,26 @@ def minimal_pdf(lines: list[str]) -> bytes:
         + b" ".join(b"(" + escape(line) + b") Tj T*" for line in lines)
         + b" ET"
     )
+    return one_page_pdf(body)
+
+
+def one_page_pdf(content: bytes, *, filters: bytes = b"") -> bytes:
+    """A one-page PDF whose page content stream is `content` (stored as it is, declared with
+    the /Filter `filters` when given, e.g. b"[/FlateDecode]"), with Helvetica as /F1."""
+    declared = b" /Filter %s" % filters if filters else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
         b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream",
+        b"<< /Length %d%s >>\nstream\n" % (len(content), declared) + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     out = b"%PDF-1.4\n"
     offsets = []
-    for number, content in enumerate(objects, start=1):
+    for number, part in enumerate(objects, start=1):
         offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + content + b"\nendobj\n"
+        out += b"%d 0 obj\n" % number + part + b"\nendobj\n"
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)

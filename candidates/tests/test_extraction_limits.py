@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django_scopes import scopes_disabled
 
+from candidates.demo import one_page_pdf
 from candidates.models import Attachment
 from candidates.services.attachments import DOCX
 from candidates.tasks import attachment_extract_text
@@ -32,27 +33,7 @@ MEMORY_LIMIT_REASON = (
 
 def _pdf_with_content_stream(stream: bytes, filters: bytes) -> bytes:
     """A one-page PDF whose page content is `stream`, stored with the given /Filter."""
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter %s >>\nstream\n" % (len(stream), filters) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for number, content in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + content + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return out
+    return one_page_pdf(stream, filters=filters)
 
 
 @functools.cache
