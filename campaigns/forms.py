@@ -1,11 +1,13 @@
 """Forms of the campaigns app. Tenant-dependent choices get their querysets in __init__."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -17,6 +19,7 @@ from campaigns.services.preferences import pause_end
 from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
+from candidates.normalize import normalize_email
 from crm.models import Organization, brand_color_validator
 from pipelines.models import Pool
 from pipelines.selectors import PRIVATE_POOL_NAME, pool_visible_to, pools_visible
@@ -618,3 +621,53 @@ class ConsentRequestForm(ServiceErrorsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The exact text the candidate agrees to; it is stored with their consent.",
     )
+
+
+class SuppressionAddForm(forms.Form):
+    """Settings → Suppressions: addresses pasted one per line (or separated by commas or
+    semicolons). The whole list is refused, and kept in the box, if any entry is not an
+    address: nothing is half-added."""
+
+    addresses = forms.CharField(
+        label="Email addresses",
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="One per line, or separated by commas.",
+    )
+    note = forms.CharField(
+        label="Why",
+        max_length=200,
+        required=False,
+        help_text="Shown on the list and on the candidate's timeline.",
+    )
+
+    def __init__(self, *args, limit: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+
+    def clean_addresses(self) -> list[str]:
+        entries = [e for e in re.split(r"[\s,;]+", self.cleaned_data["addresses"]) if e]
+        if len(entries) > self.limit:
+            raise ValidationError(
+                f"That is {len(entries):,} entries; add at most {self.limit:,} at a time."
+            )
+        emails, invalid = [], []
+        for entry in entries:
+            email = normalize_email(entry.strip("<>"))
+            try:
+                validate_email(email)
+            except ValidationError:
+                invalid.append(entry)
+                continue
+            if len(email) > 254:
+                invalid.append(entry)
+            elif email not in emails:
+                emails.append(email)
+        if invalid:
+            shown = ", ".join(f"“{e[:80]}”" for e in invalid[:5])
+            more = f" and {len(invalid) - 5:,} more" if len(invalid) > 5 else ""
+            raise ValidationError(
+                f"Not email addresses: {shown}{more}. Correct them (nothing was added yet)."
+            )
+        if not emails:
+            raise ValidationError("Enter at least one email address.")
+        return emails

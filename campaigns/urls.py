@@ -1,5 +1,5 @@
 """Campaign URLs, mounted at /o/<org_slug>/campaigns/. Every pattern is swept by
-tests/test_isolation.py (OBJECT_KWARGS knows campaign_id, template_id and message_id)."""
+tests/test_isolation.py (OBJECT_KWARGS creates each kind of object its patterns take)."""
 
 from django.urls import path
 
@@ -10,6 +10,7 @@ from campaigns.views import (
     sender_profile,
     sequences,
     settings,
+    suppressions,
     templates,
 )
 
@@ -46,6 +47,17 @@ urlpatterns = [
         "settings/domains/<int:domain_id>/verify/",
         settings.sending_domain_verify,
         name="sending_domain_verify",
+    ),
+    path("settings/suppressions/", suppressions.suppression_list, name="suppression_list"),
+    path(
+        "settings/suppressions/export/",
+        suppressions.suppressions_export,
+        name="suppressions_export",
+    ),
+    path(
+        "settings/suppressions/<int:suppression_id>/lift/",
+        suppressions.suppression_lift,
+        name="suppression_lift",
     ),
     path("settings/topics/", settings.topic_list, name="topic_list"),
     path("settings/topics/<int:topic_id>/", settings.topic_edit, name="topic_edit"),

@@ -50,3 +50,10 @@ class OrganizationMiddleware:
         organization = membership.organization
         with scope(organization=organization), timezone.override(organization.zone):
             return self.get_response(request)
+
+
+def iterate_in_scope(organization, iterable):
+    """Iterate inside the organisation's scope: a streamed response's body is read after the
+    view (and the middleware's scope) has returned."""
+    with scope(organization=organization):
+        yield from iterable

@@ -10,6 +10,7 @@ SETTINGS_VIEWS = {
     "organization_settings",
     "members",
     "member_invite",
+    "member_remove",
     "candidates:fields",
     "candidates:field_add",
     "candidates:field_edit",
@@ -19,6 +20,7 @@ SETTINGS_VIEWS = {
     "campaigns:topic_edit",
     "campaigns:role_family_list",
     "campaigns:role_family_edit",
+    "campaigns:suppression_list",
 }
 APP_SECTIONS = {"candidates", "pipelines", "campaigns", "analytics"}
 

@@ -283,6 +283,17 @@ def _sending_domain(org) -> int:
         ).pk
 
 
+def _suppression(org) -> int:
+    from campaigns.models import Suppression
+
+    with scopes_disabled():
+        return Suppression.objects.create(
+            organization=org,
+            email=f"{SECRET_MARKER.lower()}-{secrets.token_hex(3)}@example.com",
+            reason=Suppression.Reason.MANUAL,
+        ).pk
+
+
 # URL keyword argument -> function(organization) returning a value that names an object of
 # that organisation.
 OBJECT_KWARGS: dict[str, Callable] = {
@@ -304,6 +315,7 @@ OBJECT_KWARGS: dict[str, Callable] = {
     "topic_id": _topic,
     "role_family_id": _role_family,
     "domain_id": _sending_domain,
+    "suppression_id": _suppression,
     "pool_id": _pool,
     "stage_id": _stage,
     "pool_membership_id": _pool_membership,

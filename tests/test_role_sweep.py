@@ -89,6 +89,9 @@ ADMIN_ONLY = {
     "campaigns:role_family_list",
     "campaigns:role_family_edit",
     "campaigns:role_family_archive",
+    "campaigns:suppression_list",
+    "campaigns:suppression_lift",
+    "campaigns:suppressions_export",
     # Inside the view: the organisation's default stages (pipelines/views.py, _stage_scope).
     "pipelines:stage_list",
     "pipelines:stage_add",

@@ -10,7 +10,6 @@ from django.http import FileResponse, HttpResponse, QueryDict, StreamingHttpResp
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
-from django_scopes import scope
 
 from candidates.filters import EDITING_PARAM, PAGING_PARAMS, SELECTION_PARAMS, CandidateFilterSet
 from candidates.forms import (
@@ -54,6 +53,7 @@ from candidates.services.saved_searches import (
 )
 from candidates.views.outcomes import bulk_outcome
 from crm.ids import id_from, ids_from
+from crm.middleware import iterate_in_scope
 from crm.permissions import recruiter_required
 
 # The list counts matches exactly up to this many and shows "1,000+" beyond. Counting reads
@@ -381,16 +381,9 @@ def _export_response(organization, queryset, fmt: str) -> HttpResponse:
         )
     else:
         response = StreamingHttpResponse(
-            _in_scope(organization, export.export_csv_lines(headers, rows)),
+            iterate_in_scope(organization, export.export_csv_lines(headers, rows)),
             content_type=content_type,
         )
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _in_scope(organization, iterable):
-    """Iterate inside the organisation's scope: a streamed body is read after the view (and the
-    middleware's scope) has returned."""
-    with scope(organization=organization):
-        yield from iterable
