@@ -3,20 +3,34 @@
 from django.conf import settings
 from django.core.checks import Warning, register
 
+from campaigns.conf import setting
+
 
 @register("campaigns", deploy=True)
 def anymail_webhook_secret(app_configs, **kwargs):
-    """Without WEBHOOK_SECRET anymail accepts webhook posts from anyone (it only warns)."""
+    """Without WEBHOOK_SECRET anymail accepts webhook posts from anyone (it only warns). The
+    webhooks matter with an ESP backend (tracking events) and with CAMPAIGNS_REPLY_DOMAIN, whose
+    mail reaches anymail's inbound webhook whatever backend sends (SMTP too)."""
+    if getattr(settings, "ANYMAIL", {}).get("WEBHOOK_SECRET"):
+        return []
     backend = getattr(settings, "EMAIL_BACKEND", "")
-    secret = getattr(settings, "ANYMAIL", {}).get("WEBHOOK_SECRET")
     # anymail's backends, or ours built on them (campaigns/backends.py)
-    if backend.startswith(("anymail.", "campaigns.backends.")) and not secret:
-        return [
-            Warning(
-                "ANYMAIL_WEBHOOK_SECRET is not set: the ESP webhooks under /webhooks/anymail/ "
-                "would accept events from anyone.",
-                hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and use it in the ESP's webhook URL.",
-                id="campaigns.W001",
-            )
-        ]
-    return []
+    if backend.startswith(("anymail.", "campaigns.backends.")):
+        message = (
+            "ANYMAIL_WEBHOOK_SECRET is not set: the ESP webhooks under /webhooks/anymail/ "
+            "would accept events from anyone."
+        )
+    elif setting("CAMPAIGNS_REPLY_DOMAIN", ""):
+        message = (
+            "ANYMAIL_WEBHOOK_SECRET is not set: the inbound webhook under /webhooks/anymail/, "
+            "which CAMPAIGNS_REPLY_DOMAIN's mail reaches, would accept emails from anyone."
+        )
+    else:
+        return []
+    return [
+        Warning(
+            message,
+            hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and use it in the ESP's webhook URLs.",
+            id="campaigns.W001",
+        )
+    ]

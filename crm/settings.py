@@ -258,6 +258,11 @@ ATTACHMENT_EXTRACT_MAX_MEMORY_BYTES = int(
     os.environ.get("ATTACHMENT_EXTRACT_MAX_MEMORY_BYTES", 512 * 1024 * 1024)
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Database connections a candidate import writes its batches on, each keeping one of
+# PostgreSQL's CPUs busy (candidates/services/imports.py). More helps only with cores to spare.
+CANDIDATE_IMPORT_WRITERS = int(os.environ.get("CANDIDATE_IMPORT_WRITERS", "2"))
+if CANDIDATE_IMPORT_WRITERS < 1:
+    raise ImproperlyConfigured("CANDIDATE_IMPORT_WRITERS must be 1 or more.")
 
 # --- S3-compatible file storage (django-storages) -------------------------------------------
 # Used when FILE_STORAGE=storages.backends.s3.S3Storage. Credentials (AWS_ACCESS_KEY_ID,
