@@ -15,7 +15,8 @@ from django.utils.formats import date_format
 from campaigns.models import CandidateEmailPreference, EmailSettings, EmailTemplate, Message
 from campaigns.services.branding import brand_color_problem
 from campaigns.services.campaigns import archived_pool_problem
-from campaigns.services.preferences import pause_end
+from campaigns.services.messages import address_name_problem
+from campaigns.services.preferences import archived_topics_received, pause_end
 from campaigns.services.role_families import role_family_choices
 from campaigns.services.topics import topic_choices
 from candidates.models import Candidate, SavedSearch
@@ -423,7 +424,13 @@ class PreferencesForm(forms.Form):
         topics: list[tuple[str, str]],
         role_families: list[tuple[str, str]] = (),
     ) -> "PreferencesForm":
-        """The preference centre's form: bound to what was posted, or showing what is saved."""
+        """The preference centre's form: bound to what was posted, or showing what is saved.
+        `topics`: the active ones; an archived topic the candidate still gets email about is
+        added (services/preferences.py: archived_topics_received)."""
+        topics = list(topics) + [
+            (topic.key, f"{topic.name} — {topic.description}" if topic.description else topic.name)
+            for topic in archived_topics_received(candidate=candidate)
+        ]
         return cls(
             data,
             topics=topics,
@@ -464,9 +471,37 @@ class SenderForm(forms.ModelForm):
         self.fields["sender_email"].required = True
         self.fields["postal_address"].required = True
 
+    def clean_sender_email(self) -> str:
+        address = self.cleaned_data["sender_email"]
+        if address and not address.isascii():
+            # Email headers take an internationalised domain only in its ASCII form, and the
+            # sending domain is verified under that form too.
+            raise ValidationError(
+                "Use the address's ASCII form (an internationalised domain such as "
+                "bücher.example is written xn--bcher-kva.example; the part before @ must be "
+                "plain ASCII)."
+            )
+        return address
+
+    def clean(self):
+        data = super().clean()
+        address = data.get("sender_email")
+        if "sender_name" in data and address:
+            name = data["sender_name"].strip()
+            problem = address_name_problem(name=name or self.instance.name, address=address)
+            if problem and not name:  # the organisation's name stands in for an empty one
+                problem = (
+                    "Left empty, this is your organisation's name, which is too long to go "
+                    f"with the address {address} in an email. Give a shorter sender name."
+                )
+            if problem:
+                self.add_error("sender_name", problem)
+        return data
+
 
 class SenderProfileForm(forms.Form):
-    """How the recruiter appears in the campaign emails they send (recruiter.* merge fields)."""
+    """How the recruiter appears in the campaign emails they send (recruiter.* merge fields).
+    `email`: the recruiter's address, which their name goes with in Reply-To."""
 
     name = forms.CharField(label="Your name", max_length=150)
     job_title = forms.CharField(label="Your job title", max_length=150, required=False)
@@ -478,6 +513,17 @@ class SenderProfileForm(forms.Form):
         help_text="Plain text, line breaks are kept. Campaign emails show it where they say "
         "{{ recruiter.signature }}.",
     )
+
+    def __init__(self, *args, email: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        problem = address_name_problem(name=name.strip(), address=self.email)
+        if problem:
+            raise ValidationError(problem)
+        return name
 
 
 class BrandingForm(forms.Form):

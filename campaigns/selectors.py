@@ -36,6 +36,7 @@ from campaigns.models import (
 )
 
 MESSAGES_PAGE_SIZE = 50
+CAMPAIGNS_PAGE_SIZE = 25
 # An email that went out: a bounce went out too, so it counts as sent (and in every rate's
 # denominator) as well as bounced.
 SENT_STATES = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED]
@@ -113,7 +114,8 @@ def email_settings_for(*, organization) -> EmailSettings:
 
 
 def campaigns_for_list(*, organization):
-    """Campaigns, newest first, each with its audience (enrolled) and sent counts: one query."""
+    """Campaigns, newest first, each with its audience (enrolled) and sent counts: one query
+    (per page of the list: campaign_list pages it)."""
     enrolled = (
         Enrollment.objects.filter(campaign=OuterRef("pk"))
         .order_by()

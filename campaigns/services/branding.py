@@ -27,6 +27,10 @@ LOGO_MAX_BYTES = 2 * 1024 * 1024
 LOGO_MAX_SIZE = (600, 200)  # stored
 LOGO_SHOWN_MAX = (240, 60)  # shown in emails and on candidate pages (CSS pixels)
 LOGO_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+# Far above any real logo (a 6000 x 4000 photo is 24 megapixels), far below what a few
+# kilobytes of PNG can claim: 13000 x 13000 pixels of one colour compress to 46 KB and took
+# ~1.3 GB to convert. The size is read from the file's header, before any pixel is decoded.
+LOGO_MAX_PIXELS = 25_000_000
 DEFAULT_LINK_COLOR = "#1f5fbf"
 MIN_CONTRAST = 4.5  # WCAG AA for normal text: links on the white email card
 
@@ -64,7 +68,16 @@ def logo_png(upload) -> bytes:
         with Image.open(upload) as image:
             if image.format not in LOGO_FORMATS:
                 raise ValidationError("Upload a PNG, JPEG, GIF or WebP image.")
+            width, height = image.size
+            if width * height > LOGO_MAX_PIXELS:
+                raise ValidationError(
+                    f"The logo is {width} × {height} pixels; upload one of at most "
+                    f"{LOGO_MAX_PIXELS // 1_000_000} megapixels (it is shown at most "
+                    f"{LOGO_SHOWN_MAX[0]} × {LOGO_SHOWN_MAX[1]})."
+                )
             image.seek(0)  # the first frame of an animation
+            # A JPEG decodes at 1/2, 1/4 or 1/8 of its size when that is still large enough.
+            image.draft(None, LOGO_MAX_SIZE)
             converted = image.convert("RGBA")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise ValidationError("This file is not an image we can read.") from error

@@ -4,12 +4,21 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.formats import date_format
 from django_scopes import scopes_disabled
 
 from campaigns.conf import AUDIENCE_BATCH, AUDIENCE_FIRST_BATCH, LAUNCH_FIRST_CHUNK, send_queue
-from campaigns.models import AudienceBatch, Campaign, EmailTemplate, Enrollment, Message, Step
+from campaigns.models import (
+    AudienceBatch,
+    Campaign,
+    EmailTemplate,
+    Enrollment,
+    Message,
+    Step,
+    Topic,
+)
 from campaigns.services import sequences
 from campaigns.services.audience import audience_problems, audience_queryset
 from campaigns.services.domains import unverified_sender_domain
@@ -175,12 +184,35 @@ def campaign_held_by_domain(*, organization: Organization, campaign: Campaign) -
     return unverified_sender_domain(organization=organization)
 
 
-def campaign_launch_problems(*, campaign: Campaign, user=None) -> list[str]:
-    """Why this campaign cannot launch now (empty: it can), in words for `user`."""
+def campaign_launch_problems(
+    *, campaign: Campaign, user=None, now: datetime | None = None
+) -> list[str]:
+    """Why this campaign cannot launch `now` (empty: it can), in words for `user`."""
     organization = campaign.organization
     problems = []
     if campaign.status != Campaign.Status.DRAFT:
         problems.append("Only a draft campaign can be launched.")
+    elif campaign.scheduled_at is not None and campaign.scheduled_at <= (now or timezone.now()):
+        # Launching would send at once, not at the time the launch button names.
+        when = timezone.localtime(campaign.scheduled_at, organization.zone)
+        problems.append(
+            f"The time you chose, {date_format(when, 'j M Y, H:i')}, has passed: in Settings, "
+            "choose a new time or “As soon as I launch it”."
+        )
+    archived_topic = (
+        Topic.objects.filter(
+            organization=organization, key=campaign.topic, archived_at__isnull=False
+        )
+        .values_list("name", flat=True)
+        .first()
+    )
+    if archived_topic is not None:
+        # Hidden from new campaigns and, to candidates who do not get it, from the
+        # preference centre (services/preferences.py: preference_topics).
+        problems.append(
+            f"The topic “{archived_topic}” is archived: choose another in Settings, or restore "
+            "it in Settings → Email topics."
+        )
     if not organization.postal_address.strip():
         problems.append(
             "Your organisation has no postal address. The law requires it in every campaign "
@@ -227,10 +259,10 @@ def campaign_launch(*, campaign: Campaign, user, now: datetime | None = None) ->
     candidates the audience has (all of them are enrolled within seconds: see
     `_enroll_audience`). Raises ValidationError with the reasons when it cannot launch."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    problems = campaign_launch_problems(campaign=campaign, user=user)
+    now = now or timezone.now()
+    problems = campaign_launch_problems(campaign=campaign, user=user, now=now)
     if problems:
         raise ValidationError(problems)
-    now = now or timezone.now()
     start = launch_start(campaign=campaign, now=now)
     first = campaign.steps.order_by("position").first()
     # When the first step is due in the organisation's time zone; `_batch_enroll` gives
@@ -441,7 +473,8 @@ def campaigns_finish(*, now: datetime | None = None, campaign_ids=None) -> int:
     """Mark running campaigns done once nothing is left to send: no active enrollment, no
     audience batch waiting to be enrolled and no Message still in the outbox (queued or
     sending: a capped or retried email can wait a day after it was written). A sequence that
-    candidates join from a pool keeps running until it is paused or ended.
+    candidates join from a pool keeps running, whoever is left in it, until a recruiter ends
+    it (`sequence_end`); pausing it only holds it.
 
     The send task calls it for the campaigns of the chunk it has just finished and the
     dispatcher for all running campaigns (the catch-up). One UPDATE, guarded by the status, so
@@ -471,3 +504,64 @@ def campaigns_finish(*, now: datetime | None = None, campaign_ids=None) -> int:
             .exclude(kind=Campaign.Kind.SEQUENCE, auto_join_pool__isnull=False)
             .update(status=Campaign.Status.DONE, finished_at=now)
         )
+
+
+@transaction.atomic
+def sequence_end(*, campaign: Campaign, user, now: datetime | None = None) -> int:
+    """End a launched sequence for good ("End sequence" on its page: running, scheduled or
+    paused). Everyone still in it leaves (reason `cancelled`, on their timeline), the emails
+    written for it and still queued are not sent, nobody joins it any more from its auto-join
+    pool (which stays named on its page) or from the rest of its launch's audience, and it
+    shows as ended (Cancelled, `finished_at`). An email already being sent is the send path's,
+    which skips it for a cancelled campaign unless it has gone. Returns how many candidates
+    left it.
+
+    First the launch's audience batches still waiting to be enrolled are locked (a batch being
+    enrolled now is waited for: its candidates then leave below; `campaigns.enroll` skips the
+    locked ones), then the campaign's row: an enrollment under way (`sequence_enroll` reads
+    the status under a share lock) commits first and its candidates leave here too, or it
+    waits and then finds the sequence ended."""
+    waiting = list(
+        AudienceBatch.objects.select_for_update()
+        .filter(organization_id=campaign.organization_id, campaign_id=campaign.pk)
+        .values_list("pk", flat=True)
+    )
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.kind != Campaign.Kind.SEQUENCE:
+        raise ValidationError("Only a sequence can be ended.")
+    if campaign.status not in ACTIVE_STATUSES:
+        raise ValidationError("This sequence has already ended.")
+    now = now or timezone.now()
+    AudienceBatch.objects.filter(pk__in=waiting).delete()
+    # Who leaves: those still in it, and those whose last email is written but not yet sent
+    # (an enrollment is done once its last email is written), read before those emails are
+    # skipped.
+    in_outbox = Message.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        enrollment_id=OuterRef("pk"),
+        status__in=OUTBOX_STATUSES,
+    )
+    leaving = list(
+        Enrollment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
+        .filter(
+            Q(status=Enrollment.Status.ACTIVE) | Q(Exists(in_outbox), status=Enrollment.Status.DONE)
+        )
+        .values_list("pk", flat=True)
+    )
+    Message.objects.filter(
+        organization_id=campaign.organization_id,
+        campaign=campaign,
+        status=Message.Status.QUEUED,
+    ).update(status=Message.Status.SKIPPED, skip_reason=Message.SkipReason.CAMPAIGN_CANCELLED)
+    left = sequences.enrollments_stop(
+        organization_id=campaign.organization_id,
+        enrollment_ids=leaving,
+        reason=Enrollment.StopReason.CANCELLED,
+        actor=user,
+        now=now,
+        also_done=True,
+    )
+    campaign.status = Campaign.Status.CANCELLED
+    campaign.finished_at = now
+    campaign.save(update_fields=["status", "finished_at"])
+    return left

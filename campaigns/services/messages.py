@@ -38,6 +38,70 @@ def public_url(name: str, token: str) -> str:
     return site_url() + _public_path(name).replace(_URL_SLOT, token)
 
 
+# Message.from_email and Message.reply_to: an address header as stored, display name included.
+ADDRESS_MAX_LENGTH = Message._meta.get_field("from_email").max_length
+
+
+def _name_fits(name: str, address: str, *, ending: str = "") -> int:
+    """How many characters of `name`, from its start and followed by `ending`, fit with
+    `address` in ADDRESS_MAX_LENGTH characters once encoded."""
+    low, high = 0, len(name)
+    while low < high:  # the encoded length only grows with the name
+        middle = (low + high + 1) // 2
+        if len(formataddr((name[:middle].rstrip() + ending, address))) <= ADDRESS_MAX_LENGTH:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _ascii_domain(address: str) -> str:
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address  # not a domain IDNA can write: formataddr says so, as before
+
+
+def address_header(name: str, address: str) -> str:
+    """`Name <address>` as an email's From or Reply-To and as Message stores it. A name in
+    anything but plain ASCII is RFC 2047 encoded, which makes it 2.7 (Cyrillic, Greek…) to 4
+    (Chinese, Japanese…) times as long; one that would not fit in ADDRESS_MAX_LENGTH characters
+    (saved before the settings checked it, or with an address that changed since) is
+    shortened and ends with an ellipsis. The address is never cut; an internationalised domain
+    (a recruiter's login address at bücher.example) is written in its ASCII form, which is
+    what a header takes."""
+    address = _ascii_domain(address)
+    header = formataddr((name, address))
+    if len(header) <= ADDRESS_MAX_LENGTH:
+        return header
+    ellipsis = "..." if name.isascii() else "…"
+    shortened = name[: _name_fits(name, address, ending=ellipsis)].rstrip()
+    return formataddr((shortened + ellipsis, address)) if shortened else address
+
+
+def address_name_problem(*, name: str, address: str) -> str:
+    """Why `name` cannot go with `address` in an email's From or Reply-To ("" when it can):
+    what a form says before the name is saved."""
+    if not name or not address or not address.isascii():
+        return ""  # an address formataddr cannot take is not this check's to judge
+    if len(formataddr((name, address))) <= ADDRESS_MAX_LENGTH:
+        return ""
+    fits, length = _name_fits(name, address), len(name)
+    if name.isascii():
+        return (
+            f"Too long to go with the address {address} in an email: at most {fits} "
+            f"characters fit (this name has {length})."
+        )
+    return (
+        f"Too long to go with the address {address} in an email: letters like these take "
+        f"three to four times the room once encoded for email, so at most {fits} characters "
+        f"fit (this name has {length})."
+    )
+
+
 @dataclass(frozen=True)
 class Sender:
     from_email: str  # "Name <address>"
@@ -51,8 +115,8 @@ def sender_for(*, organization, campaign=None, user=None) -> Sender:
     candidates get: its recruiter, not whoever is looking), else `user`. One query for the
     recruiter's signature."""
     person = (campaign.sender if campaign is not None else None) or user
-    from_email = formataddr(
-        (organization.sender_name or organization.name, organization.sender_email)
+    from_email = address_header(
+        organization.sender_name or organization.name, organization.sender_email
     )
     if person is not None:
         signature = (
@@ -66,7 +130,7 @@ def sender_for(*, organization, campaign=None, user=None) -> Sender:
             "email": person.email,
             "signature": (signature or "").strip(),
         }
-        reply_to = formataddr((person.display_name, person.email))
+        reply_to = address_header(person.display_name, person.email)
     else:
         recruiter = {
             "name": organization.sender_name or organization.name,

@@ -11,10 +11,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.services import engagement_event_record
-from campaigns.models import CandidateEmailPreference, Enrollment, Suppression
+from campaigns.models import CandidateEmailPreference, Enrollment, Suppression, Topic
 from campaigns.services import tokens
 from campaigns.services.role_families import role_families_for
-from campaigns.services.sequences import enrollments_stop_for_candidates
+from campaigns.services.sequences import ACTIVE_STATUSES, enrollments_stop_for_candidates
 from campaigns.services.topics import topics_for
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activity_record
@@ -276,6 +276,27 @@ def candidate_resubscribe(*, candidate: Candidate) -> bool:
     return True
 
 
+def archived_topics_received(*, candidate: Candidate) -> list[Topic]:
+    """Archived topics that the candidate still gets email about: those of the launched
+    campaigns they are active in (a sequence that was running when its topic was archived; a
+    draft on an archived topic cannot launch). The preference centre offers these too, so that
+    one can opt out of what one gets; other archived topics are not offered, and their opt-outs
+    stay as they are. One query."""
+    receiving = Enrollment.objects.filter(
+        organization_id=candidate.organization_id,
+        candidate_id=candidate.pk,
+        status=Enrollment.Status.ACTIVE,
+        campaign__status__in=ACTIVE_STATUSES,
+    ).values("campaign__topic")
+    return list(
+        Topic.objects.filter(
+            organization_id=candidate.organization_id,
+            archived_at__isnull=False,
+            key__in=receiving,
+        )
+    )
+
+
 def _add_months(day: date, months: int) -> date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
@@ -311,8 +332,12 @@ def candidate_preferences_update(
     how often, an optional pause, what they are interested in (role families, other roles,
     places, remote) and their current title and city."""
     preference = preference_for(candidate=candidate)
-    offered = [topic.key for topic in topics_for(organization=candidate.organization)]
-    # Archived topics are not offered: their opt-outs stay as they were.
+    offered = [
+        topic.key
+        for topic in topics_for(organization=candidate.organization)
+        + archived_topics_received(candidate=candidate)
+    ]
+    # Other archived topics are not offered: their opt-outs stay as they were.
     kept = [key for key in preference.opted_out_topics or [] if key not in offered]
     preference.opted_out_topics = kept + [key for key in offered if key not in topics]
     families = [f.key for f in role_families_for(organization=candidate.organization)]

@@ -62,7 +62,9 @@ def topic_update(*, topic: Topic, name: str, description: str = "") -> Topic:
 
 
 def topic_archive(*, topic: Topic) -> Topic:
-    """Hide it from new campaigns and the preference centre. Opt-outs stay in force."""
+    """Hide it from new campaigns (a draft on it cannot launch: campaign_launch_problems) and
+    from the preference centre, except for candidates a running campaign still emails about
+    it (preferences.archived_topics_received). Opt-outs stay in force."""
     return choice_lists.choice_archive(choice_list=TOPICS, entry=topic)
 
 

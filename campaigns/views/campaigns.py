@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from campaigns.forms import BroadcastForm, EmailFieldsForm, MessageFilterForm, PreviewCandidateForm
 from campaigns.models import Campaign
 from campaigns.selectors import (
+    CAMPAIGNS_PAGE_SIZE,
     MESSAGES_PAGE_SIZE,
     broadcast_delivery,
     campaign_first_step,
@@ -42,7 +43,12 @@ from pipelines.selectors import pools_named_for
 @require_safe
 def campaign_list(request, org_slug):
     campaigns = campaigns_for_list(organization=request.organization)
-    return render(request, "campaigns/campaign_list.html", {"campaigns": campaigns})
+    page_obj = Paginator(campaigns, CAMPAIGNS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "campaigns/campaign_list.html",
+        {"page_obj": page_obj, "campaigns": page_obj.object_list},
+    )
 
 
 # The broadcast form's fields that are the campaign's settings (all but the template).

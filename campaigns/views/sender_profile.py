@@ -16,6 +16,7 @@ def sender_profile_edit(request, org_slug):
     profile = sender_profile_get(organization=request.organization, user=request.user)
     form = SenderProfileForm(
         request.POST or None,
+        email=request.user.email,
         initial={
             "name": request.user.name,
             "job_title": request.user.job_title,

@@ -72,8 +72,9 @@ _TOPICS = _ChoicePage(
     title="Email topics",
     intro=(
         "Each campaign is about one topic; candidates choose the topics they want in their "
-        "preference centre. Archived topics are hidden from new campaigns and from candidates; "
-        "their opt-outs stay in force."
+        "preference centre. Archived topics are hidden from new campaigns (a draft on one "
+        "cannot launch) and from candidates, except those a running sequence still emails "
+        "about one; their opt-outs stay in force."
     ),
     rename_intro="Campaigns and candidates' choices keep pointing at this topic.",
 )
