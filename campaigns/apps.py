@@ -74,6 +74,23 @@ class CampaignsConfig(AppConfig):
                 url_name="campaigns:enroll",
             )
         )
+        # …which runs as the list's own bulk actions do: at once for a few candidates, as a
+        # job in batches with a progress page for many (candidates.services.bulk).
+        from campaigns.services.sequences import (
+            ENROLL_ACTION,
+            sequence_enroll_outcome,
+            sequence_enroll_selection,
+        )
+        from candidates.services.bulk import BulkJobAction, bulk_job_action_register
+
+        bulk_job_action_register(
+            BulkJobAction(
+                action=ENROLL_ACTION,
+                label="Enroll in a sequence",
+                apply=sequence_enroll_selection,
+                outcome=sequence_enroll_outcome,
+            )
+        )
 
         # The candidate profile's "Sent emails" card (with consent and double opt-in).
         profile_panel_register("campaigns/includes/profile_sent_emails.html")

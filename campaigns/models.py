@@ -428,6 +428,7 @@ class Enrollment(models.Model):
         STAGE_WON = "stage_won", "Moved to a won stage"
         STAGE_LOST = "stage_lost", "Moved to a lost stage"
         MERGED = "merged", "Merged into another profile"
+        HIRED = "hired", "Hired"
 
     # No index of its own: enrollment_unique and the indexes below lead with it.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
@@ -540,6 +541,7 @@ class Message(models.Model):
         NO_CONSENT = "no_consent", "No recorded consent"
         MERGED = "merged", "Merged into another profile"
         CANDIDATE_DELETED = "candidate_deleted", "Candidate deleted"
+        HIRED = "hired", "Hired"
 
     # No index of its own: message_once_per_step and three indexes below lead with it.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)

@@ -100,6 +100,7 @@ urlpatterns = [
     ),
     path("<int:campaign_id>/pause/", sequences.campaign_pause, name="pause"),
     path("<int:campaign_id>/resume/", sequences.campaign_resume, name="resume"),
+    path("<int:campaign_id>/end/", sequences.sequence_end, name="sequence_end"),
     path(
         "<int:campaign_id>/enrollments/<int:enrollment_id>/remove/",
         sequences.enrollment_remove,

@@ -1,8 +1,8 @@
 """Who a campaign reaches: its saved searches and talent pools (static pools: their members;
 smart pools: their members and everyone their saved search finds now), minus everyone in its
 excluded saved searches and pools, minus everyone campaign email must not go to anyway (no
-address, do not contact, unsubscribed, suppressed), and — when the campaign targets interests —
-only the candidates whose preference-centre interests fit."""
+address, do not contact, hired, unsubscribed, suppressed), and — when the campaign targets
+interests — only the candidates whose preference-centre interests fit."""
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.fields.array import ArrayOverlap
@@ -13,6 +13,12 @@ from candidates.models import Candidate
 from candidates.selectors import saved_search_problem, saved_search_queryset
 
 REMOTE = "remote"  # a targeted location that also finds candidates open to remote work
+
+# Statuses that campaign email never reaches: "Do not contact", and "Hired" (an employee now,
+# no longer someone to tell about opportunities). Launch audiences, sequence joins, the stop
+# check when a step falls due and the send path all leave them out; a recruiter's own email
+# and transactional email (a double opt-in confirmation) are not campaign email.
+NO_CAMPAIGN_EMAIL_STATUSES = (Candidate.Status.DO_NOT_CONTACT, Candidate.Status.HIRED)
 
 
 def _ids(saved_searches) -> QuerySet | None:
@@ -160,7 +166,7 @@ def audience_queryset(*, campaign) -> QuerySet:
         audience = audience.filter(interests)
     return (
         audience.exclude(email="")
-        .exclude(status=Candidate.Status.DO_NOT_CONTACT)
+        .exclude(status__in=NO_CAMPAIGN_EMAIL_STATUSES)
         .exclude(
             Exists(
                 CandidateEmailPreference.objects.filter(

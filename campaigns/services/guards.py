@@ -122,7 +122,12 @@ IN_FLIGHT_RECHECK = timedelta(minutes=2)
 
 
 def _frequency_holds(
-    *, organization, messages: list[Message], email_settings: EmailSettings, now: datetime
+    *,
+    organization,
+    messages: list[Message],
+    email_settings: EmailSettings,
+    now: datetime,
+    own_ids: set[int],
 ) -> dict[int, tuple[datetime, str]]:
     limit, days = email_settings.frequency_cap_messages, email_settings.frequency_cap_days
     if not limit or not days:
@@ -130,11 +135,11 @@ def _frequency_holds(
     window = timedelta(days=days)
     candidate_ids = {m.candidate_id for m in messages if m.candidate_id and m.campaign_id}
     # Counted: the emails sent within the window, and those another worker has claimed and is
-    # sending now (not this batch's own). Without the latter, two workers sending two
-    # campaigns' emails to one candidate at the same moment both passed the cap. An email held
-    # only because of one in flight waits IN_FLIGHT_RECHECK and is checked again, by then
-    # against that email's real outcome (sent, or back in the queue).
-    in_flight = Q(status=Message.Status.SENDING) & ~Q(pk__in=[m.pk for m in messages])
+    # sending now (not this task's own chunk, `own_ids`). Without the latter, two workers
+    # sending two campaigns' emails to one candidate at the same moment both passed the cap.
+    # An email held only because of one in flight waits IN_FLIGHT_RECHECK and is checked
+    # again, by then against that email's real outcome (sent, or back in the queue).
+    in_flight = Q(status=Message.Status.SENDING) & ~Q(pk__in=list(own_ids))
     sent: dict[int, list[datetime]] = defaultdict(list)
     flying: dict[int, int] = defaultdict(int)
     for candidate_id, sent_at in (
@@ -172,7 +177,7 @@ CANDIDATE_PERIODS = {
 
 
 def _candidate_frequency_holds(
-    *, organization, messages: list[Message], now: datetime
+    *, organization, messages: list[Message], now: datetime, own_ids: set[int]
 ) -> dict[int, tuple[datetime, str]]:
     """The candidate's own choice in the preference centre ("at most once a week/month"):
     an email within that period of their last campaign email waits until the period is over."""
@@ -193,7 +198,7 @@ def _candidate_frequency_holds(
     # As for the organisation's cap: an email another worker has claimed and is sending now
     # counts too (its sent_at is still empty), else two workers sending two campaigns' emails
     # to a "once a week" candidate at the same moment would both go out.
-    in_flight = Q(status=Message.Status.SENDING) & ~Q(pk__in=[m.pk for m in messages])
+    in_flight = Q(status=Message.Status.SENDING) & ~Q(pk__in=list(own_ids))
     last_sent: dict[int, datetime] = {}
     flying: set[int] = set()
     for candidate_id, last, sending in (
@@ -256,15 +261,22 @@ def send_holds(
     messages: list[Message],
     email_settings: EmailSettings | None,
     now: datetime,
+    claimed_ids=(),
 ) -> SendHolds:
     """The messages that must wait ({message pk: (when to try again, why)}): over the
     frequency cap, from a sending domain that is not verified, over the sending domain's
     warm-up allowance for today, or over the recruiter's daily cap. The two daily allowances
     are Redis counters shared by all workers; the result remembers which counters each message
     took from, so that the send path gives back what it did not use (see SendHolds).
-    Allowance taken for a message that another cap then holds is given back here."""
+    Allowance taken for a message that another cap then holds is given back here.
+
+    `claimed_ids`: every message the calling task has claimed (`sending`), `messages` among
+    them. The others (skipped, paused) are not sent by it; the caps must not count them as
+    another worker's emails in flight to their candidates (which would hold an email of the
+    same chunk for IN_FLIGHT_RECHECK for nothing)."""
     result = SendHolds()
     holds = result.holds
+    own_ids = {m.pk for m in messages} | set(claimed_ids)
     if email_settings is not None:
         holds.update(
             _frequency_holds(
@@ -272,6 +284,7 @@ def send_holds(
                 messages=messages,
                 email_settings=email_settings,
                 now=now,
+                own_ids=own_ids,
             )
         )
     holds.update(
@@ -279,6 +292,7 @@ def send_holds(
             organization=organization,
             messages=[m for m in messages if m.pk not in holds],
             now=now,
+            own_ids=own_ids,
         )
     )
     day = local_day(organization, now)

@@ -81,6 +81,7 @@ _STOPPING = {
     Message.SkipReason.DO_NOT_CONTACT: Enrollment.StopReason.DO_NOT_CONTACT,
     Message.SkipReason.CAMPAIGN_CANCELLED: Enrollment.StopReason.CANCELLED,
     Message.SkipReason.MERGED: Enrollment.StopReason.MERGED,
+    Message.SkipReason.HIRED: Enrollment.StopReason.HIRED,
 }
 
 
@@ -179,6 +180,9 @@ def skip_reason_for(
         return Message.SkipReason.SUPPRESSED
     if candidate is not None and candidate.status == Candidate.Status.DO_NOT_CONTACT:
         return Message.SkipReason.DO_NOT_CONTACT
+    if candidate is not None and candidate.status == Candidate.Status.HIRED:
+        # An employee now: campaign email about opportunities no longer goes to them.
+        return Message.SkipReason.HIRED
     if preference is not None:
         if preference.unsubscribed_at is not None:
             return Message.SkipReason.UNSUBSCRIBED
@@ -407,6 +411,9 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
         ],
         email_settings=email_settings,
         now=now,
+        # The rest of the chunk (skipped, paused) is this task's too, not another worker's
+        # emails in flight: it will not be sent now.
+        claimed_ids=claimed_ids,
     )
     held: dict = {}
 

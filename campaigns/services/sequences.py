@@ -29,7 +29,7 @@ from campaigns.models import (
     Step,
     Suppression,
 )
-from campaigns.services.audience import interest_condition
+from campaigns.services.audience import NO_CAMPAIGN_EMAIL_STATUSES, interest_condition
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
 from crm.models import User
@@ -37,6 +37,9 @@ from crm.models import User
 MAX_DELAY = timedelta(days=365)
 AUTO_JOIN_CHUNK = 5000  # candidate ids per auto-join task
 ACTIVE_STATUSES = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+# Whom a sequence takes from its auto-join pool: not while paused (those who enter the pool
+# then do not join, rather than all get step 1 at once on Resume), never once it has ended.
+AUTO_JOIN_STATUSES = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING)
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
@@ -72,7 +75,10 @@ def window_next_opening(
 ) -> datetime:
     """`moment` itself when it falls inside the window (one of `days`, 0 = Monday, between the
     wall-clock times `start` and `end` in `zone`), else the window's next opening. Wall-clock
-    arithmetic, so 9:00 stays 9:00 local across daylight-saving changes. No days: no window."""
+    arithmetic, so 9:00 stays 9:00 local across daylight-saving changes (an opening the spring
+    change skips moves on by the skipped hour). Never before `moment`: on the autumn night an
+    opening in the repeated hour that passed in summer time comes again in winter time (01:38
+    BST has gone at 01:01 GMT; 01:38 GMT has not). No days: no window."""
     if not days or start >= end:
         return moment
     local = moment.astimezone(zone)
@@ -85,7 +91,11 @@ def window_next_opening(
                 return moment
             if local.time() >= end:
                 continue  # today's window has closed
-        return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+        for fold in (0, 1):  # an ambiguous wall-clock time: the first, else the second time
+            opening = datetime.combine(day, start.replace(fold=fold), tzinfo=zone)
+            opening = opening.astimezone(UTC)
+            if opening >= moment:
+                return opening
     return moment  # not reached: some weekday is always within the next 8 days
 
 
@@ -222,9 +232,18 @@ _STOP_SUMMARIES = {
     Enrollment.StopReason.BOUNCED: "their address bounced",
     Enrollment.StopReason.COMPLAINED: "they marked an email as spam",
     Enrollment.StopReason.REMOVED: "removed by a recruiter",
+    Enrollment.StopReason.CANCELLED: "the campaign was ended",
     Enrollment.StopReason.STAGE_WON: "moved to a won stage",
     Enrollment.StopReason.STAGE_LOST: "moved to a lost stage",
     Enrollment.StopReason.ENGAGED: "they engaged, so the next step was not needed",
+    Enrollment.StopReason.DO_NOT_CONTACT: "marked “Do not contact”",
+    Enrollment.StopReason.HIRED: "marked Hired",
+}
+
+# A candidate's status that ends their enrollments, with the reason (NO_CAMPAIGN_EMAIL_STATUSES).
+STATUS_STOPS = {
+    Candidate.Status.DO_NOT_CONTACT: Enrollment.StopReason.DO_NOT_CONTACT,
+    Candidate.Status.HIRED: Enrollment.StopReason.HIRED,
 }
 
 
@@ -339,21 +358,8 @@ def enrollments_stop_for_candidates(
     """End the active enrollments of these candidates (in one campaign, or in all), and the
     finished sequence enrollments whose last email is still in the outbox (see
     `enrollments_stop`)."""
-    in_outbox = Message.objects.filter(
-        organization_id=OuterRef("organization_id"),
-        enrollment_id=OuterRef("pk"),
-        status__in=_IN_OUTBOX,
-    )
-    enrollments = Enrollment.objects.filter(
-        organization_id=organization_id,
-        candidate_id__in=list(candidate_ids),
-    ).filter(
-        Q(status=Enrollment.Status.ACTIVE)
-        | Q(
-            Exists(in_outbox),
-            status=Enrollment.Status.DONE,
-            campaign__kind=Campaign.Kind.SEQUENCE,
-        )
+    enrollments = _stoppable_enrollments(organization_id).filter(
+        candidate_id__in=list(candidate_ids)
     )
     if campaign_id is not None:
         enrollments = enrollments.filter(campaign_id=campaign_id)
@@ -364,6 +370,49 @@ def enrollments_stop_for_candidates(
         return 0
     return enrollments_stop(
         organization_id=organization_id, enrollment_ids=ids, reason=reason, actor=actor
+    )
+
+
+def _stoppable_enrollments(organization_id: int):
+    """The organisation's enrollments a stop ends: the active ones, and the finished sequence
+    enrollments whose last email is still in the outbox (see `enrollments_stop`)."""
+    in_outbox = Message.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        enrollment_id=OuterRef("pk"),
+        status__in=_IN_OUTBOX,
+    )
+    return Enrollment.objects.filter(organization_id=organization_id).filter(
+        Q(status=Enrollment.Status.ACTIVE)
+        | Q(
+            Exists(in_outbox),
+            status=Enrollment.Status.DONE,
+            campaign__kind=Campaign.Kind.SEQUENCE,
+        )
+    )
+
+
+def enrollments_stop_for_status(
+    *, organization_id: int, candidate_ids: list[int] | None = None
+) -> int:
+    """Candidates marked "Do not contact" or Hired leave every campaign at once (reason
+    `do_not_contact` or `hired`, on their timeline), as after an unsubscribe, rather than when
+    their next step falls due. Called by the receivers of candidates' `candidate_changed` (a
+    profile edited, a merge) and `candidates_changed_in_bulk` (a bulk "Set status", an
+    import). Among `candidate_ids`; None (an import or a bulk job does not name whom it
+    changed): every such candidate of the organisation, in one query over its do-not-contact
+    and hired candidates (index `cand_org_status`) and their enrollments. Returns how many
+    enrollments ended."""
+    enrollments = _stoppable_enrollments(organization_id).filter(
+        candidate__status__in=list(STATUS_STOPS)
+    )
+    if candidate_ids is not None:
+        enrollments = enrollments.filter(candidate_id__in=list(candidate_ids))
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for pk, status in enrollments.values_list("pk", "candidate__status"):
+        by_reason[STATUS_STOPS[status]].append(pk)
+    return sum(
+        enrollments_stop(organization_id=organization_id, enrollment_ids=ids, reason=reason)
+        for reason, ids in by_reason.items()
     )
 
 
@@ -506,7 +555,7 @@ def sequence_enrollments_due(
 ) -> list[Enrollment]:
     """Called by the dispatcher, inside its transaction, with the enrollments it claimed.
     For sequences, in this order: stop those whose candidate replied, complained, bounced or
-    became do-not-contact; move those due outside the sending window to its next opening;
+    became do-not-contact or hired; move those due outside the sending window to its next opening;
     finish (done, "engaged") those whose step's condition on the previous email is not met;
     turn due task steps into follow-ups. Returns the enrollments whose step runs now (broadcast
     ones unchanged); the dispatcher renders their emails and moves them on."""
@@ -526,12 +575,8 @@ def sequence_enrollments_due(
         candidate = candidates.get(enrollment.candidate_id)
         seen = signals.get((enrollment.campaign_id, enrollment.candidate_id), set())
         reason = next((reason for kind, reason in _SIGNAL_STOPS if kind in seen), None)
-        if (
-            reason is None
-            and candidate is not None
-            and candidate.status == Candidate.Status.DO_NOT_CONTACT
-        ):
-            reason = Enrollment.StopReason.DO_NOT_CONTACT
+        if reason is None and candidate is not None:
+            reason = STATUS_STOPS.get(candidate.status)  # do not contact, hired
         if reason is not None:
             stops[reason].append(enrollment.pk)
             continue
@@ -596,7 +641,7 @@ def _contactable(candidates, organization_id: int):
     """Leave out who campaign email must not go to (the audience's own rules)."""
     return (
         candidates.exclude(email="")
-        .exclude(status=Candidate.Status.DO_NOT_CONTACT)
+        .exclude(status__in=NO_CAMPAIGN_EMAIL_STATUSES)
         .exclude(
             Exists(
                 CandidateEmailPreference.objects.filter(
@@ -621,12 +666,19 @@ def sequence_enroll(
     summary: str = "",
     by_interest: bool = False,
     pool_id: int | None = None,
+    actor: User | None = None,
 ) -> int:
     """Enroll candidates in a launched sequence at its first step (those already enrolled
     once, now or before, are left alone: nobody goes through a sequence twice). With
     `by_interest` (candidates joining from the auto-join pool), only those who fit the
-    sequence's interest targeting join; a recruiter's own choice is not filtered. Returns how
-    many joined.
+    sequence's interest targeting join; a recruiter's own choice is not filtered. `pool_id`:
+    they joined from that pool, which a paused sequence does not take anyone from
+    (AUTO_JOIN_STATUSES); a recruiter may enroll into a paused one (they wait for Resume).
+    Nobody joins an ended or finished sequence. Returns how many joined.
+
+    The status is read under a share lock of the campaign's row, held to the end of the
+    transaction: a pause or an end (which lock the row for update) waits for these
+    enrollments to commit and then deals with them, or this waits for it and sees its status.
 
     Who joins is what the INSERT inserted, not what was read before it: a second submission
     at the same moment (a double click, two recruiters) reads before the first commits and
@@ -634,6 +686,9 @@ def sequence_enroll(
     unique constraint, `ON CONFLICT DO NOTHING`) and returns only its own, so each candidate
     gets one "Joined" entry and the two submissions' counts add up to who joined."""
     now = now or timezone.now()
+    statuses = AUTO_JOIN_STATUSES if pool_id is not None else ACTIVE_STATUSES
+    if _campaign_status_shared(campaign) not in statuses:
+        return 0
     first = campaign.steps.order_by("position").first()
     if first is None:
         return 0
@@ -672,10 +727,75 @@ def sequence_enroll(
         candidate_ids=joined,
         kind=Activity.Kind.ENROLLMENT,
         summary=summary or f"Joined the campaign “{campaign.name}”",
+        actor=actor,
         # `pool_id`: the pool they joined from, named in `summary` (AUTO_JOIN_SUMMARY).
         data={"campaign_id": campaign.pk, **({"pool_id": pool_id} if pool_id else {})},
     )
     return len(joined)
+
+
+def _campaign_status_shared(campaign: Campaign) -> str | None:
+    """The campaign's status now, read under a share lock of its row (FOR SHARE: enrollments
+    at once do not wait for each other, a pause or an end waits for them); None if it is
+    gone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT status FROM {Campaign._meta.db_table} "  # noqa: S608 (our table name)
+            "WHERE id = %s AND organization_id = %s FOR SHARE",
+            [campaign.pk, campaign.organization_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+# The candidate list's bulk action "Enroll in a sequence" (its page: views/enroll.py). Small
+# selections are enrolled at once, bigger ones by a job in batches: candidates' bulk-action
+# machinery runs both (candidates.services.bulk.BulkJobAction, registered in CampaignsConfig).
+ENROLL_ACTION = "sequence_enroll"
+
+
+def sequence_enroll_selection(
+    *, organization_id: int, args: dict, ids: list[int], actor: User | None = None
+) -> int:
+    """One batch of "Enroll in a sequence" (`args`: the sequence's `campaign_id`): enroll the
+    candidates `ids`, in the caller's transaction. A job commits each batch with its cursor,
+    so a resumed job starts after the last batch done (and enrolling twice is a no-op anyway).
+    Once committed, the dispatcher is kicked, as after an auto-join, so that a first step due
+    at once goes out now rather than at the next beat. A sequence ended meanwhile takes
+    nobody. Returns how many joined."""
+    campaign = (
+        Campaign.objects.select_related("organization")
+        .filter(
+            organization_id=organization_id, kind=Campaign.Kind.SEQUENCE, pk=args["campaign_id"]
+        )
+        .first()
+    )
+    if campaign is None:
+        return 0
+    joined = sequence_enroll(
+        campaign=campaign,
+        candidate_ids=ids,
+        summary=f"Enrolled in the sequence “{campaign.name}”",
+        actor=actor,
+    )
+    if joined:
+        _dispatch_soon(organization_id)
+    return joined
+
+
+def sequence_enroll_outcome(args: dict, joined: int, total: int) -> list[str]:
+    """What "Enroll in a sequence" did, sentence by sentence (`total`: the candidates it
+    found): for the message after an inline run and for a finished job's page."""
+    name = args.get("campaign_name", "the sequence")
+    said = []
+    if joined:
+        said.append(f"{joined:,} candidate{'s' if joined != 1 else ''} enrolled in “{name}”.")
+    if joined < total:
+        said.append(
+            f"{total - joined:,} of the selection did not join: already enrolled once, "
+            "unsubscribed, suppressed, do-not-contact, hired or without an email address."
+        )
+    return said
 
 
 def _enrollments_insert(
@@ -732,10 +852,11 @@ def enrollment_private_pool_summary(activity) -> str:
 
 def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
     """Candidates who just entered a pool join every launched sequence that auto-joins from
-    it (the body of the `campaigns.sequence_auto_join` task). Returns how many joined."""
+    it and is not paused (the body of the `campaigns.sequence_auto_join` task). Returns how
+    many joined."""
     joined = 0
     campaigns = Campaign.objects.filter(
-        kind=Campaign.Kind.SEQUENCE, auto_join_pool_id=pool_id, status__in=ACTIVE_STATUSES
+        kind=Campaign.Kind.SEQUENCE, auto_join_pool_id=pool_id, status__in=AUTO_JOIN_STATUSES
     ).select_related("organization", "auto_join_pool")
     for campaign in campaigns:
         with transaction.atomic():
@@ -755,14 +876,15 @@ def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
 
 def pool_entries_enqueue(*, pool, candidate_ids: list[int]) -> int:
     """The receiver of pipelines' `candidates_entered_pool`: after commit, queue auto-join
-    tasks when a launched sequence joins from this pool. Returns the number of tasks."""
+    tasks when a launched sequence that is not paused joins from this pool. Returns the
+    number of tasks."""
     if not candidate_ids:
         return 0
     if not Campaign.objects.filter(
         organization_id=pool.organization_id,
         kind=Campaign.Kind.SEQUENCE,
         auto_join_pool_id=pool.pk,
-        status__in=ACTIVE_STATUSES,
+        status__in=AUTO_JOIN_STATUSES,
     ).exists():
         return 0
     from campaigns.tasks import sequence_auto_join_task

@@ -1,6 +1,6 @@
 """Sequence pages: create a sequence and change its settings, add/edit/reorder/delete steps,
-the sequence's campaign page (steps with results, enrollments), pause and resume, remove one
-candidate."""
+the sequence's campaign page (steps with results, enrollments), pause and resume, end it,
+remove one candidate."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -315,6 +315,25 @@ def campaign_resume(request, org_slug, campaign_id):
         "campaigns/sequence_resume.html",
         {"campaign": campaign, "form": form, "overdue_count": overdue, "now": timezone.now()},
     )
+
+
+@require_POST
+@recruiter_required
+def sequence_end(request, org_slug, campaign_id):
+    """End a launched sequence for good: everyone leaves it, its queued emails are not sent,
+    nobody joins it any more."""
+    campaign = _sequence_get(request, campaign_id)
+    try:
+        left = campaign_service.sequence_end(campaign=campaign, user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request,
+            f"The sequence has ended: {left} candidate{'s' if left != 1 else ''} left it, "
+            "and nobody joins it any more.",
+        )
+    return _to_detail(campaign)
 
 
 @require_POST

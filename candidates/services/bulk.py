@@ -1,5 +1,5 @@
 """Bulk actions on a selection of candidates: tag, untag, assign owner, set status, export,
-delete.
+delete, and the actions other apps register (BulkJobAction: "Enroll in a sequence").
 
 A selection is either explicit ids (ticked rows) or "all matching" a list query string,
 bounded by the highest candidate id when the confirmation was shown (`up_to_id`): candidates
@@ -18,7 +18,7 @@ time differ (edited or deleted meanwhile), the result says by how many.
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -56,8 +56,40 @@ ACTIONS = {
 ADMIN_ONLY_ACTIONS = {"delete"}
 
 
+@dataclass(frozen=True)
+class BulkJobAction:
+    """A bulk action that another app carries out on a selection of candidates, started on
+    its own page (a `candidates.panels.BulkDestination`, e.g. campaigns' "Enroll in a
+    sequence") and run by this module like the actions above: inline below the inline limit,
+    else as a Job in batches, resumable after its cursor. Registered in the app's
+    `AppConfig.ready()`, so candidates never imports it.
+
+    `apply(organization_id=…, args=…, ids=…, actor=…)` acts on one batch of candidate ids in
+    the caller's transaction and returns how many it changed; doing a batch again must change
+    nothing more. `outcome(args, changed, total)` says what the action did, as sentences (a
+    finished job's page). Such an action does not change profiles, so it sends no
+    `candidates_changed_in_bulk`."""
+
+    action: str
+    label: str
+    apply: Callable[..., int]
+    outcome: Callable[[dict, int, int], list[str]]
+
+
+BULK_JOB_ACTIONS: dict[str, BulkJobAction] = {}
+
+
+def bulk_job_action_register(action: BulkJobAction) -> None:
+    BULK_JOB_ACTIONS[action.action] = action
+
+
 def _inline_limit() -> int:
     return getattr(settings, "CANDIDATE_BULK_INLINE_LIMIT", 200)
+
+
+def bulk_runs_inline(*, total: int) -> bool:
+    """Whether a bulk action on `total` candidates runs at once rather than as a job."""
+    return total < _inline_limit()
 
 
 def _export_inline_limit() -> int:
@@ -162,7 +194,13 @@ def bulk_apply_batch(
     *, organization_id: int, action: str, args: dict, ids: list[int], actor: User | None
 ) -> int:
     """Apply `action` to the candidates `ids` with one set-based statement and put one
-    timeline entry on each candidate that changed. Returns how many changed."""
+    timeline entry on each candidate that changed (another app's action: its `apply`).
+    Returns how many changed."""
+    registered = BULK_JOB_ACTIONS.get(action)
+    if registered is not None:
+        return registered.apply(
+            organization_id=organization_id, args=args, ids=list(ids), actor=actor
+        )
     if action == "tag":
         tags = args["tags"]
         changed = _update_returning(
@@ -260,14 +298,17 @@ def bulk_start(
     action: str,
     args: dict,
     selection: dict,
+    label: str = "",
 ) -> BulkOutcome:
-    """Run a bulk action inline when the selection is small, else queue it as a Job (the
-    caller sends the user to the job's progress page). Exports always go through
-    `export_start`."""
-    if action not in ACTIONS or action == "export":
+    """Run a bulk action (one of ACTIONS, or another app's BulkJobAction) inline when the
+    selection is small, else queue it as a Job (the caller sends the user to the job's
+    progress page); `label`: what the job page calls it (default: the action's name).
+    Exports always go through `export_start`."""
+    if action == "export" or (action not in ACTIONS and action not in BULK_JOB_ACTIONS):
         raise ValueError(f"Unknown bulk action {action!r}")
+    changes_profiles = action in ACTIONS
     total = bulk_selection_count(organization=organization, selection=selection)
-    if total < _inline_limit():
+    if bulk_runs_inline(total=total):
         queryset = bulk_selection_queryset(organization=organization, selection=selection)
         changed = 0
         acted_on: list[int] = []
@@ -281,7 +322,7 @@ def bulk_start(
                     ids=ids,
                     actor=actor,
                 )
-            if changed:
+            if changed and changes_profiles:
                 candidates_changed_in_bulk.send(
                     sender=Candidate, organization=organization, job=None, candidate_ids=acted_on
                 )
@@ -292,7 +333,7 @@ def bulk_start(
         kind=Job.Kind.BULK,
         total=total,
         params={"action": action, "args": args, "selection": selection, "cursor": 0},
-        label=ACTIONS[action],
+        label=label or (ACTIONS[action] if changes_profiles else BULK_JOB_ACTIONS[action].label),
     )
     return BulkOutcome(job=job, total=total)
 
@@ -535,7 +576,7 @@ def _bulk_run(job: Job) -> None:
         **_confirmed_difference(total=job.total, found=job.processed),
     }
     job.save(update_fields=["result"])
-    if changed:
+    if changed and params["action"] in ACTIONS:  # another app's action changes no profile
         candidates_changed_in_bulk.send(sender=Candidate, organization=organization, job=job)
 
 

@@ -57,8 +57,12 @@ def job_detail(request, org_slug, job_id):
     elif job.kind == Job.Kind.BULK and job.result:
         changed, unchanged = int(job.result.get("changed", 0)), int(job.result.get("unchanged", 0))
         params = job.params or {}
-        context["bulk_outcome"] = bulk_outcome(
-            params.get("action", ""), params.get("args") or {}, changed, changed + unchanged
+        action, args = params.get("action", ""), params.get("args") or {}
+        registered = bulk.BULK_JOB_ACTIONS.get(action)  # another app's, e.g. enrolling
+        context["bulk_outcome"] = (
+            " ".join(registered.outcome(args, changed, changed + unchanged))
+            if registered is not None
+            else bulk_outcome(action, args, changed, changed + unchanged)
         )
     elif job.kind == Job.Kind.DUPLICATE_SCAN:
         context["duplicates_open"] = int((job.result or {}).get("open suggestions", 0))
