@@ -25,6 +25,9 @@ from django.utils.http import base36_to_int, int_to_base36
 from campaigns.conf import TOKEN_MAX_AGE_DAYS
 
 CANDIDATE_SALT = "campaigns.candidate-link"  # unsubscribe and preference centre
+# What previews and test sends put in the unsubscribe and preference links (there is no
+# candidate to act for): the link opens a page saying what a candidate's link would do.
+TEST_EMAIL_TOKEN = "test-email"  # noqa: S105 (not a secret: a placeholder)
 OPEN_SALT = "campaigns.open"
 CLICK_SALT = "campaigns.click"
 

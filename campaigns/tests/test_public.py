@@ -303,6 +303,30 @@ def test_forged_tokens_change_nothing_and_reveal_nothing(sent_message, cookieles
     assert _state(sent_message) == (None, 0, 0)
 
 
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/e/u/test-email/", "opens a page where they confirm they want no more campaign email"),
+        ("/e/p/test-email/", "opens their own preference centre"),
+    ],
+)
+def test_a_test_emails_links_say_what_they_would_do_and_change_nothing(
+    sent_message, cookieless, path, said
+):
+    """ "Send a test to me" has no candidate to link to: its links do not tell the recruiter
+    that the link has expired."""
+    responses = [cookieless.get(path)]
+    if path.startswith("/e/u/"):  # one-click, as a mail program would (no cookies, no CSRF)
+        responses.append(cookieless.post(path, {"List-Unsubscribe": "One-Click"}))
+    for response in responses:
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "This link is from a test email" in html
+        assert said in html
+        assert "no longer works" not in html
+    assert _state(sent_message) == (None, 0, 0)
+
+
 def test_token_for_another_purpose_is_refused(sent_message, cookieless):
     # A valid open-pixel token (another salt) for the same candidate cannot unsubscribe.
     pixel_token = tokens.token_make(

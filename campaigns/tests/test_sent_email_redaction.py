@@ -204,7 +204,10 @@ def test_send_a_test_to_me_carries_no_token_of_a_real_candidate(
     assert TOKEN.findall(stored) == []
     paths = set(PUBLIC_PATH.findall(stored))
     assert paths  # the sample links are there, as in the real email …
-    assert {path: client.get(path).status_code for path in paths} == dict.fromkeys(paths, 404)
+    # … and lead to a page that says they come from a test email (and act for nobody).
+    pages = {path: client.get(path) for path in paths}
+    assert {path: page.status_code for path, page in pages.items()} == dict.fromkeys(paths, 200)
+    assert all("This link is from a test email" in page.content.decode() for page in pages.values())
 
 
 def test_candidate_links_are_refused_in_subject_and_preheader(recruiter_client, org):

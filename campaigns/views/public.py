@@ -26,10 +26,14 @@ from crm.models import Organization
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-def _invalid(request, token: str):
+def _invalid(request, token: str, *, page: str = "unsubscribe"):
     """The page for a link that no longer works. A genuine but expired token (or one whose
     candidate is gone) still names its organisation: the page then gives its contact address.
-    Whether the candidate exists never shows."""
+    Whether the candidate exists never shows. The links of a preview or a test send (no
+    candidate, `tokens.TEST_EMAIL_TOKEN`) get a page that says so instead: a recruiter who
+    clicks them in their own test email is not told that the link has expired."""
+    if token == tokens.TEST_EMAIL_TOKEN:
+        return render(request, "campaigns/public/test_link.html", {"page": page})
     organization_id = tokens.token_organization_id(token, salt=tokens.CANDIDATE_SALT)
     organization = (
         Organization.objects.filter(pk=organization_id).first() if organization_id else None
@@ -89,7 +93,7 @@ def resubscribe(request, token):
 def preferences(request, token):
     found = preference_service.candidate_from_token(token)
     if found is None:
-        return _invalid(request, token)
+        return _invalid(request, token, page="preferences")
     organization, candidate, _ = found
     with scope(organization=organization):
         preference = preference_service.preference_read(candidate=candidate)
