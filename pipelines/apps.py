@@ -53,6 +53,19 @@ class PipelinesConfig(AppConfig):
         bulk_destination_register(
             BulkDestination(action="pool_add", label="Add to pool…", url_name="pipelines:pool_add")
         )
+        # …which runs as the list's own bulk actions do: at once for a few candidates, as a
+        # job in batches with a progress page for many (candidates.services.bulk).
+        from candidates.services.bulk import BulkJobAction, bulk_job_action_register
+        from pipelines.services import POOL_ADD_ACTION, pool_add_outcome, pool_add_selection
+
+        bulk_job_action_register(
+            BulkJobAction(
+                action=POOL_ADD_ACTION,
+                label="Add to pool",
+                apply=pool_add_selection,
+                outcome=pool_add_outcome,
+            )
+        )
 
         from candidates.panels import saved_search_editing_panel_register
 

@@ -576,6 +576,79 @@ def pool_add_candidates(
     return len(entered)
 
 
+# The candidate list's "Add to pool…" on a selection, run by candidates.services.bulk as the
+# list's own bulk actions are: at once for a few candidates, else as a job in batches with a
+# progress page (registered in PipelinesConfig.ready()).
+POOL_ADD_ACTION = "pool_add"
+
+
+def pool_add_args(*, pool: Pool) -> dict:
+    """What adding a selection to `pool` keeps in its job: the pool, and how the job's page
+    names it — a private pool by no name, as any recruiter of the organisation may open a
+    job's page."""
+    return {
+        "pool_id": pool.pk,
+        "pool_name": pool.name,
+        "private": pool.visibility == Pool.Visibility.OWNER,
+    }
+
+
+def _pool_named(args: dict) -> str:
+    return "a private pool" if args.get("private") else f"“{args.get('pool_name', '')}”"
+
+
+def _pool_add_refusal(*, pool: Pool | None, args: dict, actor: User | None) -> str:
+    """Why candidates can no longer be added to the pool a job was started for ("" if they
+    can): the rules of the add-to-pool page, as they are when the batch runs."""
+    from pipelines.selectors import pool_visible_to
+
+    named = "The private pool" if args.get("private") else _pool_named(args)
+    if pool is None:
+        return f"{named} was deleted: nobody more was added."
+    if pool.is_archived:
+        return f"{named} is archived: nobody more was added. Restore it to add the rest."
+    if pool.is_smart:
+        return (
+            f"{named} is now a smart pool, which holds those its saved search finds: nobody "
+            "more was added."
+        )
+    if actor is not None and not pool_visible_to(pool=pool, user=actor):
+        return f"{named} is now a colleague's private pool: nobody more was added."
+    return ""
+
+
+def pool_add_selection(
+    *, organization_id: int, args: dict, ids: list[int], actor: User | None = None
+) -> int:
+    """One batch of the candidate list's "Add to pool" (`args`: pool_add_args): add the
+    candidates `ids` to the pool, in the caller's transaction. Someone already in the pool
+    keeps their card and gets no second timeline entry and no second `candidates_entered_pool`
+    (ON CONFLICT DO NOTHING), so a batch done again — a job resumed after a crash — adds
+    nobody twice. Refused with a ValidationError, which stops a job with its words, when the
+    pool was deleted, archived, made smart or private to a colleague since the page was
+    posted (Resume tries again). Returns how many joined."""
+    pool = Pool.objects.filter(organization_id=organization_id, pk=args["pool_id"]).first()
+    refusal = _pool_add_refusal(pool=pool, args=args, actor=actor)
+    if refusal or pool is None:
+        raise ValidationError(refusal)
+    return pool_add_candidates(pool=pool, candidate_ids=ids, actor=actor)
+
+
+def pool_add_outcome(args: dict, added: int, total: int) -> list[str]:
+    """What "Add to pool" did, sentence by sentence (`total`: the candidates it found): the
+    messages after an inline run and the outcome on a finished job's page."""
+    named = _pool_named(args)
+    if added:
+        said = [f"{added:,} candidate{'s' if added != 1 else ''} added to {named}."]
+        if added < total:
+            already = total - added
+            said.append(f"{already:,} {'was' if already == 1 else 'were'} already in it.")
+        return said
+    if total:
+        return [f"Everyone selected was already in {named}."]
+    return [f"Nobody was added to {named}."]
+
+
 def pool_remove_candidates(*, pool: Pool, candidate_ids: list[int], actor: User | None) -> int:
     _check_open(pool)
     with transaction.atomic():

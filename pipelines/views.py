@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from candidates.search import count_capped, count_display
 from candidates.selectors import candidate_get, candidate_owner_choices
-from candidates.services.bulk import bulk_confirmed_difference_text, bulk_highest_candidate_id
+from candidates.services import bulk
 from crm.ids import id_from, ids_from
 from crm.permissions import admin_required, recruiter_required
 from pipelines import selectors, services
@@ -455,7 +455,9 @@ def pool_add(request, org_slug):
 
     "All N matching" is all that matched when this page counted N: the page carries the
     highest candidate id at that moment (`up_to_id`) and the count, so a candidate added
-    before the POST is not added, and a count that changed meanwhile is said."""
+    before the POST is not added, and a count that changed meanwhile is said. It runs as the
+    list's own bulk actions do (candidates.services.bulk): at once for a small selection,
+    else as a job in batches whose progress page the recruiter is sent to."""
     pools = selectors.pools_visible(organization=request.organization, user=request.user).filter(
         kind=Pool.Kind.STATIC
     )
@@ -468,33 +470,12 @@ def pool_add(request, org_slug):
         # The bound the page counted under; a page from before it was carried: bound now.
         up_to_id = id_from(data.get("up_to_id"))
         if up_to_id is None:
-            up_to_id = bulk_highest_candidate_id()
+            up_to_id = bulk.bulk_highest_candidate_id()
     if request.method == "POST" and form.is_valid():
-        pool = form.cleaned_data["pool"]
-        selection = _selection_queryset(
-            request,
-            candidate_ids=form.cleaned_data["candidate"],
-            query=form.cleaned_data["query"],
-            up_to_id=up_to_id,
-        )
-        found = selection.count()
-        added = services.pool_add_candidates(pool=pool, queryset=selection, actor=request.user)
-        if added:
-            messages.success(
-                request, f"{added} candidate{'s' if added != 1 else ''} added to “{pool.name}”."
-            )
-        elif found:
-            messages.success(request, f"Everyone selected was already in “{pool.name}”.")
-        else:
-            messages.info(request, f"Nobody was added to “{pool.name}”.")
-        difference = bulk_confirmed_difference_text(
-            confirmed=id_from(data.get("confirmed_count")),
-            found=found,
-            ticked=bool(form.cleaned_data["candidate"]),
-        )
-        if difference:
-            messages.info(request, difference)
-        return redirect("pipelines:pool_board", org_slug=org_slug, pool_id=pool.pk)
+        try:
+            return _pool_add(request, form.cleaned_data, up_to_id)
+        except ValidationError as error:  # the pool archived a moment ago
+            form.add_error(None, error)
     if candidate_ids or query:
         selection_count = _selection_queryset(
             request, candidate_ids=candidate_ids, query=query, up_to_id=up_to_id
@@ -507,9 +488,49 @@ def pool_add(request, org_slug):
         "query": query,
         "up_to_id": up_to_id,
         "selection_count": selection_count,
+        "in_background": not bulk.bulk_runs_inline(total=selection_count),
         "has_pools": pools.exists(),
     }
     return render(request, "pipelines/pool_add.html", context)
+
+
+def _pool_add(request, cleaned_data: dict, up_to_id: int | None) -> HttpResponse:
+    """Add the selection at once when it is small (and say how it went), else start a job and
+    send the recruiter to its progress page."""
+    organization, pool = request.organization, cleaned_data["pool"]
+    candidate_ids = cleaned_data["candidate"]
+    selection = bulk.bulk_selection(
+        organization=organization,
+        ids=candidate_ids,
+        select_all=not candidate_ids,
+        query=cleaned_data["query"],
+        up_to_id=up_to_id,
+    )
+    args = services.pool_add_args(pool=pool)
+    outcome = bulk.bulk_start(
+        organization=organization,
+        actor=request.user,
+        action=services.POOL_ADD_ACTION,
+        args=args,
+        selection=selection,
+        label="Add to a private pool" if args["private"] else f"Add to “{pool.name}”",
+    )
+    if outcome.job:  # its page says what is going on, as for the list's own bulk actions
+        return redirect("candidates:job_detail", org_slug=organization.slug, job_id=outcome.job.pk)
+    # The recruiter who chose the pool reads its name, a private one's too.
+    said = services.pool_add_outcome({"pool_name": pool.name}, outcome.changed, outcome.total)
+    if outcome.total:
+        messages.success(request, said.pop(0))
+    for sentence in said:
+        messages.info(request, sentence)
+    difference = bulk.bulk_confirmed_difference_text(
+        confirmed=id_from(request.POST.get("confirmed_count")),
+        found=outcome.total,
+        ticked=bool(candidate_ids),
+    )
+    if difference:
+        messages.info(request, difference)
+    return redirect("pipelines:pool_board", org_slug=organization.slug, pool_id=pool.pk)
 
 
 @require_POST

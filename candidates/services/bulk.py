@@ -1,5 +1,6 @@
 """Bulk actions on a selection of candidates: tag, untag, assign owner, set status, export,
-delete, and the actions other apps register (BulkJobAction: "Enroll in a sequence").
+delete, and the actions other apps register (BulkJobAction: "Enroll in a sequence", "Add to
+pool").
 
 A selection is either explicit ids (ticked rows) or "all matching" a list query string,
 bounded by the highest candidate id when the confirmation was shown (`up_to_id`): candidates
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import connection, transaction
 from django.db.models import Max, QuerySet
@@ -66,8 +68,11 @@ class BulkJobAction:
 
     `apply(organization_id=…, args=…, ids=…, actor=…)` acts on one batch of candidate ids in
     the caller's transaction and returns how many it changed; doing a batch again must change
-    nothing more. `outcome(args, changed, total)` says what the action did, as sentences (a
-    finished job's page). Such an action does not change profiles, so it sends no
+    nothing more. When the action can no longer be done (the pool it adds to was archived
+    meanwhile) `apply` raises a ValidationError: an inline run passes it to the caller, a job
+    stops with its words and keeps the batches done before (Resume tries again).
+    `outcome(args, changed, total)` says what the action did, as sentences (a finished job's
+    page). Such an action does not change profiles, so it sends no
     `candidates_changed_in_bulk`."""
 
     action: str
@@ -511,6 +516,14 @@ def bulk_job_run(*, job_id: int) -> Job:
                     f"more candidates than were confirmed: {done}. Choose them again on the "
                     "list."
                 ),
+                finished_at=timezone.now(),
+            )
+            job.refresh_from_db()
+            return job
+        except ValidationError as error:  # a registered action refused, in its own words
+            Job.objects.filter(pk=job.pk).update(
+                status=Job.Status.FAILED,
+                error=" ".join(error.messages),
                 finished_at=timezone.now(),
             )
             job.refresh_from_db()
