@@ -195,7 +195,7 @@ def test_password_reset_link_works_only_once(client, mailoutbox):
     response = client.get(key_path, follow=True)
 
     assert response.context["token_fail"] is True
-    assert b"Bad Token" in response.content
+    assert b"Bad token" in response.content  # allauth's titles in sentence case
 
 
 # --- two-factor authentication ------------------------------------------------------------------
@@ -384,3 +384,30 @@ def test_signup_while_the_mail_server_is_down_keeps_the_account_and_says_so(clie
     assert response.status_code == 200
     assert MAIL_DOWN in response.content.decode()
     assert EmailAddress.objects.filter(email="new@example.com", verified=False).exists()
+
+
+def _texts(html: str, name: str) -> list[str]:
+    from crm.tests.markup import elements, text
+
+    return [text(element) for element in elements(html) if element.name == name]
+
+
+def test_allauth_pages_write_titles_labels_and_buttons_in_sentence_case(client):
+    html = client.get(reverse("account_login")).content.decode()
+
+    assert _texts(html, "h1") == ["Sign in"]  # allauth says "Sign In"
+    assert "Remember me" in _texts(html, "label")
+    assert "Sign in" in _texts(html, "button")
+
+
+def test_email_page_offers_make_primary_only_with_another_address(client):
+    user = UserFactory(email="solo@example.com")
+    client.force_login(user)
+
+    alone = client.get(reverse("account_email")).content.decode()
+    EmailAddress.objects.create(user=user, email="other@example.com", verified=True)
+    two = client.get(reverse("account_email")).content.decode()
+
+    # The only address is the primary one already.
+    assert 'name="action_primary"' not in alone
+    assert "Make primary" in _texts(two, "button")

@@ -94,15 +94,15 @@ def test_browser_signup_verify_and_create_organization(live_server, mailoutbox, 
         page.get_by_label("Email").fill("ines.browser@example.com")
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_label("Password (again)").fill(PASSWORD)
-        page.get_by_role("button", name="Sign Up").click()
+        page.get_by_role("button", name="Sign up").click()
 
-        expect(page.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
+        expect(page.get_by_role("heading", name="Verify your email address")).to_be_visible()
         assert len(mailoutbox) == 1, "the live server's email did not reach the locmem outbox"
         assert mailoutbox[0].to == ["ines.browser@example.com"]
         link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mailoutbox[0].body).group(0)
 
         page.goto(link)
-        expect(page.get_by_role("heading", name="Confirm Email Address")).to_be_visible()
+        expect(page.get_by_role("heading", name="Confirm email address")).to_be_visible()
         page.get_by_role("button", name="Confirm").click()
 
         expect(page).to_have_url(f"{live_server.url}/organizations/new/")

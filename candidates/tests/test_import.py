@@ -1113,6 +1113,34 @@ def test_import_preview_shows_invalid_cells_with_reasons(org, recruiter_client, 
     assert "table-danger" in body
 
 
+def test_import_preview_lists_each_rows_problems_under_the_row(
+    org, recruiter_client, recruiter_user
+):
+    """A cell in error may be off screen in a table wider than a phone: every problem is said
+    in words, with its column, in a full-width row under its row."""
+    from crm.tests.markup import attributes, elements, text
+
+    content = (
+        HEADER + "Ada,Lovelace,ada@,12,Analyst\n,Hopper,grace@example.com,,\nAlan,Turing,,,\n"
+    ).encode()
+    job = _job(org, recruiter_user, content)
+
+    response = recruiter_client.get(reverse("candidates:import_preview", args=[org.slug, job.pk]))
+
+    body = next(e for e in elements(response.content.decode()) if e.name == "tbody")
+    rows = [
+        (attributes(row).get("class") or "", text(row))
+        for row in body.children
+        if getattr(row, "name", None) == "tr"
+    ]
+    assert [words for kind, words in rows if "import-problems" in kind] == [
+        "Email: “ada@” is not a valid email address. Phone: “12” is not a valid phone number.",
+        "First name: The first name is missing.",
+    ]
+    # Each under its own row: the row numbered 2, then 3; the valid row 4 has none.
+    assert [words.split()[0] for _kind, words in rows] == ["2", "Email:", "3", "First", "4"]
+
+
 def test_import_preview_names_the_assumed_country_of_failing_phone_numbers(
     org, recruiter_client, recruiter_user
 ):

@@ -507,6 +507,42 @@ def test_saved_search_editing_shows_the_banner_and_keeps_the_marker_in_the_filte
     assert _ids(changed) == [paris.pk]
 
 
+def test_saved_search_editing_offers_save_changes_not_a_second_save(
+    recruiter_client, org, recruiter_user
+):
+    saved = _saved(org, recruiter_user)
+    CandidateFactory(organization=org, city="Paris")
+
+    listing = recruiter_client.get(_url(org), {"city": "Paris"}).content.decode()
+    editing = recruiter_client.get(_url(org), {"city": "Paris", "editing": saved.pk})
+
+    body = editing.content.decode()
+    assert "Save search" in listing
+    assert "Save changes" in body
+    assert "Save search" not in body  # "Save changes" is the save while it is being changed
+
+
+def test_saved_search_controls_are_named_on_hover_and_to_screen_readers(
+    recruiter_client, org, recruiter_user
+):
+    from crm.tests.markup import attributes, elements
+
+    _saved(org, recruiter_user)
+
+    response = recruiter_client.get(_url(org))
+
+    controls = [
+        attributes(element)
+        for element in elements(response.content.decode())
+        if "saved-search-action" in (attributes(element).get("class") or "")
+    ]
+    assert [(control["title"], control["aria-label"]) for control in controls] == [
+        ("Change the filters", "Change the filters of Berliners"),
+        ("Rename", "Rename saved search Berliners"),
+        ("Delete", "Delete saved search Berliners"),
+    ]
+
+
 def test_saved_search_editing_someone_elses_search_is_ignored(
     recruiter_client, org, admin_user, viewer_client
 ):

@@ -93,6 +93,15 @@ def import_preview(request, org_slug, job_id):
     except ImportFileError as error:  # a draft uploaded before the reader learnt to refuse it
         messages.error(request, str(error))
         return redirect("candidates:import", org_slug=org_slug)
+    labels = [label for _key, label in preview.columns]
+    for row in preview.rows:
+        # Each row's problems in words, listed under the row: a cell in error may be off
+        # screen in a table wider than a phone (or behind the fade on a laptop).
+        row.problems = [
+            (label, cell.error) for label, cell in zip(labels, row.cells, strict=True) if cell.error
+        ]
+        if row.row_error:
+            row.problems.append(("", row.row_error))
     file = job.params["file"]
     context = {
         "job": job,

@@ -159,6 +159,8 @@ def _render_profile(request, candidate, **activity):
     if request.htmx and not request.htmx.boosted:
         return render(request, "candidates/candidate_detail.html#activity", context)
     context["profile_panels"] = PROFILE_PANELS
+    # The organisation's today (its time zone is the current one): what panels mark as due.
+    context["today"] = timezone.localdate()
     # request.organization: candidate.organization would be read again, one more query.
     context["custom_values"] = _custom_field_values(candidate, request.organization)
     context["phone_display"] = phone_display(candidate.phone)

@@ -206,3 +206,19 @@ def test_board_search_on_a_phone_shows_its_whole_placeholder(live_server, board)
         )
 
     assert room >= needed
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_board_stage_select_is_big_enough_to_tap_on_a_phone(live_server, board):
+    card = board["card"]
+    heights = {}
+
+    with board_page(live_server, board) as page:
+        for width in (1400, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            select = page.locator(f"#card-{card.pk} select[name=stage]")
+            heights[width] = select.bounding_box()["height"]
+
+    assert heights[390] >= 44  # under a finger
+    assert heights[1400] < 36  # a laptop keeps the board dense

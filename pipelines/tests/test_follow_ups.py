@@ -556,3 +556,60 @@ def test_an_organisation_with_a_time_zone_the_system_no_longer_knows_does_not_st
     due = services.organizations_due_for_daily_run(now=datetime(2025, 3, 3, 12, 0, tzinfo=UTC))
 
     assert {org.pk, stale.pk} <= set(due)  # the stale one runs on UTC
+
+
+def _overdue_marking(org, recruiter_user, make_candidates):
+    """Follow-ups due yesterday, today and tomorrow on the calendar of an organisation in Tokyo,
+    at a moment when London (and UTC) is still on "yesterday"."""
+    org.time_zone = "Asia/Tokyo"
+    org.save()
+    (candidate,) = make_candidates(1, first_name="Kenji", last_name="Sato")
+    for day, note in [(10, "Yesterday's"), (11, "Today's"), (12, "Tomorrow's")]:
+        FollowUpFactory(
+            candidate=candidate, owner=recruiter_user, due_on=date(2030, 1, day), note=note
+        )
+    # 20:00 UTC on the 10th is 05:00 on the 11th in Tokyo.
+    return candidate, datetime(2030, 1, 10, 20, tzinfo=UTC)
+
+
+def test_follow_ups_page_marks_the_overdue_ones_like_the_dashboard(
+    recruiter_client, org, recruiter_user, make_candidates
+):
+    from crm.tests.markup import elements, text
+
+    _candidate, now = _overdue_marking(org, recruiter_user, make_candidates)
+
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        response = recruiter_client.get(url("follow_ups", org))
+
+    badges = [
+        text(element)
+        for element in elements(response.content.decode())
+        if element.name == "span" and "text-bg-warning" in dict(element.attributes).get("class", "")
+    ]
+    assert badges == ["Overdue · Thu 10 Jan 2030"]
+
+
+def test_profile_marks_overdue_follow_ups_on_the_organisations_calendar(
+    recruiter_client, org, recruiter_user, make_candidates
+):
+    from crm.tests.markup import attributes, elements, text
+
+    candidate, now = _overdue_marking(org, recruiter_user, make_candidates)
+
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        response = recruiter_client.get(reverse("candidates:detail", args=[org.slug, candidate.pk]))
+
+    card = next(
+        element
+        for element in elements(response.content.decode())
+        if attributes(element).get("aria-labelledby") == "candidate-follow-ups-title"
+    )
+    items = [text(element) for element in elements(card) if element.name == "li"]
+    notes = ["Yesterday's", "Today's", "Tomorrow's"]
+    # What each item says before its note.
+    assert [item[: item.index(note)].strip() for item, note in zip(items, notes, strict=True)] == [
+        "Overdue · 10 Jan 2030",
+        "Today",
+        "12 Jan 2030",
+    ]

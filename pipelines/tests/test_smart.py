@@ -412,6 +412,26 @@ def test_smart_pool_impact_counts_who_would_join_and_leave(
     assert "saving would bring in" in response.content.decode()
 
 
+def test_smart_pool_impact_without_a_change_reads_as_one_sentence(
+    recruiter_client, org, smart_pool, saved_search, make_candidates, in_org
+):
+    from crm.tests.markup import attributes, elements, text
+
+    make_candidates(2, city="Lisbon")
+    with in_org():
+        services.smart_pool_refresh(pool=smart_pool)
+
+    response = recruiter_client.get(
+        reverse("pipelines:smart_pool_preview", kwargs={"org_slug": org.slug}),
+        {"saved_search": saved_search.pk, "impact": "1", "query": "city=Lisbon"},
+    )
+
+    [item] = [element for element in elements(response.content.decode()) if element.name == "li"]
+    assert text(item) == "Smart pool Lisbon people (2 now): no change to its members."
+    # Running text, one space after the colon: not a flex row whose gap showed as two.
+    assert "class" not in attributes(item)
+
+
 def test_smart_pool_impact_of_someone_elses_private_pool_is_not_shown(
     admin_client, org, recruiter_user, saved_search, make_candidates
 ):

@@ -32,16 +32,6 @@
     }
   });
 
-  // Section tabs scroll sideways on a phone (.section-tabs): start with the current one in
-  // view, not off the right edge.
-  document.querySelectorAll(".section-tabs").forEach(function (tabs) {
-    const current = tabs.querySelector(".active");
-    if (current && tabs.scrollWidth > tabs.clientWidth) {
-      const offset = current.getBoundingClientRect().left - tabs.getBoundingClientRect().left;
-      tabs.scrollLeft += offset - 16;
-    }
-  });
-
   // A table wider than its box scrolls sideways; mark the edges that hide columns, which
   // rapport.css fades, so that a phone (whose scrollbars are hidden) shows there is more.
   function markScrollEdges(box) {
