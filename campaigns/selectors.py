@@ -428,7 +428,8 @@ RESULTS_CHART_MEASURES = [
 def campaign_results_chart(*, results: list[dict]) -> dict | None:
     """The campaign page's results chart (Chart.js data, through json_script): one bar per
     measure and email step, from the rows of campaign_step_results (the table beside it
-    shows the same numbers). None while no email step has sent anything."""
+    shows the same numbers). None while no email step has sent anything. A sequence's bars
+    are named by the step's number in its step list ("Step 3"), which counts task steps too."""
     rows = [row for row in results if row["step"].kind == Step.Kind.EMAIL and row["sent"]]
     if not rows:
         return None
@@ -436,7 +437,7 @@ def campaign_results_chart(*, results: list[dict]) -> dict | None:
         "labels": [label for _key, label in RESULTS_CHART_MEASURES],
         "datasets": [
             {
-                "label": f"Email {row['step'].position}" if len(results) > 1 else "Emails",
+                "label": f"Step {row['step'].position}" if len(results) > 1 else "Emails",
                 "data": [row[key] for key, _label in RESULTS_CHART_MEASURES],
             }
             for row in rows

@@ -227,11 +227,16 @@ def test_step_editor_is_403_for_a_viewer_reading_it(viewer_client, recruiter_use
 
 def test_sequence_page_offers_a_viewer_no_editor(viewer_client, recruiter_user, org):
     campaign, _ = launched(org, recruiter_user, [{}, {"delay": timedelta(days=2)}])
+    with scopes_disabled():
+        steps = list(campaign.steps.order_by("position"))
 
     body = viewer_client.get(url("detail", org, campaign.pk)).content.decode()
 
     assert url("sequence_edit", org, campaign.pk) not in body
-    assert url("pause", org, campaign.pk) not in body and "/steps/" not in body
+    assert url("pause", org, campaign.pk) not in body
+    # Only the steps' emails, read-only: no step page (a viewer gets a 403 there).
+    step_links = re.findall(r'href="([^"]*/steps/[^"]*)"', body)
+    assert step_links == [url("step_preview", org, campaign.pk, step.pk) for step in steps]
 
 
 # --- the preview after a failed save ---
@@ -326,7 +331,7 @@ def test_broadcast_results_are_a_grid_on_phones_and_a_table_above(
 
     phone = body[body.index("step-stats-phone") : body.index('step-stats"')]
     assert '<div class="card-body d-sm-none step-stats-phone">' in body
-    assert '<div class="table-responsive d-none d-sm-block">' in body
+    assert '<div class="table-responsive d-none d-sm-block results-table-box"' in body
     figures = re.findall(r'<dt class="text-body-secondary fw-normal">([^<]+)</dt>', phone)
     # The chart's measures, in its order (emails not sent are a line under both).
     assert figures == [
@@ -391,8 +396,8 @@ def test_broadcast_results_table_has_the_charts_measures_in_its_order(
     body = response.content.decode()
     table = body[body.index('<table class="table mb-0 align-top step-stats">') :]
     table = table[: table.index("</table>")]
-    headers = re.findall(r'<th scope="col" class="text-end">([^<]+)</th>', table)
-    cells = re.findall(r'<td class="text-end">', table)
+    headers = re.findall(r'<th scope="col" class="text-center">([^<]+)</th>', table)
+    cells = re.findall(r'<td class="text-center">', table)
     assert headers == response.context["results_chart"]["labels"]
     assert len(headers) == 7 and len(cells) == 7  # one email: one row, no eighth column
     assert "Not sent" not in table

@@ -600,7 +600,8 @@ def test_results_chart_has_a_bar_group_per_email_step_that_sent_and_none_for_tas
 
     results = [row(1, sent=10), row(2, kind="task"), row(3, sent=4), row(4)]
     chart = campaign_results_chart(results=results)
-    assert [d["label"] for d in chart["datasets"]] == ["Email 1", "Email 3"]
+    # Named like the step list numbers them: the task is step 2.
+    assert [d["label"] for d in chart["datasets"]] == ["Step 1", "Step 3"]
     assert [d["data"][0] for d in chart["datasets"]] == [10, 4]
     assert campaign_results_chart(results=[row(1), row(2, kind="task")]) is None
 

@@ -147,6 +147,11 @@ def _step_preview_candidates(campaign):
 
 
 def _step_page(request, campaign, form, step=None):
+    if not campaign.is_editable:
+        # A launched sequence's step page only shows the step (step_save refuses changes):
+        # its email can be previewed as a candidate and sent as a test, not rewritten.
+        for field in form.fields.values():
+            field.disabled = True
     return render(
         request,
         "campaigns/sequence_step_form.html",
