@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -404,8 +404,17 @@ def _message_row(
             track_clicks=email_settings.track_clicks if email_settings else True,
             layout=layout,
         )
-    except TemplateError as error:
-        # Validation at save time makes this rare; the row records why nothing was sent.
+    except DatabaseError:
+        raise  # the chunk's transaction is broken: nothing of it can be written
+    except Exception as error:
+        # Validation at save time makes this rare; the row records why nothing was sent. Any
+        # error, not only a TemplateError: one email that cannot be rendered must not roll back
+        # its chunk, whose enrollments would then be claimed first again every round, holding
+        # up every other campaign and organisation behind them.
+        if not isinstance(error, TemplateError):
+            logger.exception(
+                "Rendering message %s of campaign %s failed unexpectedly", pk, campaign.pk
+            )
         return {
             **row,
             "subject": step.subject[:998],

@@ -12,7 +12,10 @@ internals at render time.
 
 Bounds: the sandbox is no limit on size, so every operation that can make text longer is
 checked before it builds it and each render has a budget of work ("bounds" below): a template
-that doubles a text forty times is refused at save and fails alone at send time.
+that doubles a text forty times is refused at save and fails alone at send time. A template
+nested deeper than Jinja and Python can compile (MAX_NESTING) is refused at save too, and
+whatever still goes wrong compiling or rendering one (saved before a check existed) is a
+TemplateError: previews show it, and the dispatcher fails that message alone.
 
 HTML: the Markdown body is turned into HTML first (with the Jinja tags set aside so Markdown
 cannot mangle them), then rendered with autoescape on, so candidate-supplied values are always
@@ -23,9 +26,11 @@ part is the same Markdown written as plain text (links as "label (address)", no 
 
 import difflib
 import functools
+import hashlib
 import operator
 import re
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -234,12 +239,23 @@ MAX_TEXT = 1_000_000  # characters: the longest text a template may build, and e
 MAX_WORK = 20 * MAX_TEXT  # characters built, compared or filtered in all, per rendered part
 MAX_LOOP_ITEMS = 1_000  # items one {% for %} may go through
 MAX_LOOP_STEPS = 100_000  # loop iterations x the size of the loop's body, per rendered part
+# How deep a template may nest: blocks in blocks, filters in a row, `and`s, `not`s… (levels of its
+# syntax tree), and brackets in brackets. Parsing, checking and compiling a template recurse once
+# or more per level, and the Python code Jinja makes of it may nest only so far (100 indented
+# blocks, 200 brackets): past these limits a template is refused at save, well before any of
+# that breaks, whichever worker, view or stack it is later compiled in. Real emails stay under 15.
+MAX_NESTING = 50
+MAX_BRACKETS = 20
 
 TOO_LONG = f"This template is too long: keep it under {MAX_TEMPLATE_LENGTH:,} characters."
 TOO_MUCH_TEXT = "This template produces too much text."
 TOO_MUCH_WORK = "This template repeats too much: make its loops or the text it repeats smaller."
 LIST_OF_LISTS = "A list in an email template can hold only text and numbers."
 ADDED_LISTS = "Only numbers and text can be added together with +."
+TOO_DEEP = (
+    "This template is nested too deeply: use fewer {% if %} blocks inside one another, "
+    "fewer brackets inside brackets and fewer filters, “and”s or “not”s in a row."
+)
 
 
 class RenderLimitExceeded(TemplateRuntimeError):
@@ -254,6 +270,12 @@ class _Budget:
     def __init__(self):
         self.work = 0
         self.loop_steps = 0
+
+
+class TemplateCompileError(TemplateError):
+    """A template that could not be turned into code (nested too deeply for Python, say). A
+    TemplateError, so previews show it and the dispatcher fails the message alone; validation
+    refuses such a template before it is saved."""
 
 
 # The budget of the render under way (set by `_RenderLimits.render_concat`, which drives it).
@@ -302,8 +324,35 @@ def _join_check(eval_ctx, value, separator="", attribute=None) -> None:
         _check_length(max(len(value) - 1, 0) * len(separator))
 
 
-# The filters that build text longer than what they get, each with its check (run first).
-_FILTER_CHECKS: dict[str, Callable] = {"replace": _replace_check, "join": _join_check}
+def truncate_problem(length: Any, end: Any = "...", leeway: Any = None) -> str:
+    """What is wrong with `truncate`'s arguments ("" if nothing): Jinja *asserts* that the
+    length leaves room for the ending and that the leeway is not negative, an AssertionError that
+    is no TemplateError (and no check at all under `python -O`)."""
+    if isinstance(length, int | float) and isinstance(end, str) and length < len(end):
+        return (
+            f"“truncate” needs a length of at least {len(end)}, the length of its ending "
+            f"“{end}”, e.g. {{{{ first_name|truncate(20) }}}}."
+        )
+    if isinstance(leeway, int | float) and leeway < 0:
+        return "“truncate” cannot have a negative leeway (its fourth value)."
+    return ""
+
+
+def _truncate_check(env, value, length=255, killwords=False, end="...", leeway=None) -> None:
+    """`truncate` with a length or leeway that comes from a merge field (those written out are
+    refused at save: `_Checker`)."""
+    problem = truncate_problem(length, end, leeway)
+    if problem:
+        raise TemplateRuntimeError(problem)
+
+
+# The filters with a check (run first): replace and join, which build text longer than what they
+# get, and truncate, whose arguments Jinja only asserts.
+_FILTER_CHECKS: dict[str, Callable] = {
+    "replace": _replace_check,
+    "join": _join_check,
+    "truncate": _truncate_check,
+}
 # Filters that take a fixed time whatever they get, and return (part of) it: used as they are.
 _CONSTANT_FILTERS = frozenset({"default", "first", "last", "length"})
 
@@ -506,6 +555,10 @@ def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
+        # Jinja's optimizer folds constants by trying every sub-expression at every level of the
+        # tree it compiles: cubic in the nesting, seconds for a 100,000-character template of
+        # nested `x if y else (…)`. Whole merge fields of constants are still folded.
+        optimized=False,
     )
     env.filters = {name: _bounded_filter(name, env.filters[name]) for name in ALLOWED_FILTERS}
     env.filters[_LOOP_FILTER] = _bounded_loop
@@ -591,6 +644,10 @@ class _Checker:
                 + ", ".join(sorted(ALLOWED_FILTERS))
                 + ".",
             )
+        if isinstance(node, nodes.Filter) and node.name == "truncate":
+            problem = _written_truncate_problem(node)
+            if problem:
+                self.report(node, problem)
         if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
             self.report(node, f"The test “{node.name}” is not allowed.")
         if isinstance(node, nodes.For):
@@ -652,6 +709,27 @@ class _Checker:
                 self.report(node, f"Unknown merge field “{target.name}”.{hint}")
                 return
         self.report(node, f"“{attribute}” cannot be used here: only declared fields can.")
+
+
+def _written(node: nodes.Node) -> Any:
+    """The value of a number or text written out (`2`, `-1`, `"…"`), else None: unknown here."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.Neg) and isinstance(node.node, nodes.Const):
+        value = node.node.value
+        return -value if isinstance(value, int | float) else None
+    return None
+
+
+def _written_truncate_problem(node: nodes.Filter) -> str:
+    """`truncate(2)`: what `truncate_problem` says of the arguments written out."""
+    values: dict[str, Any] = {"length": 255, "end": "...", "leeway": None}
+    given = dict(zip(("length", "killwords", "end", "leeway"), node.args, strict=False))
+    given |= {keyword.key: keyword.value for keyword in node.kwargs}
+    for name, argument in given.items():
+        if name in values:
+            values[name] = _written(argument)
+    return truncate_problem(values["length"], values["end"], values["leeway"])
 
 
 def _did_you_mean(name: str) -> str:
@@ -766,16 +844,29 @@ def syntax_message(message: str) -> str:
 
 
 def template_problems(
-    source: str, *, custom_keys: Iterable[str] = (), links_allowed: bool = True
+    source: str,
+    *,
+    custom_keys: Iterable[str] = (),
+    links_allowed: bool = True,
+    markdown: bool = False,
 ) -> list[TemplateProblem]:
     """Everything wrong with a template, each with its line (empty list: it is fine).
-    `links_allowed`: False for a subject or preheader (see CANDIDATE_LINK_FIELDS)."""
+    `links_allowed`: False for a subject or preheader (see CANDIDATE_LINK_FIELDS). `markdown`:
+    the source is an email's Markdown body, compiled as its HTML and text parts."""
     if len(source) > MAX_TEMPLATE_LENGTH:
         return [TemplateProblem(None, TOO_LONG)]
+    nested = _bracket_nesting_line(source)
+    if nested:
+        return [TemplateProblem(nested, TOO_DEEP)]
     try:
         tree = TEXT_ENV.parse(source)
     except TemplateSyntaxError as error:
         return [TemplateProblem(error.lineno, syntax_message(error.message or ""))]
+    except (RecursionError, MemoryError):  # `not not not …` a thousand times
+        return [TemplateProblem(None, TOO_DEEP)]
+    deepest = _deepest_node(tree)
+    if deepest is not None:
+        return [TemplateProblem(getattr(deepest, "lineno", None), TOO_DEEP)]
     # Names a template sets ({% set %}, {% for %}, {% with %}) are known where Jinja defines
     # them: after a {% set %}, inside their loop or {% with %}; anywhere else they are as
     # unknown as a misspelt merge field.
@@ -783,22 +874,67 @@ def template_problems(
     checker.visit(tree)
     if checker.problems:
         return sorted(checker.problems, key=lambda problem: problem.line or 0)
-    too_big = _sample_render_limit(source, frozenset(custom_keys))
-    return [TemplateProblem(None, too_big)] if too_big else []
+    return list(_compiled_problems(source, frozenset(custom_keys), markdown))
+
+
+def _bracket_nesting_line(source: str) -> int | None:
+    """The line where brackets go more than MAX_BRACKETS deep (None: they do not). Counted on
+    Jinja's tokens, which it reads without recursing; its parser recurses a dozen times for each
+    bracket. A source Jinja cannot read is left to the parser, which says why."""
+    depth = 0
+    try:
+        for line, kind, value in TEXT_ENV.lex(source):
+            if kind != "operator":
+                continue
+            if value in "([{":
+                depth += 1
+                if depth > MAX_BRACKETS:
+                    return line
+            elif value in ")]}":
+                depth -= 1
+    except TemplateSyntaxError:
+        return None
+    return None
+
+
+def _deepest_node(tree: nodes.Node) -> nodes.Node | None:
+    """The first node more than MAX_NESTING levels down the tree (None: there is none), found
+    without recursing, so that what recurses later (the checks, Jinja's compiler, Python's) has
+    room."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return node
+        stack.extend((child, depth + 1) for child in reversed(list(node.iter_child_nodes())))
+    return None
 
 
 @lru_cache(maxsize=256)
-def _sample_render_limit(source: str, custom_keys: frozenset[str]) -> str:
-    """What stops the template rendering with the sample values within the bounds ("" when
-    nothing does): a template that doubles its text until it is too long does so with any
-    values. Other errors depend on the candidate's values and are not the template's fault."""
+def _compiled_problems(
+    source: str, custom_keys: frozenset[str], markdown: bool
+) -> tuple[TemplateProblem, ...]:
+    """What stops the template compiling as it is sent, or rendering with the sample values
+    within the bounds (none: it is fine): a template that doubles its text until it is too long
+    does so with any values. Other render errors depend on the candidate's values and are not the
+    template's fault."""
     try:
-        TEXT_ENV.from_string(source).render(sample_context(custom_keys=custom_keys))
+        with _compiling():
+            template = TEXT_ENV.from_string(source)
+            if markdown:
+                HTML_ENV.from_string(markdown_to_html_source(source))
+                TEXT_ENV.from_string(markdown_to_text_source(source))
+    except TemplateSyntaxError as error:  # Jinja checks a few things only when compiling
+        return (TemplateProblem(error.lineno, syntax_message(error.message or "")),)
+    except TemplateError as error:
+        return (TemplateProblem(None, error.message or TOO_DEEP),)
+    try:
+        template.render(sample_context(custom_keys=custom_keys))
     except RenderLimitExceeded as error:
-        return error.message or TOO_MUCH_TEXT
+        return (TemplateProblem(None, error.message or TOO_MUCH_TEXT),)
     except Exception:  # noqa: S110 — the values of a real candidate may well differ
         pass
-    return ""
+    return ()
 
 
 # --- compiling and rendering --------------------------------------------------------------------
@@ -809,26 +945,27 @@ _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(
 )
 
 
-_PLACEHOLDER = re.compile(r"JINJASEGMENT(\d+)X")
-
-
-def _hide_jinja(source: str) -> tuple[str, list[str]]:
+def _hide_jinja(source: str) -> tuple[str, list[str], re.Pattern]:
     """`source` with its Jinja tags swapped for inert placeholders (so Markdown does not touch
-    the quotes, underscores and pipes inside them), and the tags to put back."""
+    the quotes, underscores and pipes inside them), the tags to put back, and the pattern that
+    finds the placeholders. They are named after a hash of the source, which no text in it can
+    spell (not even written as entities, `&#74;`, that Markdown turns into letters): text that
+    looks like a placeholder stays text."""
+    mark = "JINJA" + hashlib.blake2b(source.encode(), digest_size=8).hexdigest().upper()
     segments: list[str] = []
 
     def hide(match: re.Match) -> str:
         segments.append(match.group(0))
-        return f"JINJASEGMENT{len(segments) - 1}X"
+        return f"{mark}S{len(segments) - 1}X"
 
-    return JINJA_SEGMENT.sub(hide, source), segments
+    return JINJA_SEGMENT.sub(hide, source), segments, re.compile(mark + r"S(\d+)X")
 
 
 def markdown_to_html_source(body_markdown: str) -> str:
     """Markdown → HTML, keeping the Jinja tags intact."""
-    hidden, segments = _hide_jinja(body_markdown)
+    hidden, segments, placeholder = _hide_jinja(body_markdown)
     html = _markdown.render(hidden)
-    return _PLACEHOLDER.sub(lambda m: segments[int(m.group(1))], html)
+    return placeholder.sub(lambda m: segments[int(m.group(1))], html)
 
 
 def markdown_to_text_source(body_markdown: str) -> str:
@@ -840,12 +977,12 @@ def markdown_to_text_source(body_markdown: str) -> str:
     The Markdown source itself is used instead when the conversion cannot keep every Jinja tag
     once and in order (a tag inside a link's title), or would make new Jinja syntax out of
     escaped braces: the text part then says what the HTML says, never something else."""
-    hidden, segments = _hide_jinja(body_markdown)
+    hidden, segments, placeholder = _hide_jinja(body_markdown)
     text = _text_from_tokens(_markdown.parse(hidden))
-    found = [int(index) for index in _PLACEHOLDER.findall(text)]
+    found = [int(index) for index in placeholder.findall(text)]
     if found != list(range(len(segments))) or JINJA_SEGMENT.search(text) or "{#" in text:
         return body_markdown
-    return _PLACEHOLDER.sub(lambda m: segments[int(m.group(1))], text)
+    return placeholder.sub(lambda m: segments[int(m.group(1))], text)
 
 
 def _inline_text(children) -> str:
@@ -982,17 +1119,51 @@ class CompiledEmail:
     links_to_check: bool = True  # a link's address is not fixed as http(s) or mailto (safe_links)
 
 
-@lru_cache(maxsize=256)
+@contextmanager
+def _compiling():
+    """Whatever goes wrong compiling a template raised as a TemplateError. Jinja makes Python
+    code of a template and compiles that: a template nested too deeply raises Python's own
+    IndentationError or SyntaxError ("too many nested parentheses") there, or a RecursionError
+    on the way, none of which is Jinja's."""
+    try:
+        yield
+    except TemplateError:
+        raise
+    except (SyntaxError, RecursionError, MemoryError) as error:
+        raise TemplateCompileError(TOO_DEEP) from error
+    except Exception as error:
+        raise TemplateCompileError(
+            f"This template could not be compiled ({type(error).__name__})."
+        ) from error
+
+
 def email_compile(*, subject: str, preheader: str, body_markdown: str) -> CompiledEmail:
-    """Compile an email's parts once; the dispatcher renders thousands of messages with it."""
-    html = markdown_to_html_source(body_markdown)
-    return CompiledEmail(
-        subject=TEXT_ENV.from_string(subject),
-        preheader=TEXT_ENV.from_string(preheader),
-        html=HTML_ENV.from_string(html),
-        text=TEXT_ENV.from_string(markdown_to_text_source(body_markdown)),
-        links_to_check=any(not _fixed_scheme(m) for m in _LINK_ATTRIBUTE.finditer(html)),
-    )
+    """Compile an email's parts once; the dispatcher renders thousands of messages with it.
+    Raises a TemplateError if they cannot be compiled (a template saved before validation
+    refused it): each message of it then fails alone, without compiling it again."""
+    compiled = _email_compile(subject, preheader, body_markdown)
+    if isinstance(compiled, str):
+        raise TemplateCompileError(compiled)
+    return compiled
+
+
+@lru_cache(maxsize=256)
+def _email_compile(subject: str, preheader: str, body_markdown: str) -> CompiledEmail | str:
+    """The compiled email, or what stops it compiling (kept, like a compiled one)."""
+    try:
+        with _compiling():
+            html = markdown_to_html_source(body_markdown)
+            return CompiledEmail(
+                subject=TEXT_ENV.from_string(subject),
+                preheader=TEXT_ENV.from_string(preheader),
+                html=HTML_ENV.from_string(html),
+                text=TEXT_ENV.from_string(markdown_to_text_source(body_markdown)),
+                links_to_check=any(not _fixed_scheme(m) for m in _LINK_ATTRIBUTE.finditer(html)),
+            )
+    except TemplateSyntaxError as error:
+        return str(TemplateProblem(error.lineno, syntax_message(error.message or "")))
+    except TemplateError as error:
+        return error.message or TOO_DEEP
 
 
 def _present(value) -> bool:
@@ -1066,13 +1237,14 @@ def _html_context(context: dict) -> dict:
 
 def _render(template, context: dict) -> str:
     """One part, rendered; whatever goes wrong is a TemplateError (`{{ first_name + 1 }}`
-    passes validation and fails only here), so the dispatcher records it on the message and goes
-    on with the others instead of losing the chunk."""
+    passes validation and fails only here, and Jinja's own filters raise AssertionError and
+    more), so previews show it and the dispatcher records it on the message and goes on with the
+    others instead of losing the chunk."""
     try:
         return template.render(context)
     except TemplateError:
         raise
-    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as error:
+    except Exception as error:
         raise TemplateRuntimeError(f"{type(error).__name__}: {error}") from error
 
 

@@ -27,7 +27,10 @@ def email_problems(
     parts = {"subject": subject, "preheader": preheader, "body_markdown": body_markdown}
     problems = {
         name: rendering.template_problems(
-            source, custom_keys=keys, links_allowed=name == "body_markdown"
+            source,
+            custom_keys=keys,
+            links_allowed=name == "body_markdown",
+            markdown=name == "body_markdown",
         )
         for name, source in parts.items()
     }
@@ -100,9 +103,6 @@ def email_preview(
     if problems:
         return None, [str(p) for found in problems.values() for p in found]
     sender = message_service.sender_for(organization=organization, campaign=campaign, user=user)
-    compiled = rendering.email_compile(
-        subject=subject, preheader=preheader, body_markdown=body_markdown
-    )
     context = None
     values = {}
     if candidate is not None:
@@ -124,6 +124,10 @@ def email_preview(
         context["unsubscribe_url"] = links["unsubscribe_url"]
         context["preferences_url"] = links["preferences_url"]
     try:
+        # Raises a TemplateError for a template saved before validation refused its kind.
+        compiled = rendering.email_compile(
+            subject=subject, preheader=preheader, body_markdown=body_markdown
+        )
         built = message_service.message_build(
             compiled=compiled,
             organization=organization,
