@@ -1,7 +1,6 @@
 """django-filter filter sets of the campaigns app."""
 
 import django_filters
-from django import forms
 
 from campaigns.models import Suppression
 
@@ -9,12 +8,7 @@ from campaigns.models import Suppression
 class SuppressionFilterSet(django_filters.FilterSet):
     """Settings → Suppressions: part of an address, and the reason. Newest first."""
 
-    email = django_filters.CharFilter(
-        lookup_expr="icontains",
-        label="Address",
-        max_length=254,
-        widget=forms.TextInput(attrs={"placeholder": "Address contains…", "type": "search"}),
-    )
+    email = django_filters.CharFilter(lookup_expr="icontains", label="Address", max_length=254)
     reason = django_filters.ChoiceFilter(
         choices=Suppression.Reason.choices, empty_label="Any reason"
     )
