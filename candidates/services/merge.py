@@ -144,8 +144,13 @@ def merge_differences(*, primary: Candidate, secondary: Candidate) -> list[str]:
 
 # How strongly a status holds Rapport back from contacting someone: a merge keeps the stricter
 # of the two by default, like the email preferences (a "Do not contact" is never lost because
-# the profile that said it was the secondary).
-_STATUS_STRICTNESS = {Candidate.Status.DO_NOT_CONTACT: 2, Candidate.Status.NOT_NOW: 1}
+# the profile that said it was the secondary). "Hired" keeps someone out of campaign email
+# for good, as "Do not contact" does, but is no wish of theirs; "Not now" only until its date.
+_STATUS_STRICTNESS = {
+    Candidate.Status.DO_NOT_CONTACT: 3,
+    Candidate.Status.HIRED: 2,
+    Candidate.Status.NOT_NOW: 1,
+}
 
 
 def _stricter(primary: Candidate, secondary: Candidate) -> Choice:

@@ -327,6 +327,7 @@ def test_candidate_merge_undo_never_loosens_the_status(org, at_merge, after_merg
             {"status": "not_now", "not_now_until": datetime.date(2032, 1, 1)},
             "status “Not now” until 1 Jan 2032",
         ),
+        ({"status": "hired"}, "status “Hired”"),
     ],
 )
 def test_candidate_merge_undo_says_on_the_timeline_that_it_kept_the_stricter_status(
@@ -783,6 +784,9 @@ def test_deleting_a_merge_survivor_never_makes_its_merged_profiles_live_again(or
         ("active", "not_now", "not_now"),
         ("not_now", "active", "not_now"),
         ("hired", "active", "hired"),
+        ("active", "hired", "hired"),
+        ("not_now", "hired", "hired"),
+        ("hired", "not_now", "hired"),
     ],
 )
 def test_candidate_merge_keeps_the_stricter_status_by_default(
