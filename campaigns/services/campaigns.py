@@ -20,7 +20,11 @@ from campaigns.models import (
     Topic,
 )
 from campaigns.services import sequences
-from campaigns.services.audience import audience_problems, audience_queryset
+from campaigns.services.audience import (
+    NO_CAMPAIGN_EMAIL_STATUSES,
+    audience_problems,
+    audience_queryset,
+)
 from campaigns.services.domains import unverified_sender_domain
 from campaigns.services.templates import email_problems
 from candidates.models import Candidate
@@ -355,7 +359,10 @@ def _batch_enroll(*, batch_id: int) -> int:
     and the unique (organization, campaign, candidate) constraint makes a repeat a no-op.
     Candidates deleted since the launch are left out; one merged into another profile since
     the launch is replaced by that profile (once, if both were in the audience), so the person
-    gets the campaign once, at the address kept. The first step is due at the batch's
+    gets the campaign once, at the address kept. One marked "Do not contact" or Hired since
+    the launch is left out too: that change stopped their enrollments at once, and this batch's
+    was not there yet to stop (the other guard rails are checked when each email is due and
+    sent). The first step is due at the batch's
     `run_at`, except where `_first_step_due_by_time_zone` gives a candidate's time zone its
     own time. Returns how many joined."""
     enrollments, batches = Enrollment._meta.db_table, AudienceBatch._meta.db_table
@@ -375,9 +382,15 @@ def _batch_enroll(*, batch_id: int) -> int:
             f"%s, '', batch.enrolled_at, NULL {batch_candidates}"
             "LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS zoned(time_zone, due_at) "
             "  ON zoned.time_zone = candidate.time_zone "
-            "WHERE batch.id = %s ORDER BY candidate.id "
-            "ON CONFLICT DO NOTHING",
-            [Enrollment.Status.ACTIVE, time_zones, due, batch_id],
+            "WHERE batch.id = %s AND NOT candidate.status = ANY(%s::text[]) "
+            "ORDER BY candidate.id ON CONFLICT DO NOTHING",
+            [
+                Enrollment.Status.ACTIVE,
+                time_zones,
+                due,
+                batch_id,
+                list(NO_CAMPAIGN_EMAIL_STATUSES),
+            ],
         )
         enrolled = cursor.rowcount
         cursor.execute(f"DELETE FROM {batches} WHERE id = %s", [batch_id])  # noqa: S608

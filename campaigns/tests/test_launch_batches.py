@@ -29,6 +29,7 @@ from campaigns.tasks import dispatch_task, enroll_task
 from campaigns.tests.factories import make_broadcast
 from candidates.models import Candidate
 from candidates.services.merge import candidate_merge
+from candidates.services.profiles import candidate_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,6 +151,26 @@ def test_the_audience_is_the_one_at_launch(org, recruiter_user, queue, monkeypat
 
     assert _enrolled(campaign) == Counter(audience)
     assert not late & set(_enrolled(campaign))
+
+
+@pytest.mark.parametrize("status", ["do_not_contact", "hired"])
+def test_a_candidate_marked_do_not_contact_or_hired_after_launch_does_not_join(
+    org, recruiter_user, queue, monkeypatch, status
+):
+    """Their status change stopped their enrollments at once, before their batch had one to
+    stop: the batch leaves them out rather than enroll them as active."""
+    _batches(monkeypatch, 3)
+    audience = _audience(org, 6)
+    campaign = make_broadcast(org, user=recruiter_user)
+    with scope(organization=org):
+        campaign_launch(campaign=campaign, user=recruiter_user)
+        waiting = AudienceBatch.objects.get(campaign=campaign).candidate_ids[0]
+        candidate_update(
+            candidate=Candidate.objects.get(pk=waiting), actor=recruiter_user, status=status
+        )
+
+    assert audience_enroll_pending(campaign_id=campaign.pk) == 2
+    assert _enrolled(campaign) == Counter(audience - {waiting})
 
 
 def test_a_deleted_candidate_is_left_out_and_the_batch_still_enrolls(
