@@ -12,10 +12,12 @@ from candidates.services.custom_fields import custom_fields_active
 
 # Rendered emails are shown in a sandboxed <iframe> on our own pages. They carry inline styles
 # (email clients need them), so they get their own strict policy instead of the site's: no
-# scripts at all, no forms, only our frame may embed them.
+# scripts at all, no forms, only our frame may embed them. `allow-same-origin` only lets our
+# page read the email's height to size the frame (static/js/rapport.js, fitEmailFrame); never
+# add `allow-scripts` beside it, which would let the document lift its own sandbox.
 EMAIL_FRAME_POLICY = (
     "default-src 'none'; img-src 'self' data: https:; style-src 'unsafe-inline'; "
-    "frame-ancestors 'self'; sandbox"
+    "frame-ancestors 'self'; sandbox allow-same-origin"
 )
 
 

@@ -4,6 +4,45 @@
 (function () {
   "use strict";
 
+  // The bulk move form says how many cards are ticked ("Move 3 cards to"), to a screen reader
+  // too; a phone shows it as a bar once one is (rapport.css). "Clear selection" resets the
+  // form, which unticks the cards after its reset event: count once it is done.
+  const bulk = document.getElementById("bulk-move");
+  function countTicked() {
+    const ticked = document.querySelectorAll(
+      'input[name="membership"][form="bulk-move"]:checked',
+    ).length;
+    const cards = ticked === 1 ? "1 card" : ticked + " cards";
+    writeText(bulk.querySelector("[data-bulk-count]"), ticked ? cards : "selected");
+    writeText(
+      bulk.querySelector("[data-bulk-status]"),
+      ticked ? cards + " selected" : "No cards selected",
+    );
+  }
+  // Only a change is written: a live region may repeat text written again.
+  function writeText(element, text) {
+    if (element && element.textContent !== text) {
+      element.textContent = text;
+    }
+  }
+  if (bulk) {
+    document.addEventListener("change", function (event) {
+      if (event.target.matches('input[name="membership"][form="bulk-move"]')) {
+        countTicked();
+      }
+    });
+    bulk.addEventListener("reset", function () {
+      window.setTimeout(countTicked, 0);
+    });
+    // A moved card comes back unticked; a page restored by Back keeps its ticks.
+    document.body.addEventListener("htmx:afterSettle", countTicked);
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) {
+        countTicked();
+      }
+    });
+  }
+
   const board = document.querySelector("[data-board-sortable]");
   if (!board || typeof Sortable === "undefined") {
     return;
