@@ -4,18 +4,19 @@
 (function () {
   "use strict";
 
-  // The bulk move form says how many cards are ticked ("Move 3 cards to"), to a screen reader
-  // too; a phone shows it as a bar once one is (rapport.css). "Clear selection" resets the
-  // form, which unticks the cards after its reset event: count once it is done.
+  // The bulk move form says how many cards are ticked ("Move 3 cards to"), and its status line
+  // (outside the form) tells a screen reader; a phone shows the form as a bar once a card is
+  // ticked (pipelines.css). "Clear selection" resets the form, which unticks the cards after its
+  // reset event: count once it is done.
   const bulk = document.getElementById("bulk-move");
+  const boxes = 'input[name="membership"][form="bulk-move"]';
+  let lastTicked = null;
   function countTicked() {
-    const ticked = document.querySelectorAll(
-      'input[name="membership"][form="bulk-move"]:checked',
-    ).length;
+    const ticked = document.querySelectorAll(boxes + ":checked").length;
     const cards = ticked === 1 ? "1 card" : ticked + " cards";
     writeText(bulk.querySelector("[data-bulk-count]"), ticked ? cards : "selected");
     writeText(
-      bulk.querySelector("[data-bulk-status]"),
+      document.querySelector("[data-bulk-status]"),
       ticked ? cards + " selected" : "No cards selected",
     );
   }
@@ -27,12 +28,28 @@
   }
   if (bulk) {
     document.addEventListener("change", function (event) {
-      if (event.target.matches('input[name="membership"][form="bulk-move"]')) {
+      if (event.target.matches(boxes)) {
+        if (event.target.checked) {
+          lastTicked = event.target;
+        }
         countTicked();
       }
     });
+    // Clear hides itself (and on a phone the whole bar): a keyboard user goes back to the card
+    // ticked last rather than to the top of the page. (A mouse's click leaves focus be.)
     bulk.addEventListener("reset", function () {
-      window.setTimeout(countTicked, 0);
+      const active = document.activeElement;
+      const focused = bulk.contains(active) && active.matches(":focus-visible") ? active : null;
+      window.setTimeout(function () {
+        countTicked();
+        if (focused && !focused.getClientRects().length) {
+          const box =
+            lastTicked && lastTicked.isConnected ? lastTicked : document.querySelector(boxes);
+          if (box) {
+            box.focus();
+          }
+        }
+      }, 0);
     });
     // A moved card comes back unticked; a page restored by Back keeps its ticks.
     document.body.addEventListener("htmx:afterSettle", countTicked);
