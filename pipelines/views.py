@@ -14,7 +14,13 @@ from django.views.decorators.http import require_POST, require_safe
 from candidates.search import count_capped, count_display
 from candidates.selectors import candidate_get, candidate_owner_choices
 from candidates.services import bulk
-from crm.ids import id_from, ids_from
+from candidates.views.destinations import (
+    DestinationSelection,
+    destination_run,
+    destination_selection,
+    destination_selection_count,
+)
+from crm.ids import id_from
 from crm.permissions import admin_required, recruiter_required
 from pipelines import selectors, services
 from pipelines.forms import (
@@ -435,19 +441,6 @@ def card_remove(request, org_slug, pool_id, pool_membership_id):
 # --- adding candidates ---
 
 
-def _selection_queryset(request, *, candidate_ids=(), query: str = "", up_to_id=None):
-    """The candidates a selection names: ticked ids, or those a candidate-list query string
-    finds (the "all N matching" selection) among the first `up_to_id`."""
-    from candidates.selectors import candidate_selection_queryset
-
-    return candidate_selection_queryset(
-        organization=request.organization,
-        candidate_ids=candidate_ids,
-        query=query,
-        up_to_id=up_to_id,
-    )
-
-
 @recruiter_required
 def pool_add(request, org_slug):
     """Add a selection to a pool: POSTed candidate ids, or every candidate a filter query
@@ -463,30 +456,20 @@ def pool_add(request, org_slug):
     )
     data = request.POST if request.method == "POST" else request.GET
     form = AddToPoolForm(data if "pool" in data else None, pools=pools, initial=data.dict())
-    candidate_ids = ids_from(data.getlist("candidate"))
-    query = data.get("query", "")
-    up_to_id = None
-    if query and not candidate_ids:
-        # The bound the page counted under; a page from before it was carried: bound now.
-        up_to_id = id_from(data.get("up_to_id"))
-        if up_to_id is None:
-            up_to_id = bulk.bulk_highest_candidate_id()
+    selection = destination_selection(data)
     if request.method == "POST" and form.is_valid():
         try:
-            return _pool_add(request, form.cleaned_data, up_to_id)
+            return _pool_add(request, form.cleaned_data["pool"], selection)
         except ValidationError as error:  # the pool archived a moment ago
             form.add_error(None, error)
-    if candidate_ids or query:
-        selection_count = _selection_queryset(
-            request, candidate_ids=candidate_ids, query=query, up_to_id=up_to_id
-        ).count()
-    else:
-        selection_count = 0
+    selection_count = destination_selection_count(
+        organization=request.organization, selection=selection
+    )
     context = {
         "form": form,
-        "candidate_ids": candidate_ids,
-        "query": query,
-        "up_to_id": up_to_id,
+        "candidate_ids": selection.candidate_ids,
+        "query": selection.query,
+        "up_to_id": selection.up_to_id,
         "selection_count": selection_count,
         "in_background": not bulk.bulk_runs_inline(total=selection_count),
         "has_pools": pools.exists(),
@@ -494,43 +477,22 @@ def pool_add(request, org_slug):
     return render(request, "pipelines/pool_add.html", context)
 
 
-def _pool_add(request, cleaned_data: dict, up_to_id: int | None) -> HttpResponse:
-    """Add the selection at once when it is small (and say how it went), else start a job and
-    send the recruiter to its progress page."""
-    organization, pool = request.organization, cleaned_data["pool"]
-    candidate_ids = cleaned_data["candidate"]
-    selection = bulk.bulk_selection(
-        organization=organization,
-        ids=candidate_ids,
-        select_all=not candidate_ids,
-        query=cleaned_data["query"],
-        up_to_id=up_to_id,
-    )
+def _pool_add(request, pool: Pool, selection: DestinationSelection) -> HttpResponse:
     args = services.pool_add_args(pool=pool)
-    outcome = bulk.bulk_start(
-        organization=organization,
-        actor=request.user,
+    return destination_run(
+        request,
+        selection=selection,
         action=services.POOL_ADD_ACTION,
         args=args,
-        selection=selection,
         label="Add to a private pool" if args["private"] else f"Add to “{pool.name}”",
+        # The recruiter who chose the pool reads its name, a private one's too.
+        outcome_args={"pool_name": pool.name},
+        done_url=reverse(
+            "pipelines:pool_board",
+            kwargs={"org_slug": request.organization.slug, "pool_id": pool.pk},
+        ),
+        success_needs_change=False,  # "Everyone selected was already in …" is good news too
     )
-    if outcome.job:  # its page says what is going on, as for the list's own bulk actions
-        return redirect("candidates:job_detail", org_slug=organization.slug, job_id=outcome.job.pk)
-    # The recruiter who chose the pool reads its name, a private one's too.
-    said = services.pool_add_outcome({"pool_name": pool.name}, outcome.changed, outcome.total)
-    if outcome.total:
-        messages.success(request, said.pop(0))
-    for sentence in said:
-        messages.info(request, sentence)
-    difference = bulk.bulk_confirmed_difference_text(
-        confirmed=id_from(request.POST.get("confirmed_count")),
-        found=outcome.total,
-        ticked=bool(candidate_ids),
-    )
-    if difference:
-        messages.info(request, difference)
-    return redirect("pipelines:pool_board", org_slug=organization.slug, pool_id=pool.pk)
 
 
 @require_POST

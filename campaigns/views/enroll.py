@@ -6,14 +6,18 @@ It runs as the list's own bulk actions do (candidates.services.bulk): at once fo
 selection, else as a job in batches whose progress page the recruiter is sent to."""
 
 from django import forms
-from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.urls import reverse
 
 from campaigns.models import Campaign
-from campaigns.services.sequences import ENROLL_ACTION, sequence_enroll_outcome
-from candidates.selectors import candidate_selection_queryset
+from campaigns.services.sequences import ENROLL_ACTION
 from candidates.services import bulk
-from crm.ids import id_from, ids_from
+from candidates.views.destinations import (
+    destination_run,
+    destination_selection,
+    destination_selection_count,
+)
+from crm.ids import id_from
 from crm.permissions import recruiter_required
 
 
@@ -58,70 +62,29 @@ def campaign_enroll(request, org_slug):
     sequences = _sequences(organization)
     data = request.POST if request.method == "POST" else request.GET
     form = EnrollForm(data if request.method == "POST" else None, sequences=sequences)
-    candidate_ids = ids_from(data.getlist("candidate"))
-    query = data.get("query", "")
-    up_to_id = None
-    if query and not candidate_ids:
-        # The bound the page counted under; a page from before it was carried: bound now.
-        up_to_id = id_from(data.get("up_to_id"))
-        if up_to_id is None:
-            up_to_id = bulk.bulk_highest_candidate_id()
+    selection = destination_selection(data)
     if request.method == "POST" and form.is_valid():
-        return _enroll(request, form.cleaned_data["campaign"], candidate_ids, query, up_to_id)
-    selection = (
-        candidate_selection_queryset(
-            organization=organization,
-            candidate_ids=candidate_ids,
-            query=query,
-            up_to_id=up_to_id,
+        campaign = form.cleaned_data["campaign"]
+        return destination_run(
+            request,
+            selection=selection,
+            action=ENROLL_ACTION,
+            args={"campaign_id": campaign.pk, "campaign_name": campaign.name},
+            label=f"Enroll in “{campaign.name}”",
+            outcome_args={"campaign_name": campaign.name},
+            done_url=reverse(
+                "campaigns:detail",
+                kwargs={"org_slug": organization.slug, "campaign_id": campaign.pk},
+            ),
         )
-        if candidate_ids or query
-        else None
-    )
-    selection_count = selection.count() if selection is not None else 0
+    selection_count = destination_selection_count(organization=organization, selection=selection)
     context = {
         "form": form,
-        "candidate_ids": candidate_ids,
-        "query": query,
-        "up_to_id": up_to_id,
+        "candidate_ids": selection.candidate_ids,
+        "query": selection.query,
+        "up_to_id": selection.up_to_id,
         "selection_count": selection_count,
         "in_background": not bulk.bulk_runs_inline(total=selection_count),
         "has_sequences": sequences.exists(),
     }
     return render(request, "campaigns/enroll.html", context)
-
-
-def _enroll(request, campaign, candidate_ids, query, up_to_id):
-    """Enroll the selection at once when it is small (and say how it went), else start a job
-    and send the recruiter to its progress page."""
-    organization = request.organization
-    selection = bulk.bulk_selection(
-        organization=organization,
-        ids=candidate_ids,
-        select_all=not candidate_ids,
-        query=query,
-        up_to_id=up_to_id,
-    )
-    outcome = bulk.bulk_start(
-        organization=organization,
-        actor=request.user,
-        action=ENROLL_ACTION,
-        args={"campaign_id": campaign.pk, "campaign_name": campaign.name},
-        selection=selection,
-        label=f"Enroll in “{campaign.name}”",
-    )
-    if outcome.job:  # its page says what is going on, as for the list's own bulk actions
-        return redirect("candidates:job_detail", org_slug=organization.slug, job_id=outcome.job.pk)
-    said = sequence_enroll_outcome({"campaign_name": campaign.name}, outcome.changed, outcome.total)
-    if outcome.changed:
-        messages.success(request, said.pop(0))
-    for sentence in said:
-        messages.info(request, sentence)
-    difference = bulk.bulk_confirmed_difference_text(
-        confirmed=id_from(request.POST.get("confirmed_count")),
-        found=outcome.total,
-        ticked=bool(candidate_ids),
-    )
-    if difference:
-        messages.info(request, difference)
-    return redirect("campaigns:detail", org_slug=organization.slug, campaign_id=campaign.pk)
