@@ -32,7 +32,7 @@ from django_scopes import scope, scopes_disabled
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from tests.test_browser import CHROMIUM_ARGS
+from tests.test_browser import CHROMIUM_ARGS, log_in
 
 # The marker makes pytest-django create the test database; the module's own fixture commits
 # the demo data outside each test's transaction, where the live server's thread can read it.
@@ -397,11 +397,7 @@ class Browsers:
             if who != "anonymous":
                 from crm.management.commands.seed_demo import DEMO_PASSWORD
 
-                page.goto(self.site.url + reverse("account_login"))
-                page.fill("input[name=login]", self.site.logins[who])
-                page.fill("input[name=password]", DEMO_PASSWORD)
-                page.locator("form button[type=submit]").first.click()
-                page.wait_for_load_state("networkidle")
+                log_in(page, self.site, self.site.logins[who], DEMO_PASSWORD)
                 assert "/accounts/login/" not in page.url, f"{who} could not sign in"
             self.pages[who] = page
         return self.pages[who]

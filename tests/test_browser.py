@@ -74,11 +74,12 @@ def browser_recruiter(monkeypatch, *, name: str, slug: str, email: str):
     return organization, user
 
 
-def log_in(page: Page, live_server, email: str) -> None:
-    """Sign in a factory-made user (tests.factories.UserFactory) through the login form."""
+def log_in(page: Page, live_server, email: str, password: str = FACTORY_PASSWORD) -> None:
+    """Sign in through the login form: a factory-made user (tests.factories.UserFactory) unless
+    told the password. `live_server`: anything with the site's `url`."""
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=login]", email)
-    page.fill("input[name=password]", FACTORY_PASSWORD)
+    page.fill("input[name=password]", password)
     page.locator("form button[type=submit]").first.click()
     page.wait_for_load_state("networkidle")
 

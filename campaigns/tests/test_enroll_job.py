@@ -16,8 +16,8 @@ from django_scopes import scopes_disabled
 from campaigns.models import Campaign, Enrollment, Step
 from campaigns.tests.factories import make_candidates
 from candidates.models import Activity, Candidate, Job
-from candidates.services.bulk import bulk_apply_batch
 from candidates.tasks import bulk_action
+from candidates.tests.factories import bulk_job_stopped_after_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -196,20 +196,7 @@ def test_enroll_job_resumes_after_the_batches_already_done(
     )
     with scopes_disabled():
         job = Job.objects.get()
-        bulk_apply_batch(
-            organization_id=org.pk,
-            action=job.params["action"],
-            args=job.params["args"],
-            ids=[p.pk for p in people[:2]],
-            actor=recruiter_user,
-        )
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.FAILED,
-            processed=2,
-            params={**job.params, "cursor": people[1].pk},
-            result={"changed": 2, "unchanged": 0},
-            error="The job stopped (OperationalError).",
-        )
+    bulk_job_stopped_after_batch(job, ids=[p.pk for p in people[:2]], actor=recruiter_user)
     stopped = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
     with django_capture_on_commit_callbacks(execute=True):
         recruiter_client.post(reverse("candidates:job_resume", args=[org.slug, job.pk]))

@@ -98,3 +98,31 @@ def make_attachment(candidate, *, content: bytes | None = None, name="resume.pdf
         )
         attachment.file.save("upload", ContentFile(content))
     return attachment
+
+
+def bulk_job_stopped_after_batch(job, *, ids: list[int], actor, counted: bool = True) -> int:
+    """Carry out one batch of a bulk `job` by hand, as a worker did before it died, and leave
+    the job failed. With `counted` the job had recorded the batch (its cursor at the batch's
+    last id, its counts taken): Resume continues after it. Without, the worker died before
+    recording it: Resume does the batch again. Returns how many the batch changed."""
+    from candidates.models import Job
+    from candidates.services.bulk import bulk_apply_batch
+
+    with scopes_disabled():
+        changed = bulk_apply_batch(
+            organization_id=job.organization_id,
+            action=job.params["action"],
+            args=job.params["args"],
+            ids=ids,
+            actor=actor,
+        )
+        stopped = {"status": Job.Status.FAILED, "error": "The job stopped (OperationalError)."}
+        if counted:
+            stopped |= {
+                "processed": len(ids),
+                "params": {**job.params, "cursor": ids[-1]},
+                "result": {"changed": changed, "unchanged": len(ids) - changed},
+            }
+        Job.objects.filter(pk=job.pk).update(**stopped)
+        job.refresh_from_db()
+    return changed

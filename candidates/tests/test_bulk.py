@@ -13,7 +13,7 @@ from candidates.models import Activity, Candidate, Job
 from candidates.services import bulk
 from candidates.services.bulk import bulk_apply_batch, bulk_selection
 from candidates.tasks import bulk_action
-from candidates.tests.factories import CandidateFactory
+from candidates.tests.factories import CandidateFactory, bulk_job_stopped_after_batch
 from crm.tests.markup import attributes, elements, text
 
 pytestmark = pytest.mark.django_db
@@ -824,22 +824,7 @@ def _stopped_after_first_batch(org, user, chosen, action="tag", args=None):
     """A job whose worker committed the first two candidates, then stopped with an error."""
     args = args if args is not None else {"tags": ["x"]}
     job = _job(org, user, action, args, {"ids": [c.pk for c in chosen]}, len(chosen))
-    with scopes_disabled():
-        bulk_apply_batch(
-            organization_id=org.pk,
-            action=action,
-            args=args,
-            ids=[c.pk for c in chosen[:2]],
-            actor=user,
-        )
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.FAILED,
-            processed=2,
-            params={**job.params, "cursor": chosen[1].pk},
-            result={"changed": 2, "unchanged": 0},
-            error="The job stopped (OperationalError).",
-        )
-        job.refresh_from_db()
+    bulk_job_stopped_after_batch(job, ids=[c.pk for c in chosen[:2]], actor=user)
     return job
 
 

@@ -17,6 +17,7 @@ from campaigns.tests.factories import SavedSearchFactory
 from candidates.models import Activity, Job
 from candidates.services.bulk import bulk_apply_batch
 from candidates.tasks import bulk_action
+from candidates.tests.factories import bulk_job_stopped_after_batch
 from crm.celery import app as celery_app
 from pipelines import services
 from pipelines.models import Pool, PoolMembership
@@ -228,16 +229,9 @@ def test_pool_add_job_redoing_a_batch_after_a_crash_adds_nobody_twice(
     )
     with scopes_disabled():
         job = Job.objects.get()
-        first = bulk_apply_batch(
-            organization_id=org.pk,
-            action=job.params["action"],
-            args=job.params["args"],
-            ids=_ids(people)[:2],
-            actor=recruiter_user,
-        )
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.FAILED, error="The job stopped (OperationalError)."
-        )
+    first = bulk_job_stopped_after_batch(
+        job, ids=_ids(people)[:2], actor=recruiter_user, counted=False
+    )
     with django_capture_on_commit_callbacks(execute=True):
         recruiter_client.post(reverse("candidates:job_resume", args=[org.slug, job.pk]))
     bulk_action.apply(kwargs=queued[-1])
@@ -275,20 +269,7 @@ def test_pool_add_job_resumes_after_the_batches_already_done(
     )
     with scopes_disabled():
         job = Job.objects.get()
-        bulk_apply_batch(
-            organization_id=org.pk,
-            action=job.params["action"],
-            args=job.params["args"],
-            ids=[p.pk for p in people[:2]],
-            actor=recruiter_user,
-        )
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.FAILED,
-            processed=2,
-            params={**job.params, "cursor": people[1].pk},
-            result={"changed": 2, "unchanged": 0},
-            error="The job stopped (OperationalError).",
-        )
+    bulk_job_stopped_after_batch(job, ids=[p.pk for p in people[:2]], actor=recruiter_user)
     stopped = recruiter_client.get(reverse("candidates:job_detail", args=[org.slug, job.pk]))
     with django_capture_on_commit_callbacks(execute=True):
         recruiter_client.post(reverse("candidates:job_resume", args=[org.slug, job.pk]))
