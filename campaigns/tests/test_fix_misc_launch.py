@@ -15,6 +15,7 @@ from campaigns.models import Campaign, CandidateEmailPreference, Enrollment, Mes
 from campaigns.services.campaigns import campaign_launch, campaign_launch_problems
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
+from campaigns.services.sequences import step_run_at
 from campaigns.services.tokens import candidate_token
 from campaigns.services.topics import topic_archive, topics_for
 from campaigns.tests.factories import make_broadcast, make_candidates
@@ -161,7 +162,13 @@ def test_running_sequence_whose_topic_is_archived_can_still_be_opted_out_of(
         preference = CandidateEmailPreference.objects.get(candidate=receiving)
     # The opt-out holds for the sequence's next email.
     with scope(organization=org):
-        due = Enrollment.objects.get(campaign=sequence).next_run_at
+        # Two days after launch, moved into the sending window: a launch late in the day
+        # leaves the step due after 17:00, when the dispatcher only moves it to the morning.
+        due = step_run_at(
+            campaign=sequence,
+            candidate=receiving,
+            due=Enrollment.objects.get(campaign=sequence).next_run_at,
+        )
         dispatch_due(now=due + timedelta(seconds=30))
         message = Message.objects.get(campaign=sequence)
         messages_send(organization=org, message_ids=[message.pk])
