@@ -1,5 +1,7 @@
 """System checks of the campaigns app."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Warning, register
 
@@ -32,5 +34,24 @@ def anymail_webhook_secret(app_configs, **kwargs):
             message,
             hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and use it in the ESP's webhook URLs.",
             id="campaigns.W001",
+        )
+    ]
+
+
+@register("campaigns", deploy=True)
+def site_url_https(app_configs, **kwargs):
+    """Every campaign email's List-Unsubscribe names a link under SITE_URL. RFC 8058 requires
+    that one-click link to be HTTPS, and mailbox providers ignore List-Unsubscribe-Post (and
+    show no unsubscribe button) for a plain-HTTP one — a candidate could then only mark the
+    email as spam."""
+    if urlsplit(settings.SITE_URL).scheme == "https":
+        return []
+    return [
+        Warning(
+            f"SITE_URL ({settings.SITE_URL}) is not HTTPS: the one-click unsubscribe link in every "
+            "campaign email's List-Unsubscribe header would not be honoured (RFC 8058 requires "
+            "HTTPS).",
+            hint="Serve Rapport over HTTPS and set SITE_URL=https://your-host.",
+            id="campaigns.W002",
         )
     ]

@@ -1,12 +1,13 @@
-"""`manage.py check --deploy` warns when the ESP webhooks under /webhooks/anymail/ would take
-posts from anyone: with an ESP backend (tracking webhooks), and with CAMPAIGNS_REPLY_DOMAIN,
-whose mail reaches anymail's inbound webhook whatever backend sends (SMTP too)."""
+"""`manage.py check --deploy` warns when the one-click unsubscribe link would not be HTTPS, and
+when the ESP webhooks under /webhooks/anymail/ would take posts from anyone: with an ESP
+backend (tracking webhooks), and with CAMPAIGNS_REPLY_DOMAIN, whose mail reaches anymail's
+inbound webhook whatever backend sends (SMTP too)."""
 
 import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-from campaigns.checks import anymail_webhook_secret
+from campaigns.checks import anymail_webhook_secret, site_url_https
 
 SMTP = "django.core.mail.backends.smtp.EmailBackend"
 SECRET = {"WEBHOOK_SECRET": "rapport-hooks:s3cret-passphrase"}
@@ -57,3 +58,18 @@ def test_an_esp_backend_without_a_secret_warns_once(reply_domain):
 def test_the_warning_is_part_of_check_deploy():
     found = run_checks(include_deployment_checks=True, tags=["campaigns"])
     assert "campaigns.W001" in [message.id for message in found]
+
+
+@pytest.mark.parametrize(
+    ("site_url", "warned"),
+    [
+        ("https://rapport.example.com", []),
+        ("http://rapport.example.com", ["campaigns.W002"]),
+        ("http://localhost:8000", ["campaigns.W002"]),
+    ],
+)
+def test_one_click_unsubscribe_needs_an_https_site_url(site_url, warned):
+    with override_settings(SITE_URL=site_url):
+        assert [message.id for message in site_url_https(None)] == warned
+        found = run_checks(include_deployment_checks=True, tags=["campaigns"])
+    assert [m.id for m in found if m.id == "campaigns.W002"] == warned
