@@ -266,16 +266,15 @@ def message_build(
     }
     domain = mail_domain(organization.sender_email)
     message_id = make_msgid(idstring=f"m{message_pk}", domain=domain)
-    headers = {"Message-ID": message_id}
-    if campaign is not None:
-        mailto = unsubscribe_mailto(token=links["token"] or "test", domain=domain)
-        headers.update(
-            {
-                "List-Unsubscribe": f"<{links['unsubscribe_url']}>, <{mailto}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": list_id(organization=organization, campaign=campaign, domain=domain),
-            }
-        )
+    # Every email built here is a campaign email, or a preview or test of one (a template's
+    # has no campaign): all carry the list headers, a test's with the sample links.
+    mailto = unsubscribe_mailto(token=links["token"] or "test", domain=domain)
+    headers = {
+        "Message-ID": message_id,
+        "List-Unsubscribe": f"<{links['unsubscribe_url']}>, <{mailto}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": list_id(organization=organization, campaign=campaign, domain=domain),
+    }
     return BuiltMessage(
         subject=rendered.subject,
         preheader=rendered.preheader,
@@ -376,10 +375,11 @@ def list_id(*, organization, campaign, domain: str) -> str:
     """The campaign's List-Id (RFC 2919), which mail clients show and filter on: the
     organisation's name, as candidates know it, and an opaque label stable for the campaign.
     Not the campaign's name — the team's own label for it ("Q3 — people from Globex") — nor
-    its id or the organisation's URL name, which would tell how many campaigns exist."""
-    label = salted_hmac(
-        "campaigns.list-id", f"{organization.pk}:{campaign.pk}", algorithm="sha256"
-    ).hexdigest()[:20]
+    its id or the organisation's URL name, which would tell how many campaigns exist. Without
+    a campaign (a template's test email) the label is one for the organisation's templates:
+    no campaign's, so a filter on a campaign's list never catches a template's tests."""
+    key = f"{organization.pk}:{campaign.pk if campaign is not None else 'templates'}"
+    label = salted_hmac("campaigns.list-id", key, algorithm="sha256").hexdigest()[:20]
     return f'"{_quote(organization.name)}" <{label}.{domain}>'
 
 

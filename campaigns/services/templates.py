@@ -159,7 +159,8 @@ def email_send_test(
     step=None,
 ) -> Message:
     """Queue the preview as a real email to the user (through the outbox, marked as a test;
-    it shows in the campaign's "Sent emails" with a Test badge). `step`: the sequence step
+    it shows in the campaign's "Sent emails" with a Test badge), with the headers candidates'
+    emails carry — a template's too — and sample unsubscribe links. `step`: the sequence step
     tested (default: the campaign's first)."""
     built, problems = email_preview(
         organization=organization,
