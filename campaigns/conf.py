@@ -60,9 +60,10 @@ def requeue_after_seconds() -> int:
 
 
 MAX_ATTEMPTS = 6  # transient failures; then the message is marked failed
-# A provider's "slow down" (HTTP 429) is not a failed attempt and never fails a message: it
-# waits for the provider's Retry-After (at most THROTTLE_RETRY_AFTER_MAX_SECONDS), else 1, 2,
-# 4, 8… minutes while the throttling lasts, at most THROTTLE_BACKOFF_MAX_SECONDS.
+# A provider's "slow down" (HTTP 429, SES's throttling, an SMTP relay's throttling reply) is
+# not a failed attempt and never fails a message: it waits for the provider's Retry-After (at
+# most THROTTLE_RETRY_AFTER_MAX_SECONDS), else 1, 2, 4, 8… minutes while the throttling lasts,
+# at most THROTTLE_BACKOFF_MAX_SECONDS.
 THROTTLE_BACKOFF_MAX_SECONDS = 15 * 60
 THROTTLE_RETRY_AFTER_MAX_SECONDS = 24 * 60 * 60
 TOKEN_MAX_AGE_DAYS = 400  # candidate links work for more than a year (≥ 60 days required)

@@ -21,7 +21,9 @@ does not offer.
 A live task stops claiming and sending after half its lease and gives back what it has not
 sent, so the sweeper never re-queues a message that a slow but living worker still holds.
 
-**Provider throttling.** An ESP's HTTP 429 ("slow down") is not a failed attempt: the message
+**Provider throttling.** A provider's "slow down" is not a failed attempt: an ESP's HTTP 429,
+Amazon SES's throttling errors through anymail, or an SMTP relay's 4xx reply that says it is
+throttling (`smtp_reply_is_throttling`; greylisting and full mailboxes are not). The message
 was not accepted, so it goes back to ``queued`` with its Message-ID, its attempts unchanged and
 a later ``next_attempt_at`` (the provider's Retry-After, else a backoff that grows while the
 throttling lasts, see `throttle_delay`), and the task stops there: the rest of its chunk goes
@@ -39,6 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from types import SimpleNamespace
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -111,7 +114,8 @@ class PermanentError(Exception):
 
 
 class ProviderThrottled(Exception):
-    """The provider asks us to slow down (HTTP 429): not a failed attempt. `retry_after` is
+    """The provider asks us to slow down (an HTTP 429, SES's throttling, an SMTP relay's
+    throttling reply): not a failed attempt. `retry_after` is
     its Retry-After, when it gave one."""
 
     def __init__(self, message: str, *, retry_after: timedelta | None = None):
@@ -133,8 +137,9 @@ def throttle_delay(times: int) -> timedelta:
 
 # What a throttled message's `last_error` says (the operator's view, and where the next
 # throttle reads how many came before: the model has no field for it).
-_THROTTLED = "Waiting: the email provider is throttling sends (HTTP 429), {times} in a row"
-_THROTTLED_TIMES = re.compile(r"throttling sends \(HTTP 429\), (\d+) in a row")
+_THROTTLED = "Waiting: the email provider is throttling sends, {times} in a row"
+# Rows written before SMTP and SES throttling were recognised say "(HTTP 429)" too.
+_THROTTLED_TIMES = re.compile(r"throttling sends(?: \(HTTP 429\))?, (\d+) in a row")
 
 
 def _throttled_times(last_error: str) -> int:
@@ -309,20 +314,106 @@ def _session_reads_environment_once(connection) -> None:
     session.trust_env = False
 
 
+# ---- What counts as the provider's "slow down" besides an HTTP 429 ----
+#
+# SMTP. A reply code says only "later" (4xx) or "never" (5xx): the same 421 or 45x comes for
+# greylisting, a full mailbox or a server going down, which are retries that count towards
+# MAX_ATTEMPTS. Relays that throttle say so in the words of the reply, or in the enhanced status
+# code X.7.28 that Gmail gives when it rate-limits a sender:
+#   Amazon SES   454 Throttling failure: Maximum sending rate exceeded. (or: Daily message quota)
+#   Gmail        421-4.7.28 … an unusual rate of unsolicited mail …
+#                450-4.2.1 … is receiving mail at a rate that prevents additional messages …
+#   Outlook      451 4.7.500 Server busy. Please try again later from [IP]
+#   Yahoo        421 4.7.0 [TSS04] … temporarily deferred due to unexpected volume …
+#   others       421 4.7.0 Too many messages / Too many concurrent connections / Rate limit exceeded
+# Never throttling, whatever the words: a full mailbox (X.2.2, "over quota"), too many
+# recipients in one envelope (X.5.3: a limit on the message, not on the rate) and greylisting.
+_SMTP_THROTTLING_WORDS = re.compile(
+    r"throttl|\brate\b|ratelimit|too many (?:messages|mails|emails|requests|connections|concurrent)"
+    r"|server (?:is )?(?:too )?busy|unexpected volume",
+    re.IGNORECASE,
+)
+_SMTP_GREYLISTING = re.compile(r"gr[ae]y[- ]?list", re.IGNORECASE)
+_SMTP_ENHANCED_STATUS = re.compile(r"^\s*4\.(\d{1,3})\.(\d{1,3})\b")
+_SMTP_THROTTLING_STATUS = {(7, 28)}  # X.7.28
+_SMTP_NEVER_THROTTLING_STATUS = {(2, 2), (5, 3)}  # X.2.2 mailbox full, X.5.3 too many recipients
+
+
+def smtp_reply_is_throttling(code: int, reply: bytes | str) -> bool:
+    """Whether an SMTP reply (its code, and its text as smtplib gives it: each line without the
+    code) is the relay's "slow down": a 4xx with the enhanced status code X.7.28 or throttling
+    words (see above), and neither a full mailbox, too many recipients nor greylisting."""
+    if not 400 <= code < 500:
+        return False
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    status = _SMTP_ENHANCED_STATUS.match(text)
+    subject_detail = (int(status[1]), int(status[2])) if status else None
+    if subject_detail in _SMTP_NEVER_THROTTLING_STATUS or _SMTP_GREYLISTING.search(text):
+        return False
+    return subject_detail in _SMTP_THROTTLING_STATUS or bool(_SMTP_THROTTLING_WORDS.search(text))
+
+
+# Amazon SES through anymail (anymail/backends/amazon_ses.py): boto3's ClientError becomes an
+# AnymailAPIError with no status code, raised from the ClientError and carrying its parsed
+# response ({"Error": {"Code", "Message"}, "ResponseMetadata": {"HTTPStatusCode",
+# "HTTPHeaders"}}). These error codes, or an HTTP 429 whatever the code, are SES's throttling
+# ("Maximum sending rate exceeded", "Daily message quota exceeded"). Read by duck typing:
+# botocore is not a dependency.
+_AWS_THROTTLING_CODES = {
+    "Throttling",  # the SES v1 API
+    "ThrottlingException",  # every AWS API's common error
+    "TooManyRequestsException",  # SES v2: maximum sending rate exceeded (HTTP 429)
+    "LimitExceededException",  # SES v2: a sending limit (e.g. the daily quota) reached
+}
+
+
+def _aws_error_response(error: Exception) -> dict | None:
+    """botocore's parsed error response, on the AnymailAPIError or on its cause."""
+    for response in (getattr(error, "response", None), getattr(error.__cause__, "response", None)):
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            return response
+    return None
+
+
+def _aws_throttled(error: Exception) -> ProviderThrottled | None:
+    """ProviderThrottled when `error` carries an AWS throttling answer (with its Retry-After,
+    when the response's HTTP headers have one), else None."""
+    response = _aws_error_response(error)
+    if response is None:
+        return None
+    metadata = response.get("ResponseMetadata") or {}
+    if (
+        response["Error"].get("Code") not in _AWS_THROTTLING_CODES
+        and metadata.get("HTTPStatusCode") != 429
+    ):
+        return None
+    from requests.structures import CaseInsensitiveDict  # anymail's dependency
+
+    headers = CaseInsensitiveDict(metadata.get("HTTPHeaders") or {})
+    return ProviderThrottled(str(error), retry_after=_retry_after(SimpleNamespace(headers=headers)))
+
+
 def _classify(error: Exception) -> Exception:
     """Turn a backend's exception into ProviderThrottled, TransientError or PermanentError.
 
-    Only an HTTP API's 429 is throttling. SMTP has no reply that means only that: a 421 or
-    a 45x may as well be greylisting, a full mailbox or a server going down, so SMTP 4xx stay
-    transient failures that count towards MAX_ATTEMPTS."""
+    Throttling ("slow down": waits, never counted as an attempt) is an ESP's HTTP 429, Amazon
+    SES's throttling errors through anymail (`_aws_throttled`), and an SMTP 4xx reply that
+    says so (`smtp_reply_is_throttling`) — to MAIL FROM, DATA or the message, or to every
+    recipient. Any other SMTP 4xx (greylisting, a full mailbox, a server going down) is a
+    transient failure that counts towards MAX_ATTEMPTS; a 5xx is permanent (to every recipient:
+    a hard bounce)."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in error.recipients.values()]
-        if codes and all(500 <= code < 600 for code in codes):
+        replies = list(error.recipients.values())
+        if replies and all(500 <= code < 600 for code, _ in replies):
             return PermanentError(f"Recipient refused: {error.recipients}", hard_bounce=True)
+        if replies and all(smtp_reply_is_throttling(code, reply) for code, reply in replies):
+            return ProviderThrottled(f"Recipient throttled: {error.recipients}")
         return TransientError(f"Recipient deferred: {error.recipients}")
     if isinstance(error, smtplib.SMTPResponseException):
         if 500 <= error.smtp_code < 600:
             return PermanentError(f"{error.smtp_code} {error.smtp_error!r}")
+        if smtp_reply_is_throttling(error.smtp_code, error.smtp_error):
+            return ProviderThrottled(f"{error.smtp_code} {error.smtp_error!r}")
         return TransientError(f"{error.smtp_code} {error.smtp_error!r}")
     try:
         from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
@@ -336,6 +427,8 @@ def _classify(error: Exception) -> Exception:
             return ProviderThrottled(
                 str(error), retry_after=_retry_after(getattr(error, "response", None))
             )
+        if (throttled := _aws_throttled(error)) is not None:
+            return throttled
         if 400 <= status < 500:
             return PermanentError(str(error))
         return TransientError(str(error))
@@ -675,7 +768,7 @@ def _record_provider_throttled(messages: list[Message], throttled: ProviderThrot
     why = _THROTTLED.format(times=times)
     count = guards.messages_hold(holds={m.pk: (_within_window(m, until), why) for m in messages})
     logger.warning(
-        "campaigns.send: the provider throttled (HTTP 429); %d messages wait until %s: %s",
+        "campaigns.send: the provider throttled sending; %d messages wait until %s: %s",
         count,
         until.isoformat(),
         (str(throttled).splitlines() or [""])[0],

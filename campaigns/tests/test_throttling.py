@@ -61,7 +61,7 @@ def test_throttled_send_stops_the_chunk_and_queues_the_rest_for_later(
     assert [(m.status, m.attempts, m.enqueued_at) for m in rest] == [("queued", 0, None)] * 4
     assert {m.next_attempt_at for m in rest} == {clock.now + timedelta(minutes=1)}
     assert {m.last_error for m in rest} == {
-        "Waiting: the email provider is throttling sends (HTTP 429), 1 in a row"
+        "Waiting: the email provider is throttling sends, 1 in a row"
     }
     assert (report.sent, report.provider_throttled, report.retried, report.failed) == (1, 4, 0, 0)
 
