@@ -1,5 +1,6 @@
 """Campaign life cycle: create a broadcast, check it can launch, launch it."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -362,32 +363,32 @@ def _batch_enroll(*, batch_id: int) -> int:
     gets the campaign once, at the address kept. One marked "Do not contact" or Hired since
     the launch is left out too: that change stopped their enrollments at once, and this batch's
     was not there yet to stop (the other guard rails are checked when each email is due and
-    sent). The first step is due at the batch's
-    `run_at`, except where `_first_step_due_by_time_zone` gives a candidate's time zone its
-    own time. Returns how many joined."""
+    sent). The first step is due at the batch's `run_at` and runs at the sending window's
+    next opening from then (a sequence's), except where `_first_step_times` gives a candidate's
+    time zone its own times. Returns how many joined."""
     enrollments, batches = Enrollment._meta.db_table, AudienceBatch._meta.db_table
     batch_candidates = _BATCH_CANDIDATES.format(
         batches=batches, candidates=Candidate._meta.db_table
     )
-    time_zones, due = _first_step_due_by_time_zone(
-        batch_id=batch_id, batch_candidates=batch_candidates
-    )
+    times = _first_step_times(batch_id=batch_id, batch_candidates=batch_candidates)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {enrollments} (organization_id, campaign_id, candidate_id, "
             "current_step_id, next_run_at, due_at, status, stop_reason, enrolled_at, "
             "finished_at) "
             "SELECT batch.organization_id, batch.campaign_id, candidate.id, batch.step_id, "
-            "COALESCE(zoned.due_at, batch.run_at), COALESCE(zoned.due_at, batch.run_at), "
+            "COALESCE(zoned.run_at, %s), COALESCE(zoned.due_at, batch.run_at), "
             f"%s, '', batch.enrolled_at, NULL {batch_candidates}"
-            "LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS zoned(time_zone, due_at) "
-            "  ON zoned.time_zone = candidate.time_zone "
+            "LEFT JOIN unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) "
+            "  AS zoned(time_zone, due_at, run_at) ON zoned.time_zone = candidate.time_zone "
             "WHERE batch.id = %s AND NOT candidate.status = ANY(%s::text[]) "
             "ORDER BY candidate.id ON CONFLICT DO NOTHING",
             [
+                times.run_at,
                 Enrollment.Status.ACTIVE,
-                time_zones,
-                due,
+                times.time_zones,
+                times.due_at_by_zone,
+                times.run_at_by_zone,
                 batch_id,
                 list(NO_CAMPAIGN_EMAIL_STATUSES),
             ],
@@ -397,32 +398,52 @@ def _batch_enroll(*, batch_id: int) -> int:
     return enrolled
 
 
-def _first_step_due_by_time_zone(*, batch_id: int, batch_candidates: str) -> tuple[list[str], list]:
-    """The batch's candidates' time zones and when the first step is due in each, when that
-    differs by zone (a sequence whose first step waits whole days, counted in each candidate's
-    time zone: `sequences.step_due_at`); else two empty lists. One query for the zones present
-    and one computation per zone, never one per candidate."""
+@dataclass(frozen=True)
+class _FirstStepTimes:
+    """When a launch batch's first step runs (`run_at`: the sending window applied to the
+    batch's `run_at`), and, per candidate time zone where that differs, when it is due and
+    runs there (three parallel lists, empty when it does not differ)."""
+
+    run_at: datetime
+    time_zones: list[str]
+    due_at_by_zone: list[datetime]
+    run_at_by_zone: list[datetime]
+
+
+def _first_step_times(*, batch_id: int, batch_candidates: str) -> _FirstStepTimes:
+    """A batch's first-step times (`_FirstStepTimes`). A sequence whose window is in each
+    candidate's time zone opens it at a different moment in each zone, and counts a whole-day
+    first delay there too (`sequences.step_due_at`): one query for the zones present and one
+    computation per zone, never one per candidate. The enrollments store the window's opening,
+    as a recruiter's own enrollment does, so the campaign page shows when each step will
+    really go out."""
     batch = (
         AudienceBatch.objects.select_related("campaign__organization", "step")
         .defer("candidate_ids")
         .get(pk=batch_id)
     )
     campaign, delay = batch.campaign, batch.step.delay
-    if not sequences.first_step_due_varies_by_candidate(campaign=campaign, delay=delay):
-        return [], []
+    run_at = sequences.step_run_at(campaign=campaign, candidate=None, due=batch.run_at)
+    if not sequences.step_times_vary_by_candidate(campaign=campaign):
+        return _FirstStepTimes(run_at, [], [], [])
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT candidate.time_zone {batch_candidates} WHERE batch.id = %s",
             [batch_id],
         )
         time_zones = [row[0] for row in cursor.fetchall()]
-    due = sequences.step_due_at_by_time_zone(
+    times = sequences.step_times_by_time_zone(
         campaign=campaign,
         after=launch_start(campaign=campaign, now=batch.enrolled_at),
         delay=delay,
         time_zones=time_zones,
     )
-    return list(due), list(due.values())
+    return _FirstStepTimes(
+        run_at,
+        list(times),
+        [due for due, _ in times.values()],
+        [run for _, run in times.values()],
+    )
 
 
 def audience_enroll_pending(

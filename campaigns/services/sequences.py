@@ -101,6 +101,12 @@ def window_next_opening(
 
 def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetime) -> datetime:
     """When a step due at `due` may run: broadcasts at once, sequences inside their window."""
+    return _run_in_zone(
+        campaign=campaign, due=due, zone=time_zone_for(campaign=campaign, candidate=candidate)
+    )
+
+
+def _run_in_zone(*, campaign: Campaign, due: datetime, zone: ZoneInfo) -> datetime:
     if campaign.kind != Campaign.Kind.SEQUENCE:
         return due
     return window_next_opening(
@@ -108,7 +114,7 @@ def step_run_at(*, campaign: Campaign, candidate: Candidate | None, due: datetim
         days=list(campaign.window_days or []),
         start=campaign.window_start,
         end=campaign.window_end,
-        zone=time_zone_for(campaign=campaign, candidate=candidate),
+        zone=zone,
     )
 
 
@@ -181,24 +187,26 @@ def step_next_run_at(
     return step_run_at(campaign=campaign, candidate=candidate, due=due)
 
 
-def first_step_due_varies_by_candidate(*, campaign: Campaign, delay: timedelta) -> bool:
-    """Whether candidates who start waiting for a step at the same moment can be due at
-    different moments: a sequence's whole-day delay counted in each candidate's time zone."""
-    return _counts_calendar_days(campaign, delay) and campaign.use_candidate_time_zone
+def step_times_vary_by_candidate(*, campaign: Campaign) -> bool:
+    """Whether candidates who start waiting for a step at the same moment can be due or run at
+    different moments: a sequence whose window (and whole-day delays) are in each candidate's
+    time zone."""
+    return campaign.kind == Campaign.Kind.SEQUENCE and campaign.use_candidate_time_zone
 
 
-def step_due_at_by_time_zone(
+def step_times_by_time_zone(
     *, campaign: Campaign, after: datetime, delay: timedelta, time_zones
-) -> dict[str, datetime]:
-    """`step_due_at` for candidates whose `time_zone` value is each of `time_zones` (a name
-    that is not a zone stands for the organisation's, as in `time_zone_for`): one computation
-    per zone rather than per candidate, for a launch's audience."""
-    return {
-        name: _due_in_zone(
-            campaign=campaign, after=after, delay=delay, zone=_window_zone(campaign, name)
-        )
-        for name in time_zones
-    }
+) -> dict[str, tuple[datetime, datetime]]:
+    """`step_due_at` and `step_run_at` for candidates whose `time_zone` value is each of
+    `time_zones` (a name that is not a zone stands for the organisation's, as in
+    `time_zone_for`): {name: (due, runs)}, one computation per zone rather than per candidate,
+    for a launch's audience."""
+    times = {}
+    for name in time_zones:
+        zone = _window_zone(campaign, name)
+        due = _due_in_zone(campaign=campaign, after=after, delay=delay, zone=zone)
+        times[name] = (due, _run_in_zone(campaign=campaign, due=due, zone=zone))
+    return times
 
 
 def window_summary(*, campaign: Campaign) -> str:

@@ -69,6 +69,14 @@ def next_runs(campaign) -> dict[int, datetime]:
         )
 
 
+def due_ats(campaign) -> dict[int, datetime]:
+    """When each enrollment's step is due, before the sending window moves it (`next_run_at`)."""
+    with scopes_disabled():
+        return dict(
+            Enrollment.objects.filter(campaign=campaign).values_list("candidate_id", "due_at")
+        )
+
+
 # --- the first step of a launch ---
 
 
@@ -97,17 +105,22 @@ def test_launch_first_step_in_days_keeps_the_local_time_across_a_dst_change(
     audience_enroll_pending(campaign_id=campaign.pk)
 
     sunday_0930_berlin = datetime(2026, 10, 25, 8, 30, tzinfo=UTC)
-    assert next_runs(campaign) == {
+    assert due_ats(campaign) == {
         in_berlin.pk: sunday_0930_berlin,
         in_new_york.pk: datetime(2026, 10, 25, 7, 30, tzinfo=UTC),  # 03:30 EDT, as Saturday
         unknown_zone.pk: sunday_0930_berlin,  # the organisation's zone
     }
+    # Stored already moved into each zone's window (09:00 to 10:00): what the campaign page shows.
+    sunday_0900_new_york = datetime(2026, 10, 25, 13, 0, tzinfo=UTC)
+    assert next_runs(campaign) == {
+        in_berlin.pk: sunday_0930_berlin,
+        in_new_york.pk: sunday_0900_new_york,
+        unknown_zone.pk: sunday_0930_berlin,
+    }
     dispatch_due(now=sunday_0930_berlin)  # inside the window in Berlin, not in New York
     assert messages_of(campaign) == [(1, "queued"), (1, "queued")]
     assert enrollment_of(campaign, in_berlin).status == "done"
-    assert enrollment_of(campaign, in_new_york).next_run_at == datetime(
-        2026, 10, 25, 13, 0, tzinfo=UTC
-    )
+    assert enrollment_of(campaign, in_new_york).next_run_at == sunday_0900_new_york
 
 
 def test_launch_first_step_in_days_in_the_organisations_zone_for_everyone(berlin, recruiter_user):
@@ -120,7 +133,9 @@ def test_launch_first_step_in_days_in_the_organisations_zone_for_everyone(berlin
     )
     with scopes_disabled():
         campaign_launch(campaign=campaign, user=recruiter_user, now=SATURDAY_0930_BERLIN)
-    assert list(next_runs(campaign).values()) == [datetime(2026, 10, 25, 8, 30, tzinfo=UTC)]
+    assert list(due_ats(campaign).values()) == [datetime(2026, 10, 25, 8, 30, tzinfo=UTC)]
+    # Sunday is outside the window (Monday to Friday, 09:00 to 17:00, in Berlin for everyone).
+    assert list(next_runs(campaign).values()) == [MONDAY_0900_BERLIN]
 
 
 def test_launch_first_step_in_hours_is_elapsed_time(berlin, recruiter_user):
@@ -128,7 +143,8 @@ def test_launch_first_step_in_hours_is_elapsed_time(berlin, recruiter_user):
     campaign = make_sequence(berlin, user=recruiter_user, steps=[{"delay": timedelta(hours=25)}])
     with scopes_disabled():
         campaign_launch(campaign=campaign, user=recruiter_user, now=SATURDAY_0930_BERLIN)
-    assert list(next_runs(campaign).values()) == [SATURDAY_0930_BERLIN + timedelta(hours=25)]
+    assert list(due_ats(campaign).values()) == [SATURDAY_0930_BERLIN + timedelta(hours=25)]
+    assert list(next_runs(campaign).values()) == [MONDAY_0900_BERLIN]
 
 
 def test_launch_queries_do_not_grow_with_the_audience_or_its_time_zones(berlin, recruiter_user):

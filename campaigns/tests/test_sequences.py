@@ -204,11 +204,14 @@ def test_sequence_step_due_on_saturday_waits_for_monday_morning(org, recruiter_u
 
 
 def test_sequence_first_step_due_at_night_is_moved_to_the_window(org, recruiter_user):
+    """The launch stores the window's opening (the campaign page shows it); the dispatcher has
+    nothing to move at night."""
     night = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)
     campaign, _ = launched(org, recruiter_user, [{}], now=night)
-    report = dispatch_due(now=night)
-    assert (report.claimed, messages_of(campaign)) == (1, [])
     assert enrollment_of(campaign).next_run_at == datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    assert enrollment_of(campaign).due_at == night
+    report = dispatch_due(now=night)
+    assert (report.claimed, messages_of(campaign)) == (0, [])
     dispatch_due(now=datetime(2026, 3, 4, 9, 0, tzinfo=UTC))
     assert messages_of(campaign) == [(1, "queued")]
 
