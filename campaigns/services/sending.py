@@ -29,6 +29,12 @@ a later ``next_attempt_at`` (the provider's Retry-After, else a backoff that gro
 throttling lasts, see `throttle_delay`), and the task stops there: the rest of its chunk goes
 back to the queue with it, untried. The sweeper hands them all to a new task when they are due.
 Throttling alone never makes a message ``failed``.
+
+**A server that cannot be reached** (the SMTP relay's or the ESP's connection refused or timed
+out, its name unresolved, the greeting or login refused) took nothing: the chunk waits the same
+way, with no attempt counted and the error in ``last_error``, so an outage never fails a
+campaign and the emails go out, once each, when the server is back. A request that may have
+reached the ESP (a connection dropped after sending, a read timeout) stays a transient failure.
 """
 
 import contextlib
@@ -97,7 +103,8 @@ class SendReport:
     failed: int = 0
     released: int = 0
     throttled: int = 0  # over the organisation's rate limit: not claimed, left queued
-    provider_throttled: int = 0  # the provider answered 429: back in the queue until later
+    provider_throttled: int = 0  # the provider said "slow down": back in the queue until later
+    unreachable: int = 0  # the server could not be reached: back in the queue until later
     held: int = 0  # over a cap: back in the queue until later (services/guards.py)
     paused: int = 0  # the campaign was paused meanwhile: back in the queue, for after the resume
     skip_reasons: dict = field(default_factory=dict)
@@ -123,6 +130,13 @@ class ProviderThrottled(Exception):
         self.retry_after = retry_after
 
 
+class ProviderUnreachable(ProviderThrottled):
+    """The email server could not be reached at all — the connection refused or timed out, the
+    name not resolved, the greeting or login refused — so nothing was handed over. Like
+    throttling it says nothing about the email: the chunk waits, with no attempt counted, so an
+    outage never fails a campaign (the waiting emails show why on the campaign page)."""
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff: 1, 2, 4, 8, 16 minutes… capped at an hour."""
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
@@ -138,8 +152,11 @@ def throttle_delay(times: int) -> timedelta:
 # What a throttled message's `last_error` says (the operator's view, and where the next
 # throttle reads how many came before: the model has no field for it).
 _THROTTLED = "Waiting: the email provider is throttling sends, {times} in a row"
+_UNREACHABLE = "Waiting: could not connect to the email server, {times} in a row ({error})"
 # Rows written before SMTP and SES throttling were recognised say "(HTTP 429)" too.
-_THROTTLED_TIMES = re.compile(r"throttling sends(?: \(HTTP 429\))?, (\d+) in a row")
+_THROTTLED_TIMES = re.compile(
+    r"(?:throttling sends(?: \(HTTP 429\))?|could not connect to the email server), (\d+) in a row"
+)
 
 
 def _throttled_times(last_error: str) -> int:
@@ -393,6 +410,30 @@ def _aws_throttled(error: Exception) -> ProviderThrottled | None:
     return ProviderThrottled(str(error), retry_after=_retry_after(SimpleNamespace(headers=headers)))
 
 
+class _Unopened(Exception):
+    """The backend's `open()` failed (`__cause__`): no connection, nothing handed over."""
+
+
+def _connect_failed(error: Exception) -> bool:
+    """Whether an anymail ESP's request failed before the ESP could have read it: the
+    connection was refused or timed out, or the name did not resolve (requests' ConnectionError
+    from urllib3's NewConnectionError or ConnectTimeoutError). A connection dropped after the
+    request went out, or a read timeout, is not: the ESP may have accepted the email, and it is
+    a transient failure like any other."""
+    try:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+    except ImportError:  # pragma: no cover — anymail's dependencies
+        return False
+    cause = error.__cause__
+    if not isinstance(cause, RequestsConnectionError) or not cause.args:
+        return False
+    reason = cause.args[0]
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one too
+
+
 def _classify(error: Exception) -> Exception:
     """Turn a backend's exception into ProviderThrottled, TransientError or PermanentError.
 
@@ -401,7 +442,14 @@ def _classify(error: Exception) -> Exception:
     says so (`smtp_reply_is_throttling`) — to MAIL FROM, DATA or the message, or to every
     recipient. Any other SMTP 4xx (greylisting, a full mailbox, a server going down) is a
     transient failure that counts towards MAX_ATTEMPTS; a 5xx is permanent (to every recipient:
-    a hard bounce)."""
+    a hard bounce). A server that could not be reached at all (`ProviderUnreachable`) waits
+    like throttling: its backend's `open()` failed, unless with a throttling reply, or an ESP's
+    request could not connect (`_connect_failed`)."""
+    if isinstance(error, _Unopened):
+        outcome = _classify(error.__cause__)
+        if isinstance(outcome, ProviderThrottled):
+            return outcome
+        return ProviderUnreachable(f"{type(error.__cause__).__name__}: {error.__cause__}")
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         replies = list(error.recipients.values())
         if replies and all(500 <= code < 600 for code, _ in replies):
@@ -429,6 +477,8 @@ def _classify(error: Exception) -> Exception:
             )
         if (throttled := _aws_throttled(error)) is not None:
             return throttled
+        if _connect_failed(error):
+            return ProviderUnreachable(f"{type(error.__cause__).__name__}: {error.__cause__}")
         if 400 <= status < 500:
             return PermanentError(str(error))
         return TransientError(str(error))
@@ -554,20 +604,25 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                         until, why = caps.holds[message.pk]
                         held[message.pk] = (_within_window(message, until), why)
                         continue
-                if not opened:
-                    connection.open()
-                    opened = True
-                    _session_reads_environment_once(connection)
                 try:
+                    if not opened:
+                        try:
+                            connection.open()
+                        except Exception as error:
+                            raise _Unopened(error) from error
+                        opened = True
+                        _session_reads_environment_once(connection)
                     esp_id = _deliver(connection, message)
                 except Exception as error:
                     outcome = _classify(error)
                     if isinstance(outcome, ProviderThrottled):
                         # Nothing more to this provider now: this message and the rest of the
                         # chunk wait in the queue, none of them counted as an attempt.
-                        report.provider_throttled = _record_provider_throttled(
-                            messages[index:], outcome
-                        )
+                        waiting = _record_provider_throttled(messages[index:], outcome)
+                        if isinstance(outcome, ProviderUnreachable):
+                            report.unreachable = waiting
+                        else:
+                            report.provider_throttled = waiting
                         break
                     if isinstance(outcome, PermanentError):
                         _record_failed(message, str(outcome))
@@ -761,17 +816,24 @@ def _record_provider_throttled(messages: list[Message], throttled: ProviderThrot
     """Put the throttled message and the rest of its chunk (claimed, not tried) back in the
     queue until the provider's Retry-After, else `throttle_delay`; `attempts` is unchanged, so
     throttling never fails a message. Each remembers in `last_error` how many throttles in a
-    row it has waited through, so the backoff grows while the throttling lasts."""
+    row it has waited through, so the backoff grows while the throttling lasts. A server that
+    could not be reached (`ProviderUnreachable`) waits the same way, its error in `last_error`."""
     times = 1 + max(_throttled_times(m.last_error) for m in messages)
     delay = throttled.retry_after if throttled.retry_after is not None else throttle_delay(times)
     until = timezone.now() + delay
-    why = _THROTTLED.format(times=times)
+    first_line = (str(throttled).splitlines() or [""])[0]
+    unreachable = isinstance(throttled, ProviderUnreachable)
+    if unreachable:
+        why = _UNREACHABLE.format(times=times, error=first_line[:500])
+    else:
+        why = _THROTTLED.format(times=times)
     count = guards.messages_hold(holds={m.pk: (_within_window(m, until), why) for m in messages})
     logger.warning(
-        "campaigns.send: the provider throttled sending; %d messages wait until %s: %s",
+        "campaigns.send: %s; %d messages wait until %s: %s",
+        "the email server could not be reached" if unreachable else "the provider throttled",
         count,
         until.isoformat(),
-        (str(throttled).splitlines() or [""])[0],
+        first_line,
     )
     return count
 
