@@ -250,17 +250,20 @@ def campaign_step_stats(*, campaign: Campaign) -> list[dict]:
 
 
 def campaign_waiting(*, campaign: Campaign, now=None) -> list[dict]:
-    """Emails of the campaign held back for later — a cap, the domain's warm-up, a retry —
-    grouped by why, with how many and when the first of them goes out. One query."""
+    """Emails of the campaign held back for later — a cap, the domain's warm-up, a retry, the
+    provider's throttling, a server that could not be reached — grouped by why, with how many
+    and when the first of them goes out (`due`: its time has come and it is about to be tried
+    again, within the dispatcher's next minute). One query."""
     from django.db.models import Min
     from django.utils import timezone
 
+    now = now or timezone.now()
     rows = (
         Message.objects.filter(
+            Q(next_attempt_at__gt=now) | (Q(next_attempt_at__isnull=False) & ~Q(last_error="")),
             organization_id=campaign.organization_id,
             campaign=campaign,
             status=Message.Status.QUEUED,
-            next_attempt_at__gt=now or timezone.now(),
             is_test=False,
         )
         .values("last_error")
@@ -272,6 +275,7 @@ def campaign_waiting(*, campaign: Campaign, now=None) -> list[dict]:
             "reason": (row["last_error"] or "Waiting").removeprefix("Waiting: ")[:200],
             "count": row["count"],
             "first": row["first"],
+            "due": row["first"] <= now,
         }
         for row in rows
     ]

@@ -293,7 +293,7 @@ def test_held_emails_are_explained_on_the_campaign_and_message_pages(
     ).content.decode()
 
     assert page.context["waiting"] == [
-        {"reason": "the recruiter's daily cap", "count": 2, "first": tomorrow}
+        {"reason": "the recruiter's daily cap", "count": 2, "first": tomorrow, "due": False}
     ]
     assert "Waiting to go out — nothing is lost" in page.content.decode()
     # Every enrollment is done (its email is written), but the broadcast is still sending.

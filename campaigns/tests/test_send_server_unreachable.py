@@ -65,6 +65,12 @@ def test_smtp_relay_down_holds_the_chunk_without_counting_an_attempt(
         [waiting] = campaign_waiting(campaign=campaign, now=clock.now)
     assert waiting["count"] == 3
     assert waiting["reason"].startswith("could not connect to the email server, 1 in a row (")
+    assert not waiting["due"]
+    # Its time come, it still says why until the dispatcher's next round tries it again.
+    clock.move(sending.throttle_delay(1))
+    with scope(organization=org):
+        [waiting] = campaign_waiting(campaign=campaign, now=clock.now)
+    assert (waiting["count"], waiting["due"]) == (3, True)
 
 
 def test_smtp_relay_down_never_fails_an_email_and_it_goes_out_once_the_relay_is_back(
