@@ -278,12 +278,14 @@ def campaign_launch(*, campaign: Campaign, user, now: datetime | None = None) ->
     campaign.launched_at = now
     campaign.save(update_fields=["status", "launched_at"])
     organization_id, campaign_id = campaign.organization_id, campaign.pk
+    # Head starts only (robust: a broker that is down does not undo or fail the launch): the
+    # dispatcher's minute dispatches the campaign and enrolls batches left waiting over 30 s.
     if start <= now:
         transaction.on_commit(
-            lambda: _dispatch_now(organization_id, first_chunk=LAUNCH_FIRST_CHUNK)
+            lambda: _dispatch_now(organization_id, first_chunk=LAUNCH_FIRST_CHUNK), robust=True
         )
     if pending:
-        transaction.on_commit(lambda: _enroll_later(organization_id, campaign_id))
+        transaction.on_commit(lambda: _enroll_later(organization_id, campaign_id), robust=True)
     return enrolled
 
 

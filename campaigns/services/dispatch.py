@@ -86,10 +86,13 @@ def _enqueue_on_commit(report: DispatchReport, by_organization: dict[int, list[i
         report.per_task.extend(
             len(ids[start : start + SEND_CHUNK]) for start in range(0, len(ids), SEND_CHUNK)
         )
+        # Robust: emails whose send task could not be queued (the broker down) stay queued,
+        # and the sweep gives them a task once it is back (`messages_sweep`).
         transaction.on_commit(
             lambda o=organization_id, i=list(ids): messages_enqueue(
                 organization_id=o, message_ids=i
-            )
+            ),
+            robust=True,
         )
 
 

@@ -912,7 +912,8 @@ def pool_entries_enqueue(*, pool, candidate_ids: list[int]) -> int:
 def _dispatch_soon(organization_id: int) -> None:
     from campaigns.services.campaigns import _dispatch_now
 
-    transaction.on_commit(lambda: _dispatch_now(organization_id))
+    # A head start (robust: the dispatcher's minute runs anyway, with the broker down or not).
+    transaction.on_commit(lambda: _dispatch_now(organization_id), robust=True)
 
 
 # --- pause and resume ---
