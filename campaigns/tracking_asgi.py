@@ -15,9 +15,10 @@ synchronous as well, and on the loop it stalled all of the worker's connections 
 paused (p99 37-53 ms with the pixel on the loop, 24-32 ms in the pool, for ~4 % fewer requests
 a second; redis.asyncio costs more CPU per push than redis-py: docs/performance.md). The loop
 parses, routes, reads the one-click body and sends. Each thread keeps its own database
-connection once it has answered a click or an unsubscribe, checked and recycled around every
-request as Django's request signals would (close_old_connections, in TrackingFront), so a
-worker holds at most TRACKING_THREADS connections.
+connection once it has answered a click, an unsubscribe or, while Redis is down, a pixel (whose
+open is then written in the request), checked and recycled around every request as Django's
+request signals would (close_old_connections, in TrackingFront), so a worker holds at most
+TRACKING_THREADS connections.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ ORM and a template. Here the same services answer them without Django's stack:
 * the pixel verifies its token (HMAC) and buffers the open (one RPUSH): the 43-byte GIF;
 * the click verifies its token, reads the message's links (one plain indexed query naming the
   token's organisation and message; after a merge the message may belong to another profile) and buffers the click: 302 to the stored link;
+* when Redis is down, the pixel and the click write their event to the database instead (the
+  service does: `tracking.open_record`, `tracking.click_record`) and answer the same GIF and
+  redirect; an event the database refuses too is logged as lost, never a 500;
 * the one-click POST from a mail provider (urlencoded ``List-Unsubscribe=One-Click``, no
   cookies) writes the preference and the suppression in one statement (what the send path
   checks) and buffers the rest for the flush: 200 with the confirmation page, which is rendered
@@ -226,7 +229,11 @@ class TrackingFront:
     # --- the answers: (status, headers, body), or None for "Django answers this one" ---------
 
     def _open(self, request: TrackingRequest, token: str):
-        tracking.open_record(token=token, user_agent=request.user_agent, ip=request.remote_addr)
+        used_database = tracking.open_record(
+            token=token, user_agent=request.user_agent, ip=request.remote_addr
+        )
+        if used_database:  # Redis was down: the connection is checked as after a click
+            close_old_connections()
         return 200, [("Content-Type", "image/gif"), *self._never_cache()], PIXEL
 
     def _click(self, request: TrackingRequest, token: str):

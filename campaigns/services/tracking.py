@@ -26,6 +26,16 @@ the messages' first open/click, one INSERT of timeline entries. It is crash-safe
   agent) is stripped of what PostgreSQL refuses (NUL, lone surrogates) when it is buffered
   and again when it is written.
 
+**When Redis is down** (the RPUSH fails), the pixel and the click still answer (the GIF, the
+redirect) and write their event straight to the database in the request instead: the rows the
+flush would write (`tracking_batch_write` with one event, the same key, so an RPUSH that got
+through after all is written once). Such a click is classified with the clicks of its email
+already in the database only: a trap click or a burst that comes *after* it cannot flag it any
+more (nor can clicks still buffered in the unreachable Redis), so a scanner's first clicks before
+its trap click or its third link count as a person's. If the database refuses the write too,
+the event is lost, with an error logged; the visitor gets the GIF or the redirect all the same.
+The success path does no more than before (the fallback is an ``except``).
+
 **Clicks wait until they have settled.** A click is classified with the clicks of the same
 email around it (below), so it is written only once no more can come: the claim leaves clicks
 younger than CLICK_HOLD_SECONDS in a *held* list and takes them when they are old enough,
@@ -45,6 +55,7 @@ import ipaddress
 import json
 import logging
 import re
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -154,6 +165,36 @@ def _push(event: dict) -> None:
     _redis().rpush(_buffer_key(), json.dumps(event, separators=(",", ":")))
 
 
+REDIS_DOWN_WARNING_SECONDS = 60  # one warning a minute per process while Redis is down
+_redis_down_warned_at = [float("-inf")]
+
+
+def _write_now(event: dict, error: redis.RedisError) -> None:
+    """Write an open or click that Redis refused (`_push` failed) straight to the database, in
+    the request: the rows the flush would write for it, classified with what the database holds
+    (see the module's docstring). Never raises: an event that the database refuses as well is
+    lost, with an error logged, and the pixel or the redirect answers all the same."""
+    try:
+        tracking_batch_write([json.dumps(event).encode()], direct=True)
+    except Exception:
+        logger.exception(
+            "Tracking: Redis failed (%s) and the database write failed too: the %s event of "
+            "message %s is lost",
+            error,
+            event["k"],
+            event["m"],
+        )
+        return
+    now = time.monotonic()
+    if now - _redis_down_warned_at[0] >= REDIS_DOWN_WARNING_SECONDS:
+        _redis_down_warned_at[0] = now
+        logger.warning(
+            "Tracking: Redis failed (%s); opens and clicks are written to the database in "
+            "their requests until it answers again",
+            error,
+        )
+
+
 def _storable(text: str, limit: int) -> str:
     """Request text as PostgreSQL stores it, at most `limit` characters."""
     return _UNSTORABLE.sub("", text or "")[:limit]
@@ -172,21 +213,26 @@ def buffered_count() -> int:
 
 
 def open_record(*, token: str, user_agent: str, ip: str = "") -> bool:
-    """Buffer an open if the token is good (no database work). Returns whether it was."""
+    """Buffer an open if the token is good (no database work), or write it to the database
+    when Redis refuses it. Returns whether the database was used (a caller that manages its
+    own connections, tracking_front, then checks them as after a click)."""
     content = tokens.token_read(token, salt=tokens.OPEN_SALT)
     if content is None or not content.message_id:
         return False
-    _push(
-        {
-            "k": "opened",
-            "o": content.organization_id,
-            "c": content.candidate_id,
-            "m": content.message_id,
-            "ua": _storable(user_agent, 300),
-            "ip": _storable(ip, 45),
-        }
-    )
-    return True
+    event = {
+        "k": "opened",
+        "o": content.organization_id,
+        "c": content.candidate_id,
+        "m": content.message_id,
+        "ua": _storable(user_agent, 300),
+        "ip": _storable(ip, 45),
+    }
+    try:
+        _push(event)
+    except redis.RedisError as error:
+        _write_now(event, error)
+        return True
+    return False
 
 
 def safe_redirect_target(url: str) -> str | None:
@@ -230,7 +276,8 @@ def _message_links(content: tokens.LinkToken) -> list | None:
 
 
 def click_record(*, token: str, user_agent: str, ip: str = "") -> ClickOutcome | None:
-    """Where to send the click (buffering the event), or None for a bad token or link."""
+    """Where to send the click (buffering the event, or writing it when Redis refuses it), or
+    None for a bad token or link."""
     content = tokens.token_read(token, salt=tokens.CLICK_SALT)
     if content is None or not content.message_id:
         return None
@@ -246,17 +293,19 @@ def click_record(*, token: str, user_agent: str, ip: str = "") -> ClickOutcome |
             return None
     else:
         return None
-    _push(
-        {
-            "k": "clicked",
-            "o": content.organization_id,
-            "c": content.candidate_id,
-            "m": content.message_id,
-            "l": index,
-            "ua": _storable(user_agent, 300),
-            "ip": _storable(ip, 45),
-        }
-    )
+    event = {
+        "k": "clicked",
+        "o": content.organization_id,
+        "c": content.candidate_id,
+        "m": content.message_id,
+        "l": index,
+        "ua": _storable(user_agent, 300),
+        "ip": _storable(ip, 45),
+    }
+    try:
+        _push(event)
+    except redis.RedisError as error:
+        _write_now(event, error)
     return ClickOutcome(target=target, is_trap=target is None)
 
 
@@ -633,9 +682,12 @@ def tracking_lock_renew(*, token: str) -> bool:
     )
 
 
-def tracking_batch_write(raw_events: list[bytes], report: FlushReport | None = None) -> FlushReport:
+def tracking_batch_write(
+    raw_events: list[bytes], report: FlushReport | None = None, *, direct: bool = False
+) -> FlushReport:
     """Classify and write one batch in one transaction. Writing the same batch twice changes
-    nothing the second time."""
+    nothing the second time. `direct`: events written in their request because Redis is down;
+    their clicks are classified without the clicks waiting in Redis."""
     report = report or FlushReport()
     events = [json.loads(raw) for raw in raw_events]
     for event in events:
@@ -646,13 +698,15 @@ def tracking_batch_write(raw_events: list[bytes], report: FlushReport | None = N
     events = [e for e in events if e["k"] != "unsubscribed"]
     with scopes_disabled(), transaction.atomic():
         if events:
-            _record_opens_and_clicks(events, report)
+            _record_opens_and_clicks(events, report, direct=direct)
         if unsubscribes:
             _record_unsubscribes(unsubscribes, report)
     return report
 
 
-def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
+def _record_opens_and_clicks(
+    events: list[dict], report: FlushReport, *, direct: bool = False
+) -> None:
     columns = ("pk", "organization_id", "candidate_id", "campaign_id", "sent_at", "subject")
     messages = {
         row[0]: dict(zip(columns, row, strict=True))
@@ -682,7 +736,7 @@ def _record_opens_and_clicks(events: list[dict], report: FlushReport) -> None:
             user_agent=event["ua"], ip=event["ip"], sent_at=message["sent_at"], at=event["at"]
         )
         kept.append(event)
-    _classify_clicks(kept)
+    _classify_clicks(kept, waiting=not direct)
     # Events of a batch written before (a flusher died before acknowledging it) are not
     # written again; ON CONFLICT DO NOTHING covers a race with another writer.
     already = {
@@ -798,7 +852,9 @@ def _record_unsubscribes(events: list[dict], report: FlushReport) -> None:
     report.unsubscribes += len(rows)
 
 
-def _classify_clicks(events: list[dict]) -> None:
+def _classify_clicks(events: list[dict], *, waiting: bool = True) -> None:
+    """Set the reasons of these clicks from their neighbours: the clicks of the same emails
+    written before, and (`waiting`) those still in Redis."""
     clicks_by_message: dict[int, list[dict]] = defaultdict(list)
     for event in events:
         if event["k"] == "clicked":
@@ -821,7 +877,9 @@ def _classify_clicks(events: list[dict]) -> None:
             {"l": index, "at": occurred_at, "reason": "earlier", "earlier": True}
         )
     # And the clicks that came after this batch's, still waiting to be claimed.
-    for message_id, occurred_at, index in _waiting_clicks(set(clicks_by_message)):
+    for message_id, occurred_at, index in (
+        _waiting_clicks(set(clicks_by_message)) if waiting else ()
+    ):
         clicks_by_message[message_id].append({"l": index, "at": occurred_at, "reason": "waiting"})
     for clicks in clicks_by_message.values():
         clicks.sort(key=lambda c: c["at"])

@@ -139,7 +139,8 @@ def preferences(request, token):
 @require_GET
 def open_pixel(request, token):
     """Always the same 1x1 GIF, whatever the token: the answer reveals nothing. The open is
-    buffered (no database work here) and written by the tracking flush."""
+    buffered (no database work here) and written by the tracking flush; while Redis is down it
+    is written here, and the GIF answers even if that fails."""
     tracking.open_record(
         token=token,
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
@@ -153,7 +154,8 @@ def open_pixel(request, token):
 def click(request, token):
     """Redirect to the link the email contained. There is no URL in the request: a `url`
     parameter, an unknown link or an unsafe stored one is a 400, never a redirect. The invisible
-    trap link answers an empty page (only machines follow it)."""
+    trap link answers an empty page (only machines follow it). The click is buffered, or
+    written here while Redis is down; the redirect does not depend on either."""
     if request.GET:
         return HttpResponseBadRequest("Unexpected parameters.")
     outcome = tracking.click_record(
