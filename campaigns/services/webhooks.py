@@ -99,7 +99,7 @@ def tracking_event_record(*, event, esp_name: str) -> str:
     kept for `esp_events_retry`) or "unmatched" (the event names no message)."""
     if event.event_type not in HANDLED:
         return "ignored"
-    _without_nul(event)
+    _as_text(event)
     if not event.message_id:
         logger.info("ESP event %s without a message id", event.event_type)
         return "unmatched"
@@ -111,13 +111,22 @@ def tracking_event_record(*, event, esp_name: str) -> str:
     )
 
 
-def _without_nul(event) -> None:
-    """The event's text as we match and keep it: without NUL characters, which PostgreSQL
-    cannot hold (not even to compare with), whatever an ESP passes on."""
+def _as_text(event) -> None:
+    """The event's fields as we match and keep them: text, whatever an ESP passes on (anymail
+    hands on its JSON's values as they are: a number, a list, an object where text belongs), and
+    without NUL characters, which PostgreSQL cannot hold (not even to compare with)."""
     for name in ("message_id", "event_id", "recipient", *_KEPT):
-        value = getattr(event, name, None)
-        if isinstance(value, str) and "\x00" in value:
-            setattr(event, name, value.replace("\x00", ""))
+        setattr(event, name, _text(getattr(event, name, None)))
+
+
+def _text(value) -> str:
+    """A number becomes its digits (an id may be one); anything else that is not text, "" (it
+    names no email and says nothing we keep)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def _event_record(*, event, esp_name: str, key: str, occurred_at, retry: bool = False) -> str:
@@ -191,14 +200,11 @@ def _pending_store(*, event, esp_name: str, key: str, occurred_at) -> None:
 
 
 def esp_events_retry(*, now=None) -> int:
-    """Apply the pending events whose Message's send is now recorded (beat, every minute), and
-    drop those older than `pending_retry_for()` (not ours, or their email was never recorded as
-    sent). Returns how many were applied."""
+    """Apply the pending events whose Message's send is now recorded (beat, every minute), then
+    drop those still waiting after `pending_retry_for()` (not ours, or their email was never
+    recorded as sent). In that order: a round that runs late (beat or the email worker down for
+    longer than that) still applies an early hard bounce first. Returns how many were applied."""
     now = now or timezone.now()
-    expired = PendingEspEvent.objects.filter(received_at__lt=now - pending_retry_for())
-    dropped, _ = expired.delete()
-    if dropped:
-        logger.info("Dropped %d ESP events that matched none of our sent messages", dropped)
     applied, after = 0, 0
     while batch := list(PendingEspEvent.objects.filter(pk__gt=after).order_by("pk")[:1000]):
         after = batch[-1].pk
@@ -209,6 +215,14 @@ def esp_events_retry(*, now=None) -> int:
                     applied += _pending_apply(pending)
                 except Exception:  # one event that cannot be applied holds up no other
                     logger.exception("ESP event %s could not be applied", pending)
+    expired = PendingEspEvent.objects.filter(received_at__lt=now - pending_retry_for())
+    dropped, _ = expired.delete()
+    if dropped:
+        logger.info(
+            "Dropped %d ESP events that matched none of our sent messages within %s",
+            dropped,
+            pending_retry_for(),
+        )
     return applied
 
 
@@ -237,6 +251,7 @@ def _pending_apply(pending: PendingEspEvent) -> int:
             message_id=pending.esp_message_id,
             **{name: value or None for name, value in pending.event.items()},
         )
+        _as_text(event)  # kept by an earlier version as the ESP sent it
         outcome = _event_record(
             event=event,
             esp_name=pending.esp,
