@@ -511,6 +511,28 @@ class AudienceBatch(models.Model):
         return f"{len(self.candidate_ids)} candidates of campaign {self.campaign_id}"
 
 
+class AutoJoinBatch(models.Model):
+    """Candidates who entered a pool that a launched sequence joins from, not handled yet.
+
+    Written in the pool change's own transaction (`sequences.pool_entries_enqueue`, up to
+    AUTO_JOIN_CHUNK ids a row), so the entry and the promise to enroll commit together. The
+    `campaigns.sequence_auto_join` task enrolls a batch and deletes it in one transaction; a
+    batch still here after AUTO_JOIN_STALE_SECONDS lost its task (the broker was down, a
+    worker or a Redis restart lost it) and the dispatcher enrolls it — nobody twice, nobody
+    lost. Rows live seconds: the table stays tiny, and its foreign keys' indexes are all it
+    needs."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    pool = models.ForeignKey("pipelines.Pool", on_delete=models.CASCADE, related_name="+")
+    candidate_ids = ArrayField(models.BigIntegerField())
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    def __str__(self) -> str:
+        return f"{len(self.candidate_ids)} candidates who entered pool {self.pool_id}"
+
+
 class Message(models.Model):
     """The outbox row: the truth about one email to one person (see DESIGN.md, "the outbox").
 

@@ -78,12 +78,24 @@ def esp_events_retry_task() -> int:
 
 
 @app.task(base=OrganizationTask, name="campaigns.sequence_auto_join", acks_late=True)
-def sequence_auto_join_task(*, organization_id: int, pool_id: int, candidate_ids: list[int]) -> int:
-    """Candidates who entered a pool join the sequences that auto-join from it (queued on
-    commit by pipelines' `candidates_entered_pool` signal; enrolling twice is a no-op)."""
+def sequence_auto_join_task(
+    *,
+    organization_id: int,
+    batch_id: int | None = None,
+    pool_id: int | None = None,
+    candidate_ids: list[int] | None = None,
+) -> int:
+    """Candidates who entered a pool join the sequences that auto-join from it: the stored
+    AutoJoinBatch `batch_id` (queued on commit by pipelines' `candidates_entered_pool` signal;
+    a batch whose task is lost is enrolled by the dispatcher, and enrolling twice is a no-op).
+    `pool_id` and `candidate_ids`: a task queued before batches were stored."""
     from campaigns.services import sequences
 
-    return sequences.sequences_auto_join(pool_id=pool_id, candidate_ids=candidate_ids)
+    if batch_id is not None:
+        return sequences.auto_join_batch_run(organization_id=organization_id, batch_id=batch_id)
+    if pool_id is None:
+        return 0
+    return sequences.sequences_auto_join(pool_id=pool_id, candidate_ids=candidate_ids or [])
 
 
 @app.task(

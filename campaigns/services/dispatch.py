@@ -18,7 +18,9 @@ Celery beat runs `campaigns.dispatch` every minute, and a launch triggers it at 
    with their Message-ID unchanged.
 
 Before claiming, a round enrolls audience batches that a launch's `campaigns.enroll` task
-should have enrolled long ago (its worker was lost; services/campaigns.py). The Celery task
+should have enrolled long ago (its worker was lost; services/campaigns.py), and candidates
+who entered an auto-join pool whose `campaigns.sequence_auto_join` task never came (the broker
+was down, the task was lost: `sequences.auto_join_pending`). The Celery task
 runs DISPATCH_CHUNKS_PER_TASK chunks and queues its own continuation behind the send tasks
 it queued, so the workers take turns rendering and sending; the sweep runs at the end.
 """
@@ -62,6 +64,7 @@ class DispatchReport:
     recovered: int = 0
     per_task: list[int] = field(default_factory=list)
     enrolled: int = 0  # from audience batches a lost enroll task left behind
+    auto_joined: int = 0  # from auto-join batches a lost auto-join task left behind
     more: bool = False  # stopped at max_chunks with a full last chunk: more may be due
 
 
@@ -578,6 +581,10 @@ def dispatch_due(
             organization_id=organization_id,
             created_before=now - timedelta(seconds=AUDIENCE_BATCH_STALE_SECONDS),
         )
+        report.auto_joined = sequences.auto_join_pending(
+            organization_id=organization_id,
+            created_before=now - timedelta(seconds=sequences.AUTO_JOIN_STALE_SECONDS),
+        )
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
             limit = first_chunk if chunks == 0 else DISPATCH_CHUNK
@@ -600,6 +607,12 @@ def dispatch_due(
 
 
 def _logged(report: DispatchReport) -> DispatchReport:
-    if report.claimed or report.requeued or report.recovered or report.enrolled:
+    if (
+        report.claimed
+        or report.requeued
+        or report.recovered
+        or report.enrolled
+        or report.auto_joined
+    ):
         logger.info("campaigns.dispatch: %s", report)
     return report

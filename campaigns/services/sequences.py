@@ -10,6 +10,7 @@ tasks and the pipelines signal receivers call the rest. The schedule lives in
 every change here is an UPDATE the next dispatcher round acts on.
 """
 
+import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,9 +20,11 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from analytics.models import EngagementEvent
 from campaigns.models import (
+    AutoJoinBatch,
     Campaign,
     CandidateEmailPreference,
     Enrollment,
@@ -34,8 +37,13 @@ from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk
 from crm.models import User
 
+logger = logging.getLogger(__name__)
+
 MAX_DELAY = timedelta(days=365)
-AUTO_JOIN_CHUNK = 5000  # candidate ids per auto-join task
+AUTO_JOIN_CHUNK = 5000  # candidate ids per auto-join batch (AutoJoinBatch) and task
+# An auto-join batch still stored this long after its pool change lost its task (the task
+# comes within seconds): the dispatcher enrolls it (`auto_join_pending`).
+AUTO_JOIN_STALE_SECONDS = 60
 ACTIVE_STATUSES = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING, Campaign.Status.PAUSED)
 # Whom a sequence takes from its auto-join pool: not while paused (those who enter the pool
 # then do not join, rather than all get step 1 at once on Resume), never once it has ended.
@@ -858,14 +866,18 @@ def enrollment_private_pool_summary(activity) -> str:
     )
 
 
-def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
+def sequences_auto_join(
+    *, pool_id: int, candidate_ids: list[int], organization_id: int | None = None
+) -> int:
     """Candidates who just entered a pool join every launched sequence that auto-joins from
-    it and is not paused (the body of the `campaigns.sequence_auto_join` task). Returns how
-    many joined."""
+    it and is not paused (run for each stored AutoJoinBatch: `auto_join_batch_run`,
+    `auto_join_pending`). Returns how many joined."""
     joined = 0
     campaigns = Campaign.objects.filter(
         kind=Campaign.Kind.SEQUENCE, auto_join_pool_id=pool_id, status__in=AUTO_JOIN_STATUSES
     ).select_related("organization", "auto_join_pool")
+    if organization_id is not None:
+        campaigns = campaigns.filter(organization_id=organization_id)
     for campaign in campaigns:
         with transaction.atomic():
             joined += sequence_enroll(
@@ -883,9 +895,13 @@ def sequences_auto_join(*, pool_id: int, candidate_ids: list[int]) -> int:
 
 
 def pool_entries_enqueue(*, pool, candidate_ids: list[int]) -> int:
-    """The receiver of pipelines' `candidates_entered_pool`: after commit, queue auto-join
-    tasks when a launched sequence that is not paused joins from this pool. Returns the
-    number of tasks."""
+    """The receiver of pipelines' `candidates_entered_pool`: when a launched sequence that is
+    not paused joins from this pool, store the entrants in AutoJoinBatch rows of
+    AUTO_JOIN_CHUNK ids (one INSERT, in the pool change's transaction) and, after commit,
+    queue a `campaigns.sequence_auto_join` task per batch. The task is a head start (robust:
+    a broker that is down does not fail the pool change, which has committed): a batch whose
+    task never comes is enrolled by the dispatcher (`auto_join_pending`). Returns the number
+    of batches."""
     if not candidate_ids:
         return 0
     if not Campaign.objects.filter(
@@ -897,16 +913,76 @@ def pool_entries_enqueue(*, pool, candidate_ids: list[int]) -> int:
         return 0
     from campaigns.tasks import sequence_auto_join_task
 
-    organization_id, pool_id = pool.organization_id, pool.pk
+    organization_id = pool.organization_id
     ids = list(candidate_ids)
-    chunks = [ids[start : start + AUTO_JOIN_CHUNK] for start in range(0, len(ids), AUTO_JOIN_CHUNK)]
-    for chunk in chunks:
-        transaction.on_commit(
-            lambda chunk=chunk: sequence_auto_join_task.delay(
-                organization_id=organization_id, pool_id=pool_id, candidate_ids=chunk
-            )
+    batches = AutoJoinBatch.objects.bulk_create(
+        AutoJoinBatch(
+            organization_id=organization_id,
+            pool_id=pool.pk,
+            candidate_ids=ids[start : start + AUTO_JOIN_CHUNK],
         )
-    return len(chunks)
+        for start in range(0, len(ids), AUTO_JOIN_CHUNK)
+    )
+    for batch in batches:
+        transaction.on_commit(
+            lambda batch_id=batch.pk: sequence_auto_join_task.delay(
+                organization_id=organization_id, batch_id=batch_id
+            ),
+            robust=True,
+        )
+    return len(batches)
+
+
+def _auto_join_batch_enroll(batches) -> int | None:
+    """Lock the batch of `batches` (a queryset naming one) unless someone else holds it
+    (`SKIP LOCKED`: its task and the dispatcher may come at once), enroll its candidates and
+    delete it, in one transaction: both happen or neither, and enrolling twice is a no-op
+    anyway. Returns how many joined, None when the batch is gone or held."""
+    with transaction.atomic():
+        batch = (
+            batches.select_for_update(skip_locked=True)
+            .values("pk", "organization_id", "pool_id", "candidate_ids")
+            .first()
+        )
+        if batch is None:
+            return None
+        joined = sequences_auto_join(
+            pool_id=batch["pool_id"],
+            candidate_ids=batch["candidate_ids"],
+            organization_id=batch["organization_id"],
+        )
+        AutoJoinBatch.objects.filter(pk=batch["pk"]).delete()
+    return joined
+
+
+def auto_join_batch_run(*, organization_id: int, batch_id: int) -> int:
+    """The body of the `campaigns.sequence_auto_join` task: enroll the stored batch. Returns
+    how many joined (0 when the dispatcher has enrolled it already, or is doing so)."""
+    batch = AutoJoinBatch.objects.filter(organization_id=organization_id, pk=batch_id)
+    return _auto_join_batch_enroll(batch) or 0
+
+
+def auto_join_pending(
+    *, organization_id: int | None = None, created_before: datetime | None = None
+) -> int:
+    """The dispatcher's backstop for lost auto-join tasks: enroll the stored batches (of one
+    organisation, or all) created before `created_before`, each in its own transaction, and
+    delete them. When none is waiting this is one query on a table whose rows live seconds.
+    A batch that fails is logged and left for the next round, so that it cannot hold up the
+    dispatcher. Returns how many candidates joined."""
+    joined = 0
+    with scopes_disabled():
+        waiting = AutoJoinBatch.objects.all()
+        if organization_id is not None:
+            waiting = waiting.filter(organization_id=organization_id)
+        if created_before is not None:
+            waiting = waiting.filter(created_at__lt=created_before)
+        for batch_id in list(waiting.order_by("id").values_list("pk", flat=True)):
+            try:
+                joined += _auto_join_batch_enroll(AutoJoinBatch.objects.filter(pk=batch_id)) or 0
+            except Exception:
+                logger.exception("Auto-join batch %s failed; the next round tries again", batch_id)
+    return joined
 
 
 def _dispatch_soon(organization_id: int) -> None:
