@@ -7,7 +7,8 @@ Status bookkeeping (what makes "exactly once" hold under crashes):
   queued is skipped, so duplicate tasks and the sweeper's re-queues are harmless;
 * send — one message at a time over ONE connection (SMTP or an ESP's HTTP session);
 * record — right after the backend accepts a message, one autocommitted UPDATE marks it
-  ``sent`` (guarded by ``status = 'sending'``, see `_status_is`).
+  ``sent`` (guarded by ``status = 'sending'``, see `_status_is`); a hard bounce is recorded
+  as soon as the server refuses it too (`_record_bounce`).
 
 **The remaining crash window.** If the worker dies after the SMTP server (or ESP) accepted a
 message and before the UPDATE commits — a window of one round trip to the database — the
@@ -105,7 +106,9 @@ class SendReport:
     throttled: int = 0  # over the organisation's rate limit: not claimed, left queued
     provider_throttled: int = 0  # the provider said "slow down": back in the queue until later
     unreachable: int = 0  # the server could not be reached: back in the queue until later
-    held: int = 0  # over a cap: back in the queue until later (services/guards.py)
+    # Over a cap (services/guards.py), or a sequence's email whose sending window is shut:
+    # back in the queue until later.
+    held: int = 0
     paused: int = 0  # the campaign was paused meanwhile: back in the queue, for after the resume
     skip_reasons: dict = field(default_factory=dict)
 
@@ -532,6 +535,9 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     today = guards.local_day(organization, now)
     preferences, suppressed = _opt_outs(organization, messages)
     opt_outs_read = time.monotonic()
+    # A sequence's email whose task ran after its sending window shut (the worker was down, a
+    # big send was queued ahead of it) waits for the window's next opening.
+    shut = _windows_shut(messages, now)
 
     # Guard rails that need more than one message (consent, frequency cap, sender cap).
     guarded = [m for m in messages if not m.is_test and not _campaign_paused(m)]
@@ -544,6 +550,7 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
             m
             for m in guarded
             if not reasons.get(m.pk)
+            and m.pk not in shut  # it will not be sent now: it takes no allowance
             and not skip_reason_for(
                 message=m,
                 candidate=m.candidate,
@@ -585,6 +592,10 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                     # unsubscribe, a suppression, "do not contact", a candidate deleted or
                     # merged away, the campaign paused or cancelled, the enrollment stopped.
                     preferences, suppressed = _reread(organization, messages[index:])
+                    # And a chunk that runs past its window's end holds the rest (no query:
+                    # see `_windows_shut`). Added to, never taken from: an email held at the
+                    # start took no allowance from the caps, so it must not go now.
+                    shut.update(_windows_shut(messages[index:], timezone.now()))
                     opt_outs_read = time.monotonic()
                 if _campaign_paused(message):
                     paused.append(message.pk)
@@ -600,9 +611,12 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                     if reason:
                         skipped.append((message, reason))
                         continue
-                    if message.pk in caps.holds:
+                    if message.pk in caps.holds:  # already inside the window (and later)
                         until, why = caps.holds[message.pk]
                         held[message.pk] = (_within_window(message, until), why)
+                        continue
+                    if message.pk in shut:
+                        held[message.pk] = (shut[message.pk], guards.HOLD_SENDING_WINDOW)
                         continue
                 try:
                     if not opened:
@@ -624,9 +638,14 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                         else:
                             report.provider_throttled = waiting
                         break
-                    if isinstance(outcome, PermanentError):
+                    if isinstance(outcome, PermanentError) and outcome.hard_bounce:
+                        _record_bounce(organization, message, str(outcome))
+                        suppressed.add(message.to_email.lower())  # the rest of the chunk too
+                        bounced.append(message)
+                        report.failed += 1
+                    elif isinstance(outcome, PermanentError):
                         _record_failed(message, str(outcome))
-                        (bounced if outcome.hard_bounce else failed).append(message)
+                        failed.append(message)
                         report.failed += 1
                     else:
                         if _record_retry(message, str(outcome)):
@@ -650,7 +669,6 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     report.paused = _back_in_queue(paused)
     _record_skips(skipped, report)
     report.held = guards.messages_hold(holds=held)
-    _record_bounces(organization, bounced)
     _record_events(organization, sent=sent, failed=failed + bounced, skipped=skipped)
     # The day's allowances count the emails that went out (and those that failed for good):
     # everything else gives its unit back — skipped, held, retried, throttled by the provider,
@@ -675,6 +693,30 @@ def _back_in_queue(message_ids: list[int]) -> int:
     return Message.objects.filter(_status_is(Message.Status.SENDING), pk__in=message_ids).update(
         status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None
     )
+
+
+def _windows_shut(messages: list[Message], now: datetime) -> dict[int, datetime]:
+    """The sequence emails among `messages` whose sending window is shut at `now`: {message pk:
+    the window's next opening}, in the organisation's time zone or the candidate's (as
+    `sequences.messages_window_closed`, which the dispatcher's sweep uses). Read from the
+    loaded chunk — `_SEND_FIELDS` has what the window needs — so it costs no query, and worked
+    out once per campaign and candidate time zone (~2 ms for a chunk of 500). A recruiter's
+    test email goes whenever it is asked for; broadcasts have no window."""
+    openings: dict[tuple[int, str], datetime] = {}
+    shut = {}
+    for message in messages:
+        if message.is_test or message.campaign_id is None:
+            continue
+        if message.campaign.kind != Campaign.Kind.SEQUENCE:
+            continue
+        candidate = message.candidate
+        key = (message.campaign_id, candidate.time_zone if candidate is not None else "")
+        opening = openings.get(key)
+        if opening is None:
+            opening = openings[key] = _within_window(message, now)
+        if opening > now:
+            shut[message.pk] = opening
+    return shut
 
 
 def _within_window(message: Message, moment: datetime) -> datetime:
@@ -884,29 +926,38 @@ def _record_skips(skipped: list[tuple[Message, str]], report: SendReport) -> Non
         )
 
 
-def _record_bounces(organization, bounced: list[Message]) -> None:
-    """A hard bounce suppresses the address and stops the enrollment."""
-    if not bounced:
-        return
-    Suppression.objects.bulk_create(
-        [
-            Suppression(
-                organization=organization,
-                email=m.to_email.lower(),
-                reason=Suppression.Reason.BOUNCED,
-                detail=m.last_error[:500],
+def _record_bounce(organization, message: Message, error: str) -> None:
+    """A hard bounce, recorded the moment the server refuses the address, in one transaction:
+    the email `bounced`, the address suppressed, the enrollment stopped (with its entry on the
+    candidate's timeline). Recorded at once, as a send is, so that a worker lost or a database
+    connection dropped later in the chunk cannot leave the address unsuppressed and a sequence
+    emailing it; a crash before the commit leaves the email `sending`, and its re-send bounces
+    again. Bounces are rare: these few statements each cost nothing at the chunk's scale. Its
+    engagement event is written after the chunk with the others' (`_record_events`)."""
+    with transaction.atomic():
+        Message.objects.filter(_status_is(Message.Status.SENDING), pk=message.pk).update(
+            status=Message.Status.BOUNCED,
+            attempts=message.attempts + 1,
+            last_error=error[:2000],
+        )
+        Suppression.objects.bulk_create(
+            [
+                Suppression(
+                    organization=organization,
+                    email=message.to_email.lower(),
+                    reason=Suppression.Reason.BOUNCED,
+                    detail=error[:500],
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        if message.enrollment_id:
+            enrollments_stop(  # also a broadcast's, done once its email was written
+                organization_id=organization.pk,
+                enrollment_ids=[message.enrollment_id],
+                reason=Enrollment.StopReason.BOUNCED,
+                also_done=True,
             )
-            for m in bounced
-        ],
-        ignore_conflicts=True,
-    )
-    Message.objects.filter(pk__in=[m.pk for m in bounced]).update(status=Message.Status.BOUNCED)
-    enrollments_stop(  # stops the active ones, each on the candidate's timeline
-        organization_id=organization.pk,
-        enrollment_ids=[m.enrollment_id for m in bounced if m.enrollment_id],
-        reason=Enrollment.StopReason.BOUNCED,
-        also_done=True,
-    )
 
 
 # How many times the bookkeeping after a chunk is written when deletions keep getting in its way.

@@ -136,15 +136,18 @@ def test_a_paused_broadcast_is_not_finished(broadcast, org):
 
 
 def test_sequence_is_done_when_no_enrollment_is_active_and_its_last_email_is_sent(
-    org, recruiter_user
+    org, recruiter_user, monkeypatch
 ):
     campaign, _ = launched_sequence(org, recruiter_user, [{}, {"delay": timedelta(days=1)}])
     dispatch_due(now=TUESDAY_10)
+    monkeypatch.setattr(timezone, "now", lambda: TUESDAY_10)  # sent inside the window
     _send(org, _ids(campaign))
     assert _status(campaign)[0] == Campaign.Status.RUNNING  # an enrollment is still active
 
-    dispatch_due(now=TUESDAY_10 + timedelta(days=1))
+    wednesday_10 = TUESDAY_10 + timedelta(days=1)
+    dispatch_due(now=wednesday_10)
     assert _status(campaign)[0] == Campaign.Status.RUNNING  # its last email is in the outbox
+    monkeypatch.setattr(timezone, "now", lambda: wednesday_10)
     _send(org, _ids(campaign))
 
     assert _status(campaign)[0] == Campaign.Status.DONE

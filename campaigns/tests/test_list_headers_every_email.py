@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from campaigns.models import Message
@@ -102,9 +103,12 @@ def _sent(org, message: Message) -> email.message.EmailMessage:
     ],
 )
 def test_every_campaign_email_has_list_headers_and_footer(
-    write, org, recruiter_user, recruiter_client
+    write, org, recruiter_user, recruiter_client, monkeypatch
 ):
     written = write(org, recruiter_user, recruiter_client)
+    # Sent inside the sequences' window (Monday to Friday, 9:00 to 17:00), when their later
+    # step is written.
+    monkeypatch.setattr(timezone, "now", lambda: TUESDAY_10 + timedelta(days=2))
 
     parsed = _sent(org, written)
 

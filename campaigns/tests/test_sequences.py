@@ -543,7 +543,9 @@ def test_sequence_complaint_or_bounce_ends_the_sequence(org, recruiter_user, kin
     assert len(timeline(candidate)) == 1
 
 
-def test_sequence_hard_bounce_at_send_time_stops_it_on_the_timeline(org, recruiter_user, in_org):
+def test_sequence_hard_bounce_at_send_time_stops_it_on_the_timeline(
+    org, recruiter_user, in_org, monkeypatch
+):
     import smtplib
 
     class RefusingConnection:
@@ -558,6 +560,7 @@ def test_sequence_hard_bounce_at_send_time_stops_it_on_the_timeline(org, recruit
 
     campaign, (candidate,) = launched(org, recruiter_user, [{}, {"delay": timedelta(days=1)}])
     dispatch_due(now=TUESDAY_10)
+    monkeypatch.setattr(timezone, "now", lambda: TUESDAY_10)  # sent inside the window
     with in_org():
         ids = list(Message.objects.values_list("pk", flat=True))
         messages_send(organization=org, message_ids=ids, connection=RefusingConnection())
