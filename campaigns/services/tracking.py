@@ -165,6 +165,17 @@ def _push(event: dict) -> None:
     _redis().rpush(_buffer_key(), json.dumps(event, separators=(",", ":")))
 
 
+def _buffer(event: dict) -> bool:
+    """Buffer an open or click for the flush (True), or, when Redis refuses it, write it to the
+    database now (`_write_now`; False). Nothing more than the push when Redis answers."""
+    try:
+        _push(event)
+    except redis.RedisError as error:
+        _write_now(event, error)
+        return False
+    return True
+
+
 REDIS_DOWN_WARNING_SECONDS = 60  # one warning a minute per process while Redis is down
 _redis_down_warned_at = [float("-inf")]
 
@@ -219,20 +230,16 @@ def open_record(*, token: str, user_agent: str, ip: str = "") -> bool:
     content = tokens.token_read(token, salt=tokens.OPEN_SALT)
     if content is None or not content.message_id:
         return False
-    event = {
-        "k": "opened",
-        "o": content.organization_id,
-        "c": content.candidate_id,
-        "m": content.message_id,
-        "ua": _storable(user_agent, 300),
-        "ip": _storable(ip, 45),
-    }
-    try:
-        _push(event)
-    except redis.RedisError as error:
-        _write_now(event, error)
-        return True
-    return False
+    return not _buffer(
+        {
+            "k": "opened",
+            "o": content.organization_id,
+            "c": content.candidate_id,
+            "m": content.message_id,
+            "ua": _storable(user_agent, 300),
+            "ip": _storable(ip, 45),
+        }
+    )
 
 
 def safe_redirect_target(url: str) -> str | None:
@@ -293,19 +300,17 @@ def click_record(*, token: str, user_agent: str, ip: str = "") -> ClickOutcome |
             return None
     else:
         return None
-    event = {
-        "k": "clicked",
-        "o": content.organization_id,
-        "c": content.candidate_id,
-        "m": content.message_id,
-        "l": index,
-        "ua": _storable(user_agent, 300),
-        "ip": _storable(ip, 45),
-    }
-    try:
-        _push(event)
-    except redis.RedisError as error:
-        _write_now(event, error)
+    _buffer(
+        {
+            "k": "clicked",
+            "o": content.organization_id,
+            "c": content.candidate_id,
+            "m": content.message_id,
+            "l": index,
+            "ua": _storable(user_agent, 300),
+            "ip": _storable(ip, 45),
+        }
+    )
     return ClickOutcome(target=target, is_trap=target is None)
 
 

@@ -1,5 +1,7 @@
 """Factories and helpers of the campaigns tests (run under scopes_disabled)."""
 
+from contextlib import contextmanager
+
 import factory
 from django_scopes import scopes_disabled
 
@@ -98,3 +100,31 @@ def profile_email_preferences(html: str) -> dict[str, str]:
         " ".join(label.split()): " ".join(value.split())
         for label, value in re.findall(r"<dt[^>]*>(.*?)</dt>\s*<dd[^>]*>(.*?)</dd>", section, re.S)
     }
+
+
+def free_port() -> int:
+    """A local TCP port that nothing listens on (yet): for a server a test starts, or one it
+    wants to be down."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def smtp_relay(settings, handler, *, port: int | None = None):
+    """An SMTP relay (aiosmtpd, the outside world) running `handler` on a local port, with
+    Django's SMTP backend pointed at it while the block runs. Yields the handler."""
+    from aiosmtpd.controller import Controller
+
+    port = port or free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = False
+    try:
+        yield handler
+    finally:
+        controller.stop()

@@ -7,7 +7,6 @@ batches older than 30 s are enrolled, queued emails whose task never came are qu
 The outside world here is the broker: the Celery app is pointed at a port where nothing
 listens."""
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -17,16 +16,19 @@ from django_scopes import scopes_disabled
 
 from campaigns.models import Campaign, Enrollment, Message
 from campaigns.services.dispatch import dispatch_due
-from campaigns.tests.factories import EmailTemplateFactory, make_broadcast, make_candidates
+from campaigns.tests.factories import (
+    EmailTemplateFactory,
+    free_port,
+    make_broadcast,
+    make_candidates,
+)
 from crm.celery import app as celery_app
 
 
 @pytest.fixture
 def broker_down():
     """Celery's broker is a port where nothing listens, until the test ends."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     before = celery_app.conf.broker_url
     celery_app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
     _forget_broker_connections()

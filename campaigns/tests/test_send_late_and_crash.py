@@ -16,12 +16,10 @@ a second database connection that terminates the worker's (`pg_terminate_backend
 database restart or a network failure would. The dispatcher, the send path, PostgreSQL and
 Redis are real."""
 
-import socket
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from anymail.exceptions import AnymailRecipientsRefused
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
@@ -38,7 +36,7 @@ from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
 from campaigns.services.templates import email_send_test
-from campaigns.tests.factories import make_broadcast, make_candidates, send_all
+from campaigns.tests.factories import make_broadcast, make_candidates, send_all, smtp_relay
 from campaigns.tests.test_sequences import TUESDAY_10, launched, make_sequence, timeline
 from candidates.models import Activity
 
@@ -246,17 +244,8 @@ class BouncingRelay:
 
 @pytest.fixture
 def relay(settings):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = BouncingRelay()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = False
-    yield handler
-    controller.stop()
+    with smtp_relay(settings, BouncingRelay()) as handler:
+        yield handler
 
 
 def _emails_sent_on_timeline(candidate) -> int:

@@ -11,30 +11,23 @@ import socket
 import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 from django_scopes import scope
 
 from campaigns.conf import MAX_ATTEMPTS
 from campaigns.selectors import campaign_waiting
 from campaigns.services import sending
 from campaigns.tests import test_throttling
-from campaigns.tests.factories import send_all
+from campaigns.tests.factories import free_port, send_all, smtp_relay
 from campaigns.tests.test_throttling_smtp_ses import Relay
 
 clock = test_throttling.clock  # the frozen clock (a fixture), moved on by the tests
 _messages = test_throttling._messages
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_port(settings):
     """Django's SMTP backend pointed at a port where nothing listens (yet)."""
-    port = _free_port()
+    port = free_port()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     settings.EMAIL_USE_TLS = False
@@ -74,7 +67,7 @@ def test_smtp_relay_down_holds_the_chunk_without_counting_an_attempt(
 
 
 def test_smtp_relay_down_never_fails_an_email_and_it_goes_out_once_the_relay_is_back(
-    launched_broadcast, org, smtp_port, clock
+    launched_broadcast, org, smtp_port, clock, settings
 ):
     campaign, candidates = launched_broadcast
     waits = []
@@ -90,13 +83,8 @@ def test_smtp_relay_down_never_fails_an_email_and_it_goes_out_once_the_relay_is_
         f"{MAX_ATTEMPTS + 3} in a row"
     }
 
-    relay = Relay()
-    controller = Controller(relay, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    try:
+    with smtp_relay(settings, Relay(), port=smtp_port) as relay:
         report = send_all(org, campaign)
-    finally:
-        controller.stop()
 
     assert report.sent == 3
     assert [(m.status, m.attempts, m.last_error) for m in _messages(campaign)] == [
@@ -148,7 +136,7 @@ def esp_down(settings):
     """Our anymail Postmark backend pointed at an API address where nothing listens."""
     settings.ANYMAIL = {
         "POSTMARK_SERVER_TOKEN": "server-token",
-        "POSTMARK_API_URL": f"http://127.0.0.1:{_free_port()}/",
+        "POSTMARK_API_URL": f"http://127.0.0.1:{free_port()}/",
     }
     settings.EMAIL_BACKEND = "campaigns.backends.PostmarkBackend"
 
@@ -171,7 +159,7 @@ def test_an_esp_that_cannot_be_reached_holds_the_chunk_without_counting_an_attem
 def test_the_esp_back_sends_each_email_once(launched_broadcast, org, settings, clock, postmark):
     campaign, _ = launched_broadcast
     reachable = dict(settings.ANYMAIL)
-    settings.ANYMAIL = {**reachable, "POSTMARK_API_URL": f"http://127.0.0.1:{_free_port()}/"}
+    settings.ANYMAIL = {**reachable, "POSTMARK_API_URL": f"http://127.0.0.1:{free_port()}/"}
     send_all(org, campaign)
     clock.move(_messages(campaign)[0].next_attempt_at - clock.now)
 

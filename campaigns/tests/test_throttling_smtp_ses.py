@@ -6,12 +6,10 @@ throttling, greylisting and full-mailbox replies, and an anymail backend that fa
 Amazon SES backend does when boto3's call raises a ClientError; the clock is frozen and moved
 on by the tests (test_throttling's `clock`)."""
 
-import socket
 from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
-from aiosmtpd.controller import Controller
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
@@ -21,7 +19,7 @@ from campaigns.models import Message
 from campaigns.services import sending
 from campaigns.services.sending import retry_delay
 from campaigns.tests import test_throttling
-from campaigns.tests.factories import send_all
+from campaigns.tests.factories import send_all, smtp_relay
 
 clock = test_throttling.clock  # the frozen clock (a fixture), moved on by the tests
 _messages = test_throttling._messages
@@ -157,17 +155,8 @@ class Relay:
 
 @pytest.fixture
 def relay(settings):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Relay()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = False
-    yield handler
-    controller.stop()
+    with smtp_relay(settings, Relay()) as handler:
+        yield handler
 
 
 SMTP_THROTTLING = [

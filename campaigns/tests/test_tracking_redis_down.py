@@ -6,7 +6,6 @@ the redirect and the lost event is logged. Redis is down for real: tracking's Re
 through the tracking front's WSGI and ASGI adapters (what answers these paths in production)."""
 
 import logging
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -22,7 +21,7 @@ from campaigns.models import Message
 from campaigns.services import tracking
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.dispatch import dispatch_due
-from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests.factories import free_port, make_broadcast, make_candidates
 from campaigns.tests.test_tracking import Clock
 from campaigns.tests.test_tracking_front import call
 from campaigns.tests.tracking_links import click_paths, pixel_path, trap_path
@@ -48,17 +47,10 @@ DROP FUNCTION IF EXISTS rapport_test_refuse_events();
 """
 
 
-def _closed_port() -> int:
-    """A port of this machine where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def redis_down(settings):
     """Tracking's Redis is unreachable (the cache keeps its own server)."""
-    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
 
 
 @pytest.fixture
@@ -155,7 +147,7 @@ def test_written_in_the_request_are_the_rows_the_flush_writes(sent, client, sett
     flushed, direct = sent
     for message in (flushed, direct):
         if message is direct:
-            settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+            settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
         client.get(pixel_path(message), headers={"user-agent": HUMAN})
         client.get(click_paths(message)[0], headers={"user-agent": HUMAN})
         if message is flushed:

@@ -29,10 +29,8 @@ from campaigns.models import (
     Suppression,
 )
 from campaigns.services import webhooks
-from campaigns.services.campaigns import campaign_launch
-from campaigns.services.dispatch import dispatch_due
 from campaigns.services.sending import messages_send
-from campaigns.tests.factories import make_broadcast, make_candidates
+from campaigns.tests import test_webhooks
 from campaigns.tests.test_replies import REPLY
 from campaigns.tests.test_webhooks import (
     ESP_ID,
@@ -47,32 +45,14 @@ from campaigns.tests.test_webhooks import (
     _reported_before_the_answer,
 )
 
+# A campaign email sent an hour ago, known to the ESP as ESP_ID (a fixture).
+sent_message = test_webhooks.sent_message
 MB = 1024 * 1024
 
 
 @pytest.fixture(autouse=True)
 def _anymail(settings):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
-
-
-@pytest.fixture
-def sent_message(org, recruiter_user):
-    """As in test_webhooks.py: a campaign email sent an hour ago, known to the ESP as ESP_ID,
-    its enrollment still active (a sequence with more steps to come)."""
-    make_candidates(org, 1)
-    campaign = make_broadcast(org, user=recruiter_user)
-    with scope(organization=org):
-        campaign_launch(campaign=campaign, user=recruiter_user)
-        dispatch_due()
-        ids = list(Message.objects.values_list("pk", flat=True))
-        messages_send(organization=org, message_ids=ids)
-        Message.objects.filter(pk__in=ids).update(
-            esp_message_id=ESP_ID, sent_at=timezone.now() - timedelta(hours=1)
-        )
-        Enrollment.objects.update(
-            status=Enrollment.Status.ACTIVE, next_run_at=timezone.now() + timedelta(days=3)
-        )
-        return Message.objects.select_related("candidate", "enrollment").get(pk=ids[0])
 
 
 def _later(monkeypatch, delay: timedelta) -> None:
