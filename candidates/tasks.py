@@ -83,3 +83,12 @@ def import_drafts_expire() -> int:
     from candidates.services.imports import import_drafts_expire as expire
 
     return expire()
+
+
+@app.task(name="candidates.jobs_requeue_waiting", ignore_result=True)
+def jobs_requeue_waiting() -> int:
+    """Every two minutes: queue again the imports, bulk actions and exports whose task never
+    came (the broker was down when they were started, or lost it)."""
+    from candidates.services.bulk import jobs_requeue_waiting as requeue
+
+    return requeue()

@@ -369,6 +369,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "candidates.duplicates_scan_all",
         "schedule": crontab(minute=23, hour=2),
     },
+    # --- candidates: imports, bulk actions and exports whose task never came (broker down) ---
+    "candidates-jobs-requeue-waiting": {
+        "task": "candidates.jobs_requeue_waiting",
+        "schedule": 120.0,
+    },
     # --- candidates: abandoned import drafts (and their uploaded files) go after a week ---
     "candidates-import-drafts-expire": {
         "task": "candidates.import_drafts_expire",

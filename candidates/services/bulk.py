@@ -21,13 +21,13 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import F, Func, JSONField, Max, QuerySet, Value
 from django.http import QueryDict
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -364,11 +364,15 @@ def _job_create(*, organization, actor, kind, total, params, label) -> Job:
         status=Job.Status.QUEUED,
         created_by=actor,
         total=total,
-        params=params,
+        params={**params, "queued_at": timezone.now().isoformat()},
         input_name=label,
         result={},
     )
-    transaction.on_commit(lambda: bulk_action.delay(organization_id=organization.pk, job_id=job.pk))
+    # Only a head start: with the broker down the error is logged, and beat's backstop
+    # (jobs_requeue_waiting) queues the task again.
+    transaction.on_commit(
+        lambda: bulk_action.delay(organization_id=organization.pk, job_id=job.pk), robust=True
+    )
     return job
 
 
@@ -405,12 +409,18 @@ def bulk_job_is_stalled(*, job: Job) -> bool:
     redelivered task that stood aside and then the first worker died)."""
     if job.status != Job.Status.RUNNING or job.kind not in RESUMABLE_KINDS:
         return False
+    return not run_lock_held(_run_lock_key(job.pk))
+
+
+def run_lock_held(key: list[int]) -> bool:
+    """Whether some session (a worker's run) holds the advisory run lock `key`, a pair of
+    ints as the runs of bulk jobs, exports and imports take it."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND classid = %s::int::oid AND objid = %s::int::oid AND objsubid = 2)",
-            _run_lock_key(job.pk),
+            key,
         )
         return cursor.fetchone()[0]
 
@@ -430,13 +440,98 @@ def bulk_job_resume(*, job: Job) -> bool:
 
     if not bulk_job_can_resume(job=job):
         return False
-    queued = Job.objects.filter(pk=job.pk, status=job.status).update(status=Job.Status.QUEUED)
+    queued = Job.objects.filter(pk=job.pk, status=job.status).update(
+        status=Job.Status.QUEUED, params=job_params_queued_at(timezone.now())
+    )
     if queued:
         organization_id, job_id = job.organization_id, job.pk
         transaction.on_commit(
-            lambda: bulk_action.delay(organization_id=organization_id, job_id=job_id)
+            lambda: bulk_action.delay(organization_id=organization_id, job_id=job_id),
+            robust=True,  # beat's backstop queues it again (jobs_requeue_waiting)
         )
     return bool(queued)
+
+
+# --- the backstop for a job whose task never came ---------------------------------------------
+
+# A job still queued this long after it was queued, whose run lock nobody holds, has its task
+# queued again by beat (`candidates.jobs_requeue_waiting`, every two minutes).
+JOB_REQUEUE_AFTER = timedelta(minutes=5)
+
+
+def job_params_queued_at(now: datetime) -> Func:
+    """A job's params with "queued_at" set to `now`, as an UPDATE expression: when its task
+    was last queued, from which the backstop measures how long it has waited."""
+    return Func(
+        F("params"),
+        Value({"queued_at": now.isoformat()}, output_field=JSONField()),
+        template="(%(expressions)s)",
+        arg_joiner=" || ",
+        output_field=JSONField(),
+    )
+
+
+def job_queued_since(job: Job) -> datetime:
+    """When the job's task was last queued (a job queued before this was recorded: when the
+    job was created)."""
+    stamp = (job.params or {}).get("queued_at")
+    return datetime.fromisoformat(stamp) if stamp else job.created_at
+
+
+# The kinds of job the backstop queues again (a duplicate scan's run takes no run lock).
+REQUEUED_KINDS = (Job.Kind.IMPORT, Job.Kind.BULK, Job.Kind.EXPORT)
+
+
+def job_waits_too_long(*, job: Job, now: datetime | None = None) -> bool:
+    """Whether a queued job of REQUEUED_KINDS has waited longer than JOB_REQUEUE_AFTER for a
+    worker (the backstop queues its task again)."""
+    if job.status != Job.Status.QUEUED or job.kind not in REQUEUED_KINDS:
+        return False
+    return (now or timezone.now()) - job_queued_since(job) > JOB_REQUEUE_AFTER
+
+
+def jobs_requeue_waiting(*, now: datetime | None = None) -> int:
+    """Beat's backstop: queue again the task of every import, bulk action and export that has
+    been queued for longer than JOB_REQUEUE_AFTER while no run holds its lock. Its task never
+    came (the broker was down when it was started, or lost the task) or waits behind a long
+    queue; either way a second task is harmless: a run takes the job's advisory run lock and a
+    second run stands aside while the first works, and a finished job is left as it is. Each
+    job re-queued is stamped again, so one waiting in a long queue gains a task at most once
+    per JOB_REQUEUE_AFTER. The task enters the job's organisation (OrganizationTask). Returns
+    how many were queued again."""
+    from candidates.services.imports import import_run_lock_key
+    from candidates.tasks import bulk_action, import_run_task
+
+    now = now or timezone.now()
+    runs = {
+        Job.Kind.IMPORT: (import_run_task, import_run_lock_key),
+        Job.Kind.BULK: (bulk_action, _run_lock_key),
+        Job.Kind.EXPORT: (bulk_action, _run_lock_key),
+    }
+    with scopes_disabled():
+        queued = Job.objects.filter(status=Job.Status.QUEUED, kind__in=list(runs)).only(
+            "pk", "organization_id", "kind", "status", "params", "created_at"
+        )
+        waiting = [job for job in queued if job_waits_too_long(job=job, now=now)]
+    requeued = 0
+    for job in waiting:
+        task, lock_key = runs[job.kind]
+        if run_lock_held(lock_key(job.pk)):
+            continue  # a run has just taken it up
+        with transaction.atomic():
+            with scopes_disabled():
+                stamped = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+                    params=job_params_queued_at(now)
+                )
+            if stamped:
+                transaction.on_commit(
+                    lambda task=task, organization_id=job.organization_id, job_id=job.pk: (
+                        task.delay(organization_id=organization_id, job_id=job_id)
+                    ),
+                    robust=True,
+                )
+        requeued += stamped
+    return requeued
 
 
 # The first key of the session lock that keeps two runs of one bulk job apart (imports have

@@ -61,6 +61,7 @@ from candidates.importing import reading
 from candidates.importing.fields import CUSTOM_PREFIX, IGNORE, guess_mapping, target_label
 from candidates.importing.rows import Options, RowConverter
 from candidates.models import Candidate, ImportRowError, Job
+from candidates.services.bulk import job_params_queued_at
 from candidates.services.custom_fields import custom_fields_active
 from candidates.services.export import export_write_csv
 from candidates.services.profiles import organization_phone_region
@@ -334,14 +335,17 @@ def import_start(*, job: Job) -> Job:
     # Conditional: a draft discarded meanwhile (another tab) or a job another request has
     # already queued is left as it is, and nothing more is queued.
     queued = Job.objects.filter(pk=job.pk, status__in=[Job.Status.DRAFT, Job.Status.FAILED]).update(
-        status=Job.Status.QUEUED
+        status=Job.Status.QUEUED, params=job_params_queued_at(timezone.now())
     )
     if not queued:
         return job
     job.status = Job.Status.QUEUED
     organization_id, job_id = job.organization_id, job.pk
+    # Only a head start: with the broker down the error is logged, and beat's backstop
+    # (bulk.jobs_requeue_waiting) queues the task again.
     transaction.on_commit(
-        lambda: import_run_task.delay(organization_id=organization_id, job_id=job_id)
+        lambda: import_run_task.delay(organization_id=organization_id, job_id=job_id),
+        robust=True,
     )
     return job
 
@@ -910,12 +914,16 @@ def _write_concurrently(*, job: Job, batches: Iterator[Batch], counts: dict, wri
 _RUN_LOCK_NAMESPACE = 0x1A40
 
 
+def import_run_lock_key(job_id: int) -> list[int]:
+    return [_RUN_LOCK_NAMESPACE, job_id & 0x7FFFFFFF]
+
+
 @contextlib.contextmanager
 def _run_lock(job: Job) -> Iterator[bool]:
-    """Whether this is the only run of the job (a redelivered task can start a second one
-    while the first is still writing); held on this thread's connection until the run ends,
-    and released by the database if the worker dies."""
-    key = [_RUN_LOCK_NAMESPACE, job.pk & 0x7FFFFFFF]
+    """Whether this is the only run of the job (a redelivered task, or one queued again by
+    beat's backstop, can start a second one while the first is still writing); held on this
+    thread's connection until the run ends, and released by the database if the worker dies."""
+    key = import_run_lock_key(job.pk)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
         locked = cursor.fetchone()[0]

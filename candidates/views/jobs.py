@@ -49,6 +49,8 @@ def job_detail(request, org_slug, job_id):
         # "Running" with no worker holding the job: it stopped without a report.
         "stalled": resumable and job.status == Job.Status.RUNNING,
         "can_resume": resumable and _may_start(request, job),
+        # Queued, and no worker has taken it up for a while: beat queues it again meanwhile.
+        "waiting_long": bulk.job_waits_too_long(job=job),
     }
     if job.kind == Job.Kind.IMPORT:
         context["import_outcome"] = _import_outcome(job)
