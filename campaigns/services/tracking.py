@@ -150,9 +150,17 @@ def _lock_key() -> str:
     return _buffer_key() + ":lock"
 
 
+# A Redis that hangs (a host gone, a server stuck) rather than refusing must not hold a pixel or
+# a click for the operating system's TCP timeouts: each command gives up after this, and the
+# event is written to the database instead (`_write_now`). No command here blocks on purpose.
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
 @lru_cache(maxsize=4)
 def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+    )
 
 
 def _redis() -> redis.Redis:

@@ -6,6 +6,8 @@ the redirect and the lost event is logged. Redis is down for real: tracking's Re
 through the tracking front's WSGI and ASGI adapters (what answers these paths in production)."""
 
 import logging
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -267,3 +269,30 @@ def test_front_pixel_checks_its_connection_as_a_click_does(sent, redis_down):
     assert dropped == [(True,)]
     assert (first.status_code, second.status_code) == (200, 200)
     assert _events() == [("opened", sent[0].pk, False, ""), ("opened", sent[1].pk, False, "")]
+
+
+@pytest.fixture
+def redis_hangs(settings, monkeypatch):
+    """Tracking's Redis accepts connections and never answers (a hung server or host), with
+    tracking's give-up times shortened so that the test is quick."""
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))  # never accepted, never answered
+    monkeypatch.setattr(tracking, "REDIS_TIMEOUT_SECONDS", 0.5)
+    tracking._client_for.cache_clear()
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    yield
+    listener.close()
+    tracking._client_for.cache_clear()
+
+
+def test_pixel_and_click_do_not_wait_for_a_redis_that_hangs(sent, client, redis_hangs):
+    started = time.monotonic()
+    pixel = client.get(pixel_path(sent[0]), headers={"user-agent": HUMAN})
+    click = client.get(click_paths(sent[1])[0], headers={"user-agent": HUMAN})
+
+    assert (pixel.status_code, click.status_code, click["Location"]) == (200, 302, JOB)
+    assert time.monotonic() - started < 10
+    assert sorted(_events()) == [
+        ("clicked", sent[1].pk, False, ""),
+        ("opened", sent[0].pk, False, ""),
+    ]
