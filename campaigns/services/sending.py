@@ -77,7 +77,12 @@ from campaigns.services import guards, mime, smtp
 from campaigns.services.campaigns import campaigns_finish
 from campaigns.services.ratelimit import rate_limit_take
 from campaigns.services.replies import reply_address_for
-from campaigns.services.sequences import MESSAGE_WINDOW_FIELDS, enrollments_stop, step_run_at
+from campaigns.services.sequences import (
+    MESSAGE_WINDOW_FIELDS,
+    enrollments_stop,
+    step_run_at,
+    windows_shut,
+)
 from candidates.models import Activity, Candidate
 from candidates.services.activities import activities_record_bulk, candidates_mark_contacted
 from crm.db import server_binding_cursor
@@ -537,7 +542,7 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
     opt_outs_read = time.monotonic()
     # A sequence's email whose task ran after its sending window shut (the worker was down, a
     # big send was queued ahead of it) waits for the window's next opening.
-    shut = _windows_shut(messages, now)
+    shut = windows_shut(messages, now=now)  # from the loaded chunk: no query
 
     # Guard rails that need more than one message (consent, frequency cap, sender cap).
     guarded = [m for m in messages if not m.is_test and not _campaign_paused(m)]
@@ -593,9 +598,9 @@ def messages_send(*, organization, message_ids: list[int], connection=None) -> S
                     # merged away, the campaign paused or cancelled, the enrollment stopped.
                     preferences, suppressed = _reread(organization, messages[index:])
                     # And a chunk that runs past its window's end holds the rest (no query:
-                    # see `_windows_shut`). Added to, never taken from: an email held at the
-                    # start took no allowance from the caps, so it must not go now.
-                    shut.update(_windows_shut(messages[index:], timezone.now()))
+                    # `sequences.windows_shut`). Added to, never taken from: an email held at
+                    # the start took no allowance from the caps, so it must not go now.
+                    shut.update(windows_shut(messages[index:], now=timezone.now()))
                     opt_outs_read = time.monotonic()
                 if _campaign_paused(message):
                     paused.append(message.pk)
@@ -693,30 +698,6 @@ def _back_in_queue(message_ids: list[int]) -> int:
     return Message.objects.filter(_status_is(Message.Status.SENDING), pk__in=message_ids).update(
         status=Message.Status.QUEUED, claimed_at=None, enqueued_at=None
     )
-
-
-def _windows_shut(messages: list[Message], now: datetime) -> dict[int, datetime]:
-    """The sequence emails among `messages` whose sending window is shut at `now`: {message pk:
-    the window's next opening}, in the organisation's time zone or the candidate's (as
-    `sequences.messages_window_closed`, which the dispatcher's sweep uses). Read from the
-    loaded chunk — `_SEND_FIELDS` has what the window needs — so it costs no query, and worked
-    out once per campaign and candidate time zone (~2 ms for a chunk of 500). A recruiter's
-    test email goes whenever it is asked for; broadcasts have no window."""
-    openings: dict[tuple[int, str], datetime] = {}
-    shut = {}
-    for message in messages:
-        if message.is_test or message.campaign_id is None:
-            continue
-        if message.campaign.kind != Campaign.Kind.SEQUENCE:
-            continue
-        candidate = message.candidate
-        key = (message.campaign_id, candidate.time_zone if candidate is not None else "")
-        opening = openings.get(key)
-        if opening is None:
-            opening = openings[key] = _within_window(message, now)
-        if opening > now:
-            shut[message.pk] = opening
-    return shut
 
 
 def _within_window(message: Message, moment: datetime) -> datetime:

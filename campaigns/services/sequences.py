@@ -143,17 +143,35 @@ def messages_window_closed(messages, *, now: datetime) -> dict[int, datetime]:
     at `now`: {message pk: the window's next opening}. For emails that go out later than
     planned — their worker was lost, their send task never ran — which must not reach the
     candidate at night or at the weekend because of it."""
-    closed: dict[int, datetime] = {}
-    for message in (
-        # A recruiter's test send is not a step: it goes whenever it is asked for.
+    return windows_shut(
         messages.filter(campaign__kind=Campaign.Kind.SEQUENCE, is_test=False)
         .select_related("campaign__organization", "candidate")
-        .only(*MESSAGE_WINDOW_FIELDS)
-    ):
-        opening = step_run_at(campaign=message.campaign, candidate=message.candidate, due=now)
+        .only(*MESSAGE_WINDOW_FIELDS),
+        now=now,
+    )
+
+
+def windows_shut(messages, *, now: datetime) -> dict[int, datetime]:
+    """`messages_window_closed` for loaded Messages (with `MESSAGE_WINDOW_FIELDS`): no query,
+    the window worked out once per campaign and candidate time zone. A recruiter's test send
+    is not a step: it goes whenever it is asked for; broadcasts have no window."""
+    openings: dict[tuple[int, str], datetime] = {}
+    shut: dict[int, datetime] = {}
+    for message in messages:
+        if message.is_test or message.campaign_id is None:
+            continue
+        if message.campaign.kind != Campaign.Kind.SEQUENCE:
+            continue
+        candidate = message.candidate
+        key = (message.campaign_id, candidate.time_zone if candidate is not None else "")
+        opening = openings.get(key)
+        if opening is None:
+            opening = openings[key] = step_run_at(
+                campaign=message.campaign, candidate=candidate, due=now
+            )
         if opening > now:
-            closed[message.pk] = opening
-    return closed
+            shut[message.pk] = opening
+    return shut
 
 
 def _counts_calendar_days(campaign: Campaign, delay: timedelta) -> bool:
